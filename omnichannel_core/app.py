@@ -1,0 +1,94 @@
+"""The application factory: ``create_app(config, plugins)``, and ``get_app()`` for gunicorn."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.asgi
+import structlog
+
+from omnichannel_core.auth import load_api_keys
+from omnichannel_core.config import Config
+from omnichannel_core.dispatch import ChannelDispatcher
+from omnichannel_core.inbox import Inbox
+from omnichannel_core.logs import configure_logging
+from omnichannel_core.plugins import LoadedPlugins, load_plugins
+from omnichannel_core.store import Store, open_store
+from omnichannel_core.web.channel_routes import UnknownChannel, mount_channel
+from omnichannel_core.web.errors import install_error_handlers
+from omnichannel_core.web.inbox_routes import mount_inbox
+from omnichannel_core.web.middleware import Authentication, RequestContext
+from omnichannel_core.web.openapi import OpenApiDocument
+from omnichannel_core.web.system_routes import Health, Plugins, Root
+
+log = structlog.get_logger("omnichannel.app")
+
+
+class StoreLifespan:
+    """Opens the store when the server starts and closes it when it stops."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def process_startup(self, scope: dict, event: dict) -> None:
+        await self.store.open()
+
+    async def process_shutdown(self, scope: dict, event: dict) -> None:
+        await self.store.close()
+
+
+def log_plugin_failures(plugins: LoadedPlugins) -> None:
+    for failure in plugins.failures:
+        log.error(
+            "plugin_load_failed",
+            plugin=failure.name,
+            distribution=failure.distribution,
+            entry_point=failure.source,
+            error=failure.error,
+        )
+    for name in plugins.disabled:
+        log.info("plugin_disabled", plugin=name)
+
+
+def create_app(
+    config: Config, plugins: LoadedPlugins | None = None, store: Store | None = None
+) -> falcon.asgi.App:
+    """Build the ASGI app.
+
+    :param config: the settings.
+    :param plugins: the loaded plugins; discovered from entry points and the plugins folder
+        when not given.
+    :param store: the store; opened from ``config.store_url`` when not given.
+    """
+    if plugins is None:
+        plugins = load_plugins(config.plugins_dir, config.disabled_plugins)
+        log_plugin_failures(plugins)
+    store = store or open_store(config.store_url)
+    inbox = Inbox(store, ChannelDispatcher(plugins), config)
+
+    app = falcon.asgi.App(
+        middleware=[
+            StoreLifespan(store),
+            RequestContext(),
+            Authentication(load_api_keys(config)),
+        ]
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    install_error_handlers(app)
+
+    app.add_route("/", Root(inbox))
+    app.add_route("/health", Health(inbox, plugins))
+    app.add_route("/api/plugins", Plugins(plugins))
+    app.add_route("/api/openapi.json", OpenApiDocument())
+    mount_inbox(app, inbox, config)
+    for channel in inbox.dispatcher.channels:
+        mount_channel(app, channel, inbox, config)
+    app.add_route("/api/channels/{name}/{rest:path}", UnknownChannel())
+    app.add_route("/api/channels/{name}", UnknownChannel())
+    return app
+
+
+def get_app() -> falcon.asgi.App:
+    """The app as configured by the environment; gunicorn calls this in each worker."""
+    config = Config.from_environ()
+    configure_logging(config)
+    return create_app(config)

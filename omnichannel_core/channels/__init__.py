@@ -1,0 +1,1 @@
+"""Channels that ship with the core."""

@@ -1,0 +1,117 @@
+"""Configuration from environment variables and an optional ``.env`` file.
+
+Every variable the core reads is declared here, once. A malformed value raises
+:class:`ConfigError` naming the variable; start-up prints that one line and stops.
+Channels read their own variables from ``Config.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+from dotenv import dotenv_values
+
+from omnichannel_core.errors import ConfigError
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def _parse_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, got {raw!r}")
+    return value
+
+
+def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}", variable=name) from None
+
+
+@attrs.frozen
+class Config:
+    """The server's settings. Build it with :meth:`from_environ`."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    workers: int = 2
+    data_dir: Path = Path("omnichannel-data")
+    store_url: str = "sqlite:///omnichannel-data/omnichannel.db"
+    api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    log_level: str = "info"
+    log_format: str = "auto"
+    plugins_dir: Path = Path("plugins")
+    disabled_plugins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+    public_url: str | None = None
+    environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+    ) -> Config:
+        """Read the configuration; values in ``environ`` win over the ``.env`` file."""
+        merged: dict[str, str] = {}
+        if dotenv is not None and dotenv.is_file():
+            merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        merged.update(os.environ if environ is None else environ)
+
+        data_dir = Path(_read(merged, "OMNICHANNEL_DATA_DIR", str, "omnichannel-data"))
+        return cls(
+            host=_read(merged, "OMNICHANNEL_HOST", str, "127.0.0.1"),
+            port=_read(merged, "PORT", _parse_int(1, 65535), 3000),
+            workers=_read(merged, "OMNICHANNEL_WORKERS", _parse_int(1, 64), 2),
+            data_dir=data_dir,
+            store_url=_read(
+                merged, "OMNICHANNEL_STORE", str, f"sqlite:///{data_dir / 'omnichannel.db'}"
+            ),
+            api_keys=_read(merged, "OMNICHANNEL_API_KEY", _parse_list, ()),
+            log_level=_read(merged, "OMNICHANNEL_LOG_LEVEL", _parse_choice(LOG_LEVELS), "info"),
+            log_format=_read(merged, "OMNICHANNEL_LOG_FORMAT", _parse_choice(LOG_FORMATS), "auto"),
+            plugins_dir=Path(_read(merged, "OMNICHANNEL_PLUGINS_DIR", str, "plugins")),
+            disabled_plugins=_read(merged, "OMNICHANNEL_DISABLE_PLUGINS", _parse_list, ()),
+            max_body_bytes=_read(
+                merged, "OMNICHANNEL_MAX_BODY_BYTES", _parse_int(1024, 100 * 1024**2), 1_048_576
+            ),
+            public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
+            environ=merged,
+        )

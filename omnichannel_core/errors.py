@@ -1,0 +1,75 @@
+"""Domain errors. They know nothing of HTTP; `web.errors` maps them to responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OmnichannelError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(OmnichannelError):
+    """A configuration value is missing or malformed; start-up stops."""
+
+
+class PluginLoadError(OmnichannelError):
+    """A plugin could not be imported or registered."""
+
+
+class InvalidInput(OmnichannelError):
+    """A request carried data the core cannot accept."""
+
+
+class NotFound(OmnichannelError):
+    """The named object does not exist."""
+
+
+class Conflict(OmnichannelError):
+    """The request contradicts what is already stored (e.g. an idempotency key reused)."""
+
+
+class Unauthenticated(OmnichannelError):
+    """No credentials, or credentials that are not valid."""
+
+
+class WebhookRejected(OmnichannelError):
+    """A channel refused an inbound request: bad signature, bad token.
+
+    Raised by `receive` and `status` implementations; answered with 403.
+    """
+
+
+class HookNotImplemented(OmnichannelError):
+    """The channel has no implementation of the hook behind the requested surface."""
+
+    def __init__(self, channel: str, hook: str) -> None:
+        super().__init__(
+            f"channel {channel!r} does not implement {hook!r}", channel=channel, hook=hook
+        )
+        self.channel = channel
+        self.hook = hook
+
+
+class ChannelUnavailable(OmnichannelError):
+    """The channel cannot act now, e.g. it is not configured; answered with 503."""
+
+
+class SendFailed(OmnichannelError):
+    """The provider refused or could not take an outbound message.
+
+    :param code: the provider's error code, when it gave one.
+    :param retryable: True when the same request may succeed later (rate limit, outage).
+    """
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retryable: bool = False, **details: Any
+    ) -> None:
+        super().__init__(message, code=code, **details)
+        self.code = code
+        self.retryable = retryable

@@ -1,0 +1,135 @@
+"""What crosses the plugin boundary: the values hooks receive and return.
+
+Channels build these; the core validates, stores and serves them. Every class is frozen
+so a plugin cannot change what another plugin (or the core) sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from omnichannel_core.models import DeliveryStatus, Media
+
+
+@attrs.frozen
+class WebhookRequest:
+    """An HTTP request a provider sent to a channel, framework-free.
+
+    :param url: the URL as the server saw it (scheme, host, path and query).
+    :param headers: header names in lower case.
+    :param query: query parameters; a repeated parameter keeps its last value.
+    :param body: the raw body, exactly as received (signatures are computed over it).
+    """
+
+    method: str
+    url: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    remote_addr: str | None = None
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+@attrs.frozen
+class WebhookResponse:
+    """What the provider gets back; defaults to an empty 200."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+@attrs.frozen
+class InboundMessage:
+    """A customer's message as a channel understood it.
+
+    :param provider_message_id: the provider's id; the store keeps one message per
+        (channel, provider_message_id), so retried webhooks store once.
+    :param sender: the customer's address on this channel (phone, email, page-scoped id).
+    :param sender_name: the name the provider gave, if any.
+    """
+
+    provider_message_id: str
+    sender: str
+    text: str | None = None
+    media: tuple[Media, ...] = ()
+    sender_name: str | None = None
+    sent_at: datetime | None = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class StatusUpdate:
+    """A provider's word on an outbound message's delivery."""
+
+    provider_message_id: str
+    status: DeliveryStatus
+    error_code: str | None = None
+    error_message: str | None = None
+    at: datetime | None = None
+
+
+@attrs.frozen
+class WebhookResult:
+    """What `receive` and `status` return: messages and status updates to apply, and the
+    response the provider expects."""
+
+    messages: tuple[InboundMessage, ...] = ()
+    statuses: tuple[StatusUpdate, ...] = ()
+    response: WebhookResponse = attrs.field(factory=WebhookResponse)
+
+
+@attrs.frozen
+class OutboundMessage:
+    """A stored, queued message the channel is asked to deliver.
+
+    :param id: the core's message id; use it as the provider's idempotency key if it has one.
+    :param to: the customer's address on this channel.
+    """
+
+    id: str
+    conversation_id: str
+    to: str
+    text: str | None = None
+    media: tuple[Media, ...] = ()
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class SendResult:
+    """The provider took the message: its id for later status callbacks, and its status."""
+
+    provider_message_id: str
+    status: DeliveryStatus = DeliveryStatus.SENT
+
+
+@attrs.frozen
+class ChannelHealth:
+    """A channel's own report: ready to send and receive, and why not."""
+
+    ok: bool
+    detail: str = ""
+    checks: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ChannelRoute:
+    """An extra route a channel serves under ``/api/channels/{name}/``.
+
+    :param path: relative to the channel's prefix, e.g. ``"webhook"`` or ``"send/sms"``;
+        may hold Falcon field templates such as ``"message/{id}/status"``.
+    :param resource: a Falcon ASGI resource (``on_get``, ``on_post``, ``on_websocket``...).
+    :param public: True when providers call it without an API key; the channel must then
+        authenticate the request itself.
+    """
+
+    path: str
+    resource: object
+    public: bool = False

@@ -1,0 +1,236 @@
+"""The inbox service: what happens between a channel, the store and the API.
+
+Inbound: a channel's ``receive`` result is stored (deduped, contact and conversation
+upserted) before the provider is answered. Outbound: a message is stored queued first, then
+the channel's ``send`` runs, then the provider's id and status are recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import structlog
+
+from omnichannel_core.config import Config
+from omnichannel_core.dispatch import ChannelDispatcher
+from omnichannel_core.errors import (
+    ChannelUnavailable,
+    Conflict,
+    HookNotImplemented,
+    OmnichannelError,
+    SendFailed,
+)
+from omnichannel_core.hooktypes import (
+    ChannelHealth,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookResult,
+)
+from omnichannel_core.models import Conversation, DeliveryStatus, Media, Message
+from omnichannel_core.store import Ingested, Store
+
+log = structlog.get_logger("omnichannel.inbox")
+
+
+class ChannelFailed(OmnichannelError):
+    """A channel's hook raised something it should not have, or returned the wrong type."""
+
+
+class DeliveryFailed(OmnichannelError):
+    """An outbound message was stored but the channel could not deliver it.
+
+    ``message`` is the stored message, now ``failed``; ``cause`` is what the channel raised.
+    """
+
+    def __init__(self, stored: Message, cause: OmnichannelError) -> None:
+        super().__init__(cause.message, **cause.details)
+        self.stored = stored
+        self.cause = cause
+
+
+@attrs.frozen
+class OutboundRequest:
+    """What an agent or program asks to send."""
+
+    text: str | None = None
+    media: tuple[Media, ...] = ()
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+class Inbox:
+    def __init__(self, store: Store, dispatcher: ChannelDispatcher, config: Config) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.config = config
+
+    # inbound -------------------------------------------------------------------------
+
+    async def _channel_result(
+        self, channel: str, hook: str, request: WebhookRequest
+    ) -> WebhookResult:
+        result = await self.dispatcher.call(channel, hook, request=request, config=self.config)
+        if not isinstance(result, WebhookResult):
+            raise ChannelFailed(
+                f"channel {channel!r} {hook} returned {type(result).__name__}, not WebhookResult",
+                channel=channel,
+            )
+        return result
+
+    async def receive_webhook(self, channel: str, request: WebhookRequest) -> WebhookResponse:
+        result = await self._channel_result(channel, "receive", request)
+        for inbound in result.messages:
+            ingested = await self.store.ingest_inbound(channel, inbound)
+            self._log_ingested(channel, ingested)
+        await self.apply_statuses(channel, result.statuses)
+        return result.response
+
+    async def receive_status(self, channel: str, request: WebhookRequest) -> WebhookResponse:
+        result = await self._channel_result(channel, "status", request)
+        await self.apply_statuses(channel, result.statuses)
+        for inbound in result.messages:
+            self._log_ingested(channel, await self.store.ingest_inbound(channel, inbound))
+        return result.response
+
+    @staticmethod
+    def _log_ingested(channel: str, ingested: Ingested) -> None:
+        log.info(
+            "message_received" if ingested.created else "message_duplicate_ignored",
+            channel=channel,
+            message_id=ingested.message.id,
+            conversation_id=ingested.conversation.id,
+        )
+
+    async def apply_statuses(self, channel: str, statuses: tuple[StatusUpdate, ...]) -> None:
+        for update in statuses:
+            applied = await self.store.apply_status(channel, update)
+            if applied.message is None:
+                log.warning(
+                    "status_for_unknown_message",
+                    channel=channel,
+                    provider_message_id=update.provider_message_id,
+                    status=update.status,
+                )
+            elif applied.changed:
+                log.info(
+                    "message_status_changed",
+                    channel=channel,
+                    message_id=applied.message.id,
+                    status=applied.message.status,
+                )
+
+    # outbound ------------------------------------------------------------------------
+
+    async def reply(
+        self, conversation_id: str, request: OutboundRequest, idempotency_key: str | None
+    ) -> tuple[Message, bool]:
+        """Send ``request`` in a conversation; returns the message and whether it is new."""
+        conversation = await self.store.get_conversation(conversation_id)
+        return await self._send(conversation, request, idempotency_key)
+
+    async def send_to(
+        self,
+        channel: str,
+        to: str,
+        request: OutboundRequest,
+        idempotency_key: str | None,
+        display_name: str | None = None,
+    ) -> tuple[Message, bool]:
+        """Send to an address on a channel, opening the contact and conversation if new."""
+        self._require_send(channel)  # before anything is written
+        _, conversation = await self.store.resolve_recipient(channel, to, display_name)
+        return await self._send(conversation, request, idempotency_key)
+
+    def _require_send(self, channel: str) -> None:
+        if not self.dispatcher.implements(channel, "send"):
+            raise HookNotImplemented(channel, "send")
+
+    async def _send(
+        self, conversation: Conversation, request: OutboundRequest, idempotency_key: str | None
+    ) -> tuple[Message, bool]:
+        self._require_send(conversation.channel)
+        message, created = await self.store.create_outbound(
+            conversation.id, request.text, request.media, request.metadata, idempotency_key
+        )
+        if not created:
+            same = (
+                message.conversation_id == conversation.id
+                and message.text == request.text
+                and message.media == request.media
+            )
+            if not same:
+                raise Conflict(
+                    "Idempotency-Key was already used for a different message",
+                    message_id=message.id,
+                )
+            return message, False
+        return await self._deliver(message, conversation), True
+
+    async def _deliver(self, message: Message, conversation: Conversation) -> Message:
+        outbound = OutboundMessage(
+            id=message.id,
+            conversation_id=conversation.id,
+            to=conversation.address,
+            text=message.text,
+            media=message.media,
+            metadata=message.metadata,
+        )
+        channel = conversation.channel
+        try:
+            result = await self.dispatcher.call(
+                channel, "send", message=outbound, config=self.config
+            )
+            if not isinstance(result, SendResult):
+                raise ChannelFailed(
+                    f"channel {channel!r} send returned {type(result).__name__}, not SendResult",
+                    channel=channel,
+                )
+        except (SendFailed, ChannelUnavailable, ChannelFailed) as error:
+            await self._fail(message, error)
+        except Exception as error:  # a plugin bug must not lose the stored message's state
+            log.exception("channel_send_crashed", channel=channel, message_id=message.id)
+            await self._fail(
+                message,
+                ChannelFailed(
+                    f"channel {channel!r} failed: {type(error).__name__}", channel=channel
+                ),
+            )
+        applied = await self.store.advance_message(
+            message.id, result.status, provider_message_id=result.provider_message_id
+        )
+        assert applied.message is not None
+        log.info(
+            "message_sent", channel=channel, message_id=message.id, status=applied.message.status
+        )
+        return applied.message
+
+    async def _fail(self, message: Message, error: OmnichannelError) -> None:
+        code = getattr(error, "code", None)
+        applied = await self.store.advance_message(
+            message.id, DeliveryStatus.FAILED, error_code=code, error_message=error.message
+        )
+        assert applied.message is not None
+        log.warning(
+            "message_send_failed",
+            channel=message.channel,
+            message_id=message.id,
+            error_code=code,
+        )
+        raise DeliveryFailed(applied.message, error)
+
+    # health --------------------------------------------------------------------------
+
+    async def channel_health(self, channel: str) -> ChannelHealth:
+        if not self.dispatcher.implements(channel, "health"):
+            return ChannelHealth(ok=True, detail="channel reports no health")
+        try:
+            result = await self.dispatcher.call(channel, "health", config=self.config)
+        except Exception as error:
+            log.exception("channel_health_crashed", channel=channel)
+            return ChannelHealth(ok=False, detail=f"health check failed: {type(error).__name__}")
+        if not isinstance(result, ChannelHealth):
+            return ChannelHealth(ok=False, detail="health returned the wrong type")
+        return result

@@ -1,0 +1,150 @@
+"""The inbox's records: contacts, conversations, messages and delivery status.
+
+Models are plain attrs classes; they are turned into JSON only at the edges, through the
+one converter in `omnichannel_core.serialization`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where a message is on its way to the customer.
+
+    Outbound messages move forward only: queued < sending < sent < delivered < read.
+    ``failed`` and ``undelivered`` are terminal. Inbound messages are ``received``.
+    """
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    RECEIVED = "received"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def rank(self) -> int:
+        """Position in the forward-only order; terminal states rank above all others."""
+        return STATUS_RANK[self]
+
+    def can_move_to(self, new: DeliveryStatus) -> bool:
+        """True when an update from this status to ``new`` moves the message forward."""
+        if self.is_terminal or self is DeliveryStatus.RECEIVED:
+            return False
+        if new is DeliveryStatus.RECEIVED:
+            return False
+        return new.rank > self.rank
+
+
+TERMINAL_STATUSES = frozenset({DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED})
+STATUS_RANK: dict[DeliveryStatus, int] = {
+    DeliveryStatus.RECEIVED: 0,
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.READ: 4,
+    DeliveryStatus.FAILED: 5,
+    DeliveryStatus.UNDELIVERED: 5,
+}
+
+
+class ConversationStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+
+
+@attrs.frozen
+class Media:
+    """One attachment: where to fetch it and what it is."""
+
+    url: str
+    content_type: str | None = None
+    filename: str | None = None
+
+
+@attrs.frozen
+class Identity:
+    """How a contact is reached on one channel: a phone number, an email, a page-scoped id."""
+
+    channel: str
+    address: str
+
+
+@attrs.frozen
+class Contact:
+    """A customer (the seed's "client"), reachable on one or more channels."""
+
+    id: str
+    display_name: str | None
+    identities: tuple[Identity, ...]
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, Any] = attrs.field(factory=dict)
+    created_at: datetime = attrs.field(factory=utcnow)
+    updated_at: datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen
+class Conversation:
+    """The one thread between a contact and the business on one channel."""
+
+    id: str
+    contact_id: str
+    channel: str
+    address: str
+    status: ConversationStatus = ConversationStatus.OPEN
+    assignee: str | None = None
+    unread_count: int = 0
+    last_activity_at: datetime = attrs.field(factory=utcnow)
+    created_at: datetime = attrs.field(factory=utcnow)
+    updated_at: datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen
+class Message:
+    """One message, in or out, with its delivery status."""
+
+    id: str
+    conversation_id: str
+    contact_id: str
+    channel: str
+    direction: Direction
+    status: DeliveryStatus
+    text: str | None = None
+    media: tuple[Media, ...] = ()
+    provider_message_id: str | None = None
+    idempotency_key: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    created_at: datetime = attrs.field(factory=utcnow)
+    updated_at: datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen
+class Page:
+    """One page of a list, and the cursor of the next page (None on the last)."""
+
+    items: list[Any]
+    next_cursor: str | None = None

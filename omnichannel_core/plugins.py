@@ -1,0 +1,209 @@
+"""Plugin discovery: channel entry points, cross-cutting entry points, local plugin modules.
+
+Channels come from the ``omnichannel.channels`` entry point group (the entry point's name is
+the channel's name); cross-cutting plugins from ``omnichannel.plugins`` and from the modules
+of the local plugins folder. A plugin that fails to load is recorded with its distribution
+and entry point and logged; the rest of the server starts. ``OMNICHANNEL_DISABLE_PLUGINS``
+names plugins (channel names, entry point names or local module names) not to load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+
+from omnichannel_core import PROJECT_NAME, hookspecs
+
+CHANNEL_GROUP = "omnichannel.channels"
+PLUGIN_GROUP = "omnichannel.plugins"
+CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@attrs.frozen
+class PluginInfo:
+    """One loaded plugin, as ``GET /api/plugins`` and ``omnichannel plugins`` show it."""
+
+    name: str
+    kind: str  # "channel" | "plugin" | "local"
+    distribution: str | None
+    version: str | None
+    source: str
+    hooks: tuple[str, ...]
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that did not load, and why."""
+
+    name: str
+    kind: str
+    distribution: str | None
+    source: str
+    error: str
+
+
+@attrs.define
+class LoadedPlugins:
+    """The plugin manager and what went into it."""
+
+    manager: pluggy.PluginManager
+    channels: dict[str, object] = attrs.field(factory=dict)
+    info: list[PluginInfo] = attrs.field(factory=list)
+    failures: list[PluginFailure] = attrs.field(factory=list)
+    disabled: list[str] = attrs.field(factory=list)
+
+    def describe(self, plugin: object) -> tuple[str, ...]:
+        return tuple(sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or ()))
+
+
+def new_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def _instantiate(obj: Any) -> object:
+    """Entry points may name a module, an object or a class (instantiated without arguments)."""
+    return obj() if inspect.isclass(obj) else obj
+
+
+def _entry_point_source(entry_point: EntryPoint) -> str:
+    return f"{entry_point.group}:{entry_point.name} = {entry_point.value}"
+
+
+class _Loader:
+    def __init__(self, loaded: LoadedPlugins, disabled: Iterable[str]) -> None:
+        self.loaded = loaded
+        self.disabled = set(disabled)
+
+    def register(
+        self,
+        plugin: object,
+        *,
+        name: str,
+        kind: str,
+        distribution: str | None,
+        version: str | None,
+        source: str,
+    ) -> bool:
+        manager = self.loaded.manager
+        try:
+            manager.register(plugin, name=name)
+        except ValueError as error:  # duplicate name or object
+            self.fail(name, kind, distribution, source, f"not registered: {error}")
+            return False
+        try:
+            manager.check_pending()
+        except pluggy.PluginValidationError as error:
+            manager.unregister(plugin)
+            self.fail(name, kind, distribution, source, str(error))
+            return False
+        self.loaded.info.append(
+            PluginInfo(name, kind, distribution, version, source, self.loaded.describe(plugin))
+        )
+        return True
+
+    def fail(self, name: str, kind: str, distribution: str | None, source: str, error: str) -> None:
+        self.loaded.failures.append(PluginFailure(name, kind, distribution, source, error))
+
+    def load_entry_point(self, entry_point: EntryPoint, kind: str) -> None:
+        dist = entry_point.dist
+        distribution = dist.metadata["Name"] if dist is not None else None
+        version = dist.version if dist is not None else None
+        source = _entry_point_source(entry_point)
+        name = entry_point.name
+        if name in self.disabled:
+            self.loaded.disabled.append(name)
+            return
+        if kind == "channel" and not CHANNEL_NAME.match(name):
+            self.fail(
+                name, kind, distribution, source, "channel names must match " + CHANNEL_NAME.pattern
+            )
+            return
+        if kind == "channel" and name in self.loaded.channels:
+            self.fail(name, kind, distribution, source, f"channel {name!r} is already provided")
+            return
+        try:
+            plugin = _instantiate(entry_point.load())
+        except Exception as error:
+            self.fail(name, kind, distribution, source, f"{type(error).__name__}: {error}")
+            return
+        registered_name = name if kind == "channel" else f"{kind}:{name}"
+        if (
+            self.register(
+                plugin,
+                name=registered_name,
+                kind=kind,
+                distribution=distribution,
+                version=version,
+                source=source,
+            )
+            and kind == "channel"
+        ):
+            self.loaded.channels[name] = plugin
+
+    def load_local(self, path: Path) -> None:
+        name = path.stem
+        source = str(path)
+        if name in self.disabled:
+            self.loaded.disabled.append(name)
+            return
+        module_name = f"omnichannel_local_plugins.{name}"
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as error:
+            sys.modules.pop(module_name, None)
+            self.fail(name, "local", None, source, f"{type(error).__name__}: {error}")
+            return
+        self.register(
+            module,
+            name=f"local:{name}",
+            kind="local",
+            distribution=None,
+            version=None,
+            source=source,
+        )
+
+
+def load_plugins(
+    plugins_dir: Path | None,
+    disabled: Iterable[str] = (),
+    extra: Iterable[tuple[str, object]] = (),
+) -> LoadedPlugins:
+    """Discover and register every plugin.
+
+    :param plugins_dir: folder of local plugin modules (``*.py``, not starting with ``_``).
+    :param disabled: names not to load.
+    :param extra: ``(channel name, plugin)`` pairs registered as channels without packaging,
+        for tests and embedding.
+    """
+    loaded = LoadedPlugins(manager=new_manager())
+    loader = _Loader(loaded, disabled)
+    for entry_point in sorted(entry_points(group=CHANNEL_GROUP), key=lambda ep: ep.name):
+        loader.load_entry_point(entry_point, "channel")
+    for name, plugin in extra:
+        if loader.register(
+            plugin, name=name, kind="channel", distribution=None, version=None, source="<extra>"
+        ):
+            loaded.channels[name] = plugin
+    for entry_point in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        loader.load_entry_point(entry_point, "plugin")
+    if plugins_dir is not None and plugins_dir.is_dir():
+        for path in sorted(plugins_dir.glob("*.py")):
+            if not path.name.startswith("_"):
+                loader.load_local(path)
+    return loaded

@@ -1,0 +1,498 @@
+"""The embedded default store: SQLite in WAL mode, zero set-up."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from omnichannel_core.errors import NotFound
+from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
+from omnichannel_core.ids import new_id
+from omnichannel_core.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Media,
+    Message,
+    Page,
+    utcnow,
+)
+from omnichannel_core.serialization import converter, format_timestamp, parse_timestamp
+from omnichannel_core.store import UNSET, Ingested, StatusApplied
+from omnichannel_core.store.cursor import decode_cursor, encode_cursor
+from omnichannel_core.store.search import search_terms
+from omnichannel_core.store.sqlite_runner import SqliteRunner, connect
+from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(converter.unstructure(value), separators=(",", ":"))
+
+
+def _contact(connection: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+    identities = connection.execute(
+        "SELECT channel, address FROM identities WHERE contact_id = ? ORDER BY channel, address",
+        (row["id"],),
+    ).fetchall()
+    return Contact(
+        id=row["id"],
+        display_name=row["display_name"],
+        identities=tuple(Identity(i["channel"], i["address"]) for i in identities),
+        tags=tuple(json.loads(row["tags"])),
+        attributes=json.loads(row["attributes"]),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        contact_id=row["contact_id"],
+        channel=row["channel"],
+        address=row["address"],
+        status=ConversationStatus(row["status"]),
+        assignee=row["assignee"],
+        unread_count=row["unread_count"],
+        last_activity_at=parse_timestamp(row["last_activity_at"]),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        contact_id=row["contact_id"],
+        channel=row["channel"],
+        direction=Direction(row["direction"]),
+        status=DeliveryStatus(row["status"]),
+        text=row["text"],
+        media=converter.structure(json.loads(row["media"]), tuple[Media, ...]),
+        provider_message_id=row["provider_message_id"],
+        idempotency_key=row["idempotency_key"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        metadata=json.loads(row["metadata"]),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def _one(
+    connection: sqlite3.Connection, sql: str, params: tuple[Any, ...], what: str
+) -> sqlite3.Row:
+    row = connection.execute(sql, params).fetchone()
+    if row is None:
+        raise NotFound(f"{what} {params[0]!r} not found", id=params[0])
+    return row
+
+
+def _fetch_contact(connection: sqlite3.Connection, contact_id: str) -> Contact:
+    row = _one(connection, "SELECT * FROM contacts WHERE id = ?", (contact_id,), "contact")
+    return _contact(connection, row)
+
+
+def _fetch_conversation(connection: sqlite3.Connection, conversation_id: str) -> Conversation:
+    row = _one(
+        connection, "SELECT * FROM conversations WHERE id = ?", (conversation_id,), "conversation"
+    )
+    return _conversation(row)
+
+
+def _fetch_message(connection: sqlite3.Connection, message_id: str) -> Message:
+    row = _one(connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message")
+    return _message(row)
+
+
+def _upsert_contact(
+    connection: sqlite3.Connection, channel: str, address: str, display_name: str | None, now: str
+) -> str:
+    row = connection.execute(
+        "SELECT contact_id FROM identities WHERE channel = ? AND address = ?", (channel, address)
+    ).fetchone()
+    if row is not None:
+        contact_id = row["contact_id"]
+        if display_name:
+            connection.execute(
+                "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
+                " WHERE id = ? AND display_name IS NULL",
+                (display_name, search_terms(display_name, [address]), now, contact_id),
+            )
+        return contact_id
+    contact_id = new_id("ct")
+    connection.execute(
+        "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (contact_id, display_name, search_terms(display_name, [address]), now, now),
+    )
+    connection.execute(
+        "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
+        (channel, address, contact_id),
+    )
+    return contact_id
+
+
+def _upsert_conversation(
+    connection: sqlite3.Connection, contact_id: str, channel: str, address: str, now: str
+) -> str:
+    row = connection.execute(
+        "SELECT id FROM conversations WHERE contact_id = ? AND channel = ?", (contact_id, channel)
+    ).fetchone()
+    if row is not None:
+        connection.execute(
+            "UPDATE conversations SET address = ? WHERE id = ? AND address != ?",
+            (address, row["id"], address),
+        )
+        return row["id"]
+    conversation_id = new_id("cv")
+    connection.execute(
+        "INSERT INTO conversations (id, contact_id, channel, address, status, unread_count,"
+        " last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        (conversation_id, contact_id, channel, address, ConversationStatus.OPEN, now, now, now),
+    )
+    return conversation_id
+
+
+def _advance(
+    connection: sqlite3.Connection,
+    row: sqlite3.Row,
+    status: DeliveryStatus,
+    provider_message_id: str | None,
+    error_code: str | None,
+    error_message: str | None,
+) -> StatusApplied:
+    current = DeliveryStatus(row["status"])
+    moves = row["direction"] == Direction.OUTBOUND and current.can_move_to(status)
+    sets_provider_id = provider_message_id is not None and row["provider_message_id"] is None
+    if not moves and not sets_provider_id:
+        return StatusApplied(_message(row), changed=False)
+    now = format_timestamp(utcnow())
+    if moves:
+        connection.execute(
+            "UPDATE messages SET status = ?, error_code = coalesce(?, error_code),"
+            " error_message = coalesce(?, error_message), updated_at = ? WHERE id = ?",
+            (status, error_code, error_message, now, row["id"]),
+        )
+    if sets_provider_id:
+        connection.execute(
+            "UPDATE messages SET provider_message_id = ?, updated_at = ? WHERE id = ?",
+            (provider_message_id, now, row["id"]),
+        )
+    return StatusApplied(_fetch_message(connection, row["id"]), changed=moves)
+
+
+class SqliteStore:
+    """The :class:`omnichannel_core.store.Store` contract on one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._runner = SqliteRunner(self.path)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = connect(self.path)
+        try:
+            migrate(connection)
+        finally:
+            connection.close()
+        self._runner.start()
+
+    async def close(self) -> None:
+        self._runner.close()
+
+    async def ping(self) -> dict[str, Any]:
+        def query(connection: sqlite3.Connection) -> int:
+            return connection.execute("PRAGMA user_version").fetchone()[0]
+
+        version = await self._runner.read(query)
+        return {"backend": self.backend, "schema_version": version, "latest": len(MIGRATIONS)}
+
+    async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
+        def write(connection: sqlite3.Connection) -> Ingested:
+            now = format_timestamp(utcnow())
+            contact_id = _upsert_contact(
+                connection, channel, inbound.sender, inbound.sender_name, now
+            )
+            conversation_id = _upsert_conversation(
+                connection, contact_id, channel, inbound.sender, now
+            )
+            metadata = dict(inbound.metadata)
+            if inbound.sent_at is not None:
+                metadata["sent_at"] = format_timestamp(inbound.sent_at)
+            cursor = connection.execute(
+                "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
+                " status, text, media, provider_message_id, metadata, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    new_id("msg"),
+                    conversation_id,
+                    contact_id,
+                    channel,
+                    Direction.INBOUND,
+                    DeliveryStatus.RECEIVED,
+                    inbound.text,
+                    _dumps(inbound.media),
+                    inbound.provider_message_id,
+                    json.dumps(metadata, separators=(",", ":")),
+                    now,
+                    now,
+                ),
+            )
+            created = cursor.rowcount == 1
+            if created:
+                connection.execute(
+                    "UPDATE conversations SET unread_count = unread_count + 1,"
+                    " last_activity_at = ?, updated_at = ?,"
+                    " status = CASE status WHEN 'resolved' THEN 'open' ELSE status END"
+                    " WHERE id = ?",
+                    (now, now, conversation_id),
+                )
+            row = connection.execute(
+                "SELECT * FROM messages WHERE channel = ? AND provider_message_id = ?",
+                (channel, inbound.provider_message_id),
+            ).fetchone()
+            message = _message(row)
+            return Ingested(
+                message=message,
+                contact=_fetch_contact(connection, message.contact_id),
+                conversation=_fetch_conversation(connection, message.conversation_id),
+                created=created,
+            )
+
+        return await self._runner.write(write)
+
+    async def resolve_recipient(
+        self, channel: str, address: str, display_name: str | None = None
+    ) -> tuple[Contact, Conversation]:
+        def write(connection: sqlite3.Connection) -> tuple[Contact, Conversation]:
+            now = format_timestamp(utcnow())
+            contact_id = _upsert_contact(connection, channel, address, display_name, now)
+            conversation_id = _upsert_conversation(connection, contact_id, channel, address, now)
+            return (
+                _fetch_contact(connection, contact_id),
+                _fetch_conversation(connection, conversation_id),
+            )
+
+        return await self._runner.write(write)
+
+    async def create_outbound(
+        self,
+        conversation_id: str,
+        text: str | None,
+        media: tuple[Media, ...],
+        metadata: dict[str, Any],
+        idempotency_key: str | None,
+    ) -> tuple[Message, bool]:
+        def write(connection: sqlite3.Connection) -> tuple[Message, bool]:
+            if idempotency_key is not None:
+                row = connection.execute(
+                    "SELECT * FROM messages WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    return _message(row), False
+            conversation = _fetch_conversation(connection, conversation_id)
+            now = format_timestamp(utcnow())
+            message_id = new_id("msg")
+            connection.execute(
+                "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
+                " status, text, media, idempotency_key, metadata, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    conversation.id,
+                    conversation.contact_id,
+                    conversation.channel,
+                    Direction.OUTBOUND,
+                    DeliveryStatus.QUEUED,
+                    text,
+                    _dumps(media),
+                    idempotency_key,
+                    json.dumps(metadata, separators=(",", ":")),
+                    now,
+                    now,
+                ),
+            )
+            connection.execute(
+                "UPDATE conversations SET last_activity_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, conversation.id),
+            )
+            return _fetch_message(connection, message_id), True
+
+        return await self._runner.write(write)
+
+    async def advance_message(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> StatusApplied:
+        def write(connection: sqlite3.Connection) -> StatusApplied:
+            row = _one(connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message")
+            return _advance(connection, row, status, provider_message_id, error_code, error_message)
+
+        return await self._runner.write(write)
+
+    async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
+        def write(connection: sqlite3.Connection) -> StatusApplied:
+            row = connection.execute(
+                "SELECT * FROM messages WHERE channel = ? AND provider_message_id = ?",
+                (channel, update.provider_message_id),
+            ).fetchone()
+            if row is None:
+                return StatusApplied(None, changed=False)
+            return _advance(
+                connection, row, update.status, None, update.error_code, update.error_message
+            )
+
+        return await self._runner.write(write)
+
+    async def get_message(self, message_id: str) -> Message:
+        return await self._runner.read(lambda c: _fetch_message(c, message_id))
+
+    async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+
+        def read(connection: sqlite3.Connection) -> Page:
+            _fetch_conversation(connection, conversation_id)
+            sql = "SELECT * FROM messages WHERE conversation_id = ?"
+            params: list[Any] = [conversation_id]
+            if after:
+                sql += " AND (created_at, id) > (?, ?)"
+                params += after
+            sql += " ORDER BY created_at, id LIMIT ?"
+            rows = connection.execute(sql, [*params, limit + 1]).fetchall()
+            items = [_message(row) for row in rows[:limit]]
+            next_cursor = None
+            if len(rows) > limit:
+                last = rows[limit - 1]
+                next_cursor = encode_cursor(last["created_at"], last["id"])
+            return Page(items, next_cursor)
+
+        return await self._runner.read(read)
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        return await self._runner.read(lambda c: _fetch_contact(c, contact_id))
+
+    async def update_contact(
+        self,
+        contact_id: str,
+        display_name: str | None = UNSET,
+        tags: tuple[str, ...] = UNSET,
+        attributes: dict[str, Any] = UNSET,
+    ) -> Contact:
+        def write(connection: sqlite3.Connection) -> Contact:
+            contact = _fetch_contact(connection, contact_id)
+            name = contact.display_name if display_name is UNSET else display_name
+            new_tags = contact.tags if tags is UNSET else tuple(tags)
+            new_attributes = contact.attributes if attributes is UNSET else dict(attributes)
+            addresses = [identity.address for identity in contact.identities]
+            connection.execute(
+                "UPDATE contacts SET display_name = ?, tags = ?, attributes = ?,"
+                " search_terms = ?, updated_at = ? WHERE id = ?",
+                (
+                    name,
+                    json.dumps(list(new_tags)),
+                    json.dumps(new_attributes, separators=(",", ":")),
+                    search_terms(name, addresses),
+                    format_timestamp(utcnow()),
+                    contact_id,
+                ),
+            )
+            return _fetch_contact(connection, contact_id)
+
+        return await self._runner.write(write)
+
+    async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+
+        def read(connection: sqlite3.Connection) -> Page:
+            sql = "SELECT * FROM contacts WHERE 1 = 1"
+            params: list[Any] = []
+            if search:
+                escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%")
+                escaped = escaped.replace("_", "\\_")
+                sql += " AND search_terms LIKE ? ESCAPE '\\'"
+                params.append(f"% {escaped}%")
+            if after:
+                sql += " AND (created_at, id) < (?, ?)"
+                params += after
+            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+            rows = connection.execute(sql, [*params, limit + 1]).fetchall()
+            items = [_contact(connection, row) for row in rows[:limit]]
+            next_cursor = None
+            if len(rows) > limit:
+                last = rows[limit - 1]
+                next_cursor = encode_cursor(last["created_at"], last["id"])
+            return Page(items, next_cursor)
+
+        return await self._runner.read(read)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        return await self._runner.read(lambda c: _fetch_conversation(c, conversation_id))
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        status: ConversationStatus = UNSET,
+        assignee: str | None = UNSET,
+        unread_count: int = UNSET,
+    ) -> Conversation:
+        def write(connection: sqlite3.Connection) -> Conversation:
+            current = _fetch_conversation(connection, conversation_id)
+            connection.execute(
+                "UPDATE conversations SET status = ?, assignee = ?, unread_count = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    current.status if status is UNSET else ConversationStatus(status),
+                    current.assignee if assignee is UNSET else assignee,
+                    current.unread_count if unread_count is UNSET else unread_count,
+                    format_timestamp(utcnow()),
+                    conversation_id,
+                ),
+            )
+            return _fetch_conversation(connection, conversation_id)
+
+        return await self._runner.write(write)
+
+    async def list_conversations(
+        self,
+        status: ConversationStatus | None,
+        channel: str | None,
+        assignee: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+
+        def read(connection: sqlite3.Connection) -> Page:
+            sql = "SELECT * FROM conversations WHERE 1 = 1"
+            params: list[Any] = []
+            for column, value in (("status", status), ("channel", channel), ("assignee", assignee)):
+                if value is not None:
+                    sql += f" AND {column} = ?"
+                    params.append(str(value))
+            if after:
+                sql += " AND (last_activity_at, id) < (?, ?)"
+                params += after
+            sql += " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
+            rows = connection.execute(sql, [*params, limit + 1]).fetchall()
+            items = [_conversation(row) for row in rows[:limit]]
+            next_cursor = None
+            if len(rows) > limit:
+                last = rows[limit - 1]
+                next_cursor = encode_cursor(last["last_activity_at"], last["id"])
+            return Page(items, next_cursor)
+
+        return await self._runner.read(read)

@@ -1,0 +1,159 @@
+"""Runs SQLite work off the event loop: one writer thread with group commit, a reader pool.
+
+Writes queue up; the writer thread takes every job waiting, runs each in its own savepoint
+inside one transaction, commits once (one fsync for the whole batch) and only then resolves
+each job's future. So a caller that awaited a write knows it is on disk, and a busy server
+pays one sync per batch, not per message. A job that raises rolls back alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+MAX_BATCH = 256
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is synced before it returns, so an acknowledged webhook survives a crash.
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+class _Job:
+    __slots__ = ("function", "future", "loop")
+
+    def __init__(
+        self,
+        function: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.function = function
+        self.future = future
+        self.loop = loop
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class SqliteRunner:
+    """Owns the connections of one process to one database file."""
+
+    def __init__(self, path: Path, readers: int = 4) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._local = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="sqlite-write", daemon=True
+            )
+            self._writer.start()
+
+    async def write(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``function`` in the next committed batch; returns once it is durable."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(function, future, loop))
+        return await future
+
+    async def read(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read, function)
+
+    def _read(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = connect(self.path, readonly=True)
+            self._local.connection = connection
+            with self._reader_lock:
+                self._reader_connections.append(connection)
+        return function(connection)
+
+    def _write_loop(self) -> None:
+        connection = connect(self.path)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                batch = [job]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._run_batch(connection, batch)
+                if stop:
+                    return
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _run_batch(connection: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                connection.execute("SAVEPOINT job")
+                try:
+                    result = job.function(connection)
+                except Exception as error:
+                    connection.execute("ROLLBACK TO job")
+                    connection.execute("RELEASE job")
+                    outcomes.append((job, None, error))
+                else:
+                    connection.execute("RELEASE job")
+                    outcomes.append((job, result, None))
+            connection.execute("COMMIT")
+        except Exception as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            outcomes = [(job, None, error) for job in batch]
+        for job, result, error in outcomes:
+            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._jobs.put(None)
+            self._writer.join(timeout=10)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            for connection in self._reader_connections:
+                connection.close()
+            self._reader_connections.clear()

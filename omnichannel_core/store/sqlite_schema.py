@@ -1,0 +1,84 @@
+"""The SQLite schema, as numbered migrations; ``PRAGMA user_version`` records the last applied."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: contacts, identities, conversations, messages
+    """
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        display_name TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        search_terms TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX contacts_by_created ON contacts (created_at DESC, id DESC);
+
+    CREATE TABLE identities (
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        PRIMARY KEY (channel, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX identities_by_contact ON identities (contact_id);
+
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        contact_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        status TEXT NOT NULL,
+        assignee TEXT,
+        unread_count INTEGER NOT NULL DEFAULT 0,
+        last_activity_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (contact_id, channel)
+    );
+    CREATE INDEX conversations_by_activity ON conversations (last_activity_at DESC, id DESC);
+
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        status TEXT NOT NULL,
+        text TEXT,
+        media TEXT NOT NULL DEFAULT '[]',
+        provider_message_id TEXT,
+        idempotency_key TEXT,
+        error_code TEXT,
+        error_message TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_provider_id
+        ON messages (channel, provider_message_id) WHERE provider_message_id IS NOT NULL;
+    CREATE UNIQUE INDEX messages_by_idempotency_key
+        ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at, id);
+    """,
+)
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Apply every migration not yet applied, under one write lock; returns the version."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {number}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)

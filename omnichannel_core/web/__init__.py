@@ -1,0 +1,1 @@
+"""The HTTP layer: Falcon resources, middleware and the mapping of errors to responses."""

@@ -1,0 +1,70 @@
+"""Reading request bodies: size limits (413), media types (415) and JSON syntax (400)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from omnichannel_core.errors import InvalidInput
+from omnichannel_core.hooktypes import WebhookRequest
+
+CHUNK = 64 * 1024
+
+
+async def read_raw(req: falcon.asgi.Request, limit: int) -> bytes:
+    """The whole body, or 413 when it is (or announces to be) larger than ``limit``."""
+    if req.content_length is not None and req.content_length > limit:
+        raise falcon.HTTPContentTooLarge(description=f"request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in req.stream:
+        size += len(chunk)
+        if size > limit:
+            raise falcon.HTTPContentTooLarge(
+                description=f"request body is larger than {limit} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object; 415 unless it is sent as JSON, 400 unless it parses."""
+    if not _is_json(req.content_type):
+        raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
+    raw = await read_raw(req, limit)
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"request body is not valid JSON: {error.msg} at line {error.lineno}"
+            f" column {error.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return data
+
+
+async def webhook_request(req: falcon.asgi.Request, limit: int) -> WebhookRequest:
+    """The framework-free request a channel's ``receive`` or ``status`` gets."""
+    body = await read_raw(req, limit)
+    return WebhookRequest(
+        method=req.method,
+        url=req.url,
+        path=req.path,
+        headers={name.lower(): value for name, value in req.headers.items()},
+        query={k: v[-1] if isinstance(v, list) else v for k, v in req.params.items()},
+        body=body,
+        remote_addr=req.remote_addr,
+    )

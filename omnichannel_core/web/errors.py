@@ -1,0 +1,123 @@
+"""Every error becomes a JSON response here, and only here.
+
+The body is always ``{"error": "<code>", "message": "<what is wrong>", ...details}``. Domain
+errors are mapped by type; Falcon's own HTTP errors (unknown route, wrong method) go through
+the same serializer; anything unexpected is logged with its traceback and answered with a
+bare 500 that names the request id, never the traceback.
+"""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+import falcon
+import falcon.asgi
+import structlog
+
+from omnichannel_core.errors import (
+    ChannelUnavailable,
+    Conflict,
+    HookNotImplemented,
+    InvalidInput,
+    NotFound,
+    OmnichannelError,
+    SendFailed,
+    Unauthenticated,
+    WebhookRejected,
+)
+from omnichannel_core.inbox import ChannelFailed, DeliveryFailed
+from omnichannel_core.serialization import to_json
+
+log = structlog.get_logger("omnichannel.web")
+
+STATUS_BY_ERROR: list[tuple[type[OmnichannelError], int, str]] = [
+    (InvalidInput, 400, "invalid_input"),
+    (Unauthenticated, 401, "unauthenticated"),
+    (WebhookRejected, 403, "webhook_rejected"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (HookNotImplemented, 501, "not_implemented"),
+    (ChannelFailed, 502, "channel_failed"),
+    (ChannelUnavailable, 503, "channel_unavailable"),
+]
+
+
+def _slug(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def _write(resp: falcon.asgi.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.media = body
+    resp.content_type = falcon.MEDIA_JSON
+
+
+def _status_of(error: OmnichannelError) -> tuple[int, str]:
+    for error_type, status, code in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status, code
+    return 400, "bad_request"
+
+
+async def handle_domain_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: OmnichannelError, params: Any
+) -> None:
+    status, code = _status_of(error)
+    _write(resp, status, {"error": code, "message": error.message, **error.details})
+    if isinstance(error, Unauthenticated):
+        resp.set_header("WWW-Authenticate", 'Bearer realm="omnichannel"')
+
+
+async def handle_delivery_failed(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: DeliveryFailed, params: Any
+) -> None:
+    cause = error.cause
+    if isinstance(cause, SendFailed):
+        status, code = (502, "provider_unavailable") if cause.retryable else (422, "send_rejected")
+    else:
+        status, code = _status_of(cause)
+    body = {
+        "error": code,
+        "message": cause.message,
+        **cause.details,
+        "message_id": error.stored.id,
+        "stored_message": to_json(error.stored),
+    }
+    _write(resp, status, body)
+
+
+async def handle_http_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: falcon.HTTPError, params: Any
+) -> None:
+    status = error.status_code
+    message = error.description or _slug(status).replace("_", " ")
+    if status == 404 and not error.description:
+        message = f"no route matches {req.path}"
+    elif status == 405:
+        message = f"{req.method} is not allowed on {req.path}"
+    _write(resp, status, {"error": _slug(status), "message": message})
+    for name, value in (error.headers or {}).items():
+        resp.set_header(name, value)
+
+
+async def handle_unexpected(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Exception, params: Any
+) -> None:
+    log.exception("request_crashed", error_type=type(error).__name__)
+    request_id = getattr(req.context, "request_id", None)
+    _write(
+        resp,
+        500,
+        {"error": "internal_error", "message": "internal error", "request_id": request_id},
+    )
+
+
+def install_error_handlers(app: falcon.asgi.App) -> None:
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(OmnichannelError, handle_domain_error)
+    app.add_error_handler(DeliveryFailed, handle_delivery_failed)

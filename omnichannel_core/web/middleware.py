@@ -1,0 +1,85 @@
+"""Middleware: request context and summary logging, and API-key authentication."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import falcon
+import falcon.asgi
+import structlog
+
+from omnichannel_core.auth import ApiKeys
+from omnichannel_core.errors import Unauthenticated
+
+log = structlog.get_logger("omnichannel.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    """Accepts or makes a request id, binds it into every log line, echoes it, and writes one
+    summary line per request."""
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        given = req.get_header(REQUEST_ID_HEADER)
+        request_id = given if given and VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        req.context.request_id = request_id
+        req.context.started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        resp.set_header(REQUEST_ID_HEADER, request_id)
+
+    async def process_resource(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
+    ) -> None:
+        channel = getattr(resource, "channel", None)
+        if channel:
+            structlog.contextvars.bind_contextvars(channel=channel)
+
+    async def process_response(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: Any,
+        req_succeeded: bool,
+    ) -> None:
+        started = getattr(req.context, "started", None)
+        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+        log.info(
+            "request_finished",
+            method=req.method,
+            path=req.path,
+            status=resp.status_code,
+            duration_ms=duration_ms,
+        )
+        structlog.contextvars.clear_contextvars()
+
+
+class Authentication:
+    """Every ``/api/`` route needs ``Authorization: Bearer <key>``, except the methods a
+    resource lists in its ``public_methods`` (webhooks, which their channel authenticates)."""
+
+    def __init__(self, keys: ApiKeys) -> None:
+        self.keys = keys
+
+    async def process_resource(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
+    ) -> None:
+        if resource is None or not req.path.startswith("/api/"):
+            return
+        if req.method in getattr(resource, "public_methods", ()):
+            return
+        if req.method == "OPTIONS":
+            return
+        header = req.get_header("Authorization")
+        if not header:
+            raise Unauthenticated("send Authorization: Bearer <api key>")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be: Bearer <api key>")
+        if not self.keys.accepts(token.strip()):
+            raise Unauthenticated("the API key is not valid")
