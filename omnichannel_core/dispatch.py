@@ -3,18 +3,20 @@
 Calling a hook for channel ``twilio`` runs Twilio's implementation and every cross-cutting
 plugin's wrappers, never another channel's implementation (pluggy's
 ``subset_hook_caller`` leaves the other channels out). Sync implementations run in a worker
-thread; coroutine implementations are awaited on the loop.
+thread; coroutine implementations are awaited on the loop, or, when a wrapper surrounds them,
+run on the loop from the worker thread through ``hook_bridge`` so the wrapper sees their real
+result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 from typing import Any
 
 import pluggy
 
 from omnichannel_core.errors import HookNotImplemented, NotFound
+from omnichannel_core.hook_bridge import EVENT_LOOP, original_coroutine
 from omnichannel_core.plugins import LoadedPlugins
 
 
@@ -25,7 +27,7 @@ class ChannelDispatcher:
         self.plugins = plugins
         self.manager = plugins.manager
         self._callers: dict[tuple[str, str], pluggy.HookCaller] = {}
-        self._runs_on_loop: dict[tuple[str, str], bool] = {}
+        self._direct: dict[tuple[str, str], tuple[Any, tuple[str, ...]] | None] = {}
 
     @property
     def channels(self) -> list[str]:
@@ -53,33 +55,35 @@ class ChannelDispatcher:
             for impl in getattr(self.manager.hook, hook).get_hookimpls()
         )
 
-    def _on_loop(self, channel: str, hook: str) -> bool:
+    def _direct_coroutine(self, channel: str, hook: str) -> tuple[Any, tuple[str, ...]] | None:
+        """The channel's coroutine implementation and its argument names, when it is the only
+        implementation this call would run (no wrapper, no other plugin): then it is awaited
+        on the loop directly. None means: go through pluggy in a worker thread."""
         key = (channel, hook)
-        if key not in self._runs_on_loop:
-            own = self._channel_plugin(channel)
-            impls = getattr(self.manager.hook, hook).get_hookimpls()
-            self._runs_on_loop[key] = all(
-                inspect.iscoroutinefunction(impl.function)
-                for impl in impls
-                if impl.plugin is own and not impl.wrapper and not impl.hookwrapper
-            )
-        return self._runs_on_loop[key]
+        if key not in self._direct:
+            impls = self.caller(channel, hook).get_hookimpls()
+            direct = None
+            if len(impls) == 1 and not impls[0].wrapper and not impls[0].hookwrapper:
+                coroutine = original_coroutine(impls[0].function)
+                if coroutine is not None:
+                    direct = (coroutine, tuple(impls[0].argnames))
+            self._direct[key] = direct
+        return self._direct[key]
 
     async def call(self, channel: str, hook: str, **kwargs: Any) -> Any:
-        """Run ``hook`` for ``channel`` and return its (awaited) result.
+        """Run ``hook`` for ``channel`` and return its result.
 
         Raises :class:`HookNotImplemented` when the channel has no implementation.
         """
         if not self.implements(channel, hook):
             raise HookNotImplemented(channel, hook)
-        caller = self.caller(channel, hook)
-        if self._on_loop(channel, hook):
-            result = caller(channel=channel, **kwargs)
-        else:
-            result = await asyncio.to_thread(caller, channel=channel, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        kwargs["channel"] = channel
+        direct = self._direct_coroutine(channel, hook)
+        if direct is not None:
+            coroutine, argnames = direct
+            return await coroutine(**{name: kwargs[name] for name in argnames})
+        EVENT_LOOP.set(asyncio.get_running_loop())
+        return await asyncio.to_thread(self.caller(channel, hook), **kwargs)
 
     def call_at_startup(self, channel: str, hook: str, **kwargs: Any) -> list[Any]:
         """Run a non-firstresult hook synchronously (start-up only); returns each result."""

@@ -9,16 +9,34 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from gunicorn.glogging import Logger
+
 from omnichannel_core.auth import ensure_api_key, key_file
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
+from omnichannel_core.logs import configure_logging
 from omnichannel_core.store import open_store
 
 try:
     _config = Config.from_environ()
+    _store = open_store(_config.store_url)  # a store URL it cannot open stops here, in one line
 except ConfigError as _error:
     sys.stderr.write(f"omnichannel: {_error.message}\n")
     raise SystemExit(2) from None
+
+
+
+class StructlogGunicornLogger(Logger):
+    """gunicorn's own lines (start-up, workers) in the same format as the app's."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        configure_logging(_config)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
+        self.access_log.disabled = True  # the app writes one summary line per request
+
 
 bind = [f"{_config.host}:{_config.port}"]
 workers = _config.workers
@@ -28,14 +46,13 @@ timeout = 60
 keepalive = 5
 accesslog = None
 loglevel = _config.log_level
+logger_class = StructlogGunicornLogger
 
 
 def on_starting(server) -> None:  # gunicorn hook: in the master, once
-    store = open_store(_config.store_url)
-
     async def migrate() -> None:
-        await store.open()
-        await store.close()
+        await _store.open()
+        await _store.close()
 
     asyncio.run(migrate())
     created = ensure_api_key(_config)

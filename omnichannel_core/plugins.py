@@ -22,6 +22,7 @@ import attrs
 import pluggy
 
 from omnichannel_core import PROJECT_NAME, hookspecs
+from omnichannel_core.hook_bridge import BridgedPlugin
 
 CHANNEL_GROUP = "omnichannel.channels"
 PLUGIN_GROUP = "omnichannel.plugins"
@@ -94,23 +95,25 @@ class _Loader:
         distribution: str | None,
         version: str | None,
         source: str,
-    ) -> bool:
+    ) -> object | None:
+        """Register ``plugin`` (bridged); returns what pluggy holds, or None on failure."""
         manager = self.loaded.manager
+        plugin = BridgedPlugin(plugin)
         try:
             manager.register(plugin, name=name)
         except ValueError as error:  # duplicate name or object
             self.fail(name, kind, distribution, source, f"not registered: {error}")
-            return False
+            return None
         try:
             manager.check_pending()
         except pluggy.PluginValidationError as error:
             manager.unregister(plugin)
             self.fail(name, kind, distribution, source, str(error))
-            return False
+            return None
         self.loaded.info.append(
             PluginInfo(name, kind, distribution, version, source, self.loaded.describe(plugin))
         )
-        return True
+        return plugin
 
     def fail(self, name: str, kind: str, distribution: str | None, source: str, error: str) -> None:
         self.loaded.failures.append(PluginFailure(name, kind, distribution, source, error))
@@ -138,18 +141,16 @@ class _Loader:
             self.fail(name, kind, distribution, source, f"{type(error).__name__}: {error}")
             return
         registered_name = name if kind == "channel" else f"{kind}:{name}"
-        if (
-            self.register(
-                plugin,
-                name=registered_name,
-                kind=kind,
-                distribution=distribution,
-                version=version,
-                source=source,
-            )
-            and kind == "channel"
-        ):
-            self.loaded.channels[name] = plugin
+        registered = self.register(
+            plugin,
+            name=registered_name,
+            kind=kind,
+            distribution=distribution,
+            version=version,
+            source=source,
+        )
+        if registered is not None and kind == "channel":
+            self.loaded.channels[name] = registered
 
     def load_local(self, path: Path) -> None:
         name = path.stem
@@ -196,10 +197,11 @@ def load_plugins(
     for entry_point in sorted(entry_points(group=CHANNEL_GROUP), key=lambda ep: ep.name):
         loader.load_entry_point(entry_point, "channel")
     for name, plugin in extra:
-        if loader.register(
+        registered = loader.register(
             plugin, name=name, kind="channel", distribution=None, version=None, source="<extra>"
-        ):
-            loaded.channels[name] = plugin
+        )
+        if registered is not None:
+            loaded.channels[name] = registered
     for entry_point in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
         loader.load_entry_point(entry_point, "plugin")
     if plugins_dir is not None and plugins_dir.is_dir():

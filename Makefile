@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## serve: install (first time) and run the server on the embedded SQLite store
+serve: $(BIN)/.installed
+	$(BIN)/omnichannel serve
+
+## test: install (first time), lint and run the whole test suite
+test: $(BIN)/.installed lint
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## bench: the inbound webhook benchmark beside a bare Falcon responder
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.inbound_webhooks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

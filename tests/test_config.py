@@ -1,0 +1,161 @@
+"""``Config.from_environ``: every variable parsed, defaults, ``.env`` and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnichannel_core.config import Config
+from omnichannel_core.errors import ConfigError
+
+
+def config_of(environ: dict[str, str], dotenv: Path | None = None) -> Config:
+    return Config.from_environ(environ, dotenv=dotenv)
+
+
+def test_defaults_when_nothing_is_set():
+    """With an empty environment every setting has its documented default."""
+    config = config_of({})
+    assert config.host == "127.0.0.1"
+    assert config.port == 3000
+    assert config.workers == 2
+    assert config.data_dir == Path("omnichannel-data")
+    assert config.store_url == "sqlite:///omnichannel-data/omnichannel.db"
+    assert config.api_keys == ()
+    assert config.log_level == "info"
+    assert config.log_format == "auto"
+    assert config.plugins_dir == Path("plugins")
+    assert config.disabled_plugins == ()
+    assert config.max_body_bytes == 1_048_576
+    assert config.public_url is None
+
+
+def test_every_variable_is_read():
+    """Each variable the core declares lands in its setting, parsed to its type."""
+    config = config_of(
+        {
+            "OMNICHANNEL_HOST": "0.0.0.0",
+            "PORT": "8080",
+            "OMNICHANNEL_WORKERS": "4",
+            "OMNICHANNEL_DATA_DIR": "/srv/omni",
+            "OMNICHANNEL_STORE": "sqlite:////var/lib/omni.db",
+            "OMNICHANNEL_API_KEY": "one",
+            "OMNICHANNEL_LOG_LEVEL": "debug",
+            "OMNICHANNEL_LOG_FORMAT": "console",
+            "OMNICHANNEL_PLUGINS_DIR": "my-plugins",
+            "OMNICHANNEL_DISABLE_PLUGINS": "audit",
+            "OMNICHANNEL_MAX_BODY_BYTES": "4096",
+            "OMNICHANNEL_PUBLIC_URL": "https://inbox.example.com",
+        }
+    )
+    assert config.host == "0.0.0.0"
+    assert config.port == 8080
+    assert config.workers == 4
+    assert config.data_dir == Path("/srv/omni")
+    assert config.store_url == "sqlite:////var/lib/omni.db"
+    assert config.api_keys == ("one",)
+    assert config.log_level == "debug"
+    assert config.log_format == "console"
+    assert config.plugins_dir == Path("my-plugins")
+    assert config.disabled_plugins == ("audit",)
+    assert config.max_body_bytes == 4096
+    assert config.public_url == "https://inbox.example.com"
+
+
+def test_default_store_lives_in_the_data_dir():
+    """Without OMNICHANNEL_STORE the SQLite file is placed inside OMNICHANNEL_DATA_DIR."""
+    config = config_of({"OMNICHANNEL_DATA_DIR": "/tmp/omni-data"})
+    assert config.store_url == "sqlite:////tmp/omni-data/omnichannel.db"
+
+
+def test_empty_value_means_default():
+    """A variable set to the empty string counts as unset, not as a bad value."""
+    config = config_of({"PORT": "", "OMNICHANNEL_WORKERS": "", "OMNICHANNEL_LOG_LEVEL": ""})
+    assert (config.port, config.workers, config.log_level) == (3000, 2, "info")
+
+
+def test_comma_separated_lists_are_trimmed():
+    """API keys and disabled plugins are comma-separated; blanks and spaces are dropped."""
+    config = config_of(
+        {"OMNICHANNEL_API_KEY": " key-one , key-two,, ", "OMNICHANNEL_DISABLE_PLUGINS": "a, b"}
+    )
+    assert config.api_keys == ("key-one", "key-two")
+    assert config.disabled_plugins == ("a", "b")
+
+
+def test_choices_are_case_insensitive():
+    """Log level and format accept any case and are stored in lower case."""
+    config = config_of({"OMNICHANNEL_LOG_LEVEL": "WARNING", "OMNICHANNEL_LOG_FORMAT": "Json"})
+    assert (config.log_level, config.log_format) == ("warning", "json")
+
+
+def test_public_url_loses_its_trailing_slash():
+    """OMNICHANNEL_PUBLIC_URL is stored without a trailing slash, ready to join paths to."""
+    assert config_of({"OMNICHANNEL_PUBLIC_URL": "https://x.example/"}).public_url == (
+        "https://x.example"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "abc"),
+        ("PORT", "0"),
+        ("PORT", "65536"),
+        ("OMNICHANNEL_WORKERS", "0"),
+        ("OMNICHANNEL_WORKERS", "two"),
+        ("OMNICHANNEL_LOG_LEVEL", "loud"),
+        ("OMNICHANNEL_LOG_FORMAT", "xml"),
+        ("OMNICHANNEL_MAX_BODY_BYTES", "10"),
+        ("OMNICHANNEL_PUBLIC_URL", "ftp://example.com"),
+    ],
+)
+def test_bad_value_raises_one_line_naming_the_variable(variable, value):
+    """A malformed value raises ConfigError with a one-line message that starts with the
+    variable's name."""
+    with pytest.raises(ConfigError) as raised:
+        config_of({variable: value})
+    message = raised.value.message
+    assert message.startswith(f"{variable}: ")
+    assert "\n" not in message
+    assert raised.value.details["variable"] == variable
+
+
+def test_dotenv_file_is_read(tmp_path):
+    """Values in the .env file are used when the environment does not set them."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=4321\nOMNICHANNEL_API_KEY=from-dotenv\nWEBHOOK_SECRET=s\n")
+    config = config_of({}, dotenv=dotenv)
+    assert config.port == 4321
+    assert config.api_keys == ("from-dotenv",)
+    assert config.environ["WEBHOOK_SECRET"] == "s"  # channels read their own variables
+
+
+def test_environment_wins_over_dotenv(tmp_path):
+    """A variable set in the real environment overrides the same one in .env."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=4321\nOMNICHANNEL_WORKERS=3\n")
+    config = config_of({"PORT": "5555"}, dotenv=dotenv)
+    assert config.port == 5555
+    assert config.workers == 3
+
+
+def test_bad_value_in_dotenv_is_reported_by_name(tmp_path):
+    """A malformed value coming from .env is reported like one from the environment."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OMNICHANNEL_WORKERS=many\n")
+    with pytest.raises(ConfigError, match=r"^OMNICHANNEL_WORKERS: "):
+        config_of({}, dotenv=dotenv)
+
+
+def test_missing_dotenv_is_fine(tmp_path):
+    """No .env file at the given path is not an error: everything comes from the environment."""
+    assert config_of({"PORT": "3001"}, dotenv=tmp_path / ".env").port == 3001
+
+
+def test_api_keys_are_not_in_repr():
+    """The API keys never appear in the config's repr, so logging a config leaks nothing."""
+    config = config_of({"OMNICHANNEL_API_KEY": "very-secret-key", "WEBHOOK_SECRET": "hush"})
+    assert "very-secret-key" not in repr(config)
+    assert "hush" not in repr(config)
