@@ -82,8 +82,9 @@ def create_app(
     mount_inbox(app, inbox, config)
     for channel in inbox.dispatcher.channels:
         mount_channel(app, channel, inbox, config)
-    app.add_route("/api/channels/{name}/{rest:path}", UnknownChannel())
-    app.add_route("/api/channels/{name}", UnknownChannel())
+    unknown = UnknownChannel(inbox.dispatcher.channels)
+    app.add_route("/api/channels/{name}/{rest:path}", unknown)
+    app.add_route("/api/channels/{name}", unknown)
     return app
 
 

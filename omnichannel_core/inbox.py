@@ -224,10 +224,11 @@ class Inbox:
     # health --------------------------------------------------------------------------
 
     async def channel_health(self, channel: str) -> ChannelHealth:
-        if not self.dispatcher.implements(channel, "health"):
-            return ChannelHealth(ok=True, detail="channel reports no health")
+        """The channel's report; raises HookNotImplemented when it has no ``health``."""
         try:
             result = await self.dispatcher.call(channel, "health", config=self.config)
+        except HookNotImplemented:
+            raise
         except Exception as error:
             log.exception("channel_health_crashed", channel=channel)
             return ChannelHealth(ok=False, detail=f"health check failed: {type(error).__name__}")

@@ -25,12 +25,9 @@ def configure_logging(config: Config, stream=None) -> None:
         if use_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    exceptions = structlog.processors.format_exc_info if use_json else structlog.dev.set_exc_info
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info if use_json else structlog.dev.set_exc_info,
-            renderer,
-        ],
+        processors=[*shared, exceptions, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
@@ -39,7 +36,11 @@ def configure_logging(config: Config, stream=None) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([structlog.processors.format_exc_info] if use_json else []),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

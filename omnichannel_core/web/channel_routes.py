@@ -84,19 +84,25 @@ class ChannelHealthResource(_ChannelResource):
     """``GET .../health``: the channel's own health report."""
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        health = await self.inbox.channel_health(self.channel)
+        health = await self.inbox.channel_health(self.channel)  # 501 without a health hook
         resp.status = 200 if health.ok else 503
         resp.media = {"channel": self.channel, **to_json(health)}
 
 
 class UnknownChannel:
-    """Anything under ``/api/channels/{name}/`` for a channel that is not loaded."""
+    """Anything under ``/api/channels/`` that no channel route matched: an unknown channel,
+    or a path a known channel does not serve."""
 
     public_methods = frozenset(m.upper() for m in METHODS)
+
+    def __init__(self, channels: list[str]) -> None:
+        self.channels = frozenset(channels)
 
     async def _answer(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str, rest: str = ""
     ) -> None:
+        if name in self.channels:
+            raise NotFound(f"channel {name!r} has no route {rest!r}", channel=name)
         raise NotFound(f"unknown channel {name!r}", channel=name)
 
     on_get = on_post = on_put = on_patch = on_delete = _answer

@@ -46,8 +46,10 @@ class Health:
             store = {"ok": False, "detail": f"store did not answer: {type(error).__name__}"}
         channels = {}
         for channel in self.inbox.dispatcher.channels:
-            health = await self.inbox.channel_health(channel)
-            channels[channel] = to_json(health)
+            if self.inbox.dispatcher.implements(channel, "health"):
+                channels[channel] = to_json(await self.inbox.channel_health(channel))
+            else:
+                channels[channel] = {"ok": True, "detail": "no health hook", "checks": {}}
         failed = [failure.name for failure in self.plugins.failures]
         if not store["ok"]:
             status = "down"
