@@ -25,7 +25,6 @@ except ConfigError as _error:
     raise SystemExit(2) from None
 
 
-
 class StructlogGunicornLogger(Logger):
     """gunicorn's own lines (start-up, workers) in the same format as the app's."""
 
