@@ -96,11 +96,15 @@ class _Loader:
         version: str | None,
         source: str,
     ) -> object | None:
-        """Register ``plugin`` (bridged); returns what pluggy holds, or None on failure."""
+        """Register ``plugin`` (bridged); returns what pluggy holds, or None on failure.
+
+        ``name`` is the name users see and disable; pluggy holds channels under their name and
+        other plugins under ``<kind>:<name>``, so a plugin may share a channel's name.
+        """
         manager = self.loaded.manager
         plugin = BridgedPlugin(plugin)
         try:
-            manager.register(plugin, name=name)
+            manager.register(plugin, name=name if kind == "channel" else f"{kind}:{name}")
         except ValueError as error:  # duplicate name or object
             self.fail(name, kind, distribution, source, f"not registered: {error}")
             return None
@@ -140,10 +144,9 @@ class _Loader:
         except Exception as error:
             self.fail(name, kind, distribution, source, f"{type(error).__name__}: {error}")
             return
-        registered_name = name if kind == "channel" else f"{kind}:{name}"
         registered = self.register(
             plugin,
-            name=registered_name,
+            name=name,
             kind=kind,
             distribution=distribution,
             version=version,
@@ -172,7 +175,7 @@ class _Loader:
             return
         self.register(
             module,
-            name=f"local:{name}",
+            name=name,
             kind="local",
             distribution=None,
             version=None,

@@ -1,0 +1,250 @@
+"""One test per hook in ``omnichannel_core.hookspecs``, named ``test_hook_<name>``.
+
+Each drives the real app (``create_app`` with a real SQLite store) through
+``falcon.testing.ASGIConductor`` with a small channel registered in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import falcon.asgi
+import pytest
+from falcon import testing
+
+from omnichannel_core import hookimpl
+from omnichannel_core.app import create_app
+from omnichannel_core.config import Config
+from omnichannel_core.errors import PluginLoadError, SendFailed, WebhookRejected
+from omnichannel_core.hooktypes import (
+    ChannelHealth,
+    ChannelRoute,
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookResult,
+)
+from omnichannel_core.inbox import Inbox
+from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.plugins import load_plugins
+from omnichannel_core.store import open_store
+
+API_KEY = "hookspec-test-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def _run(
+    tmp_path: Path, channel: object, scenario: Callable[[testing.ASGIConductor], Awaitable[None]]
+) -> None:
+    """Build the app with ``channel`` registered as ``probe`` and run ``scenario`` against it."""
+    config = Config(
+        data_dir=tmp_path,
+        store_url=f"sqlite:///{tmp_path / 'store.db'}",
+        api_keys=(API_KEY,),
+        plugins_dir=tmp_path / "no-plugins",
+        environ={"PROBE_TOKEN": "t0ken"},
+    )
+    plugins = load_plugins(None, extra=[("probe", channel)])
+    app = create_app(config, plugins, open_store(config.store_url))
+
+    async def conducted() -> None:
+        async with testing.ASGIConductor(app) as conductor:
+            await scenario(conductor)
+
+    asyncio.run(conducted())
+
+
+class Receiver:
+    @hookimpl
+    async def receive(self, request: WebhookRequest, config: Config) -> WebhookResult:
+        if request.header("X-Probe-Token") != config.environ["PROBE_TOKEN"]:
+            raise WebhookRejected("wrong token")
+        items = json.loads(request.body)
+        messages = tuple(InboundMessage(i["id"], i["from"], text=i["text"]) for i in items)
+        return WebhookResult(messages=messages, response=WebhookResponse(202, b"thanks"))
+
+
+def test_hook_receive(tmp_path):
+    """``receive`` turns a webhook into stored messages before the provider gets the response
+    the channel chose; a retried webhook stores once; WebhookRejected answers 403 and stores
+    nothing."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        body = [
+            {"id": "p1", "from": "+100", "text": "one"},
+            {"id": "p2", "from": "+100", "text": "2"},
+        ]
+        for _ in range(2):
+            result = await conductor.simulate_post(
+                "/api/channels/probe/webhook", json=body, headers={"X-Probe-Token": "t0ken"}
+            )
+            assert (result.status_code, result.text) == (202, "thanks")
+        rejected = await conductor.simulate_post(
+            "/api/channels/probe/webhook",
+            json=[{"id": "p3", "from": "+200", "text": "x"}],
+            headers={"X-Probe-Token": "nope"},
+        )
+        assert rejected.status_code == 403
+        conversations = (await conductor.simulate_get("/api/conversations", headers=AUTH)).json
+        assert [c["address"] for c in conversations["items"]] == ["+100"]
+        conversation_id = conversations["items"][0]["id"]
+        messages = await conductor.simulate_get(
+            f"/api/conversations/{conversation_id}/messages", headers=AUTH
+        )
+        assert [m["provider_message_id"] for m in messages.json["items"]] == ["p1", "p2"]
+
+    _run(tmp_path, Receiver(), scenario)
+
+
+class StatusChannel:
+    @hookimpl
+    def send(self, message: OutboundMessage) -> SendResult:
+        return SendResult(provider_message_id=f"prov-{message.id}")
+
+    @hookimpl
+    def status(self, request: WebhookRequest) -> WebhookResult:
+        data = json.loads(request.body)
+        return WebhookResult(statuses=(StatusUpdate(data["id"], DeliveryStatus(data["status"])),))
+
+
+def test_hook_status(tmp_path):
+    """``status`` updates move a message's delivery status forward only: a late ``sent``
+    after ``delivered`` changes nothing, and an unknown provider id is acknowledged."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        sent = await conductor.simulate_post(
+            "/api/channels/probe/messages", json={"to": "+300", "text": "hi"}, headers=AUTH
+        )
+        assert sent.status_code == 201
+        message_id, provider_id = sent.json["id"], sent.json["provider_message_id"]
+        for update in ("delivered", "sent"):
+            answered = await conductor.simulate_post(
+                "/api/channels/probe/status", json={"id": provider_id, "status": update}
+            )
+            assert answered.status_code == 200
+        stored = await conductor.simulate_get(f"/api/messages/{message_id}", headers=AUTH)
+        assert stored.json["status"] == "delivered"
+        unknown = await conductor.simulate_post(
+            "/api/channels/probe/status", json={"id": "never-sent", "status": "read"}
+        )
+        assert unknown.status_code == 200
+
+    _run(tmp_path, StatusChannel(), scenario)
+
+
+class Sender:
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    @hookimpl
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        if message.text == "refuse me":
+            raise SendFailed("number is blocked", code="21610")
+        return SendResult(provider_message_id="prov-1", status=DeliveryStatus.SENT)
+
+
+def test_hook_send(tmp_path):
+    """``send`` gets the stored message addressed to the conversation's contact; its provider
+    id and status are recorded; SendFailed answers 422 and leaves the message failed with the
+    provider's code."""
+    sender = Sender()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        ok = await conductor.simulate_post(
+            "/api/channels/probe/messages", json={"to": "+400", "text": "hello"}, headers=AUTH
+        )
+        assert ok.status_code == 201
+        assert (ok.json["status"], ok.json["provider_message_id"]) == ("sent", "prov-1")
+        (outbound,) = sender.sent
+        assert (outbound.id, outbound.to, outbound.text) == (ok.json["id"], "+400", "hello")
+        assert outbound.conversation_id == ok.json["conversation_id"]
+
+        refused = await conductor.simulate_post(
+            f"/api/conversations/{outbound.conversation_id}/messages",
+            json={"text": "refuse me"},
+            headers=AUTH,
+        )
+        assert refused.status_code == 422
+        stored = await conductor.simulate_get(
+            f"/api/messages/{refused.json['message_id']}", headers=AUTH
+        )
+        assert (stored.json["status"], stored.json["error_code"]) == ("failed", "21610")
+
+    _run(tmp_path, sender, scenario)
+
+
+class Unwell:
+    @hookimpl
+    def health(self, config: Config) -> ChannelHealth:
+        return ChannelHealth(ok=False, detail="token expired", checks={"token": "expired"})
+
+
+def test_hook_health(tmp_path):
+    """``health`` answers the channel's health route (503 when not ok) and is reported in
+    /health, which turns degraded."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        own = await conductor.simulate_get("/api/channels/probe/health", headers=AUTH)
+        assert own.status_code == 503
+        assert own.json["channel"] == "probe"
+        assert (own.json["detail"], own.json["checks"]) == ("token expired", {"token": "expired"})
+        overall = await conductor.simulate_get("/health")
+        assert overall.json["status"] == "degraded"
+        assert overall.json["channels"]["probe"]["ok"] is False
+
+    _run(tmp_path, Unwell(), scenario)
+
+
+class Things:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, thing_id: str
+    ) -> None:
+        resp.media = {"thing": thing_id, "channels": self.inbox.dispatcher.channels}
+
+
+class Hello:
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.text = "hello"
+
+
+class Router:
+    @hookimpl
+    def channel_routes(self, channel: str, inbox: Inbox) -> list[ChannelRoute]:
+        return [
+            ChannelRoute("things/{thing_id}", Things(inbox)),
+            ChannelRoute("hello", Hello(), public=True),
+        ]
+
+
+class BadRouter:
+    @hookimpl
+    def channel_routes(self) -> list[object]:
+        return ["not a route"]
+
+
+def test_hook_channel_routes(tmp_path):
+    """``channel_routes`` mounts routes under the channel's prefix, with field templates,
+    behind the API key unless public; a result that is not a ChannelRoute stops start-up."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        thing = await conductor.simulate_get("/api/channels/probe/things/t-9", headers=AUTH)
+        assert thing.json["thing"] == "t-9"
+        assert "probe" in thing.json["channels"]
+        unauthenticated = await conductor.simulate_get("/api/channels/probe/things/t-9")
+        assert unauthenticated.status_code == 401
+        public = await conductor.simulate_get("/api/channels/probe/hello")
+        assert (public.status_code, public.text) == (200, "hello")
+
+    _run(tmp_path, Router(), scenario)
+    with pytest.raises(PluginLoadError, match="returned str, not ChannelRoute"):
+        _run(tmp_path / "bad", BadRouter(), scenario)

@@ -1,0 +1,269 @@
+"""Discovery for real: fixture channel distributions pip-installed into a private folder,
+seen by the real gunicorn server through ``PYTHONPATH``, with their routes served."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
+from tests.fixtures.distributions import add_local_plugin, install_distributions
+from tests.support.server import ServerProcess, running_server
+
+ECHO_TOKEN = "echo-shared-token"
+WEBHOOK_SECRET = "plugins-webhook-secret"
+CLI = Path(sys.executable).with_name("omnichannel")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --target folder holding the echo, broken and health-only fixture distributions."""
+    target = tmp_path_factory.mktemp("site") / "packages"
+    return install_distributions(target, "echo", "broken", "healthonly")
+
+
+@pytest.fixture(scope="module")
+def plugin_server(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Iterator[ServerProcess]:
+    """The real server seeing the installed fixtures and two local plugin modules."""
+    workdir = tmp_path_factory.mktemp("plugin-server")
+    add_local_plugin(workdir, "stamp")
+    add_local_plugin(workdir, "misspelt")
+    env = {"PYTHONPATH": str(site), "ECHO_TOKEN": ECHO_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    with running_server(workdir, env) as server:
+        yield server
+
+
+def _echo_webhook(server: ServerProcess, message_id: str, token: str = ECHO_TOKEN):
+    body = {"id": message_id, "from": f"user-{message_id}", "text": f"hello {message_id}"}
+    return server.client(None).post(
+        "/api/channels/echo/webhook", json=body, headers={"X-Echo-Token": token}
+    )
+
+
+def _messages_from(server: ServerProcess, channel: str, sender: str) -> list[dict]:
+    client = server.client()
+    conversations = client.get("/api/conversations", params={"channel": channel}).json()["items"]
+    (conversation,) = [c for c in conversations if c["address"] == sender]
+    return client.get(f"/api/conversations/{conversation['id']}/messages").json()["items"]
+
+
+def _plugin(report: dict, name: str) -> dict:
+    (item,) = [item for item in report["items"] if item["name"] == name]
+    return item
+
+
+def test_api_plugins_lists_installed_channel(plugin_server):
+    """GET /api/plugins lists the pip-installed echo channel with its distribution, version
+    and the hooks it implements."""
+    report = plugin_server.client().get("/api/plugins").json()
+    echo = _plugin(report, "echo")
+    assert echo["kind"] == "channel"
+    assert echo["distribution"] == "omnichannel-echo"
+    assert echo["version"] == "0.3.1"
+    assert echo["source"] == "omnichannel.channels:echo = omnichannel_echo"
+    assert echo["hooks"] == ["channel_routes", "health", "receive", "send"]
+    assert _plugin(report, "healthonly")["hooks"] == ["health"]
+    assert "echo" in plugin_server.client(None).get("/").json()["channels"]
+
+
+def test_echo_webhook_post_stores_message(plugin_server):
+    """A token-authenticated POST to the echo webhook is stored and shows up in the inbox."""
+    response = _echo_webhook(plugin_server, "echo-stored-1")
+    assert response.status_code == 200
+    (message,) = _messages_from(plugin_server, "echo", "user-echo-stored-1")
+    assert message["text"] == "hello echo-stored-1"
+    assert message["provider_message_id"] == "echo-stored-1"
+    assert message["direction"] == "inbound"
+
+
+def test_echo_webhook_wrong_token_rejected(plugin_server):
+    """The echo channel's receive rejects a wrong token with 403 JSON and stores nothing."""
+    response = _echo_webhook(plugin_server, "echo-rejected-1", token="wrong")
+    assert response.status_code == 403
+    assert response.json()["error"] == "webhook_rejected"
+    conversations = plugin_server.client().get("/api/conversations").json()["items"]
+    assert all(c["address"] != "user-echo-rejected-1" for c in conversations)
+
+
+def test_echo_contributed_get_on_webhook_is_public(plugin_server):
+    """The GET the echo channel adds on its webhook path answers without an API key, echoing
+    the challenge when the token matches and 403 otherwise; the core's POST stays in place."""
+    client = plugin_server.client(None)
+    ok = client.get("/api/channels/echo/webhook", params={"token": ECHO_TOKEN, "challenge": "c-42"})
+    assert ok.status_code == 200
+    assert ok.text == "c-42"
+    refused = client.get("/api/channels/echo/webhook", params={"token": "no", "challenge": "x"})
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "webhook_rejected"
+
+
+def test_echo_contributed_ping_needs_api_key(plugin_server):
+    """The echo channel's own non-public route is behind the API key like the rest of /api/."""
+    assert plugin_server.client(None).get("/api/channels/echo/ping").status_code == 401
+    response = plugin_server.client().get("/api/channels/echo/ping")
+    assert response.status_code == 200
+    assert response.json() == {"channel": "echo", "pong": True}
+
+
+def test_echo_send_records_provider_id(plugin_server):
+    """POST /api/channels/echo/messages runs echo's async send; its derived id is recorded."""
+    response = plugin_server.client().post(
+        "/api/channels/echo/messages", json={"to": "user-out-1", "text": "hi"}
+    )
+    assert response.status_code == 201
+    message = response.json()
+    assert message["status"] == "sent"
+    assert message["provider_message_id"] == f"echo-{message['id']}"
+
+
+def test_broken_plugin_reported_and_server_serves(plugin_server):
+    """A channel whose module raises ImportError is reported by distribution and entry point,
+    in /api/plugins, in the plugin_load_failed log line and in /health; the rest serves."""
+    report = plugin_server.client().get("/api/plugins").json()
+    (failure,) = [f for f in report["failed"] if f["name"] == "broken"]
+    assert failure["distribution"] == "omnichannel-broken"
+    assert failure["source"] == "omnichannel.channels:broken = omnichannel_broken"
+    assert failure["error"].startswith("ImportError: omnichannel_broken needs a library")
+    assert all(item["name"] != "broken" for item in report["items"])
+
+    lines = [json.loads(line) for line in plugin_server.log().splitlines() if '"event"' in line]
+    logged = [line for line in lines if line.get("event") == "plugin_load_failed"]
+    assert any(
+        line["plugin"] == "broken"
+        and line["distribution"] == "omnichannel-broken"
+        and line["entry_point"] == failure["source"]
+        for line in logged
+    )
+    health = plugin_server.client(None).get("/health").json()
+    assert health["status"] == "degraded"
+    assert "broken" in health["failed_plugins"]
+    assert plugin_server.client(None).get("/api/channels/broken/health").status_code == 404
+
+
+def test_misspelt_hook_reported_as_failed(plugin_server):
+    """A local plugin implementing ``recieve`` (no such hook) is reported as failed by
+    pluggy's check_pending, not silently ignored."""
+    report = plugin_server.client().get("/api/plugins").json()
+    (failure,) = [f for f in report["failed"] if f["source"].endswith("plugins/misspelt.py")]
+    assert failure["name"] == "misspelt"
+    assert failure["kind"] == "local"
+    assert "recieve" in failure["error"]
+    assert all(item["name"] != "misspelt" for item in report["items"])
+
+
+def test_local_wrapper_wraps_every_channel(plugin_server):
+    """The local ``stamp`` plugin's receive wrapper runs around the async http channel and
+    the sync echo channel alike, each time with the right channel name."""
+    assert _echo_webhook(plugin_server, "echo-stamped-1").status_code == 200
+    body = json.dumps({"id": "http-stamped-1", "from": "http-user-1", "text": "hi"}).encode()
+    signed = plugin_server.client(None).post(
+        "/api/channels/http/webhook",
+        content=body,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(WEBHOOK_SECRET, body)},
+    )
+    assert signed.status_code == 200
+    (echo_message,) = _messages_from(plugin_server, "echo", "user-echo-stamped-1")
+    (http_message,) = _messages_from(plugin_server, "http", "http-user-1")
+    assert echo_message["metadata"] == {"stamped_by": "stamp", "stamped_channel": "echo"}
+    assert http_message["metadata"] == {"stamped_by": "stamp", "stamped_channel": "http"}
+    stamp = _plugin(plugin_server.client().get("/api/plugins").json(), "stamp")
+    assert stamp["kind"] == "local"
+    assert stamp["hooks"] == ["receive"]
+
+
+def test_unknown_channel_answers_404_json(plugin_server):
+    """Any route under an unknown channel answers 404 with a JSON body naming it."""
+    for method, path in [("POST", "webhook"), ("GET", "health"), ("GET", "anything/else")]:
+        response = plugin_server.client().request(method, f"/api/channels/nosuch/{path}")
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+        assert response.json()["channel"] == "nosuch"
+
+
+def test_missing_hook_answers_501_naming_channel_and_hook(plugin_server):
+    """A channel with only ``health`` answers its webhook, status and messages routes with
+    501 JSON naming channel and hook, and stores nothing for the send."""
+    client = plugin_server.client()
+    surfaces = [("webhook", "receive"), ("status", "status"), ("messages", "send")]
+    for path, hook in surfaces:
+        response = client.post(f"/api/channels/healthonly/{path}", json={"to": "x", "text": "t"})
+        assert response.status_code == 501, path
+        assert response.json()["error"] == "not_implemented"
+        assert response.json()["channel"] == "healthonly"
+        assert response.json()["hook"] == hook
+    assert client.get("/api/conversations", params={"channel": "healthonly"}).json()["items"] == []
+    assert client.get("/api/channels/healthonly/health").json()["detail"] == "nothing to check"
+
+
+def _run_cli(site: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(site), "OMNICHANNEL_PLUGINS_DIR": str(workdir)}
+    return subprocess.run(
+        [str(CLI), "plugins", *args], cwd=workdir, env=env, capture_output=True, text=True
+    )
+
+
+def test_cli_plugins_matches_api_and_fails_on_broken(plugin_server, site):
+    """``omnichannel plugins --json`` prints what /api/plugins serves, and the text form names
+    each plugin and failure; both exit 1 because a plugin failed to load."""
+    plugins_dir = plugin_server.workdir / "plugins"
+    as_json = _run_cli(site, plugins_dir, "--json")
+    assert as_json.returncode == 1, as_json.stderr
+    assert json.loads(as_json.stdout) == plugin_server.client().get("/api/plugins").json()
+
+    as_text = _run_cli(site, plugins_dir)
+    assert as_text.returncode == 1
+    assert any(
+        line.split()[:3] == ["echo", "channel", "omnichannel-echo"]
+        for line in as_text.stdout.splitlines()
+    )
+    assert "FAILED broken (omnichannel.channels:broken = omnichannel_broken)" in as_text.stdout
+    assert "FAILED misspelt" in as_text.stdout
+
+
+def test_cli_plugins_exits_0_when_all_load(tmp_path, site):
+    """Without failing plugins ``omnichannel plugins`` exits 0."""
+    clean_site = install_distributions(tmp_path / "clean", "echo")
+    result = _run_cli(clean_site, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "echo" in result.stdout
+
+
+def test_disable_plugins_removes_channel(tmp_path, site):
+    """OMNICHANNEL_DISABLE_PLUGINS=echo,broken keeps both out: echo's routes answer 404, both
+    are listed as disabled, and nothing failed."""
+    env = {
+        "PYTHONPATH": str(site),
+        "ECHO_TOKEN": ECHO_TOKEN,
+        "OMNICHANNEL_DISABLE_PLUGINS": "echo,broken",
+    }
+    with running_server(tmp_path / uuid.uuid4().hex, env) as server:
+        client = server.client()
+        report = client.get("/api/plugins").json()
+        assert sorted(report["disabled"]) == ["broken", "echo"]
+        assert report["failed"] == []
+        assert all(item["name"] != "echo" for item in report["items"])
+        assert client.get("/api/channels/echo/ping").status_code == 404
+        assert _echo_webhook(server, "disabled-1").status_code == 404
+        assert "echo" not in client.get("/").json()["channels"]
+        assert client.get("/health").json()["failed_plugins"] == []
+
+
+def test_clashing_channel_route_stops_startup(tmp_path):
+    """A channel whose channel_routes redefines the core's POST on ``webhook`` stops the
+    server from starting, with a message naming the channel, the route and the method."""
+    clash_site = install_distributions(tmp_path / "clash", "clash")
+    with (
+        pytest.raises(RuntimeError) as stopped,
+        running_server(tmp_path / "server", {"PYTHONPATH": str(clash_site)}),
+    ):
+        pass
+    assert "channel 'clash' route 'webhook' redefines POST, which the core serves" in str(
+        stopped.value
+    )
