@@ -43,7 +43,14 @@ STATUS_BY_ERROR: list[tuple[type[OmnichannelError], int, str]] = [
 ]
 
 
+# Codes that must not follow Python's phrase for the status, which changes between versions
+# (413 is "Request Entity Too Large" before 3.13, "Content Too Large" from it).
+FIXED_CODES = {413: "content_too_large"}
+
+
 def _slug(status: int) -> str:
+    if status in FIXED_CODES:
+        return FIXED_CODES[status]
     try:
         return http.HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:

@@ -1,0 +1,368 @@
+"""The paths of the OpenAPI document, and the shared responses and parameters they use."""
+
+from __future__ import annotations
+
+from omnichannel_core.models import ConversationStatus
+from omnichannel_core.web import payloads
+from omnichannel_core.web.openapi_schemas import Schema, ref
+
+JSON = "application/json"
+
+# components: responses and parameters --------------------------------------------------
+
+ERRORS: dict[str, tuple[str, str, str]] = {
+    # name: (status, schema, description)
+    "BadRequest": (
+        "400",
+        "Error",
+        "Invalid input: `invalid_input`, with `field` when one is at fault.",
+    ),
+    "Unauthorized": ("401", "Error", "`unauthenticated`: no API key, or not a valid one."),
+    "Forbidden": ("403", "Error", "`webhook_rejected`: the channel refused the request."),
+    "NotFound": ("404", "Error", "`not_found`: no such record, route or channel."),
+    "Conflict": ("409", "Error", "`conflict`: the Idempotency-Key was used for another message."),
+    "PayloadTooLarge": ("413", "Error", "The body is larger than OMNICHANNEL_MAX_BODY_BYTES."),
+    "UnsupportedMediaType": ("415", "Error", "Send the body as application/json."),
+    "SendRejected": ("422", "DeliveryError", "`send_rejected`: the provider refused the message."),
+    "NotImplemented": ("501", "Error", "`not_implemented`: the channel lacks the hook."),
+    "ChannelFailed": ("502", "Error", "`channel_failed`: the channel's hook misbehaved."),
+    "SendFailed": (
+        "502",
+        "DeliveryError",
+        "`provider_unavailable` (retry later) or `channel_failed`: not delivered.",
+    ),
+    "ChannelUnavailable": ("503", "Error", "`channel_unavailable`: the channel is not configured."),
+    "SendUnavailable": (
+        "503",
+        "DeliveryError",
+        "`channel_unavailable`: the channel cannot send now (e.g. not configured).",
+    ),
+}
+
+
+def error_responses() -> dict[str, Schema]:
+    responses = {
+        name: {"description": description, "content": {JSON: {"schema": ref(schema)}}}
+        for name, (_, schema, description) in ERRORS.items()
+    }
+    responses["Unauthorized"]["headers"] = {
+        "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer realm"}
+    }
+    return responses
+
+
+def errors(*names: str) -> dict[str, Schema]:
+    return {ERRORS[name][0]: {"$ref": f"#/components/responses/{name}"} for name in names}
+
+
+def ok(schema: str, description: str, status: str = "200") -> dict[str, Schema]:
+    return {status: {"description": description, "content": {JSON: {"schema": ref(schema)}}}}
+
+
+def body(schema: str) -> Schema:
+    return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
+
+
+def path_parameter(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def query_parameter(name: str, description: str, schema: Schema | None = None) -> Schema:
+    schema = schema or {"type": "string", "maxLength": payloads.MAX_NAME}
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def shared_parameters() -> dict[str, Schema]:
+    return {
+        "Cursor": query_parameter(
+            "cursor", "`next_cursor` of the previous page", {"type": "string"}
+        ),
+        "Limit": query_parameter(
+            "limit",
+            "page size",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": payloads.MAX_LIMIT,
+                "default": payloads.DEFAULT_LIMIT,
+            },
+        ),
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": "A retried request with the same key sends once and answers 200 "
+            "with the stored message; the same key with a different message answers 409.",
+            "schema": {"type": "string", "pattern": payloads.IDEMPOTENCY_KEY.pattern},
+        },
+    }
+
+
+def shared(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+PAGING = [shared("Cursor"), shared("Limit")]
+
+
+# paths ---------------------------------------------------------------------------------
+
+PUBLIC: list[Schema] = []  # `security: []`: no API key
+
+
+def system_paths() -> dict[str, Schema]:
+    return {
+        "/": {
+            "get": {
+                "summary": "Name the system, its version and channels",
+                "operationId": "getRoot",
+                "tags": ["system"],
+                "security": PUBLIC,
+                "responses": ok("Root", "The system."),
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Report on the store and each channel",
+                "operationId": "getHealth",
+                "tags": ["system"],
+                "security": PUBLIC,
+                "responses": {
+                    **ok("Health", "Up: `ok`, or `degraded` when a channel or plugin is not."),
+                    **ok("Health", "Down: the store does not answer.", "503"),
+                },
+            }
+        },
+        "/api/plugins": {
+            "get": {
+                "summary": "List plugins, failed plugins and disabled plugins",
+                "operationId": "listPlugins",
+                "tags": ["system"],
+                "responses": {**ok("Plugins", "Every plugin."), **errors("Unauthorized")},
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "getOpenApi",
+                "tags": ["system"],
+                "security": PUBLIC,
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def inbox_paths() -> dict[str, Schema]:
+    contact_id = [path_parameter("contact_id", "the contact's id")]
+    conversation_id = [path_parameter("conversation_id", "the conversation's id")]
+    status_filter = {"enum": [s.value for s in ConversationStatus]}
+    return {
+        "/api/contacts": {
+            "get": {
+                "summary": "List contacts, newest first, or search them",
+                "operationId": "listContacts",
+                "tags": ["contacts"],
+                "parameters": [
+                    query_parameter("q", "search display names and addresses"),
+                    *PAGING,
+                ],
+                "responses": {
+                    **ok("ContactPage", "One page of contacts."),
+                    **errors("BadRequest", "Unauthorized"),
+                },
+            }
+        },
+        "/api/contacts/{contact_id}": {
+            "parameters": contact_id,
+            "get": {
+                "summary": "Get a contact",
+                "operationId": "getContact",
+                "tags": ["contacts"],
+                "responses": {
+                    **ok("Contact", "The contact."),
+                    **errors("Unauthorized", "NotFound"),
+                },
+            },
+            "patch": {
+                "summary": "Change a contact's display name, tags or attributes",
+                "operationId": "updateContact",
+                "tags": ["contacts"],
+                "requestBody": body("ContactUpdate"),
+                "responses": {
+                    **ok("Contact", "The contact as changed."),
+                    **errors(*WRITE_ERRORS, "NotFound"),
+                },
+            },
+        },
+        "/api/conversations": {
+            "get": {
+                "summary": "List conversations by last activity, newest first",
+                "operationId": "listConversations",
+                "tags": ["conversations"],
+                "parameters": [
+                    query_parameter("status", "only this status", status_filter),
+                    query_parameter("channel", "only this channel"),
+                    query_parameter("assignee", "only this assignee"),
+                    *PAGING,
+                ],
+                "responses": {
+                    **ok("ConversationPage", "One page of conversations."),
+                    **errors("BadRequest", "Unauthorized"),
+                },
+            }
+        },
+        "/api/conversations/{conversation_id}": {
+            "parameters": conversation_id,
+            "get": {
+                "summary": "Get a conversation",
+                "operationId": "getConversation",
+                "tags": ["conversations"],
+                "responses": {
+                    **ok("Conversation", "The conversation."),
+                    **errors("Unauthorized", "NotFound"),
+                },
+            },
+            "patch": {
+                "summary": "Change a conversation's status or assignee",
+                "operationId": "updateConversation",
+                "tags": ["conversations"],
+                "requestBody": body("ConversationUpdate"),
+                "responses": {
+                    **ok("Conversation", "The conversation as changed."),
+                    **errors(*WRITE_ERRORS, "NotFound"),
+                },
+            },
+        },
+        "/api/conversations/{conversation_id}/messages": {
+            "parameters": conversation_id,
+            "get": {
+                "summary": "List a conversation's messages, oldest first",
+                "operationId": "listMessages",
+                "tags": ["messages"],
+                "parameters": PAGING,
+                "responses": {
+                    **ok("MessagePage", "One page of messages, in order."),
+                    **errors("BadRequest", "Unauthorized", "NotFound"),
+                },
+            },
+            "post": {
+                "summary": "Reply: send through the conversation's channel",
+                "description": "The message is stored `queued` first, then sent.",
+                "operationId": "reply",
+                "tags": ["messages"],
+                "parameters": [shared("IdempotencyKey")],
+                "requestBody": body("Reply"),
+                "responses": send_responses(),
+            },
+        },
+        "/api/messages/{message_id}": {
+            "get": {
+                "summary": "Get a message with its delivery status",
+                "operationId": "getMessage",
+                "tags": ["messages"],
+                "parameters": [path_parameter("message_id", "the message's id")],
+                "responses": {
+                    **ok("Message", "The message."),
+                    **errors("Unauthorized", "NotFound"),
+                },
+            }
+        },
+    }
+
+
+WRITE_ERRORS = ("BadRequest", "Unauthorized", "PayloadTooLarge", "UnsupportedMediaType")
+
+
+def send_responses() -> dict[str, Schema]:
+    return {
+        **ok("Message", "Sent: the new message with its delivery status.", "201"),
+        **ok("Message", "Replayed: the message this Idempotency-Key already sent."),
+        **errors(*WRITE_ERRORS, "NotFound", "Conflict", "SendRejected", "NotImplemented"),
+        **errors("SendFailed", "SendUnavailable"),
+    }
+
+
+def provider_callback(hook: str, summary: str, operation_id: str) -> Schema:
+    """A public POST whose body and answer are the provider's, authenticated by the channel."""
+    return {
+        "summary": summary,
+        "description": f"Handled by the channel's `{hook}` hook, which authenticates the "
+        "request itself (signature, token). What is accepted is stored before the answer. "
+        "The generic `http` channel takes JSON signed with `X-Omnichannel-Signature: "
+        "sha256=<hex HMAC-SHA256 of the raw body with WEBHOOK_SECRET>`.",
+        "operationId": operation_id,
+        "tags": ["channels"],
+        "security": PUBLIC,
+        "requestBody": {
+            "description": "The provider's own format.",
+            "content": {"*/*": {"schema": {}}},
+        },
+        "responses": {
+            "2XX": {
+                "description": "Accepted. Status (200 unless the channel says otherwise), body "
+                "and media type are the channel's: what its provider expects (the `http` "
+                "channel answers 200 with an empty text/plain body).",
+                "content": {"*/*": {"schema": {}}},
+            },
+            **errors("BadRequest", "Forbidden", "NotFound", "PayloadTooLarge"),
+            **errors("NotImplemented", "ChannelFailed", "ChannelUnavailable"),
+        },
+    }
+
+
+def channel_paths() -> dict[str, Schema]:
+    prefix = "/api/channels/{channel}"
+    channel = [path_parameter("channel", "a loaded channel's name; any other answers 404")]
+    return {
+        f"{prefix}/webhook": {
+            "parameters": channel,
+            "post": provider_callback(
+                "receive", "Take the provider's inbound messages", "receiveWebhook"
+            ),
+        },
+        f"{prefix}/status": {
+            "parameters": channel,
+            "post": provider_callback(
+                "status", "Take the provider's delivery statuses", "receiveStatus"
+            ),
+        },
+        f"{prefix}/messages": {
+            "parameters": channel,
+            "post": {
+                "summary": "Send to an address on this channel",
+                "operationId": "sendOnChannel",
+                "tags": ["channels"],
+                "parameters": [shared("IdempotencyKey")],
+                "requestBody": body("ChannelSend"),
+                "responses": send_responses(),
+            },
+        },
+        f"{prefix}/health": {
+            "parameters": channel,
+            "get": {
+                "summary": "The channel's own health report",
+                "operationId": "getChannelHealth",
+                "tags": ["channels"],
+                "responses": {
+                    **ok("ChannelHealthReport", "The channel is ready."),
+                    **ok("ChannelHealthReport", "The channel is not ready.", "503"),
+                    **errors("Unauthorized", "NotFound"),
+                },
+            },
+        },
+    }
+
+
+def all_paths() -> dict[str, Schema]:
+    return {**system_paths(), **inbox_paths(), **channel_paths()}
