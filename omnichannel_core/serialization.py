@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -51,3 +53,40 @@ def from_json(data: Any, cls: type[T]) -> T:
         raise InvalidInput(
             "invalid request body: " + "; ".join(messages), errors=messages
         ) from None
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:32]} is out of range")
+    return value
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse a request body strictly, or raise :class:`InvalidInput` saying what is wrong.
+
+    Stricter than ``json.loads`` where its leniency would let bad data into the store or
+    crash later: no ``NaN``/``Infinity``, no out-of-range numbers, no lone surrogate escapes
+    such as ``"\\ud800"`` (they cannot be stored or encoded as UTF-8), bounded nesting.
+    """
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not UTF-8") from None
+    except UnicodeEncodeError:
+        raise InvalidInput("request body holds a string that is not valid Unicode") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"request body is not valid JSON: {error.msg} at line {error.lineno}"
+            f" column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidInput("request body is nested too deeply") from None
+    except ValueError as error:  # NaN, 1e999, an integer of thousands of digits
+        raise InvalidInput(f"request body is not valid JSON: {str(error)[:120]}") from None
+    return data

@@ -32,12 +32,13 @@ from omnichannel_core.hooktypes import (
     WebhookResult,
 )
 from omnichannel_core.models import DeliveryStatus, Media
-from omnichannel_core.serialization import parse_timestamp
+from omnichannel_core.serialization import parse_json, parse_timestamp
 
 SIGNATURE_HEADER = "X-Omnichannel-Signature"
 SEND_ATTEMPTS = 3
 SEND_TIMEOUT_SECONDS = 10.0
 RETRY_DELAY_SECONDS = 0.25
+MAX_MEDIA = 10
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -58,10 +59,7 @@ def _verify(request: WebhookRequest, config: Config) -> Any:
     presented = request.header(SIGNATURE_HEADER) or ""
     if not hmac.compare_digest(presented.encode(), sign(secret, request.body).encode()):
         raise WebhookRejected(f"missing or wrong {SIGNATURE_HEADER}")
-    try:
-        return json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidInput("body is not valid JSON") from None
+    return parse_json(request.body)
 
 
 def _items(data: Any, plural: str) -> list[dict[str, Any]]:
@@ -80,15 +78,25 @@ def _text(item: dict[str, Any], field: str, required: bool = False) -> str | Non
     return value
 
 
-def _inbound(item: dict[str, Any]) -> InboundMessage:
+def _media(item: dict[str, Any]) -> tuple[Media, ...]:
     media = item.get("media") or []
-    if not isinstance(media, list) or not all(
-        isinstance(m, dict) and isinstance(m.get("url"), str) for m in media
-    ):
-        raise InvalidInput("media: must be a list of {url, content_type?}")
-    timestamp = item.get("timestamp")
+    if not isinstance(media, list) or len(media) > MAX_MEDIA:
+        raise InvalidInput(f"media: must be a list of at most {MAX_MEDIA} {{url, content_type?}}")
+    for entry in media:
+        if not isinstance(entry, dict):
+            raise InvalidInput("media: each item must be an object with a url")
+        url = _text(entry, "url", required=True)
+        if not url.startswith(("https://", "http://")):
+            raise InvalidInput("media: each url must be an http(s) URL")
+        _text(entry, "content_type")
+        _text(entry, "filename")
+    return tuple(Media(m["url"], m.get("content_type"), m.get("filename")) for m in media)
+
+
+def _inbound(item: dict[str, Any]) -> InboundMessage:
+    timestamp = _text(item, "timestamp")
     try:
-        sent_at = parse_timestamp(timestamp) if isinstance(timestamp, str) else None
+        sent_at = parse_timestamp(timestamp) if timestamp else None
     except ValueError:
         raise InvalidInput("timestamp: must be ISO 8601") from None
     message = InboundMessage(
@@ -96,7 +104,7 @@ def _inbound(item: dict[str, Any]) -> InboundMessage:
         sender=_text(item, "from", required=True),
         sender_name=_text(item, "name"),
         text=_text(item, "text"),
-        media=tuple(Media(m["url"], m.get("content_type"), m.get("filename")) for m in media),
+        media=_media(item),
         sent_at=sent_at,
     )
     if not message.text and not message.media:

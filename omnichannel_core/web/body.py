@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import falcon
@@ -10,6 +9,7 @@ import falcon.asgi
 
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.hooktypes import WebhookRequest
+from omnichannel_core.serialization import parse_json
 
 CHUNK = 64 * 1024
 
@@ -41,16 +41,7 @@ async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, An
     """The body as a JSON object; 415 unless it is sent as JSON, 400 unless it parses."""
     if not _is_json(req.content_type):
         raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
-    raw = await read_raw(req, limit)
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise InvalidInput("request body is not UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise InvalidInput(
-            f"request body is not valid JSON: {error.msg} at line {error.lineno}"
-            f" column {error.colno}"
-        ) from None
+    data = parse_json(await read_raw(req, limit))
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object")
     return data

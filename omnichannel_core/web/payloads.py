@@ -155,7 +155,8 @@ def page_params(req: falcon.asgi.Request) -> tuple[str | None, int]:
     raw = req.get_param("limit")
     limit = DEFAULT_LIMIT
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_LIMIT))
+        if not digits or not 1 <= int(raw) <= MAX_LIMIT:
             raise _fail("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
     cursor = req.get_param("cursor") or None
