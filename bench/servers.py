@@ -26,7 +26,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_environment(workdir: Path, port: int, workers: int, secret: str, api_key: str) -> dict:
+def server_environment(
+    workdir: Path, port: int, workers: int, secret: str, api_key: str, log_level: str = "warning"
+) -> dict:
     """The environment both servers get: inherited variables of ours are dropped, so a
     developer's own settings (or a ``.env``) cannot change what is measured."""
     inherited = {
@@ -43,10 +45,14 @@ def server_environment(workdir: Path, port: int, workers: int, secret: str, api_
         "OMNICHANNEL_DATA_DIR": str(workdir / "data"),
         "OMNICHANNEL_API_KEY": api_key,
         "OMNICHANNEL_PLUGINS_DIR": str(workdir / "plugins"),
-        "OMNICHANNEL_LOG_LEVEL": "warning",
+        "OMNICHANNEL_LOG_LEVEL": log_level,
         "OMNICHANNEL_LOG_FORMAT": "json",
         "WEBHOOK_SECRET": secret,
     }
+
+
+class ServerFailed(RuntimeError):
+    """A server under test did not come up."""
 
 
 class GunicornServer:
@@ -86,13 +92,13 @@ class GunicornServer:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} server exited with {self.process.returncode}:\n{self.log()}"
+                raise ServerFailed(
+                    f"{self.name} server exited with {self.process.returncode} (log above)"
                 )
             if self._answers():
                 return self
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server did not answer in {START_TIMEOUT_SECONDS}s")
+        raise ServerFailed(f"{self.name} server did not answer in {START_TIMEOUT_SECONDS}s")
 
     def _answers(self) -> bool:
         """True once a worker answers HTTP at all (any status: the bare app has no /health)."""

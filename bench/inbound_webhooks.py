@@ -1,0 +1,259 @@
+"""Inbound webhook throughput: omnichannel beside a bare Falcon responder, in one run.
+
+    .venv/bin/python -m bench.inbound_webhooks [--requests N] [--concurrency C]
+        [--workers W] [--duration S] [--warmup N] [--senders N] [--log-level L] [--json]
+
+For each target in turn (omnichannel first, then the bare app) it starts gunicorn with the
+same settings (``omnichannel_core.gunicorn_conf``: uvicorn workers, W of them, loopback) in a
+fresh temporary folder, drives it with the same signed webhooks from a separate load-generator
+process, and stops it by PID. Then it prints throughput, latency p50/p99 and the ratio, and
+checks that omnichannel stored exactly one message per 200 it answered. Any non-200, any
+connection error or a missing message makes the exit status non-zero. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.servers import (
+    BARE_APP,
+    HOST,
+    OMNICHANNEL_APP,
+    REPO_ROOT,
+    GunicornServer,
+    ServerFailed,
+    free_port,
+    server_environment,
+)
+
+GENERATOR_GRACE_SECONDS = 120
+MAX_REQUESTS = 1_000_000
+
+
+class BenchmarkFailed(Exception):
+    """The run did not hold up: a non-200, a connection error, or a lost message."""
+
+
+def run_generator(port: int, secret: str, run_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the load generator in its own process; returns its JSON report."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load_generator",
+        f"--host={HOST}",
+        f"--port={port}",
+        f"--secret={secret}",
+        f"--run-id={run_id}",
+        f"--requests={args.requests}",
+        f"--warmup={args.warmup}",
+        f"--concurrency={args.concurrency}",
+        f"--duration={args.duration}",
+        f"--senders={args.senders}",
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = process.communicate(timeout=args.duration * 2 + GENERATOR_GRACE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    if process.returncode != 0:
+        raise BenchmarkFailed(f"load generator exited {process.returncode}: {err.decode()}")
+    return json.loads(out)
+
+
+def stored_messages(database: Path) -> int:
+    """How many messages the store holds, read through a connection of our own."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def problems(report: dict[str, Any], phase: str) -> list[str]:
+    found = []
+    bad = {status: n for status, n in report["statuses"].items() if status != "200"}
+    if bad:
+        found.append(f"{phase}: non-200 answers {bad}; first: {report['failures'][:2]}")
+    if report["error_count"]:
+        found.append(f"{phase}: {report['error_count']} connection errors: {report['errors']}")
+    if report["ok"] != report["sent"]:
+        found.append(f"{phase}: {report['sent']} sent but {report['ok']} answered 200")
+    return found
+
+
+def measure(name: str, app: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Start one server, load it, check it, stop it."""
+    workdir = root / name
+    secret = secrets.token_hex(16)
+    run_id = secrets.token_hex(4)
+    port = free_port()
+    env = server_environment(
+        workdir, port, args.workers, secret, secrets.token_hex(16), args.log_level
+    )
+    server = GunicornServer(name, app, workdir, env)
+    try:
+        server.start()
+        report = run_generator(port, secret, run_id, args)
+        if name == "omnichannel":
+            answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
+            stored = stored_messages(workdir / "data" / "omnichannel.db")
+            report["durability"] = {
+                "answered_200": answered,
+                "stored": stored,
+                "ok": stored == answered,
+            }
+    except BaseException:
+        server.stop()
+        sys.stderr.write(f"--- {name} server log ---\n{server.log()[-4000:]}\n")
+        raise
+    server.stop()
+    report["target"] = name
+    report["server_log_tail"] = server.log()[-2000:]
+    return report
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        f"inbound webhooks: {results['settings']['requests']} requests,"
+        f" {results['settings']['concurrency']} connections,"
+        f" {results['settings']['workers']} gunicorn worker(s) (uvicorn), loopback,"
+        f" log level {results['settings']['log_level']}",
+        "",
+        f"{'target':<12} {'200s':>8} {'seconds':>8} {'req/s':>9}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'client cpu':>10}",
+    ]
+    for report in results["targets"]:
+        latency = report["latency_ms"]
+        cpu = report.get("generator_cpu_share")
+        lines.append(
+            f"{report['target']:<12} {report['ok']:>8} {report['elapsed_seconds']:>8.2f}"
+            f" {report['requests_per_second']:>9.0f} {latency['p50']:>8.2f}"
+            f" {latency['p99']:>8.2f} {(f'{cpu:.0%}' if cpu is not None else '-'):>10}"
+        )
+    lines.append("")
+    lines.append(f"ratio omnichannel/bare: {results['ratio']:.3f}")
+    durability = results["targets"][0].get("durability")
+    if durability:
+        verdict = "OK" if durability["ok"] else "MISMATCH"
+        lines.append(
+            f"durability: {durability['stored']} messages stored for"
+            f" {durability['answered_200']} answered 200 (warm-up included): {verdict}"
+        )
+    for problem in results["problems"]:
+        lines.append(f"FAILED: {problem}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="omnichannel-bench-") as folder:
+        root = Path(folder)
+        omnichannel = measure("omnichannel", OMNICHANNEL_APP, args, root)
+        bare = measure("bare", BARE_APP, args, root)
+    found = []
+    for report in (omnichannel, bare):
+        found += problems(report, f"{report['target']} timed")
+        if report["warmup"]:
+            found += problems(report["warmup"], f"{report['target']} warm-up")
+    if not omnichannel["durability"]["ok"]:
+        found.append(f"durability: {omnichannel['durability']}")
+    ratio = (
+        omnichannel["requests_per_second"] / bare["requests_per_second"]
+        if bare["requests_per_second"]
+        else 0.0
+    )
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {
+            "requests": args.requests,
+            "warmup": args.warmup,
+            "concurrency": args.concurrency,
+            "workers": args.workers,
+            "duration_limit_seconds": args.duration,
+            "senders": args.senders,
+            "log_level": args.log_level,
+            "python": sys.version.split()[0],
+        },
+        "targets": [omnichannel, bare],
+        "ratio": ratio,
+        "problems": found,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.inbound_webhooks",
+        description="Signed inbound webhooks through omnichannel vs a bare Falcon app.",
+    )
+    parser.add_argument("--requests", type=int, default=50_000, help="timed requests per target")
+    parser.add_argument("--warmup", type=int, default=1_000, help="untimed requests first")
+    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument(
+        "--duration", type=float, default=120.0, help="stop sending after this many seconds"
+    )
+    parser.add_argument(
+        "--senders", type=int, default=1000, help="distinct customer addresses in the bodies"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="OMNICHANNEL_LOG_LEVEL of both servers (info adds two log lines per webhook)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args(argv)
+    if not 1 <= args.requests <= MAX_REQUESTS:
+        parser.error(f"--requests must be between 1 and {MAX_REQUESTS}")
+    if not 0 <= args.warmup <= MAX_REQUESTS:
+        parser.error(f"--warmup must be between 0 and {MAX_REQUESTS}")
+    if not 1 <= args.concurrency <= 1000:
+        parser.error("--concurrency must be between 1 and 1000")
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be between 1 and 64")
+    if not 0 < args.duration <= 600:
+        parser.error("--duration must be above 0 and at most 600 seconds")
+    if args.senders < 1:
+        parser.error("--senders must be at least 1")
+    return args
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # so the servers are stopped by the finally blocks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        results = run(args)
+    except (BenchmarkFailed, ServerFailed) as error:
+        sys.stderr.write(f"benchmark failed: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("benchmark interrupted; servers stopped\n")
+        return 130
+    if args.json:
+        for report in results["targets"]:
+            report.pop("server_log_tail", None)
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(results) + "\n")
+    return 1 if results["problems"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
