@@ -27,6 +27,7 @@ class ChannelDispatcher:
         self.plugins = plugins
         self.manager = plugins.manager
         self._callers: dict[tuple[str, str], pluggy.HookCaller] = {}
+        self._implements: dict[tuple[str, str], bool] = {}
         self._direct: dict[tuple[str, str], tuple[Any, tuple[str, ...]] | None] = {}
 
     @property
@@ -49,11 +50,14 @@ class ChannelDispatcher:
 
     def implements(self, channel: str, hook: str) -> bool:
         """True when the channel itself (not only a wrapper) implements ``hook``."""
-        own = self._channel_plugin(channel)
-        return any(
-            impl.plugin is own and not impl.wrapper and not impl.hookwrapper
-            for impl in getattr(self.manager.hook, hook).get_hookimpls()
-        )
+        key = (channel, hook)
+        if key not in self._implements:
+            own = self._channel_plugin(channel)
+            self._implements[key] = any(
+                impl.plugin is own and not impl.wrapper and not impl.hookwrapper
+                for impl in getattr(self.manager.hook, hook).get_hookimpls()
+            )
+        return self._implements[key]
 
     def _direct_coroutine(self, channel: str, hook: str) -> tuple[Any, tuple[str, ...]] | None:
         """The channel's coroutine implementation and its argument names, when it is the only

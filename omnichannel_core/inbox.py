@@ -7,6 +7,7 @@ the channel's ``send`` runs, then the provider's id and status are recorded.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
@@ -23,6 +24,7 @@ from omnichannel_core.errors import (
 )
 from omnichannel_core.hooktypes import (
     ChannelHealth,
+    InboundMessage,
     OutboundMessage,
     SendResult,
     StatusUpdate,
@@ -82,27 +84,38 @@ class Inbox:
 
     async def receive_webhook(self, channel: str, request: WebhookRequest) -> WebhookResponse:
         result = await self._channel_result(channel, "receive", request)
-        for inbound in result.messages:
-            ingested = await self.store.ingest_inbound(channel, inbound)
-            self._log_ingested(channel, ingested)
+        await self.ingest(channel, result.messages)
         await self.apply_statuses(channel, result.statuses)
         return result.response
 
     async def receive_status(self, channel: str, request: WebhookRequest) -> WebhookResponse:
         result = await self._channel_result(channel, "status", request)
         await self.apply_statuses(channel, result.statuses)
-        for inbound in result.messages:
-            self._log_ingested(channel, await self.store.ingest_inbound(channel, inbound))
+        await self.ingest(channel, result.messages)
         return result.response
 
-    @staticmethod
-    def _log_ingested(channel: str, ingested: Ingested) -> None:
-        log.info(
-            "message_received" if ingested.created else "message_duplicate_ignored",
-            channel=channel,
-            message_id=ingested.message.id,
-            conversation_id=ingested.conversation.id,
+    async def ingest(self, channel: str, messages: tuple[InboundMessage, ...]) -> list[Ingested]:
+        """Store inbound messages (one commit for a batch, in order); returns once durable.
+
+        The new messages' ids go into the request's summary log line.
+        """
+        if not messages:
+            return []
+        ingested = await asyncio.gather(
+            *(self.store.ingest_inbound(channel, inbound) for inbound in messages)
         )
+        stored = [item.message.id for item in ingested if item.created]
+        structlog.contextvars.bind_contextvars(
+            message_ids=stored, duplicates=len(ingested) - len(stored)
+        )
+        for item in ingested:
+            log.debug(
+                "message_received" if item.created else "message_duplicate_ignored",
+                channel=channel,
+                message_id=item.message.id,
+                conversation_id=item.conversation.id,
+            )
+        return ingested
 
     async def apply_statuses(self, channel: str, statuses: tuple[StatusUpdate, ...]) -> None:
         for update in statuses:

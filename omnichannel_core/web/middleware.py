@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import falcon
@@ -20,13 +20,19 @@ REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def _new_request_id() -> str:
+    # Not a secret: random (seeded from os.urandom, reseeded in each worker) avoids a system
+    # call per request, which would hand the GIL to the store's writer thread.
+    return f"{random.getrandbits(128):032x}"
+
+
 class RequestContext:
     """Accepts or makes a request id, binds it into every log line, echoes it, and writes one
     summary line per request."""
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         given = req.get_header(REQUEST_ID_HEADER)
-        request_id = given if given and VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and VALID_REQUEST_ID.match(given) else _new_request_id()
         req.context.request_id = request_id
         req.context.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
