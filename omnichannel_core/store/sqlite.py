@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from omnichannel_core.errors import NotFound
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
@@ -188,6 +191,27 @@ def _advance(
     return StatusApplied(_fetch_message(connection, row["id"]), changed=moves)
 
 
+def _stored_inbound(
+    connection: sqlite3.Connection, channel: str, provider_message_id: str
+) -> Ingested | None:
+    """The message already stored under (channel, provider id), with its contact and
+    conversation, as a duplicate's answer; None when there is none."""
+    row = connection.execute(
+        "SELECT * FROM messages"
+        " WHERE channel = ? AND direction = 'inbound' AND provider_message_id = ?",
+        (channel, provider_message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    message = _message(row)
+    return Ingested(
+        message=message,
+        contact=_fetch_contact(connection, message.contact_id),
+        conversation=_fetch_conversation(connection, message.conversation_id),
+        created=False,
+    )
+
+
 class SqliteStore:
     """The :class:`omnichannel_core.store.Store` contract on one SQLite file."""
 
@@ -198,16 +222,21 @@ class SqliteStore:
         self._runner = SqliteRunner(self.path)
 
     async def open(self) -> None:
+        # Off the event loop: another process may hold the write lock for a while.
+        await asyncio.to_thread(self._migrate)
+        self._runner.start()
+
+    def _migrate(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = connect(self.path)
         try:
             migrate(connection)
         finally:
             connection.close()
-        self._runner.start()
 
     async def close(self) -> None:
-        self._runner.close()
+        # Off the event loop, so the writes close() drains can still settle on this loop.
+        await asyncio.to_thread(self._runner.close)
 
     async def ping(self) -> dict[str, Any]:
         def query(connection: sqlite3.Connection) -> int:
@@ -218,6 +247,11 @@ class SqliteStore:
 
     async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
         def write(connection: sqlite3.Connection) -> Ingested:
+            # Inside the writer's transaction (BEGIN IMMEDIATE holds the write lock), so this
+            # check and the insert below are one atomic step; a duplicate touches nothing.
+            stored = _stored_inbound(connection, channel, inbound.provider_message_id)
+            if stored is not None:
+                return stored
             now = format_timestamp(utcnow())
             contact_id = _upsert_contact(
                 connection, channel, inbound.sender, inbound.sender_name, now
@@ -257,17 +291,9 @@ class SqliteStore:
                     " WHERE id = ?",
                     (now, now, conversation_id),
                 )
-            row = connection.execute(
-                "SELECT * FROM messages WHERE channel = ? AND provider_message_id = ?",
-                (channel, inbound.provider_message_id),
-            ).fetchone()
-            message = _message(row)
-            return Ingested(
-                message=message,
-                contact=_fetch_contact(connection, message.contact_id),
-                conversation=_fetch_conversation(connection, message.conversation_id),
-                created=created,
-            )
+            ingested = _stored_inbound(connection, channel, inbound.provider_message_id)
+            assert ingested is not None
+            return attrs.evolve(ingested, created=created)
 
         return await self._runner.write(write)
 
@@ -347,7 +373,8 @@ class SqliteStore:
     async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
         def write(connection: sqlite3.Connection) -> StatusApplied:
             row = connection.execute(
-                "SELECT * FROM messages WHERE channel = ? AND provider_message_id = ?",
+                "SELECT * FROM messages"
+                " WHERE channel = ? AND direction = 'outbound' AND provider_message_id = ?",
                 (channel, update.provider_message_id),
             ).fetchone()
             if row is None:

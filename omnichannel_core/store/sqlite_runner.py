@@ -9,6 +9,7 @@ pays one sync per batch, not per message. A job that raises rolls back alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ T = TypeVar("T")
 
 MAX_BATCH = 256
 BUSY_TIMEOUT_MS = 10_000
+CLOSE_TIMEOUT_SECONDS = 30
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -59,6 +61,13 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
+    """Hand a job's outcome to its caller's event loop; a loop that has closed meanwhile
+    (its caller gave up) is nobody to tell, and must not stop the writer."""
+    with contextlib.suppress(RuntimeError):
+        job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+
+
 class SqliteRunner:
     """Owns the connections of one process to one database file."""
 
@@ -66,12 +75,25 @@ class SqliteRunner:
         self.path = path
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        # Guards _closed and the queue's end: no job can be queued after close()'s sentinel.
+        self._state_lock = threading.Lock()
+        self._closed = False
         self._local = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+        self._reader_count = readers
+        self._readers: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        with self._state_lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._closed = False
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(
+                max_workers=self._reader_count, thread_name_prefix="sqlite-read"
+            )
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_loop, name="sqlite-write", daemon=True
@@ -80,15 +102,24 @@ class SqliteRunner:
 
     async def write(self, function: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``function`` in the next committed batch; returns once it is durable."""
-        self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(function, future, loop))
+        with self._state_lock:
+            if self._closed:
+                raise RuntimeError("the SQLite store is closed")
+            self._start_locked()
+            self._jobs.put(_Job(function, future, loop))
         return await future
 
     async def read(self, function: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, function)
+        with self._state_lock:
+            if self._closed:
+                raise RuntimeError("the SQLite store is closed")
+            self._start_locked()
+            readers = self._readers
+        assert readers is not None
+        return await loop.run_in_executor(readers, self._read, function)
 
     def _read(self, function: Callable[[sqlite3.Connection], T]) -> T:
         connection = getattr(self._local, "connection", None)
@@ -100,28 +131,42 @@ class SqliteRunner:
         return function(connection)
 
     def _write_loop(self) -> None:
-        connection = connect(self.path)
+        connection: sqlite3.Connection | None = None
         try:
             while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                batch = [job]
-                stop = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        more = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    batch.append(more)
-                self._run_batch(connection, batch)
+                batch, stop = self._next_batch()
+                if batch:
+                    if connection is None:
+                        try:
+                            connection = connect(self.path)
+                        except Exception as error:
+                            for job in batch:
+                                _resolve(job, None, error)
+                            batch = []
+                    if batch:
+                        self._run_batch(connection, batch)
                 if stop:
                     return
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
+
+    def _next_batch(self) -> tuple[list[_Job], bool]:
+        """Wait for a job, then take every job already waiting (up to MAX_BATCH); True when
+        close() asked the writer to stop after this batch."""
+        job = self._jobs.get()
+        if job is None:
+            return [], True
+        batch = [job]
+        while len(batch) < MAX_BATCH:
+            try:
+                more = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
 
     @staticmethod
     def _run_batch(connection: sqlite3.Connection, batch: list[_Job]) -> None:
@@ -140,19 +185,28 @@ class SqliteRunner:
                     connection.execute("RELEASE job")
                     outcomes.append((job, result, None))
             connection.execute("COMMIT")
-        except Exception as error:
+        except BaseException as error:
+            # Nothing of the batch is committed (a failed COMMIT, a lost transaction, a job
+            # raising something a savepoint cannot contain): every caller gets the error.
             if connection.in_transaction:
-                connection.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
             outcomes = [(job, None, error) for job in batch]
         for job, result, error in outcomes:
-            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+            _resolve(job, result, error)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._jobs.put(None)
-            self._writer.join(timeout=10)
-            self._writer = None
-        self._readers.shutdown(wait=True)
+        """Stop taking work, run every write already queued, then release the connections."""
+        with self._state_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
+            readers, self._readers = self._readers, None
+            if writer is not None:
+                self._jobs.put(None)
+        if writer is not None:
+            writer.join(timeout=CLOSE_TIMEOUT_SECONDS)
+        if readers is not None:
+            readers.shutdown(wait=True)
         with self._reader_lock:
             for connection in self._reader_connections:
                 connection.close()

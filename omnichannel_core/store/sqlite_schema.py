@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from omnichannel_core.errors import ConfigError
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: contacts, identities, conversations, messages
     """
@@ -64,6 +66,15 @@ MIGRATIONS: tuple[str, ...] = (
         ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at, id);
     """,
+    # 2: provider ids are unique per direction: a provider (or a custom system) may give an
+    # outbound message the id of an inbound one; inbound dedupe and status lookups each
+    # search their own direction.
+    """
+    DROP INDEX messages_by_provider_id;
+    CREATE UNIQUE INDEX messages_by_provider_id
+        ON messages (channel, direction, provider_message_id)
+        WHERE provider_message_id IS NOT NULL;
+    """,
 )
 
 
@@ -72,6 +83,12 @@ def migrate(connection: sqlite3.Connection) -> int:
     connection.execute("BEGIN IMMEDIATE")
     try:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise ConfigError(
+                f"OMNICHANNEL_STORE: the database is at schema version {version}, newer than"
+                f" this release knows ({len(MIGRATIONS)}); upgrade omnichannel-core",
+                variable="OMNICHANNEL_STORE",
+            )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in script.split(";"):
                 if statement.strip():

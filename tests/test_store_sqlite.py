@@ -1,0 +1,417 @@
+"""The SQLite store: the shared contract, plus what only SQLite promises: atomic dedupe across
+processes on one file, versioned schema migrations, WAL mode, and a writer that commits queued
+writes in groups where each job stands or falls alone."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnichannel_core.errors import ConfigError
+from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.store import open_store
+from omnichannel_core.store.sqlite import SqliteStore
+from omnichannel_core.store.sqlite_runner import SqliteRunner
+from omnichannel_core.store.sqlite_schema import MIGRATIONS
+from tests.store_contract import StoreContract
+
+PROCESSES = 4
+PROVIDER_IDS_PER_PROCESS = 60
+TIMEOUT_SECONDS = 60
+
+
+class TestSqliteStore(StoreContract):
+    """The store contract on a fresh SQLite file."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, run: Any) -> Iterator[SqliteStore]:
+        store = SqliteStore(tmp_path / "data" / "store.db")
+        run(store.open())
+        yield store
+        run(store.close())
+
+
+def _open(path: Path) -> SqliteStore:
+    store = SqliteStore(path)
+    asyncio.run(store.open())
+    return store
+
+
+def _rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+# ------------------------------------------------------------- across processes
+
+
+def _ingest_in_process(path: str, worker: int, start: Any, errors: Any) -> None:
+    """Child process: open the store on ``path`` and ingest the shared provider ids."""
+
+    async def ingest() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            messages = [
+                InboundMessage(
+                    provider_message_id=f"shared-{number}",
+                    sender=f"+1555000{number % 5}",
+                    text=f"from worker {worker}",
+                )
+                for number in range(PROVIDER_IDS_PER_PROCESS)
+            ]
+            await asyncio.gather(*(store.ingest_inbound("sms", m) for m in messages))
+        finally:
+            await store.close()
+
+    try:
+        start.wait(TIMEOUT_SECONDS)
+        asyncio.run(ingest())
+    except BaseException as error:
+        errors.put(f"worker {worker}: {type(error).__name__}: {error}")
+        raise
+
+
+def test_processes_ingesting_the_same_ids_store_each_once(tmp_path):
+    """Several OS processes opening one fresh file at once and ingesting the same provider ids
+    concurrently store exactly one message per id, with no 'database is locked' error."""
+    path = tmp_path / "shared.db"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    errors = context.Queue()
+    workers = [
+        context.Process(target=_ingest_in_process, args=(str(path), worker, start, errors))
+        for worker in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(TIMEOUT_SECONDS)
+    reported = []
+    while not errors.empty():
+        reported.append(errors.get())
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+    assert reported == []
+    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    counts = _rows(
+        path,
+        "SELECT provider_message_id, count(*) FROM messages GROUP BY provider_message_id",
+    )
+    assert len(counts) == PROVIDER_IDS_PER_PROCESS
+    assert {count for _, count in counts} == {1}
+    assert _rows(path, "SELECT count(*) FROM contacts") == [(5,)]
+    assert _rows(path, "SELECT count(*) FROM conversations") == [(5,)]
+    unread = _rows(path, "SELECT sum(unread_count) FROM conversations")
+    assert unread == [(PROVIDER_IDS_PER_PROCESS,)]
+
+
+# --------------------------------------------------------------------- schema
+
+
+def test_fresh_file_is_at_the_latest_schema_version(tmp_path):
+    """A new file is created with every migration applied: user_version == len(MIGRATIONS)."""
+    path = tmp_path / "new" / "fresh.db"
+    store = _open(path)
+    try:
+        assert _rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        facts = asyncio.run(store.ping())
+        assert facts == {
+            "backend": "sqlite",
+            "schema_version": len(MIGRATIONS),
+            "latest": len(MIGRATIONS),
+        }
+    finally:
+        asyncio.run(store.close())
+
+
+def test_opening_twice_changes_nothing(tmp_path):
+    """Opening an up-to-date file again keeps its version, schema and data."""
+    path = tmp_path / "twice.db"
+    store = _open(path)
+    asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "kept")))
+    asyncio.run(store.close())
+    schema = _rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
+    store = _open(path)
+    try:
+        assert _rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert _rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == schema
+        assert _rows(path, "SELECT text FROM messages") == [("kept",)]
+    finally:
+        asyncio.run(store.close())
+
+
+def test_version_zero_database_is_migrated(tmp_path):
+    """A database at user_version 0 without our tables (e.g. an empty file another tool
+    created) is migrated to the latest version and then works."""
+    path = tmp_path / "old.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE unrelated (x INTEGER)")
+    connection.execute("INSERT INTO unrelated VALUES (42)")
+    connection.commit()
+    connection.close()
+    assert _rows(path, "PRAGMA user_version") == [(0,)]
+    store = _open(path)
+    try:
+        assert _rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        tables = {name for (name,) in _rows(path, "SELECT name FROM sqlite_master")}
+        assert {"contacts", "identities", "conversations", "messages"} <= tables
+        assert _rows(path, "SELECT x FROM unrelated") == [(42,)]
+        ingested = asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "hi")))
+        assert ingested.created is True
+    finally:
+        asyncio.run(store.close())
+
+
+OLD_ROWS = """
+INSERT INTO contacts (id, display_name, created_at, updated_at)
+    VALUES ('ct_old', 'Old', '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z');
+INSERT INTO identities (channel, address, contact_id) VALUES ('sms', '+1', 'ct_old');
+INSERT INTO conversations (id, contact_id, channel, address, status, unread_count,
+    last_activity_at, created_at, updated_at)
+    VALUES ('cv_old', 'ct_old', 'sms', '+1', 'open', 1, '2024-01-01T00:00:00.000000Z',
+    '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z');
+INSERT INTO messages (id, conversation_id, contact_id, channel, direction, status, text,
+    provider_message_id, created_at, updated_at)
+    VALUES ('msg_old', 'cv_old', 'ct_old', 'sms', 'inbound', 'received', 'old', 'p1',
+    '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z')
+"""
+
+
+def test_each_older_version_migrates_forward_keeping_data(tmp_path):
+    """A file left at any earlier schema version, holding a message, is migrated to the
+    latest version on open; the message is still there and still dedupes its retry."""
+    for version in range(1, len(MIGRATIONS)):
+        path = tmp_path / f"v{version}.db"
+        connection = sqlite3.connect(path)
+        for statement in ";".join([*MIGRATIONS[:version], OLD_ROWS]).split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {version}")
+        connection.commit()
+        connection.close()
+        store = _open(path)
+        try:
+            assert _rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+            assert asyncio.run(store.get_message("msg_old")).text == "old"
+            again = asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "new")))
+            assert (again.created, again.message.id) == (False, "msg_old")
+            assert again.contact.display_name == "Old"
+        finally:
+            asyncio.run(store.close())
+
+
+def test_newer_schema_than_the_code_refuses_to_open(tmp_path):
+    """A file migrated by a newer release (user_version above ours) is refused with a
+    ConfigError rather than used with a schema this code does not know."""
+    path = tmp_path / "future.db"
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    connection.close()
+    store = SqliteStore(path)
+    with pytest.raises(ConfigError, match="newer"):
+        asyncio.run(store.open())
+    asyncio.run(store.close())
+
+
+def test_wal_mode_is_on(tmp_path):
+    """The file is in WAL mode, so readers never wait for the writer."""
+    path = tmp_path / "wal.db"
+    store = _open(path)
+    try:
+        assert _rows(path, "PRAGMA journal_mode") == [("wal",)]
+    finally:
+        asyncio.run(store.close())
+
+
+def test_open_store_takes_a_sqlite_url_or_a_path(tmp_path):
+    """OMNICHANNEL_STORE may be sqlite:////abs/path or a bare path; both name the file."""
+    absolute = tmp_path / "by-url.db"
+    from_url = open_store(f"sqlite:///{absolute}")
+    from_path = open_store(str(tmp_path / "by-path.db"))
+    assert isinstance(from_url, SqliteStore)
+    assert from_url.path == absolute
+    assert isinstance(from_path, SqliteStore)
+    assert from_path.path == tmp_path / "by-path.db"
+    with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
+        open_store("postgres://localhost/db")
+
+
+# ------------------------------------------------------------- the writer thread
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[SqliteRunner]:
+    """A started writer on a file with a table ``t`` (unique ``name``) and a table ``child``
+    whose deferred foreign key is only checked at COMMIT."""
+    path = tmp_path / "runner.db"
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        """
+        CREATE TABLE t (name TEXT PRIMARY KEY);
+        CREATE TABLE child (
+            id INTEGER PRIMARY KEY,
+            parent TEXT REFERENCES t (name) DEFERRABLE INITIALLY DEFERRED
+        );
+        """
+    )
+    connection.close()
+    runner = SqliteRunner(path)
+    runner.start()
+    yield runner
+    runner.close()
+
+
+def _insert(name: str):
+    def job(connection: sqlite3.Connection) -> str:
+        connection.execute("INSERT INTO t (name) VALUES (?)", (name,))
+        return name
+
+    return job
+
+
+def _names(runner: SqliteRunner) -> set[str]:
+    return {name for (name,) in _rows(runner.path, "SELECT name FROM t")}
+
+
+async def _in_one_batch(runner: SqliteRunner, jobs: list[Any]) -> tuple[list[Any], list[str]]:
+    """Run ``jobs`` while the writer is busy with a holding job, so they queue up and run as
+    one batch; returns each job's outcome and the SQL the writer ran for that batch."""
+    started, release = threading.Event(), threading.Event()
+    statements: list[str] = []
+
+    def hold(connection: sqlite3.Connection) -> None:
+        connection.set_trace_callback(statements.append)
+        started.set()
+        assert release.wait(TIMEOUT_SECONDS)
+
+    held = asyncio.ensure_future(runner.write(hold))
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, started.wait, TIMEOUT_SECONDS)
+    tasks = [asyncio.ensure_future(runner.write(job)) for job in jobs]
+    await asyncio.sleep(0)  # every write has queued its job while the writer is held
+    release.set()
+    await held
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    await runner.write(lambda connection: connection.set_trace_callback(None))
+    begin = statements.index("BEGIN IMMEDIATE")  # the holding batch began before tracing
+    end = statements.index("COMMIT", begin)
+    return outcomes, statements[begin : end + 1]
+
+
+def test_failing_job_rolls_back_alone_within_its_batch(runner):
+    """In one group-committed batch, a job that fails (after writing) rolls back alone: the
+    jobs around it commit, its caller gets its error, and the batch commits once."""
+
+    def fail_after_writing(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (name) VALUES ('doomed')")
+        raise RuntimeError("job failed")
+
+    def duplicate(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (name) VALUES ('before')")
+
+    jobs = [_insert("before"), fail_after_writing, _insert("between"), duplicate, _insert("after")]
+    outcomes, statements = asyncio.run(_in_one_batch(runner, jobs))
+    assert outcomes[0] == "before"
+    assert isinstance(outcomes[1], RuntimeError)
+    assert outcomes[2] == "between"
+    assert isinstance(outcomes[3], sqlite3.IntegrityError)
+    assert outcomes[4] == "after"
+    assert _names(runner) == {"before", "between", "after"}
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == len(jobs), statements
+    assert sum(s.startswith("ROLLBACK TO") for s in statements) == 2, statements
+
+
+def test_commit_failure_fails_every_job_of_the_batch(runner):
+    """When the batch's COMMIT fails (here a deferred foreign key), no job of the batch is
+    stored and every caller gets the error; the writer keeps working afterwards."""
+
+    def orphan(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO child (parent) VALUES ('nobody')")
+
+    outcomes, _statements = asyncio.run(_in_one_batch(runner, [_insert("a"), orphan, _insert("b")]))
+    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in outcomes), outcomes
+    assert _names(runner) == set()
+    assert _rows(runner.path, "SELECT count(*) FROM child") == [(0,)]
+    assert asyncio.run(runner.write(_insert("later"))) == "later"
+    assert _names(runner) == {"later"}
+
+
+def test_many_concurrent_writers_all_wake_up(runner):
+    """Writes from several threads, each with its own event loop, all complete and commit:
+    no caller waits forever for a result the writer already produced."""
+    names_per_thread = 200
+    failures: list[BaseException] = []
+
+    def writer_thread(prefix: str) -> None:
+        async def write_all() -> None:
+            await asyncio.gather(
+                *(runner.write(_insert(f"{prefix}-{n}")) for n in range(names_per_thread))
+            )
+
+        try:
+            asyncio.run(write_all())
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer_thread, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_SECONDS)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert len(_names(runner)) == 6 * names_per_thread
+
+
+def test_close_drains_queued_writes(tmp_path):
+    """close() runs and commits every write queued before it, then stops the writer."""
+    path = tmp_path / "drain.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (name TEXT PRIMARY KEY)").connection.close()
+    runner = SqliteRunner(path)
+
+    async def queue_then_close() -> list[str]:
+        tasks = [asyncio.ensure_future(runner.write(_insert(f"n{n}"))) for n in range(300)]
+        await asyncio.sleep(0)  # every job is queued
+        runner.close()
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(queue_then_close())
+    assert len(results) == 300
+    assert len(_rows(path, "SELECT name FROM t")) == 300
+
+
+def test_writer_survives_a_caller_whose_event_loop_has_closed(runner):
+    """A caller that gave up and closed its event loop before its write finished does not
+    kill the writer: the write still commits and later writes still complete."""
+    release = threading.Event()
+
+    def slow(connection: sqlite3.Connection) -> str:
+        assert release.wait(TIMEOUT_SECONDS)
+        connection.execute("INSERT INTO t (name) VALUES ('slow')")
+        return "slow"
+
+    async def give_up() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(runner.write(slow), 0.05)
+
+    asyncio.run(give_up())  # the loop is closed once this returns
+    release.set()
+
+    async def later() -> str:
+        return await asyncio.wait_for(runner.write(_insert("later")), TIMEOUT_SECONDS)
+
+    assert asyncio.run(later()) == "later"
+    assert _names(runner) == {"slow", "later"}
