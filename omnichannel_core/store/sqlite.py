@@ -8,8 +8,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from omnichannel_core.errors import NotFound
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
@@ -37,11 +35,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(converter.unstructure(value), separators=(",", ":"))
 
 
-def _contact(connection: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+ContactRows = tuple[sqlite3.Row, list[Any]]
+"""A contact's row and its identities' rows: read in the writer, made a model outside it."""
+
+
+def _contact_rows(connection: sqlite3.Connection, row: sqlite3.Row) -> ContactRows:
     identities = connection.execute(
         "SELECT channel, address FROM identities WHERE contact_id = ? ORDER BY channel, address",
         (row["id"],),
     ).fetchall()
+    return row, identities
+
+
+def _contact(connection: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+    return _contact_of(_contact_rows(connection, row))
+
+
+def _contact_of(rows: ContactRows) -> Contact:
+    row, identities = rows
     return Contact(
         id=row["id"],
         display_name=row["display_name"],
@@ -116,43 +127,51 @@ def _fetch_message(connection: sqlite3.Connection, message_id: str) -> Message:
 
 def _upsert_contact(
     connection: sqlite3.Connection, channel: str, address: str, display_name: str | None, now: str
-) -> str:
+) -> ContactRows:
+    """The contact reached at ``address`` on ``channel``, created if new; a name given when
+    the contact has none fills it in."""
     row = connection.execute(
-        "SELECT contact_id FROM identities WHERE channel = ? AND address = ?", (channel, address)
+        "SELECT contacts.* FROM identities JOIN contacts ON contacts.id = identities.contact_id"
+        " WHERE identities.channel = ? AND identities.address = ?",
+        (channel, address),
     ).fetchone()
-    if row is not None:
-        contact_id = row["contact_id"]
-        if display_name:
-            connection.execute(
-                "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
-                " WHERE id = ? AND display_name IS NULL",
-                (display_name, search_terms(display_name, [address]), now, contact_id),
-            )
-        return contact_id
-    contact_id = new_id("ct")
-    connection.execute(
-        "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (contact_id, display_name, search_terms(display_name, [address]), now, now),
-    )
-    connection.execute(
-        "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
-        (channel, address, contact_id),
-    )
-    return contact_id
+    if row is None:
+        contact_id = new_id("ct")
+        row = connection.execute(
+            "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING *",
+            (contact_id, display_name, search_terms(display_name, [address]), now, now),
+        ).fetchone()
+        connection.execute(
+            "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
+            (channel, address, contact_id),
+        )
+        return row, [{"channel": channel, "address": address}]
+    row, identities = _contact_rows(connection, row)
+    if display_name and row["display_name"] is None:
+        addresses = [identity["address"] for identity in identities]
+        row = connection.execute(
+            "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
+            " WHERE id = ? RETURNING *",
+            (display_name, search_terms(display_name, addresses), now, row["id"]),
+        ).fetchone()
+    return row, identities
 
 
 def _upsert_conversation(
     connection: sqlite3.Connection, contact_id: str, channel: str, address: str, now: str
 ) -> str:
+    """The id of the contact's conversation on ``channel``, opened if new; it answers to the
+    address the contact last wrote from."""
     row = connection.execute(
-        "SELECT id FROM conversations WHERE contact_id = ? AND channel = ?", (contact_id, channel)
+        "SELECT id, address FROM conversations WHERE contact_id = ? AND channel = ?",
+        (contact_id, channel),
     ).fetchone()
     if row is not None:
-        connection.execute(
-            "UPDATE conversations SET address = ? WHERE id = ? AND address != ?",
-            (address, row["id"], address),
-        )
+        if row["address"] != address:
+            connection.execute(
+                "UPDATE conversations SET address = ? WHERE id = ?", (address, row["id"])
+            )
         return row["id"]
     conversation_id = new_id("cv")
     connection.execute(
@@ -191,9 +210,14 @@ def _advance(
     return StatusApplied(_fetch_message(connection, row["id"]), changed=moves)
 
 
+InboundRows = tuple[sqlite3.Row, ContactRows, sqlite3.Row, bool]
+"""What storing an inbound message read: message, contact, conversation rows, and whether
+the message is new. The writer thread returns rows; models are built off the write lock."""
+
+
 def _stored_inbound(
     connection: sqlite3.Connection, channel: str, provider_message_id: str
-) -> Ingested | None:
+) -> InboundRows | None:
     """The message already stored under (channel, provider id), with its contact and
     conversation, as a duplicate's answer; None when there is none."""
     row = connection.execute(
@@ -203,12 +227,25 @@ def _stored_inbound(
     ).fetchone()
     if row is None:
         return None
-    message = _message(row)
+    contact = _one(
+        connection, "SELECT * FROM contacts WHERE id = ?", (row["contact_id"],), "contact"
+    )
+    conversation = _one(
+        connection,
+        "SELECT * FROM conversations WHERE id = ?",
+        (row["conversation_id"],),
+        "conversation",
+    )
+    return row, _contact_rows(connection, contact), conversation, False
+
+
+def _ingested(rows: InboundRows) -> Ingested:
+    message, contact, conversation, created = rows
     return Ingested(
-        message=message,
-        contact=_fetch_contact(connection, message.contact_id),
-        conversation=_fetch_conversation(connection, message.conversation_id),
-        created=False,
+        message=_message(message),
+        contact=_contact_of(contact),
+        conversation=_conversation(conversation),
+        created=created,
     )
 
 
@@ -246,27 +283,25 @@ class SqliteStore:
         return {"backend": self.backend, "schema_version": version, "latest": len(MIGRATIONS)}
 
     async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
-        def write(connection: sqlite3.Connection) -> Ingested:
+        def write(connection: sqlite3.Connection) -> InboundRows:
             # Inside the writer's transaction (BEGIN IMMEDIATE holds the write lock), so this
             # check and the insert below are one atomic step; a duplicate touches nothing.
             stored = _stored_inbound(connection, channel, inbound.provider_message_id)
             if stored is not None:
                 return stored
             now = format_timestamp(utcnow())
-            contact_id = _upsert_contact(
-                connection, channel, inbound.sender, inbound.sender_name, now
-            )
+            contact = _upsert_contact(connection, channel, inbound.sender, inbound.sender_name, now)
+            contact_id = contact[0]["id"]
             conversation_id = _upsert_conversation(
                 connection, contact_id, channel, inbound.sender, now
             )
             metadata = dict(inbound.metadata)
             if inbound.sent_at is not None:
                 metadata["sent_at"] = format_timestamp(inbound.sent_at)
-            cursor = connection.execute(
+            message_row = connection.execute(
                 "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
                 " status, text, media, provider_message_id, metadata, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (
                     new_id("msg"),
                     conversation_id,
@@ -281,33 +316,28 @@ class SqliteStore:
                     now,
                     now,
                 ),
-            )
-            created = cursor.rowcount == 1
-            if created:
-                connection.execute(
-                    "UPDATE conversations SET unread_count = unread_count + 1,"
-                    " last_activity_at = ?, updated_at = ?,"
-                    " status = CASE status WHEN 'resolved' THEN 'open' ELSE status END"
-                    " WHERE id = ?",
-                    (now, now, conversation_id),
-                )
-            ingested = _stored_inbound(connection, channel, inbound.provider_message_id)
-            assert ingested is not None
-            return attrs.evolve(ingested, created=created)
+            ).fetchone()
+            conversation_row = connection.execute(
+                "UPDATE conversations SET unread_count = unread_count + 1,"
+                " last_activity_at = ?, updated_at = ?,"
+                " status = CASE status WHEN 'resolved' THEN 'open' ELSE status END"
+                " WHERE id = ? RETURNING *",
+                (now, now, conversation_id),
+            ).fetchone()
+            return message_row, contact, conversation_row, True
 
-        return await self._runner.write(write)
+        return _ingested(await self._runner.write(write))
 
     async def resolve_recipient(
         self, channel: str, address: str, display_name: str | None = None
     ) -> tuple[Contact, Conversation]:
         def write(connection: sqlite3.Connection) -> tuple[Contact, Conversation]:
             now = format_timestamp(utcnow())
-            contact_id = _upsert_contact(connection, channel, address, display_name, now)
-            conversation_id = _upsert_conversation(connection, contact_id, channel, address, now)
-            return (
-                _fetch_contact(connection, contact_id),
-                _fetch_conversation(connection, conversation_id),
+            contact = _upsert_contact(connection, channel, address, display_name, now)
+            conversation_id = _upsert_conversation(
+                connection, contact[0]["id"], channel, address, now
             )
+            return _contact_of(contact), _fetch_conversation(connection, conversation_id)
 
         return await self._runner.write(write)
 

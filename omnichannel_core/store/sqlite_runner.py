@@ -4,12 +4,19 @@ Writes queue up; the writer thread takes every job waiting, runs each in its own
 inside one transaction, commits once (one fsync for the whole batch) and only then resolves
 each job's future. So a caller that awaited a write knows it is on disk, and a busy server
 pays one sync per batch, not per message. A job that raises rolls back alone.
+
+Several processes (gunicorn workers) write to one file. SQLite's own busy handler makes a
+waiting process poll with sleeps, unfairly: one worker could wait hundreds of milliseconds
+while the other commits again and again. So each batch first takes an exclusive ``flock`` on
+``<database>-writer.lock``; the kernel queues the waiters and wakes the next one at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -68,6 +75,10 @@ def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
         job.loop.call_soon_threadsafe(_settle, job.future, result, error)
 
 
+class _JobFailed(Exception):
+    """A job raised during a batch run without savepoints: the batch is run again with them."""
+
+
 class SqliteRunner:
     """Owns the connections of one process to one database file."""
 
@@ -75,6 +86,7 @@ class SqliteRunner:
         self.path = path
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._lock_fd: int | None = None  # the writer thread's cross-process lock file
         # Guards _closed and the queue's end: no job can be queued after close()'s sentinel.
         self._state_lock = threading.Lock()
         self._closed = False
@@ -144,12 +156,16 @@ class SqliteRunner:
                                 _resolve(job, None, error)
                             batch = []
                     if batch:
-                        self._run_batch(connection, batch)
+                        with self._write_lock():
+                            self._run_batch(connection, batch)
                 if stop:
                     return
         finally:
             if connection is not None:
                 connection.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def _next_batch(self) -> tuple[list[_Job], bool]:
         """Wait for a job, then take every job already waiting (up to MAX_BATCH); True when
@@ -168,12 +184,47 @@ class SqliteRunner:
             batch.append(more)
         return batch, False
 
+    @contextlib.contextmanager
+    def _write_lock(self):
+        """Hold the cross-process writer lock (a blocking flock, fair across processes)."""
+        if self._lock_fd is None:
+            self._lock_fd = os.open(
+                f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @classmethod
+    def _run_batch(cls, connection: sqlite3.Connection, batch: list[_Job]) -> None:
+        """Run the batch in one transaction. First without savepoints (two statements fewer
+        per job); if a job raises, roll back and run the batch again with a savepoint per job,
+        so that job fails alone. Jobs only read and write the connection, so a rerun is safe."""
+        try:
+            outcomes = cls._run_in_transaction(connection, batch, savepoints=False)
+        except _JobFailed:
+            outcomes = cls._run_in_transaction(connection, batch, savepoints=True)
+        except BaseException as error:
+            outcomes = [(job, None, error) for job in batch]
+        for job, result, error in outcomes:
+            _resolve(job, result, error)
+
     @staticmethod
-    def _run_batch(connection: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run_in_transaction(
+        connection: sqlite3.Connection, batch: list[_Job], *, savepoints: bool
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in batch:
+                if not savepoints:
+                    try:
+                        outcomes.append((job, job.function(connection), None))
+                    except Exception as error:
+                        raise _JobFailed from error
+                    continue
                 connection.execute("SAVEPOINT job")
                 try:
                     result = job.function(connection)
@@ -185,15 +236,18 @@ class SqliteRunner:
                     connection.execute("RELEASE job")
                     outcomes.append((job, result, None))
             connection.execute("COMMIT")
+        except _JobFailed:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise
         except BaseException as error:
             # Nothing of the batch is committed (a failed COMMIT, a lost transaction, a job
             # raising something a savepoint cannot contain): every caller gets the error.
             if connection.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
-            outcomes = [(job, None, error) for job in batch]
-        for job, result, error in outcomes:
-            _resolve(job, result, error)
+            return [(job, None, error) for job in batch]
+        return outcomes
 
     def close(self) -> None:
         """Stop taking work, run every write already queued, then release the connections."""
