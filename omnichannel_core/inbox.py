@@ -154,6 +154,14 @@ class Inbox:
     ) -> tuple[Message, bool]:
         """Send to an address on a channel, opening the contact and conversation if new."""
         self._require_send(channel)  # before anything is written
+        if idempotency_key is not None:
+            # A replay is answered before the recipient is looked up, so a key reused for
+            # another address is refused without creating that address's contact.
+            stored = await self.store.find_by_idempotency_key(idempotency_key)
+            if stored is not None:
+                conversation = await self.store.get_conversation(stored.conversation_id)
+                same_recipient = conversation.channel == channel and conversation.address == to
+                return self._replay(stored, request, same_recipient), False
         _, conversation = await self.store.resolve_recipient(channel, to, display_name)
         return await self._send(conversation, request, idempotency_key)
 
@@ -169,18 +177,20 @@ class Inbox:
             conversation.id, request.text, request.media, request.metadata, idempotency_key
         )
         if not created:
-            same = (
-                message.conversation_id == conversation.id
-                and message.text == request.text
-                and message.media == request.media
-            )
-            if not same:
-                raise Conflict(
-                    "Idempotency-Key was already used for a different message",
-                    message_id=message.id,
-                )
-            return message, False
+            same_recipient = message.conversation_id == conversation.id
+            return self._replay(message, request, same_recipient), False
         return await self._deliver(message, conversation), True
+
+    @staticmethod
+    def _replay(stored: Message, request: OutboundRequest, same_recipient: bool) -> Message:
+        """The stored message for a repeated Idempotency-Key, if the request is the same one;
+        otherwise a Conflict: the key was used for a different message."""
+        if not (same_recipient and stored.text == request.text and stored.media == request.media):
+            raise Conflict(
+                "Idempotency-Key was already used for a different message",
+                message_id=stored.id,
+            )
+        return stored
 
     async def _deliver(self, message: Message, conversation: Conversation) -> Message:
         outbound = OutboundMessage(

@@ -293,6 +293,13 @@ class StoreContract:
         page = run(store.list_messages(conversation.id, None, 50))
         assert [m.id for m in page.items] == [first.id]
 
+    def test_find_by_idempotency_key(self, store, run):
+        """An outbound message is found by its idempotency key; an unused key finds None."""
+        conversation = self._conversation(store, run)
+        stored, _ = run(store.create_outbound(conversation.id, "once", (), {}, "key-find"))
+        assert run(store.find_by_idempotency_key("key-find")) == stored
+        assert run(store.find_by_idempotency_key("key-unused")) is None
+
     def test_concurrent_idempotent_creates_store_one_message(self, store, run):
         """Concurrent creates with one idempotency key store one message; all return it."""
         conversation = self._conversation(store, run)

@@ -447,10 +447,6 @@ def test_valid_request_after_bad_ones_still_works(client, receiver, world):
     assert stored["status"] == "sent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Inbox.send_to upserts the recipient before the store sees the key",
-)
 def test_reused_idempotency_key_for_another_address_stores_nothing(client, world):
     """An Idempotency-Key reused on the send route with a different recipient is a 409,
     and the new recipient's contact and conversation are not created."""

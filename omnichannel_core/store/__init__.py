@@ -79,6 +79,9 @@ class Store(Protocol):
         """Store a queued outbound message; with an idempotency key already used, return the
         stored message and False instead."""
 
+    async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
+        """The outbound message stored under this idempotency key, if any."""
+
     async def advance_message(
         self,
         message_id: str,

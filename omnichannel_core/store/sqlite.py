@@ -386,6 +386,15 @@ class SqliteStore:
 
         return await self._runner.write(write)
 
+    async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
+        def read(connection: sqlite3.Connection) -> Message | None:
+            row = connection.execute(
+                "SELECT * FROM messages WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._runner.read(read)
+
     async def advance_message(
         self,
         message_id: str,
