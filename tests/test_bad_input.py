@@ -166,7 +166,8 @@ CASES: list[BadRequest] = [
             "conversation-status-list": {"status": ["open"]},
             "conversation-assignee-number": {"assignee": 7},
             "conversation-huge-assignee": {"assignee": "a" * 10_000},
-            "conversation-unknown-field": {"status": "pending", "unread_count": 0},
+            "conversation-unknown-field": {"status": "pending", "priority": "high"},
+            "conversation-unread-not-zero": {"unread_count": 5},
         },
     ),
     BadRequest(

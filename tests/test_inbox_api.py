@@ -245,6 +245,20 @@ def test_resolved_conversation_reopens_when_customer_writes(client):
     assert reopened["unread_count"] == conversation["unread_count"] + 1
 
 
+def test_conversation_marked_read_with_unread_count_zero(client):
+    """PATCH unread_count 0 marks a conversation read; any other count is a JSON 400."""
+    conversation = new_conversation(client)
+    write_in(client, conversation["address"], "are you there?")
+    path = f"/api/conversations/{conversation['id']}"
+    assert client.get(path).json()["unread_count"] >= 1
+    for bad in (3, -1, "0", None, True):
+        response = client.patch(path, json={"unread_count": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["field"] == "unread_count"
+    assert client.patch(path, json={"unread_count": 0}).json()["unread_count"] == 0
+    assert client.get(path).json()["unread_count"] == 0
+
+
 def test_conversation_patch_bad_status_is_400(client):
     """A status outside open/pending/resolved is a JSON 400 and changes nothing."""
     conversation = new_conversation(client)

@@ -303,6 +303,10 @@ def request_schemas() -> dict[str, Schema]:
             "properties": {
                 "status": {"enum": [s.value for s in ConversationStatus]},
                 "assignee": {**nullable("string"), "maxLength": payloads.MAX_NAME},
+                "unread_count": {
+                    "const": 0,
+                    "description": "0 marks the conversation read; no other value is accepted",
+                },
             },
             "minProperties": 1,
             "additionalProperties": False,

@@ -121,15 +121,20 @@ def contact_update(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def conversation_update(data: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``Store.update_conversation``: status and/or assignee."""
-    _reject_unknown(data, {"status", "assignee"})
+    """Keyword arguments for ``Store.update_conversation``: status, assignee, and
+    ``unread_count: 0`` to mark the conversation read."""
+    _reject_unknown(data, {"status", "assignee", "unread_count"})
     if not data:
-        raise InvalidInput("give at least one of status, assignee")
+        raise InvalidInput("give at least one of status, assignee, unread_count")
     changes: dict[str, Any] = {}
     if "status" in data:
         changes["status"] = conversation_status(data["status"], "status")
     if "assignee" in data:
         changes["assignee"] = _optional_str(data, "assignee", MAX_NAME)
+    if "unread_count" in data:
+        if type(data["unread_count"]) is not int or data["unread_count"] != 0:
+            raise _fail("unread_count", "may only be set to 0 (mark the conversation read)")
+        changes["unread_count"] = 0
     return changes
 
 
