@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,32 @@ def _advance(
             (provider_message_id, now, row["id"]),
         )
     return StatusApplied(_fetch_message(connection, row["id"]), changed=moves)
+
+
+def _keyset_page(
+    connection: sqlite3.Connection,
+    select: str,
+    params: list[Any],
+    cursor: str | None,
+    key: tuple[str, str],
+    descending: bool,
+    limit: int,
+    build: Callable[[sqlite3.Row], Any],
+) -> Page:
+    """One page of ``select`` (which ends in a WHERE clause) ordered by the two ``key``
+    columns, continuing after the row the cursor names."""
+    first, second = key
+    if cursor:
+        select += f" AND ({first}, {second}) {'<' if descending else '>'} (?, ?)"
+        params = [*params, *decode_cursor(cursor, 2)]
+    direction = "DESC" if descending else "ASC"
+    select += f" ORDER BY {first} {direction}, {second} {direction} LIMIT ?"
+    rows = connection.execute(select, [*params, limit + 1]).fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last[first], last[second])
+    return Page([build(row) for row in rows[:limit]], next_cursor)
 
 
 InboundRows = tuple[sqlite3.Row, ContactRows, sqlite3.Row, bool]
@@ -428,23 +455,21 @@ class SqliteStore:
         return await self._runner.read(lambda c: _fetch_message(c, message_id))
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        if cursor:
+            decode_cursor(cursor, 2)  # a bad cursor is the caller's error, raised here
 
         def read(connection: sqlite3.Connection) -> Page:
             _fetch_conversation(connection, conversation_id)
-            sql = "SELECT * FROM messages WHERE conversation_id = ?"
-            params: list[Any] = [conversation_id]
-            if after:
-                sql += " AND (created_at, id) > (?, ?)"
-                params += after
-            sql += " ORDER BY created_at, id LIMIT ?"
-            rows = connection.execute(sql, [*params, limit + 1]).fetchall()
-            items = [_message(row) for row in rows[:limit]]
-            next_cursor = None
-            if len(rows) > limit:
-                last = rows[limit - 1]
-                next_cursor = encode_cursor(last["created_at"], last["id"])
-            return Page(items, next_cursor)
+            return _keyset_page(
+                connection,
+                "SELECT * FROM messages WHERE conversation_id = ?",
+                [conversation_id],
+                cursor,
+                ("created_at", "id"),
+                descending=False,
+                limit=limit,
+                build=_message,
+            )
 
         return await self._runner.read(read)
 
@@ -481,27 +506,27 @@ class SqliteStore:
         return await self._runner.write(write)
 
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        if cursor:
+            decode_cursor(cursor, 2)
 
         def read(connection: sqlite3.Connection) -> Page:
-            sql = "SELECT * FROM contacts WHERE 1 = 1"
+            select = "SELECT * FROM contacts WHERE 1 = 1"
             params: list[Any] = []
             if search:
                 escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%")
                 escaped = escaped.replace("_", "\\_")
-                sql += " AND search_terms LIKE ? ESCAPE '\\'"
+                select += " AND search_terms LIKE ? ESCAPE '\\'"
                 params.append(f"% {escaped}%")
-            if after:
-                sql += " AND (created_at, id) < (?, ?)"
-                params += after
-            sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-            rows = connection.execute(sql, [*params, limit + 1]).fetchall()
-            items = [_contact(connection, row) for row in rows[:limit]]
-            next_cursor = None
-            if len(rows) > limit:
-                last = rows[limit - 1]
-                next_cursor = encode_cursor(last["created_at"], last["id"])
-            return Page(items, next_cursor)
+            return _keyset_page(
+                connection,
+                select,
+                params,
+                cursor,
+                ("created_at", "id"),
+                descending=True,
+                limit=limit,
+                build=lambda row: _contact(connection, row),
+            )
 
         return await self._runner.read(read)
 
@@ -540,25 +565,25 @@ class SqliteStore:
         cursor: str | None,
         limit: int,
     ) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        if cursor:
+            decode_cursor(cursor, 2)
 
         def read(connection: sqlite3.Connection) -> Page:
-            sql = "SELECT * FROM conversations WHERE 1 = 1"
+            select = "SELECT * FROM conversations WHERE 1 = 1"
             params: list[Any] = []
             for column, value in (("status", status), ("channel", channel), ("assignee", assignee)):
                 if value is not None:
-                    sql += f" AND {column} = ?"
+                    select += f" AND {column} = ?"
                     params.append(str(value))
-            if after:
-                sql += " AND (last_activity_at, id) < (?, ?)"
-                params += after
-            sql += " ORDER BY last_activity_at DESC, id DESC LIMIT ?"
-            rows = connection.execute(sql, [*params, limit + 1]).fetchall()
-            items = [_conversation(row) for row in rows[:limit]]
-            next_cursor = None
-            if len(rows) > limit:
-                last = rows[limit - 1]
-                next_cursor = encode_cursor(last["last_activity_at"], last["id"])
-            return Page(items, next_cursor)
+            return _keyset_page(
+                connection,
+                select,
+                params,
+                cursor,
+                ("last_activity_at", "id"),
+                descending=True,
+                limit=limit,
+                build=_conversation,
+            )
 
         return await self._runner.read(read)
