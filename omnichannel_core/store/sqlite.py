@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omnichannel_core.errors import NotFound
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import (
@@ -18,112 +16,34 @@ from omnichannel_core.models import (
     ConversationStatus,
     DeliveryStatus,
     Direction,
-    Identity,
     Media,
     Message,
     Page,
     utcnow,
 )
-from omnichannel_core.serialization import converter, format_timestamp, parse_timestamp
+from omnichannel_core.serialization import format_timestamp
 from omnichannel_core.store import UNSET, Ingested, StatusApplied
-from omnichannel_core.store.cursor import decode_cursor, encode_cursor
+from omnichannel_core.store.cursor import decode_cursor
 from omnichannel_core.store.search import search_terms
+from omnichannel_core.store.sqlite_rows import (
+    ContactRows,
+    InboundRows,
+    contact_from_rows,
+    contact_rows,
+    conversation_from_row,
+    fetch_contact,
+    fetch_conversation,
+    fetch_message,
+    fetch_one,
+    ingested_from_rows,
+    json_text,
+    keyset_page,
+    load_contact,
+    message_from_row,
+    stored_inbound,
+)
 from omnichannel_core.store.sqlite_runner import SqliteRunner, connect
 from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(converter.unstructure(value), separators=(",", ":"))
-
-
-ContactRows = tuple[sqlite3.Row, list[Any]]
-"""A contact's row and its identities' rows: read in the writer, made a model outside it."""
-
-
-def _contact_rows(connection: sqlite3.Connection, row: sqlite3.Row) -> ContactRows:
-    identities = connection.execute(
-        "SELECT channel, address FROM identities WHERE contact_id = ? ORDER BY channel, address",
-        (row["id"],),
-    ).fetchall()
-    return row, identities
-
-
-def _contact(connection: sqlite3.Connection, row: sqlite3.Row) -> Contact:
-    return _contact_of(_contact_rows(connection, row))
-
-
-def _contact_of(rows: ContactRows) -> Contact:
-    row, identities = rows
-    return Contact(
-        id=row["id"],
-        display_name=row["display_name"],
-        identities=tuple(Identity(i["channel"], i["address"]) for i in identities),
-        tags=tuple(json.loads(row["tags"])),
-        attributes=json.loads(row["attributes"]),
-        created_at=parse_timestamp(row["created_at"]),
-        updated_at=parse_timestamp(row["updated_at"]),
-    )
-
-
-def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        contact_id=row["contact_id"],
-        channel=row["channel"],
-        address=row["address"],
-        status=ConversationStatus(row["status"]),
-        assignee=row["assignee"],
-        unread_count=row["unread_count"],
-        last_activity_at=parse_timestamp(row["last_activity_at"]),
-        created_at=parse_timestamp(row["created_at"]),
-        updated_at=parse_timestamp(row["updated_at"]),
-    )
-
-
-def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        contact_id=row["contact_id"],
-        channel=row["channel"],
-        direction=Direction(row["direction"]),
-        status=DeliveryStatus(row["status"]),
-        text=row["text"],
-        media=converter.structure(json.loads(row["media"]), tuple[Media, ...]),
-        provider_message_id=row["provider_message_id"],
-        idempotency_key=row["idempotency_key"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        metadata=json.loads(row["metadata"]),
-        created_at=parse_timestamp(row["created_at"]),
-        updated_at=parse_timestamp(row["updated_at"]),
-    )
-
-
-def _one(
-    connection: sqlite3.Connection, sql: str, params: tuple[Any, ...], what: str
-) -> sqlite3.Row:
-    row = connection.execute(sql, params).fetchone()
-    if row is None:
-        raise NotFound(f"{what} {params[0]!r} not found", id=params[0])
-    return row
-
-
-def _fetch_contact(connection: sqlite3.Connection, contact_id: str) -> Contact:
-    row = _one(connection, "SELECT * FROM contacts WHERE id = ?", (contact_id,), "contact")
-    return _contact(connection, row)
-
-
-def _fetch_conversation(connection: sqlite3.Connection, conversation_id: str) -> Conversation:
-    row = _one(
-        connection, "SELECT * FROM conversations WHERE id = ?", (conversation_id,), "conversation"
-    )
-    return _conversation(row)
-
-
-def _fetch_message(connection: sqlite3.Connection, message_id: str) -> Message:
-    row = _one(connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message")
-    return _message(row)
 
 
 def _upsert_contact(
@@ -148,7 +68,7 @@ def _upsert_contact(
             (channel, address, contact_id),
         )
         return row, [{"channel": channel, "address": address}]
-    row, identities = _contact_rows(connection, row)
+    row, identities = contact_rows(connection, row)
     if display_name and row["display_name"] is None:
         addresses = [identity["address"] for identity in identities]
         row = connection.execute(
@@ -195,7 +115,7 @@ def _advance(
     moves = row["direction"] == Direction.OUTBOUND and current.can_move_to(status)
     sets_provider_id = provider_message_id is not None and row["provider_message_id"] is None
     if not moves and not sets_provider_id:
-        return StatusApplied(_message(row), changed=False)
+        return StatusApplied(message_from_row(row), changed=False)
     now = format_timestamp(utcnow())
     if moves:
         connection.execute(
@@ -208,72 +128,7 @@ def _advance(
             "UPDATE messages SET provider_message_id = ?, updated_at = ? WHERE id = ?",
             (provider_message_id, now, row["id"]),
         )
-    return StatusApplied(_fetch_message(connection, row["id"]), changed=moves)
-
-
-def _keyset_page(
-    connection: sqlite3.Connection,
-    select: str,
-    params: list[Any],
-    cursor: str | None,
-    key: tuple[str, str],
-    descending: bool,
-    limit: int,
-    build: Callable[[sqlite3.Row], Any],
-) -> Page:
-    """One page of ``select`` (which ends in a WHERE clause) ordered by the two ``key``
-    columns, continuing after the row the cursor names."""
-    first, second = key
-    if cursor:
-        select += f" AND ({first}, {second}) {'<' if descending else '>'} (?, ?)"
-        params = [*params, *decode_cursor(cursor, 2)]
-    direction = "DESC" if descending else "ASC"
-    select += f" ORDER BY {first} {direction}, {second} {direction} LIMIT ?"
-    rows = connection.execute(select, [*params, limit + 1]).fetchall()
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last[first], last[second])
-    return Page([build(row) for row in rows[:limit]], next_cursor)
-
-
-InboundRows = tuple[sqlite3.Row, ContactRows, sqlite3.Row, bool]
-"""What storing an inbound message read: message, contact, conversation rows, and whether
-the message is new. The writer thread returns rows; models are built off the write lock."""
-
-
-def _stored_inbound(
-    connection: sqlite3.Connection, channel: str, provider_message_id: str
-) -> InboundRows | None:
-    """The message already stored under (channel, provider id), with its contact and
-    conversation, as a duplicate's answer; None when there is none."""
-    row = connection.execute(
-        "SELECT * FROM messages"
-        " WHERE channel = ? AND direction = 'inbound' AND provider_message_id = ?",
-        (channel, provider_message_id),
-    ).fetchone()
-    if row is None:
-        return None
-    contact = _one(
-        connection, "SELECT * FROM contacts WHERE id = ?", (row["contact_id"],), "contact"
-    )
-    conversation = _one(
-        connection,
-        "SELECT * FROM conversations WHERE id = ?",
-        (row["conversation_id"],),
-        "conversation",
-    )
-    return row, _contact_rows(connection, contact), conversation, False
-
-
-def _ingested(rows: InboundRows) -> Ingested:
-    message, contact, conversation, created = rows
-    return Ingested(
-        message=_message(message),
-        contact=_contact_of(contact),
-        conversation=_conversation(conversation),
-        created=created,
-    )
+    return StatusApplied(fetch_message(connection, row["id"]), changed=moves)
 
 
 class SqliteStore:
@@ -313,7 +168,7 @@ class SqliteStore:
         def write(connection: sqlite3.Connection) -> InboundRows:
             # Inside the writer's transaction (BEGIN IMMEDIATE holds the write lock), so this
             # check and the insert below are one atomic step; a duplicate touches nothing.
-            stored = _stored_inbound(connection, channel, inbound.provider_message_id)
+            stored = stored_inbound(connection, channel, inbound.provider_message_id)
             if stored is not None:
                 return stored
             now = format_timestamp(utcnow())
@@ -337,7 +192,7 @@ class SqliteStore:
                     Direction.INBOUND,
                     DeliveryStatus.RECEIVED,
                     inbound.text,
-                    _dumps(inbound.media),
+                    json_text(inbound.media),
                     inbound.provider_message_id,
                     json.dumps(metadata, separators=(",", ":")),
                     now,
@@ -353,7 +208,7 @@ class SqliteStore:
             ).fetchone()
             return message_row, contact, conversation_row, True
 
-        return _ingested(await self._runner.write(write))
+        return ingested_from_rows(await self._runner.write(write))
 
     async def resolve_recipient(
         self, channel: str, address: str, display_name: str | None = None
@@ -364,7 +219,7 @@ class SqliteStore:
             conversation_id = _upsert_conversation(
                 connection, contact[0]["id"], channel, address, now
             )
-            return _contact_of(contact), _fetch_conversation(connection, conversation_id)
+            return contact_from_rows(contact), fetch_conversation(connection, conversation_id)
 
         return await self._runner.write(write)
 
@@ -382,8 +237,8 @@ class SqliteStore:
                     "SELECT * FROM messages WHERE idempotency_key = ?", (idempotency_key,)
                 ).fetchone()
                 if row is not None:
-                    return _message(row), False
-            conversation = _fetch_conversation(connection, conversation_id)
+                    return message_from_row(row), False
+            conversation = fetch_conversation(connection, conversation_id)
             now = format_timestamp(utcnow())
             message_id = new_id("msg")
             connection.execute(
@@ -398,7 +253,7 @@ class SqliteStore:
                     Direction.OUTBOUND,
                     DeliveryStatus.QUEUED,
                     text,
-                    _dumps(media),
+                    json_text(media),
                     idempotency_key,
                     json.dumps(metadata, separators=(",", ":")),
                     now,
@@ -409,7 +264,7 @@ class SqliteStore:
                 "UPDATE conversations SET last_activity_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, conversation.id),
             )
-            return _fetch_message(connection, message_id), True
+            return fetch_message(connection, message_id), True
 
         return await self._runner.write(write)
 
@@ -418,7 +273,7 @@ class SqliteStore:
             row = connection.execute(
                 "SELECT * FROM messages WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
-            return None if row is None else _message(row)
+            return None if row is None else message_from_row(row)
 
         return await self._runner.read(read)
 
@@ -431,7 +286,9 @@ class SqliteStore:
         error_message: str | None = None,
     ) -> StatusApplied:
         def write(connection: sqlite3.Connection) -> StatusApplied:
-            row = _one(connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message")
+            row = fetch_one(
+                connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message"
+            )
             return _advance(connection, row, status, provider_message_id, error_code, error_message)
 
         return await self._runner.write(write)
@@ -452,15 +309,15 @@ class SqliteStore:
         return await self._runner.write(write)
 
     async def get_message(self, message_id: str) -> Message:
-        return await self._runner.read(lambda c: _fetch_message(c, message_id))
+        return await self._runner.read(lambda c: fetch_message(c, message_id))
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
         if cursor:
             decode_cursor(cursor, 2)  # a bad cursor is the caller's error, raised here
 
         def read(connection: sqlite3.Connection) -> Page:
-            _fetch_conversation(connection, conversation_id)
-            return _keyset_page(
+            fetch_conversation(connection, conversation_id)
+            return keyset_page(
                 connection,
                 "SELECT * FROM messages WHERE conversation_id = ?",
                 [conversation_id],
@@ -468,13 +325,13 @@ class SqliteStore:
                 ("created_at", "id"),
                 descending=False,
                 limit=limit,
-                build=_message,
+                build=message_from_row,
             )
 
         return await self._runner.read(read)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        return await self._runner.read(lambda c: _fetch_contact(c, contact_id))
+        return await self._runner.read(lambda c: fetch_contact(c, contact_id))
 
     async def update_contact(
         self,
@@ -484,7 +341,7 @@ class SqliteStore:
         attributes: dict[str, Any] = UNSET,
     ) -> Contact:
         def write(connection: sqlite3.Connection) -> Contact:
-            contact = _fetch_contact(connection, contact_id)
+            contact = fetch_contact(connection, contact_id)
             name = contact.display_name if display_name is UNSET else display_name
             new_tags = contact.tags if tags is UNSET else tuple(tags)
             new_attributes = contact.attributes if attributes is UNSET else dict(attributes)
@@ -501,7 +358,7 @@ class SqliteStore:
                     contact_id,
                 ),
             )
-            return _fetch_contact(connection, contact_id)
+            return fetch_contact(connection, contact_id)
 
         return await self._runner.write(write)
 
@@ -517,7 +374,7 @@ class SqliteStore:
                 escaped = escaped.replace("_", "\\_")
                 select += " AND search_terms LIKE ? ESCAPE '\\'"
                 params.append(f"% {escaped}%")
-            return _keyset_page(
+            return keyset_page(
                 connection,
                 select,
                 params,
@@ -525,13 +382,13 @@ class SqliteStore:
                 ("created_at", "id"),
                 descending=True,
                 limit=limit,
-                build=lambda row: _contact(connection, row),
+                build=lambda row: load_contact(connection, row),
             )
 
         return await self._runner.read(read)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
-        return await self._runner.read(lambda c: _fetch_conversation(c, conversation_id))
+        return await self._runner.read(lambda c: fetch_conversation(c, conversation_id))
 
     async def update_conversation(
         self,
@@ -541,7 +398,7 @@ class SqliteStore:
         unread_count: int = UNSET,
     ) -> Conversation:
         def write(connection: sqlite3.Connection) -> Conversation:
-            current = _fetch_conversation(connection, conversation_id)
+            current = fetch_conversation(connection, conversation_id)
             connection.execute(
                 "UPDATE conversations SET status = ?, assignee = ?, unread_count = ?,"
                 " updated_at = ? WHERE id = ?",
@@ -553,7 +410,7 @@ class SqliteStore:
                     conversation_id,
                 ),
             )
-            return _fetch_conversation(connection, conversation_id)
+            return fetch_conversation(connection, conversation_id)
 
         return await self._runner.write(write)
 
@@ -575,7 +432,7 @@ class SqliteStore:
                 if value is not None:
                     select += f" AND {column} = ?"
                     params.append(str(value))
-            return _keyset_page(
+            return keyset_page(
                 connection,
                 select,
                 params,
@@ -583,7 +440,7 @@ class SqliteStore:
                 ("last_activity_at", "id"),
                 descending=True,
                 limit=limit,
-                build=_conversation,
+                build=conversation_from_row,
             )
 
         return await self._runner.read(read)
