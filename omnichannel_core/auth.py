@@ -51,7 +51,7 @@ def ensure_api_key(config: Config) -> str | None:
     path = key_file(config)
     if path.exists():
         return None
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = "ock_" + secrets.token_urlsafe(32)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -53,11 +53,28 @@ def on_starting(server) -> None:  # gunicorn hook: in the master, once
         await _store.open()
         await _store.close()
 
-    asyncio.run(migrate())
-    created = ensure_api_key(_config)
-    if created:
+    try:
+        asyncio.run(migrate())
+    except ConfigError as error:  # e.g. a store path that cannot be created or opened
+        sys.stderr.write(f"omnichannel: {error.message}\n")
+        raise SystemExit(2) from None
+    announce_generated_key(ensure_api_key(_config))
+
+
+def announce_generated_key(created: str | None) -> None:
+    """Show a newly generated key once, on a terminal only: logs (journald, a log service)
+    must never hold it, so elsewhere only the file that holds it is named."""
+    if not created:
+        return
+    path = key_file(_config)
+    if sys.stderr.isatty():
         sys.stderr.write(
             "\nomnichannel: no OMNICHANNEL_API_KEY was set, so one was generated.\n"
             f"  API key: {created}\n"
-            f"  (kept in {key_file(_config)}; shown only this once)\n\n"
+            f"  (kept in {path}; shown only this once)\n\n"
+        )
+    else:
+        sys.stderr.write(
+            "omnichannel: no OMNICHANNEL_API_KEY was set, so one was generated;"
+            f" read it from {path}\n"
         )

@@ -23,7 +23,10 @@ def configure_logging(config: Config, stream=None) -> None:
     renderer = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # plain tracebacks: rich's would print local variables, secrets among them
+        else structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     exceptions = structlog.processors.format_exc_info if use_json else structlog.dev.set_exc_info
     structlog.configure(

@@ -29,7 +29,7 @@ PROTECTED = [
     ("POST", "/api/channels/http/messages"),
     ("GET", "/api/channels/http/health"),
 ]
-GENERATED_KEY_LINE = re.compile(r"API key: (ock_\S+)")
+GENERATED_KEY_LINE = re.compile(r"one was generated; read it from (\S+)")
 
 
 @pytest.fixture(scope="module")
@@ -129,15 +129,16 @@ def test_webhook_route_other_methods_are_not_public(two_key_server):
 
 def test_generated_key_is_created_printed_once_and_required(tmp_path):
     """With no OMNICHANNEL_API_KEY the first start creates <data dir>/api-key (mode 0600),
-    prints it once, requires it; a restart on the same data folder reuses it silently."""
+    says once where it is (the key itself is printed only on a terminal, never into a log),
+    requires it; a restart on the same data folder reuses it silently."""
     env = {"OMNICHANNEL_API_KEY": None, "WEBHOOK_SECRET": "s"}
     with running_server(tmp_path, env, workers=2) as first:
         key_path = tmp_path / "data" / "api-key"
         assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
         key = key_path.read_text().strip()
-        printed = GENERATED_KEY_LINE.findall(first.log())
-        assert printed == [key]
-        assert first.log().count(key) == 1
+        announced = GENERATED_KEY_LINE.findall(first.log())
+        assert announced == [str(key_path)]
+        assert key not in first.log()
 
         assert_unauthenticated(first.client(None).get("/api/contacts"))
         assert_unauthenticated(first.client("ock_guessed").get("/api/contacts"))
@@ -160,3 +161,25 @@ def test_configured_key_means_no_generated_key(tmp_path):
         assert server.client().get("/api/contacts").status_code == 200
         assert not (tmp_path / "data" / "api-key").exists()
         assert not GENERATED_KEY_LINE.search(server.log())
+
+
+@pytest.mark.parametrize(
+    "path", ["//api/contacts", "///api/contacts", "/api//contacts", "//api/channels/http/messages"]
+)
+def test_doubled_slashes_do_not_bypass_the_key(two_key_server, path):
+    """Auth is decided on the matched resource, not the path's spelling: a path with doubled
+    slashes that still reaches a protected resource needs the key like the plain one."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", two_key_server.port, timeout=10)
+    try:
+        connection.request(
+            "POST" if path.endswith("messages") else "GET",
+            path,
+            body=b'{"to": "x", "text": "y"}',
+            headers={"Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        assert response.status in (401, 404), response.status
+    finally:
+        connection.close()

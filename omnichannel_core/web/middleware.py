@@ -66,8 +66,10 @@ class RequestContext:
 
 
 class Authentication:
-    """Every ``/api/`` route needs ``Authorization: Bearer <key>``, except the methods a
-    resource lists in its ``public_methods`` (webhooks, which their channel authenticates)."""
+    """Deny by default: every route needs ``Authorization: Bearer <key>`` except the methods
+    its resource lists in ``public_methods`` (``/``, ``/health``, the OpenAPI document, and
+    webhooks, which their channel authenticates). The decision is made on the resource the
+    router matched, never on the path's spelling, so ``//api/...`` cannot slip past it."""
 
     def __init__(self, keys: ApiKeys) -> None:
         self.keys = keys
@@ -75,11 +77,9 @@ class Authentication:
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
     ) -> None:
-        if resource is None or not req.path.startswith("/api/"):
+        if resource is None:  # no route matched: the 404 reveals nothing
             return
         if req.method in getattr(resource, "public_methods", ()):
-            return
-        if req.method == "OPTIONS":
             return
         header = req.get_header("Authorization")
         if not header:
