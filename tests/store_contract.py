@@ -18,7 +18,9 @@ a backend's internals, so the Firestore backend runs this suite unchanged.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -410,17 +412,149 @@ class StoreContract:
         assert applied.message.error_code == "30005"
         assert applied.message.error_message == "unknown handset"
 
-    def test_apply_status_for_unknown_provider_id_finds_nothing(self, store, run):
-        """An update for a provider id nobody stored (or stored on another channel) answers
-        message=None, changed=False."""
+    def test_apply_status_for_unknown_provider_id_is_parked(self, store, run):
+        """An update for a provider id nobody stored (or stored on another channel) touches
+        no message and answers message=None, changed=False, parked=True."""
         conversation = self._conversation(store, run)
         message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
         run(store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-1"))
         unknown = run(store.apply_status("sms", StatusUpdate("nope", DeliveryStatus.READ)))
-        assert (unknown.message, unknown.changed) == (None, False)
+        assert (unknown.message, unknown.changed, unknown.parked) == (None, False, True)
         elsewhere = run(store.apply_status("email", StatusUpdate("pm-1", DeliveryStatus.READ)))
-        assert (elsewhere.message, elsewhere.changed) == (None, False)
+        assert (elsewhere.message, elsewhere.changed, elsewhere.parked) == (None, False, True)
         assert run(store.get_message(message.id)).status is DeliveryStatus.SENT
+
+    def test_apply_status_for_a_known_message_is_not_parked(self, store, run):
+        """An update that finds its message answers parked=False, moved or not."""
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
+        run(store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-k"))
+        moved = run(store.apply_status("sms", StatusUpdate("pm-k", DeliveryStatus.DELIVERED)))
+        late = run(store.apply_status("sms", StatusUpdate("pm-k", DeliveryStatus.SENT)))
+        assert (moved.changed, moved.parked) == (True, False)
+        assert (late.changed, late.parked) == (False, False)
+
+    def test_parked_update_is_applied_when_the_provider_id_is_recorded(self, store, run):
+        """A callback that beat send's answer is parked; recording the provider id applies
+        it in the same call: the message comes back delivered, and changed=True."""
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
+        run(store.apply_status("sms", StatusUpdate("pm-early", DeliveryStatus.DELIVERED)))
+        assert run(store.get_message(message.id)).status is DeliveryStatus.QUEUED
+        applied = run(
+            store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-early")
+        )
+        assert (applied.changed, applied.parked) == (True, False)
+        assert applied.message.status is DeliveryStatus.DELIVERED
+        assert applied.message.provider_message_id == "pm-early"
+        assert run(store.get_message(message.id)) == applied.message
+
+    def test_parked_updates_apply_forward_only_highest_wins(self, store, run):
+        """Parked 'read' and 'sent', then the id recorded with 'sent': the message is read,
+        whatever order the updates came in."""
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
+        run(store.apply_status("sms", StatusUpdate("pm-rs", DeliveryStatus.READ)))
+        run(store.apply_status("sms", StatusUpdate("pm-rs", DeliveryStatus.SENT)))
+        applied = run(
+            store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-rs")
+        )
+        assert applied.message.status is DeliveryStatus.READ
+        assert run(store.get_message(message.id)).status is DeliveryStatus.READ
+
+    def test_parked_update_applies_even_when_send_status_does_not_move(self, store, run):
+        """Recording the id with a status that does not move the message (queued) still
+        applies what was parked, and changed says the status moved."""
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
+        run(store.apply_status("sms", StatusUpdate("pm-q", DeliveryStatus.SENT)))
+        applied = run(
+            store.advance_message(message.id, DeliveryStatus.QUEUED, provider_message_id="pm-q")
+        )
+        assert applied.changed is True
+        assert applied.message.status is DeliveryStatus.SENT
+
+    def test_parked_failure_keeps_its_error(self, store, run):
+        """A parked failed update with an error code, applied on record, is terminal and
+        keeps the code and message; a parked 'read' beside it cannot move it back."""
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
+        failure = StatusUpdate("pm-f", DeliveryStatus.FAILED, "30008", "unknown error")
+        run(store.apply_status("sms", failure))
+        run(store.apply_status("sms", StatusUpdate("pm-f", DeliveryStatus.READ)))
+        applied = run(
+            store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-f")
+        )
+        assert applied.message.status is DeliveryStatus.FAILED
+        assert (applied.message.error_code, applied.message.error_message) == (
+            "30008",
+            "unknown error",
+        )
+
+    def test_expired_parked_update_is_not_applied(self, store, run):
+        """A parked update older than the store's parked_status_ttl is never applied."""
+        store.parked_status_ttl = timedelta(0)
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
+        run(store.apply_status("sms", StatusUpdate("pm-old", DeliveryStatus.READ)))
+        time.sleep(0.01)  # the clock moves past the parked update's time, so it has expired
+        applied = run(
+            store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-old")
+        )
+        assert applied.message.status is DeliveryStatus.SENT
+        assert run(store.get_message(message.id)).status is DeliveryStatus.SENT
+
+    def test_parked_update_for_another_channel_is_not_applied(self, store, run):
+        """An update parked on another channel waits for that channel's message: recording
+        the same provider id on sms does not apply it, and the email message still gets it."""
+        sms = self._conversation(store, run, "sms")
+        email = self._conversation(store, run, "email")
+        on_sms, _ = run(store.create_outbound(sms.id, "x", (), {}, None))
+        on_email, _ = run(store.create_outbound(email.id, "x", (), {}, None))
+        run(store.apply_status("email", StatusUpdate("pm-both", DeliveryStatus.READ)))
+        applied = run(
+            store.advance_message(on_sms.id, DeliveryStatus.SENT, provider_message_id="pm-both")
+        )
+        assert applied.message.status is DeliveryStatus.SENT
+        mailed = run(
+            store.advance_message(on_email.id, DeliveryStatus.SENT, provider_message_id="pm-both")
+        )
+        assert mailed.message.status is DeliveryStatus.READ
+
+    def test_provider_id_held_by_another_message_is_a_conflict(self, store, run):
+        """Recording a provider id another outbound message of the channel already holds
+        still moves the status, leaves this message without a provider id, and answers
+        provider_id_conflict=True; the holder keeps the id and its status updates."""
+        conversation = self._conversation(store, run)
+        holder, _ = run(store.create_outbound(conversation.id, "a", (), {}, None))
+        second, _ = run(store.create_outbound(conversation.id, "b", (), {}, None))
+        first = run(
+            store.advance_message(holder.id, DeliveryStatus.SENT, provider_message_id="pm-dup")
+        )
+        assert first.provider_id_conflict is False
+        clash = run(
+            store.advance_message(second.id, DeliveryStatus.SENT, provider_message_id="pm-dup")
+        )
+        assert (clash.changed, clash.provider_id_conflict) == (True, True)
+        assert clash.message.status is DeliveryStatus.SENT
+        assert clash.message.provider_message_id is None
+        assert run(store.get_message(second.id)) == clash.message
+        update = run(store.apply_status("sms", StatusUpdate("pm-dup", DeliveryStatus.READ)))
+        assert update.message.id == holder.id
+        assert run(store.get_message(second.id)).status is DeliveryStatus.SENT
+
+    def test_same_provider_id_on_another_channel_is_no_conflict(self, store, run):
+        """Provider ids are per channel: the same id on two channels' messages is recorded
+        on both, without a conflict."""
+        sms, _ = run(store.create_outbound(self._conversation(store, run).id, "x", (), {}, None))
+        email_conversation = self._conversation(store, run, "email")
+        email, _ = run(store.create_outbound(email_conversation.id, "x", (), {}, None))
+        run(store.advance_message(sms.id, DeliveryStatus.SENT, provider_message_id="pm-x"))
+        applied = run(
+            store.advance_message(email.id, DeliveryStatus.SENT, provider_message_id="pm-x")
+        )
+        assert applied.provider_id_conflict is False
+        assert applied.message.provider_message_id == "pm-x"
 
     def test_inbound_and_outbound_may_share_a_provider_id(self, store, run):
         """A provider (or custom system) with one id space for both directions may give an
@@ -523,7 +657,7 @@ class StoreContract:
 
     def test_list_contacts_search_matches_word_prefixes(self, store, run):
         """Search matches a case-insensitive prefix of any word of the name, or a prefix of
-        an address; never the middle of a word."""
+        an address (or of its digits); never the middle of a name word."""
         ann, bob, annabel, nameless = self._contacts(
             store,
             run,
@@ -539,7 +673,7 @@ class StoreContract:
         assert self._search(store, run, "nn") == set()
         assert self._search(store, run, "+1555") == {ann, bob}
         assert self._search(store, run, "+44") == {annabel}
-        assert self._search(store, run, "5550001") == set()
+        assert self._search(store, run, "5550001") == {ann}
         assert self._search(store, run, "carol@") == {nameless}
         assert self._search(store, run, "Carol@Example") == {nameless}
         assert self._search(store, run, "zzz") == set()
@@ -557,6 +691,69 @@ class StoreContract:
         assert self._search(store, run, "_") == set()
         assert self._search(store, run, "a\\") == set()
         assert self._search(store, run, "axb") == {plain}
+
+    def test_list_contacts_search_needs_every_token(self, store, run):
+        """A query of several tokens matches a contact only when every token is a prefix of
+        one of its words: 'ann smi' finds Ann Smith, 'ann jon' does not."""
+        ann, jones = self._contacts(
+            store, run, ("+15550001", "Ann Smith"), ("+15550002", "Bob Jones")
+        )
+        assert self._search(store, run, "ann smi") == {ann}
+        assert self._search(store, run, "smi ann") == {ann}
+        assert self._search(store, run, "  Ann\tSMITH  ") == {ann}
+        assert self._search(store, run, "ann jon") == set()
+        assert self._search(store, run, "jon +1555") == {jones}
+        assert self._search(store, run, "ann an") == {ann}
+
+    def test_list_contacts_whitespace_query_matches_everyone(self, store, run):
+        """A query of only whitespace is no filter: every contact, as with no query."""
+        ids = self._contacts(store, run, ("+1001", "A"), ("a@example.test", None))
+        everyone = [c.id for c in run(store.list_contacts(None, None, 10)).items]
+        assert set(everyone) == set(ids)
+        for blank in ("", " ", " \t\n "):
+            assert [c.id for c in run(store.list_contacts(blank, None, 10)).items] == everyone
+
+    def test_list_contacts_search_finds_phone_numbers_by_digits(self, store, run):
+        """A phone-like address (up to 15 digits) is found by its digits alone (from the
+        start) and by each ending of seven or more digits, whatever punctuation or prefix it
+        carries; a few trailing digits or the middle of the number find nothing."""
+        plain, formatted, whatsapp, handle, long_id = self._contacts(
+            store,
+            run,
+            ("+15550001", None),
+            ("+1 (415) 666-0199", None),
+            ("whatsapp:+4420794600", None),
+            ("user73", None),
+            ("9876543210987654", None),
+        )
+        assert self._search(store, run, "1555") == {plain}
+        assert self._search(store, run, "5550001") == {plain}
+        assert self._search(store, run, "+1555") == {plain}
+        assert self._search(store, run, "14156660199") == {formatted}
+        assert self._search(store, run, "4156660199") == {formatted}
+        assert self._search(store, run, "6660199") == {formatted}
+        assert self._search(store, run, "+1") == {plain, formatted}
+        assert self._search(store, run, "442079") == {whatsapp}
+        assert self._search(store, run, "whatsapp:+44") == {whatsapp}
+        assert self._search(store, run, "0001") == set()
+        assert self._search(store, run, "550001") == set()
+        assert self._search(store, run, "73") == set()
+        assert self._search(store, run, "user7") == {handle}
+        assert self._search(store, run, "98765") == {long_id}  # 16 digits: an id, no endings
+        assert self._search(store, run, "3210987654") == set()
+
+    def test_list_contacts_search_finds_email_by_domain(self, store, run):
+        """An email address is found by its start and by the part after '@'."""
+        ann, bob = self._contacts(
+            store, run, ("ann@example.com", None), ("bob@mail.example.org", "Bob")
+        )
+        assert self._search(store, run, "example.com") == {ann}
+        assert self._search(store, run, "EXAMPLE") == {ann}
+        assert self._search(store, run, "mail.example") == {bob}
+        assert self._search(store, run, "ann@ex") == {ann}
+        assert self._search(store, run, "@example.com") == set()
+        assert self._search(store, run, "com") == set()
+        assert self._search(store, run, "bob mail") == {bob}
 
     def test_list_conversations_most_recent_activity_first(self, store, run):
         """Conversations are listed by last activity, most recent first: a new message

@@ -3,6 +3,7 @@ callbacks, outbound sends to a receiver, and what happens when the receiver fail
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -322,14 +323,14 @@ def test_batch_of_status_callbacks(client, receiver):
 
 
 def test_status_for_unknown_provider_id_is_acknowledged_and_not_stored(client, server):
-    """A callback naming no stored message is answered 2xx (so the provider stops retrying)
-    and creates nothing."""
+    """A callback naming no stored message is answered 2xx (so the provider stops retrying),
+    creates nothing visible, and is logged as parked (it may have beaten send's answer)."""
     contacts_before = client.get("/api/contacts", params={"limit": 200}).json()
     unknown = unique("never-sent")
     response = post_status(client, {"id": unknown, "status": "delivered"})
     assert 200 <= response.status_code < 300
     assert client.get("/api/contacts", params={"limit": 200}).json() == contacts_before
-    assert "status_for_unknown_message" in server.log()
+    assert "status_parked_for_unknown_message" in server.log()
 
 
 def test_status_callback_does_not_touch_inbound_messages(client):
@@ -401,3 +402,59 @@ def test_post_signed_raw_bytes_helper_roundtrip(client):
     body = encode(inbound_message(sender))
     assert post_signed(client, WEBHOOK_PATH, body).status_code == 200
     assert contact_of(client, sender) is not None
+
+
+# status callbacks racing send ------------------------------------------------------------
+
+
+def test_status_callback_arriving_before_send_returns_is_applied(client, server, receiver):
+    """A provider may call back before answering the send (the callback races the answer):
+    that callback is kept and applied once the provider id is recorded, so the message
+    ends up delivered, not stuck at sent."""
+    conversation = open_conversation(client, unique("+1555"))
+    provider_id = unique("remote-early")
+    receiver.queue(ScriptedResponse.json(200, {"id": provider_id}))
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        with server.client() as sender:
+            answers.append(
+                sender.post(
+                    f"/api/conversations/{conversation['id']}/messages", json={"text": "racing"}
+                )
+            )
+
+    sending = threading.Thread(target=send)
+    # While the test holds the fake receiver's lock it cannot answer, so send cannot have
+    # recorded the provider id before the callback below has been acknowledged.
+    with receiver._lock:
+        sending.start()
+        callback = post_status(client, {"id": provider_id, "status": "delivered"})
+        assert callback.status_code == 200
+    sending.join(60)
+    assert not sending.is_alive()
+    [response] = answers
+    assert response.status_code == 201
+    message = response.json()
+    assert message["provider_message_id"] == provider_id
+    assert message["status"] == "delivered"
+    assert status_of(client, message["id"]) == "delivered"
+
+
+def test_provider_id_reused_by_the_receiver_is_not_a_server_error(client, receiver):
+    """A receiver that answers a second send with a provider id it already gave another
+    message does not turn a delivered message into a 500: the second message is sent,
+    without a provider id, and callbacks for that id keep reaching the first message."""
+    conversation = open_conversation(client, unique("+1555"))
+    provider_id = unique("remote-reused")
+    receiver.queue(*[ScriptedResponse.json(200, {"id": provider_id})] * 2)
+    path = f"/api/conversations/{conversation['id']}/messages"
+    first = client.post(path, json={"text": "one"})
+    second = client.post(path, json={"text": "two"})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["provider_message_id"] == provider_id
+    assert second.json()["provider_message_id"] is None
+    assert second.json()["status"] == "sent"
+    assert post_status(client, {"id": provider_id, "status": "read"}).status_code == 200
+    assert status_of(client, first.json()["id"]) == "read"
+    assert status_of(client, second.json()["id"]) == "sent"

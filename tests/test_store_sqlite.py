@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from omnichannel_core.errors import ConfigError
-from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
+from omnichannel_core.models import DeliveryStatus
 from omnichannel_core.store import open_store
+from omnichannel_core.store.search import matches, search_tokens, search_words
 from omnichannel_core.store.sqlite import SqliteStore
 from omnichannel_core.store.sqlite_runner import SqliteRunner
-from omnichannel_core.store.sqlite_schema import MIGRATIONS
+from omnichannel_core.store.sqlite_schema import MIGRATIONS, apply_migration
 from tests.store_contract import StoreContract
 
 PROCESSES = 4
@@ -196,9 +202,8 @@ def test_each_older_version_migrates_forward_keeping_data(tmp_path):
     for version in range(1, len(MIGRATIONS)):
         path = tmp_path / f"v{version}.db"
         connection = sqlite3.connect(path)
-        for statement in ";".join([*MIGRATIONS[:version], OLD_ROWS]).split(";"):
-            if statement.strip():
-                connection.execute(statement)
+        for migration in [*MIGRATIONS[:version], OLD_ROWS]:
+            apply_migration(connection, migration)
         connection.execute(f"PRAGMA user_version = {version}")
         connection.commit()
         connection.close()
@@ -415,3 +420,188 @@ def test_writer_survives_a_caller_whose_event_loop_has_closed(runner):
 
     assert asyncio.run(later()) == "later"
     assert _names(runner) == {"slow", "later"}
+
+
+# ------------------------------------------------------------- parked status updates
+
+
+def test_parked_updates_are_kept_once_and_removed_when_applied(tmp_path):
+    """A repeated callback is parked once per (channel, provider id, status); recording the
+    provider id applies and deletes every row parked for it, leaving other ids' rows."""
+    path = tmp_path / "parked.db"
+    store = _open(path)
+    try:
+        for status in ("delivered", "delivered", "read"):
+            update = StatusUpdate("pm-1", DeliveryStatus(status))
+            assert asyncio.run(store.apply_status("sms", update)).parked is True
+        asyncio.run(store.apply_status("sms", StatusUpdate("pm-other", DeliveryStatus.READ)))
+        parked = "SELECT provider_message_id, status FROM parked_statuses ORDER BY 1, 2"
+        assert _rows(path, parked) == [
+            ("pm-1", "delivered"),
+            ("pm-1", "read"),
+            ("pm-other", "read"),
+        ]
+        _, conversation = asyncio.run(store.resolve_recipient("sms", "+1"))
+        message, _ = asyncio.run(store.create_outbound(conversation.id, "x", (), {}, None))
+        applied = asyncio.run(
+            store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="pm-1")
+        )
+        assert applied.message.status is DeliveryStatus.READ
+        assert _rows(path, parked) == [("pm-other", "read")]
+    finally:
+        asyncio.run(store.close())
+
+
+def test_expired_parked_updates_are_deleted_on_the_next_park(tmp_path):
+    """Parking an update deletes every parked update older than parked_status_ttl."""
+    path = tmp_path / "expiry.db"
+    store = _open(path)
+    store.parked_status_ttl = timedelta(0)
+    try:
+        asyncio.run(store.apply_status("sms", StatusUpdate("pm-old", DeliveryStatus.READ)))
+        time.sleep(0.01)  # the clock moves past the first update's time
+        asyncio.run(store.apply_status("sms", StatusUpdate("pm-new", DeliveryStatus.READ)))
+        ids = _rows(path, "SELECT provider_message_id FROM parked_statuses")
+        assert ids == [("pm-new",)]
+    finally:
+        asyncio.run(store.close())
+
+
+# -------------------------------------------------------------------- search
+
+
+SEARCH_PEOPLE = [
+    ("+15550001", "Ann Smith"),
+    ("whatsapp:+44 20 7946 0000", "Ann-Marie O'Neil"),
+    ("ann@example.com", None),
+    ("bob_1%@mail.example.org", "Bob  Jones"),
+    ("1234567890123456", "Page User"),
+    ("+1 (415) 666-0199", "Élodie Durand"),
+]
+SEARCH_QUERIES = [
+    "ann", "ann smi", "smi ann", "ann jon", "an", "+1", "1", "15", "1555", "5550001",
+    "4420", "whatsapp:", "example", "example.com", "mail.", "bob_", "bob_1%", "_", "%",
+    "ann-m", "o'n", "élo", "ÉLODIE dur", "7946", "20", "4567890", "page user", "zzz",
+]  # fmt: skip
+
+
+def test_sqlite_search_is_the_definition(tmp_path):
+    """For a range of contacts and queries, SQLite's search finds exactly the contacts the
+    definition in omnichannel_core.store.search (every token a prefix of a search word)
+    selects: the LIKE encoding neither adds nor loses a match."""
+    store = _open(tmp_path / "search.db")
+    try:
+        contacts = []
+        for number, (address, name) in enumerate(SEARCH_PEOPLE):
+            message = InboundMessage(f"s{number}", address, "x", sender_name=name)
+            contacts.append(asyncio.run(store.ingest_inbound("sms", message)).contact)
+        for query in SEARCH_QUERIES:
+            expected = {
+                contact.id
+                for contact in contacts
+                if matches(
+                    search_words(contact.display_name, [i.address for i in contact.identities]),
+                    search_tokens(query),
+                )
+            }
+            page = asyncio.run(store.list_contacts(query, None, 100))
+            assert {contact.id for contact in page.items} == expected, query
+    finally:
+        asyncio.run(store.close())
+
+
+def test_migration_recomputes_search_words_of_existing_contacts(tmp_path):
+    """A contact stored before search words gained phone digits (schema 3, empty
+    search_terms) is found by its name and its digits once the file is migrated."""
+    path = tmp_path / "v3.db"
+    connection = sqlite3.connect(path)
+    for migration in MIGRATIONS[:3]:
+        apply_migration(connection, migration)
+    for statement in OLD_ROWS.split(";"):
+        connection.execute(statement)
+    connection.execute("UPDATE identities SET address = '+15550001'")
+    connection.execute("PRAGMA user_version = 3")
+    connection.commit()
+    connection.close()
+    store = _open(path)
+    try:
+        for query in ("old", "+1555", "5550001"):
+            found = asyncio.run(store.list_contacts(query, None, 10)).items
+            assert [contact.id for contact in found] == ["ct_old"], query
+    finally:
+        asyncio.run(store.close())
+
+
+# ---------------------------------------------------------------- files on disk
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_data_files_are_private_whatever_the_umask(tmp_path):
+    """Even with umask 0, the folders the store creates are 0700 and the database, its -wal
+    and -shm files and the writer lock are 0600: nobody else can read the messages. A folder
+    that already existed keeps its mode."""
+    tmp_path.chmod(0o755)
+    path = tmp_path / "data" / "inner" / "store.db"
+    previous = os.umask(0)
+    try:
+        store = _open(path)
+        try:
+            asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "secret")))
+            asyncio.run(store.list_contacts(None, None, 10))  # a reader opens the -shm too
+            files = [path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-writer.lock")]
+            assert {str(f): _mode(f) for f in files} == {str(f): 0o600 for f in files}
+            assert _mode(tmp_path / "data") == 0o700
+            assert _mode(tmp_path / "data" / "inner") == 0o700
+            assert _mode(tmp_path) == 0o755
+        finally:
+            asyncio.run(store.close())
+    finally:
+        os.umask(previous)
+
+
+def test_an_existing_database_file_keeps_its_mode(tmp_path):
+    """The store creates the file 0600 only when it is absent; an existing file it opens
+    keeps the mode its owner chose."""
+    path = tmp_path / "shared.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o640)
+    store = _open(path)
+    asyncio.run(store.close())
+    assert _mode(path) == 0o640
+
+
+def _unusable_paths(tmp_path: Path) -> dict[str, Path]:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    not_sqlite = tmp_path / "notes.db"
+    not_sqlite.write_bytes(b"these are notes, not a database\n" * 200)
+    folder = tmp_path / "a-folder.db"
+    folder.mkdir()
+    return {
+        "folder cannot be created": Path("/proc/nope/x.db"),
+        "parent is a file": not_a_folder / "x.db",
+        "not a SQLite file": not_sqlite,
+        "path is a folder": folder,
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["folder cannot be created", "parent is a file", "not a SQLite file", "path is a folder"],
+)
+def test_unusable_store_path_is_one_config_error_line(tmp_path, case):
+    """A store path that cannot be used stops open() with a ConfigError: one line naming
+    OMNICHANNEL_STORE, the path and the reason, and no other exception type."""
+    path = _unusable_paths(tmp_path)[case]
+    store = SqliteStore(path)
+    with pytest.raises(ConfigError) as raised:
+        asyncio.run(store.open())
+    asyncio.run(store.close())
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"OMNICHANNEL_STORE: cannot use {path}: ")
+    assert len(message) > len(f"OMNICHANNEL_STORE: cannot use {path}: ")
+    assert raised.value.details["variable"] == "OMNICHANNEL_STORE"

@@ -7,6 +7,7 @@ transaction. `tests/store_contract.py` pins the contract for every backend.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Protocol
 
 import attrs
@@ -26,6 +27,9 @@ from omnichannel_core.models import (
 UNSET: Any = attrs.NOTHING
 """Marks an update argument that was not given (``None`` means "clear it")."""
 
+PARKED_STATUS_TTL = timedelta(minutes=15)
+"""How long a status update for a provider id not yet recorded is kept, waiting for it."""
+
 
 @attrs.frozen
 class Ingested:
@@ -39,14 +43,30 @@ class Ingested:
 
 @attrs.frozen
 class StatusApplied:
-    """The result of a status update: the message (None if unknown) and whether it moved."""
+    """The result of a status update.
+
+    :param message: the message as stored afterwards; None when no message has that
+        provider id (yet).
+    :param changed: True when the message's status moved.
+    :param parked: True when no message had the provider id, so the update was parked
+        until one records it (see :meth:`Store.apply_status`).
+    :param provider_id_conflict: True when :meth:`Store.advance_message` was given a
+        provider id another message of the same channel and direction already holds; the
+        status still moved, the provider id was not recorded.
+    """
 
     message: Message | None
     changed: bool
+    parked: bool = False
+    provider_id_conflict: bool = False
 
 
 class Store(Protocol):
     """What every backend implements. All methods are coroutines."""
+
+    parked_status_ttl: timedelta
+    """How long a parked status update waits for its message; PARKED_STATUS_TTL unless a
+    caller (a test) changes it."""
 
     async def open(self) -> None:
         """Create or migrate the schema; idempotent, safe from several processes at once."""
@@ -90,10 +110,28 @@ class Store(Protocol):
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> StatusApplied:
-        """Move an outbound message forward (never back); record its provider id if new."""
+        """Move an outbound message forward (never back); record its provider id if new.
+
+        Recording the provider id applies, in the same transaction, every unexpired update
+        parked for (the message's channel, that id), forward-only (the highest status wins;
+        an error code given by an applied update is kept), and deletes them. ``changed`` is
+        True when the status moved, by ``status`` or by a parked update.
+
+        When another message of the same channel and direction already holds the provider
+        id, the status still moves, the id is not recorded, nothing parked is applied, and
+        the answer has ``provider_id_conflict=True``. A message that already has a provider
+        id keeps it.
+        """
 
     async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
-        """Apply a provider status update to the outbound message with that provider id."""
+        """Apply a provider status update to the outbound message with that provider id.
+
+        With no such message on ``channel`` (yet: the callback may race the answer to
+        ``send``), the update is parked, answering ``message=None, parked=True``. A repeat of
+        a parked (channel, provider id, status) is parked once. Parked updates older than
+        ``parked_status_ttl`` are never applied, and may be deleted at any time (e.g. on each
+        park).
+        """
 
     async def get_message(self, message_id: str) -> Message:
         """The message, or raise NotFound."""
@@ -114,8 +152,16 @@ class Store(Protocol):
         """Change the given fields; raise NotFound for an unknown id."""
 
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        """Contacts, newest first; ``search`` matches a case-insensitive prefix of any word
-        of the display name or of any identity address."""
+        """Contacts, newest first, filtered by ``search``.
+
+        ``search`` is split on whitespace into tokens; a contact matches when every token is
+        a case-insensitive prefix of at least one of its search words: each word of the
+        display name; each identity address; for a phone-like address (up to 15 digits)
+        also its digits alone and each ending of them at least 7 digits long; for an email
+        address also the part after ``@``. `omnichannel_core.store.search` defines and
+        computes them; a backend stores what it computes. No wildcards. None, or only
+        whitespace, matches every contact.
+        """
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """The conversation, or raise NotFound."""

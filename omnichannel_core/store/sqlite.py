@@ -22,14 +22,18 @@ from omnichannel_core.models import (
     utcnow,
 )
 from omnichannel_core.serialization import format_timestamp
-from omnichannel_core.store import UNSET, Ingested, StatusApplied
+from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
 from omnichannel_core.store.cursor import decode_cursor
-from omnichannel_core.store.search import search_terms
+from omnichannel_core.store.sqlite_contacts import (
+    search_clause,
+    search_text,
+    upsert_contact,
+    upsert_conversation,
+)
+from omnichannel_core.store.sqlite_file import create_private_file, unusable_store
 from omnichannel_core.store.sqlite_rows import (
-    ContactRows,
     InboundRows,
     contact_from_rows,
-    contact_rows,
     conversation_from_row,
     fetch_contact,
     fetch_conversation,
@@ -44,91 +48,7 @@ from omnichannel_core.store.sqlite_rows import (
 )
 from omnichannel_core.store.sqlite_runner import SqliteRunner, connect
 from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
-
-
-def _upsert_contact(
-    connection: sqlite3.Connection, channel: str, address: str, display_name: str | None, now: str
-) -> ContactRows:
-    """The contact reached at ``address`` on ``channel``, created if new; a name given when
-    the contact has none fills it in."""
-    row = connection.execute(
-        "SELECT contacts.* FROM identities JOIN contacts ON contacts.id = identities.contact_id"
-        " WHERE identities.channel = ? AND identities.address = ?",
-        (channel, address),
-    ).fetchone()
-    if row is None:
-        contact_id = new_id("ct")
-        row = connection.execute(
-            "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING *",
-            (contact_id, display_name, search_terms(display_name, [address]), now, now),
-        ).fetchone()
-        connection.execute(
-            "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
-            (channel, address, contact_id),
-        )
-        return row, [{"channel": channel, "address": address}]
-    row, identities = contact_rows(connection, row)
-    if display_name and row["display_name"] is None:
-        addresses = [identity["address"] for identity in identities]
-        row = connection.execute(
-            "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
-            " WHERE id = ? RETURNING *",
-            (display_name, search_terms(display_name, addresses), now, row["id"]),
-        ).fetchone()
-    return row, identities
-
-
-def _upsert_conversation(
-    connection: sqlite3.Connection, contact_id: str, channel: str, address: str, now: str
-) -> str:
-    """The id of the contact's conversation on ``channel``, opened if new; it answers to the
-    address the contact last wrote from."""
-    row = connection.execute(
-        "SELECT id, address FROM conversations WHERE contact_id = ? AND channel = ?",
-        (contact_id, channel),
-    ).fetchone()
-    if row is not None:
-        if row["address"] != address:
-            connection.execute(
-                "UPDATE conversations SET address = ? WHERE id = ?", (address, row["id"])
-            )
-        return row["id"]
-    conversation_id = new_id("cv")
-    connection.execute(
-        "INSERT INTO conversations (id, contact_id, channel, address, status, unread_count,"
-        " last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-        (conversation_id, contact_id, channel, address, ConversationStatus.OPEN, now, now, now),
-    )
-    return conversation_id
-
-
-def _advance(
-    connection: sqlite3.Connection,
-    row: sqlite3.Row,
-    status: DeliveryStatus,
-    provider_message_id: str | None,
-    error_code: str | None,
-    error_message: str | None,
-) -> StatusApplied:
-    current = DeliveryStatus(row["status"])
-    moves = row["direction"] == Direction.OUTBOUND and current.can_move_to(status)
-    sets_provider_id = provider_message_id is not None and row["provider_message_id"] is None
-    if not moves and not sets_provider_id:
-        return StatusApplied(message_from_row(row), changed=False)
-    now = format_timestamp(utcnow())
-    if moves:
-        connection.execute(
-            "UPDATE messages SET status = ?, error_code = coalesce(?, error_code),"
-            " error_message = coalesce(?, error_message), updated_at = ? WHERE id = ?",
-            (status, error_code, error_message, now, row["id"]),
-        )
-    if sets_provider_id:
-        connection.execute(
-            "UPDATE messages SET provider_message_id = ?, updated_at = ? WHERE id = ?",
-            (provider_message_id, now, row["id"]),
-        )
-    return StatusApplied(fetch_message(connection, row["id"]), changed=moves)
+from omnichannel_core.store.sqlite_status import advance, apply_status
 
 
 class SqliteStore:
@@ -138,20 +58,26 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.parked_status_ttl = PARKED_STATUS_TTL
         self._runner = SqliteRunner(self.path)
 
     async def open(self) -> None:
+        """Create (private) or migrate the file; a path that cannot be used raises
+        ConfigError naming OMNICHANNEL_STORE and the reason."""
         # Off the event loop: another process may hold the write lock for a while.
         await asyncio.to_thread(self._migrate)
         self._runner.start()
 
     def _migrate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = connect(self.path)
         try:
-            migrate(connection)
-        finally:
-            connection.close()
+            create_private_file(self.path)
+            connection = connect(self.path)
+            try:
+                migrate(connection)
+            finally:
+                connection.close()
+        except (OSError, sqlite3.Error) as error:
+            raise unusable_store(self.path, error) from error
 
     async def close(self) -> None:
         # Off the event loop, so the writes close() drains can still settle on this loop.
@@ -172,9 +98,9 @@ class SqliteStore:
             if stored is not None:
                 return stored
             now = format_timestamp(utcnow())
-            contact = _upsert_contact(connection, channel, inbound.sender, inbound.sender_name, now)
+            contact = upsert_contact(connection, channel, inbound.sender, inbound.sender_name, now)
             contact_id = contact[0]["id"]
-            conversation_id = _upsert_conversation(
+            conversation_id = upsert_conversation(
                 connection, contact_id, channel, inbound.sender, now
             )
             metadata = dict(inbound.metadata)
@@ -215,8 +141,8 @@ class SqliteStore:
     ) -> tuple[Contact, Conversation]:
         def write(connection: sqlite3.Connection) -> tuple[Contact, Conversation]:
             now = format_timestamp(utcnow())
-            contact = _upsert_contact(connection, channel, address, display_name, now)
-            conversation_id = _upsert_conversation(
+            contact = upsert_contact(connection, channel, address, display_name, now)
+            conversation_id = upsert_conversation(
                 connection, contact[0]["id"], channel, address, now
             )
             return contact_from_rows(contact), fetch_conversation(connection, conversation_id)
@@ -289,24 +215,21 @@ class SqliteStore:
             row = fetch_one(
                 connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message"
             )
-            return _advance(connection, row, status, provider_message_id, error_code, error_message)
+            return advance(
+                connection,
+                row,
+                status,
+                provider_message_id,
+                error_code,
+                error_message,
+                self.parked_status_ttl,
+            )
 
         return await self._runner.write(write)
 
     async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
-        def write(connection: sqlite3.Connection) -> StatusApplied:
-            row = connection.execute(
-                "SELECT * FROM messages"
-                " WHERE channel = ? AND direction = 'outbound' AND provider_message_id = ?",
-                (channel, update.provider_message_id),
-            ).fetchone()
-            if row is None:
-                return StatusApplied(None, changed=False)
-            return _advance(
-                connection, row, update.status, None, update.error_code, update.error_message
-            )
-
-        return await self._runner.write(write)
+        ttl = self.parked_status_ttl
+        return await self._runner.write(lambda c: apply_status(c, channel, update, ttl))
 
     async def get_message(self, message_id: str) -> Message:
         return await self._runner.read(lambda c: fetch_message(c, message_id))
@@ -353,7 +276,7 @@ class SqliteStore:
                     name,
                     json.dumps(list(new_tags)),
                     json.dumps(new_attributes, separators=(",", ":")),
-                    search_terms(name, addresses),
+                    search_text(name, addresses),
                     format_timestamp(utcnow()),
                     contact_id,
                 ),
@@ -367,13 +290,9 @@ class SqliteStore:
             decode_cursor(cursor, 2)
 
         def read(connection: sqlite3.Connection) -> Page:
+            clause, params = search_clause(search)
             select = "SELECT * FROM contacts WHERE 1 = 1"
-            params: list[Any] = []
-            if search:
-                escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%")
-                escaped = escaped.replace("_", "\\_")
-                select += " AND search_terms LIKE ? ESCAPE '\\'"
-                params.append(f"% {escaped}%")
+            select += clause  # one LIKE per token, values bound
             return keyset_page(
                 connection,
                 select,

@@ -1,12 +1,20 @@
-"""The SQLite schema, as numbered migrations; ``PRAGMA user_version`` records the last applied."""
+"""The SQLite schema, as numbered migrations; ``PRAGMA user_version`` records the last applied.
+
+A migration is SQL (statements separated by ``;``) or a Python step taking the connection,
+for data SQL alone cannot recompute.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from omnichannel_core.errors import ConfigError
+from omnichannel_core.store.sqlite_contacts import recompute_search_terms
 
-MIGRATIONS: tuple[str, ...] = (
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: contacts, identities, conversations, messages
     """
     CREATE TABLE contacts (
@@ -75,7 +83,33 @@ MIGRATIONS: tuple[str, ...] = (
         ON messages (channel, direction, provider_message_id)
         WHERE provider_message_id IS NOT NULL;
     """,
+    # 3: status updates that arrive before their message's provider id is recorded wait
+    # here (one row per channel, provider id and status) until it is, or until they expire.
+    """
+    CREATE TABLE parked_statuses (
+        channel TEXT NOT NULL,
+        provider_message_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        parked_at TEXT NOT NULL,
+        PRIMARY KEY (channel, provider_message_id, status)
+    ) WITHOUT ROWID;
+    CREATE INDEX parked_statuses_by_time ON parked_statuses (parked_at);
+    """,
+    # 4: search words gained phone digits and email domains: recompute every contact's.
+    recompute_search_terms,
 )
+
+
+def apply_migration(connection: sqlite3.Connection, migration: Migration) -> None:
+    """Run one migration on ``connection``, inside the caller's transaction."""
+    if callable(migration):
+        migration(connection)
+        return
+    for statement in migration.split(";"):
+        if statement.strip():
+            connection.execute(statement)
 
 
 def migrate(connection: sqlite3.Connection) -> int:
@@ -89,10 +123,8 @@ def migrate(connection: sqlite3.Connection) -> int:
                 f" this release knows ({len(MIGRATIONS)}); upgrade omnichannel-core",
                 variable="OMNICHANNEL_STORE",
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            apply_migration(connection, migration)
             connection.execute(f"PRAGMA user_version = {number}")
         connection.execute("COMMIT")
     except BaseException:

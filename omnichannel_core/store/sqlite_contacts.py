@@ -1,0 +1,119 @@
+"""Contacts and conversations in SQLite: upserts for inbound and outbound, and search.
+
+Search words (`omnichannel_core.store.search`) are kept in ``contacts.search_terms`` as one
+text, each word preceded by a space; a token matches with ``LIKE '% token%'``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from omnichannel_core.ids import new_id
+from omnichannel_core.models import ConversationStatus
+from omnichannel_core.store.search import search_tokens, search_words
+from omnichannel_core.store.sqlite_rows import ContactRows, contact_rows
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def search_text(display_name: str | None, addresses: Iterable[str]) -> str:
+    """The ``search_terms`` column: `` word word ...``.
+
+    A word holding whitespace (an address such as ``+1 555 0001``) is stored up to its first
+    whitespace: a token never holds whitespace, so it is a prefix of the word exactly when it
+    is a prefix of that first part, and no token can match from the middle of the word.
+    """
+    words = search_words(display_name, addresses)
+    parts = (_WHITESPACE.split(word, maxsplit=1)[0] for word in words)
+    return "".join(f" {part}" for part in parts if part)
+
+
+def search_clause(query: str | None) -> tuple[str, list[Any]]:
+    """The SQL condition (``AND ...`` for each token, wildcards escaped) and its values."""
+    clause, params = "", []
+    for token in search_tokens(query):
+        escaped = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clause += " AND search_terms LIKE ? ESCAPE '\\'"
+        params.append(f"% {escaped}%")
+    return clause, params
+
+
+def recompute_search_terms(connection: sqlite3.Connection) -> None:
+    """Migration step: rewrite every contact's ``search_terms`` with the current rules.
+
+    Whenever `omnichannel_core.store.search` changes which words a contact has, add a
+    migration that runs this again, so contacts stored before are found the new way.
+    """
+    contacts = connection.execute("SELECT id, display_name FROM contacts").fetchall()
+    for contact_id, display_name in contacts:
+        addresses = [
+            address
+            for (address,) in connection.execute(
+                "SELECT address FROM identities WHERE contact_id = ? ORDER BY channel, address",
+                (contact_id,),
+            )
+        ]
+        connection.execute(
+            "UPDATE contacts SET search_terms = ? WHERE id = ?",
+            (search_text(display_name, addresses), contact_id),
+        )
+
+
+def upsert_contact(
+    connection: sqlite3.Connection, channel: str, address: str, display_name: str | None, now: str
+) -> ContactRows:
+    """The contact reached at ``address`` on ``channel``, created if new; a name given when
+    the contact has none fills it in."""
+    row = connection.execute(
+        "SELECT contacts.* FROM identities JOIN contacts ON contacts.id = identities.contact_id"
+        " WHERE identities.channel = ? AND identities.address = ?",
+        (channel, address),
+    ).fetchone()
+    if row is None:
+        contact_id = new_id("ct")
+        row = connection.execute(
+            "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING *",
+            (contact_id, display_name, search_text(display_name, [address]), now, now),
+        ).fetchone()
+        connection.execute(
+            "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
+            (channel, address, contact_id),
+        )
+        return row, [{"channel": channel, "address": address}]
+    row, identities = contact_rows(connection, row)
+    if display_name and row["display_name"] is None:
+        addresses = [identity["address"] for identity in identities]
+        row = connection.execute(
+            "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
+            " WHERE id = ? RETURNING *",
+            (display_name, search_text(display_name, addresses), now, row["id"]),
+        ).fetchone()
+    return row, identities
+
+
+def upsert_conversation(
+    connection: sqlite3.Connection, contact_id: str, channel: str, address: str, now: str
+) -> str:
+    """The id of the contact's conversation on ``channel``, opened if new; it answers to the
+    address the contact last wrote from."""
+    row = connection.execute(
+        "SELECT id, address FROM conversations WHERE contact_id = ? AND channel = ?",
+        (contact_id, channel),
+    ).fetchone()
+    if row is not None:
+        if row["address"] != address:
+            connection.execute(
+                "UPDATE conversations SET address = ? WHERE id = ?", (address, row["id"])
+            )
+        return row["id"]
+    conversation_id = new_id("cv")
+    connection.execute(
+        "INSERT INTO conversations (id, contact_id, channel, address, status, unread_count,"
+        " last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        (conversation_id, contact_id, channel, address, ConversationStatus.OPEN, now, now, now),
+    )
+    return conversation_id
