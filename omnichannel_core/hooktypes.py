@@ -14,6 +14,17 @@ import attrs
 
 from omnichannel_core.models import DeliveryStatus, Media
 
+MAX_ID_LENGTH = 512
+
+_identifier = [
+    attrs.validators.instance_of(str),
+    attrs.validators.min_len(1),
+    attrs.validators.max_len(MAX_ID_LENGTH),
+]
+"""A provider message id or an address: a non-empty string of at most 512 characters.
+An empty id would make every later message a "duplicate" of the first."""
+_optional_text = attrs.validators.optional(attrs.validators.instance_of(str))
+
 
 @attrs.frozen
 class WebhookRequest:
@@ -56,11 +67,11 @@ class InboundMessage:
     :param sender_name: the name the provider gave, if any.
     """
 
-    provider_message_id: str
-    sender: str
-    text: str | None = None
-    media: tuple[Media, ...] = ()
-    sender_name: str | None = None
+    provider_message_id: str = attrs.field(validator=_identifier)
+    sender: str = attrs.field(validator=_identifier)
+    text: str | None = attrs.field(default=None, validator=_optional_text)
+    media: tuple[Media, ...] = attrs.field(default=(), converter=tuple)
+    sender_name: str | None = attrs.field(default=None, validator=_optional_text)
     sent_at: datetime | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
 
@@ -69,10 +80,10 @@ class InboundMessage:
 class StatusUpdate:
     """A provider's word on an outbound message's delivery."""
 
-    provider_message_id: str
-    status: DeliveryStatus
-    error_code: str | None = None
-    error_message: str | None = None
+    provider_message_id: str = attrs.field(validator=_identifier)
+    status: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    error_code: str | None = attrs.field(default=None, validator=_optional_text)
+    error_message: str | None = attrs.field(default=None, validator=_optional_text)
     at: datetime | None = None
 
 
@@ -106,8 +117,8 @@ class OutboundMessage:
 class SendResult:
     """The provider took the message: its id for later status callbacks, and its status."""
 
-    provider_message_id: str
-    status: DeliveryStatus = DeliveryStatus.SENT
+    provider_message_id: str = attrs.field(validator=_identifier)
+    status: DeliveryStatus = attrs.field(default=DeliveryStatus.SENT, converter=DeliveryStatus)
 
 
 @attrs.frozen

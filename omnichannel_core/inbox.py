@@ -74,7 +74,15 @@ class Inbox:
     async def _channel_result(
         self, channel: str, hook: str, request: WebhookRequest
     ) -> WebhookResult:
-        result = await self.dispatcher.call(channel, hook, request=request, config=self.config)
+        try:
+            result = await self.dispatcher.call(channel, hook, request=request, config=self.config)
+        except OmnichannelError:
+            raise
+        except Exception as error:  # a plugin bug (or a malformed InboundMessage) is a 502
+            log.exception("channel_hook_crashed", channel=channel, hook=hook)
+            raise ChannelFailed(
+                f"channel {channel!r} {hook} failed: {type(error).__name__}", channel=channel
+            ) from None
         if not isinstance(result, WebhookResult):
             raise ChannelFailed(
                 f"channel {channel!r} {hook} returned {type(result).__name__}, not WebhookResult",
@@ -121,8 +129,10 @@ class Inbox:
         for update in statuses:
             applied = await self.store.apply_status(channel, update)
             if applied.message is None:
-                log.warning(
-                    "status_for_unknown_message",
+                # Kept briefly: the callback may have beaten send's answer to the core. It is
+                # applied when the provider id is recorded, or dropped after a while.
+                log.info(
+                    "status_parked_for_unknown_message",
                     channel=channel,
                     provider_message_id=update.provider_message_id,
                     status=update.status,
@@ -166,6 +176,11 @@ class Inbox:
         return await self._send(conversation, request, idempotency_key)
 
     def _require_send(self, channel: str) -> None:
+        if channel not in self.dispatcher.plugins.channels:
+            raise ChannelUnavailable(
+                f"channel {channel!r} is not loaded (uninstalled, disabled or failed)",
+                channel=channel,
+            )
         if not self.dispatcher.implements(channel, "send"):
             raise HookNotImplemented(channel, "send")
 
@@ -185,7 +200,12 @@ class Inbox:
     def _replay(stored: Message, request: OutboundRequest, same_recipient: bool) -> Message:
         """The stored message for a repeated Idempotency-Key, if the request is the same one;
         otherwise a Conflict: the key was used for a different message."""
-        if not (same_recipient and stored.text == request.text and stored.media == request.media):
+        same_request = (
+            stored.text == request.text
+            and stored.media == request.media
+            and stored.metadata == request.metadata
+        )
+        if not (same_recipient and same_request):
             raise Conflict(
                 "Idempotency-Key was already used for a different message",
                 message_id=stored.id,
@@ -225,6 +245,13 @@ class Inbox:
             message.id, result.status, provider_message_id=result.provider_message_id
         )
         assert applied.message is not None
+        if applied.provider_id_conflict:
+            log.warning(
+                "provider_id_already_used",
+                channel=channel,
+                message_id=message.id,
+                provider_message_id=result.provider_message_id,
+            )
         log.info(
             "message_sent", channel=channel, message_id=message.id, status=applied.message.status
         )

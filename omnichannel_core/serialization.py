@@ -71,7 +71,9 @@ def parse_json(raw: bytes | str) -> Any:
 
     Stricter than ``json.loads`` where its leniency would let bad data into the store or
     crash later: no ``NaN``/``Infinity``, no out-of-range numbers, no lone surrogate escapes
-    such as ``"\\ud800"`` (they cannot be stored or encoded as UTF-8), bounded nesting.
+    such as ``"\\ud800"`` (they cannot be stored or encoded as UTF-8), nesting at most
+    ``MAX_JSON_DEPTH`` deep (deeper values parse, but overflow the stack later, when stored
+    data is turned back into models).
     """
     try:
         data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -89,4 +91,27 @@ def parse_json(raw: bytes | str) -> Any:
         raise InvalidInput("request body is nested too deeply") from None
     except ValueError as error:  # NaN, 1e999, an integer of thousands of digits
         raise InvalidInput(f"request body is not valid JSON: {str(error)[:120]}") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
     return data
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            return level
+        pending.extend((child, level + 1) for child in children)
+    return deepest

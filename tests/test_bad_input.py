@@ -104,6 +104,17 @@ SEND = "/api/channels/http/messages"
 
 LINK = "https://cdn.example.test/file.png"
 
+
+def nested(levels: int) -> Any:
+    """A list nested ``levels`` deep."""
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+DEEP = nested(450)  # parses, but used to overflow the stack when the stored row was read
+
 OUTBOUND_BODIES: dict[str, Any] = {
     "empty-object": {},
     "empty-text": {"text": ""},
@@ -123,6 +134,8 @@ OUTBOUND_BODIES: dict[str, Any] = {
     "media-unknown-field": {"media": [{"url": LINK, "size": 3}]},
     "media-huge-url": {"media": [{"url": "https://e.test/" + "a" * 3000}]},
     "metadata-list": {"text": "x", "metadata": ["a"]},
+    "metadata-nested-450-deep": {"text": "x", "metadata": {"a": DEEP}},
+    "metadata-nested-33-deep": {"text": "x", "metadata": {"a": nested(32)}},
     "unknown-field": {"text": "x", "priority": "high"},
 }
 
@@ -144,6 +157,7 @@ CASES: list[BadRequest] = [
             "contact-tags-too-many": {"tags": [f"t{n}" for n in range(101)]},
             "contact-attributes-list": {"attributes": ["a"]},
             "contact-attributes-string": {"attributes": "a=b"},
+            "contact-attributes-nested-450-deep": {"attributes": {"a": DEEP}},
         },
     ),
     BadRequest(

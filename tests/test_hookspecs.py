@@ -6,19 +6,15 @@ Each drives the real app (``create_app`` with a real SQLite store) through
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import falcon.asgi
-import pytest
 from falcon import testing
 
 from omnichannel_core import hookimpl
-from omnichannel_core.app import create_app
 from omnichannel_core.config import Config
-from omnichannel_core.errors import PluginLoadError, SendFailed, WebhookRejected
+from omnichannel_core.errors import SendFailed, WebhookRejected
 from omnichannel_core.hooktypes import (
     ChannelHealth,
     ChannelRoute,
@@ -32,32 +28,12 @@ from omnichannel_core.hooktypes import (
 )
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.models import DeliveryStatus
-from omnichannel_core.plugins import load_plugins
-from omnichannel_core.store import open_store
-
-API_KEY = "hookspec-test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
+from tests.support.in_process import AUTH, Scenario, run_app
 
 
-def _run(
-    tmp_path: Path, channel: object, scenario: Callable[[testing.ASGIConductor], Awaitable[None]]
-) -> None:
-    """Build the app with ``channel`` registered as ``probe`` and run ``scenario`` against it."""
-    config = Config(
-        data_dir=tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'store.db'}",
-        api_keys=(API_KEY,),
-        plugins_dir=tmp_path / "no-plugins",
-        environ={"PROBE_TOKEN": "t0ken"},
-    )
-    plugins = load_plugins(None, extra=[("probe", channel)])
-    app = create_app(config, plugins, open_store(config.store_url))
-
-    async def conducted() -> None:
-        async with testing.ASGIConductor(app) as conductor:
-            await scenario(conductor)
-
-    asyncio.run(conducted())
+def _run(tmp_path: Path, channel: object, scenario: Scenario) -> None:
+    """Run ``scenario`` against the app with ``channel`` registered as ``probe``."""
+    run_app(tmp_path, {"probe": channel}, scenario, environ={"PROBE_TOKEN": "t0ken"})
 
 
 class Receiver:
@@ -234,7 +210,8 @@ class BadRouter:
 
 def test_hook_channel_routes(tmp_path):
     """``channel_routes`` mounts routes under the channel's prefix, with field templates,
-    behind the API key unless public; a result that is not a ChannelRoute stops start-up."""
+    behind the API key unless public; a result that is not a ChannelRoute unloads the
+    channel (reported as a failed plugin, its routes 404) without stopping start-up."""
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         thing = await conductor.simulate_get("/api/channels/probe/things/t-9", headers=AUTH)
@@ -245,6 +222,13 @@ def test_hook_channel_routes(tmp_path):
         public = await conductor.simulate_get("/api/channels/probe/hello")
         assert (public.status_code, public.text) == (200, "hello")
 
+    async def unloaded(conductor: testing.ASGIConductor) -> None:
+        plugins = (await conductor.simulate_get("/api/plugins", headers=AUTH)).json
+        (failure,) = plugins["failed"]
+        assert failure["name"] == "probe"
+        assert "returned str, not ChannelRoute" in failure["error"]
+        missing = await conductor.simulate_get("/api/channels/probe/health", headers=AUTH)
+        assert missing.status_code == 404
+
     _run(tmp_path, Router(), scenario)
-    with pytest.raises(PluginLoadError, match="returned str, not ChannelRoute"):
-        _run(tmp_path / "bad", BadRouter(), scenario)
+    _run(tmp_path / "bad", BadRouter(), unloaded)

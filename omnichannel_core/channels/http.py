@@ -31,14 +31,14 @@ from omnichannel_core.hooktypes import (
     WebhookRequest,
     WebhookResult,
 )
-from omnichannel_core.models import DeliveryStatus, Media
+from omnichannel_core.models import DeliveryStatus
 from omnichannel_core.serialization import parse_json, parse_timestamp
+from omnichannel_core.web.payloads import media_list
 
 SIGNATURE_HEADER = "X-Omnichannel-Signature"
 SEND_ATTEMPTS = 3
 SEND_TIMEOUT_SECONDS = 10.0
 RETRY_DELAY_SECONDS = 0.25
-MAX_MEDIA = 10
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -78,21 +78,6 @@ def _text(item: dict[str, Any], field: str, required: bool = False) -> str | Non
     return value
 
 
-def _media(item: dict[str, Any]) -> tuple[Media, ...]:
-    media = item.get("media") or []
-    if not isinstance(media, list) or len(media) > MAX_MEDIA:
-        raise InvalidInput(f"media: must be a list of at most {MAX_MEDIA} {{url, content_type?}}")
-    for entry in media:
-        if not isinstance(entry, dict):
-            raise InvalidInput("media: each item must be an object with a url")
-        url = _text(entry, "url", required=True)
-        if not url.startswith(("https://", "http://")):
-            raise InvalidInput("media: each url must be an http(s) URL")
-        _text(entry, "content_type")
-        _text(entry, "filename")
-    return tuple(Media(m["url"], m.get("content_type"), m.get("filename")) for m in media)
-
-
 def _inbound(item: dict[str, Any]) -> InboundMessage:
     timestamp = _text(item, "timestamp")
     try:
@@ -104,7 +89,7 @@ def _inbound(item: dict[str, Any]) -> InboundMessage:
         sender=_text(item, "from", required=True),
         sender_name=_text(item, "name"),
         text=_text(item, "text"),
-        media=_media(item),
+        media=media_list(item.get("media")),
         sent_at=sent_at,
     )
     if not message.text and not message.media:

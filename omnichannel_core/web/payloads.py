@@ -43,7 +43,9 @@ def _optional_str(data: dict[str, Any], field: str, max_length: int) -> str | No
     return value
 
 
-def _media(value: Any) -> tuple[Media, ...]:
+def media_list(value: Any) -> tuple[Media, ...]:
+    """A media list from JSON: at most 10 items, each a URL string or ``{url, content_type?,
+    filename?}``; only http(s) URLs. The one check for media from API clients and providers."""
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -83,7 +85,7 @@ def outbound_request(data: dict[str, Any], extra: set[str] = frozenset()) -> Out
     """``{"text", "media", "metadata"}``: at least text or one media item."""
     _reject_unknown(data, {"text", "media", "metadata", *extra})
     text = _optional_str(data, "text", MAX_TEXT)
-    media = _media(data.get("media"))
+    media = media_list(data.get("media"))
     if not (text and text.strip()) and not media:
         raise _fail("text", "give a non-empty text or at least one media item")
     return OutboundRequest(text=text, media=media, metadata=_metadata(data.get("metadata")))

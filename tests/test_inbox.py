@@ -1,0 +1,106 @@
+"""The inbox service between channels, store and API: what it does when a channel misbehaves,
+when a channel is gone, and when an idempotency key is reused."""
+
+from __future__ import annotations
+
+import json
+
+from falcon import testing
+
+from omnichannel_core import hookimpl
+from omnichannel_core.hooktypes import (
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+    WebhookResult,
+)
+from tests.support.in_process import AUTH, run_app
+
+
+class Crashing:
+    """A channel whose hooks raise what a buggy plugin raises."""
+
+    @hookimpl
+    def receive(self, request: WebhookRequest) -> WebhookResult:
+        raise RuntimeError("plugin bug")
+
+    @hookimpl
+    async def status(self, request: WebhookRequest) -> WebhookResult:
+        # an empty provider id would make every later message a "duplicate"
+        return WebhookResult(messages=(InboundMessage(provider_message_id="", sender="+1"),))
+
+
+class Echo:
+    """A channel that stores what it is sent and accepts every send."""
+
+    @hookimpl
+    def receive(self, request: WebhookRequest) -> WebhookResult:
+        item = json.loads(request.body)
+        return WebhookResult(messages=(InboundMessage(item["id"], item["from"], text="hi"),))
+
+    @hookimpl
+    async def send(self, message: OutboundMessage) -> SendResult:
+        return SendResult(provider_message_id=f"echo-{message.id}")
+
+
+async def _conversation_id(conductor: testing.ASGIConductor) -> str:
+    body = json.dumps({"id": "p1", "from": "+1555"})
+    assert (await conductor.simulate_post("/api/channels/echo/webhook", body=body)).status_code == 200
+    listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
+    return listed.json["items"][0]["id"]
+
+
+def test_a_crashing_channel_hook_is_a_502_not_a_500(tmp_path):
+    """An exception a channel's receive raises, or a malformed InboundMessage it builds, is
+    answered 502 channel_failed (the provider will retry), and nothing is stored."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        for path in ("/api/channels/crash/webhook", "/api/channels/crash/status"):
+            response = await conductor.simulate_post(path, body=b"{}")
+            assert response.status_code == 502, path
+            assert response.json["error"] == "channel_failed"
+            assert "plugin bug" not in response.text
+        listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
+        assert listed.json["items"] == []
+
+    run_app(tmp_path, {"crash": Crashing()}, scenario)
+
+
+def test_reply_on_a_channel_no_longer_loaded_is_503(tmp_path):
+    """A conversation whose channel was uninstalled or disabled still exists: a reply in it is
+    503 channel_unavailable naming the channel, and nothing is stored."""
+    found: dict[str, str] = {}
+
+    async def before(conductor: testing.ASGIConductor) -> None:
+        found["id"] = await _conversation_id(conductor)
+
+    async def after(conductor: testing.ASGIConductor) -> None:
+        path = f"/api/conversations/{found['id']}/messages"
+        response = await conductor.simulate_post(path, json={"text": "hello?"}, headers=AUTH)
+        assert response.status_code == 503
+        assert response.json["channel"] == "echo"
+        messages = await conductor.simulate_get(path, headers=AUTH)
+        assert [m["direction"] for m in messages.json["items"]] == ["inbound"]
+
+    run_app(tmp_path, {"echo": Echo()}, before)
+    run_app(tmp_path, {}, after)
+
+
+def test_idempotency_key_replay_must_match_metadata_too(tmp_path):
+    """The same Idempotency-Key with the same text but other metadata is a different message:
+    409, and the first message is the only one stored."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        path = f"/api/conversations/{await _conversation_id(conductor)}/messages"
+        headers = {**AUTH, "Idempotency-Key": "k-1"}
+        first = {"text": "hi", "metadata": {"campaign": "a"}}
+        assert (await conductor.simulate_post(path, json=first, headers=headers)).status_code == 201
+        assert (await conductor.simulate_post(path, json=first, headers=headers)).status_code == 200
+        other = {"text": "hi", "metadata": {"campaign": "b"}}
+        conflict = await conductor.simulate_post(path, json=other, headers=headers)
+        assert conflict.status_code == 409
+        messages = await conductor.simulate_get(path, headers=AUTH)
+        assert [m["direction"] for m in messages.json["items"]] == ["inbound", "outbound"]
+
+    run_app(tmp_path, {"echo": Echo()}, scenario)
