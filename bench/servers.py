@@ -7,12 +7,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from omnichannel_core.cli import gunicorn_command
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_SETTINGS = "python:omnichannel_core.gunicorn_conf"
 OMNICHANNEL_APP = "omnichannel_core.app:get_app()"
 BARE_APP = "bench.bare_app:app"
 START_TIMEOUT_SECONDS = 30
@@ -68,15 +68,7 @@ class GunicornServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            GUNICORN_SETTINGS,
-            "--no-control-socket",
-            self.app,
-        ]
+        return gunicorn_command(self.app, control_socket=False)
 
     def start(self) -> GunicornServer:
         self.workdir.mkdir(parents=True, exist_ok=True)

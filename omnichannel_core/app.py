@@ -9,11 +9,12 @@ import structlog
 from omnichannel_core.auth import load_api_keys
 from omnichannel_core.config import Config
 from omnichannel_core.dispatch import ChannelDispatcher
+from omnichannel_core.errors import PluginLoadError
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.logs import configure_logging
-from omnichannel_core.plugins import LoadedPlugins, load_plugins
+from omnichannel_core.plugins import LoadedPlugins, PluginFailure, load_plugins
 from omnichannel_core.store import Store, open_store
-from omnichannel_core.web.channel_routes import UnknownChannel, mount_channel
+from omnichannel_core.web.channel_routes import UnknownChannel, channel_resources, mount_channel
 from omnichannel_core.web.errors import install_error_handlers
 from omnichannel_core.web.inbox_routes import mount_inbox
 from omnichannel_core.web.middleware import Authentication, RequestContext
@@ -36,17 +37,48 @@ class StoreLifespan:
         await self.store.close()
 
 
+class HookThreadsLifespan:
+    """Stops the channels' hook thread pools when the server stops."""
+
+    def __init__(self, dispatcher: ChannelDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def process_shutdown(self, scope: dict, event: dict) -> None:
+        self.dispatcher.shutdown()
+
+
+def log_plugin_failure(failure: PluginFailure) -> None:
+    log.error(
+        "plugin_load_failed",
+        plugin=failure.name,
+        distribution=failure.distribution,
+        entry_point=failure.source,
+        error=failure.error,
+    )
+
+
 def log_plugin_failures(plugins: LoadedPlugins) -> None:
     for failure in plugins.failures:
-        log.error(
-            "plugin_load_failed",
-            plugin=failure.name,
-            distribution=failure.distribution,
-            entry_point=failure.source,
-            error=failure.error,
-        )
+        log_plugin_failure(failure)
     for name in plugins.disabled:
         log.info("plugin_disabled", plugin=name)
+
+
+def mount_channels(app: falcon.asgi.App, inbox: Inbox, config: Config) -> None:
+    """Mount every channel's routes. A channel whose routes cannot be mounted is unloaded
+    and recorded as a failed plugin; the other channels serve."""
+    plugins = inbox.dispatcher.plugins
+    for channel in inbox.dispatcher.channels:
+        try:
+            resources = channel_resources(channel, inbox, config)
+        except PluginLoadError as error:
+            log_plugin_failure(plugins.drop_channel(channel, error.message))
+            continue
+        except Exception as error:
+            reason = f"channel_routes raised {type(error).__name__}: {error}"
+            log_plugin_failure(plugins.drop_channel(channel, reason))
+            continue
+        mount_channel(app, channel, resources)
 
 
 def create_app(
@@ -63,11 +95,13 @@ def create_app(
         plugins = load_plugins(config.plugins_dir, config.disabled_plugins)
         log_plugin_failures(plugins)
     store = store or open_store(config.store_url)
-    inbox = Inbox(store, ChannelDispatcher(plugins), config)
+    dispatcher = ChannelDispatcher(plugins, threads_per_channel=config.hook_threads)
+    inbox = Inbox(store, dispatcher, config)
 
     app = falcon.asgi.App(
         middleware=[
             StoreLifespan(store),
+            HookThreadsLifespan(dispatcher),
             RequestContext(),
             Authentication(load_api_keys(config)),
         ]
@@ -80,9 +114,9 @@ def create_app(
     app.add_route("/api/plugins", Plugins(plugins))
     app.add_route("/api/openapi.json", OpenApiDocument())
     mount_inbox(app, inbox, config)
-    for channel in inbox.dispatcher.channels:
-        mount_channel(app, channel, inbox, config)
-    unknown = UnknownChannel(inbox.dispatcher.channels)
+    mount_channels(app, inbox, config)
+    failed = [failure.name for failure in plugins.failures if failure.kind == "channel"]
+    unknown = UnknownChannel(inbox.dispatcher.channels, failed)
     app.add_route("/api/channels/{name}/{rest:path}", unknown)
     app.add_route("/api/channels/{name}", unknown)
     return app

@@ -8,16 +8,34 @@ import os
 import sys
 from collections.abc import Sequence
 
+import attrs
+
 from omnichannel_core import __version__
+from omnichannel_core.app import create_app
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.plugins import load_plugins
 from omnichannel_core.web.system_routes import plugins_report
 
+GUNICORN_SETTINGS = "python:omnichannel_core.gunicorn_conf"
+APP_FACTORY = "omnichannel_core.app:get_app()"
+
+
+def gunicorn_command(app: str = APP_FACTORY, *, control_socket: bool = True) -> list[str]:
+    """The command line that runs ``app`` under gunicorn with the project's settings; the one
+    place it is spelled, for ``omnichannel serve``, the tests and the benchmarks."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        GUNICORN_SETTINGS,
+        *([] if control_socket else ["--no-control-socket"]),
+        app,
+    ]
+
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
-    from omnichannel_core import gunicorn_conf
-
     env = dict(os.environ)
     if args.port is not None:
         env["PORT"] = str(args.port)
@@ -26,21 +44,17 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if args.host is not None:
         env["OMNICHANNEL_HOST"] = args.host
     Config.from_environ(env)  # fail here, with one line, on a bad value
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        f"python:{gunicorn_conf.__name__}",
-        *(["--no-control-socket"] if args.no_control_socket else []),
-        "omnichannel_core.app:get_app()",
-    ]
+    argv = gunicorn_command(control_socket=not args.no_control_socket)
     os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
     return 0  # not reached
 
 
 def _plugins(args: argparse.Namespace, config: Config) -> int:
-    report = plugins_report(load_plugins(config.plugins_dir, config.disabled_plugins))
+    plugins = load_plugins(config.plugins_dir, config.disabled_plugins)
+    # Build the app as the server would, so a channel whose routes fail is reported too; a
+    # placeholder key keeps this from generating the server's key file.
+    create_app(attrs.evolve(config, api_keys=("listing-only",)), plugins)
+    report = plugins_report(plugins)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -82,6 +82,7 @@ class Config:
     plugins_dir: Path = Path("plugins")
     disabled_plugins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
+    hook_threads: int = 16
     public_url: str | None = None
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
@@ -112,6 +113,7 @@ class Config:
             max_body_bytes=_read(
                 merged, "OMNICHANNEL_MAX_BODY_BYTES", _parse_int(1024, 100 * 1024**2), 1_048_576
             ),
+            hook_threads=_read(merged, "OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16),
             public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
             environ=merged,
         )

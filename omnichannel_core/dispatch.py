@@ -6,11 +6,19 @@ plugin's wrappers, never another channel's implementation (pluggy's
 thread; coroutine implementations are awaited on the loop, or, when a wrapper surrounds them,
 run on the loop from the worker thread through ``hook_bridge`` so the wrapper sees their real
 result.
+
+Each channel has its own bounded thread pool for those calls, apart from asyncio's default
+executor (which the store uses): a channel whose blocking SDK hangs fills only its own pool,
+never another channel's, and never the store's threads, so ``/health`` and the other
+channels keep answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pluggy
@@ -19,13 +27,23 @@ from omnichannel_core.errors import HookNotImplemented, NotFound
 from omnichannel_core.hook_bridge import EVENT_LOOP, original_coroutine
 from omnichannel_core.plugins import LoadedPlugins
 
+HOOK_THREADS_PER_CHANNEL = 16
+"""How many sync hook calls of one channel may run at once; more wait for a free thread."""
+
 
 class ChannelDispatcher:
-    """Calls hooks for one channel at a time."""
+    """Calls hooks for one channel at a time.
 
-    def __init__(self, plugins: LoadedPlugins) -> None:
+    :param threads_per_channel: the size of each channel's thread pool for sync hook calls.
+    """
+
+    def __init__(
+        self, plugins: LoadedPlugins, threads_per_channel: int = HOOK_THREADS_PER_CHANNEL
+    ) -> None:
         self.plugins = plugins
         self.manager = plugins.manager
+        self.threads_per_channel = threads_per_channel
+        self._pools: dict[str, ThreadPoolExecutor] = {}
         self._callers: dict[tuple[str, str], pluggy.HookCaller] = {}
         self._implements: dict[tuple[str, str], bool] = {}
         self._direct: dict[tuple[str, str], tuple[Any, tuple[str, ...]] | None] = {}
@@ -42,8 +60,8 @@ class ChannelDispatcher:
 
     def caller(self, channel: str, hook: str) -> pluggy.HookCaller:
         key = (channel, hook)
+        own = self._channel_plugin(channel)  # a channel unloaded since is unknown now
         if key not in self._callers:
-            own = self._channel_plugin(channel)
             others = [plugin for plugin in self.plugins.channels.values() if plugin is not own]
             self._callers[key] = self.manager.subset_hook_caller(hook, remove_plugins=others)
         return self._callers[key]
@@ -86,8 +104,29 @@ class ChannelDispatcher:
         if direct is not None:
             coroutine, argnames = direct
             return await coroutine(**{name: kwargs[name] for name in argnames})
-        EVENT_LOOP.set(asyncio.get_running_loop())
-        return await asyncio.to_thread(self.caller(channel, hook), **kwargs)
+        loop = asyncio.get_running_loop()
+        # run_in_executor does not carry contextvars over: run the call in a copy of this
+        # context (request id, channel for the logs) holding the loop the bridge needs.
+        context = contextvars.copy_context()
+        context.run(EVENT_LOOP.set, loop)
+        call = functools.partial(context.run, self.caller(channel, hook), **kwargs)
+        return await loop.run_in_executor(self.thread_pool(channel), call)
+
+    def thread_pool(self, channel: str) -> ThreadPoolExecutor:
+        """The channel's own pool for sync hook calls, created on first use."""
+        pool = self._pools.get(channel)
+        if pool is None:
+            pool = ThreadPoolExecutor(
+                max_workers=self.threads_per_channel, thread_name_prefix=f"hook-{channel}"
+            )
+            self._pools[channel] = pool
+        return pool
+
+    def shutdown(self) -> None:
+        """Stop every channel's pool: queued calls are cancelled, running ones finish alone."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def call_at_startup(self, channel: str, hook: str, **kwargs: Any) -> list[Any]:
         """Run a non-firstresult hook synchronously (start-up only); returns each result."""

@@ -98,7 +98,8 @@ def channel_routes(channel: str, config: Config, inbox: Inbox) -> list[ChannelRo
     Called once at start-up. Use it for verification GETs, WebSockets, inbound-parse
     endpoints or channel-specific send routes. A route may share its path with a generic
     route (``webhook``, ``status``, ``messages``, ``health``) as long as it only adds
-    methods the generic route does not serve; anything else stops start-up.
+    methods the generic route does not serve; anything else (or an exception raised here)
+    unloads the channel, reported as a failed plugin.
 
     :param channel: the channel's name.
     :param config: the server's configuration.

@@ -5,6 +5,9 @@ the channel's name); cross-cutting plugins from ``omnichannel.plugins`` and from
 of the local plugins folder. A plugin that fails to load is recorded with its distribution
 and entry point and logged; the rest of the server starts. ``OMNICHANNEL_DISABLE_PLUGINS``
 names plugins (channel names, entry point names or local module names) not to load.
+
+A cross-cutting plugin may only wrap the channel hooks (``wrapper=True``): a plain
+implementation of ``send`` in one would answer for every channel, so it is a load failure.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from omnichannel_core.hook_bridge import BridgedPlugin
 CHANNEL_GROUP = "omnichannel.channels"
 PLUGIN_GROUP = "omnichannel.plugins"
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+CHANNEL_HOOKS = frozenset({"receive", "status", "send", "health", "channel_routes"})
 
 
 @attrs.frozen
@@ -64,6 +68,28 @@ class LoadedPlugins:
 
     def describe(self, plugin: object) -> tuple[str, ...]:
         return tuple(sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or ()))
+
+    def drop_channel(self, name: str, error: str) -> PluginFailure:
+        """Unload a registered channel that turned out unusable (say its ``channel_routes``
+        raised): it leaves the manager and the list of plugins, and joins the failures."""
+        plugin = self.channels.pop(name)
+        self.manager.unregister(plugin)
+        (info,) = [item for item in self.info if item.kind == "channel" and item.name == name]
+        self.info.remove(info)
+        failure = PluginFailure(name, "channel", info.distribution, info.source, error)
+        self.failures.append(failure)
+        return failure
+
+
+def plain_channel_hooks(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    """The channel hooks ``plugin`` implements without ``wrapper=True``."""
+    return sorted(
+        caller.name
+        for caller in manager.get_hookcallers(plugin) or ()
+        if caller.name in CHANNEL_HOOKS
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin and not impl.wrapper and not impl.hookwrapper
+    )
 
 
 def new_manager() -> pluggy.PluginManager:
@@ -113,6 +139,17 @@ class _Loader:
         except pluggy.PluginValidationError as error:
             manager.unregister(plugin)
             self.fail(name, kind, distribution, source, str(error))
+            return None
+        plain = plain_channel_hooks(manager, plugin) if kind != "channel" else []
+        if plain:
+            manager.unregister(plugin)
+            error = (
+                "cross-cutting plugins may only wrap channel hooks: "
+                + ", ".join(plain)
+                + (" is" if len(plain) == 1 else " are")
+                + " not wrapper=True"
+            )
+            self.fail(name, kind, distribution, source, error)
             return None
         self.loaded.info.append(
             PluginInfo(name, kind, distribution, version, source, self.loaded.describe(plugin))

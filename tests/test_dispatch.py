@@ -1,27 +1,33 @@
 """Per-channel dispatch: a hook runs only for its own channel (plus wrappers), sync hooks
-in a worker thread, coroutine hooks on the loop, and a slow sync hook never stalls the
-server."""
+in the channel's own thread pool, coroutine hooks on the loop, and slow sync hooks never
+stall the server nor starve another channel."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from falcon import testing
 
 from omnichannel_core import hookimpl
 from omnichannel_core.dispatch import ChannelDispatcher
 from omnichannel_core.errors import HookNotImplemented, NotFound
 from omnichannel_core.hooktypes import ChannelHealth, OutboundMessage, SendResult
 from omnichannel_core.plugins import load_plugins
+from omnichannel_core.web import channel_routes
 from tests.fixtures.distributions import install_distributions
+from tests.support.in_process import AUTH, run_app
 from tests.support.server import ServerProcess, running_server
 
 SLOW_SECONDS = 2.0
+SLOW_CALLS = 12  # more than asyncio's default executor has threads on a small machine
 
 
 class RecordingChannel:
@@ -118,47 +124,158 @@ def test_unknown_channel_and_missing_hook(two_channels):
     assert (missing.value.channel, missing.value.hook) == ("alpha", "receive")
 
 
+REQUEST_MARK: contextvars.ContextVar[str] = contextvars.ContextVar("request_mark")
+
+
+class ThreadReporter:
+    """A channel whose sync send reports its thread's name and what the caller's context
+    held."""
+
+    @hookimpl
+    def send(self, message: OutboundMessage) -> SendResult:
+        seen = f"{threading.current_thread().name}|{REQUEST_MARK.get('unset')}"
+        return SendResult(provider_message_id=seen)
+
+
+def test_each_channel_runs_sync_hooks_in_its_own_pool():
+    """A sync hook runs in its channel's own pool (threads named ``hook-<channel>``), not in
+    asyncio's default executor, and sees the caller's context variables (request id and
+    channel bound for the logs); shutdown stops the pools."""
+    plugins = load_plugins(None, extra=[("alpha", ThreadReporter()), ("beta", ThreadReporter())])
+    dispatcher = ChannelDispatcher(plugins, threads_per_channel=2)
+
+    async def scenario() -> list[str]:
+        REQUEST_MARK.set("request-7")
+        return [
+            (
+                await dispatcher.call(name, "send", message=_outbound("m1"), config=None)
+            ).provider_message_id
+            for name in ("alpha", "beta", "alpha")
+        ]
+
+    alpha, beta, alpha_again = asyncio.run(scenario())
+    assert alpha.startswith("hook-alpha") and alpha.endswith("|request-7")
+    assert beta.startswith("hook-beta") and beta.endswith("|request-7")
+    assert alpha_again.startswith("hook-alpha")
+    pool = dispatcher.thread_pool("alpha")
+    assert pool is dispatcher.thread_pool("alpha")
+    assert pool is not dispatcher.thread_pool("beta")
+    dispatcher.shutdown()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(print)
+
+
+class HangingHealth:
+    """A channel whose sync health blocks until the test releases it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    @hookimpl
+    def health(self) -> ChannelHealth:
+        self.release.wait(timeout=10)
+        return ChannelHealth(ok=True, detail="late")
+
+
+class PromptHealth:
+    @hookimpl
+    def health(self) -> ChannelHealth:
+        return ChannelHealth(ok=True, detail="prompt")
+
+
+def test_health_times_out_a_hanging_channel(tmp_path, monkeypatch):
+    """GET /health asks the channels at once, each under a time limit: a channel whose health
+    hangs is reported ok=false 'health check timed out' (its own route answers 503) while
+    the others report normally."""
+    monkeypatch.setattr(channel_routes, "HEALTH_TIMEOUT_SECONDS", 0.2)
+    hanging = HangingHealth()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        health = (await conductor.simulate_get("/health")).json
+        assert health["status"] == "degraded"
+        assert health["channels"]["hanging"] == {
+            "ok": False,
+            "detail": "health check timed out",
+            "checks": {},
+        }
+        assert health["channels"]["prompt"]["detail"] == "prompt"
+        own = await conductor.simulate_get("/api/channels/hanging/health", headers=AUTH)
+        assert (own.status_code, own.json["detail"]) == (503, "health check timed out")
+        head = await conductor.simulate_head("/health")
+        assert (head.status_code, head.content) == (200, b"")
+
+    try:
+        run_app(tmp_path, {"hanging": hanging, "prompt": PromptHealth()}, scenario)
+    finally:
+        hanging.release.set()
+
+
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A single-worker real server with the pip-installed ``slow`` channel."""
+    """A single-worker real server with the pip-installed ``slow`` and ``quick`` channels."""
     root = tmp_path_factory.mktemp("slow")
     site = install_distributions(root / "packages", "slow")
+    started = root / "slow-started"
+    started.mkdir()
     env = {
         "PYTHONPATH": str(site),
         "SLOW_SECONDS": str(SLOW_SECONDS),
-        "SLOW_STARTED_FILE": str(root / "slow-started"),
+        "SLOW_STARTED_DIR": str(started),
     }
     with running_server(root / "server", env, workers=1) as server:
         yield server
 
 
-def test_slow_sync_hook_does_not_stall_health(slow_server):
-    """While a sync receive sleeps 2 s in the only worker, GET /health still answers in well
-    under a second, and the slow webhook then completes and is stored."""
-    started = Path(slow_server.env["SLOW_STARTED_FILE"])
-    outcome: dict[str, object] = {}
+def _post_timed(server: ServerProcess, channel: str, body: str) -> tuple[httpx.Response, float]:
+    begun = time.monotonic()
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        response = client.post(f"/api/channels/{channel}/webhook", content=body.encode())
+    return response, time.monotonic() - begun
 
-    def post_slow_webhook() -> None:
-        begun = time.monotonic()
-        with httpx.Client(base_url=slow_server.base_url, timeout=30) as client:
-            outcome["response"] = client.post("/api/channels/slow/webhook", content=b"slow-1")
-        outcome["seconds"] = time.monotonic() - begun
 
-    poster = threading.Thread(target=post_slow_webhook)
-    poster.start()
-    try:
+def test_slow_sync_hooks_do_not_stall_health_or_other_channels(slow_server):
+    """Twelve webhooks whose sync receive sleeps 2 s, in the only worker (more than asyncio's
+    default executor has threads), all sleep at once in the slow channel's own thread pool;
+    meanwhile GET /health and HEAD /health answer in well under a second and the sync
+    receive of another channel (quick) is not starved; then every slow webhook completes
+    and is stored."""
+    started_dir = Path(slow_server.env["SLOW_STARTED_DIR"])
+    ids = [f"slow-{number}" for number in range(SLOW_CALLS)]
+    with ThreadPoolExecutor(max_workers=SLOW_CALLS) as posters:
+        slow_calls = [posters.submit(_post_timed, slow_server, "slow", body) for body in ids]
         deadline = time.monotonic() + 10
-        while not started.exists() and time.monotonic() < deadline:
+        while len(list(started_dir.iterdir())) < SLOW_CALLS and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert started.exists(), "the slow receive never started"
-        begun = time.monotonic()
-        health = slow_server.client(None).get("/health", timeout=5)
-        health_seconds = time.monotonic() - begun
-    finally:
-        poster.join(timeout=30)
-    assert health.status_code == 200
+        assert len(list(started_dir.iterdir())) == SLOW_CALLS, "not every slow receive began"
+
+        with slow_server.client(None) as client:
+            begun = time.monotonic()
+            health = client.get("/health", timeout=5)
+            health_seconds = time.monotonic() - begun
+            begun = time.monotonic()
+            head = client.head("/health", timeout=5)
+            head_seconds = time.monotonic() - begun
+        quick, quick_seconds = _post_timed(slow_server, "quick", "quick-1")
+        still_sleeping = sum(not call.done() for call in slow_calls)
+        outcomes = [call.result(timeout=30) for call in slow_calls]
+
+    assert still_sleeping == SLOW_CALLS  # the checks above ran while every call slept
+    assert (health.status_code, head.status_code) == (200, 200)
+    assert health.json()["channels"]["slow"]["detail"] == "no health hook"
     assert health_seconds < 1.0
-    assert outcome["response"].status_code == 200
-    assert outcome["seconds"] >= SLOW_SECONDS
-    conversations = slow_server.client().get("/api/conversations").json()["items"]
-    assert [c["address"] for c in conversations] == ["slow-sender"]
+    assert head_seconds < 1.0
+    assert quick.status_code == 200
+    assert quick_seconds < 1.0
+    starts = [float((started_dir / message_id).read_text()) for message_id in ids]
+    assert max(starts) - min(starts) < SLOW_SECONDS  # all at once, not six, then six
+    assert all(response.status_code == 200 for response, _ in outcomes)
+    assert all(seconds >= SLOW_SECONDS for _, seconds in outcomes)
+
+    client = slow_server.client()
+    conversations = client.get("/api/conversations").json()["items"]
+    by_address = {c["address"]: c for c in conversations}
+    assert set(by_address) == {"slow-sender", "quick-sender"}
+    slow_messages = client.get(
+        f"/api/conversations/{by_address['slow-sender']['id']}/messages", params={"limit": 50}
+    ).json()["items"]
+    assert sorted(m["provider_message_id"] for m in slow_messages) == sorted(ids)

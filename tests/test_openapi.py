@@ -30,7 +30,9 @@ DOCUMENT_URI = "urn:omnichannel:openapi"
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 PUBLIC_OPERATIONS = {
     ("get", "/"),
+    ("head", "/"),
     ("get", "/health"),
+    ("head", "/health"),
     ("get", "/api/openapi.json"),
     ("post", "/api/channels/{channel}/webhook"),
     ("post", "/api/channels/{channel}/status"),
@@ -176,6 +178,11 @@ class Contract:
         if "$ref" in documented:
             pointer = documented["$ref"].removeprefix("#")
             documented = lookup(self.document, documented["$ref"])
+        if method == "head":  # no body to check, and none documented
+            assert response.content == b"", f"HEAD {template} answered a body"
+            assert "content" not in documented, f"HEAD {template} {status} documents a body"
+            self.seen.add((method, template, status))
+            return None
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         content = documented.get("content", {})
         key = media_type if media_type in content else "*/*"
@@ -351,6 +358,18 @@ def test_routes_without_security_override_need_the_key(server, document):
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_head_on_root_and_health_answers_like_get_without_a_body(server, degraded_server):
+    """Load balancers probe with HEAD: HEAD / and HEAD /health answer, without an API key,
+    the status GET answers (200 when up, degraded included) and no body."""
+    for running in (server, degraded_server):
+        anonymous = running.client(None)
+        for path in ("/", "/health"):
+            head, get = anonymous.head(path), anonymous.get(path)
+            assert head.status_code == get.status_code == 200, path
+            assert head.content == b""
+            assert get.content != b""
+
+
 # real responses ----------------------------------------------------------------------------
 
 
@@ -363,7 +382,9 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     sender = f"+1555{int(token, 16) % 10**7:07d}"
 
     contract.check(anonymous.get("/"), "get", "/")
+    contract.check(anonymous.head("/"), "head", "/")
     contract.check(anonymous.get("/health"), "get", "/health")
+    contract.check(anonymous.head("/health"), "head", "/health")
     contract.check(anonymous.get("/api/openapi.json"), "get", "/api/openapi.json")
     plugins = contract.check(client.get("/api/plugins"), "get", "/api/plugins")
     assert any(item["name"] == "http" for item in plugins["items"])

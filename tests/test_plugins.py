@@ -31,10 +31,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def plugin_server(tmp_path_factory: pytest.TempPathFactory, site: Path) -> Iterator[ServerProcess]:
-    """The real server seeing the installed fixtures and two local plugin modules."""
+    """The real server seeing the installed fixtures and three local plugin modules."""
     workdir = tmp_path_factory.mktemp("plugin-server")
     add_local_plugin(workdir, "stamp")
     add_local_plugin(workdir, "misspelt")
+    add_local_plugin(workdir, "takeover")
     env = {"PYTHONPATH": str(site), "ECHO_TOKEN": ECHO_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET}
     with running_server(workdir, env) as server:
         yield server
@@ -144,7 +145,9 @@ def test_broken_plugin_reported_and_server_serves(plugin_server):
     health = plugin_server.client(None).get("/health").json()
     assert health["status"] == "degraded"
     assert "broken" in health["failed_plugins"]
-    assert plugin_server.client(None).get("/api/channels/broken/health").status_code == 404
+    missing = plugin_server.client(None).get("/api/channels/broken/health")
+    assert missing.status_code == 404
+    assert missing.json()["message"].startswith("channel 'broken' failed to load")
 
 
 def test_misspelt_hook_reported_as_failed(plugin_server):
@@ -255,15 +258,111 @@ def test_disable_plugins_removes_channel(tmp_path, site):
         assert client.get("/health").json()["failed_plugins"] == []
 
 
-def test_clashing_channel_route_stops_startup(tmp_path):
-    """A channel whose channel_routes redefines the core's POST on ``webhook`` stops the
-    server from starting, with a message naming the channel, the route and the method."""
-    clash_site = install_distributions(tmp_path / "clash", "clash")
-    with (
-        pytest.raises(RuntimeError) as stopped,
-        running_server(tmp_path / "server", {"PYTHONPATH": str(clash_site)}),
-    ):
-        pass
-    assert "channel 'clash' route 'webhook' redefines POST, which the core serves" in str(
-        stopped.value
+@pytest.fixture(scope="module")
+def faulty_routes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real server seeing three channels: ``clash`` (its channel_routes redefines the
+    core's POST on ``webhook``), ``raising`` (its channel_routes raises) and ``echo``."""
+    root = tmp_path_factory.mktemp("faulty-routes")
+    faulty_site = install_distributions(root / "packages", "clash", "raising", "echo")
+    env = {"PYTHONPATH": str(faulty_site), "ECHO_TOKEN": ECHO_TOKEN}
+    with running_server(root / "server", env) as server:
+        yield server
+
+
+def _failure(server: ServerProcess, name: str) -> dict:
+    (failure,) = [
+        f for f in server.client().get("/api/plugins").json()["failed"] if f["name"] == name
+    ]
+    return failure
+
+
+def _logged_failure(server: ServerProcess, name: str) -> dict:
+    """The plugin_load_failed line for ``name`` (the single worker logs it once)."""
+    lines = [json.loads(line) for line in server.log().splitlines() if '"event"' in line]
+    (logged,) = [
+        line
+        for line in lines
+        if line.get("event") == "plugin_load_failed" and line.get("plugin") == name
+    ]
+    return logged
+
+
+def _assert_unloaded(server: ServerProcess, name: str) -> None:
+    """Every route of the channel answers 404 saying it failed to load; it is neither listed
+    nor reported on as a channel; /health is degraded and names it."""
+    client = server.client()
+    for method, path in [("POST", "webhook"), ("GET", "webhook"), ("GET", "health")]:
+        response = client.request(method, f"/api/channels/{name}/{path}")
+        assert response.status_code == 404, (method, path)
+        assert response.json()["channel"] == name
+        assert response.json()["message"].startswith(f"channel {name!r} failed to load")
+    assert all(item["name"] != name for item in client.get("/api/plugins").json()["items"])
+    assert name not in client.get("/").json()["channels"]
+    health = client.get("/health").json()
+    assert health["status"] == "degraded"
+    assert name in health["failed_plugins"]
+    assert name not in health["channels"]
+
+
+def test_clashing_channel_route_unloads_only_that_channel(faulty_routes_server):
+    """A channel whose channel_routes redefines the core's POST on ``webhook`` does not stop
+    start-up: it is recorded as a failed plugin naming the channel, the route and the method,
+    logged as plugin_load_failed, and not mounted at all (its hijacking POST never runs);
+    the other channels serve."""
+    failure = _failure(faulty_routes_server, "clash")
+    assert failure["kind"] == "channel"
+    assert failure["distribution"] == "omnichannel-clash"
+    assert failure["source"] == "omnichannel.channels:clash = omnichannel_clash"
+    assert failure["error"] == (
+        "channel 'clash' route 'webhook' redefines POST, which the core serves"
     )
+    logged = _logged_failure(faulty_routes_server, "clash")
+    assert (logged["distribution"], logged["entry_point"]) == (
+        "omnichannel-clash",
+        failure["source"],
+    )
+    _assert_unloaded(faulty_routes_server, "clash")
+    assert _echo_webhook(faulty_routes_server, "beside-clash-1").status_code == 200
+
+
+def test_raising_channel_routes_unloads_only_that_channel(faulty_routes_server):
+    """A channel whose channel_routes raises does not stop start-up: it is recorded with its
+    distribution, entry point and the exception, logged as plugin_load_failed, and not
+    mounted (its health hook is never asked); echo and the core's http channel serve."""
+    failure = _failure(faulty_routes_server, "raising")
+    assert failure["distribution"] == "omnichannel-raising"
+    assert failure["source"] == "omnichannel.channels:raising = omnichannel_raising"
+    assert failure["error"] == "channel_routes raised KeyError: 'RAISING_VERIFY_TOKEN'"
+    assert _logged_failure(faulty_routes_server, "raising")["error"] == failure["error"]
+    _assert_unloaded(faulty_routes_server, "raising")
+
+    assert _echo_webhook(faulty_routes_server, "beside-raising-1").status_code == 200
+    (message,) = _messages_from(faulty_routes_server, "echo", "user-beside-raising-1")
+    assert message["text"] == "hello beside-raising-1"
+    client = faulty_routes_server.client()
+    assert client.get("/api/channels/echo/ping").json() == {"channel": "echo", "pong": True}
+    assert set(client.get("/").json()["channels"]) == {"echo", "http"}
+
+
+def test_plain_hook_in_cross_cutting_plugin_is_rejected(plugin_server):
+    """A local plugin with a plain (not wrapper=True) ``send`` would answer send for every
+    channel; it is a load failure instead, and each channel's own send still answers."""
+    report = plugin_server.client().get("/api/plugins").json()
+    (failure,) = [f for f in report["failed"] if f["name"] == "takeover"]
+    assert failure["kind"] == "local"
+    assert failure["source"].endswith("plugins/takeover.py")
+    assert failure["error"] == (
+        "cross-cutting plugins may only wrap channel hooks: send is not wrapper=True"
+    )
+    assert all(item["name"] != "takeover" for item in report["items"])
+    assert "takeover" in plugin_server.client(None).get("/health").json()["failed_plugins"]
+
+    sent = plugin_server.client().post(
+        "/api/channels/echo/messages", json={"to": "user-takeover-1", "text": "hi"}
+    )
+    assert sent.status_code == 201
+    assert sent.json()["provider_message_id"] == f"echo-{sent.json()['id']}"
+    missing = plugin_server.client().post(
+        "/api/channels/healthonly/messages", json={"to": "x", "text": "t"}
+    )
+    assert missing.status_code == 501

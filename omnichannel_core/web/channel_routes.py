@@ -3,13 +3,17 @@
 ``/api/channels/{name}/webhook``, ``/status``, ``/messages`` and ``/health`` are mounted for
 every channel, each bound to its channel. A channel's own routes (``channel_routes`` hook)
 go under the same prefix; one that shares a path with a generic route is merged into it,
-adding only methods the generic route does not serve.
+adding only methods the generic route does not serve. A channel whose routes cannot be
+mounted (its ``channel_routes`` raises, or returns a route that is not valid) is mounted not
+at all: :func:`channel_resources` raises before anything is added to the app.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import falcon
@@ -17,7 +21,7 @@ import falcon.asgi
 
 from omnichannel_core.config import Config
 from omnichannel_core.errors import NotFound, PluginLoadError
-from omnichannel_core.hooktypes import ChannelRoute
+from omnichannel_core.hooktypes import ChannelHealth, ChannelRoute
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.serialization import to_json
 from omnichannel_core.web import payloads
@@ -25,6 +29,7 @@ from omnichannel_core.web.body import read_json_object, webhook_request
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "websocket")
 ROUTE_PATH = re.compile(r"^[A-Za-z0-9_.~{}:-]+(/[A-Za-z0-9_.~{}:-]+)*$")
+HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 def channel_prefix(channel: str) -> str:
@@ -80,29 +85,44 @@ class ChannelMessages(_ChannelResource):
         resp.media = to_json(message)
 
 
+async def channel_health_within(inbox: Inbox, channel: str) -> ChannelHealth:
+    """The channel's health report, or a failed one when it takes longer than
+    ``HEALTH_TIMEOUT_SECONDS`` (a sync health hook that hangs keeps its thread, but nobody
+    waits for it)."""
+    try:
+        return await asyncio.wait_for(inbox.channel_health(channel), HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return ChannelHealth(ok=False, detail="health check timed out")
+
+
 class ChannelHealthResource(_ChannelResource):
     """``GET .../health``: the channel's own health report."""
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        health = await self.inbox.channel_health(self.channel)  # 501 without a health hook
+        health = await channel_health_within(self.inbox, self.channel)  # 501 without the hook
         resp.status = 200 if health.ok else 503
         resp.media = {"channel": self.channel, **to_json(health)}
 
 
 class UnknownChannel:
     """Anything under ``/api/channels/`` that no channel route matched: an unknown channel,
-    or a path a known channel does not serve."""
+    a channel that failed to load, or a path a known channel does not serve."""
 
     public_methods = frozenset(m.upper() for m in METHODS)
 
-    def __init__(self, channels: list[str]) -> None:
+    def __init__(self, channels: Iterable[str], failed: Iterable[str] = ()) -> None:
         self.channels = frozenset(channels)
+        self.failed = frozenset(failed)
 
     async def _answer(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str, rest: str = ""
     ) -> None:
         if name in self.channels:
             raise NotFound(f"channel {name!r} has no route {rest!r}", channel=name)
+        if name in self.failed:
+            raise NotFound(
+                f"channel {name!r} failed to load; GET /api/plugins says why", channel=name
+            )
         raise NotFound(f"unknown channel {name!r}", channel=name)
 
     on_get = on_post = on_put = on_patch = on_delete = _answer
@@ -202,9 +222,25 @@ def contributed_routes(channel: str, inbox: Inbox, config: Config) -> list[Chann
     return routes
 
 
-def mount_channel(app: falcon.asgi.App, channel: str, inbox: Inbox, config: Config) -> list[str]:
-    """Mount the generic and contributed routes of one channel; returns their URI templates."""
-    prefix = channel_prefix(channel)
+def _check_templates(channel: str, resources: dict[str, Any]) -> None:
+    """Route the channel's templates on a scratch app, so templates Falcon refuses (two
+    field names at one level) fail here rather than halfway through mounting."""
+    scratch = falcon.asgi.App()
+    for path, resource in resources.items():
+        try:
+            scratch.add_route(f"{channel_prefix(channel)}/{path}", resource)
+        except ValueError as error:  # falcon's UnacceptableRouteError is a ValueError
+            raise PluginLoadError(
+                f"channel {channel!r} route {path!r} cannot be routed: {error}", channel=channel
+            ) from None
+
+
+def channel_resources(channel: str, inbox: Inbox, config: Config) -> dict[str, Any]:
+    """The generic and contributed resources of one channel, by relative path, all checked.
+
+    Raises :class:`PluginLoadError` when the contributed routes are not valid, and lets
+    through whatever the channel's ``channel_routes`` raises.
+    """
     resources: dict[str, Any] = {
         path: cls(channel, inbox, config) for path, cls in GENERIC_ROUTES.items()
     }
@@ -213,6 +249,13 @@ def mount_channel(app: falcon.asgi.App, channel: str, inbox: Inbox, config: Conf
         resources[route.path] = _merge(
             channel, generic if isinstance(generic, _ChannelResource) else None, route
         )
+    _check_templates(channel, resources)
+    return resources
+
+
+def mount_channel(app: falcon.asgi.App, channel: str, resources: dict[str, Any]) -> list[str]:
+    """Mount the resources of :func:`channel_resources`; returns their URI templates."""
+    prefix = channel_prefix(channel)
     for path, resource in resources.items():
         app.add_route(f"{prefix}/{path}", resource)
     return [f"{prefix}/{path}" for path in resources]

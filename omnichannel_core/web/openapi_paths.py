@@ -124,7 +124,14 @@ def system_paths() -> dict[str, Schema]:
                 "tags": ["system"],
                 "security": PUBLIC,
                 "responses": ok("Root", "The system."),
-            }
+            },
+            "head": {
+                "summary": "Answer 200 with no body, for load balancers",
+                "operationId": "headRoot",
+                "tags": ["system"],
+                "security": PUBLIC,
+                "responses": {"200": {"description": "The server is up."}},
+            },
         },
         "/health": {
             "get": {
@@ -136,7 +143,17 @@ def system_paths() -> dict[str, Schema]:
                     **ok("Health", "Up: `ok`, or `degraded` when a channel or plugin is not."),
                     **ok("Health", "Down: the store does not answer.", "503"),
                 },
-            }
+            },
+            "head": {
+                "summary": "The status GET /health would answer, with no body",
+                "operationId": "headHealth",
+                "tags": ["system"],
+                "security": PUBLIC,
+                "responses": {
+                    "200": {"description": "Up: `ok` or `degraded`."},
+                    "503": {"description": "Down: the store does not answer."},
+                },
+            },
         },
         "/api/plugins": {
             "get": {

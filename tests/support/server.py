@@ -7,12 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+
+from omnichannel_core.cli import gunicorn_command
 
 API_KEY = "test-key-0123456789"
 START_TIMEOUT_SECONDS = 20
@@ -47,15 +48,7 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:omnichannel_core.gunicorn_conf",
-            "--no-control-socket",
-            "omnichannel_core.app:get_app()",
-        ]
+        return gunicorn_command(control_socket=False)
 
     def start(self) -> ServerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
