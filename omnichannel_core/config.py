@@ -50,6 +50,15 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
 def _parse_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -84,6 +93,7 @@ class Config:
     max_body_bytes: int = 1_048_576
     hook_threads: int = 16
     public_url: str | None = None
+    trust_proxy: bool = False
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     @classmethod
@@ -115,5 +125,6 @@ class Config:
             ),
             hook_threads=_read(merged, "OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16),
             public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
+            trust_proxy=_read(merged, "OMNICHANNEL_TRUST_PROXY", _parse_bool, False),
             environ=merged,
         )

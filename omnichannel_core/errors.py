@@ -56,6 +56,10 @@ class HookNotImplemented(OmnichannelError):
         self.hook = hook
 
 
+class RecipientOptedOut(OmnichannelError):
+    """The contact asked not to be messaged on this channel (e.g. replied STOP)."""
+
+
 class ChannelUnavailable(OmnichannelError):
     """The channel cannot act now, e.g. it is not configured; answered with 503."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from omnichannel_core.models import DeliveryStatus, Media
+from omnichannel_core.models import Consent, DeliveryStatus, Media
 
 MAX_ID_LENGTH = 512
 
@@ -63,8 +63,14 @@ class InboundMessage:
 
     :param provider_message_id: the provider's id; the store keeps one message per
         (channel, provider_message_id), so retried webhooks store once.
-    :param sender: the customer's address on this channel (phone, email, page-scoped id).
+    :param sender: the customer's address on this channel (phone, email, page-scoped id):
+        the identity the contact is found or created by.
     :param sender_name: the name the provider gave, if any.
+    :param reply_to: where answers go, when not ``sender``: e.g. ``whatsapp:+15551234567``
+        for a customer identified by ``+15551234567`` who wrote on WhatsApp. The contact's
+        conversation on this channel answers to the address the customer last wrote from.
+    :param consent: ``Consent.OPT_OUT`` when the message asks to stop messages on this
+        channel (``STOP``), ``Consent.OPT_IN`` when it asks to resume (``START``).
     """
 
     provider_message_id: str = attrs.field(validator=_identifier)
@@ -74,6 +80,12 @@ class InboundMessage:
     sender_name: str | None = attrs.field(default=None, validator=_optional_text)
     sent_at: datetime | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    reply_to: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_identifier)
+    )
+    consent: Consent | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Consent)
+    )
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from omnichannel_core.errors import (
     Conflict,
     HookNotImplemented,
     OmnichannelError,
+    RecipientOptedOut,
     SendFailed,
 )
 from omnichannel_core.hooktypes import (
@@ -161,8 +162,13 @@ class Inbox:
         request: OutboundRequest,
         idempotency_key: str | None,
         display_name: str | None = None,
+        reply_to: str | None = None,
     ) -> tuple[Message, bool]:
-        """Send to an address on a channel, opening the contact and conversation if new."""
+        """Send to an address on a channel, opening the contact and conversation if new.
+
+        ``to`` is the contact's identity on the channel; ``reply_to``, when given, is the
+        address the message goes to (e.g. ``whatsapp:+1555...`` for the contact ``+1555...``).
+        """
         self._require_send(channel)  # before anything is written
         if idempotency_key is not None:
             # A replay is answered before the recipient is looked up, so a key reused for
@@ -170,9 +176,13 @@ class Inbox:
             stored = await self.store.find_by_idempotency_key(idempotency_key)
             if stored is not None:
                 conversation = await self.store.get_conversation(stored.conversation_id)
-                same_recipient = conversation.channel == channel and conversation.address == to
+                same_recipient = conversation.channel == channel and conversation.address == (
+                    reply_to or to
+                )
                 return self._replay(stored, request, same_recipient), False
-        _, conversation = await self.store.resolve_recipient(channel, to, display_name)
+        _, conversation = await self.store.resolve_recipient(
+            channel, to, display_name, reply_to=reply_to
+        )
         return await self._send(conversation, request, idempotency_key)
 
     def _require_send(self, channel: str) -> None:
@@ -188,6 +198,13 @@ class Inbox:
         self, conversation: Conversation, request: OutboundRequest, idempotency_key: str | None
     ) -> tuple[Message, bool]:
         self._require_send(conversation.channel)
+        contact = await self.store.get_contact(conversation.contact_id)
+        if conversation.channel in contact.opted_out:
+            raise RecipientOptedOut(
+                f"the contact opted out of messages on {conversation.channel!r}",
+                channel=conversation.channel,
+                contact_id=contact.id,
+            )
         message, created = await self.store.create_outbound(
             conversation.id, request.text, request.media, request.metadata, idempotency_key
         )

@@ -69,6 +69,13 @@ STATUS_RANK: dict[DeliveryStatus, int] = {
 }
 
 
+class Consent(enum.StrEnum):
+    """A customer's word on receiving messages on a channel (e.g. SMS ``STOP``/``START``)."""
+
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+
+
 class ConversationStatus(enum.StrEnum):
     OPEN = "open"
     PENDING = "pending"
@@ -101,6 +108,8 @@ class Contact:
     identities: tuple[Identity, ...]
     tags: tuple[str, ...] = ()
     attributes: dict[str, Any] = attrs.field(factory=dict)
+    opted_out: tuple[str, ...] = ()
+    """Channels on which the contact asked not to be messaged (bulk sends skip them there)."""
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
 

@@ -80,13 +80,21 @@ class Store(Protocol):
         """Store an inbound message, upserting its contact and conversation, atomically.
 
         Dedupes on (channel, provider_message_id): a second call with the same pair changes
-        nothing and answers ``created=False`` with the stored message.
+        nothing and answers ``created=False`` with the stored message. The contact is found
+        by ``inbound.sender``; the conversation answers to ``inbound.reply_to or
+        inbound.sender``; ``inbound.consent`` adds the channel to (opt-out) or removes it from
+        (opt-in) the contact's ``opted_out``.
         """
 
     async def resolve_recipient(
-        self, channel: str, address: str, display_name: str | None = None
+        self,
+        channel: str,
+        address: str,
+        display_name: str | None = None,
+        reply_to: str | None = None,
     ) -> tuple[Contact, Conversation]:
-        """The contact and conversation for ``address`` on ``channel``, created if new."""
+        """The contact reached at ``address`` on ``channel`` and its conversation there,
+        created if new; the conversation answers to ``reply_to`` when given, else ``address``."""
 
     async def create_outbound(
         self,
@@ -98,6 +106,11 @@ class Store(Protocol):
     ) -> tuple[Message, bool]:
         """Store a queued outbound message; with an idempotency key already used, return the
         stored message and False instead."""
+
+    async def find_outbound_by_provider_id(
+        self, channel: str, provider_message_id: str
+    ) -> Message | None:
+        """The outbound message the provider knows by this id on ``channel``, if any."""
 
     async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
         """The outbound message stored under this idempotency key, if any."""

@@ -25,6 +25,7 @@ from omnichannel_core.serialization import format_timestamp
 from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
 from omnichannel_core.store.cursor import decode_cursor
 from omnichannel_core.store.sqlite_contacts import (
+    apply_consent,
     search_clause,
     search_text,
     upsert_contact,
@@ -99,9 +100,10 @@ class SqliteStore:
                 return stored
             now = format_timestamp(utcnow())
             contact = upsert_contact(connection, channel, inbound.sender, inbound.sender_name, now)
+            contact = apply_consent(connection, contact, channel, inbound.consent, now)
             contact_id = contact[0]["id"]
             conversation_id = upsert_conversation(
-                connection, contact_id, channel, inbound.sender, now
+                connection, contact_id, channel, inbound.reply_to or inbound.sender, now
             )
             metadata = dict(inbound.metadata)
             if inbound.sent_at is not None:
@@ -137,13 +139,17 @@ class SqliteStore:
         return ingested_from_rows(await self._runner.write(write))
 
     async def resolve_recipient(
-        self, channel: str, address: str, display_name: str | None = None
+        self,
+        channel: str,
+        address: str,
+        display_name: str | None = None,
+        reply_to: str | None = None,
     ) -> tuple[Contact, Conversation]:
         def write(connection: sqlite3.Connection) -> tuple[Contact, Conversation]:
             now = format_timestamp(utcnow())
             contact = upsert_contact(connection, channel, address, display_name, now)
             conversation_id = upsert_conversation(
-                connection, contact[0]["id"], channel, address, now
+                connection, contact[0]["id"], channel, reply_to or address, now
             )
             return contact_from_rows(contact), fetch_conversation(connection, conversation_id)
 
@@ -193,6 +199,19 @@ class SqliteStore:
             return fetch_message(connection, message_id), True
 
         return await self._runner.write(write)
+
+    async def find_outbound_by_provider_id(
+        self, channel: str, provider_message_id: str
+    ) -> Message | None:
+        def read(connection: sqlite3.Connection) -> Message | None:
+            row = connection.execute(
+                "SELECT * FROM messages WHERE channel = ? AND direction = 'outbound'"
+                " AND provider_message_id = ?",
+                (channel, provider_message_id),
+            ).fetchone()
+            return None if row is None else message_from_row(row)
+
+        return await self._runner.read(read)
 
     async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
         def read(connection: sqlite3.Connection) -> Message | None:

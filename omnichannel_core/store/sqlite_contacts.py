@@ -6,13 +6,14 @@ text, each word preceded by a space; a token matches with ``LIKE '% token%'``.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from omnichannel_core.ids import new_id
-from omnichannel_core.models import ConversationStatus
+from omnichannel_core.models import Consent, ConversationStatus
 from omnichannel_core.store.search import search_tokens, search_words
 from omnichannel_core.store.sqlite_rows import ContactRows, contact_rows
 
@@ -92,6 +93,32 @@ def upsert_contact(
             " WHERE id = ? RETURNING *",
             (display_name, search_text(display_name, addresses), now, row["id"]),
         ).fetchone()
+    return row, identities
+
+
+def apply_consent(
+    connection: sqlite3.Connection,
+    contact: ContactRows,
+    channel: str,
+    consent: Consent | None,
+    now: str,
+) -> ContactRows:
+    """Record an opt-out (add ``channel`` to the contact's ``opted_out``) or an opt-in
+    (remove it); nothing else changes."""
+    row, identities = contact
+    if consent is None:
+        return contact
+    opted_out = json.loads(row["opted_out"])
+    if consent is Consent.OPT_OUT and channel not in opted_out:
+        opted_out = sorted([*opted_out, channel])
+    elif consent is Consent.OPT_IN and channel in opted_out:
+        opted_out = [name for name in opted_out if name != channel]
+    else:
+        return contact
+    row = connection.execute(
+        "UPDATE contacts SET opted_out = ?, updated_at = ? WHERE id = ? RETURNING *",
+        (json.dumps(opted_out), now, row["id"]),
+    ).fetchone()
     return row, identities
 
 

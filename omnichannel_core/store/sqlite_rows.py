@@ -55,6 +55,7 @@ def contact_from_rows(rows: ContactRows) -> Contact:
         identities=tuple(Identity(i["channel"], i["address"]) for i in identities),
         tags=tuple(json.loads(row["tags"])),
         attributes=json.loads(row["attributes"]),
+        opted_out=tuple(json.loads(row["opted_out"])),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
     )

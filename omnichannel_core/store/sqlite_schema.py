@@ -99,6 +99,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 4: search words gained phone digits and email domains: recompute every contact's.
     recompute_search_terms,
+    # 5: the channels on which a contact opted out (SMS STOP), as a JSON list.
+    """
+    ALTER TABLE contacts ADD COLUMN opted_out TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 

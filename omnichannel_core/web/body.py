@@ -7,6 +7,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from omnichannel_core.config import Config
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.hooktypes import WebhookRequest
 from omnichannel_core.serialization import parse_json
@@ -47,15 +48,28 @@ async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, An
     return data
 
 
-async def webhook_request(req: falcon.asgi.Request, limit: int) -> WebhookRequest:
+def public_url(req: falcon.asgi.Request, config: Config) -> str:
+    """The URL the provider called, as the provider saw it (signatures such as Twilio's are
+    computed over it): ``OMNICHANNEL_PUBLIC_URL`` plus the path and query when set; else the
+    ``Forwarded``/``X-Forwarded-*`` headers when ``OMNICHANNEL_TRUST_PROXY`` is on; else the
+    URL as this server saw it. Forwarded headers are ignored unless trusted: anyone can send
+    them."""
+    if config.public_url:
+        return config.public_url + req.relative_uri
+    if config.trust_proxy:
+        return req.forwarded_uri
+    return req.uri
+
+
+async def webhook_request(req: falcon.asgi.Request, config: Config) -> WebhookRequest:
     """The framework-free request a channel's ``receive`` or ``status`` gets."""
-    body = await read_raw(req, limit)
+    body = await read_raw(req, config.max_body_bytes)
     return WebhookRequest(
         method=req.method,
-        url=req.url,
+        url=public_url(req, config),
         path=req.path,
         headers={name.lower(): value for name, value in req.headers.items()},
         query={k: v[-1] if isinstance(v, list) else v for k, v in req.params.items()},
         body=body,
-        remote_addr=req.remote_addr,
+        remote_addr=req.access_route[0] if config.trust_proxy else req.remote_addr,
     )

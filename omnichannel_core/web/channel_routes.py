@@ -57,7 +57,7 @@ class ChannelWebhook(_ChannelResource):
     public_methods = frozenset({"POST"})
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        request = await webhook_request(req, self.config.max_body_bytes)
+        request = await webhook_request(req, self.config)
         response = await self.inbox.receive_webhook(self.channel, request)
         _write_webhook_response(resp, response)
 
@@ -68,7 +68,7 @@ class ChannelStatus(_ChannelResource):
     public_methods = frozenset({"POST"})
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        request = await webhook_request(req, self.config.max_body_bytes)
+        request = await webhook_request(req, self.config)
         response = await self.inbox.receive_status(self.channel, request)
         _write_webhook_response(resp, response)
 

@@ -23,7 +23,12 @@ ERRORS: dict[str, tuple[str, str, str]] = {
     "Conflict": ("409", "Error", "`conflict`: the Idempotency-Key was used for another message."),
     "PayloadTooLarge": ("413", "Error", "The body is larger than OMNICHANNEL_MAX_BODY_BYTES."),
     "UnsupportedMediaType": ("415", "Error", "Send the body as application/json."),
-    "SendRejected": ("422", "DeliveryError", "`send_rejected`: the provider refused the message."),
+    "SendRejected": (
+        "422",
+        "SendRejection",
+        "`send_rejected`: the provider refused the message (stored, now `failed`); or"
+        " `recipient_opted_out`: the contact opted out on this channel (nothing stored).",
+    ),
     "NotImplemented": ("501", "Error", "`not_implemented`: the channel lacks the hook."),
     "ChannelFailed": ("502", "Error", "`channel_failed`: the channel's hook misbehaved."),
     "SendFailed": (

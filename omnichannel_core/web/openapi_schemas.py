@@ -72,6 +72,11 @@ def model_schemas() -> dict[str, Schema]:
                 "identities": {"type": "array", "items": ref("Identity")},
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "attributes": {"type": "object", "description": "custom attributes"},
+                "opted_out": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "channels on which the contact asked not to be messaged",
+                },
                 "created_at": timestamp("when the contact was first seen"),
                 "updated_at": timestamp("last change"),
             },
@@ -170,6 +175,19 @@ def envelope_schemas() -> dict[str, Schema]:
                 "stored_message": ref("Message"),
             },
             "required": ["message_id", "stored_message"],
+        },
+        "SendRejection": {
+            "oneOf": [ref("DeliveryError"), ref("OptedOut")],
+            "description": "Why a message was not sent (422).",
+        },
+        "OptedOut": {
+            "allOf": [ref("Error")],
+            "properties": {
+                "error": {"const": "recipient_opted_out"},
+                "channel": {"type": "string"},
+                "contact_id": {"type": "string"},
+            },
+            "required": ["channel", "contact_id"],
         },
         "ChannelHealth": strict_object(
             CHANNEL_HEALTH, "A channel's own report: ready to send and receive, and why not."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from falcon import testing
 
@@ -25,15 +26,18 @@ def run_app(
     channels: Mapping[str, object],
     scenario: Scenario,
     environ: Mapping[str, str] | None = None,
+    **settings: Any,
 ) -> None:
     """Build the app with ``channels`` (name -> plugin) on a store in ``data_dir`` and run
-    ``scenario`` against it. Two runs on one ``data_dir`` share the store."""
+    ``scenario`` against it. Two runs on one ``data_dir`` share the store. ``settings`` are
+    further :class:`Config` fields (e.g. ``public_url``)."""
     config = Config(
         data_dir=data_dir,
         store_url=f"sqlite:///{data_dir / 'store.db'}",
         api_keys=(API_KEY,),
         plugins_dir=data_dir / "no-plugins",
         environ=dict(environ or {}),
+        **settings,
     )
     plugins = load_plugins(None, extra=list(channels.items()))
     app = create_app(config, plugins, open_store(config.store_url))
