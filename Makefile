@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+CHANNELS := omnichannel-twilio
+
+$(BIN)/.installed: pyproject.toml $(foreach channel,$(CHANNELS),$(channel)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach channel,$(CHANNELS),-e ./$(channel))
 	touch $@
 
 ## serve: install (first time) and run the server on the embedded SQLite store

@@ -46,7 +46,9 @@ class Echo:
 
 async def _conversation_id(conductor: testing.ASGIConductor) -> str:
     body = json.dumps({"id": "p1", "from": "+1555"})
-    assert (await conductor.simulate_post("/api/channels/echo/webhook", body=body)).status_code == 200
+    assert (
+        await conductor.simulate_post("/api/channels/echo/webhook", body=body)
+    ).status_code == 200
     listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
     return listed.json["items"][0]["id"]
 
@@ -104,3 +106,43 @@ def test_idempotency_key_replay_must_match_metadata_too(tmp_path):
         assert [m["direction"] for m in messages.json["items"]] == ["inbound", "outbound"]
 
     run_app(tmp_path, {"echo": Echo()}, scenario)
+
+
+class Keywords:
+    """A channel that reads STOP/START as consent, and accepts every send."""
+
+    @hookimpl
+    def receive(self, request: WebhookRequest) -> WebhookResult:
+        item = json.loads(request.body)
+        consent = {"STOP": "opt_out", "START": "opt_in"}.get(item["text"])
+        message = InboundMessage(item["id"], "+1555", text=item["text"], consent=consent)
+        return WebhookResult(messages=(message,))
+
+    @hookimpl
+    async def send(self, message: OutboundMessage) -> SendResult:
+        return SendResult(provider_message_id=f"kw-{message.id}")
+
+
+def test_reply_to_an_opted_out_contact_is_refused_until_they_opt_in(tmp_path):
+    """After STOP a reply is 422 recipient_opted_out and nothing is stored or sent; after
+    START replies go out again."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        async def write(provider_id: str, text: str) -> None:
+            body = json.dumps({"id": provider_id, "text": text})
+            await conductor.simulate_post("/api/channels/kw/webhook", body=body)
+
+        await write("k1", "STOP")
+        listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
+        path = f"/api/conversations/{listed.json['items'][0]['id']}/messages"
+        refused = await conductor.simulate_post(path, json={"text": "sale!"}, headers=AUTH)
+        assert refused.status_code == 422
+        assert refused.json["error"] == "recipient_opted_out"
+        messages = await conductor.simulate_get(path, headers=AUTH)
+        assert [m["direction"] for m in messages.json["items"]] == ["inbound"]
+        await write("k2", "START")
+        sent = await conductor.simulate_post(path, json={"text": "welcome back"}, headers=AUTH)
+        assert sent.status_code == 201
+        assert sent.json["status"] == "sent"
+
+    run_app(tmp_path, {"kw": Keywords()}, scenario)

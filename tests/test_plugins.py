@@ -15,7 +15,7 @@ import pytest
 
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
 from tests.fixtures.distributions import add_local_plugin, install_distributions
-from tests.support.server import ServerProcess, running_server
+from tests.support.server import ServerProcess, other_installed_channels, running_server
 
 ECHO_TOKEN = "echo-shared-token"
 WEBHOOK_SECRET = "plugins-webhook-secret"
@@ -206,7 +206,12 @@ def test_missing_hook_answers_501_naming_channel_and_hook(plugin_server):
 
 
 def _run_cli(site: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "OMNICHANNEL_PLUGINS_DIR": str(workdir)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "OMNICHANNEL_PLUGINS_DIR": str(workdir),
+        "OMNICHANNEL_DISABLE_PLUGINS": other_installed_channels(),  # as the servers do
+    }
     return subprocess.run(
         [str(CLI), "plugins", *args], cwd=workdir, env=env, capture_output=True, text=True
     )

@@ -2,7 +2,7 @@
 
 Every query is answerable by one simple index (no joins); every write that must be atomic
 (dedupe, forward-only status, idempotency) is one method, so each backend can make it one
-transaction. `tests/store_contract.py` pins the contract for every backend.
+transaction. `tests/store_contract/` pins the contract for every backend.
 """
 
 from __future__ import annotations

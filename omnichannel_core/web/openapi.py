@@ -2,7 +2,7 @@
 
 Built in code as a plain dict: the schemas come from ``openapi_schemas``, the paths (with
 their shared responses and parameters) from ``openapi_paths``. OpenAPI 3.1 schemas are JSON
-Schema 2020-12, so ``tests/test_openapi.py`` validates real responses against them.
+Schema 2020-12, so ``tests/test_openapi_responses.py`` validates real responses against them.
 """
 
 from __future__ import annotations

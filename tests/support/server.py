@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,20 @@ import httpx
 from omnichannel_core.cli import gunicorn_command
 
 API_KEY = "test-key-0123456789"
+
+
+def other_installed_channels() -> str:
+    """Channel distributions installed beside the core (e.g. omnichannel-twilio in the dev
+    environment): the core's tests disable them, so they see the same server whatever else
+    is installed. A test may still enable one by setting OMNICHANNEL_DISABLE_PLUGINS."""
+    names = {
+        entry_point.name
+        for entry_point in entry_points(group="omnichannel.channels")
+        if entry_point.dist is None or entry_point.dist.metadata["Name"] != "omnichannel-core"
+    }
+    return ",".join(sorted(names))
+
+
 START_TIMEOUT_SECONDS = 20
 
 
@@ -42,6 +57,7 @@ class ServerProcess:
             "OMNICHANNEL_API_KEY": API_KEY,
             "OMNICHANNEL_LOG_FORMAT": "json",
             "OMNICHANNEL_PLUGINS_DIR": str(workdir / "plugins"),
+            "OMNICHANNEL_DISABLE_PLUGINS": other_installed_channels(),
             **env,
         }
         self.env = {k: v for k, v in self.env.items() if v is not None}

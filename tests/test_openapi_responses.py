@@ -1,5 +1,5 @@
-"""The OpenAPI 3.1 document at ``GET /api/openapi.json``: well formed, naming exactly the
-routes the app serves, and true to what the real server answers, errors included."""
+"""The OpenAPI document is true to what the real server answers, errors included, and its
+request schemas accept and refuse what the server does."""
 
 from __future__ import annotations
 
@@ -7,200 +7,19 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
-from omnichannel_core.app import create_app
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
-from omnichannel_core.config import Config
-from omnichannel_core.web.channel_routes import GENERIC_ROUTES, UnknownChannel
 from tests.conftest import WEBHOOK_SECRET
-from tests.fixtures.distributions import install_distributions
 from tests.support.fake_provider import FakeProvider, ScriptedResponse
-from tests.support.server import API_KEY, ServerProcess, running_server
-
-DOCUMENT_URI = "urn:omnichannel:openapi"
-OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-PUBLIC_OPERATIONS = {
-    ("get", "/"),
-    ("head", "/"),
-    ("get", "/health"),
-    ("head", "/health"),
-    ("get", "/api/openapi.json"),
-    ("post", "/api/channels/{channel}/webhook"),
-    ("post", "/api/channels/{channel}/status"),
-}
-CHANNEL_ROUTE = re.compile(r"^/api/channels/(?P<channel>[^/{}]+)/(?P<rest>.+)$")
-
-# The parts of the OpenAPI 3.1 structure this project relies on, as a JSON Schema.
-STATUS = r"^([1-5][0-9][0-9]|[1-5]XX|default)$"
-REF = {"type": "object", "required": ["$ref"], "properties": {"$ref": {"type": "string"}}}
-PARAMETER = {
-    "type": "object",
-    "required": ["name", "in", "schema"],
-    "properties": {
-        "name": {"type": "string"},
-        "in": {"enum": ["path", "query", "header", "cookie"]},
-        "required": {"type": "boolean"},
-        "schema": {"type": ["object", "boolean"]},
-    },
-    "if": {"properties": {"in": {"const": "path"}}},
-    "then": {"required": ["required"], "properties": {"required": {"const": True}}},
-}
-MEDIA = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": {"type": "object", "required": ["schema"]},
-}
-RESPONSE = {
-    "type": "object",
-    "required": ["description"],
-    "properties": {"description": {"type": "string"}, "content": MEDIA},
-}
-OPERATION = {
-    "type": "object",
-    "required": ["responses", "operationId", "summary"],
-    "properties": {
-        "operationId": {"type": "string"},
-        "parameters": {"type": "array", "items": {"anyOf": [REF, PARAMETER]}},
-        "requestBody": {"anyOf": [REF, {"type": "object", "required": ["content"]}]},
-        "responses": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": STATUS},
-            "additionalProperties": {"anyOf": [REF, RESPONSE]},
-        },
-        "security": {"type": "array", "items": {"type": "object"}},
-    },
-}
-OPENAPI_STRUCTURE = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "required": ["openapi", "info", "paths", "components"],
-    "properties": {
-        "openapi": {"type": "string", "pattern": r"^3\.1\.\d+$"},
-        "info": {"type": "object", "required": ["title", "version"]},
-        "security": {"type": "array", "items": {"type": "object"}},
-        "paths": {
-            "type": "object",
-            "propertyNames": {"pattern": "^/"},
-            "additionalProperties": {
-                "type": "object",
-                "propertyNames": {"enum": [*OPERATIONS, "parameters", "summary", "description"]},
-                "properties": {
-                    **dict.fromkeys(OPERATIONS, OPERATION),
-                    "parameters": {"type": "array", "items": {"anyOf": [REF, PARAMETER]}},
-                },
-            },
-        },
-        "components": {
-            "type": "object",
-            "required": ["schemas", "securitySchemes"],
-            "properties": {
-                "schemas": {"type": "object", "additionalProperties": {"type": "object"}},
-                "responses": {"type": "object", "additionalProperties": RESPONSE},
-                "parameters": {"type": "object", "additionalProperties": PARAMETER},
-                "securitySchemes": {
-                    "type": "object",
-                    "additionalProperties": {"type": "object", "required": ["type"]},
-                },
-            },
-        },
-    },
-}
-
-
-def escape(segment: str) -> str:
-    return quote(segment.replace("~", "~0").replace("/", "~1"), safe="")
-
-
-def lookup(document: dict, ref: str) -> Any:
-    """What a local ``#/a/b`` reference points at; KeyError if nothing."""
-    node: Any = document
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def walk_refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str):
-            yield node["$ref"]
-        for value in node.values():
-            yield from walk_refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk_refs(value)
-
-
-def operations(document: dict) -> Iterator[tuple[str, str, dict]]:
-    for template, item in document["paths"].items():
-        for method in OPERATIONS:
-            if method in item:
-                yield method, template, item[method]
-
-
-class Contract:
-    """Checks real responses against the document, and remembers which operations it saw."""
-
-    def __init__(self, document: dict) -> None:
-        self.document = document
-        resource = DRAFT202012.create_resource(document)
-        self.registry = Registry().with_resource(DOCUMENT_URI, resource)
-        self.seen: set[tuple[str, str, str]] = set()
-
-    def schema_errors(self, pointer: str, instance: Any) -> list[str]:
-        validator = Draft202012Validator(
-            {"$ref": f"{DOCUMENT_URI}#{pointer}"}, registry=self.registry
-        )
-        return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
-
-    def check(self, response: httpx.Response, method: str, template: str) -> Any:
-        """Assert the status is documented for the operation and the body fits its schema;
-        returns the JSON body (or None when the body is not JSON)."""
-        operation = self.document["paths"][template][method]
-        status = str(response.status_code)
-        if status not in operation["responses"]:
-            status = status[0] + "XX"  # a documented range, e.g. 2XX
-        assert status in operation["responses"], (
-            f"{method.upper()} {template} answered {status}, not documented: {response.text}"
-        )
-        pointer = "/" + "/".join(escape(p) for p in ("paths", template, method, "responses"))
-        pointer += "/" + status
-        documented = operation["responses"][status]
-        if "$ref" in documented:
-            pointer = documented["$ref"].removeprefix("#")
-            documented = lookup(self.document, documented["$ref"])
-        if method == "head":  # no body to check, and none documented
-            assert response.content == b"", f"HEAD {template} answered a body"
-            assert "content" not in documented, f"HEAD {template} {status} documents a body"
-            self.seen.add((method, template, status))
-            return None
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        content = documented.get("content", {})
-        key = media_type if media_type in content else "*/*"
-        assert key in content, f"{method.upper()} {template} {status}: {media_type} undocumented"
-        self.seen.add((method, template, status))
-        if media_type != "application/json":
-            return None
-        body = response.json()
-        errors = self.schema_errors(f"{pointer}/content/{escape(key)}/schema", body)
-        assert not errors, f"{method.upper()} {template} {status}: {errors}\n{body}"
-        return body
-
-    def check_error(self, response: httpx.Response, status: int) -> dict:
-        """An error response on any route (documented or not) fits ``Error``."""
-        assert response.status_code == status, response.text
-        body = response.json()
-        assert not self.schema_errors("/components/schemas/Error", body), body
-        return body
+from tests.support.openapi_contract import (
+    Contract,
+    fetch_document,
+    operations,
+    running_degraded_server,
+)
+from tests.support.server import ServerProcess
 
 
 def signed(data: dict) -> tuple[bytes, dict[str, str]]:
@@ -210,13 +29,13 @@ def signed(data: dict) -> tuple[bytes, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def document(server: ServerProcess) -> dict:
-    response = server.client(None).get("/api/openapi.json")
-    assert response.status_code == 200
-    return response.json()
+    """The OpenAPI document this module's server serves."""
+    return fetch_document(server)
 
 
 @pytest.fixture(scope="module")
 def contract(document: dict) -> Contract:
+    """Checks this module's real responses against the served document."""
     return Contract(document)
 
 
@@ -224,153 +43,8 @@ def contract(document: dict) -> Contract:
 def degraded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server whose ``http`` channel is not configured, beside a channel (``healthonly``,
     a real pip-installed fixture) that implements only ``health``."""
-    site = install_distributions(tmp_path_factory.mktemp("site") / "packages", "healthonly")
-    workdir = tmp_path_factory.mktemp("degraded")
-    env = {"PYTHONPATH": str(site), "WEBHOOK_SECRET": "", "HTTP_CHANNEL_SEND_URL": ""}
-    with running_server(workdir, env) as process:
+    with running_degraded_server(tmp_path_factory) as process:
         yield process
-
-
-# the document itself -----------------------------------------------------------------------
-
-
-def test_document_has_openapi_31_structure(document):
-    """The served document is OpenAPI 3.1: every operation has an id, a summary and
-    responses keyed by status code, each response a description; parameters are well formed
-    and path parameters required."""
-    errors = [e.message for e in Draft202012Validator(OPENAPI_STRUCTURE).iter_errors(document)]
-    assert not errors
-    ids = [operation["operationId"] for _, _, operation in operations(document)]
-    assert len(ids) == len(set(ids))
-
-
-def test_every_ref_resolves(document):
-    """Every local ``$ref`` in the document points at something that exists."""
-    refs = set(walk_refs(document))
-    assert refs
-    for ref in refs:
-        assert ref.startswith("#/"), ref
-        lookup(document, ref)
-
-
-def test_component_schemas_are_valid_json_schema_2020_12(document):
-    """Each schema under components is itself a valid JSON Schema 2020-12."""
-    schemas = document["components"]["schemas"]
-    assert {"Contact", "Identity", "Conversation", "Message", "Media", "ChannelHealth"} <= set(
-        schemas
-    )
-    assert {"Page", "Error"} <= set(schemas)
-    for schema in schemas.values():
-        Draft202012Validator.check_schema(schema)
-
-
-def test_path_templates_declare_their_parameters(document):
-    """Each ``{name}`` in a path is declared once as a required path parameter."""
-    for template, item in document["paths"].items():
-        names = set(re.findall(r"{([^}]+)}", template))
-        for method in OPERATIONS:
-            if method not in item:
-                continue
-            declared = [
-                lookup(document, p["$ref"]) if "$ref" in p else p
-                for p in [*item.get("parameters", []), *item[method].get("parameters", [])]
-            ]
-            in_path = [p["name"] for p in declared if p["in"] == "path"]
-            assert sorted(in_path) == sorted(names), (method, template)
-
-
-def test_security_is_bearer_except_on_public_routes(document):
-    """Bearer API keys apply globally; exactly the public routes opt out with security []."""
-    assert document["security"] == [{"bearer": []}]
-    scheme = document["components"]["securitySchemes"]["bearer"]
-    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    public = {(m, t) for m, t, op in operations(document) if op.get("security") == []}
-    assert public == PUBLIC_OPERATIONS
-
-
-def served_routes(app: Any) -> dict[str, set[str]]:
-    """URI template -> methods, from the app's compiled router; each channel's generic routes
-    under ``/api/channels/{channel}/``, channel-contributed extras left out."""
-    channels = _channel_names(app)
-    served: dict[str, set[str]] = {}
-    nodes = list(app._router._roots)
-    while nodes:
-        node = nodes.pop()
-        nodes.extend(node.children)
-        resource = node.resource
-        if resource is None or isinstance(resource, UnknownChannel):
-            continue  # the catch-all answers the documented 404 for unknown channels
-        methods = {m for m in OPERATIONS if callable(getattr(resource, f"on_{m}", None))}
-        template = node.uri_template
-        match = CHANNEL_ROUTE.match(template)
-        if match and match["channel"] in channels:
-            generic = GENERIC_ROUTES.get(match["rest"])
-            if generic is None:
-                continue  # contributed by the channel: channel specific, not documented
-            template = "/api/channels/{channel}/" + match["rest"]
-            methods &= {m for m in OPERATIONS if hasattr(generic, f"on_{m}")}
-        served.setdefault(template, set()).update(methods)
-    return served
-
-
-def _channel_names(app: Any) -> set[str]:
-    names = set()
-    nodes = list(app._router._roots)
-    while nodes:
-        node = nodes.pop()
-        nodes.extend(node.children)
-        resource = node.resource
-        if resource is not None and not isinstance(resource, UnknownChannel):
-            channel = getattr(resource, "channel", None)
-            if channel:
-                names.add(channel)
-    return names
-
-
-def test_documented_routes_are_the_routes_served(document, tmp_path: Path):
-    """The app built by create_app serves exactly the documented paths and methods."""
-    config = Config(
-        data_dir=tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'store.db'}",
-        api_keys=(API_KEY,),
-        plugins_dir=tmp_path / "plugins",
-    )
-    served = served_routes(create_app(config))
-    documented = {
-        template: {m for m in OPERATIONS if m in item}
-        for template, item in document["paths"].items()
-    }
-    assert served == documented
-
-
-def test_routes_without_security_override_need_the_key(server, document):
-    """Every operation the document secures answers 401 without a key, and the public ones
-    do not."""
-    anonymous = server.client(None)
-    for method, template, _operation in operations(document):
-        path = template.replace("{channel}", "http")
-        path = re.sub(r"{[^}]+}", "missing", path)
-        response = anonymous.request(method, path, json={} if method in ("post", "patch") else None)
-        if (method, template) in PUBLIC_OPERATIONS:
-            assert response.status_code != 401, (method, template)
-        else:
-            assert response.status_code == 401, (method, template, response.text)
-            assert response.headers["WWW-Authenticate"].startswith("Bearer")
-
-
-def test_head_on_root_and_health_answers_like_get_without_a_body(server, degraded_server):
-    """Load balancers probe with HEAD: HEAD / and HEAD /health answer, without an API key,
-    the status GET answers (200 when up, degraded included) and no body."""
-    for running in (server, degraded_server):
-        anonymous = running.client(None)
-        for path in ("/", "/health"):
-            head, get = anonymous.head(path), anonymous.get(path)
-            assert head.status_code == get.status_code == 200, path
-            assert head.content == b""
-            assert get.content != b""
-
-
-# real responses ----------------------------------------------------------------------------
 
 
 def test_every_operation_answers_as_documented(server, receiver: FakeProvider, contract):

@@ -1,0 +1,1 @@
+"""The Twilio channel for omnichannel: WhatsApp and SMS in and out, with delivery status."""

@@ -1,0 +1,74 @@
+"""The store contract: what every backend promises, written once for all of them.
+
+A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture
+that opens a fresh, empty store (using the ``run`` fixture to await ``open`` and ``close``)::
+
+    from tests.store_contract import StoreContract
+
+    class TestSqliteStore(StoreContract):
+        @pytest.fixture
+        def store(self, tmp_path, run):
+            store = SqliteStore(tmp_path / "store.db")
+            run(store.open())
+            yield store
+            run(store.close())
+
+Only the contract is tested here (the ``Store`` protocol in ``omnichannel_core.store``), never
+a backend's internals, so the Firestore backend runs this suite unchanged. The contract comes
+in parts, one module each; a backend that is still being written may subclass only the parts
+it already meets (``InboundContract``, ...). None of the classes here is named ``Test*``, so
+pytest collects them only through a backend's subclass.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# The parts hold the assertions: pytest rewrites them, as it does test modules, so a failing
+# contract test shows the values it compared. They must be registered before they are imported.
+PARTS = (
+    "fixtures",
+    "inbound",
+    "outbound",
+    "status",
+    "contacts",
+    "conversations",
+    "paging",
+    "basics",
+)
+pytest.register_assert_rewrite(*(f"{__name__}.{part}" for part in PARTS))
+
+from tests.store_contract.basics import BasicsContract  # noqa: E402
+from tests.store_contract.contacts import ContactsContract  # noqa: E402
+from tests.store_contract.conversations import ConversationsContract  # noqa: E402
+from tests.store_contract.fixtures import Run, StoreFixtures, inbound  # noqa: E402
+from tests.store_contract.inbound import InboundContract  # noqa: E402
+from tests.store_contract.outbound import OutboundContract  # noqa: E402
+from tests.store_contract.paging import PagingContract  # noqa: E402
+from tests.store_contract.status import StatusContract  # noqa: E402
+
+__all__ = [
+    "BasicsContract",
+    "ContactsContract",
+    "ConversationsContract",
+    "InboundContract",
+    "OutboundContract",
+    "PagingContract",
+    "Run",
+    "StatusContract",
+    "StoreContract",
+    "StoreFixtures",
+    "inbound",
+]
+
+
+class StoreContract(
+    InboundContract,
+    OutboundContract,
+    StatusContract,
+    ContactsContract,
+    ConversationsContract,
+    PagingContract,
+    BasicsContract,
+):
+    """The behaviour every store backend must show. Subclasses provide ``store``."""

@@ -1,0 +1,77 @@
+"""Conversations and their messages: updates, filters and order."""
+
+from __future__ import annotations
+
+from omnichannel_core.models import ConversationStatus
+from tests.store_contract.fixtures import StoreFixtures, inbound
+
+
+class ConversationsContract(StoreFixtures):
+    """What ``update_conversation``, ``list_conversations`` and ``list_messages`` promise."""
+
+    def test_update_conversation_changes_only_given_fields(self, store, run):
+        """update_conversation changes the fields given; assignee None unassigns."""
+        conversation = run(store.ingest_inbound("sms", inbound("p1"))).conversation
+        assigned = run(store.update_conversation(conversation.id, assignee="agent-1"))
+        assert assigned.assignee == "agent-1"
+        assert assigned.status is ConversationStatus.OPEN
+        pending = run(store.update_conversation(conversation.id, status=ConversationStatus.PENDING))
+        assert (pending.status, pending.assignee) == (ConversationStatus.PENDING, "agent-1")
+        read = run(store.update_conversation(conversation.id, unread_count=0))
+        assert (read.unread_count, read.status, read.assignee) == (
+            0,
+            ConversationStatus.PENDING,
+            "agent-1",
+        )
+        unassigned = run(store.update_conversation(conversation.id, assignee=None))
+        assert unassigned.assignee is None
+        assert unassigned.status is ConversationStatus.PENDING
+        assert run(store.get_conversation(conversation.id)) == unassigned
+
+    def test_list_conversations_most_recent_activity_first(self, store, run):
+        """Conversations are listed by last activity, most recent first: a new message
+        moves its conversation to the top."""
+        a = run(store.ingest_inbound("sms", inbound("p1", "+1001"))).conversation
+        b = run(store.ingest_inbound("sms", inbound("p2", "+1002"))).conversation
+        c = run(store.ingest_inbound("sms", inbound("p3", "+1003"))).conversation
+        listed = run(store.list_conversations(None, None, None, None, 10)).items
+        assert [x.id for x in listed] == [c.id, b.id, a.id]
+        run(store.ingest_inbound("sms", inbound("p4", "+1001")))
+        listed = run(store.list_conversations(None, None, None, None, 10)).items
+        assert [x.id for x in listed] == [a.id, c.id, b.id]
+
+    def test_list_conversations_filters(self, store, run):
+        """Conversations filter by status, channel and assignee, alone or together."""
+        sms_open = run(store.ingest_inbound("sms", inbound("p1", "+1001"))).conversation
+        sms_resolved = run(store.ingest_inbound("sms", inbound("p2", "+1002"))).conversation
+        mail = run(store.ingest_inbound("email", inbound("p3", "a@example.test"))).conversation
+        run(store.update_conversation(sms_resolved.id, status=ConversationStatus.RESOLVED))
+        run(store.update_conversation(mail.id, assignee="agent-1"))
+        run(store.update_conversation(sms_resolved.id, assignee="agent-1"))
+
+        def listed(status=None, channel=None, assignee=None) -> set[str]:
+            page = run(store.list_conversations(status, channel, assignee, None, 50))
+            return {conversation.id for conversation in page.items}
+
+        everyone = {sms_open.id, sms_resolved.id, mail.id}
+        assert listed() == everyone
+        assert listed(status=ConversationStatus.OPEN) == {sms_open.id, mail.id}
+        assert listed(status=ConversationStatus.RESOLVED) == {sms_resolved.id}
+        assert listed(status=ConversationStatus.PENDING) == set()
+        assert listed(channel="sms") == {sms_open.id, sms_resolved.id}
+        assert listed(channel="email") == {mail.id}
+        assert listed(assignee="agent-1") == {sms_resolved.id, mail.id}
+        assert listed(assignee="agent-2") == set()
+        assert listed(status=ConversationStatus.OPEN, assignee="agent-1") == {mail.id}
+        assert listed(ConversationStatus.RESOLVED, "sms", "agent-1") == {sms_resolved.id}
+        assert listed(ConversationStatus.RESOLVED, "email", "agent-1") == set()
+
+    def test_list_messages_oldest_first(self, store, run):
+        """A conversation's messages, in and out, are listed oldest first, and only its own."""
+        first = run(store.ingest_inbound("sms", inbound("p1", "+1001"))).message
+        run(store.ingest_inbound("sms", inbound("other", "+1999")))
+        reply, _ = run(store.create_outbound(first.conversation_id, "reply", (), {}, None))
+        last = run(store.ingest_inbound("sms", inbound("p2", "+1001"))).message
+        page = run(store.list_messages(first.conversation_id, None, 10))
+        assert [m.id for m in page.items] == [first.id, reply.id, last.id]
+        assert page.next_cursor is None

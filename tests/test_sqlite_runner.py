@@ -1,0 +1,193 @@
+"""The SQLite runner (``omnichannel_core.store.sqlite_runner``): WAL mode, and a writer thread
+that commits queued writes in groups where each job stands or falls alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnichannel_core.store.sqlite_runner import SqliteRunner
+from tests.support.sqlite_files import open_store_file, read_rows
+
+TIMEOUT_SECONDS = 60
+
+
+def test_wal_mode_is_on(tmp_path):
+    """The file is in WAL mode, so readers never wait for the writer."""
+    path = tmp_path / "wal.db"
+    store = open_store_file(path)
+    try:
+        assert read_rows(path, "PRAGMA journal_mode") == [("wal",)]
+    finally:
+        asyncio.run(store.close())
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[SqliteRunner]:
+    """A started writer on a file with a table ``t`` (unique ``name``) and a table ``child``
+    whose deferred foreign key is only checked at COMMIT."""
+    path = tmp_path / "runner.db"
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        """
+        CREATE TABLE t (name TEXT PRIMARY KEY);
+        CREATE TABLE child (
+            id INTEGER PRIMARY KEY,
+            parent TEXT REFERENCES t (name) DEFERRABLE INITIALLY DEFERRED
+        );
+        """
+    )
+    connection.close()
+    runner = SqliteRunner(path)
+    runner.start()
+    yield runner
+    runner.close()
+
+
+def _insert(name: str):
+    def job(connection: sqlite3.Connection) -> str:
+        connection.execute("INSERT INTO t (name) VALUES (?)", (name,))
+        return name
+
+    return job
+
+
+def _names(runner: SqliteRunner) -> set[str]:
+    return {name for (name,) in read_rows(runner.path, "SELECT name FROM t")}
+
+
+async def _in_one_batch(runner: SqliteRunner, jobs: list[Any]) -> tuple[list[Any], list[str]]:
+    """Run ``jobs`` while the writer is busy with a holding job, so they queue up and run as
+    one batch; returns each job's outcome and the SQL the writer ran for that batch."""
+    started, release = threading.Event(), threading.Event()
+    statements: list[str] = []
+
+    def hold(connection: sqlite3.Connection) -> None:
+        connection.set_trace_callback(statements.append)
+        started.set()
+        assert release.wait(TIMEOUT_SECONDS)
+
+    held = asyncio.ensure_future(runner.write(hold))
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, started.wait, TIMEOUT_SECONDS)
+    tasks = [asyncio.ensure_future(runner.write(job)) for job in jobs]
+    await asyncio.sleep(0)  # every write has queued its job while the writer is held
+    release.set()
+    await held
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    await runner.write(lambda connection: connection.set_trace_callback(None))
+    begin = statements.index("BEGIN IMMEDIATE")  # the holding batch began before tracing
+    end = statements.index("COMMIT", begin)
+    return outcomes, statements[begin : end + 1]
+
+
+def test_failing_job_rolls_back_alone_within_its_batch(runner):
+    """In one group-committed batch, a job that fails (after writing) rolls back alone: the
+    jobs around it commit, its caller gets its error, and the batch commits once."""
+
+    def fail_after_writing(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (name) VALUES ('doomed')")
+        raise RuntimeError("job failed")
+
+    def duplicate(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (name) VALUES ('before')")
+
+    jobs = [_insert("before"), fail_after_writing, _insert("between"), duplicate, _insert("after")]
+    outcomes, statements = asyncio.run(_in_one_batch(runner, jobs))
+    assert outcomes[0] == "before"
+    assert isinstance(outcomes[1], RuntimeError)
+    assert outcomes[2] == "between"
+    assert isinstance(outcomes[3], sqlite3.IntegrityError)
+    assert outcomes[4] == "after"
+    assert _names(runner) == {"before", "between", "after"}
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == len(jobs), statements
+    assert sum(s.startswith("ROLLBACK TO") for s in statements) == 2, statements
+
+
+def test_commit_failure_fails_every_job_of_the_batch(runner):
+    """When the batch's COMMIT fails (here a deferred foreign key), no job of the batch is
+    stored and every caller gets the error; the writer keeps working afterwards."""
+
+    def orphan(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO child (parent) VALUES ('nobody')")
+
+    outcomes, _statements = asyncio.run(_in_one_batch(runner, [_insert("a"), orphan, _insert("b")]))
+    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in outcomes), outcomes
+    assert _names(runner) == set()
+    assert read_rows(runner.path, "SELECT count(*) FROM child") == [(0,)]
+    assert asyncio.run(runner.write(_insert("later"))) == "later"
+    assert _names(runner) == {"later"}
+
+
+def test_many_concurrent_writers_all_wake_up(runner):
+    """Writes from several threads, each with its own event loop, all complete and commit:
+    no caller waits forever for a result the writer already produced."""
+    names_per_thread = 200
+    failures: list[BaseException] = []
+
+    def writer_thread(prefix: str) -> None:
+        async def write_all() -> None:
+            await asyncio.gather(
+                *(runner.write(_insert(f"{prefix}-{n}")) for n in range(names_per_thread))
+            )
+
+        try:
+            asyncio.run(write_all())
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=writer_thread, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_SECONDS)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert len(_names(runner)) == 6 * names_per_thread
+
+
+def test_close_drains_queued_writes(tmp_path):
+    """close() runs and commits every write queued before it, then stops the writer."""
+    path = tmp_path / "drain.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (name TEXT PRIMARY KEY)").connection.close()
+    runner = SqliteRunner(path)
+
+    async def queue_then_close() -> list[str]:
+        tasks = [asyncio.ensure_future(runner.write(_insert(f"n{n}"))) for n in range(300)]
+        await asyncio.sleep(0)  # every job is queued
+        runner.close()
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(queue_then_close())
+    assert len(results) == 300
+    assert len(read_rows(path, "SELECT name FROM t")) == 300
+
+
+def test_writer_survives_a_caller_whose_event_loop_has_closed(runner):
+    """A caller that gave up and closed its event loop before its write finished does not
+    kill the writer: the write still commits and later writes still complete."""
+    release = threading.Event()
+
+    def slow(connection: sqlite3.Connection) -> str:
+        assert release.wait(TIMEOUT_SECONDS)
+        connection.execute("INSERT INTO t (name) VALUES ('slow')")
+        return "slow"
+
+    async def give_up() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(runner.write(slow), 0.05)
+
+    asyncio.run(give_up())  # the loop is closed once this returns
+    release.set()
+
+    async def later() -> str:
+        return await asyncio.wait_for(runner.write(_insert("later")), TIMEOUT_SECONDS)
+
+    assert asyncio.run(later()) == "later"
+    assert _names(runner) == {"slow", "later"}
