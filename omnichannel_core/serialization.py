@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import UTC, datetime
@@ -24,8 +25,16 @@ def format_timestamp(value: datetime) -> str:
 def parse_timestamp(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         parsed = value
-    else:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    return _parse_timestamp_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_timestamp_text(value: str) -> datetime:
+    # Cached: a stored row repeats the same few timestamps (created, updated, activity).
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -77,7 +86,9 @@ def parse_json(raw: bytes | str) -> Any:
     """
     try:
         data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        if not isinstance(raw, bytes) or b"\\u" in raw:
+            # a lone surrogate can only come from a \u escape in (valid UTF-8) bytes
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("request body is not UTF-8") from None
     except UnicodeEncodeError:
@@ -91,7 +102,8 @@ def parse_json(raw: bytes | str) -> Any:
         raise InvalidInput("request body is nested too deeply") from None
     except ValueError as error:  # NaN, 1e999, an integer of thousands of digits
         raise InvalidInput(f"request body is not valid JSON: {str(error)[:120]}") from None
-    if _depth(data) > MAX_JSON_DEPTH:
+    nesting = raw.count(b"[") + raw.count(b"{") if isinstance(raw, bytes) else MAX_JSON_DEPTH + 1
+    if nesting > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
         raise InvalidInput(f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
     return data
 
