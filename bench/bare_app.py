@@ -12,6 +12,7 @@ import falcon
 import falcon.asgi
 
 WEBHOOK_PATH = "/api/channels/http/webhook"
+TWILIO_WEBHOOK_PATH = "/api/channels/twilio/webhook"  # bench.twilio_webhooks
 
 
 class BareWebhook:
@@ -27,6 +28,7 @@ class BareWebhook:
 def create_bare_app() -> falcon.asgi.App:
     app = falcon.asgi.App()
     app.add_route(WEBHOOK_PATH, BareWebhook())
+    app.add_route(TWILIO_WEBHOOK_PATH, BareWebhook())
     return app
 
 

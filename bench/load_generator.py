@@ -9,6 +9,13 @@ JSON object on stdout. It counts every answer by status; it never retries.
 It is an asyncio Protocol with httptools' C parser on uvloop (both come with
 ``uvicorn[standard]``), far cheaper per request than an HTTP client library, so that on a
 small machine the generator takes as little CPU from the servers as it can.
+
+``--kind twilio`` sends Twilio SMS webhooks instead (form-encoded, a unique ``MessageSid``
+each, ``X-Twilio-Signature`` computed with the twilio SDK's ``RequestValidator`` over
+``--public-url`` + path and the form), for ``bench.twilio_webhooks``. With
+``--connection-per-request`` every request goes on a fresh connection, closed after the answer
+(for servers that do not keep connections alive, such as gunicorn's sync worker); its latency
+then includes the TCP connect.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import resource
 import sys
 import time
 from array import array
 from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 import httptools
 import uvloop
@@ -29,6 +38,9 @@ import uvloop
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
 
 WEBHOOK_PATH = "/api/channels/http/webhook"
+TWILIO_WEBHOOK_PATH = "/api/channels/twilio/webhook"
+TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
+PHASE_CODES = {"warmup": "0", "timed": "1"}  # one hex digit of each MessageSid
 STALL_GRACE_SECONDS = 30.0
 FAILURE_SAMPLES = 5
 
@@ -55,6 +67,71 @@ def build_requests(
             "Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n"
             f"{SIGNATURE_HEADER}: {sign(secret, body)}\r\n"
+            "\r\n"
+        ).encode()
+        requests.append(head + body)
+    return requests
+
+
+def twilio_message_sid(run_id: str, phase: str, number: int) -> str:
+    """``SM`` + 32 hex digits, unique per run, phase and number."""
+    return f"SM{run_id}{PHASE_CODES[phase]}{number:023x}"
+
+
+def twilio_sms_form(
+    message_sid: str, account_sid: str, sender: str, to_number: str, text: str
+) -> dict[str, str]:
+    """The parameters Twilio POSTs for an incoming SMS, in the order it sends them."""
+    return {
+        "ToCountry": "US",
+        "ToState": "CA",
+        "SmsMessageSid": message_sid,
+        "NumMedia": "0",
+        "ToCity": "SAN FRANCISCO",
+        "FromZip": "94105",
+        "SmsSid": message_sid,
+        "FromState": "CA",
+        "SmsStatus": "received",
+        "FromCity": "SAN FRANCISCO",
+        "Body": text,
+        "FromCountry": "US",
+        "To": to_number,
+        "ToZip": "94105",
+        "NumSegments": "1",
+        "MessageSid": message_sid,
+        "AccountSid": account_sid,
+        "From": sender,
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def build_twilio_requests(
+    host: str, port: int, args: argparse.Namespace, phase: str, count: int
+) -> list[bytes]:
+    """Whole HTTP requests, each a Twilio SMS webhook with its own MessageSid, signed as
+    Twilio signs them: for the public URL the server is configured with, not our address."""
+    from twilio.request_validator import RequestValidator  # only this kind needs the SDK
+
+    validator = RequestValidator(args.auth_token)
+    url = args.public_url.rstrip("/") + TWILIO_WEBHOOK_PATH
+    requests = []
+    for number in range(count):
+        form = twilio_sms_form(
+            twilio_message_sid(args.run_id, phase, number),
+            args.account_sid,
+            f"+1555{number % args.senders:07d}",
+            args.to_number,
+            f"benchmark message {number} from the {phase} phase",
+        )
+        body = urlencode(form).encode()
+        head = (
+            f"POST {TWILIO_WEBHOOK_PATH} HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Accept: */*\r\n"
+            "User-Agent: TwilioProxy/1.1\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"{TWILIO_SIGNATURE_HEADER}: {validator.compute_signature(url, form)}\r\n"
             "\r\n"
         ).encode()
         requests.append(head + body)
@@ -174,6 +251,80 @@ class ClientConnection(asyncio.Protocol):
             self.closed.set_result(None)
 
 
+class OneShotConnection(asyncio.Protocol):
+    """One request on a connection of its own, closed once the answer is in."""
+
+    def __init__(self, request: bytes, answered: asyncio.Future[tuple[int, bytes]]) -> None:
+        self.request = request
+        self.answered = answered
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.body = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self.finish(ConnectionError(f"unparseable response: {error}"))
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.body) < 1024:
+            self.body += body
+
+    def on_message_complete(self) -> None:
+        if not self.answered.done():
+            self.answered.set_result((self.parser.get_status_code(), bytes(self.body)))
+        self.finish(None)
+
+    def finish(self, error: Exception | None) -> None:
+        if error is not None and not self.answered.done():
+            self.answered.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(ConnectionError(f"connection lost mid-request: {exc!r}"))
+
+
+async def run_client_per_request(host: str, port: int, phase: Phase) -> None:
+    """One client: takes the phase's requests one at a time, a new connection for each."""
+    loop = asyncio.get_running_loop()
+    while (request := phase.take()) is not None:
+        answered: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        sent_at = time.perf_counter()
+        try:
+            await loop.create_connection(
+                lambda request=request, answered=answered: OneShotConnection(request, answered),
+                host,
+                port,
+            )
+            status, body = await answered
+        except OSError as error:
+            phase.error(repr(error))
+            return
+        phase.record(status, time.perf_counter() - sent_at, body)
+
+
+async def run_phase_per_request(host: str, port: int, concurrency: int, phase: Phase) -> None:
+    phase.start()
+    clients = [
+        asyncio.create_task(run_client_per_request(host, port, phase)) for _ in range(concurrency)
+    ]
+    _, pending = await asyncio.wait(clients, timeout=phase.duration + STALL_GRACE_SECONDS)
+    if pending:
+        phase.error(f"{len(pending)} connections stalled past the deadline")
+        for client in pending:
+            client.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    if not phase.finished:
+        phase.finished = time.perf_counter()
+
+
 async def run_phase(connections: list[ClientConnection], phase: Phase) -> None:
     loop = asyncio.get_running_loop()
     idles = [loop.create_future() for _ in connections]
@@ -222,20 +373,51 @@ def summarize(phase: Phase) -> dict[str, Any]:
     }
 
 
-async def generate(args: argparse.Namespace) -> dict[str, Any]:
+def build_phase_requests(args: argparse.Namespace, phase: str, count: int) -> list[bytes]:
+    if args.kind == "twilio":
+        return build_twilio_requests(args.host, args.port, args, phase, count)
+    return build_requests(
+        args.host, args.port, args.secret, args.run_id, phase, count, args.senders
+    )
+
+
+async def generate_per_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The phases with a fresh connection per request (``--connection-per-request``)."""
     build = time.perf_counter()
-    warmup = Phase(
-        build_requests(
-            args.host, args.port, args.secret, args.run_id, "warmup", args.warmup, args.senders
-        ),
-        args.duration,
+    warmup = Phase(build_phase_requests(args, "warmup", args.warmup), args.duration)
+    timed = Phase(build_phase_requests(args, "timed", args.requests), args.duration)
+    build_seconds = time.perf_counter() - build
+    if warmup.requests:
+        await run_phase_per_request(args.host, args.port, args.concurrency, warmup)
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
+    await run_phase_per_request(args.host, args.port, args.concurrency, timed)
+    usage_after = resource.getrusage(resource.RUSAGE_SELF)
+    return finish_report(timed, warmup, usage_before, usage_after, build_seconds)
+
+
+def finish_report(
+    timed: Phase,
+    warmup: Phase,
+    usage_before: resource.struct_rusage,
+    usage_after: resource.struct_rusage,
+    build_seconds: float,
+) -> dict[str, Any]:
+    result = summarize(timed)
+    cpu = (usage_after.ru_utime - usage_before.ru_utime) + (
+        usage_after.ru_stime - usage_before.ru_stime
     )
-    timed = Phase(
-        build_requests(
-            args.host, args.port, args.secret, args.run_id, "timed", args.requests, args.senders
-        ),
-        args.duration,
-    )
+    result["generator_cpu_share"] = cpu / result["elapsed_seconds"] if timed.finished else None
+    result["build_seconds"] = build_seconds
+    result["warmup"] = summarize(warmup) if warmup.requests else None
+    return result
+
+
+async def generate(args: argparse.Namespace) -> dict[str, Any]:
+    if args.connection_per_request:
+        return await generate_per_request(args)
+    build = time.perf_counter()
+    warmup = Phase(build_phase_requests(args, "warmup", args.warmup), args.duration)
+    timed = Phase(build_phase_requests(args, "timed", args.requests), args.duration)
     build_seconds = time.perf_counter() - build
 
     loop = asyncio.get_running_loop()
@@ -256,29 +438,42 @@ async def generate(args: argparse.Namespace) -> dict[str, Any]:
         if connection.transport is not None:
             connection.transport.close()
     await asyncio.wait([c.closed for c in connections], timeout=5)
-
-    result = summarize(timed)
-    cpu = (usage_after.ru_utime - usage_before.ru_utime) + (
-        usage_after.ru_stime - usage_before.ru_stime
-    )
-    result["generator_cpu_share"] = cpu / result["elapsed_seconds"] if timed.finished else None
-    result["build_seconds"] = build_seconds
-    result["warmup"] = summarize(warmup) if warmup.requests else None
-    return result
+    return finish_report(timed, warmup, usage_before, usage_after, build_seconds)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--secret", required=True)
+    parser.add_argument("--kind", choices=("http", "twilio"), default="http")
+    parser.add_argument("--secret", help="WEBHOOK_SECRET (--kind http)")
+    parser.add_argument("--auth-token", help="TWILIO_AUTH_TOKEN (--kind twilio)")
+    parser.add_argument("--account-sid", help="TWILIO_ACCOUNT_SID (--kind twilio)")
+    parser.add_argument("--to-number", help="TWILIO_PHONE_NUMBER (--kind twilio)")
+    parser.add_argument("--public-url", help="OMNICHANNEL_PUBLIC_URL (--kind twilio)")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--senders", type=int, default=1000)
-    return parser.parse_args(argv)
+    parser.add_argument("--connection-per-request", action="store_true")
+    args = parser.parse_args(argv)
+    if args.kind == "http" and not args.secret:
+        parser.error("--kind http needs --secret")
+    if args.kind == "twilio":
+        missing = [
+            option
+            for option in ("auth_token", "account_sid", "to_number", "public_url")
+            if not getattr(args, option)
+        ]
+        if missing:
+            parser.error(
+                f"--kind twilio needs --{', --'.join(m.replace('_', '-') for m in missing)}"
+            )
+        if not re.fullmatch(r"[0-9a-f]{8}", args.run_id):
+            parser.error("--kind twilio needs --run-id of 8 hex digits (it goes in MessageSid)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

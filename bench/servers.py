@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from omnichannel_core.cli import gunicorn_command
@@ -58,9 +59,17 @@ class ServerFailed(RuntimeError):
 class GunicornServer:
     """One gunicorn master (and its workers) serving ``app`` on a free loopback port."""
 
-    def __init__(self, name: str, app: str, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        workdir: Path,
+        env: dict[str, str],
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.app = app
+        self.extra_args = tuple(extra_args)  # gunicorn options that override the settings module
         self.workdir = workdir
         self.env = env
         self.port = int(env["PORT"])
@@ -68,7 +77,8 @@ class GunicornServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        return gunicorn_command(self.app, control_socket=False)
+        command = gunicorn_command(self.app, control_socket=False)
+        return [*command[:-1], *self.extra_args, command[-1]]
 
     def start(self) -> GunicornServer:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,66 @@
-"""The Twilio channel's hook implementations (being built: see issue 3)."""
+"""The Twilio channel's hook implementations: thin, each handing over to its module.
+
+- ``receive``: ``POST /api/channels/twilio/webhook`` (SMS and WhatsApp), signature checked,
+  answered with empty TwiML once stored (:mod:`omnichannel_twilio.inbound`).
+- ``status``: ``POST /api/channels/twilio/status``, Twilio's status callbacks
+  (:mod:`omnichannel_twilio.status_callbacks`).
+- ``send``: through the official SDK, on the channel's thread pool
+  (:mod:`omnichannel_twilio.outbound`).
+- ``health``: configuration, and credentials checked against Twilio's API
+  (:mod:`omnichannel_twilio.health`).
+- ``channel_routes``: the seed's ``send/whatsapp``, ``send/sms`` and ``message/{id}/status``
+  (:mod:`omnichannel_twilio.routes`).
+"""
 
 from __future__ import annotations
 
 from omnichannel_core import hookimpl
 from omnichannel_core.config import Config
-from omnichannel_core.hooktypes import ChannelHealth
+from omnichannel_core.hooktypes import (
+    ChannelHealth,
+    ChannelRoute,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookResult,
+)
+from omnichannel_core.inbox import Inbox
+from omnichannel_twilio.health import channel_health
+from omnichannel_twilio.inbound import EMPTY_TWIML, TWIML_CONTENT_TYPE, inbound_message
+from omnichannel_twilio.outbound import deliver
+from omnichannel_twilio.routes import twilio_routes
+from omnichannel_twilio.settings import TwilioSettings
+from omnichannel_twilio.signature import verify_signature
+from omnichannel_twilio.status_callbacks import status_result
 
-REQUIRED = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER")
+TWIML_RESPONSE = WebhookResponse(200, EMPTY_TWIML, TWIML_CONTENT_TYPE)
 
 
 class TwilioChannel:
+    """WhatsApp and SMS through Twilio (entry point ``twilio``)."""
+
+    @hookimpl
+    async def receive(self, channel: str, request: WebhookRequest, config: Config) -> WebhookResult:
+        # a coroutine: the work is a few microseconds of CPU, not worth a thread hop
+        _, auth_token = TwilioSettings.from_config(config).require_credentials(channel)
+        params = verify_signature(request, auth_token)
+        return WebhookResult(messages=(inbound_message(params),), response=TWIML_RESPONSE)
+
+    @hookimpl
+    async def status(self, channel: str, request: WebhookRequest, config: Config) -> WebhookResult:
+        _, auth_token = TwilioSettings.from_config(config).require_credentials(channel)
+        return status_result(verify_signature(request, auth_token))
+
+    @hookimpl
+    def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:
+        # plain: the SDK blocks, so the core runs this on the channel's thread pool
+        return deliver(message, TwilioSettings.from_config(config), channel)
+
     @hookimpl
     def health(self, config: Config) -> ChannelHealth:
-        missing = [name for name in REQUIRED if not config.environ.get(name)]
-        return ChannelHealth(ok=not missing, detail="not configured: " + ", ".join(missing))
+        return channel_health(TwilioSettings.from_config(config))
+
+    @hookimpl
+    def channel_routes(self, channel: str, config: Config, inbox: Inbox) -> list[ChannelRoute]:
+        return twilio_routes(channel, inbox, config)

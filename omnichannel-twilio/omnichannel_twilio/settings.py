@@ -1,0 +1,147 @@
+"""The Twilio channel's settings, read from the server's configuration.
+
+Parsed once per :class:`~omnichannel_core.config.Config` (keyed on the object's identity) and
+never logged: the auth token is kept out of ``repr`` and of every message built here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import attrs
+
+from omnichannel_core.config import Config
+from omnichannel_core.errors import ChannelUnavailable
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+DEFAULT_API_BASE_URL = "https://api.twilio.com"
+WHATSAPP_PREFIX = "whatsapp:"
+_CACHE_SIZE = 8
+
+
+@attrs.frozen
+class TwilioSettings:
+    """What the channel needs to receive and send.
+
+    :param missing: the variables that are not set but must be, in the order an operator
+        would set them.
+    :param invalid: a sentence per variable that is set to something unusable.
+    """
+
+    account_sid: str | None
+    auth_token: str | None = attrs.field(repr=False)
+    phone_number: str | None
+    whatsapp_number: str | None
+    messaging_service_sid: str | None
+    api_base_url: str
+    public_url: str | None
+    missing: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config) -> TwilioSettings:
+        """The settings of ``config``, parsed on first use and cached for that object."""
+        with _cache_lock:
+            cached = _cache.get(id(config))
+            if cached is not None and cached[0] is config:
+                return cached[1]
+        settings = parse_settings(config)
+        with _cache_lock:
+            if len(_cache) >= _CACHE_SIZE:
+                _cache.pop(next(iter(_cache)))
+            _cache[id(config)] = (config, settings)  # the config is held: its id stays unique
+        return settings
+
+    @property
+    def configured(self) -> bool:
+        """True when the channel can receive and send."""
+        return not self.missing and not self.invalid
+
+    @property
+    def problems(self) -> str:
+        """What is wrong, in one line naming each variable; empty when configured."""
+        parts = []
+        if self.missing:
+            parts.append("missing " + ", ".join(self.missing))
+        parts.extend(self.invalid)
+        return "; ".join(parts)
+
+    def status_callback_url(self, channel: str) -> str:
+        """Where Twilio posts delivery status for messages this server sends."""
+        if not self.public_url:
+            raise ChannelUnavailable("OMNICHANNEL_PUBLIC_URL is not set", channel=channel)
+        return f"{self.public_url}/api/channels/{channel}/status"
+
+    def require_credentials(self, channel: str) -> tuple[str, str]:
+        """The account SID and auth token (what webhooks and API calls need), or
+        ChannelUnavailable naming what is missing."""
+        lacking = [name for name in CREDENTIALS if name in self.missing]
+        if not self.account_sid or not self.auth_token:
+            raise ChannelUnavailable(
+                f"twilio channel not configured: missing {', '.join(lacking)}", channel=channel
+            )
+        return self.account_sid, self.auth_token
+
+    def require_configured(self, channel: str) -> None:
+        """ChannelUnavailable naming every missing or unusable variable, unless configured."""
+        if not self.configured:
+            raise ChannelUnavailable(
+                f"twilio channel not configured: {self.problems}", channel=channel
+            )
+
+
+CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+
+_cache: dict[int, tuple[Config, TwilioSettings]] = {}
+_cache_lock = threading.Lock()
+
+
+def _value(config: Config, name: str) -> str | None:
+    value = config.environ.get(name, "").strip()
+    return value or None
+
+
+def parse_settings(config: Config) -> TwilioSettings:
+    """Read the ``TWILIO_*`` variables and ``OMNICHANNEL_PUBLIC_URL`` from ``config``.
+
+    Required: ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``TWILIO_PHONE_NUMBER`` (not
+    required when ``TWILIO_MESSAGING_SERVICE_SID`` is set: SMS then go through the service,
+    WhatsApp from ``TWILIO_WHATSAPP_NUMBER``) and ``OMNICHANNEL_PUBLIC_URL`` (the status
+    callback URL of every send is built from it).
+    """
+    account_sid = _value(config, "TWILIO_ACCOUNT_SID")
+    auth_token = _value(config, "TWILIO_AUTH_TOKEN")
+    phone_number = _value(config, "TWILIO_PHONE_NUMBER")
+    service_sid = _value(config, "TWILIO_MESSAGING_SERVICE_SID")
+    whatsapp = _value(config, "TWILIO_WHATSAPP_NUMBER")
+    if whatsapp and whatsapp.startswith(WHATSAPP_PREFIX):
+        whatsapp = whatsapp.removeprefix(WHATSAPP_PREFIX)
+    base_url = (_value(config, "TWILIO_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/")
+
+    credentials = {"TWILIO_ACCOUNT_SID": account_sid, "TWILIO_AUTH_TOKEN": auth_token}
+    missing = [name for name, value in credentials.items() if not value]
+    if not phone_number and not (service_sid and whatsapp):
+        missing.append("TWILIO_PHONE_NUMBER")
+    if not config.public_url:
+        missing.append("OMNICHANNEL_PUBLIC_URL")
+
+    invalid = []
+    numbers = {"TWILIO_PHONE_NUMBER": phone_number, "TWILIO_WHATSAPP_NUMBER": whatsapp}
+    for name, number in numbers.items():
+        if number and not E164.match(number):
+            invalid.append(f"{name} must be an E.164 number like +15551234567")
+    if not base_url.startswith(("https://", "http://")):
+        invalid.append("TWILIO_API_BASE_URL must start with https:// or http://")
+
+    return TwilioSettings(
+        account_sid=account_sid,
+        auth_token=auth_token,
+        phone_number=phone_number,
+        whatsapp_number=whatsapp or phone_number,
+        messaging_service_sid=service_sid,
+        api_base_url=base_url,
+        public_url=config.public_url,
+        missing=tuple(missing),
+        invalid=tuple(invalid),
+    )

@@ -1,0 +1,207 @@
+"""Fixtures for the Twilio channel's end-to-end tests: a fake Twilio REST API on loopback and
+the real gunicorn server configured to call it, one of each per test module."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+# The helpers beside this file (fake_twilio, twilio_signing) are imported by name: this
+# folder is not a package (the core's tests/ owns that name) and pytest runs with
+# --import-mode=importlib, which does not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_twilio import FakeTwilio
+from twilio_signing import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    MESSAGING_SERVICE_SID,
+    PHONE_NUMBER,
+    PUBLIC_URL,
+    WHATSAPP_NUMBER,
+    WRONG_TOKEN,
+)
+
+from tests.support.server import ServerProcess, free_port, running_server
+
+ENABLE_ALL_CHANNELS = {"OMNICHANNEL_DISABLE_PLUGINS": ""}
+TWILIO_VARIABLES = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_PHONE_NUMBER",
+    "TWILIO_WHATSAPP_NUMBER",
+    "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE_URL",
+)
+
+
+@pytest.fixture(scope="module")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """The fake Twilio REST API, one per test module."""
+    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def _forget_unused_script(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A scripted answer a test did not use must not leak into the next test (only for tests
+    that use the fake, so unit tests beside these start no server)."""
+    yield
+    if "fake_twilio" in request.fixturenames:
+        request.getfixturevalue("fake_twilio").reset()
+
+
+def twilio_env(fake: FakeTwilio, **overrides: str | None) -> dict[str, str | None]:
+    """The environment of a server whose Twilio channel calls ``fake``; an override of None
+    unsets the variable."""
+    return {
+        **ENABLE_ALL_CHANNELS,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_PHONE_NUMBER": PHONE_NUMBER,
+        "TWILIO_WHATSAPP_NUMBER": WHATSAPP_NUMBER,
+        "TWILIO_API_BASE_URL": fake.url,
+        "OMNICHANNEL_PUBLIC_URL": PUBLIC_URL,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="module")
+def twilio_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """The real server with the Twilio channel configured against the fake; signatures are
+    computed over OMNICHANNEL_PUBLIC_URL while the server is reached on loopback."""
+    with running_server(tmp_path_factory.mktemp("twilio"), twilio_env(fake_twilio)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def unconfigured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real server with the Twilio channel loaded but no TWILIO_* variables set."""
+    unset = dict.fromkeys(TWILIO_VARIABLES)  # None removes a variable the caller may have set
+    env = {**ENABLE_ALL_CHANNELS, "OMNICHANNEL_PUBLIC_URL": PUBLIC_URL, **unset}
+    with running_server(tmp_path_factory.mktemp("unconfigured"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def wrong_token_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """Configured, but with an auth token the (fake) Twilio API refuses."""
+    env = twilio_env(fake_twilio, TWILIO_AUTH_TOKEN=WRONG_TOKEN)
+    with running_server(tmp_path_factory.mktemp("wrong-token"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def unreachable_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """Configured, with TWILIO_API_BASE_URL pointing at a loopback port nobody listens on."""
+    env = twilio_env(fake_twilio, TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
+    with running_server(tmp_path_factory.mktemp("unreachable"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def loopback_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """No OMNICHANNEL_PUBLIC_URL and no trusted proxy: signatures are checked against the
+    URL the server itself was called on."""
+    env = twilio_env(fake_twilio, OMNICHANNEL_PUBLIC_URL=None)
+    with running_server(tmp_path_factory.mktemp("loopback"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxied_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """No OMNICHANNEL_PUBLIC_URL, OMNICHANNEL_TRUST_PROXY on: the forwarded headers say
+    which URL Twilio called."""
+    env = twilio_env(fake_twilio, OMNICHANNEL_PUBLIC_URL=None, OMNICHANNEL_TRUST_PROXY="true")
+    with running_server(tmp_path_factory.mktemp("proxied"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def messaging_service_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """SMS through TWILIO_MESSAGING_SERVICE_SID, and no TWILIO_WHATSAPP_NUMBER (WhatsApp
+    then sends from TWILIO_PHONE_NUMBER)."""
+    env = twilio_env(
+        fake_twilio,
+        TWILIO_MESSAGING_SERVICE_SID=MESSAGING_SERVICE_SID,
+        TWILIO_WHATSAPP_NUMBER=None,
+    )
+    with running_server(tmp_path_factory.mktemp("service"), env) as server:
+        yield server
+
+
+@pytest.fixture
+def client(twilio_server: ServerProcess) -> Iterator[httpx.Client]:
+    """An authenticated client of the configured server."""
+    with twilio_server.client() as client:
+        yield client
+
+
+class InboxReader:
+    """Reads what the server stored, through its inbox API."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def contact_of(self, phone: str) -> dict[str, Any] | None:
+        """The contact whose Twilio identity is ``phone`` (bare E.164), if any."""
+        items = self.client.get("/api/contacts", params={"q": phone, "limit": 200}).json()["items"]
+        matches = [c for c in items if {"channel": "twilio", "address": phone} in c["identities"]]
+        assert len(matches) <= 1, matches
+        return matches[0] if matches else None
+
+    def conversations_of(self, contact_id: str) -> list[dict[str, Any]]:
+        """The contact's conversations on the Twilio channel."""
+        params = {"channel": "twilio", "limit": 200}
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.client.get(
+                "/api/conversations", params={**params, "cursor": cursor} if cursor else params
+            ).json()
+            found += [c for c in page["items"] if c["contact_id"] == contact_id]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
+
+    def conversation_of(self, phone: str) -> dict[str, Any]:
+        """The one Twilio conversation of the contact ``phone``."""
+        contact = self.contact_of(phone)
+        assert contact is not None, f"no contact for {phone}"
+        [conversation] = self.conversations_of(contact["id"])
+        return conversation
+
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        response = self.client.get(
+            f"/api/conversations/{conversation_id}/messages", params={"limit": 200}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/messages/{message_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def inbox(client: httpx.Client) -> InboxReader:
+    """What the configured server stored, read through its API."""
+    return InboxReader(client)

@@ -1,0 +1,251 @@
+"""A fake Twilio REST API over real HTTP on loopback.
+
+It serves the two endpoints the channel calls, answering the way Twilio does:
+
+- ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (form body): 201 with a message
+  resource (``sid`` "SM" + 32 hex, ``status`` "queued", ...), or a scripted error.
+- ``GET /2010-04-01/Accounts/{AccountSid}.json``: 200 with the account resource.
+
+Both check HTTP basic auth (account SID and auth token) and answer 401 with Twilio's
+``{"code": 20003, "message": "Authenticate", ...}`` otherwise. Every request is recorded
+(method, path, headers, parsed form). Answers to ``Messages.json`` can be scripted one per
+request (errors, a chosen SID, a delay); unscripted requests are accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+
+API_VERSION = "2010-04-01"
+ERROR_DOCS = "https://www.twilio.com/docs/errors/"
+
+INVALID_TO = 21211
+UNSUBSCRIBED = 21610
+OUTSIDE_WINDOW = 63016
+TOO_MANY_REQUESTS = 20429
+INTERNAL_ERROR = 20500
+
+ERROR_MESSAGES = {
+    INVALID_TO: "The 'To' number {to} is not a valid phone number.",
+    UNSUBSCRIBED: "Attempt to send to unsubscribed recipient",
+    OUTSIDE_WINDOW: (
+        "Failed to send freeform message because you are outside the allowed window. If you"
+        " are using WhatsApp, please use a Message Template."
+    ),
+    TOO_MANY_REQUESTS: "Too Many Requests",
+    INTERNAL_ERROR: "An internal server error has occurred",
+}
+ERROR_STATUSES = {TOO_MANY_REQUESTS: 429, INTERNAL_ERROR: 500}
+
+
+def new_message_sid() -> str:
+    """A SID shaped like Twilio's: "SM" and 32 lower-case hex digits."""
+    return "SM" + uuid.uuid4().hex
+
+
+@attrs.frozen
+class TwilioRequest:
+    """One request the fake received. ``form`` keeps every value of a repeated field."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, list[str]]
+
+    def param(self, name: str) -> str | None:
+        """The field's only (or first) value, or None when it was not sent."""
+        values = self.form.get(name)
+        return values[0] if values else None
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        scheme, _, encoded = self.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+        return user, password
+
+
+@attrs.frozen
+class MessageAnswer:
+    """How the fake answers one ``Messages.json`` request.
+
+    ``error_code`` None means accept (201) with ``sid`` (a fresh one when None); otherwise
+    answer Twilio's error JSON with ``status``. ``delay`` seconds pass before answering.
+    """
+
+    error_code: int | None = None
+    status: int = 201
+    sid: str | None = None
+    message: str | None = None
+    delay: float = 0.0
+
+    @classmethod
+    def accept(cls, sid: str | None = None, delay: float = 0.0) -> MessageAnswer:
+        return cls(sid=sid, delay=delay)
+
+    @classmethod
+    def error(
+        cls, code: int, status: int | None = None, message: str | None = None
+    ) -> MessageAnswer:
+        return cls(error_code=code, status=status or ERROR_STATUSES.get(code, 400), message=message)
+
+
+def error_body(code: int, status: int, message: str) -> dict[str, Any]:
+    """Twilio's error JSON."""
+    return {"code": code, "message": message, "more_info": f"{ERROR_DOCS}{code}", "status": status}
+
+
+class FakeTwilio:
+    """``with FakeTwilio(sid, token) as twilio:`` serves on ``twilio.url`` until the block ends."""
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.requests: list[TwilioRequest] = []
+        self.script: deque[MessageAnswer] = deque()
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, answer, delay = fake._answer(self.command, self.path, self.headers, body)
+                if delay:
+                    time.sleep(delay)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # scripting and inspection ---------------------------------------------------------
+
+    def queue(self, *answers: MessageAnswer) -> None:
+        """Answer the next ``Messages.json`` requests with these, in order."""
+        with self._lock:
+            self.script.extend(answers)
+
+    def reset(self) -> None:
+        """Forget the script (what a test left unused)."""
+        with self._lock:
+            self.script.clear()
+
+    def message_requests(self, to: str | None = None) -> list[TwilioRequest]:
+        """The ``Messages.json`` POSTs received, only those to ``to`` when given."""
+        with self._lock:
+            sent = [r for r in self.requests if r.path.endswith("/Messages.json")]
+        return [r for r in sent if to is None or r.param("To") == to]
+
+    def account_requests(self) -> list[TwilioRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "GET" and "/Messages" not in r.path]
+
+    # answering -------------------------------------------------------------------------
+
+    def _answer(
+        self, method: str, raw_path: str, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, Any], float]:
+        path = urlsplit(raw_path).path
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True) if body else {}
+        request = TwilioRequest(method, path, {k.lower(): v for k, v in headers.items()}, form)
+        with self._lock:
+            self.requests.append(request)
+        if request.basic_auth != (self.account_sid, self.auth_token):
+            return 401, error_body(20003, 401, "Authenticate"), 0.0
+        account_path = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        if method == "GET" and path == account_path + ".json":
+            return 200, self._account(), 0.0
+        if method == "POST" and path == account_path + "/Messages.json":
+            with self._lock:
+                answer = self.script.popleft() if self.script else MessageAnswer.accept()
+            return (*self._message_answer(request, answer), answer.delay)
+        return 404, error_body(20404, 404, f"The requested resource {path} was not found"), 0.0
+
+    def _message_answer(
+        self, request: TwilioRequest, answer: MessageAnswer
+    ) -> tuple[int, dict[str, Any]]:
+        to = request.param("To") or ""
+        if answer.error_code is not None:
+            template = answer.message or ERROR_MESSAGES.get(answer.error_code, "Error")
+            return answer.status, error_body(
+                answer.error_code, answer.status, template.format(to=to)
+            )
+        return 201, self._message_resource(request, answer.sid or new_message_sid())
+
+    def _message_resource(self, request: TwilioRequest, sid: str) -> dict[str, Any]:
+        """A message resource shaped like Twilio's answer to a create."""
+        now = formatdate(usegmt=True)
+        media = request.form.get("MediaUrl", [])
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": request.param("Body") or "",
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": request.param("From"),
+            "messaging_service_sid": request.param("MessagingServiceSid"),
+            "num_media": str(len(media)),
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "accepted" if request.param("MessagingServiceSid") else "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": request.param("To"),
+            "uri": f"{uri}.json",
+        }
+
+    def _account(self) -> dict[str, Any]:
+        now = formatdate(usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        return {
+            "date_created": now,
+            "date_updated": now,
+            "friendly_name": "omnichannel tests",
+            "owner_account_sid": self.account_sid,
+            "sid": self.account_sid,
+            "status": "active",
+            "subresource_uris": {"messages": f"{uri}/Messages.json"},
+            "type": "Full",
+            "uri": f"{uri}.json",
+        }
+
+    def __enter__(self) -> FakeTwilio:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,100 @@
+"""The Twilio channel's own routes through the real server: authentication, request shape,
+and the message status lookup by our id or by Twilio's SID."""
+
+from __future__ import annotations
+
+import pytest
+from fake_twilio import MessageAnswer, new_message_sid
+from twilio_signing import unique_phone
+
+SEND_SMS = "/api/channels/twilio/send/sms"
+SEND_WHATSAPP = "/api/channels/twilio/send/whatsapp"
+
+
+def status_path(identifier: str) -> str:
+    return f"/api/channels/twilio/message/{identifier}/status"
+
+
+def test_message_status_by_our_id_and_by_twilio_sid(client, fake_twilio):
+    """GET message/{id}/status answers the stored message, found by our msg_ id or by the
+    SID Twilio gave it, the same JSON as /api/messages/{id}."""
+    sid = new_message_sid()
+    fake_twilio.queue(MessageAnswer.accept(sid))
+    sent = client.post(SEND_SMS, json={"to": unique_phone(), "message": "where is it"})
+    assert sent.status_code == 201, sent.text
+    message_id = sent.json()["id"]
+    expected = client.get(f"/api/messages/{message_id}").json()
+
+    by_id = client.get(status_path(message_id))
+    by_sid = client.get(status_path(sid))
+    assert by_id.status_code == 200, by_id.text
+    assert by_sid.status_code == 200, by_sid.text
+    assert by_id.json() == expected
+    assert by_sid.json() == expected
+    assert by_sid.json()["provider_message_id"] == sid
+
+
+@pytest.mark.parametrize("identifier", ["msg_doesnotexist", "SM" + "0" * 32, "MM" + "1" * 32])
+def test_message_status_of_unknown_message_is_404_json(client, identifier):
+    """An id or SID the server does not know: 404 with a JSON error body."""
+    response = client.get(status_path(identifier))
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", SEND_SMS),
+        ("POST", SEND_WHATSAPP),
+        ("GET", status_path("msg_x")),
+    ],
+)
+def test_channel_routes_need_an_api_key(twilio_server, fake_twilio, method, path):
+    """The send and status routes are not public: 401 without an API key, nothing sent."""
+    before = len(fake_twilio.message_requests())
+    with twilio_server.client(api_key=None) as anonymous:
+        response = anonymous.request(
+            method, path, json={"to": "+15551230009", "message": "x"} if method == "POST" else None
+        )
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"
+    assert len(fake_twilio.message_requests()) == before
+
+
+def test_send_route_wants_json(client, fake_twilio):
+    """A form or text body on a send route is refused (415), nothing sent."""
+    before = len(fake_twilio.message_requests())
+    response = client.post(
+        SEND_SMS,
+        content=b"to=%2B15551230009&message=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 415
+    assert len(fake_twilio.message_requests()) == before
+
+
+def test_send_route_refuses_malformed_json(client):
+    """Malformed JSON: 400, never a 5xx."""
+    response = client.post(
+        SEND_SMS, content=b'{"to": ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+def test_generic_messages_route_sends_through_twilio(client, inbox, fake_twilio):
+    """The core's generic POST /api/channels/twilio/messages sends through Twilio too."""
+    phone = unique_phone()
+    response = client.post("/api/channels/twilio/messages", json={"to": phone, "text": "hi"})
+    assert response.status_code == 201, response.text
+    [sent] = fake_twilio.message_requests(to=phone)
+    assert sent.param("Body") == "hi"
+
+
+def test_twilio_is_listed_with_its_routes(client):
+    """GET /api/plugins lists the twilio channel from the omnichannel-twilio distribution."""
+    response = client.get("/api/plugins")
+    assert response.status_code == 200
+    assert "twilio" in response.text
+    assert "omnichannel-twilio" in response.text

@@ -1,0 +1,503 @@
+"""Fast tests of the Twilio channel's pure parts: signatures, form parsing, status mapping,
+settings, local send checks and the base-URL rewriting HTTP client (against a real loopback
+fake). The end-to-end behaviour through the real server lives in the other test_twilio_*.py
+files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+from omnichannel_twilio import health, outbound
+from omnichannel_twilio.api_client import rewrite_url, twilio_client
+from omnichannel_twilio.inbound import inbound_message
+from omnichannel_twilio.routes import send_request
+from omnichannel_twilio.settings import TwilioSettings, parse_settings
+from omnichannel_twilio.signature import compute_signature, parse_form, verify_signature
+from omnichannel_twilio.status_callbacks import status_result
+from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
+
+from omnichannel_core.config import Config
+from omnichannel_core.errors import ChannelUnavailable, InvalidInput, SendFailed, WebhookRejected
+from omnichannel_core.hooktypes import OutboundMessage, WebhookRequest
+from omnichannel_core.models import Consent, DeliveryStatus, Media
+from tests.support.fake_provider import FakeProvider, ScriptedResponse
+
+SID = "AC" + "0" * 32
+TOKEN = "test-auth-token"
+PUBLIC = "https://omni.example.test"
+WEBHOOK_URL = PUBLIC + "/api/channels/twilio/webhook"
+
+
+def config(**environ: str) -> Config:
+    base = {
+        "TWILIO_ACCOUNT_SID": SID,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_PHONE_NUMBER": "+15550000000",
+        "OMNICHANNEL_PUBLIC_URL": PUBLIC,
+    }
+    merged = {k: v for k, v in {**base, **environ}.items() if v is not None}
+    return Config.from_environ(merged, dotenv=None)
+
+
+def form(**params: str) -> dict[str, list[str]]:
+    return parse_form(urlencode(params).encode())
+
+
+def signed_request(params: dict[str, str], url: str = WEBHOOK_URL, signature: str | None = None):
+    body = urlencode(params).encode()
+    if signature is None:
+        signature = RequestValidator(TOKEN).compute_signature(url, params)
+    return WebhookRequest(
+        method="POST",
+        url=url,
+        path="/api/channels/twilio/webhook",
+        headers={"x-twilio-signature": signature} if signature else {},
+        query={},
+        body=body,
+    )
+
+
+# signatures ----------------------------------------------------------------------------
+
+
+def test_signature_matches_twilio_request_validator() -> None:
+    """Our signature is the one twilio's own RequestValidator computes for the same POST."""
+    params = {"MessageSid": "SM1", "Body": "héllo & bye", "From": "+15551234567", "Empty": ""}
+    expected = RequestValidator(TOKEN).compute_signature(WEBHOOK_URL, params)
+    assert compute_signature(TOKEN, WEBHOOK_URL, form(**params)) == expected
+    assert RequestValidator(TOKEN).validate(WEBHOOK_URL, params, expected)
+
+
+def test_signature_with_repeated_parameters_matches_the_sdk() -> None:
+    """A parameter sent twice is signed as the SDK signs a multi-valued form."""
+    pairs = [("To", "+1"), ("MediaUrl0", "https://b"), ("MediaUrl0", "https://a")]
+    expected = RequestValidator(TOKEN).compute_signature(WEBHOOK_URL, MultiDict(pairs))
+    assert compute_signature(TOKEN, WEBHOOK_URL, parse_form(urlencode(pairs).encode())) == expected
+
+
+def test_verify_accepts_a_twilio_signed_request_and_returns_its_params() -> None:
+    """A request signed as Twilio signs it passes and yields every parameter."""
+    params = verify_signature(signed_request({"MessageSid": "SM1", "Body": ""}), TOKEN)
+    assert params == {"MessageSid": ["SM1"], "Body": [""]}
+
+
+def test_verify_accepts_the_url_with_the_default_port_added() -> None:
+    """Like twilio's validator, a signature over the URL with :443 is accepted too."""
+    signature = RequestValidator(TOKEN).compute_signature(
+        "https://omni.example.test:443/api/channels/twilio/webhook", {"A": "1"}
+    )
+    assert verify_signature(signed_request({"A": "1"}, signature=signature), TOKEN)
+
+
+@pytest.mark.parametrize(
+    "signature", ["", "wrong", RequestValidator("other-token").compute_signature(WEBHOOK_URL, {})]
+)
+def test_verify_rejects_missing_or_wrong_signatures(signature: str) -> None:
+    """No header, garbage, or a signature made with another token: WebhookRejected (403)."""
+    with pytest.raises(WebhookRejected):
+        verify_signature(signed_request({"A": "1"}, signature=signature), TOKEN)
+
+
+def test_verify_rejects_a_signature_for_another_url() -> None:
+    """A signature is bound to the URL Twilio called: another path does not verify."""
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + "/elsewhere", {"A": "1"})
+    with pytest.raises(WebhookRejected):
+        verify_signature(signed_request({"A": "1"}, signature=signature), TOKEN)
+
+
+def test_a_body_that_is_not_utf8_is_invalid_input() -> None:
+    """Form data that is not UTF-8 (raw or percent-encoded) is a 400, not a crash."""
+    for body in (b"Body=\xff", b"Body=%FF"):
+        with pytest.raises(InvalidInput):
+            parse_form(body)
+
+
+# inbound -------------------------------------------------------------------------------
+
+
+def test_sms_form_becomes_an_inbound_message() -> None:
+    """An SMS: the bare number is the sender, no reply_to, Body is the text."""
+    message = inbound_message(
+        form(MessageSid="SM123", From="+15551234567", To="+15550000000", Body="Hi", NumSegments="1")
+    )
+    assert message.provider_message_id == "SM123"
+    assert message.sender == "+15551234567"
+    assert message.reply_to is None
+    assert message.text == "Hi"
+    assert message.media == ()
+    assert message.consent is None
+    assert message.metadata == {"twilio": {"to": "+15550000000", "kind": "sms", "num_segments": 1}}
+
+
+def test_whatsapp_form_keeps_the_profile_name_and_answers_on_whatsapp() -> None:
+    """WhatsApp: the contact is the bare number, answers go to whatsapp:+..., ProfileName is
+    the sender's name."""
+    message = inbound_message(
+        form(
+            MessageSid="SM9",
+            From="whatsapp:+15551234567",
+            To="whatsapp:+15550000000",
+            Body="Olá",
+            ProfileName="Ada",
+        )
+    )
+    assert message.sender == "+15551234567"
+    assert message.reply_to == "whatsapp:+15551234567"
+    assert message.sender_name == "Ada"
+    assert message.metadata["twilio"] == {"to": "whatsapp:+15550000000", "kind": "whatsapp"}
+
+
+def test_every_media_item_is_kept() -> None:
+    """Three media items: each URL with its content type, in order, not just the first."""
+    params = {"MessageSid": "MM1", "From": "+15551234567", "NumMedia": "3"}
+    for index, kind in enumerate(("image/jpeg", "image/png", "audio/ogg")):
+        params[f"MediaUrl{index}"] = f"https://api.twilio.com/media/{index}"
+        params[f"MediaContentType{index}"] = kind
+    message = inbound_message(form(**params))
+    assert message.text is None
+    assert message.media == (
+        Media("https://api.twilio.com/media/0", "image/jpeg"),
+        Media("https://api.twilio.com/media/1", "image/png"),
+        Media("https://api.twilio.com/media/2", "audio/ogg"),
+    )
+
+
+def test_a_shared_location_goes_into_metadata() -> None:
+    """A WhatsApp location: floats for the coordinates, address and label as strings."""
+    message = inbound_message(
+        form(
+            MessageSid="SM2",
+            From="whatsapp:+15551234567",
+            Latitude="48.8584",
+            Longitude="2.2945",
+            Address="Champ de Mars, Paris",
+            Label="Eiffel Tower",
+        )
+    )
+    assert message.metadata["location"] == {
+        "latitude": 48.8584,
+        "longitude": 2.2945,
+        "address": "Champ de Mars, Paris",
+        "label": "Eiffel Tower",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "consent"),
+    [
+        ({"Body": " stop "}, Consent.OPT_OUT),
+        ({"Body": "Unsubscribe"}, Consent.OPT_OUT),
+        ({"Body": "QUIT"}, Consent.OPT_OUT),
+        ({"Body": "start"}, Consent.OPT_IN),
+        ({"Body": "unstop"}, Consent.OPT_IN),
+        ({"Body": "please stop"}, None),
+        ({"Body": "Arrêtez", "OptOutType": "STOP"}, Consent.OPT_OUT),
+        ({"Body": "Commencez", "OptOutType": "START"}, Consent.OPT_IN),
+        ({"Body": "stop", "OptOutType": "HELP"}, None),
+    ],
+)
+def test_stop_and_start_set_consent(extra: dict[str, str], consent: Consent | None) -> None:
+    """OptOutType wins when present; otherwise the trimmed, case-insensitive keyword."""
+    message = inbound_message(form(MessageSid="SM3", From="+15551234567", **extra))
+    assert message.consent == consent
+
+
+def test_a_message_with_nothing_in_it_is_still_a_message() -> None:
+    """No text, media nor location: still stored, since Twilio sent it."""
+    message = inbound_message(form(MessageSid="SM4", From="+15551234567", Body=""))
+    assert (message.text, message.media, message.provider_message_id) == (None, (), "SM4")
+
+
+def test_sms_sid_is_the_fallback_id_and_from_is_required() -> None:
+    """SmsSid stands in for MessageSid; a webhook without From is invalid input."""
+    assert inbound_message(form(SmsSid="SM5", From="+1555")).provider_message_id == "SM5"
+    with pytest.raises(InvalidInput):
+        inbound_message(form(MessageSid="SM6"))
+
+
+# status callbacks ----------------------------------------------------------------------
+
+STATUS_TABLE = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "sending",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "canceled": "failed",
+    "undelivered": "undelivered",
+}
+
+
+@pytest.mark.parametrize(("twilio_status", "ours"), sorted(STATUS_TABLE.items()))
+def test_status_mapping(twilio_status: str, ours: str) -> None:
+    """Each Twilio MessageStatus maps to the spec's delivery status, answered with an empty 200."""
+    result = status_result(form(MessageSid="SM7", MessageStatus=twilio_status))
+    assert [update.status for update in result.statuses] == [DeliveryStatus(ours)]
+    assert (result.response.status, result.response.body) == (200, b"")
+
+
+@pytest.mark.parametrize("twilio_status", ["receiving", "received", "partially_delivered"])
+def test_inbound_and_unknown_statuses_change_nothing(twilio_status: str) -> None:
+    """Inbound statuses (and ones Twilio may add later) are acknowledged without an update."""
+    result = status_result(form(MessageSid="SM8", MessageStatus=twilio_status))
+    assert result.statuses == ()
+    assert result.response.status == 200
+
+
+def test_a_failure_keeps_twilio_error_code_and_message() -> None:
+    """ErrorCode and ErrorMessage travel with a failed/undelivered update."""
+    result = status_result(
+        form(MessageSid="SM9", MessageStatus="undelivered", ErrorCode="30003", ErrorMessage="x")
+    )
+    (update,) = result.statuses
+    assert (update.error_code, update.error_message) == ("30003", "x")
+
+
+# settings ------------------------------------------------------------------------------
+
+
+def test_settings_parse_every_variable() -> None:
+    """All variables set: configured, WhatsApp sender without its prefix, base URL trimmed."""
+    settings = parse_settings(
+        config(
+            TWILIO_WHATSAPP_NUMBER="whatsapp:+14155238886",
+            TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32,
+            TWILIO_API_BASE_URL="http://127.0.0.1:9/",
+        )
+    )
+    assert settings.configured
+    assert settings.whatsapp_number == "+14155238886"
+    assert settings.messaging_service_sid == "MG" + "1" * 32
+    assert settings.api_base_url == "http://127.0.0.1:9"
+    assert TOKEN not in repr(settings)
+
+
+def test_whatsapp_number_defaults_to_the_phone_number() -> None:
+    """Without TWILIO_WHATSAPP_NUMBER, WhatsApp goes out from TWILIO_PHONE_NUMBER."""
+    settings = parse_settings(config())
+    assert settings.whatsapp_number == "+15550000000"
+    assert settings.api_base_url == "https://api.twilio.com"
+
+
+def test_missing_variables_are_listed_by_name() -> None:
+    """Nothing set: every required variable is named, in order, and sending is unavailable."""
+    settings = parse_settings(
+        config(
+            TWILIO_ACCOUNT_SID=None,
+            TWILIO_AUTH_TOKEN=None,
+            TWILIO_PHONE_NUMBER=None,
+            OMNICHANNEL_PUBLIC_URL=None,
+        )
+    )
+    assert settings.missing == (
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_PHONE_NUMBER",
+        "OMNICHANNEL_PUBLIC_URL",
+    )
+    with pytest.raises(ChannelUnavailable, match="TWILIO_AUTH_TOKEN"):
+        settings.require_configured("twilio")
+    with pytest.raises(ChannelUnavailable):
+        settings.require_credentials("twilio")
+
+
+def test_a_malformed_phone_number_makes_the_channel_unconfigured() -> None:
+    """A sender that is not E.164 is reported, naming the variable."""
+    settings = parse_settings(config(TWILIO_PHONE_NUMBER="5550000"))
+    assert not settings.configured
+    assert "TWILIO_PHONE_NUMBER" in settings.problems
+
+
+def test_settings_are_parsed_once_per_config_object() -> None:
+    """The same Config object gives the same settings object; another Config is parsed anew."""
+    first_config = config()
+    assert TwilioSettings.from_config(first_config) is TwilioSettings.from_config(first_config)
+    assert TwilioSettings.from_config(config()) is not TwilioSettings.from_config(first_config)
+
+
+# local send checks ---------------------------------------------------------------------
+
+
+def outbound_message(to: str = "+15551234567", **fields) -> OutboundMessage:
+    return OutboundMessage(id="msg_1", conversation_id="cnv_1", to=to, **{"text": "hi", **fields})
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (outbound_message(to="15551234567"), "invalid_recipient"),
+        (outbound_message(to="whatsapp:+0123"), "invalid_recipient"),
+        (outbound_message(text="x" * 1601), "body_too_long"),
+        (
+            outbound_message(media=tuple(Media(f"https://m/{i}") for i in range(11))),
+            "too_many_media",
+        ),
+        (outbound_message(media=(Media("http://m/1"),)), "media_url_not_https"),
+        (outbound_message(text=None), "empty"),
+    ],
+)
+def test_local_checks_refuse_before_calling_twilio(message: OutboundMessage, code: str) -> None:
+    """E.164 recipient, at most 1600 characters, at most 10 https media: else SendFailed,
+    not retryable, with a code saying which."""
+    with pytest.raises(SendFailed) as raised:
+        outbound.create_params(message, parse_settings(config()), "twilio")
+    assert (raised.value.code, raised.value.retryable) == (code, False)
+
+
+def test_sms_whatsapp_and_template_parameters() -> None:
+    """SMS from the phone number (or the messaging service), WhatsApp from whatsapp:+...;
+    every send sets the status callback; a template sends its Content SID and variables."""
+    settings = parse_settings(config(TWILIO_WHATSAPP_NUMBER="+14155238886"))
+    sms = outbound.create_params(outbound_message(text="x" * 1600), settings, "twilio")
+    assert sms["from_"] == "+15550000000"
+    assert sms["status_callback"] == PUBLIC + "/api/channels/twilio/status"
+    template = outbound_message(
+        to="whatsapp:+15551234567",
+        text=None,
+        metadata={"content_sid": "HX" + "a" * 32, "content_variables": {"1": "Ada"}},
+    )
+    whatsapp = outbound.create_params(template, settings, "twilio")
+    assert whatsapp["from_"] == "whatsapp:+14155238886"
+    assert whatsapp["to"] == "whatsapp:+15551234567"
+    assert (whatsapp["content_sid"], whatsapp["content_variables"]) == (
+        "HX" + "a" * 32,
+        '{"1": "Ada"}',
+    )
+    assert "body" not in whatsapp
+    service = parse_settings(config(TWILIO_MESSAGING_SERVICE_SID="MG" + "2" * 32))
+    via_service = outbound.create_params(outbound_message(), service, "twilio")
+    assert via_service["messaging_service_sid"] == "MG" + "2" * 32
+    assert "from_" not in via_service
+
+
+def test_send_route_payload_is_checked_before_anything_is_stored() -> None:
+    """The seed's JSON shape: E.164 to, a message unless content_sid, https media, no
+    unknown fields."""
+    to, request = send_request({"to": "+15551234567", "message": "hi", "media_urls": ["https://a"]})
+    assert (to, request.text, request.media, request.metadata) == (
+        "+15551234567",
+        "hi",
+        (Media("https://a"),),
+        {},
+    )
+    _, template = send_request({"to": "+15551234567", "content_sid": "HX1"})
+    assert (template.text, template.metadata) == (None, {"content_sid": "HX1"})
+    for bad in (
+        {"to": "5551234567", "message": "hi"},
+        {"to": "+15551234567"},
+        {"to": "+15551234567", "message": "x" * 1601},
+        {"to": "+15551234567", "message": "hi", "media_urls": ["http://a"]},
+        {"to": "+15551234567", "message": "hi", "media_urls": ["https://a"] * 11},
+        {"to": "+15551234567", "message": "hi", "extra": 1},
+        {"to": "+15551234567", "message": "hi", "content_variables": {}},
+    ):
+        with pytest.raises(InvalidInput):
+            send_request(bad)
+
+
+# the SDK, pointed at a loopback fake ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "rewritten"),
+    [
+        (
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json",
+            "http://127.0.0.1:8/2010-04-01/Accounts/AC1/Messages.json",
+        ),
+        ("https://messaging.twilio.com/v1/Services?x=1", "http://127.0.0.1:8/v1/Services?x=1"),
+        ("https://example.com/twilio.com", "https://example.com/twilio.com"),
+        ("https://eviltwilio.com/a", "https://eviltwilio.com/a"),
+    ],
+)
+def test_rewrite_url(url: str, rewritten: str) -> None:
+    """Only https Twilio hosts move to the base URL; path and query are kept."""
+    assert rewrite_url(url, "http://127.0.0.1:8") == rewritten
+
+
+def test_rewrite_keeps_a_base_path() -> None:
+    """A base URL with a path (a proxy) prefixes the API path."""
+    assert rewrite_url("https://api.twilio.com/x", "https://proxy.test/twilio/") == (
+        "https://proxy.test/twilio/x"
+    )
+
+
+@pytest.fixture
+def loopback_twilio() -> Iterator[FakeProvider]:
+    with FakeProvider() as provider:
+        yield provider
+
+
+def test_the_sdk_sends_to_the_base_url(loopback_twilio: FakeProvider) -> None:
+    """messages.create through our client reaches the fake over real HTTP, with basic auth
+    and the form Twilio expects; the answer's sid and status come back mapped."""
+    loopback_twilio.queue(
+        ScriptedResponse.json(201, {"sid": "SM" + "f" * 32, "status": "accepted"})
+    )
+    settings = parse_settings(config(TWILIO_API_BASE_URL=loopback_twilio.url))
+    result = outbound.deliver(outbound_message(media=(Media("https://m/1"),)), settings, "twilio")
+    assert (result.provider_message_id, result.status) == ("SM" + "f" * 32, DeliveryStatus.QUEUED)
+    (request,) = loopback_twilio.requests
+    assert request.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
+    assert request.headers["authorization"].startswith("Basic ")
+    sent = parse_form(request.body)
+    assert sent["To"] == ["+15551234567"] and sent["Body"] == ["hi"]
+    assert sent["MediaUrl"] == ["https://m/1"]
+    assert sent["StatusCallback"] == [PUBLIC + "/api/channels/twilio/status"]
+
+
+def test_rate_limits_are_retried_then_rejections_are_final(loopback_twilio: FakeProvider) -> None:
+    """429 and 500 are retried (3 attempts in all); a 400 is final with Twilio's code and
+    message."""
+    settings = parse_settings(config(TWILIO_API_BASE_URL=loopback_twilio.url))
+    waits: list[float] = []
+    loopback_twilio.queue(
+        ScriptedResponse.json(429, {"code": 20429, "message": "Too Many Requests"}),
+        ScriptedResponse.json(500, {"code": 20500, "message": "Internal"}),
+        ScriptedResponse.json(201, {"sid": "SM1", "status": "queued"}),
+    )
+    assert outbound.deliver(outbound_message(), settings, "twilio", sleep=waits.append)
+    assert waits == [0.5, 1.0]
+    loopback_twilio.queue(*[ScriptedResponse.json(503, {"code": 20503, "message": "down"})] * 3)
+    with pytest.raises(SendFailed) as unavailable:
+        outbound.deliver(outbound_message(), settings, "twilio", sleep=waits.append)
+    assert (unavailable.value.retryable, unavailable.value.code) == (True, "20503")
+    loopback_twilio.queue(ScriptedResponse.json(400, {"code": 63016, "message": "Outside window"}))
+    with pytest.raises(SendFailed) as rejected:
+        outbound.deliver(outbound_message(), settings, "twilio", sleep=waits.append)
+    assert (rejected.value.retryable, rejected.value.code) == (False, "63016")
+    assert rejected.value.message.startswith("Outside window")
+    assert "content_sid" in rejected.value.message
+    assert rejected.value.details["twilio_status"] == 400
+    assert len(loopback_twilio.requests) == 7
+
+
+def test_health_checks_credentials_once_a_minute(loopback_twilio: FakeProvider) -> None:
+    """The account fetch answers the credentials question; a second report within the
+    minute reuses it; a 401 means rejected."""
+    settings = parse_settings(config(TWILIO_API_BASE_URL=loopback_twilio.url))
+    loopback_twilio.queue(ScriptedResponse.json(200, {"sid": SID, "status": "active"}))
+    report = health.channel_health(settings)
+    assert report.ok and report.checks["credentials"] == "accepted"
+    assert health.channel_health(settings).checks["checked_at"] == report.checks["checked_at"]
+    assert [r.path for r in loopback_twilio.requests] == [f"/2010-04-01/Accounts/{SID}.json"]
+    rejected = parse_settings(
+        config(TWILIO_API_BASE_URL=loopback_twilio.url, TWILIO_AUTH_TOKEN="bad")
+    )
+    loopback_twilio.queue(ScriptedResponse.json(401, {"code": 20003, "message": "Authenticate"}))
+    report = health.channel_health(rejected)
+    assert (report.ok, report.checks["credentials"]) == (False, "rejected")
+    assert "bad" not in report.detail
+
+
+def test_the_client_is_shared_per_settings() -> None:
+    """One SDK client (one connection pool) per settings and timeout."""
+    settings = parse_settings(config())
+    assert twilio_client(settings) is twilio_client(settings)
+    assert twilio_client(settings, timeout=1.0) is not twilio_client(settings)
