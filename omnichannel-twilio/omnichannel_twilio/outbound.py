@@ -141,7 +141,8 @@ def deliver(
     channel: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendResult:
-    """Send ``message``; raises SendFailed (retryable after 429, 5xx, connection errors)."""
+    """Send ``message``; raises SendFailed. 429, 5xx and failures to connect are retried
+    with backoff; a read timeout is not (Twilio may have taken the message)."""
     settings.require_configured(channel)
     params = create_params(message, settings, channel)
     client = twilio_client(settings)
@@ -160,6 +161,15 @@ def deliver(
                 retryable=True,
                 twilio_status=error.status,
             )
+        except requests.exceptions.ReadTimeout:
+            # The request reached Twilio, which may have taken it: sending it again could
+            # deliver it twice. Fail now; the status callback of a message Twilio did take
+            # cannot be matched (its SID never came back), and the caller decides.
+            raise SendFailed(
+                "Twilio did not answer in time; the message may have been sent",
+                code="timeout",
+                retryable=True,
+            ) from None
         except (requests.exceptions.RequestException, TwilioException) as error:
             failure = SendFailed(
                 f"Twilio could not be reached: {type(error).__name__}",

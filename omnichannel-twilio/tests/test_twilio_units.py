@@ -5,6 +5,8 @@ files."""
 
 from __future__ import annotations
 
+import functools
+import socket
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -476,6 +478,27 @@ def test_rate_limits_are_retried_then_rejections_are_final(loopback_twilio: Fake
     assert "content_sid" in rejected.value.message
     assert rejected.value.details["twilio_status"] == 400
     assert len(loopback_twilio.requests) == 7
+
+
+def test_a_read_timeout_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When Twilio took the request but did not answer in time the send is not repeated
+    (that could deliver the message twice): one attempt, then a retryable SendFailed."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        settings = parse_settings(config(TWILIO_API_BASE_URL=url))
+        monkeypatch.setattr(
+            outbound, "twilio_client", functools.partial(twilio_client, timeout=0.3)
+        )
+        with pytest.raises(SendFailed) as timed_out:
+            outbound.deliver(outbound_message(), settings, "twilio", sleep=pytest.fail)
+        accepted, _ = listener.accept()  # the one request: no second connection is waiting
+        accepted.close()
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert (timed_out.value.code, timed_out.value.retryable) == ("timeout", True)
 
 
 def test_health_checks_credentials_once_a_minute(loopback_twilio: FakeProvider) -> None:
