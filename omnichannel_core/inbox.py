@@ -113,7 +113,7 @@ class Inbox:
         ingested = await asyncio.gather(
             *(self.store.ingest_inbound(channel, inbound) for inbound in messages)
         )
-        stored = [item.message.id for item in ingested if item.created]
+        stored = [item.message_id for item in ingested if item.created]
         structlog.contextvars.bind_contextvars(
             message_ids=stored, duplicates=len(ingested) - len(stored)
         )
@@ -121,8 +121,8 @@ class Inbox:
             log.debug(
                 "message_received" if item.created else "message_duplicate_ignored",
                 channel=channel,
-                message_id=item.message.id,
-                conversation_id=item.conversation.id,
+                message_id=item.message_id,
+                conversation_id=item.conversation_id,
             )
         return ingested
 

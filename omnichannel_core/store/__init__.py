@@ -7,6 +7,7 @@ transaction. `tests/store_contract/` pins the contract for every backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -31,14 +32,62 @@ PARKED_STATUS_TTL = timedelta(minutes=15)
 """How long a status update for a provider id not yet recorded is kept, waiting for it."""
 
 
-@attrs.frozen
 class Ingested:
-    """The result of storing an inbound message: the rows it touched and whether it is new."""
+    """The result of storing an inbound message: whether it is new, its ids, and the message,
+    contact and conversation as stored.
 
-    message: Message
-    contact: Contact
-    conversation: Conversation
-    created: bool
+    The three models may be built lazily, on first access: the inbound hot path only needs
+    ``created`` and the ids, and building models costs more than the write itself. Build one
+    eagerly with :meth:`of`.
+    """
+
+    __slots__ = ("_build", "_models", "conversation_id", "created", "message_id")
+
+    def __init__(
+        self,
+        *,
+        created: bool,
+        message_id: str,
+        conversation_id: str,
+        build: Callable[[], tuple[Message, Contact, Conversation]],
+    ) -> None:
+        self.created = created
+        self.message_id = message_id
+        self.conversation_id = conversation_id
+        self._build = build
+        self._models: tuple[Message, Contact, Conversation] | None = None
+
+    @classmethod
+    def of(
+        cls, message: Message, contact: Contact, conversation: Conversation, created: bool
+    ) -> Ingested:
+        models = (message, contact, conversation)
+        return cls(
+            created=created,
+            message_id=message.id,
+            conversation_id=conversation.id,
+            build=lambda: models,
+        )
+
+    def _loaded(self) -> tuple[Message, Contact, Conversation]:
+        if self._models is None:
+            self._models = self._build()
+        return self._models
+
+    @property
+    def message(self) -> Message:
+        return self._loaded()[0]
+
+    @property
+    def contact(self) -> Contact:
+        return self._loaded()[1]
+
+    @property
+    def conversation(self) -> Conversation:
+        return self._loaded()[2]
+
+    def __repr__(self) -> str:
+        return f"Ingested(message_id={self.message_id!r}, created={self.created})"
 
 
 @attrs.frozen

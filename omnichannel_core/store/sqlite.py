@@ -25,13 +25,13 @@ from omnichannel_core.serialization import format_timestamp
 from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
 from omnichannel_core.store.cursor import decode_cursor
 from omnichannel_core.store.sqlite_contacts import (
-    apply_consent,
     search_clause,
     search_text,
     upsert_contact,
     upsert_conversation,
 )
 from omnichannel_core.store.sqlite_file import create_private_file, unusable_store
+from omnichannel_core.store.sqlite_ingest import ingest
 from omnichannel_core.store.sqlite_rows import (
     InboundRows,
     contact_from_rows,
@@ -45,7 +45,6 @@ from omnichannel_core.store.sqlite_rows import (
     keyset_page,
     load_contact,
     message_from_row,
-    stored_inbound,
 )
 from omnichannel_core.store.sqlite_runner import SqliteRunner, connect
 from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
@@ -93,48 +92,7 @@ class SqliteStore:
 
     async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
         def write(connection: sqlite3.Connection) -> InboundRows:
-            # Inside the writer's transaction (BEGIN IMMEDIATE holds the write lock), so this
-            # check and the insert below are one atomic step; a duplicate touches nothing.
-            stored = stored_inbound(connection, channel, inbound.provider_message_id)
-            if stored is not None:
-                return stored
-            now = format_timestamp(utcnow())
-            contact = upsert_contact(connection, channel, inbound.sender, inbound.sender_name, now)
-            contact = apply_consent(connection, contact, channel, inbound.consent, now)
-            contact_id = contact[0]["id"]
-            conversation_id = upsert_conversation(
-                connection, contact_id, channel, inbound.reply_to or inbound.sender, now
-            )
-            metadata = dict(inbound.metadata)
-            if inbound.sent_at is not None:
-                metadata["sent_at"] = format_timestamp(inbound.sent_at)
-            message_row = connection.execute(
-                "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
-                " status, text, media, provider_message_id, metadata, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (
-                    new_id("msg"),
-                    conversation_id,
-                    contact_id,
-                    channel,
-                    Direction.INBOUND,
-                    DeliveryStatus.RECEIVED,
-                    inbound.text,
-                    json_text(inbound.media),
-                    inbound.provider_message_id,
-                    json.dumps(metadata, separators=(",", ":")),
-                    now,
-                    now,
-                ),
-            ).fetchone()
-            conversation_row = connection.execute(
-                "UPDATE conversations SET unread_count = unread_count + 1,"
-                " last_activity_at = ?, updated_at = ?,"
-                " status = CASE status WHEN 'resolved' THEN 'open' ELSE status END"
-                " WHERE id = ? RETURNING *",
-                (now, now, conversation_id),
-            ).fetchone()
-            return message_row, contact, conversation_row, True
+            return ingest(connection, channel, inbound, format_timestamp(utcnow()))
 
         return ingested_from_rows(await self._runner.write(write))
 

@@ -178,10 +178,19 @@ def stored_inbound(
 
 
 def ingested_from_rows(rows: InboundRows) -> Ingested:
+    """The result of an ingest; its models are built only if someone reads them."""
     message, contact, conversation, created = rows
+
+    def build() -> tuple[Message, Contact, Conversation]:
+        return (
+            message_from_row(message),
+            contact_from_rows(contact),
+            conversation_from_row(conversation),
+        )
+
     return Ingested(
-        message=message_from_row(message),
-        contact=contact_from_rows(contact),
-        conversation=conversation_from_row(conversation),
         created=created,
+        message_id=message["id"],
+        conversation_id=conversation["id"],
+        build=build,
     )
