@@ -524,3 +524,188 @@ def test_the_client_is_shared_per_settings() -> None:
     settings = parse_settings(config())
     assert twilio_client(settings) is twilio_client(settings)
     assert twilio_client(settings, timeout=1.0) is not twilio_client(settings)
+
+
+# form parsing and signatures against the standard library and the SDK --------------------
+
+TRICKY_FORMS = [
+    "",
+    "&",
+    "&&",
+    "a",
+    "a=",
+    "=b",
+    "=",
+    "==",
+    "a=b=c",
+    "a=1&a=2",
+    "a=2&b=x&a=1&a=2",
+    "a&a=&a=x",
+    "&a=1&&b=2&",
+    "%zz",
+    "%",
+    "%2",
+    "%%41",
+    "a=%zz%41",
+    "+",
+    "a+b=c+d",
+    "%2B=%2b",
+    "a%3Db=c",
+    "a%26b=c%26d",
+    "x=%20+%20",
+    ";",
+    "a=1;b=2",
+    "a;b=c&d",
+    "%00=%00",
+    "ü=ö&€",
+    "é%41=%C3%A9é",
+    "%C3%BC=%E2%82%AC&Body=caf%C3%A9+%F0%9F%98%80",
+    "Body=Hi+there%21+Can+I+move+it%3F+Thanks+%26+bye&From=%2B15551234567",
+    # not UTF-8 once percent-decoded: parse_qs(errors="strict") raises, parse_form refuses
+    "a=%C3",
+    "a=%E2%82",
+    "%FF=1",
+    "a=%ED%A0%80",
+    "é=%A9",
+    "a=%C3é",
+]
+
+
+def stdlib_form(text: str) -> dict[str, list[str]] | str:
+    """What parse_qs makes of the form as the channel used to call it, or "invalid"."""
+    from urllib.parse import parse_qs
+
+    try:
+        return parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=1000)
+    except ValueError:  # UnicodeDecodeError included
+        return "invalid"
+
+
+def our_form(body: bytes) -> dict[str, list[str]] | str:
+    try:
+        return parse_form(body)
+    except InvalidInput:
+        return "invalid"
+
+
+@pytest.mark.parametrize("text", TRICKY_FORMS)
+def test_parse_form_matches_parse_qs_on_tricky_forms(text: str) -> None:
+    """Every edge case (empty fields, no '=', blank values, repeated keys in order, bad and
+    partial escapes, '+', ';' not a separator, non-ASCII, non-UTF-8 escapes) parses exactly as
+    parse_qs(keep_blank_values=True) does, refusals included."""
+    expected = stdlib_form(text)
+    result = our_form(text.encode())
+    assert result == expected
+    if isinstance(result, dict):  # same keys in the same (first-seen) order
+        assert list(result) == list(expected)
+
+
+def test_parse_form_matches_parse_qs_on_every_pairing_of_pieces() -> None:
+    """Property-style: every form built from two or three tricky pieces parses as parse_qs."""
+    import itertools
+
+    pieces = ["", "a", "a=", "=b", "a=1", "a=2", "%41=%42", "+=+", "%zz", "é=%C3%A9", "b;c=d"]
+    checked = 0
+    for count in (2, 3):
+        for combination in itertools.product(pieces, repeat=count):
+            text = "&".join(combination)
+            assert our_form(text.encode()) == stdlib_form(text), text
+            checked += 1
+    assert checked == len(pieces) ** 2 + len(pieces) ** 3
+
+
+def test_parse_form_field_limit_matches_parse_qs() -> None:
+    """1000 fields parse; 1001 (counted by separators, as parse_qs counts) are a 400."""
+    at_limit = "&".join(f"f{i}=v" for i in range(1000))
+    assert our_form(at_limit.encode()) == stdlib_form(at_limit)
+    assert len(parse_form(at_limit.encode())) == 1000
+    over = at_limit + "&"  # an empty 1001st field still counts
+    assert stdlib_form(over) == "invalid"
+    with pytest.raises(InvalidInput, match="more than 1000 fields"):
+        parse_form(over.encode())
+
+
+SIGNED_URLS = [
+    WEBHOOK_URL,
+    "https://omni.example.test:443/api/channels/twilio/webhook",
+    "http://127.0.0.1:8123/api/channels/twilio/webhook?source=sms&x=%20y",
+    "https://omni.example.test/api/channels/twilio/webhook?ünïcode=1",
+]
+
+
+@pytest.mark.parametrize("url", SIGNED_URLS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Body=",
+        "a=2&b=x&a=1&a=2",
+        "A=1&a=1&B=&b=%C3%A9",
+        "MediaUrl1=https%3A%2F%2Fb&MediaUrl0=https%3A%2F%2Fa&MediaUrl0=https%3A%2F%2Fa",
+        "Body=Hi+there%21+%F0%9F%98%80&From=whatsapp%3A%2B15551234567&ProfileName=Zo%C3%AB",
+    ],
+)
+def test_signature_equals_the_sdk_for_many_forms_and_urls(text: str, url: str) -> None:
+    """The direct HMAC-SHA1 is the SDK's compute_signature for the same multi-valued form."""
+    from urllib.parse import parse_qsl
+
+    pairs = parse_qsl(text, keep_blank_values=True)
+    expected = RequestValidator(TOKEN).compute_signature(url, MultiDict(pairs))
+    assert compute_signature(TOKEN, url, parse_form(text.encode())) == expected
+
+
+PORT_URLS = [
+    "https://omni.example.test/api/channels/twilio/webhook",
+    "https://omni.example.test:443/api/channels/twilio/webhook",
+    "http://omni.example.test/api/channels/twilio/webhook",
+    "http://omni.example.test:80/api/channels/twilio/webhook",
+    "http://127.0.0.1:8123/api/channels/twilio/webhook",
+    "http://127.0.0.1/api/channels/twilio/webhook",
+    "https://omni.example.test/api/channels/twilio/webhook?a=1",
+    "https://omni.example.test:443/api/channels/twilio/webhook?a=1",
+    "https://omni.example.test/api/channels/twilio/status",
+]
+
+
+@pytest.mark.parametrize("called", PORT_URLS)
+def test_verify_accepts_the_same_urls_as_the_sdk_validator(called: str) -> None:
+    """For a request on each URL, a signature over each other URL is accepted exactly when
+    the SDK's RequestValidator.validate accepts it (the URL as called, with or without the
+    default port, any port removed), and the parameters come back as parsed."""
+    params = {"MessageSid": "SM1", "Body": "a+b & c", "From": "+15551234567"}
+    validator = RequestValidator(TOKEN)
+    accepted = []
+    for signed in PORT_URLS:
+        signature = validator.compute_signature(signed, params)
+        sdk_accepts = validator.validate(called, params, signature)
+        try:
+            ours = verify_signature(signed_request(params, url=called, signature=signature), TOKEN)
+        except WebhookRejected:
+            ours = None
+        assert (ours is not None) == sdk_accepts, (called, signed)
+        if ours is not None:
+            assert ours == {name: [value] for name, value in params.items()}
+            accepted.append(signed)
+    assert called in accepted
+
+
+def test_verify_accepts_a_signature_with_surrounding_whitespace() -> None:
+    """The presented signature is compared stripped, as before."""
+    signature = RequestValidator(TOKEN).compute_signature(WEBHOOK_URL, {"A": "1"})
+    assert verify_signature(signed_request({"A": "1"}, signature=f" {signature}\t"), TOKEN)
+
+
+def test_verify_refuses_a_body_that_is_not_utf8_even_when_signed() -> None:
+    """A signed body that is not UTF-8 form data is InvalidInput (400), checked before the
+    signature."""
+    request = signed_request({"A": "1"})
+    bad = WebhookRequest(
+        method="POST",
+        url=request.url,
+        path=request.path,
+        headers=request.headers,
+        query={},
+        body=b"Body=%C3",
+    )
+    with pytest.raises(InvalidInput):
+        verify_signature(bad, TOKEN)
