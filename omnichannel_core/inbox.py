@@ -110,9 +110,12 @@ class Inbox:
         """
         if not messages:
             return []
-        ingested = await asyncio.gather(
-            *(self.store.ingest_inbound(channel, inbound) for inbound in messages)
-        )
+        if len(messages) == 1:  # the usual webhook: no tasks to make
+            ingested = [await self.store.ingest_inbound(channel, messages[0])]
+        else:
+            ingested = await asyncio.gather(
+                *(self.store.ingest_inbound(channel, inbound) for inbound in messages)
+            )
         stored = [item.message_id for item in ingested if item.created]
         structlog.contextvars.bind_contextvars(
             message_ids=stored, duplicates=len(ingested) - len(stored)

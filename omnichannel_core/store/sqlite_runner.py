@@ -68,11 +68,25 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
-    """Hand a job's outcome to its caller's event loop; a loop that has closed meanwhile
-    (its caller gave up) is nobody to tell, and must not stop the writer."""
-    with contextlib.suppress(RuntimeError):
-        job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+Outcome = tuple[_Job, Any, BaseException | None]
+
+
+def _settle_all(outcomes: list[Outcome]) -> None:
+    for job, result, error in outcomes:
+        _settle(job.future, result, error)
+
+
+def _resolve(outcomes: list[Outcome]) -> None:
+    """Hand each job's outcome to its caller's event loop: one wake-up per loop for the whole
+    batch, not one per job (each wake-up is a system call and a GIL hand-over). A loop that
+    has closed meanwhile (its caller gave up) is nobody to tell, and must not stop the
+    writer."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_all, settled)
 
 
 class _JobFailed(Exception):
@@ -152,12 +166,12 @@ class SqliteRunner:
                         try:
                             connection = connect(self.path)
                         except Exception as error:
-                            for job in batch:
-                                _resolve(job, None, error)
+                            _resolve([(job, None, error) for job in batch])
                             batch = []
                     if batch:
                         with self._write_lock():
-                            self._run_batch(connection, batch)
+                            outcomes = self._run_batch(connection, batch)
+                        _resolve(outcomes)  # after the lock: the other workers go on
                 if stop:
                     return
         finally:
@@ -198,7 +212,7 @@ class SqliteRunner:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @classmethod
-    def _run_batch(cls, connection: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run_batch(cls, connection: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
         """Run the batch in one transaction. First without savepoints (two statements fewer
         per job); if a job raises, roll back and run the batch again with a savepoint per job,
         so that job fails alone. Jobs only read and write the connection, so a rerun is safe."""
@@ -208,8 +222,7 @@ class SqliteRunner:
             outcomes = cls._run_in_transaction(connection, batch, savepoints=True)
         except BaseException as error:
             outcomes = [(job, None, error) for job in batch]
-        for job, result, error in outcomes:
-            _resolve(job, result, error)
+        return outcomes
 
     @staticmethod
     def _run_in_transaction(
