@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -18,6 +19,8 @@ OMNICHANNEL_APP = "omnichannel_core.app:get_app()"
 BARE_APP = "bench.bare_app:app"
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 20
+IDLE_POLL_SECONDS = 0.25
+IDLE_WAIT_SECONDS = 15.0
 HOST = "127.0.0.1"
 
 
@@ -124,6 +127,38 @@ class GunicornServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+
+    def worker_cpu_seconds(self) -> float | None:
+        """User + system CPU so far of the master's children (the workers, all their
+        threads), from /proc; None where there is no /proc."""
+        if self.process is None:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        try:
+            children = set()
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+                children.update((task / "children").read_text().split())
+            total = 0
+            for pid in children:
+                with contextlib.suppress(FileNotFoundError):  # a worker that just exited
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        except OSError:
+            return None
+        return total / tick
+
+    def idle_worker_cpu_seconds(self) -> float | None:
+        """:meth:`worker_cpu_seconds` once every worker is up and idle (it stops growing),
+        so that what is measured after it leaves the workers' start-up out."""
+        deadline = time.monotonic() + IDLE_WAIT_SECONDS
+        previous = self.worker_cpu_seconds()
+        while previous is not None and time.monotonic() < deadline:
+            time.sleep(IDLE_POLL_SECONDS)
+            current = self.worker_cpu_seconds()
+            if current == previous:
+                return current
+            previous = current
+        return previous
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
