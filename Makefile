@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench bench-twilio clean
 
 CHANNELS := omnichannel-twilio
 
@@ -28,6 +28,10 @@ lint: $(BIN)/.installed
 ## bench: the inbound webhook benchmark beside a bare Falcon responder
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.inbound_webhooks
+
+## bench-twilio: Twilio webhooks beside bare Falcon and Twilio's Flask quickstart
+bench-twilio: $(BIN)/.installed
+	$(BIN)/python -m bench.twilio_webhooks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
