@@ -77,3 +77,12 @@ class SendFailed(OmnichannelError):
         super().__init__(message, code=code, **details)
         self.code = code
         self.retryable = retryable
+
+
+class SendOutcomeUnknown(OmnichannelError):
+    """The request reached the provider but no answer came back (a read timeout, a connection
+    dropped after sending): the message may or may not have been sent.
+
+    Raised by ``send`` implementations instead of retrying, which could deliver twice. The
+    core leaves the message ``sending`` (not failed) for a status callback to settle.
+    """

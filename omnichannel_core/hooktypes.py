@@ -97,6 +97,12 @@ class StatusUpdate:
     error_code: str | None = attrs.field(default=None, validator=_optional_text)
     error_message: str | None = attrs.field(default=None, validator=_optional_text)
     at: datetime | None = None
+    message_id: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_identifier)
+    )
+    """The core's message id, when the provider hands it back (e.g. in a status callback URL
+    the channel set): it finds a message whose provider id was never recorded, such as one
+    whose send timed out after the provider took it."""
 
 
 @attrs.frozen

@@ -19,9 +19,11 @@ from omnichannel_core.errors import (
     ChannelUnavailable,
     Conflict,
     HookNotImplemented,
+    NotFound,
     OmnichannelError,
     RecipientOptedOut,
     SendFailed,
+    SendOutcomeUnknown,
 )
 from omnichannel_core.hooktypes import (
     ChannelHealth,
@@ -33,8 +35,8 @@ from omnichannel_core.hooktypes import (
     WebhookResponse,
     WebhookResult,
 )
-from omnichannel_core.models import Conversation, DeliveryStatus, Media, Message
-from omnichannel_core.store import Ingested, Store
+from omnichannel_core.models import Conversation, DeliveryStatus, Direction, Media, Message
+from omnichannel_core.store import Ingested, StatusApplied, Store
 
 log = structlog.get_logger("omnichannel.inbox")
 
@@ -46,7 +48,8 @@ class ChannelFailed(OmnichannelError):
 class DeliveryFailed(OmnichannelError):
     """An outbound message was stored but the channel could not deliver it.
 
-    ``message`` is the stored message, now ``failed``; ``cause`` is what the channel raised.
+    ``stored`` is the stored message: ``failed``, or ``sending`` when the outcome is unknown
+    (:class:`SendOutcomeUnknown`); ``cause`` is what the channel raised.
     """
 
     def __init__(self, stored: Message, cause: OmnichannelError) -> None:
@@ -131,7 +134,9 @@ class Inbox:
 
     async def apply_statuses(self, channel: str, statuses: tuple[StatusUpdate, ...]) -> None:
         for update in statuses:
-            applied = await self.store.apply_status(channel, update)
+            applied = await self._apply_by_message_id(channel, update)
+            if applied is None:
+                applied = await self.store.apply_status(channel, update)
             if applied.message is None:
                 # Kept briefly: the callback may have beaten send's answer to the core. It is
                 # applied when the provider id is recorded, or dropped after a while.
@@ -148,6 +153,32 @@ class Inbox:
                     message_id=applied.message.id,
                     status=applied.message.status,
                 )
+
+    async def _apply_by_message_id(
+        self, channel: str, update: StatusUpdate
+    ) -> StatusApplied | None:
+        """Apply an update that names our message id to that message when its provider id was
+        never recorded (the send's answer was lost): record the id, then move forward. None
+        when the update does not name such a message of this channel."""
+        if update.message_id is None:
+            return None
+        try:
+            message = await self.store.get_message(update.message_id)
+        except NotFound:
+            return None
+        if (
+            message.channel != channel
+            or message.direction is not Direction.OUTBOUND
+            or message.provider_message_id is not None
+        ):
+            return None
+        return await self.store.advance_message(
+            message.id,
+            update.status,
+            provider_message_id=update.provider_message_id,
+            error_code=update.error_code,
+            error_message=update.error_message,
+        )
 
     # outbound ------------------------------------------------------------------------
 
@@ -251,6 +282,11 @@ class Inbox:
                     f"channel {channel!r} send returned {type(result).__name__}, not SendResult",
                     channel=channel,
                 )
+        except SendOutcomeUnknown as error:
+            applied = await self.store.advance_message(message.id, DeliveryStatus.SENDING)
+            assert applied.message is not None
+            log.warning("message_send_outcome_unknown", channel=channel, message_id=message.id)
+            raise DeliveryFailed(applied.message, error) from None
         except (SendFailed, ChannelUnavailable, ChannelFailed) as error:
             await self._fail(message, error)
         except Exception as error:  # a plugin bug must not lose the stored message's state

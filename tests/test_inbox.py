@@ -8,10 +8,12 @@ import json
 from falcon import testing
 
 from omnichannel_core import hookimpl
+from omnichannel_core.errors import SendOutcomeUnknown
 from omnichannel_core.hooktypes import (
     InboundMessage,
     OutboundMessage,
     SendResult,
+    StatusUpdate,
     WebhookRequest,
     WebhookResult,
 )
@@ -146,3 +148,52 @@ def test_reply_to_an_opted_out_contact_is_refused_until_they_opt_in(tmp_path):
         assert sent.json["status"] == "sent"
 
     run_app(tmp_path, {"kw": Keywords()}, scenario)
+
+
+class LostAnswer:
+    """A channel whose provider takes every message but whose answer never arrives; its
+    status callbacks name our message id (as a callback URL the channel set would)."""
+
+    @hookimpl
+    def receive(self, request: WebhookRequest) -> WebhookResult:
+        item = json.loads(request.body)
+        return WebhookResult(messages=(InboundMessage(item["id"], item["from"], text="hi"),))
+
+    @hookimpl
+    async def send(self, message: OutboundMessage) -> SendResult:
+        raise SendOutcomeUnknown("the provider's answer was lost")
+
+    @hookimpl
+    def status(self, request: WebhookRequest) -> WebhookResult:
+        update = StatusUpdate(
+            provider_message_id="P-1",
+            status="delivered",
+            message_id=request.query["message_id"],
+        )
+        return WebhookResult(statuses=(update,))
+
+
+def test_a_lost_send_answer_leaves_the_message_sending_for_its_callback(tmp_path):
+    """When the provider may have taken the message (SendOutcomeUnknown) the reply answers
+    504 send_outcome_unknown and the message stays `sending`, not failed; a status callback
+    naming our message id then records the provider id and moves it forward."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        body = json.dumps({"id": "in-1", "from": "+1555"})
+        await conductor.simulate_post("/api/channels/lost/webhook", body=body)
+        listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
+        path = f"/api/conversations/{listed.json['items'][0]['id']}/messages"
+        lost = await conductor.simulate_post(path, json={"text": "hello"}, headers=AUTH)
+        assert lost.status_code == 504
+        assert lost.json["error"] == "send_outcome_unknown"
+        message_id = lost.json["message_id"]
+        assert lost.json["stored_message"]["status"] == "sending"
+        callback = await conductor.simulate_post(
+            "/api/channels/lost/status", params={"message_id": message_id}, body=b""
+        )
+        assert callback.status_code == 200
+        settled = await conductor.simulate_get(f"/api/messages/{message_id}", headers=AUTH)
+        assert settled.json["status"] == "delivered"
+        assert settled.json["provider_message_id"] == "P-1"
+
+    run_app(tmp_path, {"lost": LostAnswer()}, scenario)

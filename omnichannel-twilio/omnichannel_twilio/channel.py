@@ -50,7 +50,8 @@ class TwilioChannel:
     @hookimpl
     async def status(self, channel: str, request: WebhookRequest, config: Config) -> WebhookResult:
         _, auth_token = TwilioSettings.from_config(config).require_credentials(channel)
-        return status_result(verify_signature(request, auth_token))
+        params = verify_signature(request, auth_token)
+        return status_result(params, message_id=request.query.get("message_id"))
 
     @hookimpl
     def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:

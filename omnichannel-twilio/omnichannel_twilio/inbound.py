@@ -19,9 +19,12 @@ from omnichannel_twilio.signature import first
 
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 TWIML_CONTENT_TYPE = "text/xml"
-MAX_MEDIA_ITEMS = 100
+MAX_MEDIA_ITEMS = 10
+"""Twilio delivers at most 10 media items per message."""
 
-OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+OPT_OUT_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
 OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
 OPT_OUT_TYPES = {"STOP": Consent.OPT_OUT, "START": Consent.OPT_IN}
 
@@ -34,8 +37,12 @@ def _required(params: Mapping[str, list[str]], *names: str) -> str:
     raise InvalidInput(f"{names[0]}: required", field=names[0])
 
 
-def consent_of(params: Mapping[str, list[str]]) -> Consent | None:
-    """Opt-out or opt-in: Twilio's ``OptOutType`` when present, else the body as a keyword."""
+def consent_of(params: Mapping[str, list[str]], kind: str) -> Consent | None:
+    """Opt-out or opt-in, for SMS only (Twilio's keyword handling is SMS's; on WhatsApp
+    "Cancel" is just a word in a chat): ``OptOutType`` when present, else the body as one of
+    Twilio's default keywords."""
+    if kind != "sms":
+        return None
     opt_out_type = first(params, "OptOutType")
     if opt_out_type is not None:
         return OPT_OUT_TYPES.get(opt_out_type.strip().upper())
@@ -47,13 +54,21 @@ def consent_of(params: Mapping[str, list[str]]) -> Consent | None:
     return None
 
 
+def _count(raw: str | None) -> int | None:
+    """A small count Twilio sent (``NumMedia``, ``NumSegments``), or None when unusable."""
+    value = (raw or "").strip()
+    if value.isascii() and value.isdigit() and len(value) <= 4:
+        return int(value)
+    return None
+
+
 def media_of(params: Mapping[str, list[str]]) -> tuple[Media, ...]:
-    """Every item ``NumMedia`` announces: ``MediaUrl{i}`` with ``MediaContentType{i}``."""
-    raw = (first(params, "NumMedia") or "0").strip()
-    if not raw.isdigit() or int(raw) > MAX_MEDIA_ITEMS:
-        raise InvalidInput(f"NumMedia: must be a whole number up to {MAX_MEDIA_ITEMS}")
+    """Every media item: ``MediaUrl{i}`` with ``MediaContentType{i}`` for i below
+    ``NumMedia``. The message is signed by Twilio, so an odd ``NumMedia`` does not lose it:
+    the items present are kept (at most 10)."""
+    announced = _count(first(params, "NumMedia"))
     items = []
-    for index in range(int(raw)):
+    for index in range(min(MAX_MEDIA_ITEMS, MAX_MEDIA_ITEMS if announced is None else announced)):
         url = first(params, f"MediaUrl{index}")
         if url:
             items.append(Media(url=url, content_type=first(params, f"MediaContentType{index}")))
@@ -83,12 +98,6 @@ def location_of(params: Mapping[str, list[str]]) -> dict[str, Any] | None:
     return location
 
 
-def _segments(raw: str | None) -> int | str | None:
-    if raw is None:
-        return None
-    return int(raw) if raw.isdigit() else raw
-
-
 def inbound_message(params: Mapping[str, list[str]]) -> InboundMessage:
     """The message a verified webhook carries; InvalidInput without ``MessageSid``/``From``."""
     sid = _required(params, "MessageSid", "SmsSid")
@@ -98,7 +107,7 @@ def inbound_message(params: Mapping[str, list[str]]) -> InboundMessage:
     if not number:
         raise InvalidInput("From: has no address after whatsapp:", field="From")
     twilio: dict[str, Any] = {"to": first(params, "To"), "kind": kind}
-    segments = _segments(first(params, "NumSegments"))
+    segments = _count(first(params, "NumSegments"))
     if segments is not None:
         twilio["num_segments"] = segments
     metadata: dict[str, Any] = {"twilio": twilio}
@@ -113,7 +122,7 @@ def inbound_message(params: Mapping[str, list[str]]) -> InboundMessage:
         "text": first(params, "Body") or None,
         "media": media_of(params),
         "metadata": metadata,
-        "consent": consent_of(params),
+        "consent": consent_of(params, kind),
     }
     try:
         return InboundMessage(**fields)

@@ -12,13 +12,15 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import attrs
 import requests
 import structlog
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from omnichannel_core.errors import SendFailed
+from omnichannel_core.errors import SendFailed, SendOutcomeUnknown
 from omnichannel_core.hooktypes import OutboundMessage, SendResult
 from omnichannel_core.models import DeliveryStatus
 from omnichannel_twilio.api_client import twilio_client
@@ -86,7 +88,11 @@ def create_params(message: OutboundMessage, settings: TwilioSettings, channel: s
         raise SendFailed("nothing to send: give a body, media or a content_sid", code="empty")
     params: dict[str, Any] = {
         "to": recipient.address,
-        "status_callback": settings.status_callback_url(channel),
+        # our id rides in the (signed) callback URL: the callback finds the message even
+        # when Twilio's answer to this request, and so the SID, never arrives
+        "status_callback": settings.status_callback_url(channel)
+        + "?"
+        + urlencode({"message_id": message.id}),
     }
     if recipient.kind == "whatsapp":
         params["from_"] = WHATSAPP_PREFIX + (settings.whatsapp_number or "")
@@ -131,6 +137,16 @@ def rejected(error: TwilioRestException | TwilioServiceException) -> SendFailed:
     )
 
 
+def _never_reached_twilio(error: Exception) -> bool:
+    """True when the request provably never left: no connection could be made."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return isinstance(reason, NewConnectionError | NameResolutionError)
+    return False
+
+
 def _is_retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -141,8 +157,8 @@ def deliver(
     channel: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendResult:
-    """Send ``message``; raises SendFailed. 429, 5xx and failures to connect are retried
-    with backoff; a read timeout is not (Twilio may have taken the message)."""
+    """Send ``message``; raises SendFailed, or SendOutcomeUnknown when Twilio got the request
+    but its answer was lost. 429, 5xx and failures to connect are retried with backoff."""
     settings.require_configured(channel)
     params = create_params(message, settings, channel)
     client = twilio_client(settings)
@@ -161,16 +177,17 @@ def deliver(
                 retryable=True,
                 twilio_status=error.status,
             )
-        except requests.exceptions.ReadTimeout:
-            # The request reached Twilio, which may have taken it: sending it again could
-            # deliver it twice. Fail now; the status callback of a message Twilio did take
-            # cannot be matched (its SID never came back), and the caller decides.
-            raise SendFailed(
-                "Twilio did not answer in time; the message may have been sent",
-                code="timeout",
-                retryable=True,
-            ) from None
         except (requests.exceptions.RequestException, TwilioException) as error:
+            if not _never_reached_twilio(error):
+                # The request went out and the answer was lost (a read timeout, a connection
+                # dropped after sending): Twilio may have taken the message, and sending it
+                # again could deliver it twice. The status callback (its URL names our
+                # message id) settles the message later.
+                raise SendOutcomeUnknown(
+                    f"Twilio's answer was lost ({type(error).__name__}); the message may have"
+                    " been sent: do not resend, its status callback will settle it",
+                    channel=channel,
+                ) from None
             failure = SendFailed(
                 f"Twilio could not be reached: {type(error).__name__}",
                 code="unreachable",

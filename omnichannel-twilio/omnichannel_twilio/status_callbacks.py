@@ -43,10 +43,11 @@ def map_status(twilio_status: str | None) -> DeliveryStatus | None:
     return STATUS_MAP.get((twilio_status or "").strip().lower())
 
 
-def status_result(params: Mapping[str, list[str]]) -> WebhookResult:
+def status_result(params: Mapping[str, list[str]], message_id: str | None = None) -> WebhookResult:
     """The update a verified status callback carries (none for inbound or unknown statuses).
 
-    InvalidInput when ``MessageSid`` or ``MessageStatus`` is missing.
+    ``message_id`` is our id from the callback URL's query (set on every send, covered by
+    the signature). InvalidInput when ``MessageSid`` or ``MessageStatus`` is missing.
     """
     sid = first(params, "MessageSid") or first(params, "SmsSid")
     twilio_status = first(params, "MessageStatus") or first(params, "SmsStatus")
@@ -65,6 +66,7 @@ def status_result(params: Mapping[str, list[str]]) -> WebhookResult:
             status=status,
             error_code=first(params, "ErrorCode") or None,
             error_message=first(params, "ErrorMessage") or None,
+            message_id=message_id or None,
         )
     except (TypeError, ValueError) as error:  # a SID longer than the core accepts
         raise InvalidInput(f"MessageSid: {error}", field="MessageSid") from None

@@ -36,6 +36,12 @@ STATUS_CALLBACK = PUBLIC_URL + STATUS_PATH
 MEDIA = [f"https://cdn.example.test/pictures/{n}.jpg" for n in range(3)]
 
 
+def callback_for(message: dict) -> str:
+    """The status callback URL set for a stored message: the public status route, with our
+    message id in the query (signed by Twilio with the rest of the URL)."""
+    return f"{STATUS_CALLBACK}?message_id={message['id']}"
+
+
 def test_send_sms_route_calls_twilio_with_everything(client, fake_twilio: FakeTwilio):
     """POST send/sms reaches Twilio's Messages.json with basic auth, To, From = the SMS
     number, Body, every MediaUrl and the StatusCallback on the public URL; the answer is the
@@ -54,8 +60,8 @@ def test_send_sms_route_calls_twilio_with_everything(client, fake_twilio: FakeTw
     assert sent.param("From") == PHONE_NUMBER
     assert sent.param("Body") == "Your order shipped"
     assert sent.form["MediaUrl"] == MEDIA
-    assert sent.param("StatusCallback") == STATUS_CALLBACK
     message = response.json()
+    assert sent.param("StatusCallback") == f"{STATUS_CALLBACK}?message_id={message['id']}"
     assert message["provider_message_id"] == sid
     assert message["status"] == "queued"
     assert message["direction"] == "outbound"
@@ -74,7 +80,7 @@ def test_send_whatsapp_route_uses_the_whatsapp_addresses(client, inbox, fake_twi
     [sent] = fake_twilio.message_requests(to="whatsapp:" + phone)
     assert sent.param("From") == "whatsapp:" + WHATSAPP_NUMBER
     assert sent.param("Body") == "Hi on WhatsApp"
-    assert sent.param("StatusCallback") == STATUS_CALLBACK
+    assert sent.param("StatusCallback") == callback_for(response.json())
     assert inbox.contact_of(phone)["identities"] == [{"channel": "twilio", "address": phone}]
     assert inbox.conversation_of(phone)["address"] == "whatsapp:" + phone
 
@@ -101,7 +107,7 @@ def test_reply_in_conversation_goes_through_twilio(client, inbox, fake_twilio):
     [sent] = fake_twilio.message_requests(to="whatsapp:" + phone)
     assert sent.param("Body") == "here they are"
     assert sent.form["MediaUrl"] == MEDIA
-    assert sent.param("StatusCallback") == STATUS_CALLBACK
+    assert sent.param("StatusCallback") == callback_for(response.json())
     assert response.json()["provider_message_id"].startswith("SM")
 
 
@@ -292,7 +298,7 @@ def test_whatsapp_template_sends_content_sid_and_variables_without_body(
     assert json.loads(sent.param("ContentVariables")) == variables
     assert "Body" not in sent.form
     assert sent.param("From") == "whatsapp:" + WHATSAPP_NUMBER
-    assert sent.param("StatusCallback") == STATUS_CALLBACK
+    assert sent.param("StatusCallback") == callback_for(response.json())
 
 
 def test_secrets_and_bodies_stay_out_of_the_log(client, twilio_server, fake_twilio):

@@ -27,7 +27,8 @@ def test_sms_goes_through_the_messaging_service(messaging_service_server, fake_t
     [sent] = fake_twilio.message_requests(to=phone)
     assert sent.param("MessagingServiceSid") == MESSAGING_SERVICE_SID
     assert "From" not in sent.form
-    assert sent.param("StatusCallback") == PUBLIC_URL + STATUS_PATH
+    message_id = response.json()["id"]
+    assert sent.param("StatusCallback") == f"{PUBLIC_URL}{STATUS_PATH}?message_id={message_id}"
 
 
 def test_whatsapp_sender_defaults_to_the_phone_number(messaging_service_server, fake_twilio):

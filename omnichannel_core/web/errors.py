@@ -24,6 +24,7 @@ from omnichannel_core.errors import (
     OmnichannelError,
     RecipientOptedOut,
     SendFailed,
+    SendOutcomeUnknown,
     Unauthenticated,
     WebhookRejected,
 )
@@ -85,7 +86,9 @@ async def handle_delivery_failed(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, error: DeliveryFailed, params: Any
 ) -> None:
     cause = error.cause
-    if isinstance(cause, SendFailed):
+    if isinstance(cause, SendOutcomeUnknown):
+        status, code = 504, "send_outcome_unknown"
+    elif isinstance(cause, SendFailed):
         status, code = (502, "provider_unavailable") if cause.retryable else (422, "send_rejected")
     else:
         status, code = _status_of(cause)

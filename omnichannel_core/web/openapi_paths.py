@@ -37,6 +37,12 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "`provider_unavailable` (retry later) or `channel_failed`: not delivered.",
     ),
     "ChannelUnavailable": ("503", "Error", "`channel_unavailable`: the channel is not configured."),
+    "SendOutcomeUnknown": (
+        "504",
+        "DeliveryError",
+        "`send_outcome_unknown`: the provider got the request but its answer was lost; the"
+        " message stays `sending` until a status callback settles it. Do not resend.",
+    ),
     "SendUnavailable": (
         "503",
         "DeliveryError",
@@ -311,7 +317,7 @@ def send_responses() -> dict[str, Schema]:
         **ok("Message", "Sent: the new message with its delivery status.", "201"),
         **ok("Message", "Replayed: the message this Idempotency-Key already sent."),
         **errors(*WRITE_ERRORS, "NotFound", "Conflict", "SendRejected", "NotImplemented"),
-        **errors("SendFailed", "SendUnavailable"),
+        **errors("SendFailed", "SendOutcomeUnknown", "SendUnavailable"),
     }
 
 

@@ -168,7 +168,9 @@ def envelope_schemas() -> dict[str, Schema]:
         },
         "DeliveryError": {
             "allOf": [ref("Error")],
-            "description": "The message was stored but not delivered; it is now `failed`.",
+            "description": (
+                "The message was stored but not delivered: now `failed` (`sending` for 504)."
+            ),
             "properties": {
                 "message_id": {"type": "string"},
                 "code": {**nullable("string"), "description": "the provider's error code"},
