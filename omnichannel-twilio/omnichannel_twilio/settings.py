@@ -106,9 +106,9 @@ def parse_settings(config: Config) -> TwilioSettings:
     """Read the ``TWILIO_*`` variables and ``OMNICHANNEL_PUBLIC_URL`` from ``config``.
 
     Required: ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``TWILIO_PHONE_NUMBER`` (not
-    required when ``TWILIO_MESSAGING_SERVICE_SID`` is set: SMS then go through the service,
-    WhatsApp from ``TWILIO_WHATSAPP_NUMBER``) and ``OMNICHANNEL_PUBLIC_URL`` (the status
-    callback URL of every send is built from it).
+    required when both ``TWILIO_MESSAGING_SERVICE_SID`` and ``TWILIO_WHATSAPP_NUMBER`` are
+    set: SMS then go through the service, WhatsApp from that number) and
+    ``OMNICHANNEL_PUBLIC_URL`` (the status callback URL of every send is built from it).
     """
     account_sid = _value(config, "TWILIO_ACCOUNT_SID")
     auth_token = _value(config, "TWILIO_AUTH_TOKEN")

@@ -140,7 +140,7 @@ def test_unconfigured_reply_is_503(unconfigured_server):
 
 
 @pytest.mark.parametrize("hook", ["webhook", "status"])
-def test_unconfigured_webhooks_are_503_so_twilio_retries(unconfigured_server, hook):
+def test_unconfigured_webhooks_are_503_never_500(unconfigured_server, hook):
     """Webhook and status callback on an unconfigured channel: 503 (Twilio retries later),
     never 500, and nothing stored."""
     phone = unique_phone()
@@ -152,3 +152,99 @@ def test_unconfigured_webhooks_are_503_so_twilio_retries(unconfigured_server, ho
         assert response.status_code == 503, response.text
         assert response.json()["error"] == "channel_unavailable"
         assert client.get("/api/contacts", params={"q": phone}).json()["items"] == []
+
+
+# a slow Twilio ----------------------------------------------------------------------------
+
+
+class SlowTwilio:
+    """A loopback Twilio whose account fetch is held until :meth:`release`: the status line
+    and a header every half second (so no read timeout ends the wait), then the account."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+        self.fetches: list[str] = []
+        slow = self
+
+        class HeldAccount(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                slow.fetches.append(self.path)
+                slow.arrived.set()
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                while not slow.released.wait(0.5):
+                    self.wfile.write(b"X-Still-Thinking: yes\r\n")
+                body = b'{"sid": "%s", "status": "active"}' % ACCOUNT_SID.encode()
+                self.wfile.write(
+                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), HeldAccount)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.serving = threading.Thread(target=self.server.serve_forever)
+
+    def __enter__(self) -> SlowTwilio:
+        self.serving.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.serving.join(10)
+
+
+def test_health_polls_answer_at_once_while_twilio_is_slow(tmp_path):
+    """While the one credentials check waits on a slow Twilio, every concurrent health poll
+    answers at once with 503 "credentials check in progress" (none waits for the check or
+    starts another); once Twilio answers, the channel is healthy, after one account fetch."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from twilio_signing import PHONE_NUMBER, PUBLIC_URL
+
+    from tests.support.server import running_server
+
+    with SlowTwilio() as slow:
+        env = {
+            "OMNICHANNEL_DISABLE_PLUGINS": "",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_PHONE_NUMBER": PHONE_NUMBER,
+            "TWILIO_WHATSAPP_NUMBER": None,
+            "TWILIO_MESSAGING_SERVICE_SID": None,
+            "TWILIO_API_BASE_URL": slow.url,
+            "OMNICHANNEL_PUBLIC_URL": PUBLIC_URL,
+        }
+        with running_server(tmp_path, env) as server, server.client() as client:
+            client.get(HEALTH)  # starts the check, if the server's start-up poll did not
+            assert slow.arrived.wait(10), "health never asked Twilio"
+
+            def poll(_: int) -> tuple[int, dict]:
+                with server.client() as own:
+                    response = own.get(HEALTH)
+                return response.status_code, response.json()
+
+            with ThreadPoolExecutor(24) as threads:
+                answers = list(threads.map(poll, range(24)))
+            for status, body in answers:
+                assert status == 503
+                assert (body["ok"], body["detail"]) == (False, "credentials check in progress")
+                assert body["checks"]["credentials"] == "checking"
+            slow.released.set()
+            for _ in range(100):
+                body = client.get(HEALTH).json()
+                if body["checks"]["credentials"] != "checking":
+                    break
+                time.sleep(0.1)
+            assert (body["ok"], body["checks"]["credentials"]) == (True, "accepted")
+    assert slow.fetches == [f"/2010-04-01/Accounts/{ACCOUNT_SID}.json"]

@@ -22,7 +22,13 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable, InvalidInput, SendFailed, WebhookRejected
+from omnichannel_core.errors import (
+    ChannelUnavailable,
+    InvalidInput,
+    SendFailed,
+    SendOutcomeUnknown,
+    WebhookRejected,
+)
 from omnichannel_core.hooktypes import OutboundMessage, WebhookRequest
 from omnichannel_core.models import Consent, DeliveryStatus, Media
 from tests.support.fake_provider import FakeProvider, ScriptedResponse
@@ -358,7 +364,7 @@ def test_sms_whatsapp_and_template_parameters() -> None:
     settings = parse_settings(config(TWILIO_WHATSAPP_NUMBER="+14155238886"))
     sms = outbound.create_params(outbound_message(text="x" * 1600), settings, "twilio")
     assert sms["from_"] == "+15550000000"
-    assert sms["status_callback"] == PUBLIC + "/api/channels/twilio/status"
+    assert sms["status_callback"] == PUBLIC + "/api/channels/twilio/status?message_id=msg_1"
     template = outbound_message(
         to="whatsapp:+15551234567",
         text=None,
@@ -451,7 +457,7 @@ def test_the_sdk_sends_to_the_base_url(loopback_twilio: FakeProvider) -> None:
     sent = parse_form(request.body)
     assert sent["To"] == ["+15551234567"] and sent["Body"] == ["hi"]
     assert sent["MediaUrl"] == ["https://m/1"]
-    assert sent["StatusCallback"] == [PUBLIC + "/api/channels/twilio/status"]
+    assert sent["StatusCallback"] == [PUBLIC + "/api/channels/twilio/status?message_id=msg_1"]
 
 
 def test_rate_limits_are_retried_then_rejections_are_final(loopback_twilio: FakeProvider) -> None:
@@ -482,7 +488,7 @@ def test_rate_limits_are_retried_then_rejections_are_final(loopback_twilio: Fake
 
 def test_a_read_timeout_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     """When Twilio took the request but did not answer in time the send is not repeated
-    (that could deliver the message twice): one attempt, then a retryable SendFailed."""
+    (that could deliver the message twice): one attempt, then SendOutcomeUnknown."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -491,14 +497,13 @@ def test_a_read_timeout_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(
             outbound, "twilio_client", functools.partial(twilio_client, timeout=0.3)
         )
-        with pytest.raises(SendFailed) as timed_out:
+        with pytest.raises(SendOutcomeUnknown):
             outbound.deliver(outbound_message(), settings, "twilio", sleep=pytest.fail)
         accepted, _ = listener.accept()  # the one request: no second connection is waiting
         accepted.close()
         listener.settimeout(0.2)
         with pytest.raises(TimeoutError):
             listener.accept()
-    assert (timed_out.value.code, timed_out.value.retryable) == ("timeout", True)
 
 
 def test_health_checks_credentials_once_a_minute(loopback_twilio: FakeProvider) -> None:
@@ -709,3 +714,136 @@ def test_verify_refuses_a_body_that_is_not_utf8_even_when_signed() -> None:
     )
     with pytest.raises(InvalidInput):
         verify_signature(bad, TOKEN)
+
+
+# health checks while Twilio is slow, and the client shared by the hook threads -------------
+
+
+def _answer_account(connection: socket.socket) -> None:
+    """Read one request from ``connection`` and answer it as Twilio's account fetch would."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(4096)
+        if not chunk:
+            return
+        received += chunk
+    body = b'{"sid": "%s", "status": "active"}' % SID.encode()
+    connection.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def test_health_checks_run_one_at_a_time_without_making_others_wait() -> None:
+    """While one thread asks Twilio, another health report answers at once: "checking" (not
+    ok, no checked_at) before any answer is known, the last answer once one is; the running
+    check then stores its own answer."""
+    import threading
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        settings = parse_settings(config(TWILIO_API_BASE_URL=url))
+
+        first = threading.Thread(target=health.check_credentials, args=(settings,))
+        first.start()
+        connection, _ = listener.accept()  # the first check is now waiting for Twilio
+        report = health.channel_health(settings)
+        assert (report.ok, report.detail) == (False, "credentials check in progress")
+        assert report.checks["credentials"] == "checking"
+        assert "checked_at" not in report.checks
+        connection.close()  # Twilio hangs up without answering
+        first.join(10)
+        stale = health.check_credentials(settings)
+        assert stale.outcome == "unreachable"
+
+        later = time.monotonic() + 2 * health.CHECK_TTL_SECONDS  # the cached answer expired
+        second = threading.Thread(target=health.check_credentials, args=(settings, later))
+        second.start()
+        connection, _ = listener.accept()
+        assert health.check_credentials(settings, now=later) == stale
+        _answer_account(connection)
+        connection.close()
+        second.join(10)
+    assert not first.is_alive() and not second.is_alive()
+    report = health.channel_health(settings)
+    assert (report.ok, report.checks["credentials"]) == (True, "accepted")
+
+
+def test_a_silent_twilio_fails_the_health_check_within_the_core_limit() -> None:
+    """Twilio taking the connection but never answering: the check gives up after its 2 s
+    read timeout, well within the core's 5 s limit on a health hook, as "unreachable"."""
+    import time
+
+    from omnichannel_core.web.channel_routes import HEALTH_TIMEOUT_SECONDS
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        settings = parse_settings(
+            config(TWILIO_API_BASE_URL=f"http://127.0.0.1:{listener.getsockname()[1]}")
+        )
+        started = time.monotonic()
+        check = health.check_credentials(settings)
+        elapsed = time.monotonic() - started
+    assert (check.outcome, check.detail) == (
+        "unreachable",
+        "Twilio could not be reached: ReadTimeout",
+    )
+    assert elapsed < HEALTH_TIMEOUT_SECONDS
+
+
+def test_one_shared_client_answers_each_hook_thread_over_kept_connections() -> None:
+    """As many threads as the channel has hook threads fetch through one cached client at
+    the same moment, twice: each gets the answer to its own request, and the second round
+    reuses the first round's connections (the pool keeps one per hook thread)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from omnichannel_core.dispatch import HOOK_THREADS_PER_CHANNEL
+
+    together = threading.Barrier(HOOK_THREADS_PER_CHANNEL, timeout=10)
+    client_ports: list[int] = []
+
+    class EchoAccount(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, so connections can be reused
+
+        def do_GET(self) -> None:
+            client_ports.append(self.client_address[1])
+            together.wait()  # every request is in flight at once before any is answered
+            sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
+            body = b'{"sid": "%s", "status": "active"}' % sid.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoAccount)
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        client = twilio_client(parse_settings(config(TWILIO_API_BASE_URL=url)))
+        sids = [f"AC{n:032d}" for n in range(HOOK_THREADS_PER_CHANNEL)]
+
+        def fetch(sid: str) -> str:
+            return client.api.v2010.accounts(sid).fetch().sid
+
+        with ThreadPoolExecutor(HOOK_THREADS_PER_CHANNEL) as threads:
+            for _ in range(2):
+                assert list(threads.map(fetch, sids)) == sids
+        client.http_client.session.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(10)
+    assert len(client_ports) == 2 * HOOK_THREADS_PER_CHANNEL
+    assert len(set(client_ports)) == HOOK_THREADS_PER_CHANNEL
