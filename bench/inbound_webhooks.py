@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,23 +24,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.command import (
+    BenchmarkFailed,
+    add_load_arguments,
+    check_load_arguments,
+    run_command,
+)
 from bench.servers import (
     BARE_APP,
     HOST,
     OMNICHANNEL_APP,
     REPO_ROOT,
     GunicornServer,
-    ServerFailed,
     free_port,
     server_environment,
 )
 
 GENERATOR_GRACE_SECONDS = 120
-MAX_REQUESTS = 1_000_000
-
-
-class BenchmarkFailed(Exception):
-    """The run did not hold up: a non-200, a connection error, or a lost message."""
 
 
 def run_generator(port: int, secret: str, run_id: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -198,61 +197,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.inbound_webhooks",
         description="Signed inbound webhooks through omnichannel vs a bare Falcon app.",
     )
-    parser.add_argument("--requests", type=int, default=50_000, help="timed requests per target")
-    parser.add_argument("--warmup", type=int, default=1_000, help="untimed requests first")
-    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
-    parser.add_argument(
-        "--duration", type=float, default=120.0, help="stop sending after this many seconds"
-    )
-    parser.add_argument(
-        "--senders", type=int, default=1000, help="distinct customer addresses in the bodies"
-    )
-    parser.add_argument(
-        "--log-level",
-        default="warning",
-        choices=("debug", "info", "warning", "error"),
-        help="OMNICHANNEL_LOG_LEVEL of both servers (info adds two log lines per webhook)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    add_load_arguments(parser, default_requests=50_000)
     args = parser.parse_args(argv)
-    if not 1 <= args.requests <= MAX_REQUESTS:
-        parser.error(f"--requests must be between 1 and {MAX_REQUESTS}")
-    if not 0 <= args.warmup <= MAX_REQUESTS:
-        parser.error(f"--warmup must be between 0 and {MAX_REQUESTS}")
-    if not 1 <= args.concurrency <= 1000:
-        parser.error("--concurrency must be between 1 and 1000")
-    if not 1 <= args.workers <= 64:
-        parser.error("--workers must be between 1 and 64")
-    if not 0 < args.duration <= 600:
-        parser.error("--duration must be above 0 and at most 600 seconds")
-    if args.senders < 1:
-        parser.error("--senders must be at least 1")
+    check_load_arguments(parser, args)
     return args
 
 
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # so the servers are stopped by the finally blocks
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        results = run(args)
-    except (BenchmarkFailed, ServerFailed) as error:
-        sys.stderr.write(f"benchmark failed: {error}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("benchmark interrupted; servers stopped\n")
-        return 130
-    if args.json:
-        for report in results["targets"]:
-            report.pop("server_log_tail", None)
-        sys.stdout.write(json.dumps(results, indent=2) + "\n")
-    else:
-        sys.stdout.write(render(results) + "\n")
-    return 1 if results["problems"] else 0
+    return run_command(parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -38,14 +37,19 @@ from typing import Any
 
 import attrs
 
-from bench.inbound_webhooks import GENERATOR_GRACE_SECONDS, MAX_REQUESTS, BenchmarkFailed, problems
+from bench.command import (
+    BenchmarkFailed,
+    add_load_arguments,
+    check_load_arguments,
+    run_command,
+)
+from bench.inbound_webhooks import GENERATOR_GRACE_SECONDS, problems
 from bench.servers import (
     BARE_APP,
     HOST,
     OMNICHANNEL_APP,
     REPO_ROOT,
     GunicornServer,
-    ServerFailed,
     free_port,
     server_environment,
 )
@@ -358,10 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.twilio_webhooks",
         description="Signed Twilio webhooks through omnichannel vs bare Falcon and Flask.",
     )
-    parser.add_argument("--requests", type=int, default=20_000, help="timed requests per target")
-    parser.add_argument("--warmup", type=int, default=1_000, help="untimed requests first")
-    parser.add_argument("--concurrency", type=int, default=64, help="connections at once")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    add_load_arguments(parser, default_requests=20_000)
     parser.add_argument(
         "--flask-workers",
         type=parse_flask_workers,
@@ -369,59 +370,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gunicorn worker classes to serve Flask with (default: sync,gthread)",
     )
     parser.add_argument("--flask-threads", type=int, default=4, help="threads per gthread worker")
-    parser.add_argument(
-        "--duration", type=float, default=120.0, help="stop sending after this many seconds"
-    )
-    parser.add_argument(
-        "--senders", type=int, default=1000, help="distinct customer numbers in the webhooks"
-    )
-    parser.add_argument(
-        "--log-level",
-        default="warning",
-        choices=("debug", "info", "warning", "error"),
-        help="OMNICHANNEL_LOG_LEVEL (and gunicorn's) of every server",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
-    if not 1 <= args.requests <= MAX_REQUESTS:
-        parser.error(f"--requests must be between 1 and {MAX_REQUESTS}")
-    if not 0 <= args.warmup <= MAX_REQUESTS:
-        parser.error(f"--warmup must be between 0 and {MAX_REQUESTS}")
-    if not 1 <= args.concurrency <= 1000:
-        parser.error("--concurrency must be between 1 and 1000")
-    if not 1 <= args.workers <= 64:
-        parser.error("--workers must be between 1 and 64")
+    check_load_arguments(parser, args)
     if not 1 <= args.flask_threads <= 64:
         parser.error("--flask-threads must be between 1 and 64")
-    if not 0 < args.duration <= 600:
-        parser.error("--duration must be above 0 and at most 600 seconds")
-    if args.senders < 1:
-        parser.error("--senders must be at least 1")
     return args
 
 
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # so the servers are stopped by the finally blocks
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        results = run(args)
-    except (BenchmarkFailed, ServerFailed) as error:
-        sys.stderr.write(f"benchmark failed: {error}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("benchmark interrupted; servers stopped\n")
-        return 130
-    if args.json:
-        for report in results["targets"]:
-            report.pop("server_log_tail", None)
-        sys.stdout.write(json.dumps(results, indent=2) + "\n")
-    else:
-        sys.stdout.write(render(results) + "\n")
-    return 1 if results["problems"] else 0
+    return run_command(parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

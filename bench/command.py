@@ -1,0 +1,84 @@
+"""What every benchmark command shares: the load options, their checks, and running the
+command so that servers are stopped on Ctrl-C or SIGTERM and failures exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bench.servers import ServerFailed
+
+MAX_REQUESTS = 1_000_000
+
+
+class BenchmarkFailed(Exception):
+    """The load generator failed, or a target answered something other than 200."""
+
+
+def add_load_arguments(parser: argparse.ArgumentParser, default_requests: int) -> None:
+    parser.add_argument(
+        "--requests", type=int, default=default_requests, help="timed requests per target"
+    )
+    parser.add_argument("--warmup", type=int, default=1_000, help="untimed requests first")
+    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument(
+        "--duration", type=float, default=120.0, help="stop sending after this many seconds"
+    )
+    parser.add_argument(
+        "--senders", type=int, default=1000, help="distinct customer addresses in the bodies"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="OMNICHANNEL_LOG_LEVEL of every server (info adds one line per request)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+
+
+def check_load_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 1 <= args.requests <= MAX_REQUESTS:
+        parser.error(f"--requests must be between 1 and {MAX_REQUESTS}")
+    if not 0 <= args.warmup <= MAX_REQUESTS:
+        parser.error(f"--warmup must be between 0 and {MAX_REQUESTS}")
+    if not 1 <= args.concurrency <= 1000:
+        parser.error("--concurrency must be between 1 and 1000")
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be between 1 and 64")
+    if not 0 < args.duration <= 600:
+        parser.error("--duration must be above 0 and at most 600 seconds")
+    if args.senders < 1:
+        parser.error("--senders must be at least 1")
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # so the servers are stopped by the finally blocks
+
+
+def run_command(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run a benchmark and print its results; the exit status says whether it held."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        results = run(args)
+    except (BenchmarkFailed, ServerFailed) as error:
+        sys.stderr.write(f"benchmark failed: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("benchmark interrupted; servers stopped\n")
+        return 130
+    if args.json:
+        for report in results["targets"]:
+            report.pop("server_log_tail", None)
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(results) + "\n")
+    return 1 if results["problems"] else 0
