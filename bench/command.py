@@ -6,13 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from bench.servers import ServerFailed
+from bench.servers import HOST, REPO_ROOT, ServerFailed
 
 MAX_REQUESTS = 1_000_000
+GENERATOR_GRACE_SECONDS = 120
 
 
 class BenchmarkFailed(Exception):
@@ -54,6 +58,47 @@ def check_load_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error("--duration must be above 0 and at most 600 seconds")
     if args.senders < 1:
         parser.error("--senders must be at least 1")
+
+
+def run_load_generator(port: int, args: argparse.Namespace, *options: str) -> dict[str, Any]:
+    """Run ``bench.load_generator`` in its own process against ``port`` with the load options
+    of ``args`` and the target's own ``options``; returns its JSON report."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load_generator",
+        f"--host={HOST}",
+        f"--port={port}",
+        f"--requests={args.requests}",
+        f"--warmup={args.warmup}",
+        f"--concurrency={args.concurrency}",
+        f"--duration={args.duration}",
+        f"--senders={args.senders}",
+        *options,
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        out, err = process.communicate(timeout=args.duration * 2 + GENERATOR_GRACE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    if process.returncode != 0:
+        raise BenchmarkFailed(f"load generator exited {process.returncode}: {err.decode()}")
+    return json.loads(out)
+
+
+def stored_messages(database: Path, channel: str) -> int:
+    """How many messages of ``channel`` the store holds, read through a connection of our
+    own (read-only, so the count cannot disturb the server)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        query = "SELECT count(*) FROM messages WHERE channel = ?"
+        return connection.execute(query, (channel,)).fetchone()[0]
+    finally:
+        connection.close()
 
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:

@@ -14,10 +14,7 @@ connection error or a missing message makes the exit status non-zero. See docs/b
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,61 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.command import (
-    BenchmarkFailed,
     add_load_arguments,
     check_load_arguments,
     run_command,
+    run_load_generator,
+    stored_messages,
 )
 from bench.servers import (
     BARE_APP,
-    HOST,
     OMNICHANNEL_APP,
-    REPO_ROOT,
     GunicornServer,
     free_port,
     server_environment,
 )
-
-GENERATOR_GRACE_SECONDS = 120
-
-
-def run_generator(port: int, secret: str, run_id: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run the load generator in its own process; returns its JSON report."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.load_generator",
-        f"--host={HOST}",
-        f"--port={port}",
-        f"--secret={secret}",
-        f"--run-id={run_id}",
-        f"--requests={args.requests}",
-        f"--warmup={args.warmup}",
-        f"--concurrency={args.concurrency}",
-        f"--duration={args.duration}",
-        f"--senders={args.senders}",
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        out, err = process.communicate(timeout=args.duration * 2 + GENERATOR_GRACE_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
-    if process.returncode != 0:
-        raise BenchmarkFailed(f"load generator exited {process.returncode}: {err.decode()}")
-    return json.loads(out)
-
-
-def stored_messages(database: Path) -> int:
-    """How many messages the store holds, read through a connection of our own."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
-    finally:
-        connection.close()
 
 
 def problems(report: dict[str, Any], phase: str) -> list[str]:
@@ -106,10 +61,10 @@ def measure(name: str, app: str, args: argparse.Namespace, root: Path) -> dict[s
     server = GunicornServer(name, app, workdir, env)
     try:
         server.start()
-        report = run_generator(port, secret, run_id, args)
+        report = run_load_generator(port, args, f"--secret={secret}", f"--run-id={run_id}")
         if name == "omnichannel":
             answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
-            stored = stored_messages(workdir / "data" / "omnichannel.db")
+            stored = stored_messages(workdir / "data" / "omnichannel.db", "http")
             report["durability"] = {
                 "answered_200": answered,
                 "stored": stored,

@@ -25,10 +25,7 @@ missed target is reported, not a failure. See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,13 +39,13 @@ from bench.command import (
     add_load_arguments,
     check_load_arguments,
     run_command,
+    run_load_generator,
+    stored_messages,
 )
-from bench.inbound_webhooks import GENERATOR_GRACE_SECONDS, problems
+from bench.inbound_webhooks import problems
 from bench.servers import (
     BARE_APP,
-    HOST,
     OMNICHANNEL_APP,
-    REPO_ROOT,
     GunicornServer,
     free_port,
     server_environment,
@@ -138,48 +135,18 @@ def twilio_environment(
 def run_generator(
     port: int, account: TwilioAccount, target: Target, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Run the load generator in its own process; returns its JSON report."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.load_generator",
+    """The load generator's report for ``target``: signed Twilio SMS webhooks."""
+    return run_load_generator(
+        port,
+        args,
         "--kind=twilio",
-        f"--host={HOST}",
-        f"--port={port}",
         f"--auth-token={account.auth_token}",
         f"--account-sid={account.account_sid}",
         f"--to-number={TWILIO_PHONE_NUMBER}",
         f"--public-url={PUBLIC_URL}",
         f"--run-id={secrets.token_hex(4)}",
-        f"--requests={args.requests}",
-        f"--warmup={args.warmup}",
-        f"--concurrency={args.concurrency}",
-        f"--duration={args.duration}",
-        f"--senders={args.senders}",
         *(["--connection-per-request"] if target.connection_per_request else []),
-    ]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    try:
-        out, err = process.communicate(timeout=args.duration * 2 + GENERATOR_GRACE_SECONDS)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
-    if process.returncode != 0:
-        raise BenchmarkFailed(f"load generator exited {process.returncode}: {err.decode()}")
-    return json.loads(out)
-
-
-def stored_twilio_messages(database: Path) -> int:
-    """How many Twilio messages the store holds, read through a connection of our own."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    try:
-        query = "SELECT count(*) FROM messages WHERE channel = 'twilio'"
-        return connection.execute(query).fetchone()[0]
-    finally:
-        connection.close()
 
 
 def check_signing(report: dict[str, Any], target: Target) -> None:
@@ -210,7 +177,7 @@ def measure(
         report["server_cpu_us_per_request"] = cpu_per_request(cpu_before, cpu_after, report)
         if target.name == "omnichannel":
             answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
-            stored = stored_twilio_messages(workdir / "data" / "omnichannel.db")
+            stored = stored_messages(workdir / "data" / "omnichannel.db", "twilio")
             report["durability"] = {
                 "answered_200": answered,
                 "stored": stored,
