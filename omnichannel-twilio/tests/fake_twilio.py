@@ -17,15 +17,15 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 import uuid
 from collections import deque
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+
+from tests.support.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
 
 API_VERSION = "2010-04-01"
 ERROR_DOCS = "https://www.twilio.com/docs/errors/"
@@ -116,33 +116,8 @@ class FakeTwilio:
         self.requests: list[TwilioRequest] = []
         self.script: deque[MessageAnswer] = deque()
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, answer, delay = fake._answer(self.command, self.path, self.headers, body)
-                if delay:
-                    time.sleep(delay)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = FakeProvider(answer=self._respond, keep_alive=True)
+        self.url = self._http.url
 
     # scripting and inspection ---------------------------------------------------------
 
@@ -168,12 +143,18 @@ class FakeTwilio:
 
     # answering -------------------------------------------------------------------------
 
-    def _answer(
-        self, method: str, raw_path: str, headers: Any, body: bytes
-    ) -> tuple[int, dict[str, Any], float]:
-        path = urlsplit(raw_path).path
+    def _respond(self, received: RecordedRequest) -> ScriptedResponse:
+        status, answer, delay = self._answer(received)
+        return ScriptedResponse(
+            status, json.dumps(answer).encode(), "application/json; charset=utf-8", delay
+        )
+
+    def _answer(self, received: RecordedRequest) -> tuple[int, dict[str, Any], float]:
+        path = urlsplit(received.path).path
+        body = received.body
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True) if body else {}
-        request = TwilioRequest(method, path, {k.lower(): v for k, v in headers.items()}, form)
+        request = TwilioRequest(received.method, path, received.headers, form)
+        method = request.method
         with self._lock:
             self.requests.append(request)
         if request.basic_auth != (self.account_sid, self.auth_token):
@@ -242,10 +223,8 @@ class FakeTwilio:
         }
 
     def __enter__(self) -> FakeTwilio:
-        self._thread.start()
+        self._http.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.__exit__(*exc)

@@ -1,11 +1,14 @@
-"""A fake provider API over real HTTP on loopback: records every request, answers from a
-script (queue of responses), or with a default."""
+"""A fake provider API over real HTTP on loopback: records every request, and answers from
+a script (queue of responses), a default, or a function that shapes the answer like the
+provider's (``answer``), as the fake Twilio API does."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,39 +28,50 @@ class RecordedRequest:
 
 @attrs.frozen
 class ScriptedResponse:
+    """One answer; ``delay`` seconds pass before it is sent."""
+
     status: int = 200
     body: bytes = b"{}"
     content_type: str = "application/json"
+    delay: float = 0.0
 
     @classmethod
-    def json(cls, status: int, data: Any) -> ScriptedResponse:
-        return cls(status, json.dumps(data).encode())
+    def json(cls, status: int, data: Any, delay: float = 0.0) -> ScriptedResponse:
+        return cls(status, json.dumps(data).encode(), "application/json", delay)
 
 
 class FakeProvider:
     """``with FakeProvider() as provider:`` serves on ``provider.url`` until the block ends."""
 
-    def __init__(self, default: ScriptedResponse | None = None) -> None:
+    def __init__(
+        self,
+        default: ScriptedResponse | None = None,
+        answer: Callable[[RecordedRequest], ScriptedResponse] | None = None,
+        keep_alive: bool = False,
+    ) -> None:
+        """:param answer: when given, makes every answer (the script and default are unused).
+        :param keep_alive: speak HTTP/1.1 and keep connections open, as real APIs do."""
         self.default = default or ScriptedResponse()
+        self.answer = answer
         self.requests: list[RecordedRequest] = []
         self.script: deque[ScriptedResponse] = deque()
         self._lock = threading.Lock()
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                request = RecordedRequest(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 with provider._lock:
-                    provider.requests.append(
-                        RecordedRequest(
-                            self.command,
-                            self.path,
-                            {k.lower(): v for k, v in self.headers.items()},
-                            body,
-                        )
-                    )
-                    answer = provider.script.popleft() if provider.script else provider.default
+                    provider.requests.append(request)
+                answer = provider.answer(request) if provider.answer else provider._scripted()
+                if answer.delay:
+                    time.sleep(answer.delay)
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
@@ -70,8 +84,13 @@ class FakeProvider:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True  # kept-alive connections must not block shutdown
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _scripted(self) -> ScriptedResponse:
+        with self._lock:
+            return self.script.popleft() if self.script else self.default
 
     def queue(self, *responses: ScriptedResponse) -> None:
         with self._lock:
