@@ -212,8 +212,7 @@ class SqliteStore:
         return await self._runner.read(lambda c: fetch_message(c, message_id))
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
-        if cursor:
-            decode_cursor(cursor, 2)  # a bad cursor is the caller's error, raised here
+        after = decode_cursor(cursor, 2) if cursor else None  # a bad cursor: InvalidInput
 
         def read(connection: sqlite3.Connection) -> Page:
             fetch_conversation(connection, conversation_id)
@@ -221,7 +220,7 @@ class SqliteStore:
                 connection,
                 "SELECT * FROM messages WHERE conversation_id = ?",
                 [conversation_id],
-                cursor,
+                after,
                 ("created_at", "id"),
                 descending=False,
                 limit=limit,
@@ -263,8 +262,7 @@ class SqliteStore:
         return await self._runner.write(write)
 
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        if cursor:
-            decode_cursor(cursor, 2)
+        after = decode_cursor(cursor, 2) if cursor else None
 
         def read(connection: sqlite3.Connection) -> Page:
             clause, params = search_clause(search)
@@ -274,7 +272,7 @@ class SqliteStore:
                 connection,
                 select,
                 params,
-                cursor,
+                after,
                 ("created_at", "id"),
                 descending=True,
                 limit=limit,
@@ -318,8 +316,7 @@ class SqliteStore:
         cursor: str | None,
         limit: int,
     ) -> Page:
-        if cursor:
-            decode_cursor(cursor, 2)
+        after = decode_cursor(cursor, 2) if cursor else None
 
         def read(connection: sqlite3.Connection) -> Page:
             select = "SELECT * FROM conversations WHERE 1 = 1"
@@ -332,7 +329,7 @@ class SqliteStore:
                 connection,
                 select,
                 params,
-                cursor,
+                after,
                 ("last_activity_at", "id"),
                 descending=True,
                 limit=limit,

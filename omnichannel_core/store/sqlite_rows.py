@@ -24,7 +24,7 @@ from omnichannel_core.models import (
 )
 from omnichannel_core.serialization import converter, parse_timestamp
 from omnichannel_core.store import Ingested
-from omnichannel_core.store.cursor import decode_cursor, encode_cursor
+from omnichannel_core.store.cursor import encode_cursor
 
 
 def json_text(value: Any) -> str:
@@ -126,18 +126,18 @@ def keyset_page(
     connection: sqlite3.Connection,
     select: str,
     params: list[Any],
-    cursor: str | None,
+    after: list[Any] | None,
     key: tuple[str, str],
     descending: bool,
     limit: int,
     build: Callable[[sqlite3.Row], Any],
 ) -> Page:
     """One page of ``select`` (which ends in a WHERE clause) ordered by the two ``key``
-    columns, continuing after the row the cursor names."""
+    columns, continuing after ``after``, the key a decoded cursor holds."""
     first, second = key
-    if cursor:
+    if after:
         select += f" AND ({first}, {second}) {'<' if descending else '>'} (?, ?)"
-        params = [*params, *decode_cursor(cursor, 2)]
+        params = [*params, *after]
     direction = "DESC" if descending else "ASC"
     select += f" ORDER BY {first} {direction}, {second} {direction} LIMIT ?"
     rows = connection.execute(select, [*params, limit + 1]).fetchall()
