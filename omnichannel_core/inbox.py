@@ -40,6 +40,9 @@ from omnichannel_core.store import Ingested, StatusApplied, Store
 
 log = structlog.get_logger("omnichannel.inbox")
 
+HEALTH_TIMEOUT_SECONDS = 5.0
+"""The longest a channel's ``health`` hook is waited for."""
+
 
 class ChannelFailed(OmnichannelError):
     """A channel's hook raised something it should not have, or returned the wrong type."""
@@ -330,11 +333,18 @@ class Inbox:
     # health --------------------------------------------------------------------------
 
     async def channel_health(self, channel: str) -> ChannelHealth:
-        """The channel's report; raises HookNotImplemented when it has no ``health``."""
+        """The channel's report, or a failed one when it takes longer than
+        ``HEALTH_TIMEOUT_SECONDS`` (a sync health hook that hangs keeps its thread, but nobody
+        waits for it); raises HookNotImplemented when it has no ``health``."""
         try:
-            result = await self.dispatcher.call(channel, "health", config=self.config)
+            result = await asyncio.wait_for(
+                self.dispatcher.call(channel, "health", config=self.config),
+                HEALTH_TIMEOUT_SECONDS,
+            )
         except HookNotImplemented:
             raise
+        except TimeoutError:
+            return ChannelHealth(ok=False, detail="health check timed out")
         except Exception as error:
             log.exception("channel_health_crashed", channel=channel)
             return ChannelHealth(ok=False, detail=f"health check failed: {type(error).__name__}")

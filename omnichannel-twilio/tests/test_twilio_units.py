@@ -778,7 +778,7 @@ def test_a_silent_twilio_fails_the_health_check_within_the_core_limit() -> None:
     read timeout, well within the core's 5 s limit on a health hook, as "unreachable"."""
     import time
 
-    from omnichannel_core.web.channel_routes import HEALTH_TIMEOUT_SECONDS
+    from omnichannel_core.inbox import HEALTH_TIMEOUT_SECONDS
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

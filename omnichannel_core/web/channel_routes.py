@@ -10,7 +10,6 @@ at all: :func:`channel_resources` raises before anything is added to the app.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import re
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ import falcon.asgi
 
 from omnichannel_core.config import Config
 from omnichannel_core.errors import NotFound, PluginLoadError
-from omnichannel_core.hooktypes import ChannelHealth, ChannelRoute
+from omnichannel_core.hooktypes import ChannelRoute
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.serialization import to_json
 from omnichannel_core.web import payloads
@@ -29,7 +28,6 @@ from omnichannel_core.web.body import read_json_object, webhook_request
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "websocket")
 ROUTE_PATH = re.compile(r"^[A-Za-z0-9_.~{}:-]+(/[A-Za-z0-9_.~{}:-]+)*$")
-HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 def channel_prefix(channel: str) -> str:
@@ -85,21 +83,11 @@ class ChannelMessages(_ChannelResource):
         resp.media = to_json(message)
 
 
-async def channel_health_within(inbox: Inbox, channel: str) -> ChannelHealth:
-    """The channel's health report, or a failed one when it takes longer than
-    ``HEALTH_TIMEOUT_SECONDS`` (a sync health hook that hangs keeps its thread, but nobody
-    waits for it)."""
-    try:
-        return await asyncio.wait_for(inbox.channel_health(channel), HEALTH_TIMEOUT_SECONDS)
-    except TimeoutError:
-        return ChannelHealth(ok=False, detail="health check timed out")
-
-
 class ChannelHealthResource(_ChannelResource):
     """``GET .../health``: the channel's own health report."""
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        health = await channel_health_within(self.inbox, self.channel)  # 501 without the hook
+        health = await self.inbox.channel_health(self.channel)  # 501 without the hook
         resp.status = 200 if health.ok else 503
         resp.media = {"channel": self.channel, **to_json(health)}
 

@@ -15,7 +15,6 @@ from omnichannel_core import __version__
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.plugins import LoadedPlugins
 from omnichannel_core.serialization import to_json
-from omnichannel_core.web.channel_routes import channel_health_within
 
 log = structlog.get_logger("omnichannel.health")
 
@@ -45,7 +44,7 @@ class Health:
     ``HEAD /health``: the same status, no body.
 
     The store and the channels are asked at once, each with its own time limit, so one slow
-    channel delays the answer by at most ``HEALTH_TIMEOUT_SECONDS``.
+    channel delays the answer by at most ``inbox.HEALTH_TIMEOUT_SECONDS``.
     """
 
     public_methods = frozenset({"GET", "HEAD"})
@@ -64,7 +63,7 @@ class Health:
     async def _channel_report(self, channel: str) -> dict:
         if not self.inbox.dispatcher.implements(channel, "health"):
             return {"ok": True, "detail": "no health hook", "checks": {}}
-        return to_json(await channel_health_within(self.inbox, channel))
+        return to_json(await self.inbox.channel_health(channel))
 
     async def report(self) -> tuple[int, dict]:
         """The status code and the body of the answer."""
