@@ -15,7 +15,7 @@ from typing import Any
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import Consent, ConversationStatus
 from omnichannel_core.store.search import search_tokens, search_words
-from omnichannel_core.store.sqlite_rows import ContactRows, contact_rows
+from omnichannel_core.store.sqlite_rows import ContactRows
 
 _WHITESPACE = re.compile(r"\s")
 
@@ -63,37 +63,79 @@ def recompute_search_terms(connection: sqlite3.Connection) -> None:
         )
 
 
+SENDER = """
+SELECT contacts.*,
+    (SELECT json_group_array(json_array(channel, address)) FROM (
+        SELECT channel, address FROM identities AS known
+        WHERE known.contact_id = contacts.id ORDER BY channel, address
+    )) AS identity_list,
+    conversations.id AS conversation_id,
+    conversations.address AS conversation_address
+FROM identities
+JOIN contacts ON contacts.id = identities.contact_id
+LEFT JOIN conversations
+    ON conversations.contact_id = contacts.id AND conversations.channel = identities.channel
+WHERE identities.channel = ? AND identities.address = ?
+"""
+"""One read of everything about the contact at an address: its row, its identities as JSON,
+and its conversation on that channel (columns ``conversation_id``, ``conversation_address``;
+NULL when it has none yet)."""
+
+
+def find_sender(connection: sqlite3.Connection, channel: str, address: str) -> sqlite3.Row | None:
+    """The contact reached at ``address`` on ``channel`` (see :data:`SENDER`), or None."""
+    return connection.execute(SENDER, (channel, address)).fetchone()
+
+
+def insert_contact(
+    connection: sqlite3.Connection,
+    channel: str,
+    address: str,
+    display_name: str | None,
+    contact_id: str,
+    now: str,
+) -> ContactRows:
+    """A new contact with its one identity."""
+    row = connection.execute(
+        "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) RETURNING *",
+        (contact_id, display_name, search_text(display_name, [address]), now, now),
+    ).fetchone()
+    connection.execute(
+        "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
+        (channel, address, contact_id),
+    )
+    return row, [{"channel": channel, "address": address}]
+
+
+def known_contact(
+    connection: sqlite3.Connection, sender: sqlite3.Row, display_name: str | None, now: str
+) -> ContactRows:
+    """A found contact's rows, with the name filled in when it had none."""
+    identities = [
+        {"channel": channel, "address": address}
+        for channel, address in json.loads(sender["identity_list"])
+    ]
+    if not display_name or sender["display_name"] is not None:
+        return sender, identities
+    addresses = [identity["address"] for identity in identities]
+    row = connection.execute(
+        "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
+        " WHERE id = ? RETURNING *",
+        (display_name, search_text(display_name, addresses), now, sender["id"]),
+    ).fetchone()
+    return row, identities
+
+
 def upsert_contact(
     connection: sqlite3.Connection, channel: str, address: str, display_name: str | None, now: str
 ) -> ContactRows:
     """The contact reached at ``address`` on ``channel``, created if new; a name given when
     the contact has none fills it in."""
-    row = connection.execute(
-        "SELECT contacts.* FROM identities JOIN contacts ON contacts.id = identities.contact_id"
-        " WHERE identities.channel = ? AND identities.address = ?",
-        (channel, address),
-    ).fetchone()
-    if row is None:
-        contact_id = new_id("ct")
-        row = connection.execute(
-            "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING *",
-            (contact_id, display_name, search_text(display_name, [address]), now, now),
-        ).fetchone()
-        connection.execute(
-            "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
-            (channel, address, contact_id),
-        )
-        return row, [{"channel": channel, "address": address}]
-    row, identities = contact_rows(connection, row)
-    if display_name and row["display_name"] is None:
-        addresses = [identity["address"] for identity in identities]
-        row = connection.execute(
-            "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
-            " WHERE id = ? RETURNING *",
-            (display_name, search_text(display_name, addresses), now, row["id"]),
-        ).fetchone()
-    return row, identities
+    sender = find_sender(connection, channel, address)
+    if sender is None:
+        return insert_contact(connection, channel, address, display_name, new_id("ct"), now)
+    return known_contact(connection, sender, display_name, now)
 
 
 def apply_consent(

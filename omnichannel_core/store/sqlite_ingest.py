@@ -16,35 +16,24 @@ from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, DeliveryStatus, Direction
 from omnichannel_core.serialization import format_timestamp
-from omnichannel_core.store.sqlite_contacts import apply_consent, search_text
+from omnichannel_core.store.sqlite_contacts import (
+    apply_consent,
+    find_sender,
+    insert_contact,
+    known_contact,
+)
 from omnichannel_core.store.sqlite_rows import (
-    ContactRows,
     InboundRows,
     json_text,
     stored_inbound,
 )
-
-SENDER = """
-SELECT contacts.*,
-    (SELECT json_group_array(json_array(channel, address)) FROM (
-        SELECT channel, address FROM identities AS known
-        WHERE known.contact_id = contacts.id ORDER BY channel, address
-    )) AS identity_list,
-    conversations.id AS conversation_id,
-    conversations.address AS conversation_address
-FROM identities
-JOIN contacts ON contacts.id = identities.contact_id
-LEFT JOIN conversations
-    ON conversations.contact_id = contacts.id AND conversations.channel = identities.channel
-WHERE identities.channel = ? AND identities.address = ?
-"""
 
 
 def ingest(
     connection: sqlite3.Connection, channel: str, inbound: InboundMessage, now: str
 ) -> InboundRows:
     """Store ``inbound`` (deduped), creating or updating its contact and conversation."""
-    sender = connection.execute(SENDER, (channel, inbound.sender)).fetchone()
+    sender = find_sender(connection, channel, inbound.sender)
     contact_id = sender["id"] if sender else new_id("ct")
     conversation_id = (sender and sender["conversation_id"]) or new_id("cv")
     message = _insert_message(connection, channel, inbound, contact_id, conversation_id, now)
@@ -53,9 +42,11 @@ def ingest(
         assert stored is not None
         return stored
     if sender is None:
-        contact = _insert_contact(connection, channel, inbound, contact_id, now)
+        contact = insert_contact(
+            connection, channel, inbound.sender, inbound.sender_name, contact_id, now
+        )
     else:
-        contact = _known_contact(connection, sender, inbound.sender_name, now)
+        contact = known_contact(connection, sender, inbound.sender_name, now)
     contact = apply_consent(connection, contact, channel, inbound.consent, now)
     address = inbound.reply_to or inbound.sender
     if sender is None or sender["conversation_id"] is None:
@@ -107,47 +98,3 @@ def _insert_message(
             now,
         ),
     ).fetchone()
-
-
-def _insert_contact(
-    connection: sqlite3.Connection,
-    channel: str,
-    inbound: InboundMessage,
-    contact_id: str,
-    now: str,
-) -> ContactRows:
-    row = connection.execute(
-        "INSERT INTO contacts (id, display_name, search_terms, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?) RETURNING *",
-        (
-            contact_id,
-            inbound.sender_name,
-            search_text(inbound.sender_name, [inbound.sender]),
-            now,
-            now,
-        ),
-    ).fetchone()
-    connection.execute(
-        "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
-        (channel, inbound.sender, contact_id),
-    )
-    return row, [{"channel": channel, "address": inbound.sender}]
-
-
-def _known_contact(
-    connection: sqlite3.Connection, sender: sqlite3.Row, name: str | None, now: str
-) -> ContactRows:
-    """The sender's contact rows, with the name filled in when it had none."""
-    identities = [
-        {"channel": channel, "address": address}
-        for channel, address in json.loads(sender["identity_list"])
-    ]
-    if not name or sender["display_name"] is not None:
-        return sender, identities
-    addresses = [identity["address"] for identity in identities]
-    row = connection.execute(
-        "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
-        " WHERE id = ? RETURNING *",
-        (name, search_text(name, addresses), now, sender["id"]),
-    ).fetchone()
-    return row, identities
