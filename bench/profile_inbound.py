@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.profile_inbound [--requests N] [--concurrency C] [--top K]
 
 Runs the app under uvicorn (uvloop, httptools: what a gunicorn UvicornWorker runs) in this
-process with cProfile on the event-loop thread and a second profiler on the SQLite writer
-thread, drives it with the benchmark's load generator from another process, and prints the
-top functions of each thread by own time and by cumulative time.
+process with cProfile on the event-loop thread (where the SQLite statements run too), drives
+it with the benchmark's load generator from another process, and prints the top functions by
+own time and by cumulative time.
 """
 
 from __future__ import annotations
@@ -24,20 +24,6 @@ import threading
 from pathlib import Path
 
 from bench.servers import HOST, REPO_ROOT, free_port, server_environment
-
-
-def profile_writer_thread(profiles: list[cProfile.Profile]) -> None:
-    """Wrap the store's writer loop so that its thread is profiled too."""
-    from omnichannel_core.store import sqlite_runner
-
-    original = sqlite_runner.SqliteRunner._write_loop
-
-    def profiled(self: sqlite_runner.SqliteRunner) -> None:
-        profiler = cProfile.Profile()
-        profiles.append(profiler)
-        profiler.runcall(original, self)
-
-    sqlite_runner.SqliteRunner._write_loop = profiled  # type: ignore[method-assign]
 
 
 def report(profiler: cProfile.Profile, title: str, top: int) -> str:
@@ -101,15 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         port, secret = free_port(), secrets.token_hex(16)
         os.environ.update(server_environment(workdir, port, 1, secret, secrets.token_hex(16)))
         os.chdir(workdir)
-        writer_profiles: list[cProfile.Profile] = []
-        profile_writer_thread(writer_profiles)
         loop_profiler = cProfile.Profile()
         result = loop_profiler.runcall(uvloop.run, serve_and_load(args, port, secret))
         os.chdir(REPO_ROOT)
     sys.stdout.write(f"generator: {result['generator']}\n")
     sys.stdout.write(report(loop_profiler, "event loop thread", args.top))
-    for profiler in writer_profiles:
-        sys.stdout.write(report(profiler, "sqlite writer thread", args.top))
     sys.stdout.write(f"threads alive: {[t.name for t in threading.enumerate()]}\n")
     return 0
 

@@ -1,9 +1,13 @@
-"""The SQLite runner (``omnichannel_core.store.sqlite_runner``): WAL mode, and a writer thread
-that commits queued writes in groups where each job stands or falls alone."""
+"""The SQLite runner (``omnichannel_core.store.sqlite_runner``): WAL mode, and group commits of
+queued writes where each job stands or falls alone, behind a write lock shared across
+processes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -47,7 +51,7 @@ def runner(tmp_path: Path) -> Iterator[SqliteRunner]:
     runner = SqliteRunner(path)
     runner.start()
     yield runner
-    runner.close()
+    asyncio.run(runner.close())
 
 
 def _insert(name: str):
@@ -62,29 +66,32 @@ def _names(runner: SqliteRunner) -> set[str]:
     return {name for (name,) in read_rows(runner.path, "SELECT name FROM t")}
 
 
+@contextlib.contextmanager
+def _write_lock_held(runner: SqliteRunner) -> Iterator[None]:
+    """Hold the runner's cross-process write lock, as another gunicorn worker would."""
+    descriptor = os.open(f"{runner.path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 async def _in_one_batch(runner: SqliteRunner, jobs: list[Any]) -> tuple[list[Any], list[str]]:
-    """Run ``jobs`` while the writer is busy with a holding job, so they queue up and run as
-    one batch; returns each job's outcome and the SQL the writer ran for that batch."""
-    started, release = threading.Event(), threading.Event()
+    """Run ``jobs`` while another process holds the write lock, so they queue up and run as
+    one batch once it lets go; returns each job's outcome and the SQL of that batch."""
     statements: list[str] = []
-
-    def hold(connection: sqlite3.Connection) -> None:
-        connection.set_trace_callback(statements.append)
-        started.set()
-        assert release.wait(TIMEOUT_SECONDS)
-
-    held = asyncio.ensure_future(runner.write(hold))
-    loop = asyncio.get_running_loop()
-    assert await loop.run_in_executor(None, started.wait, TIMEOUT_SECONDS)
-    tasks = [asyncio.ensure_future(runner.write(job)) for job in jobs]
-    await asyncio.sleep(0)  # every write has queued its job while the writer is held
-    release.set()
-    await held
+    await runner.write(lambda connection: connection.set_trace_callback(statements.append))
+    statements.clear()  # that write's own COMMIT
+    with _write_lock_held(runner):
+        tasks = [asyncio.ensure_future(runner.write(job)) for job in jobs]
+        await asyncio.sleep(0.2)  # every write has queued; the batch waits for the lock
+        assert not any(task.done() for task in tasks)
+        assert statements == []
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     await runner.write(lambda connection: connection.set_trace_callback(None))
-    begin = statements.index("BEGIN IMMEDIATE")  # the holding batch began before tracing
-    end = statements.index("COMMIT", begin)
-    return outcomes, statements[begin : end + 1]
+    end = statements.index("COMMIT")
+    return outcomes, statements[: end + 1]
 
 
 def test_failing_job_rolls_back_alone_within_its_batch(runner):
@@ -153,7 +160,7 @@ def test_many_concurrent_writers_all_wake_up(runner):
 
 
 def test_close_drains_queued_writes(tmp_path):
-    """close() runs and commits every write queued before it, then stops the writer."""
+    """close() runs and commits every write queued before it, then releases the file."""
     path = tmp_path / "drain.db"
     sqlite3.connect(path).execute("CREATE TABLE t (name TEXT PRIMARY KEY)").connection.close()
     runner = SqliteRunner(path)
@@ -161,7 +168,9 @@ def test_close_drains_queued_writes(tmp_path):
     async def queue_then_close() -> list[str]:
         tasks = [asyncio.ensure_future(runner.write(_insert(f"n{n}"))) for n in range(300)]
         await asyncio.sleep(0)  # every job is queued
-        runner.close()
+        await runner.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await runner.write(_insert("too late"))
         return await asyncio.gather(*tasks)
 
     results = asyncio.run(queue_then_close())
@@ -169,25 +178,36 @@ def test_close_drains_queued_writes(tmp_path):
     assert len(read_rows(path, "SELECT name FROM t")) == 300
 
 
-def test_writer_survives_a_caller_whose_event_loop_has_closed(runner):
-    """A caller that gave up and closed its event loop before its write finished does not
-    kill the writer: the write still commits and later writes still complete."""
-    release = threading.Event()
-
-    def slow(connection: sqlite3.Connection) -> str:
-        assert release.wait(TIMEOUT_SECONDS)
-        connection.execute("INSERT INTO t (name) VALUES ('slow')")
-        return "slow"
+def test_a_caller_whose_event_loop_closes_while_waiting_leaves_no_lock_behind(runner):
+    """A caller that gives up, and closes its event loop, while its write waits for the lock
+    held by another process: its write is not run (nobody was told it was stored), and the
+    lock is not left taken; later writes from another loop complete."""
 
     async def give_up() -> None:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(runner.write(slow), 0.05)
+            await asyncio.wait_for(runner.write(_insert("abandoned")), 0.1)
 
-    asyncio.run(give_up())  # the loop is closed once this returns
-    release.set()
+    with _write_lock_held(runner):
+        asyncio.run(give_up())  # the loop is closed once this returns
 
     async def later() -> str:
         return await asyncio.wait_for(runner.write(_insert("later")), TIMEOUT_SECONDS)
 
     assert asyncio.run(later()) == "later"
-    assert _names(runner) == {"slow", "later"}
+    assert _names(runner) == {"later"}
+
+
+def test_writes_wait_for_the_write_lock_of_another_process(runner):
+    """While another process holds the write lock, a write neither runs nor returns; it
+    commits once the lock is free."""
+
+    async def scenario() -> None:
+        with _write_lock_held(runner):
+            task = asyncio.ensure_future(runner.write(_insert("waited")))
+            await asyncio.sleep(0.2)
+            assert not task.done()
+            assert _names(runner) == set()
+        assert await asyncio.wait_for(task, TIMEOUT_SECONDS) == "waited"
+
+    asyncio.run(scenario())
+    assert _names(runner) == {"waited"}

@@ -94,8 +94,8 @@ def _signed_params(params: Mapping[str, list[str]]) -> str:
 
 def _signature(key: bytes, text: str) -> bytes:
     # hmac.new().digest(), not hmac.digest(): the one-shot form releases the GIL even for a
-    # few hundred bytes, and on a busy worker the event loop then waits for the store's
-    # writer thread to hand it back (measured: 26 us a call instead of 2 under load).
+    # few hundred bytes, and on a busy worker the event loop then waits for another thread
+    # (a store reader or committer) to hand it back (measured: 26 us a call instead of 2).
     return base64.b64encode(hmac.new(key, text.encode("utf-8"), hashlib.sha1).digest())
 
 

@@ -80,8 +80,7 @@ class SqliteStore:
             raise unusable_store(self.path, error) from error
 
     async def close(self) -> None:
-        # Off the event loop, so the writes close() drains can still settle on this loop.
-        await asyncio.to_thread(self._runner.close)
+        await self._runner.close()
 
     async def ping(self) -> dict[str, Any]:
         def query(connection: sqlite3.Connection) -> int:

@@ -1,6 +1,6 @@
 """SQLite rows and the models made of them, and the reads every query shares.
 
-The writer thread returns rows; models are built from them outside the write lock.
+Writes return rows; models are built from them outside the write lock.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def keyset_page(
 
 InboundRows = tuple[sqlite3.Row, ContactRows, sqlite3.Row, bool]
 """What storing an inbound message read: message, contact, conversation rows, and whether
-the message is new. The writer thread returns rows; models are built off the write lock."""
+the message is new. Writes return rows; models are built off the write lock."""
 
 
 def stored_inbound(

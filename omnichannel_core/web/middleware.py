@@ -22,7 +22,7 @@ VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def _new_request_id() -> str:
     # Not a secret: random (seeded from os.urandom, reseeded in each worker) avoids a system
-    # call per request, which would hand the GIL to the store's writer thread.
+    # call per request, which would hand the GIL to the store's threads.
     return f"{random.getrandbits(128):032x}"
 
 
