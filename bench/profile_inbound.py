@@ -1,6 +1,7 @@
 """Profile omnichannel's inbound webhook path in one process (not part of the benchmark).
 
-    .venv/bin/python -m bench.profile_inbound [--requests N] [--concurrency C] [--top K]
+    .venv/bin/python -m bench.profile_inbound [--kind http|twilio] [--requests N]
+        [--concurrency C] [--top K]
 
 Runs the app under uvicorn (uvloop, httptools: what a gunicorn UvicornWorker runs) in this
 process with cProfile on the event-loop thread (where the SQLite statements run too), drives
@@ -24,6 +25,7 @@ import threading
 from pathlib import Path
 
 from bench.servers import HOST, REPO_ROOT, free_port, server_environment
+from bench.twilio_webhooks import TwilioAccount, twilio_environment, twilio_signing
 
 
 def report(profiler: cProfile.Profile, title: str, top: int) -> str:
@@ -35,7 +37,7 @@ def report(profiler: cProfile.Profile, title: str, top: int) -> str:
     return out.getvalue()
 
 
-async def serve_and_load(args: argparse.Namespace, port: int, secret: str) -> dict[str, str]:
+async def serve_and_load(args: argparse.Namespace, port: int, signing: list[str]) -> dict[str, str]:
     import uvicorn
 
     from omnichannel_core.app import get_app
@@ -52,7 +54,7 @@ async def serve_and_load(args: argparse.Namespace, port: int, secret: str) -> di
         "-m",
         "bench.load_generator",
         f"--port={port}",
-        f"--secret={secret}",
+        *signing,
         f"--run-id={secrets.token_hex(4)}",
         f"--requests={args.requests}",
         f"--warmup={args.warmup}",
@@ -74,6 +76,7 @@ async def serve_and_load(args: argparse.Namespace, port: int, secret: str) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_inbound")
+    parser.add_argument("--kind", choices=("http", "twilio"), default="http")
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -85,10 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="omnichannel-profile-") as folder:
         workdir = Path(folder)
         port, secret = free_port(), secrets.token_hex(16)
-        os.environ.update(server_environment(workdir, port, 1, secret, secrets.token_hex(16)))
+        if args.kind == "twilio":
+            account = TwilioAccount()
+            args.workers, args.log_level = 1, "warning"
+            os.environ.update(twilio_environment(workdir, port, account, args))
+            signing = twilio_signing(account)
+        else:
+            os.environ.update(server_environment(workdir, port, 1, secret, secrets.token_hex(16)))
+            signing = [f"--secret={secret}"]
         os.chdir(workdir)
         loop_profiler = cProfile.Profile()
-        result = loop_profiler.runcall(uvloop.run, serve_and_load(args, port, secret))
+        result = loop_profiler.runcall(uvloop.run, serve_and_load(args, port, signing))
         os.chdir(REPO_ROOT)
     sys.stdout.write(f"generator: {result['generator']}\n")
     sys.stdout.write(report(loop_profiler, "event loop thread", args.top))

@@ -132,6 +132,17 @@ def twilio_environment(
     return env
 
 
+def twilio_signing(account: TwilioAccount) -> list[str]:
+    """The load generator's options that make it send webhooks signed for ``account``."""
+    return [
+        "--kind=twilio",
+        f"--auth-token={account.auth_token}",
+        f"--account-sid={account.account_sid}",
+        f"--to-number={TWILIO_PHONE_NUMBER}",
+        f"--public-url={PUBLIC_URL}",
+    ]
+
+
 def run_generator(
     port: int, account: TwilioAccount, target: Target, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -139,11 +150,7 @@ def run_generator(
     return run_load_generator(
         port,
         args,
-        "--kind=twilio",
-        f"--auth-token={account.auth_token}",
-        f"--account-sid={account.account_sid}",
-        f"--to-number={TWILIO_PHONE_NUMBER}",
-        f"--public-url={PUBLIC_URL}",
+        *twilio_signing(account),
         f"--run-id={secrets.token_hex(4)}",
         *(["--connection-per-request"] if target.connection_per_request else []),
     )

@@ -1,0 +1,72 @@
+"""The documented benchmark commands (docs/benchmarks.md) still run end to end: each starts
+its real gunicorn servers, loads them over loopback and checks that every answered webhook
+was stored. Tiny request counts: this proves the commands work, not how fast anything is
+(figures come from the commands themselves, on a quiet machine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench.servers import REPO_ROOT
+
+TIMEOUT_SECONDS = 180
+SMALL_LOAD = ["--requests=300", "--warmup=50", "--concurrency=8", "--json"]
+
+
+def _run(module: str, *args: str) -> dict:
+    finished = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    return json.loads(finished.stdout)
+
+
+def test_inbound_webhook_benchmark_runs_and_checks_durability():
+    report = _run("bench.inbound_webhooks", *SMALL_LOAD)
+    assert report["problems"] == []
+    assert [target["target"] for target in report["targets"]] == ["omnichannel", "bare"]
+    omnichannel = report["targets"][0]
+    assert omnichannel["statuses"] == {"200": 300}
+    assert report["ratio"] > 0
+
+
+def test_twilio_benchmark_runs_every_target_and_checks_durability():
+    report = _run("bench.twilio_webhooks", *SMALL_LOAD)
+    assert report["problems"] == []
+    names = [target["target"] for target in report["targets"]]
+    assert names == ["omnichannel", "bare", "flask-sync", "flask-gthread"]
+    assert all(target["statuses"] == {"200": 300} for target in report["targets"])
+    omnichannel = report["targets"][0]
+    assert omnichannel["durability"] == {"answered_200": 350, "stored": 350, "ok": True}
+    assert omnichannel["server_cpu_us_per_request"] > 0
+    assert {ratio["baseline"] for ratio in report["ratios"]} == set(names[1:])
+
+
+def test_profiler_runs_on_twilio_webhooks():
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.profile_inbound",
+            "--kind=twilio",
+            "--requests=200",
+            "--warmup=20",
+            "--top=5",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    generator = json.loads(finished.stdout.splitlines()[0].removeprefix("generator: "))
+    assert generator["statuses"] == {"200": 200}
+    assert "===== event loop thread =====" in finished.stdout
