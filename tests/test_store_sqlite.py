@@ -1,22 +1,24 @@
-"""The SQLite store: the shared contract, atomic dedupe across processes on one file, and
-the store URL that names the file."""
+"""The SQLite store: the shared contract, atomic dedupe across processes on one file, the
+store URL that names the file, and an audit log the database itself keeps append-only."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from omnichannel_core.access.records import AuditEntry
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.store import open_store
 from omnichannel_core.store.sqlite import SqliteStore
 from tests.store_contract import StoreContract
-from tests.support.sqlite_files import read_rows
+from tests.support.sqlite_files import open_store_file, read_rows
 
 PROCESSES = 4
 PROVIDER_IDS_PER_PROCESS = 60
@@ -45,6 +47,42 @@ def test_open_store_takes_a_sqlite_url_or_a_path(tmp_path):
     assert from_path.path == tmp_path / "by-path.db"
     with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
         open_store("postgres://localhost/db")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET action = 'auth.logout'",
+        "UPDATE audit_log SET details = '{}' WHERE id = 'aud_kept'",
+        "DELETE FROM audit_log",
+        "DELETE FROM audit_log WHERE id = 'aud_kept'",
+        "INSERT OR REPLACE INTO audit_log (id, action, actor_type, details, at)"
+        " VALUES ('aud_kept', 'forged', 'system', '{}', '2030-01-01T00:00:00.000000Z')",
+        "INSERT INTO audit_log (id, action, actor_type, details, at)"
+        " VALUES ('aud_kept', 'forged', 'system', '{}', '2030-01-01T00:00:00.000000Z')"
+        " ON CONFLICT (id) DO UPDATE SET action = excluded.action",
+    ],
+)
+def test_audit_log_is_append_only_in_the_file(tmp_path, statement):
+    """Whoever opens the file with plain sqlite3, the database refuses to change, delete or
+    replace an audit entry; the entry stays as it was."""
+    path = tmp_path / "audit.db"
+    store = open_store_file(path)
+    entry = AuditEntry("aud_kept", "auth.login", "user", "usr_1", details={"ok": True})
+    try:
+        asyncio.run(store.append_audit(entry))
+    finally:
+        asyncio.run(store.close())
+    before = read_rows(path, "SELECT * FROM audit_log")
+    connection = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute(statement)
+        connection.commit()
+    finally:
+        connection.close()
+    assert read_rows(path, "SELECT * FROM audit_log") == before
+    assert len(before) == 1
 
 
 # ------------------------------------------------------------- across processes

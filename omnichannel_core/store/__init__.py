@@ -24,6 +24,7 @@ from omnichannel_core.models import (
     Message,
     Page,
 )
+from omnichannel_core.store.access import AccessStore
 
 UNSET: Any = attrs.NOTHING
 """Marks an update argument that was not given (``None`` means "clear it")."""
@@ -110,8 +111,9 @@ class StatusApplied:
     provider_id_conflict: bool = False
 
 
-class Store(Protocol):
-    """What every backend implements. All methods are coroutines."""
+class Store(AccessStore, Protocol):
+    """What every backend implements: the inbox, and access (`omnichannel_core.store.access`).
+    All methods are coroutines."""
 
     parked_status_ttl: timedelta
     """How long a parked status update waits for its message; PARKED_STATUS_TTL unless a
@@ -244,8 +246,12 @@ class Store(Protocol):
         assignee: str | None,
         cursor: str | None,
         limit: int,
+        assigned_to_or_unassigned: str | None = None,
     ) -> Page:
-        """Conversations, most recent activity first, filtered by any given field."""
+        """Conversations, most recent activity first, filtered by any given field.
+
+        ``assigned_to_or_unassigned`` (an agent's user id) keeps only the conversations
+        assigned to that user or to nobody: what an agent may see."""
 
 
 def open_store(url: str) -> Store:

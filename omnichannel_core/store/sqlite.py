@@ -5,9 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from omnichannel_core.access.records import (
+    ApiKey,
+    AuditEntry,
+    Refreshed,
+    Role,
+    User,
+    UserCredentials,
+)
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import (
@@ -23,6 +32,7 @@ from omnichannel_core.models import (
 )
 from omnichannel_core.serialization import format_timestamp
 from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
+from omnichannel_core.store import sqlite_access as access
 from omnichannel_core.store.cursor import decode_cursor
 from omnichannel_core.store.sqlite_contacts import (
     search_clause,
@@ -314,6 +324,7 @@ class SqliteStore:
         assignee: str | None,
         cursor: str | None,
         limit: int,
+        assigned_to_or_unassigned: str | None = None,
     ) -> Page:
         after = decode_cursor(cursor, 2) if cursor else None
 
@@ -324,6 +335,9 @@ class SqliteStore:
                 if value is not None:
                     select += f" AND {column} = ?"
                     params.append(str(value))
+            if assigned_to_or_unassigned is not None:
+                select += " AND (assignee = ? OR assignee IS NULL)"
+                params.append(assigned_to_or_unassigned)
             return keyset_page(
                 connection,
                 select,
@@ -336,3 +350,108 @@ class SqliteStore:
             )
 
         return await self._runner.read(read)
+
+    # Access (omnichannel_core.store.access): the SQL is in sqlite_access
+
+    async def create_user(
+        self, email: str, display_name: str, role: Role, password_hash: str
+    ) -> User:
+        return await self._runner.write(
+            lambda c: access.insert_user(c, email, display_name, role, password_hash)
+        )
+
+    async def get_user(self, user_id: str) -> User:
+        return await self._runner.read(lambda c: access.fetch_user(c, user_id))
+
+    async def user_credentials(self, email: str) -> UserCredentials | None:
+        return await self._runner.read(lambda c: access.find_credentials(c, email))
+
+    async def user_credentials_by_id(self, user_id: str) -> UserCredentials:
+        return await self._runner.read(lambda c: access.fetch_credentials_by_id(c, user_id))
+
+    async def list_users(self, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+        return await self._runner.read(lambda c: access.list_users(c, after, limit))
+
+    async def update_user(
+        self,
+        user_id: str,
+        display_name: str = UNSET,
+        role: Role = UNSET,
+        active: bool = UNSET,
+        password_hash: str = UNSET,
+    ) -> User:
+        return await self._runner.write(
+            lambda c: access.update_user(c, user_id, display_name, role, active, password_hash)
+        )
+
+    async def create_session(
+        self, user_id: str, refresh_token_hash: str, expires_at: datetime
+    ) -> str:
+        return await self._runner.write(
+            lambda c: access.insert_session(c, user_id, refresh_token_hash, expires_at)
+        )
+
+    async def rotate_refresh_token(
+        self, token_hash: str, new_token_hash: str, expires_at: datetime, now: datetime
+    ) -> Refreshed:
+        return await self._runner.write(
+            lambda c: access.rotate(c, token_hash, new_token_hash, expires_at, now)
+        )
+
+    async def end_session(self, session_id: str) -> bool:
+        now = format_timestamp(utcnow())
+        return await self._runner.write(lambda c: access.end_session(c, session_id, now))
+
+    async def end_user_sessions(self, user_id: str, except_session_id: str | None = None) -> int:
+        now = format_timestamp(utcnow())
+        return await self._runner.write(
+            lambda c: access.end_user_sessions(c, user_id, except_session_id, now)
+        )
+
+    async def session_user(self, user_id: str, session_id: str) -> User | None:
+        return await self._runner.read(lambda c: access.session_user(c, user_id, session_id))
+
+    async def create_api_key(
+        self,
+        name: str,
+        scopes: tuple[str, ...],
+        prefix: str,
+        key_hash: str,
+        created_by: str | None,
+    ) -> ApiKey:
+        return await self._runner.write(
+            lambda c: access.insert_api_key(c, name, scopes, prefix, key_hash, created_by)
+        )
+
+    async def get_api_key(self, key_id: str) -> ApiKey:
+        return await self._runner.read(lambda c: access.fetch_api_key(c, key_id))
+
+    async def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return await self._runner.read(lambda c: access.find_api_key(c, key_hash))
+
+    async def list_api_keys(self, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+        return await self._runner.read(lambda c: access.list_api_keys(c, after, limit))
+
+    async def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey:
+        return await self._runner.write(lambda c: access.revoke_api_key(c, key_id, at))
+
+    async def touch_api_key(self, key_id: str, at: datetime) -> None:
+        await self._runner.write(lambda c: access.touch_api_key(c, key_id, at))
+
+    async def record_login_failure(self, email: str, at: datetime, window: timedelta) -> int:
+        return await self._runner.write(lambda c: access.record_login_failure(c, email, at, window))
+
+    async def login_failures(self, email: str, since: datetime) -> tuple[int, datetime | None]:
+        return await self._runner.read(lambda c: access.login_failures(c, email, since))
+
+    async def clear_login_failures(self, email: str) -> None:
+        await self._runner.write(lambda c: access.clear_login_failures(c, email))
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        await self._runner.write(lambda c: access.append_audit(c, entry))
+
+    async def list_audit(self, action: str | None, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+        return await self._runner.read(lambda c: access.list_audit(c, action, after, limit))

@@ -1,7 +1,8 @@
 """The SQLite schema, as numbered migrations; ``PRAGMA user_version`` records the last applied.
 
 A migration is SQL (statements separated by ``;``) or a Python step taking the connection,
-for data SQL alone cannot recompute.
+for data SQL alone cannot recompute, or for statements that hold ``;`` themselves (a
+trigger's body).
 """
 
 from __future__ import annotations
@@ -13,6 +14,104 @@ from omnichannel_core.errors import ConfigError
 from omnichannel_core.store.sqlite_contacts import recompute_search_terms
 
 Migration = str | Callable[[sqlite3.Connection], None]
+
+ACCESS_TABLES = """
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE CHECK (email = lower(email)),
+    display_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX users_by_created ON users (created_at, id);
+
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    created_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE INDEX sessions_by_user ON sessions (user_id) WHERE ended_at IS NULL;
+
+CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+) WITHOUT ROWID;
+CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL DEFAULT '[]',
+    prefix TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_by TEXT,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX api_keys_by_created ON api_keys (created_at, id);
+
+CREATE TABLE login_failures (
+    email TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX login_failures_by_email ON login_failures (email, at);
+CREATE INDEX login_failures_by_time ON login_failures (at);
+
+CREATE TABLE audit_log (
+    id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    actor_type TEXT NOT NULL,
+    actor_id TEXT,
+    target_type TEXT,
+    target_id TEXT,
+    details TEXT NOT NULL DEFAULT '{}',
+    client_address TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log (at DESC, id DESC);
+CREATE INDEX audit_log_by_action ON audit_log (action, at DESC, id DESC);
+"""
+"""Users (emails stored lower-cased), their sessions and each session's refresh tokens, API
+keys, failed logins and the audit log.
+
+An agent's conversations (assigned to them or to nobody) get no index of their own: most
+conversations match, so walking ``conversations_by_activity`` finds a page soonest, and an
+index on the assignee would cost every inbound message, which moves ``last_activity_at``."""
+
+AUDIT_LOG_TRIGGERS = (
+    """
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END
+    """,
+    """
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END
+    """,
+    # INSERT OR REPLACE deletes the row it replaces without firing DELETE triggers (unless
+    # recursive_triggers is on): refuse an insert whose id is taken before it gets there.
+    """
+    CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+    WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END
+    """,
+)
+"""The audit log is append-only by the database's own rule, whoever writes to the file."""
+
+
+def create_access_tables(connection: sqlite3.Connection) -> None:
+    """Migration step: :data:`ACCESS_TABLES`, then :data:`AUDIT_LOG_TRIGGERS` one by one (a
+    trigger's body holds ``;``, which a SQL migration splits on)."""
+    apply_migration(connection, ACCESS_TABLES)
+    for trigger in AUDIT_LOG_TRIGGERS:
+        connection.execute(trigger)
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     # 1: contacts, identities, conversations, messages
@@ -103,6 +202,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     """
     ALTER TABLE contacts ADD COLUMN opted_out TEXT NOT NULL DEFAULT '[]';
     """,
+    # 6: access: users, sessions, refresh tokens, API keys, failed logins, the audit log.
+    create_access_tables,
 )
 
 

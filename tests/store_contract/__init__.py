@@ -35,9 +35,11 @@ PARTS = (
     "conversations",
     "paging",
     "basics",
+    "access",
 )
 pytest.register_assert_rewrite(*(f"{__name__}.{part}" for part in PARTS))
 
+from tests.store_contract.access import AccessContract  # noqa: E402
 from tests.store_contract.basics import BasicsContract  # noqa: E402
 from tests.store_contract.contacts import ContactsContract  # noqa: E402
 from tests.store_contract.conversations import ConversationsContract  # noqa: E402
@@ -48,6 +50,7 @@ from tests.store_contract.paging import PagingContract  # noqa: E402
 from tests.store_contract.status import StatusContract  # noqa: E402
 
 __all__ = [
+    "AccessContract",
     "BasicsContract",
     "ContactsContract",
     "ConversationsContract",
@@ -70,5 +73,6 @@ class StoreContract(
     ConversationsContract,
     PagingContract,
     BasicsContract,
+    AccessContract,
 ):
     """The behaviour every store backend must show. Subclasses provide ``store``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omnichannel_core.models import ConversationStatus
 from tests.store_contract.fixtures import StoreFixtures, inbound
+from tests.store_contract.paging import all_pages
 
 
 class ConversationsContract(StoreFixtures):
@@ -65,6 +66,41 @@ class ConversationsContract(StoreFixtures):
         assert listed(status=ConversationStatus.OPEN, assignee="agent-1") == {mail.id}
         assert listed(ConversationStatus.RESOLVED, "sms", "agent-1") == {sms_resolved.id}
         assert listed(ConversationStatus.RESOLVED, "email", "agent-1") == set()
+
+    def test_list_conversations_assigned_to_an_agent_or_to_nobody(self, store, run):
+        """assigned_to_or_unassigned keeps the conversations assigned to that agent or to
+        nobody, never another agent's; it combines with the other filters and pages."""
+        mine = run(store.ingest_inbound("sms", inbound("p1", "+1001"))).conversation
+        unassigned = run(store.ingest_inbound("sms", inbound("p2", "+1002"))).conversation
+        theirs = run(store.ingest_inbound("sms", inbound("p3", "+1003"))).conversation
+        mine_resolved = run(store.ingest_inbound("email", inbound("p4", "a@x.test"))).conversation
+        run(store.update_conversation(mine.id, assignee="usr_agent"))
+        run(store.update_conversation(theirs.id, assignee="usr_other"))
+        run(store.update_conversation(mine_resolved.id, assignee="usr_agent"))
+        run(store.update_conversation(mine_resolved.id, status=ConversationStatus.RESOLVED))
+
+        def listed(agent, status=None, channel=None, assignee=None) -> list[str]:
+            page = run(store.list_conversations(status, channel, assignee, None, 50, agent))
+            return [conversation.id for conversation in page.items]
+
+        visible = listed("usr_agent")
+        assert visible == [mine_resolved.id, unassigned.id, mine.id]  # most recent first
+        assert listed("usr_other") == [theirs.id, unassigned.id]
+        assert listed("usr_nobody") == [unassigned.id]
+        assert listed(None) == [mine_resolved.id, theirs.id, unassigned.id, mine.id]
+        assert listed("usr_agent", status=ConversationStatus.OPEN) == [unassigned.id, mine.id]
+        assert listed("usr_agent", channel="email") == [mine_resolved.id]
+        assert listed("usr_agent", assignee="usr_agent") == [mine_resolved.id, mine.id]
+        assert listed("usr_agent", assignee="usr_other") == []
+        for limit in (1, 2, 3, 4):
+            pages = all_pages(
+                run,
+                lambda cursor, size: store.list_conversations(
+                    None, None, None, cursor, size, assigned_to_or_unassigned="usr_agent"
+                ),
+                limit,
+            )
+            assert pages == visible
 
     def test_list_messages_oldest_first(self, store, run):
         """A conversation's messages, in and out, are listed oldest first, and only its own."""

@@ -1,0 +1,464 @@
+"""Access: users, sessions and refresh tokens, API keys, failed logins and the audit log,
+as ``omnichannel_core.store.access.AccessStore`` promises them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from omnichannel_core.access.records import AuditEntry, Refreshed, RefreshOutcome, Role, User
+from omnichannel_core.errors import Conflict, InvalidInput, NotFound
+from omnichannel_core.ids import new_id
+from omnichannel_core.models import utcnow
+from omnichannel_core.store import Store
+from tests.store_contract.fixtures import Run, StoreFixtures
+from tests.store_contract.paging import INVALID_CURSORS, all_pages
+
+T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+"""A fixed instant for the methods that take the time from the caller."""
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+
+
+class AccessContract(StoreFixtures):
+    """What the access methods of the store promise."""
+
+    def _user(
+        self, store: Store, run: Run[Any], email: str = "ann@example.test", role: Role = Role.AGENT
+    ) -> User:
+        return run(store.create_user(email, f"Name of {email}", role, f"hash-of-{email}"))
+
+    def _session(self, store: Store, run: Run[Any], user: User, token: str) -> str:
+        return run(store.create_session(user.id, token, utcnow() + HOUR))
+
+    def _rotate(
+        self, store: Store, run: Run[Any], token: str, new: str, now: datetime | None = None
+    ) -> Refreshed:
+        """Present ``token`` at ``now`` (the current time if None) for an hour-long ``new``."""
+        now = utcnow() if now is None else now
+        return run(store.rotate_refresh_token(token, new, now + HOUR, now))
+
+    def _entry(self, action: str, at: datetime, **fields: Any) -> AuditEntry:
+        return AuditEntry(new_id("aud"), action, "user", "usr_actor", at=at, **fields)
+
+    # Users
+
+    def test_create_user_stores_the_email_lower_cased(self, store, run):
+        """A new user is active, with its email lower-cased; get_user returns it as created."""
+        user = run(store.create_user("Ann.Lee@Example.TEST", "Ann Lee", Role.SUPERVISOR, "h1"))
+        assert user.email == "ann.lee@example.test"
+        assert (user.display_name, user.role, user.active) == ("Ann Lee", Role.SUPERVISOR, True)
+        assert isinstance(user.id, str) and user.id
+        assert run(store.get_user(user.id)) == user
+
+    def test_duplicate_email_in_any_case_is_conflict(self, store, run):
+        """A second user with the same email, in any case, raises Conflict and is not stored."""
+        first = self._user(store, run, "ann@example.test")
+        with pytest.raises(Conflict):
+            self._user(store, run, "ANN@Example.Test")
+        assert run(store.list_users(None, 10)).items == [first]
+
+    def test_user_credentials_found_by_email_in_any_case(self, store, run):
+        """user_credentials finds the user and its password hash by email in any case, None
+        for an unknown email; user_credentials_by_id finds the same by id."""
+        user = run(store.create_user("ann@example.test", "Ann", Role.AGENT, "argon-hash"))
+        for email in ("ann@example.test", "ANN@EXAMPLE.TEST", "Ann@example.Test"):
+            credentials = run(store.user_credentials(email))
+            assert credentials is not None
+            assert (credentials.user, credentials.password_hash) == (user, "argon-hash")
+        assert run(store.user_credentials("bob@example.test")) is None
+        by_id = run(store.user_credentials_by_id(user.id))
+        assert (by_id.user, by_id.password_hash) == (user, "argon-hash")
+
+    def test_unknown_access_ids_are_not_found(self, store, run):
+        """Every access read or change by an id that does not exist raises NotFound, and a
+        session cannot start for an unknown user."""
+        calls = [
+            store.get_user("usr_missing"),
+            store.user_credentials_by_id("usr_missing"),
+            store.update_user("usr_missing", display_name="x"),
+            store.create_session("usr_missing", "token-1", utcnow() + HOUR),
+            store.get_api_key("key_missing"),
+            store.revoke_api_key("key_missing", T0),
+            store.touch_api_key("key_missing", T0),
+        ]
+        for call in calls:
+            with pytest.raises(NotFound):
+                run(call)
+
+    def test_list_users_oldest_first_in_pages(self, store, run):
+        """Users are listed oldest first; following next_cursor at any page size yields each
+        once, in that order."""
+        ids = [self._user(store, run, f"user{n}@example.test").id for n in range(5)]
+        assert [user.id for user in run(store.list_users(None, 10)).items] == ids
+        for limit in (1, 2, 3, 5, 6):
+            assert all_pages(run, lambda cursor, size: store.list_users(cursor, size), limit) == ids
+
+    @pytest.mark.parametrize("cursor", INVALID_CURSORS)
+    def test_invalid_cursor_on_access_lists_is_invalid_input(self, store, run, cursor):
+        """A cursor the store did not make raises InvalidInput on users, keys and audit."""
+        for call in (
+            lambda: store.list_users(cursor, 10),
+            lambda: store.list_api_keys(cursor, 10),
+            lambda: store.list_audit(None, cursor, 10),
+            lambda: store.list_audit("auth.login", cursor, 10),
+        ):
+            with pytest.raises(InvalidInput):
+                run(call())
+
+    def test_update_user_changes_only_given_fields(self, store, run):
+        """update_user changes the fields given and keeps the rest; the password hash is
+        changed only when given."""
+        self._user(store, run, "admin@example.test", Role.ADMIN)
+        user = run(store.create_user("ann@example.test", "Ann", Role.AGENT, "old-hash"))
+        renamed = run(store.update_user(user.id, display_name="Ann Lee"))
+        assert (renamed.display_name, renamed.role, renamed.active) == ("Ann Lee", Role.AGENT, True)
+        assert (renamed.email, renamed.created_at) == (user.email, user.created_at)
+        assert renamed.updated_at >= user.updated_at
+        promoted = run(store.update_user(user.id, role=Role.SUPERVISOR))
+        assert (promoted.display_name, promoted.role) == ("Ann Lee", Role.SUPERVISOR)
+        assert run(store.user_credentials_by_id(user.id)).password_hash == "old-hash"
+        run(store.update_user(user.id, password_hash="new-hash"))
+        credentials = run(store.user_credentials_by_id(user.id))
+        assert credentials.password_hash == "new-hash"
+        assert (credentials.user.display_name, credentials.user.role) == (
+            "Ann Lee",
+            Role.SUPERVISOR,
+        )
+        assert run(store.get_user(user.id)) == credentials.user
+
+    def test_deactivating_a_user_ends_their_sessions(self, store, run):
+        """Deactivating a user ends every session of theirs at once (their refresh tokens
+        answer UNKNOWN) and no other user's; reactivating revives none, and an inactive user
+        can start no session."""
+        self._user(store, run, "admin@example.test", Role.ADMIN)
+        ann = self._user(store, run, "ann@example.test")
+        bob = self._user(store, run, "bob@example.test")
+        first = self._session(store, run, ann, "ann-1")
+        second = self._session(store, run, ann, "ann-2")
+        bobs = self._session(store, run, bob, "bob-1")
+        deactivated = run(store.update_user(ann.id, active=False))
+        assert deactivated.active is False
+        assert run(store.get_user(ann.id)).active is False
+        assert run(store.user_credentials("ann@example.test")).user.active is False
+        for session_id, token in ((first, "ann-1"), (second, "ann-2")):
+            assert run(store.session_user(ann.id, session_id)) is None
+            assert self._rotate(store, run, token, token + "x").outcome is RefreshOutcome.UNKNOWN
+        with pytest.raises(NotFound):
+            run(store.create_session(ann.id, "ann-3", utcnow() + HOUR))
+        assert run(store.session_user(bob.id, bobs)) == bob
+        run(store.update_user(ann.id, active=True))
+        assert run(store.session_user(ann.id, first)) is None
+        assert self._rotate(store, run, "ann-2", "ann-2y").outcome is RefreshOutcome.UNKNOWN
+
+    def test_last_active_admin_cannot_be_demoted_or_deactivated(self, store, run):
+        """Demoting or deactivating the only active admin raises Conflict and changes
+        nothing, not even the other fields given; an inactive admin does not count."""
+        admin = self._user(store, run, "admin@example.test", Role.ADMIN)
+        session_id = self._session(store, run, admin, "admin-1")
+        spare = self._user(store, run, "spare@example.test", Role.ADMIN)
+        run(store.update_user(spare.id, active=False))
+        for change in (
+            {"role": Role.AGENT},
+            {"role": Role.SUPERVISOR, "display_name": "Renamed"},
+            {"active": False},
+            {"active": False, "password_hash": "new-hash"},
+        ):
+            with pytest.raises(Conflict):
+                run(store.update_user(admin.id, **change))
+        assert run(store.get_user(admin.id)) == admin
+        assert run(store.user_credentials_by_id(admin.id)).password_hash == f"hash-of-{admin.email}"
+        assert run(store.session_user(admin.id, session_id)) == admin
+        renamed = run(store.update_user(admin.id, display_name="Still admin", role=Role.ADMIN))
+        assert (renamed.role, renamed.active, renamed.display_name) == (
+            Role.ADMIN,
+            True,
+            "Still admin",
+        )
+
+    def test_one_of_two_active_admins_may_be_demoted_or_deactivated(self, store, run):
+        """With two active admins, one may be demoted (or deactivated); then the other is the
+        last and is protected."""
+        first = self._user(store, run, "first@example.test", Role.ADMIN)
+        second = self._user(store, run, "second@example.test", Role.ADMIN)
+        assert run(store.update_user(first.id, role=Role.AGENT)).role is Role.AGENT
+        with pytest.raises(Conflict):
+            run(store.update_user(second.id, active=False))
+        run(store.update_user(first.id, role=Role.ADMIN))
+        assert run(store.update_user(second.id, active=False)).active is False
+        with pytest.raises(Conflict):
+            run(store.update_user(first.id, role=Role.AGENT))
+        agent = self._user(store, run, "agent@example.test")
+        assert run(store.update_user(agent.id, active=False)).active is False
+
+    # Sessions and refresh tokens
+
+    def test_rotate_a_valid_token(self, store, run):
+        """A valid, unused refresh token rotates: ROTATED with the session's user and id,
+        and the new token is the one that rotates next."""
+        user = self._user(store, run)
+        session_id = self._session(store, run, user, "t1")
+        rotated = self._rotate(store, run, "t1", "t2")
+        assert (rotated.outcome, rotated.user, rotated.session_id) == (
+            RefreshOutcome.ROTATED,
+            user,
+            session_id,
+        )
+        again = self._rotate(store, run, "t2", "t3")
+        assert (again.outcome, again.session_id) == (RefreshOutcome.ROTATED, session_id)
+        assert run(store.session_user(user.id, session_id)) == user
+
+    def test_rotate_an_unknown_token(self, store, run):
+        """A hash no session holds answers UNKNOWN, with no user or session."""
+        self._session(store, run, self._user(store, run), "t1")
+        refreshed = self._rotate(store, run, "nobody-has-this", "t2")
+        assert (refreshed.outcome, refreshed.user, refreshed.session_id) == (
+            RefreshOutcome.UNKNOWN,
+            None,
+            None,
+        )
+        assert self._rotate(store, run, "t2", "t3").outcome is RefreshOutcome.UNKNOWN
+
+    def test_rotate_an_expired_token_is_unknown_and_changes_nothing(self, store, run):
+        """A token presented at or after its expiry answers UNKNOWN and is not used up: the
+        same token still rotates before its expiry, and its would-be successor never
+        existed."""
+        user = self._user(store, run)
+        run(store.create_session(user.id, "t1", T0))
+        for now in (T0, T0 + MINUTE):
+            expired = run(store.rotate_refresh_token("t1", "t2", T0 + HOUR, now))
+            assert expired.outcome is RefreshOutcome.UNKNOWN
+        assert self._rotate(store, run, "t2", "t3", T0 - MINUTE).outcome is RefreshOutcome.UNKNOWN
+        rotated = run(store.rotate_refresh_token("t1", "t4", T0 + HOUR, T0 - MINUTE))
+        assert rotated.outcome is RefreshOutcome.ROTATED
+        still = run(store.rotate_refresh_token("t4", "t5", T0 + 2 * HOUR, T0 + HOUR - MINUTE))
+        assert still.outcome is RefreshOutcome.ROTATED
+
+    def test_rotate_a_token_of_an_ended_session_is_unknown(self, store, run):
+        """After logout, the session's current token answers UNKNOWN."""
+        user = self._user(store, run)
+        session_id = self._session(store, run, user, "t1")
+        self._rotate(store, run, "t1", "t2")
+        assert run(store.end_session(session_id)) is True
+        assert self._rotate(store, run, "t2", "t3").outcome is RefreshOutcome.UNKNOWN
+        assert self._rotate(store, run, "t1", "t3").outcome is RefreshOutcome.UNKNOWN
+
+    def test_reused_token_ends_its_session(self, store, run):
+        """Presenting a used token again answers REUSED and ends its session: the family's
+        current token then answers UNKNOWN, the session no longer authenticates, and the
+        user's other sessions live on."""
+        user = self._user(store, run)
+        session_id = self._session(store, run, user, "t1")
+        other = self._session(store, run, user, "other-1")
+        assert self._rotate(store, run, "t1", "t2").outcome is RefreshOutcome.ROTATED
+        reused = self._rotate(store, run, "t1", "t3")
+        assert (reused.outcome, reused.session_id) == (RefreshOutcome.REUSED, session_id)
+        assert self._rotate(store, run, "t2", "t4").outcome is RefreshOutcome.UNKNOWN
+        assert self._rotate(store, run, "t3", "t5").outcome is RefreshOutcome.UNKNOWN
+        assert run(store.session_user(user.id, session_id)) is None
+        assert run(store.end_session(session_id)) is False
+        assert run(store.session_user(user.id, other)) == user
+        assert self._rotate(store, run, "other-1", "other-2").outcome is RefreshOutcome.ROTATED
+
+    def test_a_used_token_past_its_expiry_is_unknown(self, store, run):
+        """A used token presented after it expired answers UNKNOWN (expiry is checked
+        first) and its session lives on."""
+        user = self._user(store, run)
+        session_id = run(store.create_session(user.id, "t1", T0))
+        run(store.rotate_refresh_token("t1", "t2", T0 + HOUR, T0 - MINUTE))
+        late = run(store.rotate_refresh_token("t1", "t3", T0 + HOUR, T0 + MINUTE))
+        assert late.outcome is RefreshOutcome.UNKNOWN
+        assert run(store.session_user(user.id, session_id)) == user
+        on_time = run(store.rotate_refresh_token("t2", "t4", T0 + 2 * HOUR, T0 + MINUTE))
+        assert on_time.outcome is RefreshOutcome.ROTATED
+
+    def test_end_session(self, store, run):
+        """end_session answers True when it ended an active session, False when it had
+        ended or never existed; only that session ends."""
+        user = self._user(store, run)
+        session_id = self._session(store, run, user, "t1")
+        other = self._session(store, run, user, "other-1")
+        assert run(store.end_session(session_id)) is True
+        assert run(store.end_session(session_id)) is False
+        assert run(store.end_session("ses_missing")) is False
+        assert run(store.session_user(user.id, session_id)) is None
+        assert run(store.session_user(user.id, other)) == user
+
+    def test_end_user_sessions_but_one(self, store, run):
+        """end_user_sessions ends the user's active sessions but the one excepted and
+        answers how many it ended; other users' sessions live on."""
+        ann = self._user(store, run, "ann@example.test")
+        bob = self._user(store, run, "bob@example.test")
+        kept, *ended = [self._session(store, run, ann, f"ann-{n}") for n in range(3)]
+        bobs = self._session(store, run, bob, "bob-1")
+        assert run(store.end_user_sessions(ann.id, except_session_id=kept)) == 2
+        assert run(store.end_user_sessions(ann.id, except_session_id=kept)) == 0
+        for session_id in ended:
+            assert run(store.session_user(ann.id, session_id)) is None
+        assert self._rotate(store, run, "ann-1", "x").outcome is RefreshOutcome.UNKNOWN
+        assert run(store.session_user(ann.id, kept)) == ann
+        assert run(store.end_user_sessions(ann.id)) == 1
+        assert run(store.session_user(ann.id, kept)) is None
+        assert run(store.end_user_sessions("usr_missing")) == 0
+        assert run(store.session_user(bob.id, bobs)) == bob
+
+    def test_session_user_only_for_the_owner_of_a_live_session(self, store, run):
+        """session_user answers the user for their own active session, else None."""
+        ann = self._user(store, run, "ann@example.test")
+        bob = self._user(store, run, "bob@example.test")
+        session_id = self._session(store, run, ann, "t1")
+        assert run(store.session_user(ann.id, session_id)) == ann
+        assert run(store.session_user(bob.id, session_id)) is None
+        assert run(store.session_user(ann.id, "ses_missing")) is None
+        assert run(store.session_user("usr_missing", session_id)) is None
+
+    # API keys
+
+    def test_create_api_key(self, store, run):
+        """A new key keeps its name, prefix and creator, its scopes sorted, and is neither
+        used nor revoked; found by id and by hash, None for an unknown hash."""
+        admin = self._user(store, run, "admin@example.test", Role.ADMIN)
+        scopes = ("read", "contacts:write", "conversations:read")
+        key = run(store.create_api_key("CRM sync", scopes, "oc_ab12", "sha-1", admin.id))
+        assert (key.name, key.prefix, key.created_by) == ("CRM sync", "oc_ab12", admin.id)
+        assert key.scopes == ("contacts:write", "conversations:read", "read")
+        assert (key.last_used_at, key.revoked_at, key.revoked) == (None, None, False)
+        assert run(store.get_api_key(key.id)) == key
+        assert run(store.api_key_by_hash("sha-1")) == key
+        assert run(store.api_key_by_hash("sha-unknown")) is None
+        system = run(store.create_api_key("cli", (), "oc_cd34", "sha-2", None))
+        assert (system.created_by, system.scopes) == (None, ())
+
+    def test_duplicate_api_key_hash_is_conflict(self, store, run):
+        """A second key with a stored hash raises Conflict; the first stays as it was."""
+        first = run(store.create_api_key("one", ("read",), "oc_1", "sha-1", None))
+        with pytest.raises(Conflict):
+            run(store.create_api_key("two", ("write",), "oc_2", "sha-1", None))
+        assert run(store.api_key_by_hash("sha-1")) == first
+        assert run(store.list_api_keys(None, 10)).items == [first]
+
+    def test_list_api_keys_oldest_first_revoked_included(self, store, run):
+        """Keys are listed oldest first, revoked ones included, in pages."""
+        ids = [
+            run(store.create_api_key(f"k{n}", ("read",), f"oc_{n}", f"sha-{n}", None)).id
+            for n in range(5)
+        ]
+        run(store.revoke_api_key(ids[1], T0))
+        page = run(store.list_api_keys(None, 10)).items
+        assert [key.id for key in page] == ids
+        assert [key.revoked for key in page] == [False, True, False, False, False]
+        for limit in (1, 2, 3, 5, 6):
+            listed = all_pages(run, lambda cursor, size: store.list_api_keys(cursor, size), limit)
+            assert listed == ids
+
+    def test_revoke_api_key_keeps_the_first_time(self, store, run):
+        """Revoking records the time; revoking again keeps the first time; a revoked key is
+        still found by id and by hash."""
+        key = run(store.create_api_key("k", ("read",), "oc_1", "sha-1", None))
+        revoked = run(store.revoke_api_key(key.id, T0))
+        assert (revoked.revoked_at, revoked.revoked) == (T0, True)
+        assert run(store.revoke_api_key(key.id, T0 + HOUR)).revoked_at == T0
+        assert run(store.revoke_api_key(key.id, T0 - HOUR)).revoked_at == T0
+        assert run(store.get_api_key(key.id)) == revoked
+        assert run(store.api_key_by_hash("sha-1")) == revoked
+
+    def test_touch_api_key_never_moves_back(self, store, run):
+        """touch_api_key records the time of use; an earlier time than the one recorded
+        changes nothing."""
+        key = run(store.create_api_key("k", ("read",), "oc_1", "sha-1", None))
+        other = run(store.create_api_key("other", ("read",), "oc_2", "sha-2", None))
+        run(store.touch_api_key(key.id, T0))
+        assert run(store.get_api_key(key.id)).last_used_at == T0
+        run(store.touch_api_key(key.id, T0 - MINUTE))
+        assert run(store.get_api_key(key.id)).last_used_at == T0
+        run(store.touch_api_key(key.id, T0 + MINUTE))
+        touched = run(store.get_api_key(key.id))
+        assert touched.last_used_at == T0 + MINUTE
+        assert (touched.name, touched.scopes, touched.revoked_at) == (key.name, key.scopes, None)
+        assert run(store.get_api_key(other.id)).last_used_at is None
+
+    # Failed logins
+
+    def test_login_failures_counted_per_email_in_any_case_within_the_window(self, store, run):
+        """record_login_failure counts the failures of an email (any case) within the
+        window before ``at``, this one included; login_failures answers the count since a
+        time and the latest; other emails are counted apart."""
+        window = 10 * MINUTE
+        email = "Ann@Example.test"
+        counts = [
+            run(store.record_login_failure(address, T0 + n * MINUTE, window))
+            for n, address in enumerate((email, email.upper(), email.lower()))
+        ]
+        assert counts == [1, 2, 3]
+        assert run(store.login_failures("ann@example.test", T0)) == (3, T0 + 2 * MINUTE)
+        assert run(store.login_failures("ANN@EXAMPLE.TEST", T0 + MINUTE)) == (2, T0 + 2 * MINUTE)
+        assert run(store.login_failures(email, T0 + 3 * MINUTE)) == (0, None)
+        assert run(store.record_login_failure("bob@example.test", T0, window)) == 1
+        # 12 minutes in: the failures at 0 and 1 minutes are out of the window.
+        assert run(store.record_login_failure(email, T0 + 12 * MINUTE, window)) == 2
+        later = run(store.login_failures(email, T0 + 2 * MINUTE))
+        assert later == (2, T0 + 12 * MINUTE)
+        assert run(store.login_failures("nobody@example.test", T0 - HOUR)) == (0, None)
+
+    def test_clear_login_failures_forgets_one_email(self, store, run):
+        """clear_login_failures forgets the email's failures (any case), not others'."""
+        window = 10 * MINUTE
+        run(store.record_login_failure("ann@example.test", T0, window))
+        run(store.record_login_failure("ann@example.test", T0 + MINUTE, window))
+        run(store.record_login_failure("bob@example.test", T0, window))
+        run(store.clear_login_failures("ANN@example.test"))
+        assert run(store.login_failures("ann@example.test", T0 - HOUR)) == (0, None)
+        assert run(store.login_failures("bob@example.test", T0 - HOUR)) == (1, T0)
+        assert run(store.record_login_failure("ann@example.test", T0 + 2 * MINUTE, window)) == 1
+
+    # Audit log
+
+    def test_audit_entries_listed_newest_first_as_appended(self, store, run):
+        """Appended entries come back whole (details, target, client address), newest
+        first by their time, whatever order they were appended in."""
+        middle = self._entry(
+            "user.created",
+            T0,
+            target_type="user",
+            target_id="usr_new",
+            details={"role": "agent", "nested": {"list": [1, "two", None]}},
+            client_address="127.0.0.1",
+        )
+        oldest = self._entry("auth.login", T0 - HOUR)
+        newest = AuditEntry(new_id("aud"), "api_key.revoked", "system", None, at=T0 + HOUR)
+        for entry in (middle, oldest, newest):
+            run(store.append_audit(entry))
+        assert run(store.list_audit(None, None, 10)).items == [newest, middle, oldest]
+
+    def test_list_audit_filters_by_action_in_pages(self, store, run):
+        """list_audit with an action lists only that action's entries, newest first; every
+        list pages through each entry once."""
+        entries = [
+            self._entry("auth.login" if n % 2 else "auth.login_failed", T0 + n * MINUTE)
+            for n in range(7)
+        ]
+        for entry in entries:
+            run(store.append_audit(entry))
+        newest_first = [entry.id for entry in reversed(entries)]
+        logins = [entry.id for entry in reversed(entries) if entry.action == "auth.login"]
+        assert [e.id for e in run(store.list_audit("auth.login", None, 10)).items] == logins
+        assert run(store.list_audit("user.created", None, 10)).items == []
+        for limit in (1, 2, 3, 7, 8):
+            every = all_pages(run, lambda cursor, size: store.list_audit(None, cursor, size), limit)
+            assert every == newest_first
+            only = all_pages(
+                run, lambda cursor, size: store.list_audit("auth.login", cursor, size), limit
+            )
+            assert only == logins
+
+    def test_a_stored_audit_entry_cannot_be_replaced(self, store, run):
+        """Appending an entry with the id of a stored one raises Conflict and leaves the
+        stored entry as it was."""
+        entry = self._entry("auth.login", T0)
+        run(store.append_audit(entry))
+        forged = AuditEntry(entry.id, "auth.logout", "system", None, at=T0 + HOUR)
+        with pytest.raises(Conflict):
+            run(store.append_audit(forged))
+        assert run(store.list_audit(None, None, 10)).items == [entry]
