@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
+RATE_LIMIT_MAX = 1_000_000
+"""Requests per minute: far above any real need, low enough to catch a typo's extra zeros."""
 
 
 def _parse_int(low: int, high: int) -> Callable[[str], int]:
@@ -59,6 +61,34 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"must be true or false, got {raw!r}")
 
 
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """Exact browser origins (``scheme://host[:port]``, nothing after), comma-separated.
+    Stored as browsers send them in ``Origin``: lower case, no trailing slash."""
+    origins = tuple(origin.rstrip("/").lower() for origin in _parse_list(raw))
+    for origin in origins:
+        if "*" in origin:
+            raise ValueError(
+                "'*' is not allowed (a wildcard would let any site call the API with a"
+                " user's token): list the exact origins, like https://app.example.com"
+            )
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ValueError(
+                f"each origin must be scheme://host[:port] with no path, like"
+                f" https://app.example.com, got {origin!r}"
+            )
+    return origins
+
+
+def _parse_secret(min_length: int) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if len(raw) < min_length:  # the value is never echoed: it is a secret
+            raise ValueError(f"must be at least {min_length} characters, got {len(raw)}")
+        return raw
+
+    return parse
+
+
 def _parse_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -94,6 +124,15 @@ class Config:
     hook_threads: int = 16
     public_url: str | None = None
     trust_proxy: bool = False
+    rate_limit_per_minute: int = 600
+    credential_rate_limit_per_minute: int = 1200
+    login_rate_limit_per_minute: int = 10
+    cors_origins: tuple[str, ...] = ()
+    jwt_secret: str | None = attrs.field(default=None, repr=False)
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    login_lockout_failures: int = 5
+    login_lockout_minutes: int = 15
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     @classmethod
@@ -126,5 +165,28 @@ class Config:
             hook_threads=_read(merged, "OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16),
             public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
             trust_proxy=_read(merged, "OMNICHANNEL_TRUST_PROXY", _parse_bool, False),
+            rate_limit_per_minute=_read(
+                merged, "OMNICHANNEL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 600
+            ),
+            credential_rate_limit_per_minute=_read(
+                merged, "OMNICHANNEL_CREDENTIAL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 1200
+            ),
+            login_rate_limit_per_minute=_read(
+                merged, "OMNICHANNEL_LOGIN_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 10
+            ),
+            cors_origins=_read(merged, "OMNICHANNEL_CORS_ORIGINS", _parse_origins, ()),
+            jwt_secret=_read(merged, "OMNICHANNEL_JWT_SECRET", _parse_secret(32), None),
+            access_token_minutes=_read(
+                merged, "OMNICHANNEL_ACCESS_TOKEN_MINUTES", _parse_int(1, 1440), 15
+            ),
+            refresh_token_days=_read(
+                merged, "OMNICHANNEL_REFRESH_TOKEN_DAYS", _parse_int(1, 365), 30
+            ),
+            login_lockout_failures=_read(
+                merged, "OMNICHANNEL_LOGIN_LOCKOUT_FAILURES", _parse_int(1, 100), 5
+            ),
+            login_lockout_minutes=_read(
+                merged, "OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", _parse_int(1, 1440), 15
+            ),
             environ=merged,
         )

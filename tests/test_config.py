@@ -29,6 +29,15 @@ def test_defaults_when_nothing_is_set():
     assert config.disabled_plugins == ()
     assert config.max_body_bytes == 1_048_576
     assert config.public_url is None
+    assert config.rate_limit_per_minute == 600
+    assert config.credential_rate_limit_per_minute == 1200
+    assert config.login_rate_limit_per_minute == 10
+    assert config.cors_origins == ()
+    assert config.jwt_secret is None
+    assert config.access_token_minutes == 15
+    assert config.refresh_token_days == 30
+    assert config.login_lockout_failures == 5
+    assert config.login_lockout_minutes == 15
 
 
 def test_every_variable_is_read():
@@ -47,6 +56,15 @@ def test_every_variable_is_read():
             "OMNICHANNEL_DISABLE_PLUGINS": "audit",
             "OMNICHANNEL_MAX_BODY_BYTES": "4096",
             "OMNICHANNEL_PUBLIC_URL": "https://inbox.example.com",
+            "OMNICHANNEL_RATE_LIMIT": "120",
+            "OMNICHANNEL_CREDENTIAL_RATE_LIMIT": "300",
+            "OMNICHANNEL_LOGIN_RATE_LIMIT": "3",
+            "OMNICHANNEL_CORS_ORIGINS": "https://app.example.com",
+            "OMNICHANNEL_JWT_SECRET": "s" * 32,
+            "OMNICHANNEL_ACCESS_TOKEN_MINUTES": "5",
+            "OMNICHANNEL_REFRESH_TOKEN_DAYS": "7",
+            "OMNICHANNEL_LOGIN_LOCKOUT_FAILURES": "3",
+            "OMNICHANNEL_LOGIN_LOCKOUT_MINUTES": "60",
         }
     )
     assert config.host == "0.0.0.0"
@@ -61,6 +79,15 @@ def test_every_variable_is_read():
     assert config.disabled_plugins == ("audit",)
     assert config.max_body_bytes == 4096
     assert config.public_url == "https://inbox.example.com"
+    assert config.rate_limit_per_minute == 120
+    assert config.credential_rate_limit_per_minute == 300
+    assert config.login_rate_limit_per_minute == 3
+    assert config.cors_origins == ("https://app.example.com",)
+    assert config.jwt_secret == "s" * 32
+    assert config.access_token_minutes == 5
+    assert config.refresh_token_days == 7
+    assert config.login_lockout_failures == 3
+    assert config.login_lockout_minutes == 60
 
 
 def test_default_store_lives_in_the_data_dir():
@@ -109,6 +136,21 @@ def test_public_url_loses_its_trailing_slash():
         ("OMNICHANNEL_LOG_FORMAT", "xml"),
         ("OMNICHANNEL_MAX_BODY_BYTES", "10"),
         ("OMNICHANNEL_PUBLIC_URL", "ftp://example.com"),
+        ("OMNICHANNEL_RATE_LIMIT", "-1"),
+        ("OMNICHANNEL_RATE_LIMIT", "lots"),
+        ("OMNICHANNEL_CREDENTIAL_RATE_LIMIT", "1.5"),
+        ("OMNICHANNEL_LOGIN_RATE_LIMIT", "-5"),
+        ("OMNICHANNEL_CORS_ORIGINS", "app.example.com"),
+        ("OMNICHANNEL_CORS_ORIGINS", "https://app.example.com/login"),
+        ("OMNICHANNEL_CORS_ORIGINS", "ftp://app.example.com"),
+        ("OMNICHANNEL_ACCESS_TOKEN_MINUTES", "0"),
+        ("OMNICHANNEL_ACCESS_TOKEN_MINUTES", "1441"),
+        ("OMNICHANNEL_REFRESH_TOKEN_DAYS", "0"),
+        ("OMNICHANNEL_REFRESH_TOKEN_DAYS", "366"),
+        ("OMNICHANNEL_LOGIN_LOCKOUT_FAILURES", "0"),
+        ("OMNICHANNEL_LOGIN_LOCKOUT_FAILURES", "101"),
+        ("OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", "0"),
+        ("OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", "1441"),
     ],
 )
 def test_bad_value_raises_one_line_naming_the_variable(variable, value):
@@ -159,3 +201,47 @@ def test_api_keys_are_not_in_repr():
     config = config_of({"OMNICHANNEL_API_KEY": "very-secret-key", "WEBHOOK_SECRET": "hush"})
     assert "very-secret-key" not in repr(config)
     assert "hush" not in repr(config)
+
+
+def test_rate_limits_of_zero_are_off():
+    """0 is a valid rate limit: it turns that limit off."""
+    config = config_of(
+        {
+            "OMNICHANNEL_RATE_LIMIT": "0",
+            "OMNICHANNEL_CREDENTIAL_RATE_LIMIT": "0",
+            "OMNICHANNEL_LOGIN_RATE_LIMIT": "0",
+        }
+    )
+    assert config.rate_limit_per_minute == 0
+    assert config.credential_rate_limit_per_minute == 0
+    assert config.login_rate_limit_per_minute == 0
+
+
+def test_cors_origins_are_stored_as_browsers_send_them():
+    """CORS origins are a trimmed comma list, lower-cased and without a trailing slash, so
+    they compare equal to a browser's Origin header."""
+    config = config_of(
+        {"OMNICHANNEL_CORS_ORIGINS": " https://App.Example.com/ , http://localhost:5173,, "}
+    )
+    assert config.cors_origins == ("https://app.example.com", "http://localhost:5173")
+
+
+@pytest.mark.parametrize("value", ["*", "https://app.example.com,*", "https://*.example.com"])
+def test_cors_wildcard_is_refused_and_the_error_says_so(value):
+    """A wildcard origin is refused with a message that says '*' is not allowed."""
+    with pytest.raises(ConfigError, match=r"^OMNICHANNEL_CORS_ORIGINS: '\*' is not allowed"):
+        config_of({"OMNICHANNEL_CORS_ORIGINS": value})
+
+
+def test_short_jwt_secret_is_refused_without_echoing_it():
+    """A JWT secret under 32 characters is refused; the message gives its length, never the
+    secret itself."""
+    with pytest.raises(ConfigError, match=r"^OMNICHANNEL_JWT_SECRET: .*32") as raised:
+        config_of({"OMNICHANNEL_JWT_SECRET": "short-secret-value"})
+    assert "short-secret-value" not in raised.value.message
+
+
+def test_jwt_secret_is_not_in_repr():
+    """The JWT signing secret never appears in the config's repr."""
+    secret = "a-very-long-signing-secret-0123456789"
+    assert secret not in repr(config_of({"OMNICHANNEL_JWT_SECRET": secret}))

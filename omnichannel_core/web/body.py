@@ -11,6 +11,7 @@ from omnichannel_core.config import Config
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.hooktypes import WebhookRequest
 from omnichannel_core.serialization import parse_json
+from omnichannel_core.web.client_address import client_address
 
 CHUNK = 64 * 1024
 
@@ -71,5 +72,5 @@ async def webhook_request(req: falcon.asgi.Request, config: Config) -> WebhookRe
         headers={name.lower(): value for name, value in req.headers.items()},
         query={k: v[-1] if isinstance(v, list) else v for k, v in req.params.items()},
         body=body,
-        remote_addr=req.access_route[0] if config.trust_proxy else req.remote_addr,
+        remote_addr=client_address(req, config.trust_proxy),
     )

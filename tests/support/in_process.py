@@ -21,6 +21,14 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 Scenario = Callable[[testing.ASGIConductor], Awaitable[None]]
 
 
+# Like tests/support/server.py: tests that want limits pass them.
+NO_RATE_LIMITS = {
+    "rate_limit_per_minute": 0,
+    "credential_rate_limit_per_minute": 0,
+    "login_rate_limit_per_minute": 0,
+}
+
+
 def run_app(
     data_dir: Path,
     channels: Mapping[str, object],
@@ -37,7 +45,7 @@ def run_app(
         api_keys=(API_KEY,),
         plugins_dir=data_dir / "no-plugins",
         environ=dict(environ or {}),
-        **settings,
+        **{**NO_RATE_LIMITS, **settings},
     )
     plugins = load_plugins(None, extra=list(channels.items()))
     app = create_app(config, plugins, open_store(config.store_url))

@@ -1,0 +1,270 @@
+"""Protection against abuse: rate limits, security headers and CORS, as Falcon middleware.
+
+Rate limits are token buckets: a bucket holds at most the per-minute figure and refills
+continuously at that figure per minute, so a client may burst to the figure and then keeps
+the average. There are three, each off when set to 0:
+
+- per client address (``OMNICHANNEL_RATE_LIMIT``), on every matched route;
+- per credential (``OMNICHANNEL_CREDENTIAL_RATE_LIMIT``), keyed by a SHA-256 digest of the
+  bearer token presented, never the token itself, so a key shared by many addresses is held
+  to one budget;
+- per client address on the login and refresh routes (``OMNICHANNEL_LOGIN_RATE_LIMIT``),
+  which set ``strict_rate_limit = True``, to slow password guessing; on top of the first.
+
+An IPv6 client is counted by its /64, the block one subscriber usually holds, so it cannot
+take a fresh bucket for each of its addresses. Channel webhooks and status callbacks (a
+resource with a ``channel`` that lists the method in ``public_methods``) are never counted:
+providers burst from many addresses and the channel authenticates them by signature.
+Unmatched routes are not counted either. Over a limit, the request is refused with
+:class:`~omnichannel_core.errors.RateLimited` (429 with ``Retry-After``).
+
+The buckets live in memory, in each worker process. With N gunicorn workers a client may get
+up to N times the figure (a client's keep-alive connection stays on one worker, so a single
+connection sees one worker's budget), and a restart forgets them. Memory is bounded: each
+limit keeps its most recently used ``MAX_KEYS`` buckets and forgets the idlest beyond that;
+a forgotten bucket starts full again, which only ever favours the client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from omnichannel_core.config import Config
+from omnichannel_core.errors import RateLimited
+from omnichannel_core.web.client_address import client_address
+
+MAX_KEYS = 100_000
+"""Buckets kept per limit (per worker); the least recently used beyond this are forgotten.
+A bucket takes about 250-400 bytes, so a full limit holds some 25-40 MB."""
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # A JSON API loads nothing and is framed by no one; a response rendered as a page by
+    # mistake gets no scripts, styles or frames.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+# One year, for this host only: subdomains may be other people's services.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
+
+CORS_ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
+CORS_EXPOSE_HEADERS = "X-Request-ID, Retry-After"
+CORS_MAX_AGE_SECONDS = 600
+
+
+class TokenBuckets:
+    """One rate limit: a token bucket per key, the most recently used ``max_keys`` kept.
+
+    :param per_minute: the bucket's capacity, and its refill per minute (at least 1).
+    :param clock: seconds from a monotonic clock; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        if per_minute < 1:
+            raise ValueError("per_minute must be at least 1")
+        self.capacity = float(per_minute)
+        self.per_second = per_minute / 60
+        self.clock = clock
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: Hashable) -> float:
+        """Spend one token of ``key``'s bucket. Returns 0 when there was one; else, spending
+        nothing, the seconds until there will be."""
+        now = self.clock()
+        held = self._buckets.pop(key, None)
+        if held is None:
+            tokens = self.capacity
+        else:
+            tokens, updated = held
+            tokens = min(self.capacity, tokens + (now - updated) * self.per_second)
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / self.per_second
+        self._buckets[key] = (tokens, now)  # re-inserted: now the most recently used
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._buckets
+
+
+def _limit(per_minute: int, clock: Callable[[], float]) -> TokenBuckets | None:
+    return TokenBuckets(per_minute, clock) if per_minute > 0 else None
+
+
+def is_webhook(resource: Any, method: str) -> bool:
+    """A channel's provider-facing route: authenticated by the channel, never rate limited."""
+    return bool(getattr(resource, "channel", None)) and method in getattr(
+        resource, "public_methods", ()
+    )
+
+
+def address_key(address: str) -> str:
+    """What the per-address limits count by: the address, or an IPv6 address's /64."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    except ValueError:
+        return address
+
+
+def credential_key(req: falcon.asgi.Request) -> bytes | None:
+    """A digest of the bearer token presented, or None when there is none."""
+    header = req.get_header("Authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _refuse_if_empty(buckets: TokenBuckets, key: Hashable, limit: str, message: str) -> None:
+    wait = buckets.take(key)
+    if wait > 0:
+        raise RateLimited(message, retry_after=max(1, math.ceil(wait)), limit=limit)
+
+
+class RateLimits:
+    """The three token-bucket limits, decided on the matched resource."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+        self.trust_proxy = config.trust_proxy
+        self.by_address = _limit(config.rate_limit_per_minute, clock)
+        self.by_credential = _limit(config.credential_rate_limit_per_minute, clock)
+        self.logins = _limit(config.login_rate_limit_per_minute, clock)
+
+    @property
+    def active(self) -> bool:
+        return any(b is not None for b in (self.by_address, self.by_credential, self.logins))
+
+    async def process_resource(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
+    ) -> None:
+        if resource is None or is_webhook(resource, req.method):
+            return
+        address = address_key(client_address(req, self.trust_proxy))
+        if self.by_address is not None:
+            _refuse_if_empty(
+                self.by_address, address, "address", "too many requests from this address"
+            )
+        # A CORS preflight carries no password to guess; only the attempt itself counts.
+        if (
+            self.logins is not None
+            and req.method != "OPTIONS"
+            and getattr(resource, "strict_rate_limit", False)
+        ):
+            _refuse_if_empty(
+                self.logins, address, "login", "too many login attempts from this address"
+            )
+        if self.by_credential is not None:
+            key = credential_key(req)
+            if key is not None:
+                _refuse_if_empty(
+                    self.by_credential, key, "credential", "too many requests with this credential"
+                )
+
+
+class SecurityHeaders:
+    """The headers every response carries; HSTS only on responses sent over HTTPS."""
+
+    def __init__(self, trust_proxy: bool) -> None:
+        self.trust_proxy = trust_proxy
+
+    async def process_response(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: Any,
+        req_succeeded: bool,
+    ) -> None:
+        resp.set_headers(SECURITY_HEADERS)
+        # API answers are per caller: no shared or browser cache may keep them, unless the
+        # route chose its own caching.
+        if (req.path == "/api" or req.path.startswith("/api/")) and not resp.get_header(
+            "Cache-Control"
+        ):
+            resp.set_header("Cache-Control", "no-store")
+        scheme = req.forwarded_scheme if self.trust_proxy else req.scheme
+        if scheme.lower() == "https":
+            resp.set_header("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY)
+
+
+class Cors:
+    """CORS for the listed origins only; any other origin gets no CORS header, so browsers
+    keep its pages from reading the answers.
+
+    No ``Access-Control-Allow-Credentials``: callers send a bearer token, not cookies. A
+    preflight (``OPTIONS`` with ``Access-Control-Request-Method``) from a listed origin is
+    answered here, 204, before authentication, since browsers send it without credentials.
+    Falcon's ``CORSMiddleware`` is not used: it allows whatever headers the preflight asks
+    for and sends no ``Vary: Origin``.
+    """
+
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self.origins = frozenset(origins)
+
+    async def process_resource(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
+    ) -> None:
+        if (
+            req.method == "OPTIONS"
+            and req.get_header("Access-Control-Request-Method")
+            and req.get_header("Origin") in self.origins
+        ):
+            resp.status = 204
+            resp.set_header("Access-Control-Allow-Methods", CORS_ALLOW_METHODS)
+            resp.set_header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
+            resp.set_header("Access-Control-Max-Age", str(CORS_MAX_AGE_SECONDS))
+            resp.complete = True
+
+    async def process_response(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        resource: Any,
+        req_succeeded: bool,
+    ) -> None:
+        resp.append_header("Vary", "Origin")
+        origin = req.get_header("Origin")
+        if origin in self.origins:
+            resp.set_header("Access-Control-Allow-Origin", origin)
+            resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
+
+
+def protection_middleware(config: Config) -> list[object]:
+    """The middleware objects, in order, that protect every route: security headers, then the
+    rate limits (so a CORS preflight is counted too), then CORS. A limit set to 0 and an empty
+    ``OMNICHANNEL_CORS_ORIGINS`` add nothing."""
+    middleware: list[object] = [SecurityHeaders(config.trust_proxy)]
+    limits = RateLimits(config)
+    if limits.active:
+        middleware.append(limits)
+    if config.cors_origins:
+        middleware.append(Cors(config.cors_origins))
+    return middleware
