@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import falcon
 import falcon.asgi
 import structlog
 
-from omnichannel_core.auth import load_api_keys
+from omnichannel_core.access.service import Access
+from omnichannel_core.access.tokens import TokenSigner
+from omnichannel_core.auth import load_api_keys, signing_secret
 from omnichannel_core.config import Config
 from omnichannel_core.dispatch import ChannelDispatcher
 from omnichannel_core.errors import PluginLoadError
@@ -14,11 +18,13 @@ from omnichannel_core.inbox import Inbox
 from omnichannel_core.logs import configure_logging
 from omnichannel_core.plugins import LoadedPlugins, PluginFailure, load_plugins
 from omnichannel_core.store import Store, open_store
+from omnichannel_core.web.access_routes import mount_access
 from omnichannel_core.web.channel_routes import UnknownChannel, channel_resources, mount_channel
 from omnichannel_core.web.errors import install_error_handlers
 from omnichannel_core.web.inbox_routes import mount_inbox
 from omnichannel_core.web.middleware import Authentication, RequestContext
 from omnichannel_core.web.openapi import OpenApiDocument
+from omnichannel_core.web.protection import protection_middleware
 from omnichannel_core.web.system_routes import Health, Plugins, Root
 
 log = structlog.get_logger("omnichannel.app")
@@ -81,6 +87,12 @@ def mount_channels(app: falcon.asgi.App, inbox: Inbox, config: Config) -> None:
         mount_channel(app, channel, resources)
 
 
+def create_access(store: Store, config: Config) -> Access:
+    """Access on ``store``, with the server's signing secret and bootstrap key."""
+    signer = TokenSigner(signing_secret(config), timedelta(minutes=config.access_token_minutes))
+    return Access(store, config, signer, load_api_keys(config))
+
+
 def create_app(
     config: Config, plugins: LoadedPlugins | None = None, store: Store | None = None
 ) -> falcon.asgi.App:
@@ -97,13 +109,15 @@ def create_app(
     store = store or open_store(config.store_url)
     dispatcher = ChannelDispatcher(plugins, threads_per_channel=config.hook_threads)
     inbox = Inbox(store, dispatcher, config)
+    access = create_access(store, config)
 
     app = falcon.asgi.App(
         middleware=[
             StoreLifespan(store),
             HookThreadsLifespan(dispatcher),
             RequestContext(),
-            Authentication(load_api_keys(config)),
+            *protection_middleware(config),
+            Authentication(access),
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -113,7 +127,8 @@ def create_app(
     app.add_route("/health", Health(inbox, plugins))
     app.add_route("/api/plugins", Plugins(plugins))
     app.add_route("/api/openapi.json", OpenApiDocument())
-    mount_inbox(app, inbox, config)
+    mount_access(app, access, config)
+    mount_inbox(app, inbox, access, config)
     mount_channels(app, inbox, config)
     failed = [failure.name for failure in plugins.failures if failure.kind == "channel"]
     unknown = UnknownChannel(inbox.dispatcher.channels, failed)

@@ -1,8 +1,14 @@
-"""API keys, until users and roles arrive: from ``OMNICHANNEL_API_KEY``, or generated once.
+"""The server's own secrets: the bootstrap API key and the access-token signing secret.
 
-When no key is configured, the first start writes a random key to ``<data dir>/api-key``
-(mode 0600) and prints it once; later starts read it. The server is never open by default.
-Keys are compared as SHA-256 digests in constant time.
+Each comes from its variable (``OMNICHANNEL_API_KEY``, ``OMNICHANNEL_JWT_SECRET``) or, when
+that is not set, from a file in the data directory that the first start creates (mode 0600,
+exclusively, so every gunicorn worker reads the same one). The generated API key is printed
+once, on a terminal; the signing secret never leaves its file. Keys are compared as SHA-256
+digests in constant time.
+
+The bootstrap key acts as an admin-scoped key, so a fresh server can be driven before any
+user exists; users, their sessions and the keys admins create are in
+`omnichannel_core.access`.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -18,6 +25,7 @@ import attrs
 from omnichannel_core.config import Config
 
 KEY_FILE = "api-key"
+SIGNING_SECRET_FILE = "jwt-secret"  # noqa: S105 (a file name)
 
 
 @attrs.frozen
@@ -40,32 +48,45 @@ def key_file(config: Config) -> Path:
     return config.data_dir / KEY_FILE
 
 
-def ensure_api_key(config: Config) -> str | None:
-    """Create the generated key if no key is configured and none exists yet.
-
-    Returns the new key when this call created it (so the caller prints it once), else None.
-    Safe from several processes at once: the file is created exclusively.
-    """
-    if config.api_keys:
-        return None
-    path = key_file(config)
+def create_secret_file(path: Path, generate: Callable[[], str]) -> str | None:
+    """Write ``generate()`` to ``path`` (0600) unless the file exists; returns the new value
+    when this call created it, else None. Safe from several processes at once."""
     if path.exists():
         return None
-    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = "ock_" + secrets.token_urlsafe(32)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    value = generate()
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return None
     with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
-    return key
+        file.write(value + "\n")
+    return value
+
+
+def ensure_api_key(config: Config) -> str | None:
+    """Create the generated key if no key is configured and none exists yet.
+
+    Returns the new key when this call created it (so the caller prints it once), else None.
+    """
+    if config.api_keys:
+        return None
+    return create_secret_file(key_file(config), lambda: "ock_" + secrets.token_urlsafe(32))
 
 
 def load_api_keys(config: Config) -> ApiKeys:
-    """The accepted keys: the configured ones, or the generated one."""
+    """The accepted bootstrap keys: the configured ones, or the generated one."""
     if config.api_keys:
         return ApiKeys.of(config.api_keys)
     ensure_api_key(config)
     key = key_file(config).read_text().strip()
     return ApiKeys.of((key,))
+
+
+def signing_secret(config: Config) -> str:
+    """The secret access tokens are signed with: configured, or generated once."""
+    if config.jwt_secret:
+        return config.jwt_secret
+    path = config.data_dir / SIGNING_SECRET_FILE
+    create_secret_file(path, lambda: secrets.token_urlsafe(48))
+    return path.read_text().strip()

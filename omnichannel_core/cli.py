@@ -1,20 +1,29 @@
-"""The ``omnichannel`` command: ``serve`` runs the server, ``plugins`` lists the plugins."""
+"""The ``omnichannel`` command: ``serve`` runs the server, ``plugins`` lists the plugins,
+``users create-admin`` creates an admin (the first one, or more) on the server's machine."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 import attrs
 
 from omnichannel_core import __version__
+from omnichannel_core.access.records import Role, User
+from omnichannel_core.access.service import COMMAND_LINE, Access
+from omnichannel_core.access.tokens import TokenSigner
 from omnichannel_core.app import create_app
+from omnichannel_core.auth import ApiKeys
 from omnichannel_core.config import Config
-from omnichannel_core.errors import ConfigError
+from omnichannel_core.errors import ConfigError, OmnichannelError
 from omnichannel_core.plugins import load_plugins
+from omnichannel_core.store import open_store
 from omnichannel_core.web.system_routes import plugins_report
 
 GUNICORN_SETTINGS = "python:omnichannel_core.gunicorn_conf"
@@ -51,9 +60,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 def _plugins(args: argparse.Namespace, config: Config) -> int:
     plugins = load_plugins(config.plugins_dir, config.disabled_plugins)
-    # Build the app as the server would, so a channel whose routes fail is reported too; a
-    # placeholder key keeps this from generating the server's key file.
-    create_app(attrs.evolve(config, api_keys=("listing-only",)), plugins)
+    # Build the app as the server would, so a channel whose routes fail is reported too;
+    # placeholder secrets keep this from generating the server's secret files.
+    placeholders = attrs.evolve(config, api_keys=("listing-only",), jwt_secret="listing-only" * 4)
+    create_app(placeholders, plugins)
     report = plugins_report(plugins)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -66,6 +76,37 @@ def _plugins(args: argparse.Namespace, config: Config) -> int:
         for name in report["disabled"]:
             print(f"disabled {name}")
     return 1 if report["failed"] else 0
+
+
+def _ask_password() -> str:
+    password = getpass.getpass("Password for the new admin: ")
+    if getpass.getpass("Again: ") != password:
+        raise ConfigError("the two passwords differ; nothing was created")
+    return password
+
+
+async def _store_admin(config: Config, email: str, name: str, password: str) -> User:
+    store = open_store(config.store_url)
+    await store.open()
+    try:
+        # Creating a user needs neither the token secret nor the bootstrap key: none is read,
+        # so the server still generates (and shows) its own on first start.
+        signer = TokenSigner("not-used-by-the-command-line" * 2, timedelta(minutes=1))
+        access = Access(store, config, signer, ApiKeys.of(()))
+        return await access.create_user(COMMAND_LINE, email, name, Role.ADMIN, password, None)
+    finally:
+        await store.close()
+
+
+def _create_admin(args: argparse.Namespace, config: Config) -> int:
+    password = args.password if args.password is not None else _ask_password()
+    try:
+        user = asyncio.run(_store_admin(config, args.email, args.name, password))
+    except OmnichannelError as error:
+        print(f"omnichannel: {error.message}", file=sys.stderr)
+        return 2
+    print(f"created admin {user.email} (id {user.id}); log in with POST /api/auth/login")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list plugins, their hooks and failures")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=_plugins)
+    users = commands.add_parser("users", help="manage users from the server's machine")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    create_admin = user_commands.add_parser(
+        "create-admin", help="create an admin user (asks for the password when not given)"
+    )
+    create_admin.add_argument("--email", required=True)
+    create_admin.add_argument("--name", required=True, help="display name")
+    create_admin.add_argument(
+        "--password", help="the password (visible in the process list: prefer the prompt)"
+    )
+    create_admin.set_defaults(run=_create_admin)
     return parser
 
 

@@ -38,6 +38,21 @@ class Unauthenticated(OmnichannelError):
     """No credentials, or credentials that are not valid."""
 
 
+class Forbidden(OmnichannelError):
+    """Authenticated, but not allowed to do this (role, scope, or whose record it is)."""
+
+
+class RateLimited(OmnichannelError):
+    """Too many requests (or failed logins) from one client or credential.
+
+    :param retry_after: seconds until a retry may succeed.
+    """
+
+    def __init__(self, message: str, *, retry_after: int, **details: object) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
 class WebhookRejected(OmnichannelError):
     """A channel refused an inbound request: bad signature, bad token.
 

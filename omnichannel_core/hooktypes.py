@@ -157,8 +157,12 @@ class ChannelRoute:
     :param resource: a Falcon ASGI resource (``on_get``, ``on_post``, ``on_websocket``...).
     :param public: True when providers call it without an API key; the channel must then
         authenticate the request itself.
+    :param permission: for a route that is not public, the permission a caller needs
+        (a name from `omnichannel_core.access.policy.Permission`, e.g. ``"messages:send"``);
+        by default ``channels:read`` for GET and ``messages:send`` for other methods.
     """
 
     path: str
     resource: object
     public: bool = False
+    permission: str | None = None

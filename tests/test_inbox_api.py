@@ -17,6 +17,7 @@ from tests.support.signing import (
     post_webhook,
     unique,
 )
+from tests.support.users import create_user
 
 
 @pytest.fixture
@@ -186,10 +187,11 @@ def test_conversation_patch_status_and_assignee(client):
     """PATCH changes status and assignee; the change is what GET shows afterwards."""
     conversation = new_conversation(client)
     path = f"/api/conversations/{conversation['id']}"
-    changed = client.patch(path, json={"status": "pending", "assignee": "agent-7"})
+    agent = create_user(client, "agent")["id"]
+    changed = client.patch(path, json={"status": "pending", "assignee": agent})
     assert changed.status_code == 200
     assert changed.json()["status"] == "pending"
-    assert changed.json()["assignee"] == "agent-7"
+    assert changed.json()["assignee"] == agent
     cleared = client.patch(path, json={"assignee": None}).json()
     assert cleared["assignee"] is None
     assert cleared["status"] == "pending"
@@ -198,7 +200,7 @@ def test_conversation_patch_status_and_assignee(client):
 
 def test_conversations_filtered_by_status_channel_and_assignee(client):
     """Each filter keeps only matching conversations; filters combine."""
-    assignee = unique("agent")
+    assignee = create_user(client, "agent")["id"]
     pending = new_conversation(client)
     resolved = new_conversation(client)
     client.patch(

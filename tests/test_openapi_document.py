@@ -19,6 +19,10 @@ from tests.support.openapi_contract import (
 )
 from tests.support.server import ServerProcess
 
+# Public beside those the contract helpers list: logging in and refreshing need no token.
+PUBLIC = PUBLIC_OPERATIONS
+WEBHOOKS = {("post", "/api/channels/{channel}/webhook"), ("post", "/api/channels/{channel}/status")}
+
 # The parts of the OpenAPI 3.1 structure this project relies on, as a JSON Schema.
 STATUS = r"^([1-5][0-9][0-9]|[1-5]XX|default)$"
 REF = {"type": "object", "required": ["$ref"], "properties": {"$ref": {"type": "string"}}}
@@ -139,7 +143,8 @@ def test_component_schemas_are_valid_json_schema_2020_12(document):
     assert {"Contact", "Identity", "Conversation", "Message", "Media", "ChannelHealth"} <= set(
         schemas
     )
-    assert {"Page", "Error"} <= set(schemas)
+    assert {"Page", "Error", "ForbiddenError", "RateLimitError"} <= set(schemas)
+    assert {"User", "ApiKey", "ApiKeyCreated", "AuditEntry", "Tokens", "Caller"} <= set(schemas)
     for schema in schemas.values():
         Draft202012Validator.check_schema(schema)
 
@@ -160,9 +165,40 @@ def test_path_templates_declare_their_parameters(document):
 
 
 def test_security_is_bearer_except_on_public_routes(document):
-    """Bearer API keys apply globally; exactly the public routes opt out with security []."""
+    """Bearer credentials (access tokens, API keys) apply globally; exactly the public routes,
+    login and refresh among them, opt out with security []."""
     assert document["security"] == [{"bearer": []}]
     scheme = document["components"]["securitySchemes"]["bearer"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     public = {(m, t) for m, t, op in operations(document) if op.get("security") == []}
-    assert public == PUBLIC_OPERATIONS
+    assert public == PUBLIC
+
+
+def test_every_secured_operation_names_its_permission_and_its_refusals(document):
+    """A secured operation names the permission it needs (``x-permission``, and who has it in
+    its description) and documents 401 and 429, and 403 unless every caller has the
+    permission; a public one names none."""
+    for method, template, operation in operations(document):
+        responses = operation["responses"]
+        if (method, template) in PUBLIC:
+            assert "x-permission" not in operation, (method, template)
+            continue
+        permission = operation["x-permission"]
+        assert f"`{permission}`" in operation["description"], (method, template)
+        assert {"401", "429"} <= set(responses), (method, template)
+        if permission != "account:own":
+            assert responses["403"] == {"$ref": "#/components/responses/Forbidden"}
+
+
+def test_every_rate_limited_operation_documents_429_with_retry_after(document):
+    """Every operation but the webhooks, public ones included, documents 429 with its
+    Retry-After header; the webhooks, never rate limited, do not."""
+    for method, template, operation in operations(document):
+        documented = operation["responses"].get("429")
+        if (method, template) in WEBHOOKS:
+            assert documented is None, template
+            continue
+        assert documented is not None, (method, template)
+        if "$ref" in documented:
+            documented = lookup(document, documented["$ref"])
+        assert "Retry-After" in documented["headers"], (method, template)

@@ -20,6 +20,7 @@ from tests.support.openapi_contract import (
     running_degraded_server,
 )
 from tests.support.server import ServerProcess
+from tests.support.users import PASSWORD, create_user
 
 
 def signed(data: dict) -> tuple[bytes, dict[str, str]]:
@@ -93,7 +94,10 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     conversation_path = f"/api/conversations/{conversation['id']}"
     contract.check(client.get(conversation_path), "get", "/api/conversations/{conversation_id}")
     contract.check(
-        client.patch(conversation_path, json={"status": "pending", "assignee": "agent-7"}),
+        client.patch(
+            conversation_path,
+            json={"status": "pending", "assignee": create_user(client, "agent")["id"]},
+        ),
         "patch",
         "/api/conversations/{conversation_id}",
     )
@@ -136,9 +140,114 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert health.status_code == 200
     contract.check(health, "get", "/api/channels/{channel}/health")
 
+    exercise_access(server, contract)
+
     exercised = {(method, template) for method, template, _ in contract.seen}
     documented = {(method, template) for method, template, _ in operations(contract.document)}
     assert exercised == documented
+
+
+def exercise_access(server: ServerProcess, contract: Contract) -> None:
+    """Users, sessions, API keys and the audit log: success and the usual errors."""
+    admin, anonymous = server.client(), server.client(None)
+    user = contract.check(
+        admin.post(
+            "/api/users",
+            json={
+                "email": "ops@example.com",
+                "display_name": "Ops",
+                "role": "agent",
+                "password": PASSWORD,
+            },
+        ),
+        "post",
+        "/api/users",
+    )
+    taken = admin.post(
+        "/api/users",
+        json={
+            "email": "OPS@example.com",
+            "display_name": "Ops",
+            "role": "agent",
+            "password": PASSWORD,
+        },
+    )
+    assert contract.check(taken, "post", "/api/users")["error"] == "conflict"
+    contract.check(admin.get("/api/users"), "get", "/api/users")
+    user_path = f"/api/users/{user['id']}"
+    contract.check(admin.get(user_path), "get", "/api/users/{user_id}")
+    contract.check(admin.get("/api/users/usr_missing"), "get", "/api/users/{user_id}")
+    contract.check(
+        admin.patch(user_path, json={"display_name": "Ops team"}), "patch", "/api/users/{user_id}"
+    )
+    contract.check(admin.patch(user_path, json={}), "patch", "/api/users/{user_id}")
+
+    login = "/api/auth/login"
+    tokens = contract.check(
+        anonymous.post(login, json={"email": "ops@example.com", "password": PASSWORD}),
+        "post",
+        login,
+    )
+    wrong = anonymous.post(login, json={"email": "ops@example.com", "password": "wrong password"})
+    assert contract.check(wrong, "post", login)["error"] == "unauthenticated"
+    refreshed = contract.check(
+        anonymous.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]}),
+        "post",
+        "/api/auth/refresh",
+    )
+    replay = anonymous.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert contract.check(replay, "post", "/api/auth/refresh")["error"] == "unauthenticated"
+    tokens = contract.check(
+        anonymous.post(login, json={"email": "ops@example.com", "password": PASSWORD}),
+        "post",
+        login,
+    )
+    assert refreshed["access_token"] != tokens["access_token"]
+    agent = server.client(tokens["access_token"])
+    me = contract.check(agent.get("/api/auth/me"), "get", "/api/auth/me")
+    assert me["user"]["id"] == user["id"]
+    contract.check(admin.get("/api/auth/me"), "get", "/api/auth/me")
+    forbidden = agent.get("/api/audit")
+    assert contract.check(forbidden, "get", "/api/audit")["error"] == "forbidden"
+    bad_current = agent.post(
+        "/api/auth/password",
+        json={"current_password": "not it at all", "new_password": "a brand new passphrase"},
+    )
+    assert contract.check(bad_current, "post", "/api/auth/password")["error"] == "forbidden"
+    contract.check(
+        agent.post(
+            "/api/auth/password",
+            json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+        ),
+        "post",
+        "/api/auth/password",
+    )
+    contract.check(agent.post("/api/auth/logout"), "post", "/api/auth/logout")
+    contract.check(agent.get("/api/auth/me"), "get", "/api/auth/me")  # 401: session ended
+    contract.check(admin.post("/api/auth/logout"), "post", "/api/auth/logout")  # 400: a key
+
+    created = contract.check(
+        admin.post("/api/api-keys", json={"name": "ops", "scopes": ["read"]}),
+        "post",
+        "/api/api-keys",
+    )
+    unknown_scope = admin.post("/api/api-keys", json={"name": "x", "scopes": ["all"]})
+    assert contract.check(unknown_scope, "post", "/api/api-keys")["error"] == "invalid_input"
+    contract.check(admin.get("/api/api-keys"), "get", "/api/api-keys")
+    key_path = f"/api/api-keys/{created['id']}"
+    contract.check(admin.get(key_path), "get", "/api/api-keys/{key_id}")
+    contract.check(admin.get("/api/api-keys/key_missing"), "get", "/api/api-keys/{key_id}")
+    revoked = contract.check(admin.delete(key_path), "delete", "/api/api-keys/{key_id}")
+    assert revoked["revoked_at"] is not None
+    contract.check(admin.delete("/api/api-keys/key_missing"), "delete", "/api/api-keys/{key_id}")
+
+    entries = contract.check(
+        admin.get("/api/audit", params={"action": "auth.login_failed", "limit": 2}),
+        "get",
+        "/api/audit",
+    )
+    assert entries["items"] and entries["items"][0]["actor_type"] == "anonymous"
+    contract.check(admin.get("/api/audit", params={"limit": 0}), "get", "/api/audit")
 
 
 def test_client_errors_fit_documented_error_shape(server, contract):

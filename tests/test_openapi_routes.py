@@ -1,4 +1,5 @@
-"""The OpenAPI document names exactly the routes the app serves, secured as documented."""
+"""The OpenAPI document names exactly the routes the app serves, secured as documented and
+needing the permissions it documents."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from omnichannel_core.config import Config
 from omnichannel_core.web.channel_routes import GENERIC_ROUTES, UnknownChannel
 from tests.support.openapi_contract import (
     OPERATIONS,
-    PUBLIC_OPERATIONS,
     fetch_document,
     operations,
     running_degraded_server,
@@ -38,11 +38,10 @@ def degraded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         yield process
 
 
-def served_routes(app: Any) -> dict[str, set[str]]:
-    """URI template -> methods, from the app's compiled router; each channel's generic routes
-    under ``/api/channels/{channel}/``, channel-contributed extras left out."""
+def served_operations(app: Any) -> Iterator[tuple[str, str, Any]]:
+    """(method, URI template, resource) from the app's compiled router; each channel's generic
+    routes under ``/api/channels/{channel}/``, channel-contributed extras left out."""
     channels = _channel_names(app)
-    served: dict[str, set[str]] = {}
     nodes = list(app._router._roots)
     while nodes:
         node = nodes.pop()
@@ -59,7 +58,15 @@ def served_routes(app: Any) -> dict[str, set[str]]:
                 continue  # contributed by the channel: channel specific, not documented
             template = "/api/channels/{channel}/" + match["rest"]
             methods &= {m for m in OPERATIONS if hasattr(generic, f"on_{m}")}
-        served.setdefault(template, set()).update(methods)
+        for method in methods:
+            yield method, template, resource
+
+
+def served_routes(app: Any) -> dict[str, set[str]]:
+    """URI template -> methods the app serves."""
+    served: dict[str, set[str]] = {}
+    for method, template, _resource in served_operations(app):
+        served.setdefault(template, set()).add(method)
     return served
 
 
@@ -77,31 +84,51 @@ def _channel_names(app: Any) -> set[str]:
     return names
 
 
-def test_documented_routes_are_the_routes_served(document, tmp_path: Path):
-    """The app built by create_app serves exactly the documented paths and methods."""
+@pytest.fixture
+def app(tmp_path: Path) -> Any:
+    """The app create_app builds, on a store in tmp_path."""
     config = Config(
         data_dir=tmp_path,
         store_url=f"sqlite:///{tmp_path / 'store.db'}",
         api_keys=(API_KEY,),
         plugins_dir=tmp_path / "plugins",
     )
-    served = served_routes(create_app(config))
+    return create_app(config)
+
+
+def test_documented_routes_are_the_routes_served(document, app):
+    """The app built by create_app serves exactly the documented paths and methods."""
     documented = {
         template: {m for m in OPERATIONS if m in item}
         for template, item in document["paths"].items()
     }
-    assert served == documented
+    assert served_routes(app) == documented
+
+
+def test_documented_permissions_are_the_ones_the_routes_declare(document, app):
+    """Each served operation is public exactly when the document says ``security: []``, and
+    otherwise needs exactly the permission the document names in ``x-permission``."""
+    for method, template, resource in served_operations(app):
+        operation = document["paths"][template][method]
+        verb = method.upper()
+        if verb in getattr(resource, "public_methods", ()):
+            assert operation.get("security") == [], (method, template)
+            assert "x-permission" not in operation, (method, template)
+        else:
+            assert "security" not in operation, (method, template)
+            needed = resource.permissions["GET" if verb == "HEAD" else verb]
+            assert operation["x-permission"] == needed.value, (method, template)
 
 
 def test_routes_without_security_override_need_the_key(server, document):
-    """Every operation the document secures answers 401 without a key, and the public ones
-    do not."""
+    """Every operation the document secures answers 401 without credentials, and the public
+    ones (``security: []``) do not."""
     anonymous = server.client(None)
-    for method, template, _operation in operations(document):
+    for method, template, operation in operations(document):
         path = template.replace("{channel}", "http")
         path = re.sub(r"{[^}]+}", "missing", path)
         response = anonymous.request(method, path, json={} if method in ("post", "patch") else None)
-        if (method, template) in PUBLIC_OPERATIONS:
+        if operation.get("security") == []:
             assert response.status_code != 401, (method, template)
         else:
             assert response.status_code == 401, (method, template, response.text)

@@ -18,6 +18,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from omnichannel_core.access.policy import Permission
 from omnichannel_core.config import Config
 from omnichannel_core.errors import NotFound, PluginLoadError
 from omnichannel_core.hooktypes import ChannelRoute
@@ -36,6 +37,7 @@ def channel_prefix(channel: str) -> str:
 
 class _ChannelResource:
     public_methods: frozenset[str] = frozenset()
+    permissions: dict[str, Permission] = {}
 
     def __init__(self, channel: str, inbox: Inbox, config: Config) -> None:
         self.channel = channel
@@ -74,6 +76,8 @@ class ChannelStatus(_ChannelResource):
 class ChannelMessages(_ChannelResource):
     """``POST .../messages``: send to an address on this channel, through ``send``."""
 
+    permissions = {"POST": Permission.MESSAGES_SEND}
+
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         key = payloads.idempotency_key(req)
         data = await read_json_object(req, self.config.max_body_bytes)
@@ -85,6 +89,8 @@ class ChannelMessages(_ChannelResource):
 
 class ChannelHealthResource(_ChannelResource):
     """``GET .../health``: the channel's own health report."""
+
+    permissions = {"GET": Permission.CHANNELS_READ}
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         health = await self.inbox.channel_health(self.channel)  # 501 without the hook
@@ -127,9 +133,12 @@ GENERIC_ROUTES: dict[str, type[_ChannelResource]] = {
 class MergedResource:
     """A generic route plus the methods a channel adds on the same path."""
 
-    def __init__(self, channel: str, public_methods: frozenset[str]) -> None:
+    def __init__(
+        self, channel: str, public_methods: frozenset[str], permissions: dict[str, Permission]
+    ) -> None:
         self.channel = channel
         self.public_methods = public_methods
+        self.permissions = permissions
 
 
 def _responders(resource: object) -> dict[str, Any]:
@@ -152,12 +161,22 @@ def _merge(channel: str, generic: _ChannelResource | None, route: ChannelRoute) 
             channel=channel,
         )
     public = generic.public_methods if generic is not None else frozenset()
+    permissions = dict(generic.permissions) if generic is not None else {}
     if route.public:
         public = public | {method.upper() for method in added}
-    merged = MergedResource(channel, public)
+    else:
+        permissions.update({method.upper(): route_permission(route, method) for method in added})
+    merged = MergedResource(channel, public, permissions)
     for method, responder in {**own, **added}.items():
         setattr(merged, f"on_{method}", responder)
     return merged
+
+
+def route_permission(route: ChannelRoute, method: str) -> Permission:
+    """What a caller needs for ``method`` on a channel's own route (checked at start-up)."""
+    if route.permission is not None:
+        return Permission(route.permission)
+    return Permission.CHANNELS_READ if method in ("get", "head") else Permission.MESSAGES_SEND
 
 
 def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
@@ -174,6 +193,13 @@ def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
     if route.path in seen:
         raise PluginLoadError(
             f"channel {channel!r} contributes route {route.path!r} twice", channel=channel
+        )
+    if route.permission is not None and route.permission not in Permission._value2member_map_:
+        known = ", ".join(permission.value for permission in Permission)
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} asks for unknown permission"
+            f" {route.permission!r}; known: {known}",
+            channel=channel,
         )
     if not _responders(route.resource):
         raise PluginLoadError(

@@ -18,10 +18,12 @@ import structlog
 from omnichannel_core.errors import (
     ChannelUnavailable,
     Conflict,
+    Forbidden,
     HookNotImplemented,
     InvalidInput,
     NotFound,
     OmnichannelError,
+    RateLimited,
     RecipientOptedOut,
     SendFailed,
     SendOutcomeUnknown,
@@ -36,10 +38,12 @@ log = structlog.get_logger("omnichannel.web")
 STATUS_BY_ERROR: list[tuple[type[OmnichannelError], int, str]] = [
     (InvalidInput, 400, "invalid_input"),
     (Unauthenticated, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
     (WebhookRejected, 403, "webhook_rejected"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (RecipientOptedOut, 422, "recipient_opted_out"),
+    (RateLimited, 429, "too_many_requests"),
     (HookNotImplemented, 501, "not_implemented"),
     (ChannelFailed, 502, "channel_failed"),
     (ChannelUnavailable, 503, "channel_unavailable"),
@@ -80,6 +84,8 @@ async def handle_domain_error(
     _write(resp, status, {"error": code, "message": error.message, **error.details})
     if isinstance(error, Unauthenticated):
         resp.set_header("WWW-Authenticate", 'Bearer realm="omnichannel"')
+    elif isinstance(error, RateLimited):
+        resp.set_header("Retry-After", str(error.retry_after))
 
 
 async def handle_delivery_failed(

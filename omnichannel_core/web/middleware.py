@@ -1,4 +1,4 @@
-"""Middleware: request context and summary logging, and API-key authentication."""
+"""Middleware: request context and summary logging, authentication and authorization."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import falcon
 import falcon.asgi
 import structlog
 
-from omnichannel_core.auth import ApiKeys
-from omnichannel_core.errors import Unauthenticated
+from omnichannel_core.access.policy import Permission
+from omnichannel_core.access.service import Access
+from omnichannel_core.errors import Forbidden, Unauthenticated
 
 log = structlog.get_logger("omnichannel.http")
 
@@ -66,26 +67,48 @@ class RequestContext:
 
 
 class Authentication:
-    """Deny by default: every route needs ``Authorization: Bearer <key>`` except the methods
-    its resource lists in ``public_methods`` (``/``, ``/health``, the OpenAPI document, and
-    webhooks, which their channel authenticates). The decision is made on the resource the
-    router matched, never on the path's spelling, so ``//api/...`` cannot slip past it."""
+    """Deny by default: every route needs ``Authorization: Bearer <token>`` (a user's access
+    token or an API key) except the methods its resource lists in ``public_methods`` (``/``,
+    ``/health``, the OpenAPI document, login and refresh, and webhooks, which their channel
+    authenticates), and CORS preflights (``OPTIONS``), which carry no credentials. The
+    decision is made on the resource the router matched, never on the path's spelling, so
+    ``//api/...`` cannot slip past it.
 
-    def __init__(self, keys: ApiKeys) -> None:
-        self.keys = keys
+    Then authorization, in this one place: the resource declares, in ``permissions``, the
+    permission each method needs (`omnichannel_core.access.policy`); a method it does not
+    declare is refused. The caller is left in ``req.context.principal`` for the few rules
+    about which records (an agent's conversations), which the resources apply."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
 
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
     ) -> None:
         if resource is None:  # no route matched: the 404 reveals nothing
             return
-        if req.method in getattr(resource, "public_methods", ()):
+        if req.method == "OPTIONS" or req.method in getattr(resource, "public_methods", ()):
             return
-        header = req.get_header("Authorization")
-        if not header:
-            raise Unauthenticated("send Authorization: Bearer <api key>")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("the Authorization header must be: Bearer <api key>")
-        if not self.keys.accepts(token.strip()):
-            raise Unauthenticated("the API key is not valid")
+        principal = await self.access.authenticate(bearer_token(req))
+        req.context.principal = principal
+        if not callable(getattr(resource, f"on_{req.method.lower()}", None)):
+            return  # Falcon answers 405: told only to a caller who may use the API at all
+        principal.require(required_permission(resource, req.method))
+
+
+def bearer_token(req: falcon.asgi.Request) -> str:
+    header = req.get_header("Authorization")
+    if not header:
+        raise Unauthenticated("send Authorization: Bearer <access token or API key>")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be: Bearer <access token or API key>")
+    return token.strip()
+
+
+def required_permission(resource: Any, method: str) -> Permission:
+    permissions = getattr(resource, "permissions", {})
+    needed = permissions.get("GET" if method == "HEAD" else method)
+    if needed is None:
+        raise Forbidden(f"{method} on this route needs a permission no caller has")
+    return needed

@@ -1,7 +1,11 @@
-"""The paths of the OpenAPI document, and the shared responses and parameters they use."""
+"""The paths of the OpenAPI document, and the shared responses and parameters they use.
+
+The access API's paths are in ``openapi_access``; ``openapi`` gathers both.
+"""
 
 from __future__ import annotations
 
+from omnichannel_core.access.policy import ROLE_PERMISSIONS, SCOPE_PRESETS, Permission
 from omnichannel_core.models import ConversationStatus
 from omnichannel_core.web import payloads
 from omnichannel_core.web.openapi_schemas import Schema, ref
@@ -17,12 +21,38 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Error",
         "Invalid input: `invalid_input`, with `field` when one is at fault.",
     ),
-    "Unauthorized": ("401", "Error", "`unauthenticated`: no API key, or not a valid one."),
-    "Forbidden": ("403", "Error", "`webhook_rejected`: the channel refused the request."),
+    "Unauthorized": (
+        "401",
+        "Error",
+        "`unauthenticated`: no `Authorization: Bearer` credentials, or bad ones: an unknown or"
+        " revoked API key, an access token that has expired, is not valid or whose session has"
+        " ended.",
+    ),
+    "Forbidden": (
+        "403",
+        "ForbiddenError",
+        "`forbidden`: the caller may not do this: their role or API key scopes lack the"
+        " permission the operation needs (`permission` names it), the record is not theirs"
+        " (an agent and another's conversation), or a current password is wrong.",
+    ),
+    "WebhookRejected": ("403", "Error", "`webhook_rejected`: the channel refused the request."),
     "NotFound": ("404", "Error", "`not_found`: no such record, route or channel."),
     "Conflict": ("409", "Error", "`conflict`: the Idempotency-Key was used for another message."),
+    "EmailTaken": ("409", "Error", "`conflict`: a user with this email (in any case) exists."),
+    "LastAdmin": (
+        "409",
+        "Error",
+        "`conflict`: the change would leave no active admin; nothing was changed.",
+    ),
     "PayloadTooLarge": ("413", "Error", "The body is larger than OMNICHANNEL_MAX_BODY_BYTES."),
     "UnsupportedMediaType": ("415", "Error", "Send the body as application/json."),
+    "TooManyRequests": (
+        "429",
+        "RateLimitError",
+        "`too_many_requests`: a rate limit was hit (per client address, per credential, or on"
+        " login and refresh), or too many failed logins locked the email for a while. Retry"
+        " after `Retry-After` seconds.",
+    ),
     "SendRejected": (
         "422",
         "SendRejection",
@@ -51,6 +81,14 @@ ERRORS: dict[str, tuple[str, str, str]] = {
 }
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer", "minimum": 1},
+        "description": "seconds until a retry may succeed",
+    }
+}
+
+
 def error_responses() -> dict[str, Schema]:
     responses = {
         name: {"description": description, "content": {JSON: {"schema": ref(schema)}}}
@@ -59,6 +97,7 @@ def error_responses() -> dict[str, Schema]:
     responses["Unauthorized"]["headers"] = {
         "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer realm"}
     }
+    responses["TooManyRequests"]["headers"] = RETRY_AFTER
     return responses
 
 
@@ -68,6 +107,16 @@ def errors(*names: str) -> dict[str, Schema]:
 
 def ok(schema: str, description: str, status: str = "200") -> dict[str, Schema]:
     return {status: {"description": description, "content": {JSON: {"schema": ref(schema)}}}}
+
+
+def no_content(description: str) -> dict[str, Schema]:
+    return {"204": {"description": description}}
+
+
+# A HEAD answer has no body, so its 429 documents only the header.
+HEAD_TOO_MANY_REQUESTS = {
+    "429": {"description": "Too many requests; no body.", "headers": RETRY_AFTER}
+}
 
 
 def body(schema: str) -> Schema:
@@ -121,9 +170,42 @@ def shared(name: str) -> Schema:
 PAGING = [shared("Cursor"), shared("Limit")]
 
 
+# who may call ---------------------------------------------------------------------------
+
+
+def _either(names: list[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def who_may(permission: Permission) -> str:
+    """Who has ``permission``, read from the policy itself so the document cannot drift."""
+    if permission is Permission.OWN_ACCOUNT:
+        return "Any caller: every user and every API key has `account:own`."
+    roles = [role.value for role, granted in ROLE_PERMISSIONS.items() if permission in granted]
+    presets = [name for name, granted in SCOPE_PRESETS.items() if permission in granted]
+    return (
+        f"Needs `{permission.value}`: a user with the role {_either(roles)}, or an API key"
+        f" with the scope {_either([permission.value, *presets])}."
+    )
+
+
+def needs(permission: Permission, *notes: str) -> Schema:
+    """An operation's description and ``x-permission``: the permission the route declares
+    (``tests/test_openapi_routes.py`` compares the two)."""
+    return {
+        "description": " ".join([who_may(permission), *notes]),
+        "x-permission": permission.value,
+    }
+
+
+AUTHENTICATED = ("Unauthorized", "Forbidden", "TooManyRequests")
+"""What any authenticated operation may answer besides its own responses."""
+
+
 # paths ---------------------------------------------------------------------------------
 
-PUBLIC: list[Schema] = []  # `security: []`: no API key
+PUBLIC: list[Schema] = []  # `security: []`: no credentials
 
 
 def system_paths() -> dict[str, Schema]:
@@ -134,14 +216,17 @@ def system_paths() -> dict[str, Schema]:
                 "operationId": "getRoot",
                 "tags": ["system"],
                 "security": PUBLIC,
-                "responses": ok("Root", "The system."),
+                "responses": {**ok("Root", "The system."), **errors("TooManyRequests")},
             },
             "head": {
                 "summary": "Answer 200 with no body, for load balancers",
                 "operationId": "headRoot",
                 "tags": ["system"],
                 "security": PUBLIC,
-                "responses": {"200": {"description": "The server is up."}},
+                "responses": {
+                    "200": {"description": "The server is up."},
+                    **HEAD_TOO_MANY_REQUESTS,
+                },
             },
         },
         "/health": {
@@ -153,6 +238,7 @@ def system_paths() -> dict[str, Schema]:
                 "responses": {
                     **ok("Health", "Up: `ok`, or `degraded` when a channel or plugin is not."),
                     **ok("Health", "Down: the store does not answer.", "503"),
+                    **errors("TooManyRequests"),
                 },
             },
             "head": {
@@ -163,6 +249,7 @@ def system_paths() -> dict[str, Schema]:
                 "responses": {
                     "200": {"description": "Up: `ok` or `degraded`."},
                     "503": {"description": "Down: the store does not answer."},
+                    **HEAD_TOO_MANY_REQUESTS,
                 },
             },
         },
@@ -171,7 +258,8 @@ def system_paths() -> dict[str, Schema]:
                 "summary": "List plugins, failed plugins and disabled plugins",
                 "operationId": "listPlugins",
                 "tags": ["system"],
-                "responses": {**ok("Plugins", "Every plugin."), **errors("Unauthorized")},
+                **needs(Permission.PLUGINS_READ),
+                "responses": {**ok("Plugins", "Every plugin."), **errors(*AUTHENTICATED)},
             }
         },
         "/api/openapi.json": {
@@ -184,11 +272,18 @@ def system_paths() -> dict[str, Schema]:
                     "200": {
                         "description": "The OpenAPI 3.1 document.",
                         "content": {JSON: {"schema": {"type": "object"}}},
-                    }
+                    },
+                    **errors("TooManyRequests"),
                 },
             }
         },
     }
+
+
+AGENTS_SEE_THEIRS = (
+    "An agent may work only conversations assigned to them or to nobody; any other answers"
+    " 403 `forbidden`."
+)
 
 
 def inbox_paths() -> dict[str, Schema]:
@@ -201,13 +296,14 @@ def inbox_paths() -> dict[str, Schema]:
                 "summary": "List contacts, newest first, or search them",
                 "operationId": "listContacts",
                 "tags": ["contacts"],
+                **needs(Permission.CONTACTS_READ),
                 "parameters": [
                     query_parameter("q", "search display names and addresses"),
                     *PAGING,
                 ],
                 "responses": {
                     **ok("ContactPage", "One page of contacts."),
-                    **errors("BadRequest", "Unauthorized"),
+                    **errors("BadRequest", *AUTHENTICATED),
                 },
             }
         },
@@ -217,15 +313,17 @@ def inbox_paths() -> dict[str, Schema]:
                 "summary": "Get a contact",
                 "operationId": "getContact",
                 "tags": ["contacts"],
+                **needs(Permission.CONTACTS_READ),
                 "responses": {
                     **ok("Contact", "The contact."),
-                    **errors("Unauthorized", "NotFound"),
+                    **errors(*AUTHENTICATED, "NotFound"),
                 },
             },
             "patch": {
                 "summary": "Change a contact's display name, tags or attributes",
                 "operationId": "updateContact",
                 "tags": ["contacts"],
+                **needs(Permission.CONTACTS_WRITE),
                 "requestBody": body("ContactUpdate"),
                 "responses": {
                     **ok("Contact", "The contact as changed."),
@@ -238,6 +336,10 @@ def inbox_paths() -> dict[str, Schema]:
                 "summary": "List conversations by last activity, newest first",
                 "operationId": "listConversations",
                 "tags": ["conversations"],
+                **needs(
+                    Permission.CONVERSATIONS_READ,
+                    "An agent gets only the conversations assigned to them or to nobody.",
+                ),
                 "parameters": [
                     query_parameter("status", "only this status", status_filter),
                     query_parameter("channel", "only this channel"),
@@ -246,7 +348,7 @@ def inbox_paths() -> dict[str, Schema]:
                 ],
                 "responses": {
                     **ok("ConversationPage", "One page of conversations."),
-                    **errors("BadRequest", "Unauthorized"),
+                    **errors("BadRequest", *AUTHENTICATED),
                 },
             }
         },
@@ -256,15 +358,22 @@ def inbox_paths() -> dict[str, Schema]:
                 "summary": "Get a conversation",
                 "operationId": "getConversation",
                 "tags": ["conversations"],
+                **needs(Permission.CONVERSATIONS_READ, AGENTS_SEE_THEIRS),
                 "responses": {
                     **ok("Conversation", "The conversation."),
-                    **errors("Unauthorized", "NotFound"),
+                    **errors(*AUTHENTICATED, "NotFound"),
                 },
             },
             "patch": {
                 "summary": "Change a conversation's status or assignee",
                 "operationId": "updateConversation",
                 "tags": ["conversations"],
+                **needs(
+                    Permission.CONVERSATIONS_WRITE,
+                    AGENTS_SEE_THEIRS,
+                    "An agent may take an unassigned conversation or give back their own, and"
+                    " assign it to no one else. Assignments are written to the audit log.",
+                ),
                 "requestBody": body("ConversationUpdate"),
                 "responses": {
                     **ok("Conversation", "The conversation as changed."),
@@ -278,17 +387,22 @@ def inbox_paths() -> dict[str, Schema]:
                 "summary": "List a conversation's messages, oldest first",
                 "operationId": "listMessages",
                 "tags": ["messages"],
+                **needs(Permission.CONVERSATIONS_READ, AGENTS_SEE_THEIRS),
                 "parameters": PAGING,
                 "responses": {
                     **ok("MessagePage", "One page of messages, in order."),
-                    **errors("BadRequest", "Unauthorized", "NotFound"),
+                    **errors("BadRequest", *AUTHENTICATED, "NotFound"),
                 },
             },
             "post": {
                 "summary": "Reply: send through the conversation's channel",
-                "description": "The message is stored `queued` first, then sent.",
                 "operationId": "reply",
                 "tags": ["messages"],
+                **needs(
+                    Permission.CONVERSATIONS_REPLY,
+                    AGENTS_SEE_THEIRS,
+                    "The message is stored `queued` first, then sent.",
+                ),
                 "parameters": [shared("IdempotencyKey")],
                 "requestBody": body("Reply"),
                 "responses": send_responses(),
@@ -299,17 +413,23 @@ def inbox_paths() -> dict[str, Schema]:
                 "summary": "Get a message with its delivery status",
                 "operationId": "getMessage",
                 "tags": ["messages"],
+                **needs(
+                    Permission.CONVERSATIONS_READ,
+                    "An agent may read only messages of conversations assigned to them or to"
+                    " nobody; any other answers 403 `forbidden`.",
+                ),
                 "parameters": [path_parameter("message_id", "the message's id")],
                 "responses": {
                     **ok("Message", "The message."),
-                    **errors("Unauthorized", "NotFound"),
+                    **errors(*AUTHENTICATED, "NotFound"),
                 },
             }
         },
     }
 
 
-WRITE_ERRORS = ("BadRequest", "Unauthorized", "PayloadTooLarge", "UnsupportedMediaType")
+WRITE_ERRORS = ("BadRequest", *AUTHENTICATED, "PayloadTooLarge", "UnsupportedMediaType")
+"""What any authenticated operation that reads a JSON body may answer."""
 
 
 def send_responses() -> dict[str, Schema]:
@@ -322,13 +442,14 @@ def send_responses() -> dict[str, Schema]:
 
 
 def provider_callback(hook: str, summary: str, operation_id: str) -> Schema:
-    """A public POST whose body and answer are the provider's, authenticated by the channel."""
+    """A public POST whose body and answer are the provider's, authenticated by the channel.
+    Never rate limited: providers burst from many addresses."""
     return {
         "summary": summary,
         "description": f"Handled by the channel's `{hook}` hook, which authenticates the "
         "request itself (signature, token). What is accepted is stored before the answer. "
         "The generic `http` channel takes JSON signed with `X-Omnichannel-Signature: "
-        "sha256=<hex HMAC-SHA256 of the raw body with WEBHOOK_SECRET>`.",
+        "sha256=<hex HMAC-SHA256 of the raw body with WEBHOOK_SECRET>`. Not rate limited.",
         "operationId": operation_id,
         "tags": ["channels"],
         "security": PUBLIC,
@@ -343,7 +464,7 @@ def provider_callback(hook: str, summary: str, operation_id: str) -> Schema:
                 "channel answers 200 with an empty text/plain body).",
                 "content": {"*/*": {"schema": {}}},
             },
-            **errors("BadRequest", "Forbidden", "NotFound", "PayloadTooLarge"),
+            **errors("BadRequest", "WebhookRejected", "NotFound", "PayloadTooLarge"),
             **errors("NotImplemented", "ChannelFailed", "ChannelUnavailable"),
         },
     }
@@ -371,6 +492,7 @@ def channel_paths() -> dict[str, Schema]:
                 "summary": "Send to an address on this channel",
                 "operationId": "sendOnChannel",
                 "tags": ["channels"],
+                **needs(Permission.MESSAGES_SEND),
                 "parameters": [shared("IdempotencyKey")],
                 "requestBody": body("ChannelSend"),
                 "responses": send_responses(),
@@ -382,15 +504,12 @@ def channel_paths() -> dict[str, Schema]:
                 "summary": "The channel's own health report",
                 "operationId": "getChannelHealth",
                 "tags": ["channels"],
+                **needs(Permission.CHANNELS_READ),
                 "responses": {
                     **ok("ChannelHealthReport", "The channel is ready."),
                     **ok("ChannelHealthReport", "The channel is not ready.", "503"),
-                    **errors("Unauthorized", "NotFound"),
+                    **errors(*AUTHENTICATED, "NotFound"),
                 },
             },
         },
     }
-
-
-def all_paths() -> dict[str, Schema]:
-    return {**system_paths(), **inbox_paths(), **channel_paths()}

@@ -1,7 +1,8 @@
 """The schemas of the OpenAPI document (``components.schemas``): JSON Schema 2020-12.
 
 Models as ``serialization.to_json`` writes them, the list envelope, errors, the server's
-reports about itself, and request bodies as ``web.payloads`` accepts them.
+reports about itself, and request bodies as ``web.payloads`` accepts them. The access API's
+schemas are in ``openapi_access``; ``openapi`` gathers both.
 """
 
 from __future__ import annotations
@@ -153,18 +154,58 @@ def envelope_schemas() -> dict[str, Schema]:
         "Error": {
             "type": "object",
             "description": "Every error. Details depend on the error: `field` names the "
-            "input at fault, `channel` and `hook` a missing implementation, `message_id` "
-            "the message an idempotency key belongs to, `request_id` an internal error.",
+            "input at fault and `parameter` the query parameter, `channel` and `hook` a "
+            "missing implementation, `message_id` the message an idempotency key belongs to, "
+            "`id` or `email` the record a conflict is about, `permission` what a `forbidden` "
+            "caller lacks, `retry_after` and `limit` a rate limit, `request_id` an internal "
+            "error.",
             "properties": {
                 "error": {"type": "string", "description": "a stable snake_case code"},
                 "message": {"type": "string", "description": "what is wrong, for humans"},
                 "field": {"type": "string"},
+                "parameter": {"type": "string"},
                 "channel": {"type": "string"},
                 "hook": {"type": "string"},
                 "message_id": {"type": "string"},
+                "id": {"type": "string"},
+                "email": {"type": "string"},
+                "permission": {"type": "string"},
+                "retry_after": {"type": "integer"},
+                "limit": {"type": "string"},
                 "request_id": nullable("string"),
             },
             "required": ["error", "message"],
+        },
+        "ForbiddenError": {
+            "allOf": [ref("Error")],
+            "description": "Authenticated, but not allowed (403).",
+            "properties": {
+                "error": {"const": "forbidden"},
+                "permission": {
+                    "type": "string",
+                    "description": "the permission the caller's role or API key scopes lack, "
+                    "when one is at fault (`agent` when an agent asks for a conversation "
+                    "assigned to someone else)",
+                },
+            },
+        },
+        "RateLimitError": {
+            "allOf": [ref("Error")],
+            "description": "Too many requests (429); the `Retry-After` header says the same "
+            "as `retry_after`.",
+            "properties": {
+                "error": {"const": "too_many_requests"},
+                "retry_after": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "seconds until a retry may succeed",
+                },
+                "limit": {
+                    "enum": ["address", "credential", "login"],
+                    "description": "the rate limit that was hit; absent for a login lockout",
+                },
+            },
+            "required": ["retry_after"],
         },
         "DeliveryError": {
             "allOf": [ref("Error")],
@@ -322,7 +363,11 @@ def request_schemas() -> dict[str, Schema]:
             "type": "object",
             "properties": {
                 "status": {"enum": [s.value for s in ConversationStatus]},
-                "assignee": {**nullable("string"), "maxLength": payloads.MAX_NAME},
+                "assignee": {
+                    **nullable("string"),
+                    "maxLength": payloads.MAX_NAME,
+                    "description": "the id of an active user, or null to unassign",
+                },
                 "unread_count": {
                     "const": 0,
                     "description": "0 marks the conversation read; no other value is accepted",
@@ -332,7 +377,3 @@ def request_schemas() -> dict[str, Schema]:
             "additionalProperties": False,
         },
     }
-
-
-def component_schemas() -> dict[str, Schema]:
-    return {**model_schemas(), **envelope_schemas(), **report_schemas(), **request_schemas()}

@@ -22,24 +22,24 @@ DEFAULT_LIMIT = 50
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def _fail(field: str, problem: str) -> InvalidInput:
+def field_error(field: str, problem: str) -> InvalidInput:
     return InvalidInput(f"{field}: {problem}", field=field)
 
 
-def _reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
+def reject_unknown(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise _fail(unknown[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
+        raise field_error(unknown[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
 
-def _optional_str(data: dict[str, Any], field: str, max_length: int) -> str | None:
+def optional_str(data: dict[str, Any], field: str, max_length: int) -> str | None:
     value = data.get(field)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _fail(field, "must be a string")
+        raise field_error(field, "must be a string")
     if len(value) > max_length:
-        raise _fail(field, f"must be at most {max_length} characters")
+        raise field_error(field, f"must be at most {max_length} characters")
     return value
 
 
@@ -49,25 +49,25 @@ def media_list(value: Any) -> tuple[Media, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _fail("media", "must be a list of {url, content_type?, filename?}")
+        raise field_error("media", "must be a list of {url, content_type?, filename?}")
     if len(value) > MAX_MEDIA:
-        raise _fail("media", f"at most {MAX_MEDIA} items")
+        raise field_error("media", f"at most {MAX_MEDIA} items")
     items = []
     for index, item in enumerate(value):
         field = f"media[{index}]"
         if isinstance(item, str):
             item = {"url": item}
         if not isinstance(item, dict):
-            raise _fail(field, "must be an object with a url")
-        _reject_unknown(item, {"url", "content_type", "filename"})
-        url = _optional_str(item, "url", MAX_URL)
+            raise field_error(field, "must be an object with a url")
+        reject_unknown(item, {"url", "content_type", "filename"})
+        url = optional_str(item, "url", MAX_URL)
         if not url or not url.startswith(("https://", "http://")):
-            raise _fail(f"{field}.url", "must be an http(s) URL")
+            raise field_error(f"{field}.url", "must be an http(s) URL")
         items.append(
             Media(
                 url=url,
-                content_type=_optional_str(item, "content_type", 255),
-                filename=_optional_str(item, "filename", 255),
+                content_type=optional_str(item, "content_type", 255),
+                filename=optional_str(item, "filename", 255),
             )
         )
     return tuple(items)
@@ -77,47 +77,47 @@ def _metadata(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _fail("metadata", "must be an object")
+        raise field_error("metadata", "must be an object")
     return value
 
 
 def outbound_request(data: dict[str, Any], extra: set[str] = frozenset()) -> OutboundRequest:
     """``{"text", "media", "metadata"}``: at least text or one media item."""
-    _reject_unknown(data, {"text", "media", "metadata", *extra})
-    text = _optional_str(data, "text", MAX_TEXT)
+    reject_unknown(data, {"text", "media", "metadata", *extra})
+    text = optional_str(data, "text", MAX_TEXT)
     media = media_list(data.get("media"))
     if not (text and text.strip()) and not media:
-        raise _fail("text", "give a non-empty text or at least one media item")
+        raise field_error("text", "give a non-empty text or at least one media item")
     return OutboundRequest(text=text, media=media, metadata=_metadata(data.get("metadata")))
 
 
 def send_request(data: dict[str, Any]) -> tuple[str, str | None, OutboundRequest]:
     """``{"to", "name"?, "text", "media", "metadata"}`` for a channel's messages route."""
-    to = _optional_str(data, "to", 320)
+    to = optional_str(data, "to", 320)
     if not to or not to.strip():
-        raise _fail("to", "required: the recipient's address on this channel")
-    name = _optional_str(data, "name", MAX_NAME)
+        raise field_error("to", "required: the recipient's address on this channel")
+    name = optional_str(data, "name", MAX_NAME)
     return to.strip(), name, outbound_request(data, extra={"to", "name"})
 
 
 def contact_update(data: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``Store.update_contact``: only the fields given."""
-    _reject_unknown(data, {"display_name", "tags", "attributes"})
+    reject_unknown(data, {"display_name", "tags", "attributes"})
     if not data:
         raise InvalidInput("give at least one of display_name, tags, attributes")
     changes: dict[str, Any] = {}
     if "display_name" in data:
-        changes["display_name"] = _optional_str(data, "display_name", MAX_NAME)
+        changes["display_name"] = optional_str(data, "display_name", MAX_NAME)
     if "tags" in data:
         tags = data["tags"]
         if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-            raise _fail("tags", "must be a list of non-empty strings")
+            raise field_error("tags", "must be a list of non-empty strings")
         if len(tags) > MAX_TAGS:
-            raise _fail("tags", f"at most {MAX_TAGS} tags")
+            raise field_error("tags", f"at most {MAX_TAGS} tags")
         changes["tags"] = tuple(dict.fromkeys(tags))
     if "attributes" in data:
         if not isinstance(data["attributes"], dict):
-            raise _fail("attributes", "must be an object")
+            raise field_error("attributes", "must be an object")
         changes["attributes"] = data["attributes"]
     return changes
 
@@ -125,17 +125,17 @@ def contact_update(data: dict[str, Any]) -> dict[str, Any]:
 def conversation_update(data: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``Store.update_conversation``: status, assignee, and
     ``unread_count: 0`` to mark the conversation read."""
-    _reject_unknown(data, {"status", "assignee", "unread_count"})
+    reject_unknown(data, {"status", "assignee", "unread_count"})
     if not data:
         raise InvalidInput("give at least one of status, assignee, unread_count")
     changes: dict[str, Any] = {}
     if "status" in data:
         changes["status"] = conversation_status(data["status"], "status")
     if "assignee" in data:
-        changes["assignee"] = _optional_str(data, "assignee", MAX_NAME)
+        changes["assignee"] = optional_str(data, "assignee", MAX_NAME)
     if "unread_count" in data:
         if type(data["unread_count"]) is not int or data["unread_count"] != 0:
-            raise _fail("unread_count", "may only be set to 0 (mark the conversation read)")
+            raise field_error("unread_count", "may only be set to 0 (mark the conversation read)")
         changes["unread_count"] = 0
     return changes
 
@@ -145,7 +145,7 @@ def conversation_status(value: Any, field: str) -> ConversationStatus:
         return ConversationStatus(value)
     except ValueError:
         choices = ", ".join(status.value for status in ConversationStatus)
-        raise _fail(field, f"must be one of {choices}") from None
+        raise field_error(field, f"must be one of {choices}") from None
 
 
 def idempotency_key(req: falcon.asgi.Request) -> str | None:
@@ -153,7 +153,7 @@ def idempotency_key(req: falcon.asgi.Request) -> str | None:
     if value is None:
         return None
     if not IDEMPOTENCY_KEY.match(value):
-        raise _fail("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
+        raise field_error("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
     return value
 
 
@@ -164,7 +164,7 @@ def page_params(req: falcon.asgi.Request) -> tuple[str | None, int]:
     if raw is not None:
         digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_LIMIT))
         if not digits or not 1 <= int(raw) <= MAX_LIMIT:
-            raise _fail("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+            raise field_error("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
         limit = int(raw)
     cursor = req.get_param("cursor") or None
     return cursor, limit
@@ -173,5 +173,5 @@ def page_params(req: falcon.asgi.Request) -> tuple[str | None, int]:
 def filter_param(req: falcon.asgi.Request, name: str) -> str | None:
     value = req.get_param(name)
     if value is not None and len(value) > MAX_NAME:
-        raise _fail(name, f"must be at most {MAX_NAME} characters")
+        raise field_error(name, f"must be at most {MAX_NAME} characters")
     return value or None

@@ -12,6 +12,7 @@ import falcon.asgi
 import structlog
 
 from omnichannel_core import __version__
+from omnichannel_core.access.policy import Permission
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.plugins import LoadedPlugins
 from omnichannel_core.serialization import to_json
@@ -97,6 +98,8 @@ class Health:
 
 class Plugins:
     """``GET /api/plugins``: every plugin with its distribution, version and hooks."""
+
+    permissions = {"GET": Permission.PLUGINS_READ}
 
     def __init__(self, plugins: LoadedPlugins) -> None:
         self.plugins = plugins

@@ -1,0 +1,160 @@
+"""The permission matrix, in one place: what each role and each API key scope may do.
+
+Every route declares the permission each of its methods needs (``permissions`` on the
+resource, or the default for channel routes); the authorization middleware checks it
+against the caller's :class:`Principal`. Beyond the matrix, one rule is about *which*
+records: an agent sees and works only the conversations assigned to them or to nobody, and
+may assign a conversation only to themselves (:func:`check_conversation`,
+:func:`check_assignment`). Nothing else in the code decides who may do what.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from omnichannel_core.access.records import Role
+from omnichannel_core.errors import Forbidden, InvalidInput
+
+
+class Permission(enum.StrEnum):
+    OWN_ACCOUNT = "account:own"
+    """One's own account: who am I, log out, change my password. Every caller has it."""
+    CONTACTS_READ = "contacts:read"
+    CONTACTS_WRITE = "contacts:write"
+    CONVERSATIONS_READ = "conversations:read"
+    CONVERSATIONS_WRITE = "conversations:write"
+    """Status, assignment, marking read."""
+    CONVERSATIONS_REPLY = "conversations:reply"
+    MESSAGES_SEND = "messages:send"
+    """Sending to any address through a channel's own routes, outside a conversation."""
+    CHANNELS_READ = "channels:read"
+    """Channel health and a channel's read routes (message status)."""
+    PLUGINS_READ = "plugins:read"
+    REPORTS_READ = "reports:read"
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    API_KEYS_MANAGE = "api_keys:manage"
+    AUDIT_READ = "audit:read"
+    SETTINGS_MANAGE = "settings:manage"
+
+
+ALL_PERMISSIONS = frozenset(Permission)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: ALL_PERMISSIONS,
+    Role.SUPERVISOR: frozenset(
+        {
+            Permission.OWN_ACCOUNT,
+            Permission.CONTACTS_READ,
+            Permission.CONTACTS_WRITE,
+            Permission.CONVERSATIONS_READ,
+            Permission.CONVERSATIONS_WRITE,
+            Permission.CONVERSATIONS_REPLY,
+            Permission.MESSAGES_SEND,
+            Permission.CHANNELS_READ,
+            Permission.PLUGINS_READ,
+            Permission.REPORTS_READ,
+            Permission.USERS_READ,
+        }
+    ),
+    Role.AGENT: frozenset(
+        {
+            Permission.OWN_ACCOUNT,
+            Permission.CONTACTS_READ,
+            Permission.CONTACTS_WRITE,
+            Permission.CONVERSATIONS_READ,
+            Permission.CONVERSATIONS_WRITE,
+            Permission.CONVERSATIONS_REPLY,
+            Permission.CHANNELS_READ,
+            Permission.USERS_READ,
+        }
+    ),
+}
+
+# Scope names an API key may be given: each permission by name, and three presets.
+SCOPE_PRESETS: dict[str, frozenset[Permission]] = {
+    "read": frozenset(
+        {
+            Permission.CONTACTS_READ,
+            Permission.CONVERSATIONS_READ,
+            Permission.CHANNELS_READ,
+            Permission.PLUGINS_READ,
+            Permission.REPORTS_READ,
+        }
+    ),
+    "send": frozenset(
+        {Permission.CONVERSATIONS_REPLY, Permission.MESSAGES_SEND, Permission.CHANNELS_READ}
+    ),
+    "admin": ALL_PERMISSIONS,
+}
+
+
+def scope_permissions(scopes: tuple[str, ...]) -> frozenset[Permission]:
+    """The permissions a key with these scopes has; raise InvalidInput naming an unknown
+    scope."""
+    granted: set[Permission] = set()
+    for scope in scopes:
+        if scope in SCOPE_PRESETS:
+            granted |= SCOPE_PRESETS[scope]
+        elif scope in Permission._value2member_map_:
+            granted.add(Permission(scope))
+        else:
+            known = ", ".join([*SCOPE_PRESETS, *(p.value for p in Permission)])
+            raise InvalidInput(f"unknown scope {scope!r}; known scopes: {known}", field="scopes")
+    return frozenset(granted)
+
+
+@attrs.frozen
+class Principal:
+    """Who is making a request, and what they may do."""
+
+    kind: str
+    """``user`` or ``api_key``."""
+    id: str
+    name: str
+    permissions: frozenset[Permission]
+    role: Role | None = None
+    """A user's role; None for a key."""
+    session_id: str | None = None
+
+    @classmethod
+    def of_user(cls, user_id: str, name: str, role: Role, session_id: str) -> Principal:
+        return cls("user", user_id, name, ROLE_PERMISSIONS[role], role, session_id)
+
+    @classmethod
+    def of_api_key(cls, key_id: str, name: str, scopes: tuple[str, ...]) -> Principal:
+        permissions = scope_permissions(scopes) | {Permission.OWN_ACCOUNT}
+        return cls("api_key", key_id, name, permissions)
+
+    @property
+    def is_agent(self) -> bool:
+        return self.role is Role.AGENT
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise Forbidden(
+                f"this {self._what()} may not do this: it needs the {permission.value!r}"
+                " permission",
+                permission=permission.value,
+            )
+
+    def _what(self) -> str:
+        return f"{self.role.value} user" if self.role is not None else "API key"
+
+
+def check_conversation(principal: Principal, assignee: str | None) -> None:
+    """An agent may see and work a conversation only when it is theirs or nobody's."""
+    if principal.is_agent and assignee not in (None, principal.id):
+        raise Forbidden(
+            "agents see only conversations assigned to them or to nobody", permission="agent"
+        )
+
+
+def check_assignment(principal: Principal, current: str | None, new: str | None) -> None:
+    """An agent may take an unassigned conversation, or give back their own; no more."""
+    if not principal.is_agent or new == current:
+        return
+    if new not in (None, principal.id):
+        raise Forbidden("agents may assign conversations only to themselves")
