@@ -96,14 +96,20 @@ class Authentication:
         principal.require(required_permission(resource, req.method))
 
 
+def presented_bearer(req: falcon.asgi.Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or None when there is no such header;
+    the one reading of it, for authentication and the per-credential rate limit."""
+    scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def bearer_token(req: falcon.asgi.Request) -> str:
-    header = req.get_header("Authorization")
-    if not header:
-        raise Unauthenticated("send Authorization: Bearer <access token or API key>")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = presented_bearer(req)
+    if token is None:
+        if not req.get_header("Authorization"):
+            raise Unauthenticated("send Authorization: Bearer <access token or API key>")
         raise Unauthenticated("the Authorization header must be: Bearer <access token or API key>")
-    return token.strip()
+    return token
 
 
 def required_permission(resource: Any, method: str) -> Permission:

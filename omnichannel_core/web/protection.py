@@ -41,6 +41,7 @@ import falcon.asgi
 from omnichannel_core.config import Config
 from omnichannel_core.errors import RateLimited
 from omnichannel_core.web.client_address import client_address
+from omnichannel_core.web.middleware import presented_bearer
 
 MAX_KEYS = 100_000
 """Buckets kept per limit (per worker); the least recently used beyond this are forgotten.
@@ -134,14 +135,8 @@ def address_key(address: str) -> str:
 
 def credential_key(req: falcon.asgi.Request) -> bytes | None:
     """A digest of the bearer token presented, or None when there is none."""
-    header = req.get_header("Authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return hashlib.sha256(token.encode()).digest()
+    token = presented_bearer(req)
+    return None if token is None else hashlib.sha256(token.encode()).digest()
 
 
 def _refuse_if_empty(buckets: TokenBuckets, key: Hashable, limit: str, message: str) -> None:
