@@ -61,6 +61,20 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"must be true or false, got {raw!r}")
 
 
+def _parse_proxy_hops(raw: str) -> int:
+    """``OMNICHANNEL_TRUST_PROXY``: how many proxies stand in front of the server. A boolean
+    still works, the setting having been one: false is 0 (off), true is 1."""
+    value = raw.strip()
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        return int(_parse_bool(value))
+    except ValueError:
+        raise ValueError(
+            f"must be true, false or a number of proxies (0 or more), got {raw!r}"
+        ) from None
+
+
 def _parse_origins(raw: str) -> tuple[str, ...]:
     """Exact browser origins (``scheme://host[:port]``, nothing after), comma-separated.
     Stored as browsers send them in ``Origin``: lower case, no trailing slash."""
@@ -123,7 +137,7 @@ class Config:
     max_body_bytes: int = 1_048_576
     hook_threads: int = 16
     public_url: str | None = None
-    trust_proxy: bool = False
+    trust_proxy: int = 0
     rate_limit_per_minute: int = 600
     credential_rate_limit_per_minute: int = 1200
     login_rate_limit_per_minute: int = 10
@@ -164,7 +178,7 @@ class Config:
             ),
             hook_threads=_read(merged, "OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16),
             public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
-            trust_proxy=_read(merged, "OMNICHANNEL_TRUST_PROXY", _parse_bool, False),
+            trust_proxy=_read(merged, "OMNICHANNEL_TRUST_PROXY", _parse_proxy_hops, 0),
             rate_limit_per_minute=_read(
                 merged, "OMNICHANNEL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 600
             ),

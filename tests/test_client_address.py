@@ -1,14 +1,23 @@
-"""``client_address``: the connection's peer unless the proxy is trusted, then the left-most
-valid address of the forwarding header Falcon's ``access_route`` reads."""
+"""``client_address``: the connection's peer unless proxies are trusted, then the entry as
+many places from the right of the forwarding header Falcon's ``access_route`` reads as there
+are trusted proxies."""
 
 from __future__ import annotations
 
+import falcon
+import falcon.asgi
 import pytest
 from falcon import testing
 
+from omnichannel_core.config import Config
 from omnichannel_core.web.client_address import client_address, parse_address
+from omnichannel_core.web.errors import install_error_handlers
+from omnichannel_core.web.protection import RateLimits
 
 PEER = "10.0.0.9"
+"""The last proxy, as the server sees the connection."""
+FORGED = "198.51.100.66"
+"""An address a client puts in its own forwarding header."""
 
 
 def request(headers: dict[str, str] | None = None, peer: str = PEER):
@@ -21,48 +30,114 @@ def test_untrusted_forwarded_headers_are_ignored():
     req = request(
         {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=198.51.100.1", "X-Real-IP": "1.1.1.1"}
     )
-    assert client_address(req, trust_proxy=False) == PEER
+    assert client_address(req, trust_proxy=0) == PEER
 
 
 def test_no_forwarding_header_means_the_peer_even_when_trusted():
     """Trusting a proxy, a request without forwarding headers is the peer's."""
-    assert client_address(request(), trust_proxy=True) == PEER
+    assert client_address(request(), trust_proxy=1) == PEER
 
 
-def test_trusted_x_forwarded_for_gives_its_left_most_address():
-    """X-Forwarded-For lists the client first, then each proxy: the first is the client."""
-    req = request({"X-Forwarded-For": "203.0.113.7, 198.51.100.2, 10.0.0.1"})
+def test_one_appending_proxy_ignores_what_the_client_sent():
+    """Through one proxy that appends to X-Forwarded-For (nginx's
+    ``$proxy_add_x_forwarded_for``), the entries the client sent come first and the proxy's
+    last: the client is the right-most entry, and forged ones to its left change nothing."""
+    for forged in (FORGED, f"{FORGED}, 192.0.2.1", "127.0.0.1"):
+        req = request({"X-Forwarded-For": f"{forged}, 203.0.113.7"})
+        assert client_address(req, trust_proxy=1) == "203.0.113.7"
+
+
+def test_one_replacing_proxy_gives_its_only_entry():
+    """A proxy that replaces X-Forwarded-For leaves one entry, the client: 1 hop is right for
+    it as well."""
+    assert client_address(request({"X-Forwarded-For": "203.0.113.7"}), trust_proxy=1) == (
+        "203.0.113.7"
+    )
+
+
+def test_true_counts_as_one_proxy():
+    """``trust_proxy=True`` (how callers and older tests pass the setting) is 1 hop."""
+    req = request({"X-Forwarded-For": f"{FORGED}, 203.0.113.7"})
     assert client_address(req, trust_proxy=True) == "203.0.113.7"
 
 
-def test_trusted_forwarded_header_gives_its_first_for():
-    """The RFC 7239 Forwarded header's first ``for=`` is the client; quotes, brackets and
-    ports are removed."""
-    req = request({"Forwarded": 'for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.1'})
-    assert client_address(req, trust_proxy=True) == "2001:db8:cafe::17"
+def test_two_proxies_take_the_second_entry_from_the_right():
+    """With 2 trusted proxies the right-most entry is the outer proxy (as the inner one saw
+    it) and the one before it the client; entries further left are the client's own."""
+    req = request({"X-Forwarded-For": f"{FORGED}, 203.0.113.7, 10.0.0.1"})
+    assert client_address(req, trust_proxy=2) == "203.0.113.7"
+    assert client_address(req, trust_proxy=1) == "10.0.0.1"
+
+
+def test_fewer_entries_than_proxies_give_the_left_most():
+    """A header shorter than the count of trusted proxies gives its left-most entry."""
+    req = request({"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
+    assert client_address(req, trust_proxy=3) == "203.0.113.7"
+    assert client_address(request({"X-Real-IP": "203.0.113.9"}), trust_proxy=2) == "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    "chosen", ["garbage", "unknown", "_hidden", "", "203.0.113.7:x", "example.com"]
+)
+def test_an_entry_that_is_no_address_where_the_client_should_be_means_the_peer(chosen):
+    """When the counted entry is not an IP address, the client is the peer, not the next
+    valid entry to its left: that one is the client's to choose."""
+    req = request({"X-Forwarded-For": f"{FORGED}, {chosen}"})
+    assert client_address(req, trust_proxy=1) == PEER
+    req = request({"X-Forwarded-For": f"{FORGED}, {chosen}, 10.0.0.1"})
+    assert client_address(req, trust_proxy=2) == PEER
+
+
+def test_entries_that_are_no_address_left_of_the_client_do_not_matter():
+    """Garbage the client sent before the counted entry is never read."""
+    req = request({"X-Forwarded-For": 'garbage, , "[::1]:x", 203.0.113.7:5555'})
+    assert client_address(req, trust_proxy=1) == "203.0.113.7"
+
+
+def test_trusted_forwarded_header_is_counted_from_the_right_too():
+    """The RFC 7239 Forwarded header is counted by element, from the right; quotes, brackets
+    and ports are removed."""
+    req = request(
+        {
+            "Forwarded": f'for={FORGED}, for="[2001:db8:cafe::17]:4711";proto=https,'
+            " for=10.0.0.1;proto=https"
+        }
+    )
+    assert client_address(req, trust_proxy=2) == "2001:db8:cafe::17"
+    assert client_address(req, trust_proxy=1) == "10.0.0.1"
+    assert client_address(req, trust_proxy=5) == FORGED
+
+
+def test_a_forwarded_element_without_for_counts_as_a_hop():
+    """A Forwarded element with no ``for=`` still is one proxy's: counting it, its missing
+    address means the peer, rather than the client's element before it."""
+    req = request({"Forwarded": f"for={FORGED}, proto=https;by=10.0.0.1"})
+    assert client_address(req, trust_proxy=1) == PEER
+
+
+def test_a_quote_the_client_leaves_open_cannot_swallow_the_proxies_elements():
+    """A client's unterminated quote does not merge the proxies' elements into its own (as
+    Falcon's parser does, leaving the forged address where the count lands): elements are
+    split at every comma."""
+    header = f'for={FORGED}, for=", for=203.0.113.7, for="[2001:db8::2]"'
+    req = request({"Forwarded": header})
+    assert client_address(req, trust_proxy=2) == "203.0.113.7"
+    assert req.forwarded[0].src == FORGED  # what Falcon would count on
 
 
 def test_forwarded_wins_over_x_forwarded_for():
-    """With both headers present, Forwarded is read, as Falcon's access_route does, so the
-    audit log and webhook requests agree on the client."""
+    """With both headers present, Forwarded is read, as Falcon's access_route does."""
     req = request({"Forwarded": "for=198.51.100.1", "X-Forwarded-For": "203.0.113.7"})
-    assert client_address(req, trust_proxy=True) == "198.51.100.1"
+    assert client_address(req, trust_proxy=1) == "198.51.100.1"
     assert req.access_route[0] == "198.51.100.1"
 
 
 def test_x_real_ip_is_the_last_resort():
-    """X-Real-IP is read only when neither Forwarded nor X-Forwarded-For is present."""
-    req = request({"X-Real-IP": "203.0.113.9"})
-    assert client_address(req, trust_proxy=True) == "203.0.113.9"
-
-
-def test_entries_that_are_not_addresses_are_skipped():
-    """``unknown``, obfuscated ``_names`` and garbage are passed over for the next valid
-    address, left to right."""
-    forwarded = request({"Forwarded": "for=unknown, for=_hidden, for=198.51.100.17"})
-    assert client_address(forwarded, trust_proxy=True) == "198.51.100.17"
-    x_forwarded = request({"X-Forwarded-For": "garbage, , 203.0.113.7:5555, 10.0.0.1"})
-    assert client_address(x_forwarded, trust_proxy=True) == "203.0.113.7"
+    """X-Real-IP is read only when neither Forwarded nor X-Forwarded-For is present, as one
+    entry."""
+    assert client_address(request({"X-Real-IP": "203.0.113.9"}), trust_proxy=1) == "203.0.113.9"
+    listed = request({"X-Real-IP": f"{FORGED}, 203.0.113.9"})
+    assert client_address(listed, trust_proxy=1) == PEER
 
 
 @pytest.mark.parametrize(
@@ -70,14 +145,19 @@ def test_entries_that_are_not_addresses_are_skipped():
     [
         {"X-Forwarded-For": "not-an-address"},
         {"X-Forwarded-For": ""},
+        {"X-Forwarded-For": ",,,"},
         {"Forwarded": 'for="[::1]:abc"'},  # makes Falcon's access_route raise
+        {"Forwarded": 'for="[::1'},
         {"Forwarded": "for=unknown"},
         {"Forwarded": "proto=https"},
+        {"Forwarded": ""},
+        {"Forwarded": ";;=,=;"},
     ],
 )
 def test_a_header_without_a_valid_address_falls_back_to_the_peer(headers):
     """A forwarding header with no valid address never raises: the peer is the client."""
-    assert client_address(request(headers), trust_proxy=True) == PEER
+    for hops in (1, 2):
+        assert client_address(request(headers), trust_proxy=hops) == PEER
 
 
 @pytest.mark.parametrize(
@@ -104,13 +184,40 @@ def test_parse_address_normalizes_or_refuses(raw, address):
 
 def test_peer_is_normalized_too():
     """An IPv4-mapped peer (a dual-stack socket) counts as its IPv4 address."""
-    assert client_address(request(peer="::ffff:192.0.2.1"), trust_proxy=False) == "192.0.2.1"
+    assert client_address(request(peer="::ffff:192.0.2.1"), trust_proxy=0) == "192.0.2.1"
 
 
 def test_falcon_can_still_read_the_peer_afterwards():
     """Reading the peer leaves the ASGI scope readable, so Falcon's own ``remote_addr`` and
     ``access_route`` (used elsewhere in the same request) still see it."""
     req = request({"X-Forwarded-For": "203.0.113.7"})
-    assert client_address(req, trust_proxy=False) == PEER
+    assert client_address(req, trust_proxy=0) == PEER
     assert req.remote_addr == PEER
     assert req.access_route == ["203.0.113.7", PEER]
+
+
+class Things:
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.media = {"ok": True}
+
+
+def test_forged_entries_do_not_escape_the_address_rate_limit():
+    """End to end, with the setting parsed from the environment: behind one appending proxy,
+    a client that sends a new X-Forwarded-For each time is still one address, refused once
+    its limit (1 a minute) is spent; another client has its own."""
+    config = Config.from_environ(
+        {"OMNICHANNEL_TRUST_PROXY": "true", "OMNICHANNEL_RATE_LIMIT": "1"}, dotenv=None
+    )
+    app = falcon.asgi.App(middleware=[RateLimits(config, clock=lambda: 0.0)])
+    install_error_handlers(app)
+    app.add_route("/things", Things())
+    client = testing.TestClient(app)
+    statuses = [
+        client.simulate_get(
+            "/things", headers={"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.7"}
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [200, 429, 429]
+    other = client.simulate_get("/things", headers={"X-Forwarded-For": "203.0.113.8"})
+    assert other.status_code == 200

@@ -1,33 +1,40 @@
 """The client's IP address, for rate limits and the audit log.
 
-Without ``OMNICHANNEL_TRUST_PROXY`` it is the connection's peer as the ASGI server reports
-it (see below): the app reads no forwarding header, since anyone can send them. With it, it
-is the left-most valid address of the first forwarding header present, in Falcon's order of
-preference (``Forwarded: for=``, else ``X-Forwarded-For``, else ``X-Real-IP``): the same
-header ``req.access_route[0]`` reads, so webhooks (`omnichannel_core.web.body`) and this
-agree on who the client is.
+With ``OMNICHANNEL_TRUST_PROXY`` off (0, the default) it is the connection's peer as the ASGI
+server reports it (see below): the app reads no forwarding header, since anyone can send them.
 
-Left-most is the original client only when the proxy in front *replaces* the header rather
-than appending to what the client sent (nginx: ``proxy_set_header X-Forwarded-For
-$remote_addr``, not ``$proxy_add_x_forwarded_for``); otherwise a client chooses its own
-address.
+Set to N, it says N proxies of yours stand in front of the server, and the client is the N-th
+entry from the *right* of the first forwarding header present, in Falcon's order of
+preference (``Forwarded: for=``, else ``X-Forwarded-For``, else ``X-Real-IP``: the header
+``req.access_route`` reads). Counting from the right because each proxy adds, at the right
+end, the address the request came to it from: the right-most N entries were written by
+proxies you trust, and the N-th of them is whoever connected to the outermost one. Everything
+to its left is what the client sent, and is ignored: a proxy that *appends* (nginx's
+``$proxy_add_x_forwarded_for``, most load balancers) keeps the client's own
+``X-Forwarded-For``, so its left-most entry is whatever the client chose. With one proxy the
+client is the right-most entry whether that proxy appends or replaces the header, so 1
+(``true``) is right for both. A header with fewer than N entries gives its left-most one (the
+client sent none). N must not exceed the proxies on any path to the server: one more, and the
+count reaches into what the client sent.
+
+An entry that is not an IP address (``unknown``, RFC 7239 obfuscated ``_names``, an empty or
+garbled entry, a ``Forwarded`` element without ``for=``) still counts as a hop. If the chosen
+entry is one, the client is the connection's peer rather than the next valid entry: those to
+its left are the client's own words, so skipping would let a client pick its address by
+sending it before a garbled one. Unlike ``access_route`` and, on ASGI, ``remote_addr``, a
+malformed header never raises.
 
 The "peer" is what the ASGI server reports, and uvicorn (under gunicorn) already replaces
 it, and the scheme, from ``X-Forwarded-For``/``X-Forwarded-Proto`` when the connection comes
 from ``FORWARDED_ALLOW_IPS`` (gunicorn's ``forwarded_allow_ips``, loopback by default),
 taking the right-most address it does not trust, which a client cannot forge. So with a
 proxy on the same host, the peer is already the client even with the setting off.
-
-Entries that are not IP addresses (``unknown``, RFC 7239 obfuscated ``_names``,
-garbage) are skipped, and a header with none falls back to the connection's peer: unlike
-``access_route`` and, on ASGI, ``remote_addr``, a malformed header never raises.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 
 import falcon
 
@@ -37,15 +44,20 @@ WITH_PORT = re.compile(r"^([^:\[\]]+):[0-9]{1,5}$")
 """``192.0.2.1:8080`` (one colon: not a bare IPv6 address)."""
 
 
-def client_address(req: falcon.Request, trust_proxy: bool) -> str:
+def client_address(req: falcon.Request, trust_proxy: int) -> str:
     """The client's address, normalized (``::ffff:192.0.2.1`` is ``192.0.2.1``).
 
     :param req: the request (ASGI or WSGI).
-    :param trust_proxy: read the forwarding headers (``OMNICHANNEL_TRUST_PROXY``).
+    :param trust_proxy: how many proxies of yours stand in front of the server
+        (``OMNICHANNEL_TRUST_PROXY``); 0 reads no forwarding header.
+    :returns: the ``trust_proxy``-th entry from the right of the forwarding header (its
+        left-most with fewer entries); the connection's peer when the setting is 0, no
+        forwarding header is present, or that entry is not an IP address.
     """
-    if trust_proxy:
-        for candidate in _forwarded_candidates(req):
-            address = parse_address(candidate)
+    if trust_proxy > 0:
+        entries = _forwarding_entries(req)
+        if entries:
+            address = parse_address(entries[max(len(entries) - trust_proxy, 0)])
             if address is not None:
                 return address
     peer = connection_peer(req)
@@ -67,15 +79,34 @@ def connection_peer(req: falcon.Request) -> str:
     return str(client[0]) if client else "127.0.0.1"
 
 
-def _forwarded_candidates(req: falcon.Request) -> Iterable[str]:
-    """The entries of the one forwarding header ``access_route`` would read, left to right."""
-    if req.get_header("Forwarded") is not None:
-        return [hop.src for hop in req.forwarded or () if hop.src]
-    for name in ("X-Forwarded-For", "X-Real-IP"):
-        value = req.get_header(name)
-        if value is not None:
-            return value.split(",")
-    return []
+def _forwarding_entries(req: falcon.Request) -> list[str]:
+    """The entries of the one forwarding header ``access_route`` would read, left to right,
+    one per hop.
+
+    ``Forwarded`` is split at every comma, quoted or not, rather than read through Falcon's
+    ``req.forwarded``: no address contains a comma, so each element a proxy appended stays one
+    entry whatever the client sent before it, whereas in Falcon's parser a quote the client
+    leaves open swallows the proxies' elements up to their next quote, and the count would
+    land on an entry of the client's. An element without ``for=`` is kept, as ``""``: a proxy
+    added it, and dropping it would shift the client's entries towards the right."""
+    forwarded = req.get_header("Forwarded")
+    if forwarded is not None:
+        return [_forwarded_for(element) for element in forwarded.split(",")]
+    x_forwarded_for = req.get_header("X-Forwarded-For")
+    if x_forwarded_for is not None:
+        return x_forwarded_for.split(",")
+    x_real_ip = req.get_header("X-Real-IP")
+    return [] if x_real_ip is None else [x_real_ip]
+
+
+def _forwarded_for(element: str) -> str:
+    """The raw ``for=`` value of one ``Forwarded`` element (``for="[::1]:80";proto=https``),
+    or ``""`` when it has none."""
+    for pair in element.split(";"):
+        name, _, value = pair.partition("=")
+        if name.strip().lower() == "for":
+            return value
+    return ""
 
 
 def parse_address(raw: str) -> str | None:
