@@ -154,12 +154,17 @@ class ChannelRoute:
 
     :param path: relative to the channel's prefix, e.g. ``"webhook"`` or ``"send/sms"``;
         may hold Falcon field templates such as ``"message/{id}/status"``.
-    :param resource: a Falcon ASGI resource (``on_get``, ``on_post``, ``on_websocket``...).
-    :param public: True when providers call it without an API key; the channel must then
-        authenticate the request itself.
-    :param permission: for a route that is not public, the permission a caller needs
-        (a name from `omnichannel_core.access.policy.Permission`, e.g. ``"messages:send"``);
-        by default ``channels:read`` for GET and ``messages:send`` for other methods.
+    :param resource: a Falcon ASGI resource (``on_get``, ``on_post``, ``on_websocket``...;
+        not ``on_options``, which the core answers for CORS preflights).
+    :param public: True when providers call it without credentials; the channel must then
+        authenticate the request itself (a signature, a verify token).
+    :param permission: required for a route that is not public: the permission every
+        method of it needs (a name from `omnichannel_core.access.policy.Permission`, e.g.
+        ``"messages:send"``), WebSocket connections included. The caller is in
+        ``req.context.principal``; a route that hands out conversations or messages must
+        also check them with ``policy.visible_conversation`` or
+        ``policy.check_message_visible``, since agents see only their own or unassigned
+        conversations.
     """
 
     path: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -12,7 +13,14 @@ import pytest
 
 from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import inbound_message, post_webhook, unique
-from tests.support.users import PASSWORD, client_for, create_user, logged_in, login
+from tests.support.users import (
+    PASSWORD,
+    client_for,
+    create_admin_on_command_line,
+    create_user,
+    logged_in,
+    login,
+)
 
 LOCKOUT_FAILURES = 3
 
@@ -25,6 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "OMNICHANNEL_LOGIN_LOCKOUT_FAILURES": str(LOCKOUT_FAILURES),
     }
     with running_server(workdir, env, workers=2) as process:
+        create_admin_on_command_line(process)  # so the bootstrap key may create more admins
         yield process
 
 
@@ -99,6 +108,27 @@ def test_repeated_failures_lock_the_email_whether_or_not_it_exists(server, admin
     assert locked.status_code == 429
     assert int(locked.headers["Retry-After"]) > 0
     assert locked.json()["error"] == "too_many_requests"
+
+
+def test_concurrent_wrong_logins_never_check_more_passwords_than_the_lockout_allows(server, admin):
+    """Twenty wrong logins for one email sent at once: at most the configured number are
+    checked (401), the rest are refused (429), and then the right password is refused too;
+    the lockout cannot be raced past."""
+    email = create_user(admin, "agent")["email"]
+
+    def attempt(_: int) -> int:
+        with server.client(api_key=None) as anonymous:
+            body = {"email": email, "password": "wrong password!"}
+            return anonymous.post("/api/auth/login", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(attempt, range(20)))
+    assert statuses.count(401) <= LOCKOUT_FAILURES
+    assert statuses.count(429) >= 20 - LOCKOUT_FAILURES
+    assert set(statuses) <= {401, 429}
+    with server.client(api_key=None) as anonymous:
+        right = anonymous.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert right.status_code == 429
 
 
 def test_login_rejects_malformed_input_clearly(server):
@@ -253,7 +283,8 @@ def test_user_creation_checks_its_input(server, admin):
 def test_the_last_active_admin_cannot_be_demoted_or_deactivated(tmp_path):
     """With one admin user, demoting or deactivating them answers 409 and changes nothing."""
     with running_server(tmp_path, {"WEBHOOK_SECRET": "s"}) as server, server.client() as admin:
-        only = create_user(admin, "admin")
+        email = create_admin_on_command_line(server)
+        [only] = [u for u in admin.get("/api/users").json()["items"] if u["email"] == email]
         for change in ({"role": "agent"}, {"active": False}):
             response = admin.patch(f"/api/users/{only['id']}", json=change)
             assert response.status_code == 409, response.text
@@ -288,6 +319,30 @@ def test_a_user_changes_their_own_password(server, admin):
     with server.client(api_key=None) as anonymous:
         old = anonymous.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
     assert old.status_code == 401
+
+
+def test_wrong_current_passwords_count_toward_the_lockout_and_are_audited(server, admin):
+    """A stolen session cannot guess the password through /api/auth/password: each wrong
+    ``current_password`` is audited and counted with the email's failed logins, and once
+    locked even the right one answers 429."""
+    user = create_user(admin, "agent")
+    tokens = login(server, user["email"])
+    change = {"current_password": "wrong password!", "new_password": "a new passphrase!"}
+    with client_for(server, tokens["access_token"]) as agent:
+        for _ in range(LOCKOUT_FAILURES):
+            assert agent.post("/api/auth/password", json=change).status_code == 403
+        right = {**change, "current_password": PASSWORD}
+        locked = agent.post("/api/auth/password", json=right)
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    failed = [
+        entry
+        for entry in audit_actions(admin, action="user.password_change_failed")
+        if entry["target_id"] == user["id"]
+    ]
+    assert len(failed) == LOCKOUT_FAILURES
+    with server.client(api_key=None) as anonymous:
+        body = {"email": user["email"], "password": PASSWORD}
+        assert anonymous.post("/api/auth/login", json=body).status_code == 429
 
 
 # agents and conversations -------------------------------------------------------------
@@ -403,6 +458,65 @@ def test_api_key_scopes_are_checked(server, admin):
             supervisor.post("/api/api-keys", json={"name": "k", "scopes": ["read"]}).status_code
             == 403
         )
+
+
+def test_a_key_grants_no_more_than_it_holds(server, admin):
+    """A key that manages keys cannot mint a key with more permissions than its own, nor
+    revoke one that has more; a key that manages users cannot create, promote, reset or
+    deactivate a user whose role holds permissions it lacks. Each refusal is 403 naming a
+    permission the caller lacks, and changes nothing."""
+    key_manager = admin.post(
+        "/api/api-keys", json={"name": "keys", "scopes": ["api_keys:manage", "read"]}
+    ).json()
+    user_manager = admin.post(
+        "/api/api-keys", json={"name": "users", "scopes": ["users:manage", "users:read"]}
+    ).json()
+    admin_key = admin.post("/api/api-keys", json={"name": "all", "scopes": ["admin"]}).json()
+    agent = create_user(admin, "agent")
+    other_admin = create_user(admin, "admin")
+    with client_for(server, key_manager["key"]) as keys:
+        minted = keys.post("/api/api-keys", json={"name": "x", "scopes": ["admin"]})
+        assert minted.status_code == 403 and minted.json()["permission"] == "audit:read"
+        assert keys.post("/api/api-keys", json={"name": "x", "scopes": ["read"]}).status_code == 201
+        assert keys.delete(f"/api/api-keys/{admin_key['id']}").status_code == 403
+    assert admin.get(f"/api/api-keys/{admin_key['id']}").json()["revoked_at"] is None
+    new_admin = {
+        "email": f"{unique('admin')}@example.com",
+        "display_name": "Admin",
+        "role": "admin",
+        "password": PASSWORD,
+    }
+    with client_for(server, user_manager["key"]) as users:
+        assert users.post("/api/users", json=new_admin).status_code == 403
+        assert users.post("/api/users", json={**new_admin, "role": "agent"}).status_code == 403
+        for change in ({"role": "admin"}, {"password": "taken over!!"}):
+            assert users.patch(f"/api/users/{agent['id']}", json=change).status_code == 403
+        for change in ({"password": "taken over!!"}, {"active": False}):
+            assert users.patch(f"/api/users/{other_admin['id']}", json=change).status_code == 403
+    assert admin.get(f"/api/users/{agent['id']}").json()["role"] == "agent"
+    assert admin.get(f"/api/users/{other_admin['id']}").json()["active"] is True
+    login(server, agent["email"])
+
+
+def test_the_first_admin_comes_only_from_the_command_line(tmp_path):
+    """With no admin yet, the bootstrap key may create agents and supervisors but neither
+    create an admin nor promote a user to admin (403 saying how); once an admin exists, made
+    with `omnichannel users create-admin`, it may."""
+    with running_server(tmp_path, {"WEBHOOK_SECRET": "s"}) as server, server.client() as admin:
+        agent = create_user(admin, "agent")
+        body = {
+            "email": f"{unique('admin')}@example.com",
+            "display_name": "A",
+            "role": "admin",
+            "password": PASSWORD,
+        }
+        refused = admin.post("/api/users", json=body)
+        assert refused.status_code == 403
+        assert "omnichannel users create-admin" in refused.json()["message"]
+        promoted = admin.patch(f"/api/users/{agent['id']}", json={"role": "admin"})
+        assert promoted.status_code == 403
+        create_admin_on_command_line(server)
+        assert admin.post("/api/users", json=body).status_code == 201
 
 
 def test_the_bootstrap_key_acts_as_an_admin(server, admin):

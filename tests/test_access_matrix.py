@@ -23,7 +23,7 @@ from tests.conftest import WEBHOOK_SECRET
 from tests.support.fake_provider import FakeProvider
 from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import SIGNATURE_HEADER, inbound_message, post_webhook, signature, unique
-from tests.support.users import create_user, login
+from tests.support.users import create_admin_on_command_line, create_user, login
 
 JWT_SECRET = "access-matrix-jwt-secret-0123456789abcdefghijklm"  # 48 characters
 
@@ -150,6 +150,7 @@ def server(
         "OMNICHANNEL_JWT_SECRET": JWT_SECRET,
     }
     with running_server(workdir, env, workers=2) as process:
+        create_admin_on_command_line(process)  # so the bootstrap key may create more admins
         yield process
 
 

@@ -197,7 +197,7 @@ class Router:
     @hookimpl
     def channel_routes(self, channel: str, inbox: Inbox) -> list[ChannelRoute]:
         return [
-            ChannelRoute("things/{thing_id}", Things(inbox)),
+            ChannelRoute("things/{thing_id}", Things(inbox), permission="channels:read"),
             ChannelRoute("hello", Hello(), public=True),
         ]
 

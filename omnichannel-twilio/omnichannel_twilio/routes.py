@@ -1,9 +1,12 @@
-"""The Twilio channel's own routes, in the seed's request shape (all need the API key).
+"""The Twilio channel's own routes, in the seed's request shape.
 
-- ``POST send/whatsapp`` and ``POST send/sms``: ``{"to": "+1234567890", "message": "...",
-  "media_urls": ["https://..."], "content_sid": "HX...", "content_variables": {...}}``;
+- ``POST send/whatsapp`` and ``POST send/sms`` (``messages:send``): ``{"to": "+1234567890",
+  "message": "...", "media_urls": ["https://..."], "content_sid": "HX...",
+  "content_variables": {...}}``;
   ``Idempotency-Key`` honoured. 201 with the stored message, 200 on an idempotent replay.
-- ``GET message/{id}/status``: a message by our id (``msg_...``) or Twilio's SID.
+- ``GET message/{id}/status`` (``conversations:read``; an agent sees only the messages of
+  their own or unassigned conversations): a message by our id (``msg_...``) or Twilio's
+  SID.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from omnichannel_core.access.policy import Permission, check_message_visible
 from omnichannel_core.config import Config
 from omnichannel_core.errors import InvalidInput, NotFound
 from omnichannel_core.hooktypes import ChannelRoute
@@ -139,13 +143,26 @@ class MessageStatusResource:
         message = await self._find(id)
         if message is None:
             raise NotFound(f"no {self.channel} message {id!r}", message_id=id)
+        await check_message_visible(self.inbox.store, req.context.principal, message)
         resp.status = falcon.HTTP_200
         resp.media = to_json(message)
 
 
 def twilio_routes(channel: str, inbox: Inbox, config: Config) -> list[ChannelRoute]:
     return [
-        ChannelRoute("send/whatsapp", SendResource(channel, inbox, config, whatsapp=True)),
-        ChannelRoute("send/sms", SendResource(channel, inbox, config, whatsapp=False)),
-        ChannelRoute("message/{id}/status", MessageStatusResource(channel, inbox)),
+        ChannelRoute(
+            "send/whatsapp",
+            SendResource(channel, inbox, config, whatsapp=True),
+            permission=Permission.MESSAGES_SEND,
+        ),
+        ChannelRoute(
+            "send/sms",
+            SendResource(channel, inbox, config, whatsapp=False),
+            permission=Permission.MESSAGES_SEND,
+        ),
+        ChannelRoute(
+            "message/{id}/status",
+            MessageStatusResource(channel, inbox),
+            permission=Permission.CONVERSATIONS_READ,
+        ),
     ]

@@ -7,6 +7,8 @@ import pytest
 from fake_twilio import MessageAnswer, new_message_sid
 from twilio_signing import unique_phone
 
+from tests.support.users import client_for, logged_in
+
 SEND_SMS = "/api/channels/twilio/send/sms"
 SEND_WHATSAPP = "/api/channels/twilio/send/whatsapp"
 
@@ -98,3 +100,37 @@ def test_twilio_is_listed_with_its_routes(client):
     assert response.status_code == 200
     assert "twilio" in response.text
     assert "omnichannel-twilio" in response.text
+
+
+def test_who_may_send_and_read_through_the_twilio_routes(twilio_server, client, fake_twilio):
+    """The send routes need ``messages:send`` and the status route ``conversations:read``,
+    as docs/access.md lists them; on the status route an agent sees only the messages of
+    conversations assigned to them or to nobody, like on /api/messages/{id}."""
+    fake_twilio.queue(MessageAnswer.accept(new_message_sid()))
+    sent = client.post(SEND_SMS, json={"to": unique_phone(), "message": "whose is it"})
+    assert sent.status_code == 201, sent.text
+    message = sent.json()
+    owner, owner_client = logged_in(twilio_server, client, "agent")
+    _, other_agent = logged_in(twilio_server, client, "agent")
+    _, supervisor = logged_in(twilio_server, client, "supervisor")
+    assigned = client.patch(
+        f"/api/conversations/{message['conversation_id']}", json={"assignee": owner["id"]}
+    )
+    assert assigned.status_code == 200, assigned.text
+    keys = {
+        scope: client.post("/api/api-keys", json={"name": scope, "scopes": [scope]}).json()["key"]
+        for scope in ("send", "read")
+    }
+    path = status_path(message["id"])
+    with owner_client, other_agent, supervisor:
+        assert owner_client.get(path).status_code == 200
+        refused = other_agent.get(path)
+        assert refused.status_code == 403 and refused.json()["permission"] == "agent"
+        assert supervisor.get(path).status_code == 200
+        assert other_agent.post(SEND_SMS, json={}).json()["permission"] == "messages:send"
+    with client_for(twilio_server, keys["send"]) as sender:
+        assert sender.get(path).json()["permission"] == "conversations:read"
+        assert sender.post(SEND_SMS, json={}).status_code == 400  # allowed; the body is wrong
+    with client_for(twilio_server, keys["read"]) as reader:
+        assert reader.get(path).status_code == 200
+        assert reader.post(SEND_WHATSAPP, json={}).json()["permission"] == "messages:send"

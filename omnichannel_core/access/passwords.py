@@ -34,6 +34,12 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with other parameters than today's (checked at login, when
+    the password is at hand to hash again)."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
 def password_matches(password_hash: str, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False

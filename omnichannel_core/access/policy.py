@@ -1,21 +1,34 @@
 """The permission matrix, in one place: what each role and each API key scope may do.
 
 Every route declares the permission each of its methods needs (``permissions`` on the
-resource, or the default for channel routes); the authorization middleware checks it
-against the caller's :class:`Principal`. Beyond the matrix, one rule is about *which*
-records: an agent sees and works only the conversations assigned to them or to nobody, and
-may assign a conversation only to themselves (:func:`check_conversation`,
-:func:`check_assignment`). Nothing else in the code decides who may do what.
+resource; a channel's own routes name theirs in ``ChannelRoute.permission``); the
+authorization middleware checks it against the caller's :class:`Principal`. Beyond the
+matrix, three rules:
+
+- *which* records: an agent sees and works only the conversations assigned to them or to
+  nobody. Every route that hands out a conversation or a message, the core's and a
+  channel's own, asks :func:`visible_conversation` or :func:`check_message_visible`;
+- an agent may assign a conversation only to themselves (:func:`check_assignment`);
+- nobody grants more than they hold: a key, a user or a role given, or a user changed, may
+  not have a permission the caller lacks (:func:`check_grant`), so a key with
+  ``api_keys:manage`` alone cannot mint an admin key.
+
+Nothing else in the code decides who may do what.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import attrs
 
 from omnichannel_core.access.records import Role
 from omnichannel_core.errors import Forbidden, InvalidInput
+
+if TYPE_CHECKING:
+    from omnichannel_core.models import Conversation, Message
+    from omnichannel_core.store import Store
 
 
 class Permission(enum.StrEnum):
@@ -30,7 +43,7 @@ class Permission(enum.StrEnum):
     MESSAGES_SEND = "messages:send"
     """Sending to any address through a channel's own routes, outside a conversation."""
     CHANNELS_READ = "channels:read"
-    """Channel health and a channel's read routes (message status)."""
+    """Channel health."""
     PLUGINS_READ = "plugins:read"
     REPORTS_READ = "reports:read"
     USERS_READ = "users:read"
@@ -135,13 +148,27 @@ class Principal:
     def require(self, permission: Permission) -> None:
         if permission not in self.permissions:
             raise Forbidden(
-                f"this {self._what()} may not do this: it needs the {permission.value!r}"
+                f"this {self.description} may not do this: it needs the {permission.value!r}"
                 " permission",
                 permission=permission.value,
             )
 
-    def _what(self) -> str:
+    @property
+    def description(self) -> str:
+        """``agent user``, ``API key``...: the caller, as error messages name it."""
         return f"{self.role.value} user" if self.role is not None else "API key"
+
+
+def check_grant(actor: Principal, permissions: frozenset[Permission], what: str) -> None:
+    """Refuse to give, or to act on, ``what`` (a key, a user, a role) holding a permission
+    ``actor`` lacks; the error names the first missing permission."""
+    missing = sorted(permission.value for permission in permissions - actor.permissions)
+    if missing:
+        raise Forbidden(
+            f"this {actor.description} may not act on {what}, which would hold permissions it"
+            f" lacks: {', '.join(missing)}",
+            permission=missing[0],
+        )
 
 
 def check_conversation(principal: Principal, assignee: str | None) -> None:
@@ -158,3 +185,19 @@ def check_assignment(principal: Principal, current: str | None, new: str | None)
         return
     if new not in (None, principal.id):
         raise Forbidden("agents may assign conversations only to themselves")
+
+
+async def visible_conversation(
+    store: Store, principal: Principal, conversation_id: str
+) -> Conversation:
+    """The conversation, if ``principal`` may see it (an agent: theirs or nobody's); else
+    raise Forbidden, or NotFound for an unknown id."""
+    conversation = await store.get_conversation(conversation_id)
+    check_conversation(principal, conversation.assignee)
+    return conversation
+
+
+async def check_message_visible(store: Store, principal: Principal, message: Message) -> None:
+    """Raise Forbidden unless ``principal`` may see the conversation ``message`` is in."""
+    if principal.is_agent:  # everyone else sees every conversation
+        await visible_conversation(store, principal, message.conversation_id)

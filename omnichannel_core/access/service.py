@@ -6,14 +6,21 @@ in `omnichannel_core.access.policy`; the records are kept by the store.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import math
+from datetime import timedelta
 from typing import Any
 
 import attrs
 import structlog
 
 from omnichannel_core.access import passwords, tokens
-from omnichannel_core.access.policy import ALL_PERMISSIONS, Principal, scope_permissions
+from omnichannel_core.access.policy import (
+    ALL_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    Principal,
+    check_grant,
+    scope_permissions,
+)
 from omnichannel_core.access.records import (
     ApiKey,
     AuditEntry,
@@ -109,29 +116,39 @@ class Access:
         address = normalize_email(email)
         if not isinstance(password, str):
             raise InvalidInput("password must be a string", field="password")
-        now = utcnow()
-        failures, latest = await self.store.login_failures(address, now - self.lockout_window)
-        if failures >= self.config.login_lockout_failures and latest is not None:
-            wait = latest + self.lockout_window - now
-            raise RateLimited(
-                "too many failed logins for this email; try again later",
-                retry_after=max(1, int(wait.total_seconds()) + 1),
-            )
+        await self._reserve_attempt(address)
         credentials = await self.store.user_credentials(address)
         usable = credentials is not None and credentials.user.active
         checked_hash = credentials.password_hash if usable else passwords.UNKNOWN_USER_HASH
         matches = await asyncio.to_thread(passwords.password_matches, checked_hash, password)
         if not (usable and matches):
-            await self.store.record_login_failure(address, now, self.lockout_window)
             await self._audit(None, "auth.login_failed", "user", None, {"email": address}, client)
             raise Unauthenticated("the email or password is not right")
         assert credentials is not None
         user = credentials.user
         await self.store.clear_login_failures(address)
+        if passwords.needs_rehash(credentials.password_hash):
+            rehashed = await asyncio.to_thread(passwords.hash_password, password)
+            await self.store.update_user(user.id, password_hash=rehashed)
         session_id, pair = await self._start_session(user)
         actor = Principal.of_user(user.id, user.display_name, user.role, session_id)
         await self._audit(actor, "auth.login", "user", user.id, {}, client)
         return pair
+
+    async def _reserve_attempt(self, email: str) -> None:
+        """Count a password check for ``email`` as failed until it succeeds, or raise
+        RateLimited while too many recent failures lock the email. Counting *before* the
+        check, in one store write, keeps concurrent guesses within the limit."""
+        now = utcnow()
+        locked_until = await self.store.reserve_login_attempt(
+            email, now, self.lockout_window, self.config.login_lockout_failures
+        )
+        if locked_until is not None:
+            wait = (locked_until - now).total_seconds()
+            raise RateLimited(
+                "too many failed logins for this email; try again later",
+                retry_after=max(1, math.ceil(wait)),
+            )
 
     async def refresh(self, refresh_token: object, client: str | None) -> TokenPair:
         """Swap a refresh token for a new pair; a token used twice ends its session."""
@@ -173,13 +190,20 @@ class Access:
         if not isinstance(current, str):
             raise InvalidInput("current_password must be a string", field="current_password")
         password = passwords.check_strength(new, "new_password")
+        if password == current:
+            raise InvalidInput("new_password must differ from the current one")
         credentials = await self.store.user_credentials_by_id(principal.id)
+        email = credentials.user.email
+        await self._reserve_attempt(email)  # a stolen session may not guess the password
         if not await asyncio.to_thread(
             passwords.password_matches, credentials.password_hash, current
         ):
+            details = {"email": email}
+            await self._audit(
+                principal, "user.password_change_failed", "user", principal.id, details, client
+            )
             raise Forbidden("current_password is not right", field="current_password")
-        if password == current:
-            raise InvalidInput("new_password must differ from the current one")
+        await self.store.clear_login_failures(email)
         await self.store.update_user(
             principal.id, password_hash=await asyncio.to_thread(passwords.hash_password, password)
         )
@@ -216,6 +240,7 @@ class Access:
         address = normalize_email(email)
         name = display_name_of(display_name)
         user_role = role_of(role)
+        await self._check_role_grant(actor, user_role)
         checked = passwords.check_strength(password)
         password_hash = await asyncio.to_thread(passwords.hash_password, checked)
         user = await self.store.create_user(address, name, user_role, password_hash)
@@ -230,6 +255,9 @@ class Access:
         change is audited on its own. A new password or a deactivation ends the user's
         sessions."""
         before = await self.store.get_user(user_id)
+        check_grant(actor, ROLE_PERMISSIONS[before.role], f"{before.role.value} user {user_id}")
+        if "role" in changes and changes["role"] != before.role:
+            await self._check_role_grant(actor, changes["role"])
         password_hash = UNSET
         if "password" in changes:
             checked = passwords.check_strength(changes["password"])
@@ -247,6 +275,18 @@ class Access:
             await self._audit(actor, action, "user", user_id, details, client)
         return user
 
+    async def _check_role_grant(self, actor: Principal, role: Role) -> None:
+        """``actor`` may make a user of ``role``: it holds every permission of the role, and
+        the first admin comes only from the command line on the server's machine."""
+        check_grant(actor, ROLE_PERMISSIONS[role], f"the {role.value} role")
+        first_admin = role is Role.ADMIN and not await self.store.has_active_admin()
+        if first_admin and actor is not COMMAND_LINE:
+            raise Forbidden(
+                "the first admin is created on the server's machine, with"
+                " `omnichannel users create-admin`",
+                field="role",
+            )
+
     # API keys
 
     async def create_api_key(
@@ -260,7 +300,7 @@ class Access:
             or not all(isinstance(s, str) for s in scopes)
         ):
             raise InvalidInput("scopes must be a non-empty list of scope names", field="scopes")
-        scope_permissions(tuple(scopes))  # every scope known
+        check_grant(actor, scope_permissions(tuple(scopes)), "this key")
         secret = tokens.new_api_key()
         key = await self.store.create_api_key(
             key_name,
@@ -274,22 +314,26 @@ class Access:
         return key, secret
 
     async def revoke_api_key(self, actor: Principal, key_id: str, client: str | None) -> ApiKey:
+        held = await self.store.get_api_key(key_id)
+        check_grant(actor, scope_permissions(held.scopes), f"API key {key_id}")
         key = await self.store.revoke_api_key(key_id, utcnow())
         await self._audit(actor, "api_key.revoked", "api_key", key.id, {"name": key.name}, client)
         return key
 
     # Audit
 
-    async def record_assignment(
+    def assignment_entry(
         self,
         actor: Principal,
         conversation_id: str,
         previous: str | None,
         assignee: str | None,
         client: str | None,
-    ) -> None:
+    ) -> AuditEntry:
+        """The audit entry of an assignment, which the store keeps in the same transaction
+        as the assignment itself."""
         details = {"from": previous, "to": assignee}
-        await self._audit(
+        return audit_entry(
             actor, "conversation.assigned", "conversation", conversation_id, details, client
         )
 
@@ -301,21 +345,32 @@ class Access:
         target_id: str | None,
         details: dict[str, Any],
         client: str | None,
-        at: datetime | None = None,
     ) -> None:
-        entry = AuditEntry(
-            id=new_id("aud"),
-            action=action,
-            actor_type=actor.kind if actor else "anonymous",
-            actor_id=actor.id if actor else None,
-            target_type=target_type,
-            target_id=target_id,
-            details=details,
-            client_address=client,
-            at=at or utcnow(),
-        )
+        entry = audit_entry(actor, action, target_type, target_id, details, client)
         await self.store.append_audit(entry)
         log.info("audit", action=action, actor_type=entry.actor_type, actor_id=entry.actor_id)
+
+
+def audit_entry(
+    actor: Principal | None,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    details: dict[str, Any],
+    client: str | None,
+) -> AuditEntry:
+    """A new entry of the audit log, made now; ``actor`` None for an anonymous caller."""
+    return AuditEntry(
+        id=new_id("aud"),
+        action=action,
+        actor_type=actor.kind if actor else "anonymous",
+        actor_id=actor.id if actor else None,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+        client_address=client,
+        at=utcnow(),
+    )
 
 
 def display_name_of(value: object, field: str = "display_name") -> str:

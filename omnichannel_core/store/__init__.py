@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from omnichannel_core.access.records import AuditEntry
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.models import (
@@ -236,8 +237,15 @@ class Store(AccessStore, Protocol):
         status: ConversationStatus = UNSET,
         assignee: str | None = UNSET,
         unread_count: int = UNSET,
+        expected_assignee: str | None = UNSET,
+        audit: AuditEntry | None = None,
     ) -> Conversation:
-        """Change the given fields; raise NotFound for an unknown id."""
+        """Change the given fields; raise NotFound for an unknown id.
+
+        With ``expected_assignee``, change nothing and raise Conflict unless the
+        conversation's assignee is that one (None: unassigned) when the change is made, so
+        two agents taking one conversation at once cannot both win. ``audit`` is appended to
+        the audit log in the same transaction as the change."""
 
     async def list_conversations(
         self,

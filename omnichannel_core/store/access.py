@@ -49,6 +49,9 @@ class AccessStore(Protocol):
     async def list_users(self, cursor: str | None, limit: int) -> Page:
         """Users, oldest first."""
 
+    async def has_active_admin(self) -> bool:
+        """Whether any active user has the admin role."""
+
     async def update_user(
         self,
         user_id: str,
@@ -120,12 +123,16 @@ class AccessStore(Protocol):
 
     # Failed logins, counted per email whether or not such a user exists
 
-    async def record_login_failure(self, email: str, at: datetime, window: timedelta) -> int:
-        """Count a failed login for ``email`` (any case); returns the failures within
-        ``window`` before ``at``, this one included. Older ones may be forgotten."""
-
-    async def login_failures(self, email: str, since: datetime) -> tuple[int, datetime | None]:
-        """How many failed logins for ``email`` (any case) since ``since``, and the latest."""
+    async def reserve_login_attempt(
+        self, email: str, at: datetime, window: timedelta, limit: int
+    ) -> datetime | None:
+        """Before a password is checked, atomically: when ``email`` (any case) has ``limit``
+        failures or more within ``window`` before ``at``, count nothing and answer when the
+        oldest failure that locks it leaves the window (so that the email is no longer
+        locked at that time); else count this attempt as a failure at ``at`` and answer
+        None. Concurrent attempts thus never check more than ``limit`` passwords per
+        window. A success clears the failures (:meth:`clear_login_failures`). Failures older
+        than the window may be forgotten."""
 
     async def clear_login_failures(self, email: str) -> None:
         """Forget the failures of ``email`` (after a successful login)."""

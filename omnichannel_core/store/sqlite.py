@@ -17,6 +17,7 @@ from omnichannel_core.access.records import (
     User,
     UserCredentials,
 )
+from omnichannel_core.errors import Conflict
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import (
@@ -56,7 +57,7 @@ from omnichannel_core.store.sqlite_rows import (
     load_contact,
     message_from_row,
 )
-from omnichannel_core.store.sqlite_runner import SqliteRunner, connect
+from omnichannel_core.store.sqlite_runner import SqliteRunner, connect, holding_writer_lock
 from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
 from omnichannel_core.store.sqlite_status import advance, apply_status
 
@@ -81,11 +82,12 @@ class SqliteStore:
     def _migrate(self) -> None:
         try:
             create_private_file(self.path)
-            connection = connect(self.path)
-            try:
-                migrate(connection)
-            finally:
-                connection.close()
+            with holding_writer_lock(self.path):
+                connection = connect(self.path)
+                try:
+                    migrate(connection)
+                finally:
+                    connection.close()
         except (OSError, sqlite3.Error) as error:
             raise unusable_store(self.path, error) from error
 
@@ -299,9 +301,18 @@ class SqliteStore:
         status: ConversationStatus = UNSET,
         assignee: str | None = UNSET,
         unread_count: int = UNSET,
+        expected_assignee: str | None = UNSET,
+        audit: AuditEntry | None = None,
     ) -> Conversation:
         def write(connection: sqlite3.Connection) -> Conversation:
             current = fetch_conversation(connection, conversation_id)
+            if expected_assignee is not UNSET and current.assignee != expected_assignee:
+                raise Conflict(
+                    "the conversation's assignee changed meanwhile; read it again",
+                    assignee=current.assignee,
+                )
+            if audit is not None:
+                access.append_audit(connection, audit)
             connection.execute(
                 "UPDATE conversations SET status = ?, assignee = ?, unread_count = ?,"
                 " updated_at = ? WHERE id = ?",
@@ -368,6 +379,9 @@ class SqliteStore:
 
     async def user_credentials_by_id(self, user_id: str) -> UserCredentials:
         return await self._runner.read(lambda c: access.fetch_credentials_by_id(c, user_id))
+
+    async def has_active_admin(self) -> bool:
+        return await self._runner.read(access.has_active_admin)
 
     async def list_users(self, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, 2) if cursor else None
@@ -440,11 +454,12 @@ class SqliteStore:
     async def touch_api_key(self, key_id: str, at: datetime) -> None:
         await self._runner.write(lambda c: access.touch_api_key(c, key_id, at))
 
-    async def record_login_failure(self, email: str, at: datetime, window: timedelta) -> int:
-        return await self._runner.write(lambda c: access.record_login_failure(c, email, at, window))
-
-    async def login_failures(self, email: str, since: datetime) -> tuple[int, datetime | None]:
-        return await self._runner.read(lambda c: access.login_failures(c, email, since))
+    async def reserve_login_attempt(
+        self, email: str, at: datetime, window: timedelta, limit: int
+    ) -> datetime | None:
+        return await self._runner.write(
+            lambda c: access.reserve_login_attempt(c, email, at, window, limit)
+        )
 
     async def clear_login_failures(self, email: str) -> None:
         await self._runner.write(lambda c: access.clear_login_failures(c, email))

@@ -129,6 +129,13 @@ def list_users(connection: sqlite3.Connection, after: list[Any] | None, limit: i
     )
 
 
+def has_active_admin(connection: sqlite3.Connection) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM users WHERE role = ? AND active = 1 LIMIT 1", (Role.ADMIN.value,)
+    ).fetchone()
+    return row is not None
+
+
 def _is_active_admin(role: Role | str, active: bool | int) -> bool:
     return Role(role) is Role.ADMIN and bool(active)
 
@@ -356,30 +363,29 @@ def touch_api_key(connection: sqlite3.Connection, key_id: str, at: datetime) -> 
 # Failed logins
 
 
-def record_login_failure(
-    connection: sqlite3.Connection, email: str, at: datetime, window: timedelta
-) -> int:
-    """Keep one failure; forget every failure (of any email) older than ``window`` before
-    ``at``; return this email's failures from ``at - window`` to ``at``, both included."""
+def reserve_login_attempt(
+    connection: sqlite3.Connection, email: str, at: datetime, window: timedelta, limit: int
+) -> datetime | None:
+    """Count an attempt for ``email`` as failed before its password is checked, unless
+    ``limit`` failures within ``window`` before ``at`` already lock it: then nothing is
+    counted and the answer is when the oldest failure that locks it leaves the window.
+    Failures (of any email) older than the window are forgotten."""
     address = email.lower()
-    stamp = format_timestamp(at)
     since = format_timestamp(at - window)
     connection.execute("DELETE FROM login_failures WHERE at < ?", (since,))
-    connection.execute("INSERT INTO login_failures (email, at) VALUES (?, ?)", (address, stamp))
-    return connection.execute(
-        "SELECT count(*) FROM login_failures WHERE email = ? AND at BETWEEN ? AND ?",
-        (address, since, stamp),
-    ).fetchone()[0]
-
-
-def login_failures(
-    connection: sqlite3.Connection, email: str, since: datetime
-) -> tuple[int, datetime | None]:
-    count, latest = connection.execute(
-        "SELECT count(*), max(at) FROM login_failures WHERE email = ? AND at >= ?",
-        (email.lower(), format_timestamp(since)),
-    ).fetchone()
-    return count, _optional_timestamp(latest)
+    stamps = [
+        row[0]
+        for row in connection.execute(
+            "SELECT at FROM login_failures WHERE email = ? AND at >= ? ORDER BY at",
+            (address, since),
+        )
+    ]
+    if len(stamps) >= limit:
+        return parse_timestamp(stamps[len(stamps) - limit]) + window
+    connection.execute(
+        "INSERT INTO login_failures (email, at) VALUES (?, ?)", (address, format_timestamp(at))
+    )
+    return None
 
 
 def clear_login_failures(connection: sqlite3.Connection, email: str) -> None:

@@ -30,7 +30,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +54,24 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         connection.execute("PRAGMA query_only = ON")
     return connection
+
+
+def open_writer_lock(path: Path) -> int:
+    """A descriptor of ``<database>-writer.lock``, the file whose ``flock`` writers take."""
+    return os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+@contextlib.contextmanager
+def holding_writer_lock(path: Path) -> Iterator[None]:
+    """Hold the writers' ``flock``, waiting for it: while opening and migrating the file.
+    SQLite's busy handler does not cover every step there (a fresh file switching to WAL
+    answers "database is locked" at once when another process is at the same step)."""
+    descriptor = open_writer_lock(path)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # lets go of the lock
 
 
 class _Job:
@@ -181,9 +199,7 @@ class SqliteRunner:
         closing), the waiting thread lets go of the locks as soon as it has them."""
         with self._state_lock:  # one descriptor for every loop: flock locks per descriptor
             if self._lock_fd is None:
-                self._lock_fd = os.open(
-                    f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
-                )
+                self._lock_fd = open_writer_lock(self.path)
         holding_transaction = self._transaction.acquire(blocking=False)
         if holding_transaction:
             try:

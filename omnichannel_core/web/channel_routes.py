@@ -173,10 +173,10 @@ def _merge(channel: str, generic: _ChannelResource | None, route: ChannelRoute) 
 
 
 def route_permission(route: ChannelRoute, method: str) -> Permission:
-    """What a caller needs for ``method`` on a channel's own route (checked at start-up)."""
-    if route.permission is not None:
-        return Permission(route.permission)
-    return Permission.CHANNELS_READ if method in ("get", "head") else Permission.MESSAGES_SEND
+    """What a caller needs for ``method`` on a channel's own route that is not public: the
+    permission the route names (:func:`_check_route` made sure there is one)."""
+    assert route.permission is not None
+    return Permission(route.permission)
 
 
 def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
@@ -194,6 +194,14 @@ def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
         raise PluginLoadError(
             f"channel {channel!r} contributes route {route.path!r} twice", channel=channel
         )
+    if not route.public and route.permission is None:
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} is not public, so it must name the"
+            " permission a caller needs (ChannelRoute(..., permission='conversations:read'));"
+            " a route that reads conversations or messages must also check them with"
+            " omnichannel_core.access.policy.visible_conversation or check_message_visible",
+            channel=channel,
+        )
     if route.permission is not None and route.permission not in Permission._value2member_map_:
         known = ", ".join(permission.value for permission in Permission)
         raise PluginLoadError(
@@ -204,6 +212,12 @@ def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
     if not _responders(route.resource):
         raise PluginLoadError(
             f"channel {channel!r} route {route.path!r} has no on_<method> responder",
+            channel=channel,
+        )
+    if "options" in _responders(route.resource):
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} defines on_options: OPTIONS is the"
+            " core's (CORS preflights, answered without credentials)",
             channel=channel,
         )
     for responder in _responders(route.resource).values():

@@ -9,6 +9,7 @@ bare 500 that names the request id, never the traceback.
 from __future__ import annotations
 
 import http
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
@@ -134,8 +135,52 @@ async def handle_unexpected(
     )
 
 
+ErrorHandler = Callable[[falcon.asgi.Request, falcon.asgi.Response, Any, Any], Awaitable[None]]
+
+WEBSOCKET_INTERNAL_ERROR = 1011
+MAX_CLOSE_REASON = 123  # bytes: a close frame's payload is 125, two of them the code
+
+
+def _also_for_websockets(handler: ErrorHandler) -> Callable[..., Awaitable[None]]:
+    """``handler``, which also closes a WebSocket that failed: Falcon calls error handlers
+    with no response and the socket as ``ws`` then. The close code is 3000 + the status the
+    handler answers over HTTP (3401, 3403, 3429...), or 1011 for a crash, and the reason is
+    the error's message, so that both kinds of request fail for the same reasons.
+
+    A socket refused before it was accepted (authentication) is accepted and closed at
+    once: closing it unaccepted makes the server answer the handshake with a bare 403,
+    and a browser's WebSocket sees close codes and reasons, never HTTP statuses."""
+
+    async def handle(
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response | None,
+        error: Any,
+        params: Any,
+        ws: falcon.asgi.WebSocket | None = None,
+    ) -> None:
+        if ws is None:
+            assert resp is not None
+            await handler(req, resp, error, params)
+            return
+        if isinstance(error, falcon.WebSocketDisconnected | OSError) or ws.closed:
+            # The client left: there is no one to tell. Falcon's close() does not translate
+            # the ASGI server's error for that, which the ASGI spec makes an OSError.
+            log.info("websocket_client_gone", error_type=type(error).__name__)
+            return
+        answer = falcon.asgi.Response()
+        await handler(req, answer, error, params)
+        status = answer.status_code
+        message = answer.media.get("message", "") if isinstance(answer.media, dict) else ""
+        if ws.unaccepted:
+            await ws.accept()
+        code = WEBSOCKET_INTERNAL_ERROR if status >= 500 else 3000 + status
+        await ws.close(code, reason=message.encode()[:MAX_CLOSE_REASON].decode(errors="ignore"))
+
+    return handle
+
+
 def install_error_handlers(app: falcon.asgi.App) -> None:
-    app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(falcon.HTTPError, handle_http_error)
-    app.add_error_handler(OmnichannelError, handle_domain_error)
-    app.add_error_handler(DeliveryFailed, handle_delivery_failed)
+    app.add_error_handler(Exception, _also_for_websockets(handle_unexpected))
+    app.add_error_handler(falcon.HTTPError, _also_for_websockets(handle_http_error))
+    app.add_error_handler(OmnichannelError, _also_for_websockets(handle_domain_error))
+    app.add_error_handler(DeliveryFailed, _also_for_websockets(handle_delivery_failed))

@@ -13,7 +13,8 @@ from omnichannel_core.access.policy import (
     Permission,
     Principal,
     check_assignment,
-    check_conversation,
+    check_message_visible,
+    visible_conversation,
 )
 from omnichannel_core.access.service import Access
 from omnichannel_core.config import Config
@@ -44,9 +45,7 @@ class _InboxResource:
         self, req: falcon.asgi.Request, conversation_id: str
     ) -> Conversation:
         """The conversation, if the caller may see it (an agent: theirs or nobody's)."""
-        conversation = await self.store.get_conversation(conversation_id)
-        check_conversation(req.context.principal, conversation.assignee)
-        return conversation
+        return await visible_conversation(self.store, req.context.principal, conversation_id)
 
     async def _check_visible(self, req: falcon.asgi.Request, conversation_id: str) -> None:
         if req.context.principal.is_agent:  # everyone else sees every conversation
@@ -121,19 +120,21 @@ class ConversationItem(_InboxResource):
         changes = payloads.conversation_update(data)
         current = await self.visible_conversation(req, conversation_id)
         principal: Principal = req.context.principal
-        assigning = "assignee" in changes and changes["assignee"] != current.assignee
-        if assigning:
+        audit = None
+        if "assignee" in changes and changes["assignee"] != current.assignee:
             check_assignment(principal, current.assignee, changes["assignee"])
             await self._check_assignee(changes["assignee"])
-        updated = await self.store.update_conversation(conversation_id, **changes)
-        if assigning:
-            await self.access.record_assignment(
+            audit = self.access.assignment_entry(
                 principal,
                 conversation_id,
                 current.assignee,
-                updated.assignee,
+                changes["assignee"],
                 client_address(req, self.config.trust_proxy),
             )
+        # What was checked above holds when the change is made, or the answer is 409.
+        updated = await self.store.update_conversation(
+            conversation_id, **changes, expected_assignee=current.assignee, audit=audit
+        )
         resp.media = to_json(updated)
 
     async def _check_assignee(self, assignee: str | None) -> None:
@@ -180,7 +181,7 @@ class MessageItem(_InboxResource):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str
     ) -> None:
         message = await self.store.get_message(message_id)
-        await self._check_visible(req, message.conversation_id)
+        await check_message_visible(self.store, req.context.principal, message)
         resp.media = to_json(message)
 
 

@@ -18,6 +18,8 @@ from omnichannel_core.errors import Forbidden, Unauthenticated
 log = structlog.get_logger("omnichannel.http")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+WEBSOCKET = "WEBSOCKET"
+"""The method name under which ``permissions`` and ``public_methods`` list ``on_websocket``."""
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -77,10 +79,25 @@ class Authentication:
     Then authorization, in this one place: the resource declares, in ``permissions``, the
     permission each method needs (`omnichannel_core.access.policy`); a method it does not
     declare is refused. The caller is left in ``req.context.principal`` for the few rules
-    about which records (an agent's conversations), which the resources apply."""
+    about which records (an agent's conversations), which the resources apply.
+
+    WebSocket connections (a resource's ``on_websocket``) go through the same check, before
+    the connection is accepted, under the method name ``WEBSOCKET``; a refusal closes the
+    handshake with code 3000 + the HTTP status (3401, 3403)."""
 
     def __init__(self, access: Access) -> None:
         self.access = access
+
+    async def process_resource_ws(
+        self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
+    ) -> None:
+        if resource is None or WEBSOCKET in getattr(resource, "public_methods", ()):
+            return
+        principal = await self.access.authenticate(bearer_token(req))
+        req.context.principal = principal
+        if not callable(getattr(resource, "on_websocket", None)):
+            return  # Falcon closes with 3405, as over HTTP
+        principal.require(required_permission(resource, WEBSOCKET))
 
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
@@ -113,8 +130,12 @@ def bearer_token(req: falcon.asgi.Request) -> str:
 
 
 def required_permission(resource: Any, method: str) -> Permission:
+    """What ``method`` on ``resource`` needs: its own entry in ``permissions``, or for a HEAD
+    that has none, the GET's (Falcon answers HEAD with the GET responder)."""
     permissions = getattr(resource, "permissions", {})
-    needed = permissions.get("GET" if method == "HEAD" else method)
+    needed = permissions.get(method)
+    if needed is None and method == "HEAD":
+        needed = permissions.get("GET")
     if needed is None:
         raise Forbidden(f"{method} on this route needs a permission no caller has")
     return needed

@@ -159,7 +159,11 @@ class RateLimits:
         return any(b is not None for b in (self.by_address, self.by_credential, self.logins))
 
     async def process_resource(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response | None,
+        resource: Any,
+        params: dict,
     ) -> None:
         if resource is None or is_webhook(resource, req.method):
             return
@@ -184,11 +188,17 @@ class RateLimits:
                     self.by_credential, key, "credential", "too many requests with this credential"
                 )
 
+    async def process_resource_ws(
+        self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
+    ) -> None:
+        """Opening a WebSocket counts as one request, on the same limits."""
+        await self.process_resource(req, None, resource, params)
+
 
 class SecurityHeaders:
     """The headers every response carries; HSTS only on responses sent over HTTPS."""
 
-    def __init__(self, trust_proxy: bool) -> None:
+    def __init__(self, trust_proxy: int) -> None:
         self.trust_proxy = trust_proxy
 
     async def process_response(

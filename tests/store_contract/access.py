@@ -3,6 +3,7 @@ as ``omnichannel_core.store.access.AccessStore`` promises them."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -381,37 +382,71 @@ class AccessContract(StoreFixtures):
 
     # Failed logins
 
-    def test_login_failures_counted_per_email_in_any_case_within_the_window(self, store, run):
-        """record_login_failure counts the failures of an email (any case) within the
-        window before ``at``, this one included; login_failures answers the count since a
-        time and the latest; other emails are counted apart."""
-        window = 10 * MINUTE
+    def test_login_attempts_are_reserved_until_the_limit_then_refused(self, store, run):
+        """reserve_login_attempt counts each attempt of an email (any case) as a failure
+        until ``limit`` failures lie within the window; then it counts nothing and answers
+        when the oldest locking failure leaves the window. Other emails are counted apart,
+        and failures that left the window free the email again."""
+        window, limit = 10 * MINUTE, 3
         email = "Ann@Example.test"
-        counts = [
-            run(store.record_login_failure(address, T0 + n * MINUTE, window))
+        reserved = [
+            run(store.reserve_login_attempt(address, T0 + n * MINUTE, window, limit))
             for n, address in enumerate((email, email.upper(), email.lower()))
         ]
-        assert counts == [1, 2, 3]
-        assert run(store.login_failures("ann@example.test", T0)) == (3, T0 + 2 * MINUTE)
-        assert run(store.login_failures("ANN@EXAMPLE.TEST", T0 + MINUTE)) == (2, T0 + 2 * MINUTE)
-        assert run(store.login_failures(email, T0 + 3 * MINUTE)) == (0, None)
-        assert run(store.record_login_failure("bob@example.test", T0, window)) == 1
-        # 12 minutes in: the failures at 0 and 1 minutes are out of the window.
-        assert run(store.record_login_failure(email, T0 + 12 * MINUTE, window)) == 2
-        later = run(store.login_failures(email, T0 + 2 * MINUTE))
-        assert later == (2, T0 + 12 * MINUTE)
-        assert run(store.login_failures("nobody@example.test", T0 - HOUR)) == (0, None)
+        assert reserved == [None, None, None]
+        assert run(store.reserve_login_attempt(email, T0 + 3 * MINUTE, window, limit)) == (
+            T0 + window
+        )
+        assert run(store.reserve_login_attempt("bob@example.test", T0, window, limit)) is None
+        # 10 minutes 30 in: the failure at 0 left the window; those at 1 and 2 stay.
+        later = T0 + window + MINUTE / 2
+        assert run(store.reserve_login_attempt(email, later, window, limit)) is None
+        assert run(store.reserve_login_attempt(email, later, window, limit)) == T0 + MINUTE + window
+
+    def test_with_more_failures_than_the_limit_the_lock_lasts_until_enough_leave(self, store, run):
+        """When the limit is lowered below the failures kept, the email stays locked until
+        so many have left the window that fewer than ``limit`` remain."""
+        window = 10 * MINUTE
+        for n in range(4):
+            assert (
+                run(store.reserve_login_attempt("c@example.test", T0 + n * MINUTE, window, 9))
+                is None
+            )
+        assert run(store.reserve_login_attempt("c@example.test", T0 + 5 * MINUTE, window, 2)) == (
+            T0 + 2 * MINUTE + window
+        )
+
+    def test_concurrent_login_attempts_never_pass_the_limit(self, store, run):
+        """Reservations made at once for one email: exactly ``limit`` are granted."""
+
+        async def together() -> list:
+            return await asyncio.gather(
+                *(
+                    store.reserve_login_attempt("d@example.test", T0, 10 * MINUTE, 5)
+                    for _ in range(20)
+                )
+            )
+
+        answers = run(together())
+        assert answers.count(None) == 5
+        assert all(answer == T0 + 10 * MINUTE for answer in answers if answer is not None)
 
     def test_clear_login_failures_forgets_one_email(self, store, run):
         """clear_login_failures forgets the email's failures (any case), not others'."""
-        window = 10 * MINUTE
-        run(store.record_login_failure("ann@example.test", T0, window))
-        run(store.record_login_failure("ann@example.test", T0 + MINUTE, window))
-        run(store.record_login_failure("bob@example.test", T0, window))
+        window, limit = 10 * MINUTE, 2
+        run(store.reserve_login_attempt("ann@example.test", T0, window, limit))
+        run(store.reserve_login_attempt("ann@example.test", T0 + MINUTE, window, limit))
+        run(store.reserve_login_attempt("bob@example.test", T0, window, limit))
+        run(store.reserve_login_attempt("bob@example.test", T0, window, limit))
         run(store.clear_login_failures("ANN@example.test"))
-        assert run(store.login_failures("ann@example.test", T0 - HOUR)) == (0, None)
-        assert run(store.login_failures("bob@example.test", T0 - HOUR)) == (1, T0)
-        assert run(store.record_login_failure("ann@example.test", T0 + 2 * MINUTE, window)) == 1
+        assert (
+            run(store.reserve_login_attempt("ann@example.test", T0 + 2 * MINUTE, window, limit))
+            is None
+        )
+        assert (
+            run(store.reserve_login_attempt("bob@example.test", T0 + 2 * MINUTE, window, limit))
+            is not None
+        )
 
     # Audit log
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from omnichannel_core.models import ConversationStatus
+import pytest
+
+from omnichannel_core.access.records import AuditEntry
+from omnichannel_core.errors import Conflict, NotFound
+from omnichannel_core.ids import new_id
+from omnichannel_core.models import ConversationStatus, utcnow
 from tests.store_contract.fixtures import StoreFixtures, inbound
 from tests.store_contract.paging import all_pages
 
@@ -28,6 +33,59 @@ class ConversationsContract(StoreFixtures):
         assert unassigned.assignee is None
         assert unassigned.status is ConversationStatus.PENDING
         assert run(store.get_conversation(conversation.id)) == unassigned
+
+    def test_update_conversation_with_an_expected_assignee_changes_only_if_it_holds(
+        self, store, run
+    ):
+        """With ``expected_assignee``, the change is made only when the assignee is that one
+        (None: unassigned); otherwise Conflict, and nothing changes: two agents taking one
+        conversation at once cannot both win."""
+        conversation = run(store.ingest_inbound("sms", inbound("p1"))).conversation
+        taken = run(
+            store.update_conversation(conversation.id, assignee="a", expected_assignee=None)
+        )
+        assert taken.assignee == "a"
+        with pytest.raises(Conflict):
+            run(store.update_conversation(conversation.id, assignee="b", expected_assignee=None))
+        with pytest.raises(Conflict):
+            run(
+                store.update_conversation(
+                    conversation.id, status=ConversationStatus.RESOLVED, expected_assignee="b"
+                )
+            )
+        assert run(store.get_conversation(conversation.id)) == taken
+
+    def test_update_conversation_keeps_its_audit_entry_with_the_change(self, store, run):
+        """The audit entry given is in the log after the change; when the change is refused
+        (Conflict, NotFound) the entry is not kept either."""
+        conversation = run(store.ingest_inbound("sms", inbound("p1"))).conversation
+
+        def entry(target: str) -> AuditEntry:
+            return AuditEntry(
+                id=new_id("aud"),
+                action="conversation.assigned",
+                actor_type="user",
+                actor_id="a",
+                target_type="conversation",
+                target_id=target,
+                details={"from": None, "to": "a"},
+                client_address="192.0.2.1",
+                at=utcnow(),
+            )
+
+        kept = entry(conversation.id)
+        run(store.update_conversation(conversation.id, assignee="a", audit=kept))
+        refused = entry(conversation.id)
+        with pytest.raises(Conflict):
+            run(
+                store.update_conversation(
+                    conversation.id, assignee="b", expected_assignee=None, audit=refused
+                )
+            )
+        with pytest.raises(NotFound):
+            run(store.update_conversation("cv_missing", assignee="b", audit=entry("cv_missing")))
+        logged = run(store.list_audit("conversation.assigned", None, 100)).items
+        assert [e.id for e in logged] == [kept.id]
 
     def test_list_conversations_most_recent_activity_first(self, store, run):
         """Conversations are listed by last activity, most recent first: a new message

@@ -1,8 +1,11 @@
-"""Users for tests against the real server: created through the API with the bootstrap key,
-logged in through /api/auth/login."""
+"""Users for tests against the real server: the first admin created on the command line as
+the docs say, the others through the API with the bootstrap key (which may create admins
+once an admin exists), logged in through /api/auth/login."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ from tests.support.server import ServerProcess
 from tests.support.signing import unique
 
 PASSWORD = "correct horse battery staple"
+CREATE_ADMIN = (sys.executable, "-m", "omnichannel_core.cli", "users", "create-admin")
 
 
 def create_user(
@@ -49,3 +53,20 @@ def logged_in(server: ServerProcess, admin: httpx.Client, role: str) -> tuple[di
     user = create_user(admin, role)
     tokens = login(server, user["email"])
     return user, client_for(server, tokens["access_token"])
+
+
+def create_admin_on_command_line(server: ServerProcess, name: str = "Test admin") -> str:
+    """An admin made with ``omnichannel users create-admin`` against the server's store (the
+    only way to make the first one); returns their email."""
+    email = f"{unique('admin')}@example.com".lower()
+    created = subprocess.run(
+        [*CREATE_ADMIN, "--email", email, "--name", name, "--password", PASSWORD],
+        env=server.env,
+        cwd=server.workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    return email
