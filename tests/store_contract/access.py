@@ -194,6 +194,22 @@ class AccessContract(StoreFixtures):
         agent = self._user(store, run, "agent@example.test")
         assert run(store.update_user(agent.id, active=False)).active is False
 
+    def test_has_active_admin_counts_only_active_admins(self, store, run):
+        """has_active_admin is False with no users, with only agents and supervisors, and
+        with only an inactive admin; True once an admin is active."""
+        assert run(store.has_active_admin()) is False
+        self._user(store, run, "agent@example.test")
+        self._user(store, run, "boss@example.test", Role.SUPERVISOR)
+        assert run(store.has_active_admin()) is False
+        first = self._user(store, run, "first@example.test", Role.ADMIN)
+        assert run(store.has_active_admin()) is True
+        second = self._user(store, run, "second@example.test", Role.ADMIN)
+        run(store.update_user(first.id, active=False))
+        assert run(store.has_active_admin()) is True
+        run(store.update_user(first.id, active=True))
+        run(store.update_user(second.id, role=Role.AGENT))
+        assert run(store.has_active_admin()) is True
+
     # Sessions and refresh tokens
 
     def test_rotate_a_valid_token(self, store, run):
