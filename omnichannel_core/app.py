@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable
 from datetime import timedelta
+from types import FrameType
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -14,6 +21,9 @@ from omnichannel_core.auth import load_api_keys, signing_secret
 from omnichannel_core.config import Config
 from omnichannel_core.dispatch import ChannelDispatcher
 from omnichannel_core.errors import PluginLoadError
+from omnichannel_core.events.bus import EventBus, PollingBus
+from omnichannel_core.events.hub import EventHub
+from omnichannel_core.events.retention import EventRetention
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.logs import configure_logging
 from omnichannel_core.plugins import LoadedPlugins, PluginFailure, load_plugins
@@ -21,6 +31,7 @@ from omnichannel_core.store import Store, open_store
 from omnichannel_core.web.access_routes import mount_access
 from omnichannel_core.web.channel_routes import UnknownChannel, channel_resources, mount_channel
 from omnichannel_core.web.errors import install_error_handlers
+from omnichannel_core.web.events_routes import mount_events
 from omnichannel_core.web.inbox_routes import mount_inbox
 from omnichannel_core.web.middleware import Authentication, RequestContext
 from omnichannel_core.web.openapi import OpenApiDocument
@@ -41,6 +52,57 @@ class StoreLifespan:
 
     async def process_shutdown(self, scope: dict, event: dict) -> None:
         await self.store.close()
+
+
+class EventsLifespan:
+    """Starts the event log's pruning with the server; at shutdown, stops it and the hub
+    that feeds the streams.
+
+    A worker told to stop (SIGTERM, SIGINT) waits for its open responses to finish before
+    it shuts down, and an event stream never finishes by itself: so the signal also ends
+    the streams (chained before the server's own handler, which stays in charge)."""
+
+    STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, hub: EventHub, retention: EventRetention) -> None:
+        self.hub = hub
+        self.retention = retention
+        self._previous: dict[int, Any] = {}
+
+    async def process_startup(self, scope: dict, event: dict) -> None:
+        self.retention.start()
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for number in self.STOP_SIGNALS:
+                previous = signal.getsignal(number)
+                if callable(previous):
+                    self._previous[number] = previous
+                    signal.signal(number, self._chained(loop, previous))
+
+    def _chained(self, loop: asyncio.AbstractEventLoop, previous: Callable) -> Callable:
+        def on_stop_signal(number: int, frame: FrameType | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(self.hub.stop_streams)
+            previous(number, frame)
+
+        return on_stop_signal
+
+    async def process_shutdown(self, scope: dict, event: dict) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        self._previous.clear()
+        await self.retention.close()
+        await self.hub.close()
+
+
+def create_bus(config: Config) -> EventBus:
+    """The bus ``OMNICHANNEL_EVENT_BUS`` names: ``poll`` or ``pubsub://PROJECT/TOPIC``."""
+    if config.event_bus.startswith("pubsub://"):
+        from omnichannel_core.events.pubsub import PubSubBus  # Google's client: only if used
+
+        project, _, topic = config.event_bus.removeprefix("pubsub://").partition("/")
+        return PubSubBus(project, topic, config)
+    return PollingBus(config.event_poll_ms / 1000)
 
 
 class HookThreadsLifespan:
@@ -110,10 +172,15 @@ def create_app(
     dispatcher = ChannelDispatcher(plugins, threads_per_channel=config.hook_threads)
     inbox = Inbox(store, dispatcher, config)
     access = create_access(store, config)
+    bus = create_bus(config)
+    store.on_events_logged(bus.ring)
+    hub = EventHub(store, bus)
+    retention = EventRetention(store, timedelta(hours=config.event_retention_hours))
 
     app = falcon.asgi.App(
         middleware=[
             StoreLifespan(store),
+            EventsLifespan(hub, retention),
             HookThreadsLifespan(dispatcher),
             RequestContext(),
             *protection_middleware(config),
@@ -129,6 +196,7 @@ def create_app(
     app.add_route("/api/openapi.json", OpenApiDocument())
     mount_access(app, access, config)
     mount_inbox(app, inbox, access, config)
+    mount_events(app, hub, access)
     mount_channels(app, inbox, config)
     failed = [failure.name for failure in plugins.failures if failure.kind == "channel"]
     unknown = UnknownChannel(inbox.dispatcher.channels, failed)

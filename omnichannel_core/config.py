@@ -110,6 +110,15 @@ def _parse_url(raw: str) -> str:
     return value
 
 
+def _parse_event_bus(raw: str) -> str:
+    value = raw.strip()
+    if value == "poll" or (value.startswith("pubsub://") and value.count("/") == 3):
+        project, _, topic = value.removeprefix("pubsub://").partition("/")
+        if value == "poll" or (project and topic):
+            return value
+    raise ValueError(f"must be poll or pubsub://PROJECT/TOPIC, got {raw!r}")
+
+
 def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -147,6 +156,9 @@ class Config:
     refresh_token_days: int = 30
     login_lockout_failures: int = 5
     login_lockout_minutes: int = 15
+    event_bus: str = "poll"
+    event_poll_ms: int = 200
+    event_retention_hours: int = 72
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     @classmethod
@@ -201,6 +213,11 @@ class Config:
             ),
             login_lockout_minutes=_read(
                 merged, "OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", _parse_int(1, 1440), 15
+            ),
+            event_bus=_read(merged, "OMNICHANNEL_EVENT_BUS", _parse_event_bus, "poll"),
+            event_poll_ms=_read(merged, "OMNICHANNEL_EVENT_POLL_MS", _parse_int(10, 60_000), 200),
+            event_retention_hours=_read(
+                merged, "OMNICHANNEL_EVENT_RETENTION_HOURS", _parse_int(1, 24 * 365), 72
             ),
             environ=merged,
         )

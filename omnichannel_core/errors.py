@@ -34,6 +34,11 @@ class Conflict(OmnichannelError):
     """The request contradicts what is already stored (e.g. an idempotency key reused)."""
 
 
+class EventsExpired(OmnichannelError):
+    """A stream asked to resume from a cursor older than the event log keeps: events after
+    it were pruned, so the caller must reload what it shows and start again."""
+
+
 class Unauthenticated(OmnichannelError):
     """No credentials, or credentials that are not valid."""
 

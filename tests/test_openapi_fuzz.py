@@ -134,6 +134,10 @@ def test_no_operation_answers_a_server_error(server: ServerProcess, tmp_path: Pa
         "--request-timeout",
         "10",
         "--continue-on-failure",
+        # The event stream answers 200 and never ends, which the fuzzer takes for a hung
+        # request; tests/test_events_api.py sends it bad cursors and credentials instead.
+        "--exclude-path",
+        "/api/events",
     ]
     # Run in a directory of its own, so no schemathesis.toml from elsewhere changes the run.
     run = subprocess.run(

@@ -140,6 +140,12 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert health.status_code == 200
     contract.check(health, "get", "/api/channels/{channel}/health")
 
+    with client.stream("GET", "/api/events") as stream:  # never ends: check its start only
+        contract.check(stream, "get", "/api/events")
+        assert stream.headers["content-type"].startswith("text/event-stream")
+    bad_cursor = client.get("/api/events", headers={"Last-Event-ID": "not-a-cursor"})
+    assert contract.check(bad_cursor, "get", "/api/events")["error"] == "invalid_input"
+
     exercise_access(server, contract)
 
     exercised = {(method, template) for method, template, _ in contract.seen}

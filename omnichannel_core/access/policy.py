@@ -8,6 +8,7 @@ matrix, three rules:
 - *which* records: an agent sees and works only the conversations assigned to them or to
   nobody. Every route that hands out a conversation or a message, the core's and a
   channel's own, asks :func:`visible_conversation` or :func:`check_message_visible`;
+- the same rule for realtime events (:func:`may_see_event`);
 - an agent may assign a conversation only to themselves (:func:`check_assignment`);
 - nobody grants more than they hold: a key, a user or a role given, or a user changed, may
   not have a permission the caller lacks (:func:`check_grant`), so a key with
@@ -27,6 +28,7 @@ from omnichannel_core.access.records import Role
 from omnichannel_core.errors import Forbidden, InvalidInput
 
 if TYPE_CHECKING:
+    from omnichannel_core.events.records import Event
     from omnichannel_core.models import Conversation, Message
     from omnichannel_core.store import Store
 
@@ -201,3 +203,14 @@ async def check_message_visible(store: Store, principal: Principal, message: Mes
     """Raise Forbidden unless ``principal`` may see the conversation ``message`` is in."""
     if principal.is_agent:  # everyone else sees every conversation
         await visible_conversation(store, principal, message.conversation_id)
+
+
+def may_see_event(principal: Principal, event: Event) -> bool:
+    """Whether a stream of ``principal`` is told of ``event``: contact events with
+    ``contacts:read``; the others with ``conversations:read`` and, for an agent, only when
+    the conversation was theirs or nobody's before or after the change."""
+    if event.conversation_id is None:
+        return Permission.CONTACTS_READ in principal.permissions
+    if Permission.CONVERSATIONS_READ not in principal.permissions:
+        return False
+    return not principal.is_agent or any(a in (None, principal.id) for a in event.assignees)

@@ -8,13 +8,14 @@ transaction. `tests/store_contract/` pins the contract for every backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
 
 from omnichannel_core.access.records import AuditEntry
 from omnichannel_core.errors import ConfigError
+from omnichannel_core.events.records import Event
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.models import (
     Contact,
@@ -246,6 +247,39 @@ class Store(AccessStore, Protocol):
         conversation's assignee is that one (None: unassigned) when the change is made, so
         two agents taking one conversation at once cannot both win. ``audit`` is appended to
         the audit log in the same transaction as the change."""
+
+    # The event log (omnichannel_core.events): appended by the writes above, in the same
+    # transaction as the change they log.
+    #
+    # - message.created: ingest_inbound and create_outbound, when they store a new message;
+    # - message.status_changed: advance_message and apply_status, when the status moved
+    #   (a parked update applied when its message records the provider id included);
+    # - conversation.updated: update_conversation (``assignees``: after, then before when
+    #   the assignee changed);
+    # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the
+    #   contact's ``opted_out``.
+
+    def on_events_logged(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (quick, not a coroutine) after each write of this process that
+        logged events, once it is committed: how a bus learns there is news to announce."""
+
+    async def events_after(self, cursor: str | None, limit: int) -> list[Event]:
+        """At most ``limit`` events logged after ``cursor`` (an ``Event.cursor`` of this
+        store; None: from the oldest kept), in log order.
+
+        Gapless: once an event has been returned, no event that is returned later sorts
+        before it, so a reader that goes on from the last cursor it got misses nothing.
+        Raise EventsExpired when events after ``cursor`` have been pruned, and InvalidInput
+        for a cursor this store did not make."""
+
+    async def latest_event_cursor(self) -> str | None:
+        """The cursor of the newest event, or None when the log is empty: where a stream
+        that asks for no history starts."""
+
+    async def prune_events(self, before: datetime) -> int:
+        """Delete the events logged before ``before``; returns how many. Afterwards
+        :meth:`events_after` raises EventsExpired for a cursor that a deleted event
+        follows (the cursor of the newest deleted event still reads on, missing nothing)."""
 
     async def list_conversations(
         self,

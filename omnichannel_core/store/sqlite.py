@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from omnichannel_core.access.records import (
     UserCredentials,
 )
 from omnichannel_core.errors import Conflict
+from omnichannel_core.events.records import Event, EventType
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import (
@@ -34,6 +36,7 @@ from omnichannel_core.models import (
 from omnichannel_core.serialization import format_timestamp
 from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
 from omnichannel_core.store import sqlite_access as access
+from omnichannel_core.store import sqlite_events as events
 from omnichannel_core.store.cursor import decode_cursor
 from omnichannel_core.store.sqlite_contacts import (
     search_clause,
@@ -62,6 +65,10 @@ from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
 from omnichannel_core.store.sqlite_status import advance, apply_status
 
 
+def _nobody_listens() -> None:
+    pass
+
+
 class SqliteStore:
     """The :class:`omnichannel_core.store.Store` contract on one SQLite file."""
 
@@ -71,6 +78,10 @@ class SqliteStore:
         self.path = Path(path)
         self.parked_status_ttl = PARKED_STATUS_TTL
         self._runner = SqliteRunner(self.path)
+        self._events_logged: Callable[[], None] = _nobody_listens
+
+    def on_events_logged(self, listener: Callable[[], None]) -> None:
+        self._events_logged = listener
 
     async def open(self) -> None:
         """Create (private) or migrate the file; a path that cannot be used raises
@@ -105,7 +116,10 @@ class SqliteStore:
         def write(connection: sqlite3.Connection) -> InboundRows:
             return ingest(connection, channel, inbound, format_timestamp(utcnow()))
 
-        return ingested_from_rows(await self._runner.write(write))
+        ingested = ingested_from_rows(await self._runner.write(write))
+        if ingested.created:
+            self._events_logged()
+        return ingested
 
     async def resolve_recipient(
         self,
@@ -165,9 +179,20 @@ class SqliteStore:
                 "UPDATE conversations SET last_activity_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, conversation.id),
             )
+            events.append_event(
+                connection,
+                EventType.MESSAGE_CREATED,
+                message_id,
+                conversation.id,
+                (conversation.assignee,),
+                now,
+            )
             return fetch_message(connection, message_id), True
 
-        return await self._runner.write(write)
+        message, created = await self._runner.write(write)
+        if created:
+            self._events_logged()
+        return message, created
 
     async def find_outbound_by_provider_id(
         self, channel: str, provider_message_id: str
@@ -213,11 +238,17 @@ class SqliteStore:
                 self.parked_status_ttl,
             )
 
-        return await self._runner.write(write)
+        return self._logged_if_changed(await self._runner.write(write))
 
     async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
         ttl = self.parked_status_ttl
-        return await self._runner.write(lambda c: apply_status(c, channel, update, ttl))
+        applied = await self._runner.write(lambda c: apply_status(c, channel, update, ttl))
+        return self._logged_if_changed(applied)
+
+    def _logged_if_changed(self, applied: StatusApplied) -> StatusApplied:
+        if applied.changed:
+            self._events_logged()
+        return applied
 
     async def get_message(self, message_id: str) -> Message:
         return await self._runner.read(lambda c: fetch_message(c, message_id))
@@ -256,6 +287,7 @@ class SqliteStore:
             new_tags = contact.tags if tags is UNSET else tuple(tags)
             new_attributes = contact.attributes if attributes is UNSET else dict(attributes)
             addresses = [identity.address for identity in contact.identities]
+            now = format_timestamp(utcnow())
             connection.execute(
                 "UPDATE contacts SET display_name = ?, tags = ?, attributes = ?,"
                 " search_terms = ?, updated_at = ? WHERE id = ?",
@@ -264,13 +296,16 @@ class SqliteStore:
                     json.dumps(list(new_tags)),
                     json.dumps(new_attributes, separators=(",", ":")),
                     search_text(name, addresses),
-                    format_timestamp(utcnow()),
+                    now,
                     contact_id,
                 ),
             )
+            events.append_event(connection, EventType.CONTACT_UPDATED, contact_id, None, (), now)
             return fetch_contact(connection, contact_id)
 
-        return await self._runner.write(write)
+        changed = await self._runner.write(write)
+        self._events_logged()
+        return changed
 
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor, 2) if cursor else None
@@ -313,20 +348,33 @@ class SqliteStore:
                 )
             if audit is not None:
                 access.append_audit(connection, audit)
+            now = format_timestamp(utcnow())
+            new_assignee = current.assignee if assignee is UNSET else assignee
             connection.execute(
                 "UPDATE conversations SET status = ?, assignee = ?, unread_count = ?,"
                 " updated_at = ? WHERE id = ?",
                 (
                     current.status if status is UNSET else ConversationStatus(status),
-                    current.assignee if assignee is UNSET else assignee,
+                    new_assignee,
                     current.unread_count if unread_count is UNSET else unread_count,
-                    format_timestamp(utcnow()),
+                    now,
                     conversation_id,
                 ),
             )
+            assignees = (new_assignee, current.assignee)
+            events.append_event(
+                connection,
+                EventType.CONVERSATION_UPDATED,
+                conversation_id,
+                conversation_id,
+                assignees if new_assignee != current.assignee else (new_assignee,),
+                now,
+            )
             return fetch_conversation(connection, conversation_id)
 
-        return await self._runner.write(write)
+        changed = await self._runner.write(write)
+        self._events_logged()
+        return changed
 
     async def list_conversations(
         self,
@@ -361,6 +409,17 @@ class SqliteStore:
             )
 
         return await self._runner.read(read)
+
+    # The event log: the SQL is in sqlite_events
+
+    async def events_after(self, cursor: str | None, limit: int) -> list[Event]:
+        return await self._runner.read(lambda c: events.events_after(c, cursor, limit))
+
+    async def latest_event_cursor(self) -> str | None:
+        return await self._runner.read(events.latest_event_cursor)
+
+    async def prune_events(self, before: datetime) -> int:
+        return await self._runner.write(lambda c: events.prune_events(c, before))
 
     # Access (omnichannel_core.store.access): the SQL is in sqlite_access
 

@@ -1,9 +1,10 @@
 """Storing one inbound message in SQLite, in as few statements as the common case allows.
 
-A message from a known sender takes three statements: one read of the sender's contact, its
+A message from a known sender takes four statements: one read of the sender's contact, its
 identities and its conversation on the channel; the message insert, which is also the dedupe
-(a duplicate inserts nothing and writes nothing else); and the conversation update. A new
-sender adds the inserts of its contact, identity and conversation. Every statement runs in
+(a duplicate inserts nothing and writes nothing else); the conversation update; and the
+``message.created`` event. A new sender adds the inserts of its contact, identity and
+conversation. Every statement runs in
 the writer's transaction, under the write lock, so the whole ingest is one atomic step.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from omnichannel_core.events.records import EventType
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, DeliveryStatus, Direction
@@ -22,6 +24,7 @@ from omnichannel_core.store.sqlite_contacts import (
     insert_contact,
     known_contact,
 )
+from omnichannel_core.store.sqlite_events import append_event
 from omnichannel_core.store.sqlite_rows import (
     InboundRows,
     json_text,
@@ -47,7 +50,10 @@ def ingest(
         )
     else:
         contact = known_contact(connection, sender, inbound.sender_name, now)
-    contact = apply_consent(connection, contact, channel, inbound.consent, now)
+    consented = apply_consent(connection, contact, channel, inbound.consent, now)
+    if consented is not contact:
+        append_event(connection, EventType.CONTACT_UPDATED, contact_id, None, (), now)
+    contact = consented
     address = inbound.reply_to or inbound.sender
     if sender is None or sender["conversation_id"] is None:
         conversation = connection.execute(
@@ -64,6 +70,14 @@ def ingest(
             " WHERE id = ? RETURNING *",
             (address, now, now, conversation_id),
         ).fetchone()
+    append_event(
+        connection,
+        EventType.MESSAGE_CREATED,
+        message["id"],
+        conversation_id,
+        (conversation["assignee"],),
+        now,
+    )
     return message, contact, conversation, True
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.store.sqlite_contacts import recompute_search_terms
+from omnichannel_core.store.sqlite_events import EVENT_TABLES
 
 Migration = str | Callable[[sqlite3.Connection], None]
 
@@ -204,6 +205,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 6: access: users, sessions, refresh tokens, API keys, failed logins, the audit log.
     create_access_tables,
+    # 7: the event log that realtime streams read (omnichannel_core.store.sqlite_events).
+    EVENT_TABLES,
 )
 
 

@@ -3,7 +3,8 @@
 A provider may call back about a message before the core has recorded its provider id (the
 callback races the answer to ``send``). Such an update is parked in ``parked_statuses``;
 when the id is recorded, every parked update for it is applied in the same transaction.
-Each function here runs inside the writer's transaction.
+Each function here runs inside the writer's transaction; a move logs its
+``message.status_changed`` event there.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 
+from omnichannel_core.events.records import EventType
 from omnichannel_core.hooktypes import StatusUpdate
 from omnichannel_core.models import DeliveryStatus, Direction, utcnow
 from omnichannel_core.serialization import format_timestamp
 from omnichannel_core.store import StatusApplied
+from omnichannel_core.store.sqlite_events import message_event
 from omnichannel_core.store.sqlite_rows import fetch_message, message_from_row
 
 
@@ -102,6 +105,10 @@ def advance(
     if current is start and not recorded:
         message = message_from_row(row)
         return StatusApplied(message, changed=False, provider_id_conflict=conflict)
+    if current is not start:
+        message_event(
+            connection, EventType.MESSAGE_STATUS_CHANGED, row["id"], row["conversation_id"], now
+        )
     message = fetch_message(connection, row["id"])
     return StatusApplied(message, changed=current is not start, provider_id_conflict=conflict)
 

@@ -19,6 +19,7 @@ import structlog
 from omnichannel_core.errors import (
     ChannelUnavailable,
     Conflict,
+    EventsExpired,
     Forbidden,
     HookNotImplemented,
     InvalidInput,
@@ -43,6 +44,7 @@ STATUS_BY_ERROR: list[tuple[type[OmnichannelError], int, str]] = [
     (WebhookRejected, 403, "webhook_rejected"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (EventsExpired, 410, "events_expired"),
     (RecipientOptedOut, 422, "recipient_opted_out"),
     (RateLimited, 429, "too_many_requests"),
     (HookNotImplemented, 501, "not_implemented"),

@@ -18,6 +18,7 @@ from omnichannel_core.web.openapi_access import access_paths, access_schemas
 from omnichannel_core.web.openapi_paths import (
     channel_paths,
     error_responses,
+    events_paths,
     inbox_paths,
     shared_parameters,
     system_paths,
@@ -69,11 +70,18 @@ TAGS = (
     "conversations",
     "messages",
     "channels",
+    "events",
 )
 
 
 def all_paths() -> dict[str, Schema]:
-    return {**system_paths(), **access_paths(), **inbox_paths(), **channel_paths()}
+    return {
+        **system_paths(),
+        **access_paths(),
+        **inbox_paths(),
+        **channel_paths(),
+        **events_paths(),
+    }
 
 
 def component_schemas() -> dict[str, Schema]:

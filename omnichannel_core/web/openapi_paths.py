@@ -44,6 +44,18 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "Error",
         "`conflict`: the change would leave no active admin; nothing was changed.",
     ),
+    "AssigneeChanged": (
+        "409",
+        "Error",
+        "`conflict`: the assignee changed since the conversation was read (someone else took"
+        " it); nothing was changed. Read it again.",
+    ),
+    "EventsExpired": (
+        "410",
+        "Error",
+        "`events_expired`: events after `Last-Event-ID` are no longer kept"
+        " (OMNICHANNEL_EVENT_RETENTION_HOURS); reload, then open a stream without it.",
+    ),
     "PayloadTooLarge": ("413", "Error", "The body is larger than OMNICHANNEL_MAX_BODY_BYTES."),
     "UnsupportedMediaType": ("415", "Error", "Send the body as application/json."),
     "TooManyRequests": (
@@ -377,7 +389,7 @@ def inbox_paths() -> dict[str, Schema]:
                 "requestBody": body("ConversationUpdate"),
                 "responses": {
                     **ok("Conversation", "The conversation as changed."),
-                    **errors(*WRITE_ERRORS, "NotFound"),
+                    **errors(*WRITE_ERRORS, "NotFound", "AssigneeChanged"),
                 },
             },
         },
@@ -430,6 +442,54 @@ def inbox_paths() -> dict[str, Schema]:
 
 WRITE_ERRORS = ("BadRequest", *AUTHENTICATED, "PayloadTooLarge", "UnsupportedMediaType")
 """What any authenticated operation that reads a JSON body may answer."""
+
+
+def events_paths() -> dict[str, Schema]:
+    stream = (
+        '`text/event-stream`. First `event: ready` (`data: {"after": <cursor or null>}`),'
+        " then one event per change: `id: <cursor>`, `event: <type>` (`message.created`,"
+        " `message.status_changed`, `conversation.updated`, `contact.updated`), `data:"
+        ' {"type", "at", "conversation_id", "<message|conversation|contact>":'
+        " <the record as it is now>}`. Comments keep an idle connection alive. The stream"
+        " ends with `event: ended` when the credential stops being valid, or `event:"
+        " expired` when it fell behind the kept history."
+    )
+    return {
+        "/api/events": {
+            "get": {
+                "summary": "Stream what changes in the inbox (server-sent events)",
+                "operationId": "streamEvents",
+                "tags": ["events"],
+                **needs(
+                    Permission.CONVERSATIONS_READ,
+                    "Contact events need contacts:read. An agent is told only of the"
+                    " conversations assigned to them or to nobody (before or after the"
+                    " change).",
+                ),
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "description": "resume after this event id: every event since comes"
+                        " first, in order",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    query_parameter(
+                        "after",
+                        "the same as Last-Event-ID, for clients that cannot set headers",
+                        {"type": "string", "maxLength": 200},
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": stream,
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **errors("BadRequest", *AUTHENTICATED, "EventsExpired"),
+                },
+            }
+        }
+    }
 
 
 def send_responses() -> dict[str, Schema]:

@@ -36,6 +36,7 @@ PARTS = (
     "paging",
     "basics",
     "access",
+    "events",
 )
 pytest.register_assert_rewrite(*(f"{__name__}.{part}" for part in PARTS))
 
@@ -43,6 +44,7 @@ from tests.store_contract.access import AccessContract  # noqa: E402
 from tests.store_contract.basics import BasicsContract  # noqa: E402
 from tests.store_contract.contacts import ContactsContract  # noqa: E402
 from tests.store_contract.conversations import ConversationsContract  # noqa: E402
+from tests.store_contract.events import EventsContract  # noqa: E402
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound  # noqa: E402
 from tests.store_contract.inbound import InboundContract  # noqa: E402
 from tests.store_contract.outbound import OutboundContract  # noqa: E402
@@ -54,6 +56,7 @@ __all__ = [
     "BasicsContract",
     "ContactsContract",
     "ConversationsContract",
+    "EventsContract",
     "InboundContract",
     "OutboundContract",
     "PagingContract",
@@ -74,5 +77,6 @@ class StoreContract(
     PagingContract,
     BasicsContract,
     AccessContract,
+    EventsContract,
 ):
     """The behaviour every store backend must show. Subclasses provide ``store``."""

@@ -1,0 +1,165 @@
+"""One reader of the event log per server process, handing what it reads to every stream
+open in that process.
+
+The hub reads the log's new tail when the bus rings (or when a ring is overdue), loads the
+record each event names once, and keeps the last ``buffer_size`` of them. A stream that is
+at or near the head takes its events from that buffer; one resuming from further back reads
+the log itself until it catches up. So a process reads each event once however many agents
+are connected, and a stream never depends on the bus for correctness: it always goes on
+from its own cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+from typing import Any
+
+import attrs
+import structlog
+
+from omnichannel_core.errors import EventsExpired, NotFound
+from omnichannel_core.events.bus import EventBus
+from omnichannel_core.events.records import Event, EventType
+from omnichannel_core.serialization import to_json
+from omnichannel_core.store import Store
+
+log = structlog.get_logger("omnichannel.events")
+
+READ_BATCH = 256
+OVERDUE_SECONDS = 5.0
+"""The longest the hub waits for a ring before it reads the log anyway."""
+RETRY_SECONDS = 1.0
+"""After a failed read of the log (the store unreachable), the pause before the next."""
+
+
+@attrs.frozen
+class Delivery:
+    """An event and the record it names as it is now (None if it can no longer be read)."""
+
+    event: Event
+    record: dict[str, Any] | None
+
+
+class EventHub:
+    def __init__(self, store: Store, bus: EventBus, buffer_size: int = 1024) -> None:
+        self.store = store
+        self.bus = bus
+        self._buffer: collections.deque[Delivery] = collections.deque(maxlen=buffer_size)
+        self._cursor: str | None = None
+        self._news = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._stopping = False
+
+    @property
+    def cursor(self) -> str | None:
+        """The newest event the hub has read (None: the log was empty)."""
+        return self._cursor
+
+    async def ensure_running(self) -> None:
+        """Start the bus and the reader on first use (the first stream opened)."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            try:
+                await self.bus.start()
+                self._cursor = await self.store.latest_event_cursor()
+            except BaseException as error:
+                self._started.set_exception(error)
+                self._started = None
+                raise
+            self._started.set_result(None)
+            self._pump = asyncio.create_task(self._read_forever(), name="event-hub")
+        else:
+            await asyncio.shield(self._started)
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+            await self.bus.close()
+        self._news.set()  # wake the streams, which see the hub closed
+        self._started = None
+
+    @property
+    def running(self) -> bool:
+        """Whether streams should go on: False once the server is stopping."""
+        return self._pump is not None and not self._stopping
+
+    def stop_streams(self) -> None:
+        """End every open stream at its next step (the server is stopping; clients
+        reconnect elsewhere and resume from their last id)."""
+        self._stopping = True
+        self._news.set()
+
+    def signal(self) -> asyncio.Event:
+        """Set when the hub reads news after this call; take it *before* looking for events,
+        so that news arriving meanwhile is not missed."""
+        return self._news
+
+    async def wait(self, signal: asyncio.Event, at_most: float) -> bool:
+        """Wait for ``signal`` (from :meth:`signal`); False when ``at_most`` seconds passed
+        first."""
+        try:
+            await asyncio.wait_for(signal.wait(), at_most)
+        except TimeoutError:
+            return False
+        return True
+
+    def buffered_after(self, cursor: str | None) -> list[Delivery] | None:
+        """The buffered deliveries after ``cursor``; None when the buffer does not hold it
+        (it is older, or newer than the hub has read), so the caller reads the log."""
+        if cursor is None:
+            return None
+        if cursor == self._cursor:
+            return []
+        for position in range(len(self._buffer) - 1, -1, -1):
+            if self._buffer[position].event.cursor == cursor:
+                return list(itertools.islice(self._buffer, position + 1, None))
+        return None
+
+    async def read_log(self, cursor: str | None, limit: int = READ_BATCH) -> list[Delivery]:
+        """Deliveries after ``cursor`` read from the log itself (raises EventsExpired)."""
+        events = await self.store.events_after(cursor, limit)
+        return [Delivery(event, await self._record(event)) for event in events]
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                await self.bus.wait(OVERDUE_SECONDS)
+                await self._read_news()
+            except asyncio.CancelledError:
+                raise
+            except EventsExpired:
+                log.warning("event_hub_fell_behind_pruning")
+                self._buffer.clear()
+                self._cursor = await self.store.latest_event_cursor()
+            except Exception:
+                log.exception("event_hub_read_failed")
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _read_news(self) -> None:
+        while True:
+            deliveries = await self.read_log(self._cursor)
+            if not deliveries:
+                return
+            self._buffer.extend(deliveries)
+            self._cursor = deliveries[-1].event.cursor
+            news, self._news = self._news, asyncio.Event()
+            news.set()
+            if len(deliveries) < READ_BATCH:
+                return
+
+    async def _record(self, event: Event) -> dict[str, Any] | None:
+        try:
+            if event.type is EventType.CONTACT_UPDATED:
+                return to_json(await self.store.get_contact(event.record_id))
+            if event.type is EventType.CONVERSATION_UPDATED:
+                return to_json(await self.store.get_conversation(event.record_id))
+            return to_json(await self.store.get_message(event.record_id))
+        except NotFound:
+            return None

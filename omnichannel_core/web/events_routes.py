@@ -1,0 +1,110 @@
+"""``GET /api/events``: the realtime stream of what changes in the inbox, as server-sent
+events, filtered by what the caller may see (`omnichannel_core.access.policy.may_see_event`).
+
+Each event goes out as ``id: <cursor>``, ``event: <type>`` and ``data: {"type", "at",
+"conversation_id", "<message|conversation|contact>": <the record as it is now>}``. A client
+that reconnects sends the last id it got as ``Last-Event-ID`` (browsers' ``EventSource``
+does) or ``?after=``, and gets everything it missed, in order; with neither, the stream
+starts with what happens next. The first thing sent is ``event: ready`` with the cursor the
+stream starts after, so a client knows it is listening.
+
+The stream checks its credential again every ``RECHECK_SECONDS``: logging out, being
+deactivated or a revoked key ends it, and a role change applies to what follows. A comment
+is sent when nothing happened for ``KEEPALIVE_SECONDS``, so proxies keep the connection and a
+client that left is noticed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import falcon
+import falcon.asgi
+from falcon.asgi import SSEvent
+
+from omnichannel_core.access.policy import Permission, Principal, may_see_event
+from omnichannel_core.access.service import Access
+from omnichannel_core.errors import EventsExpired, InvalidInput, OmnichannelError
+from omnichannel_core.events.hub import Delivery, EventHub
+from omnichannel_core.events.records import RECORD_OF_EVENT
+from omnichannel_core.serialization import format_timestamp
+from omnichannel_core.web.middleware import bearer_token
+
+KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 60.0
+MAX_CURSOR = 200
+
+
+def event_body(delivery: Delivery) -> dict[str, Any]:
+    event = delivery.event
+    return {
+        "type": event.type.value,
+        "at": format_timestamp(event.at),
+        "conversation_id": event.conversation_id,
+        RECORD_OF_EVENT[event.type]: delivery.record,
+    }
+
+
+class Events:
+    """``GET /api/events``"""
+
+    permissions = {"GET": Permission.CONVERSATIONS_READ}
+
+    def __init__(self, hub: EventHub, access: Access) -> None:
+        self.hub = hub
+        self.access = access
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        given = req.get_header("Last-Event-ID") or req.get_param("after")
+        if given is not None and not 0 < len(given) <= MAX_CURSOR:
+            raise InvalidInput("Last-Event-ID or after must be a cursor from this stream")
+        await self.hub.ensure_running()
+        if given is None:
+            start = self.hub.cursor
+        else:
+            start = given
+            await self.hub.store.events_after(given, 1)  # 400 or 410 now, not mid-stream
+        resp.content_type = "text/event-stream"
+        resp.set_header("X-Accel-Buffering", "no")  # nginx: do not hold the stream back
+        resp.sse = self._stream(req.context.principal, bearer_token(req), start)
+
+    async def _stream(
+        self, principal: Principal, token: str, cursor: str | None
+    ) -> AsyncIterator[SSEvent]:
+        yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
+        checked = time.monotonic()
+        while self.hub.running:
+            signal = self.hub.signal()
+            batch = self.hub.buffered_after(cursor)
+            if batch is None:
+                try:
+                    batch = await self.hub.read_log(cursor)
+                except EventsExpired as error:
+                    yield SSEvent(event="expired", json={"message": error.message})
+                    return
+            for delivery in batch:
+                cursor = delivery.event.cursor
+                if may_see_event(principal, delivery.event):
+                    yield SSEvent(
+                        event=delivery.event.type.value,
+                        event_id=cursor,
+                        json=event_body(delivery),
+                    )
+            if time.monotonic() - checked >= RECHECK_SECONDS:
+                checked = time.monotonic()
+                try:
+                    principal = await self.access.authenticate(token)
+                except OmnichannelError as error:
+                    yield SSEvent(event="ended", json={"message": error.message})
+                    return
+                if Permission.CONVERSATIONS_READ not in principal.permissions:
+                    yield SSEvent(event="ended", json={"message": "permission withdrawn"})
+                    return
+            if not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS):
+                yield SSEvent(comment="keepalive")
+
+
+def mount_events(app: falcon.asgi.App, hub: EventHub, access: Access) -> None:
+    app.add_route("/api/events", Events(hub, access))

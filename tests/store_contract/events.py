@@ -1,0 +1,211 @@
+"""The event log: which writes log which events, in the same step as the change, and
+reading it back in order, gaplessly, from any cursor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from omnichannel_core.errors import EventsExpired, InvalidInput
+from omnichannel_core.events.records import Event, EventType
+from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
+from omnichannel_core.models import ConversationStatus, DeliveryStatus, utcnow
+from omnichannel_core.store import Store
+from tests.store_contract.fixtures import Run, StoreFixtures, inbound
+
+
+def logged(store: Store, run: Run[Any], after: str | None = None) -> list[Event]:
+    """Every event after ``after``, read a few at a time as a stream would."""
+    events: list[Event] = []
+    while True:
+        page = run(store.events_after(after, 3))
+        events.extend(page)
+        if len(page) < 3:
+            return events
+        after = page[-1].cursor
+
+
+def opt_out(provider_message_id: str) -> InboundMessage:
+    return InboundMessage(provider_message_id, "+15550001", "STOP", consent="opt_out")
+
+
+def kinds(events: list[Event]) -> list[tuple[str, str]]:
+    return [(event.type.value, event.record_id) for event in events]
+
+
+class EventsContract(StoreFixtures):
+    """What ``events_after``, ``latest_event_cursor`` and ``prune_events`` promise, and
+    which writes log which events."""
+
+    def test_an_empty_log(self, store, run):
+        """A new store has no events and no latest cursor."""
+        assert run(store.events_after(None, 10)) == []
+        assert run(store.latest_event_cursor()) is None
+
+    def test_a_new_inbound_message_is_logged_once(self, store, run):
+        """ingest_inbound logs message.created for the new message, with its conversation
+        and the conversation's assignee; the same provider id again logs nothing."""
+        first = run(store.ingest_inbound("sms", inbound("p1")))
+        run(store.ingest_inbound("sms", inbound("p1")))
+        [event] = logged(store, run)
+        assert event.type is EventType.MESSAGE_CREATED
+        assert (event.record_id, event.conversation_id) == (
+            first.message_id,
+            first.conversation_id,
+        )
+        assert event.assignees == (None,)
+        assert abs((event.at - utcnow()).total_seconds()) < 60
+        assert run(store.latest_event_cursor()) == event.cursor
+
+    def test_events_carry_the_assignee_of_the_conversation(self, store, run):
+        """An inbound message in an assigned conversation names its assignee; assigning
+        logs conversation.updated with the new and the old assignee; a change that keeps
+        the assignee names it alone."""
+        conversation_id = run(store.ingest_inbound("sms", inbound("p1"))).conversation_id
+        start = run(store.latest_event_cursor())
+        run(store.update_conversation(conversation_id, assignee="usr_a"))
+        second = run(store.ingest_inbound("sms", inbound("p2")))
+        run(store.update_conversation(conversation_id, status=ConversationStatus.RESOLVED))
+        run(store.update_conversation(conversation_id, assignee="usr_b"))
+        events = logged(store, run, start)
+        assert kinds(events) == [
+            ("conversation.updated", conversation_id),
+            ("message.created", second.message_id),
+            ("conversation.updated", conversation_id),
+            ("conversation.updated", conversation_id),
+        ]
+        assert [event.assignees for event in events] == [
+            ("usr_a", None),
+            ("usr_a",),
+            ("usr_a",),
+            ("usr_b", "usr_a"),
+        ]
+        assert all(event.conversation_id == conversation_id for event in events)
+
+    def test_outbound_messages_and_their_statuses_are_logged(self, store, run):
+        """create_outbound logs message.created (an idempotent repeat does not); each move
+        of the status logs message.status_changed, a non-move nothing, and a parked update
+        applied when the provider id is recorded logs its move."""
+        conversation = self._conversation(store, run)
+        start = run(store.latest_event_cursor())
+        message, _ = run(store.create_outbound(conversation.id, "hi", (), {}, "key-1"))
+        run(store.create_outbound(conversation.id, "hi", (), {}, "key-1"))
+        run(store.advance_message(message.id, DeliveryStatus.SENDING))
+        run(store.apply_status("sms", StatusUpdate("SM1", DeliveryStatus.DELIVERED)))  # parked
+        run(store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="SM1"))
+        run(store.apply_status("sms", StatusUpdate("SM1", DeliveryStatus.SENT)))  # no move
+        run(store.advance_message(message.id, DeliveryStatus.QUEUED))  # backwards: no move
+        assert kinds(logged(store, run, start)) == [
+            ("message.created", message.id),
+            ("message.status_changed", message.id),
+            ("message.status_changed", message.id),
+        ]
+        assert run(store.get_message(message.id)).status is DeliveryStatus.DELIVERED
+
+    def test_contact_changes_are_logged(self, store, run):
+        """update_contact logs contact.updated, with no conversation and no assignee; an
+        opt-out by an inbound message logs it too, beside the message; a message that
+        changes no consent does not."""
+        contact_id = run(store.ingest_inbound("sms", inbound("p1"))).message.contact_id
+        start = run(store.latest_event_cursor())
+        run(store.update_contact(contact_id, tags=("vip",)))
+        stop = run(store.ingest_inbound("sms", opt_out("p2")))
+        again = run(store.ingest_inbound("sms", opt_out("p3")))
+        events = logged(store, run, start)
+        assert sorted(kinds(events)) == sorted(
+            [
+                ("contact.updated", contact_id),
+                ("contact.updated", contact_id),
+                ("message.created", stop.message_id),
+                ("message.created", again.message_id),
+            ]
+        )
+        contact_events = [e for e in events if e.type is EventType.CONTACT_UPDATED]
+        assert all(e.conversation_id is None and e.assignees == () for e in contact_events)
+
+    def test_reading_from_a_cursor_returns_what_follows_in_order(self, store, run):
+        """events_after(cursor) returns exactly the events logged after it, in the order
+        they were logged, at most ``limit`` at a time; the last one's cursor is the latest."""
+        ids = [run(store.ingest_inbound("sms", inbound(f"p{n}"))).message_id for n in range(7)]
+        events = logged(store, run)
+        assert [event.record_id for event in events] == ids
+        assert len({event.cursor for event in events}) == 7
+        assert [e.record_id for e in run(store.events_after(events[2].cursor, 2))] == ids[3:5]
+        assert run(store.events_after(events[-1].cursor, 10)) == []
+        assert run(store.latest_event_cursor()) == events[-1].cursor
+
+    @pytest.mark.parametrize("cursor", ["", "not a cursor", "-1", "x" * 500])
+    def test_a_cursor_the_store_did_not_make_is_invalid_input(self, store, run, cursor):
+        """A malformed cursor is InvalidInput, never a crash."""
+        run(store.ingest_inbound("sms", inbound("p1")))
+        with pytest.raises(InvalidInput):
+            run(store.events_after(cursor, 10))
+
+    def test_concurrent_writes_are_each_logged_once_and_read_without_gaps(self, store, run):
+        """Twenty messages stored at once from several senders, and a reader going through
+        the log while they are written: every message is logged exactly once, and the
+        reader, going on from its last cursor, misses none."""
+
+        async def scenario() -> tuple[list[str], list[Event]]:
+            seen: list[Event] = []
+            done = asyncio.Event()
+
+            async def reader() -> None:
+                cursor = None
+                while True:
+                    finished = done.is_set()
+                    page = await store.events_after(cursor, 4)
+                    seen.extend(page)
+                    if page:
+                        cursor = page[-1].cursor
+                    elif finished:
+                        return
+                    await asyncio.sleep(0)
+
+            reading = asyncio.create_task(reader())
+            stored = await asyncio.gather(
+                *(
+                    store.ingest_inbound("sms", inbound(f"c{n}", sender=f"+1555000{n % 4}"))
+                    for n in range(20)
+                )
+            )
+            done.set()
+            await reading
+            return [ingested.message_id for ingested in stored], seen
+
+        ids, seen = run(scenario())
+        assert sorted(event.record_id for event in seen) == sorted(ids)
+        assert len({event.cursor for event in seen}) == 20
+
+    def test_pruning_forgets_old_events_and_says_so_to_a_late_reader(self, store, run):
+        """prune_events(before) deletes what was logged before ``before``; reading from
+        the start then begins after them; resuming from the cursor of an event that came
+        before a deleted one raises EventsExpired; from the newest deleted one, the reader
+        misses nothing and goes on."""
+        old = [run(store.ingest_inbound("sms", inbound(f"p{n}"))).message_id for n in range(3)]
+        old_events = logged(store, run)
+        cut = utcnow()
+        new = run(store.ingest_inbound("sms", inbound("p9"))).message_id
+        assert run(store.prune_events(cut)) == 3
+        assert [event.record_id for event in logged(store, run)] == [new]
+        with pytest.raises(EventsExpired):
+            run(store.events_after(old_events[0].cursor, 10))
+        assert [e.record_id for e in run(store.events_after(old_events[-1].cursor, 10))] == [new]
+        assert run(store.prune_events(cut)) == 0
+        assert [event.record_id for event in old_events] == old
+
+    def test_the_listener_hears_of_each_write_that_logged_events(self, store, run):
+        """After on_events_logged(listener), each write that logged events calls it once;
+        writes that logged nothing do not."""
+        heard: list[str] = []
+        store.on_events_logged(lambda: heard.append("news"))
+        conversation_id = run(store.ingest_inbound("sms", inbound("p1"))).conversation_id
+        run(store.ingest_inbound("sms", inbound("p1")))  # a duplicate logs nothing
+        message, _ = run(store.create_outbound(conversation_id, "hi", (), {}, None))
+        run(store.advance_message(message.id, DeliveryStatus.SENT))
+        run(store.advance_message(message.id, DeliveryStatus.QUEUED))  # no move
+        run(store.update_conversation(conversation_id, assignee="usr_a"))
+        assert len(heard) == 4
+        assert len(logged(store, run)) == 4
