@@ -196,7 +196,7 @@ def create_app(
     app.add_route("/api/openapi.json", OpenApiDocument())
     mount_access(app, access, config)
     mount_inbox(app, inbox, access, config)
-    mount_events(app, hub, access)
+    mount_events(app, hub)
     mount_channels(app, inbox, config)
     failed = [failure.name for failure in plugins.failures if failure.kind == "channel"]
     unknown = UnknownChannel(inbox.dispatcher.channels, failed)

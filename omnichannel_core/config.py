@@ -38,6 +38,10 @@ def _parse_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+"""The forwarding headers ``OMNICHANNEL_PROXY_HEADER`` may name (lower case)."""
+
+
 def _parse_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -147,6 +151,7 @@ class Config:
     hook_threads: int = 16
     public_url: str | None = None
     trust_proxy: int = 0
+    proxy_header: str = "x-forwarded-for"
     rate_limit_per_minute: int = 600
     credential_rate_limit_per_minute: int = 1200
     login_rate_limit_per_minute: int = 10
@@ -191,6 +196,12 @@ class Config:
             hook_threads=_read(merged, "OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16),
             public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
             trust_proxy=_read(merged, "OMNICHANNEL_TRUST_PROXY", _parse_proxy_hops, 0),
+            proxy_header=_read(
+                merged,
+                "OMNICHANNEL_PROXY_HEADER",
+                _parse_choice(PROXY_HEADERS),
+                "x-forwarded-for",
+            ),
             rate_limit_per_minute=_read(
                 merged, "OMNICHANNEL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 600
             ),

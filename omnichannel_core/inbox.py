@@ -36,7 +36,7 @@ from omnichannel_core.hooktypes import (
     WebhookResult,
 )
 from omnichannel_core.models import Conversation, DeliveryStatus, Direction, Media, Message
-from omnichannel_core.store import Ingested, StatusApplied, Store
+from omnichannel_core.store import UNSET, Ingested, StatusApplied, Store
 
 log = structlog.get_logger("omnichannel.inbox")
 
@@ -186,11 +186,17 @@ class Inbox:
     # outbound ------------------------------------------------------------------------
 
     async def reply(
-        self, conversation_id: str, request: OutboundRequest, idempotency_key: str | None
+        self,
+        conversation_id: str,
+        request: OutboundRequest,
+        idempotency_key: str | None,
+        expected_assignee: str | None = UNSET,
     ) -> tuple[Message, bool]:
-        """Send ``request`` in a conversation; returns the message and whether it is new."""
+        """Send ``request`` in a conversation; returns the message and whether it is new.
+        With ``expected_assignee``, only while the conversation is assigned to that one
+        (None: nobody), else Conflict and nothing stored."""
         conversation = await self.store.get_conversation(conversation_id)
-        return await self._send(conversation, request, idempotency_key)
+        return await self._send(conversation, request, idempotency_key, expected_assignee)
 
     async def send_to(
         self,
@@ -232,7 +238,11 @@ class Inbox:
             raise HookNotImplemented(channel, "send")
 
     async def _send(
-        self, conversation: Conversation, request: OutboundRequest, idempotency_key: str | None
+        self,
+        conversation: Conversation,
+        request: OutboundRequest,
+        idempotency_key: str | None,
+        expected_assignee: str | None = UNSET,
     ) -> tuple[Message, bool]:
         self._require_send(conversation.channel)
         contact = await self.store.get_contact(conversation.contact_id)
@@ -243,7 +253,12 @@ class Inbox:
                 contact_id=contact.id,
             )
         message, created = await self.store.create_outbound(
-            conversation.id, request.text, request.media, request.metadata, idempotency_key
+            conversation.id,
+            request.text,
+            request.media,
+            request.metadata,
+            idempotency_key,
+            expected_assignee=expected_assignee,
         )
         if not created:
             same_recipient = message.conversation_id == conversation.id

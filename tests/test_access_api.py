@@ -478,6 +478,8 @@ def test_a_key_grants_no_more_than_it_holds(server, admin):
         minted = keys.post("/api/api-keys", json={"name": "x", "scopes": ["admin"]})
         assert minted.status_code == 403 and minted.json()["permission"] == "audit:read"
         assert keys.post("/api/api-keys", json={"name": "x", "scopes": ["read"]}).status_code == 201
+        copy = keys.post("/api/api-keys", json={"name": "x", "scopes": ["api_keys:manage"]})
+        assert copy.status_code == 403  # its copies would outlive its revocation
         assert keys.delete(f"/api/api-keys/{admin_key['id']}").status_code == 403
     assert admin.get(f"/api/api-keys/{admin_key['id']}").json()["revoked_at"] is None
     new_admin = {

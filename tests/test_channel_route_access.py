@@ -154,3 +154,30 @@ def test_refused_websockets_leave_no_stack_trace(socket_server):
     assert first_message(socket_server, "/api/nowhere", API_KEY).startswith("closed 3404")
     log = socket_server.log_path.read_text()
     assert "Traceback" not in log and "Exception in ASGI application" not in log
+
+
+def test_a_socket_can_check_its_credential_again_and_learns_of_a_revocation(socket_server):
+    """``req.context.authenticate_again`` re-checks the credential a socket was opened
+    with: allowed while the key lives; once it is revoked, the route closes with 3401."""
+    with socket_server.client() as admin:
+        key = admin.post("/api/api-keys", json={"name": "live", "scopes": ["read"]}).json()
+
+        async def talk() -> list[str]:
+            url = socket_server.base_url.replace("http://", "ws://") + "/api/channels/echo/live"
+            headers = {"Authorization": f"Bearer {key['key']}"}
+            heard = []
+            async with websockets.connect(url, additional_headers=headers) as socket:
+                heard.append(await socket.recv())
+                await socket.send("again")
+                heard.append(await socket.recv())
+                revoked = await asyncio.to_thread(admin.delete, f"/api/api-keys/{key['id']}")
+                assert revoked.status_code == 200
+                await socket.send("again")
+                try:
+                    heard.append(await socket.recv())
+                except websockets.ConnectionClosed as closed:
+                    heard.append(f"closed {closed.rcvd.code}: {closed.rcvd.reason}")
+            return heard
+
+        heard = asyncio.run(talk())
+    assert heard == ["api_key", "still allowed", "closed 3401: the API key has been revoked"]

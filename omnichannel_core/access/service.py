@@ -17,6 +17,7 @@ from omnichannel_core.access import passwords, tokens
 from omnichannel_core.access.policy import (
     ALL_PERMISSIONS,
     ROLE_PERMISSIONS,
+    Permission,
     Principal,
     check_grant,
     scope_permissions,
@@ -300,7 +301,19 @@ class Access:
             or not all(isinstance(s, str) for s in scopes)
         ):
             raise InvalidInput("scopes must be a non-empty list of scope names", field="scopes")
-        check_grant(actor, scope_permissions(tuple(scopes)), "this key")
+        granted = scope_permissions(tuple(scopes))
+        check_grant(actor, granted, "this key")
+        if (
+            actor.kind == "api_key"
+            and actor is not BOOTSTRAP_KEY
+            and Permission.API_KEYS_MANAGE in granted
+        ):
+            # Its copies would outlive its revocation: only people (and the operator's
+            # bootstrap key, which no API call revokes) make key managers.
+            raise Forbidden(
+                "an API key may not create a key that manages keys; a user must",
+                permission=Permission.API_KEYS_MANAGE.value,
+            )
         secret = tokens.new_api_key()
         key = await self.store.create_api_key(
             key_name,

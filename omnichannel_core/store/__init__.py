@@ -156,9 +156,13 @@ class Store(AccessStore, Protocol):
         media: tuple[Media, ...],
         metadata: dict[str, Any],
         idempotency_key: str | None,
+        expected_assignee: str | None = UNSET,
     ) -> tuple[Message, bool]:
         """Store a queued outbound message; with an idempotency key already used, return the
-        stored message and False instead."""
+        stored message and False instead. With ``expected_assignee``, store nothing and raise
+        Conflict unless the conversation's assignee is that one (None: unassigned) when the
+        message is stored: an agent's reply cannot land in a conversation just given to
+        someone else."""
 
     async def find_outbound_by_provider_id(
         self, channel: str, provider_message_id: str

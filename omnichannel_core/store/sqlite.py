@@ -145,6 +145,7 @@ class SqliteStore:
         media: tuple[Media, ...],
         metadata: dict[str, Any],
         idempotency_key: str | None,
+        expected_assignee: str | None = UNSET,
     ) -> tuple[Message, bool]:
         def write(connection: sqlite3.Connection) -> tuple[Message, bool]:
             if idempotency_key is not None:
@@ -154,6 +155,11 @@ class SqliteStore:
                 if row is not None:
                     return message_from_row(row), False
             conversation = fetch_conversation(connection, conversation_id)
+            if expected_assignee is not UNSET and conversation.assignee != expected_assignee:
+                raise Conflict(
+                    "the conversation's assignee changed meanwhile; read it again",
+                    assignee=conversation.assignee,
+                )
             now = format_timestamp(utcnow())
             message_id = new_id("msg")
             connection.execute(

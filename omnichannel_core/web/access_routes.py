@@ -45,7 +45,7 @@ class _AccessResource:
         return data
 
     def client(self, req: falcon.asgi.Request) -> str:
-        return client_address(req, self.config.trust_proxy)
+        return client_address(req, self.config.trust_proxy, self.config.proxy_header)
 
 
 class Login(_AccessResource):

@@ -72,5 +72,5 @@ async def webhook_request(req: falcon.asgi.Request, config: Config) -> WebhookRe
         headers={name.lower(): value for name, value in req.headers.items()},
         query={k: v[-1] if isinstance(v, list) else v for k, v in req.params.items()},
         body=body,
-        remote_addr=client_address(req, config.trust_proxy),
+        remote_addr=client_address(req, config.trust_proxy, config.proxy_header),
     )

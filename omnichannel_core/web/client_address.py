@@ -4,9 +4,11 @@ With ``OMNICHANNEL_TRUST_PROXY`` off (0, the default) it is the connection's pee
 server reports it (see below): the app reads no forwarding header, since anyone can send them.
 
 Set to N, it says N proxies of yours stand in front of the server, and the client is the N-th
-entry from the *right* of the first forwarding header present, in Falcon's order of
-preference (``Forwarded: for=``, else ``X-Forwarded-For``, else ``X-Real-IP``: the header
-``req.access_route`` reads). Counting from the right because each proxy adds, at the right
+entry from the *right* of the one forwarding header your proxies write,
+``OMNICHANNEL_PROXY_HEADER`` (``X-Forwarded-For`` by default, or ``Forwarded`` or
+``X-Real-IP``). Only that header is read: a proxy passes the others through as the client
+sent them, so reading whichever is present would let a client choose its address by sending
+one the proxy does not write. Counting from the right because each proxy adds, at the right
 end, the address the request came to it from: the right-most N entries were written by
 proxies you trust, and the N-th of them is whoever connected to the outermost one. Everything
 to its left is what the client sent, and is ignored: a proxy that *appends* (nginx's
@@ -44,18 +46,20 @@ WITH_PORT = re.compile(r"^([^:\[\]]+):[0-9]{1,5}$")
 """``192.0.2.1:8080`` (one colon: not a bare IPv6 address)."""
 
 
-def client_address(req: falcon.Request, trust_proxy: int) -> str:
+def client_address(req: falcon.Request, trust_proxy: int, header: str) -> str:
     """The client's address, normalized (``::ffff:192.0.2.1`` is ``192.0.2.1``).
 
     :param req: the request (ASGI or WSGI).
     :param trust_proxy: how many proxies of yours stand in front of the server
         (``OMNICHANNEL_TRUST_PROXY``); 0 reads no forwarding header.
+    :param header: the one forwarding header they write (``OMNICHANNEL_PROXY_HEADER``, one
+        of `omnichannel_core.config.PROXY_HEADERS`).
     :returns: the ``trust_proxy``-th entry from the right of the forwarding header (its
         left-most with fewer entries); the connection's peer when the setting is 0, no
         forwarding header is present, or that entry is not an IP address.
     """
     if trust_proxy > 0:
-        entries = _forwarding_entries(req)
+        entries = _forwarding_entries(req, header)
         if entries:
             address = parse_address(entries[max(len(entries) - trust_proxy, 0)])
             if address is not None:
@@ -79,9 +83,8 @@ def connection_peer(req: falcon.Request) -> str:
     return str(client[0]) if client else "127.0.0.1"
 
 
-def _forwarding_entries(req: falcon.Request) -> list[str]:
-    """The entries of the one forwarding header ``access_route`` would read, left to right,
-    one per hop.
+def _forwarding_entries(req: falcon.Request, header: str) -> list[str]:
+    """The entries of ``header``, left to right, one per hop.
 
     ``Forwarded`` is split at every comma, quoted or not, rather than read through Falcon's
     ``req.forwarded``: no address contains a comma, so each element a proxy appended stays one
@@ -89,14 +92,14 @@ def _forwarding_entries(req: falcon.Request) -> list[str]:
     leaves open swallows the proxies' elements up to their next quote, and the count would
     land on an entry of the client's. An element without ``for=`` is kept, as ``""``: a proxy
     added it, and dropping it would shift the client's entries towards the right."""
-    forwarded = req.get_header("Forwarded")
-    if forwarded is not None:
-        return [_forwarded_for(element) for element in forwarded.split(",")]
-    x_forwarded_for = req.get_header("X-Forwarded-For")
-    if x_forwarded_for is not None:
-        return x_forwarded_for.split(",")
-    x_real_ip = req.get_header("X-Real-IP")
-    return [] if x_real_ip is None else [x_real_ip]
+    value = req.get_header(header)
+    if value is None:
+        return []
+    if header == "forwarded":
+        return [_forwarded_for(element) for element in value.split(",")]
+    if header == "x-real-ip":
+        return [value]
+    return value.split(",")
 
 
 def _forwarded_for(element: str) -> str:

@@ -17,7 +17,7 @@ client that left is noticed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import falcon
@@ -25,12 +25,10 @@ import falcon.asgi
 from falcon.asgi import SSEvent
 
 from omnichannel_core.access.policy import Permission, Principal, may_see_event
-from omnichannel_core.access.service import Access
 from omnichannel_core.errors import EventsExpired, InvalidInput, OmnichannelError
 from omnichannel_core.events.hub import Delivery, EventHub
 from omnichannel_core.events.records import RECORD_OF_EVENT
 from omnichannel_core.serialization import format_timestamp
-from omnichannel_core.web.middleware import bearer_token
 
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 60.0
@@ -52,9 +50,8 @@ class Events:
 
     permissions = {"GET": Permission.CONVERSATIONS_READ}
 
-    def __init__(self, hub: EventHub, access: Access) -> None:
+    def __init__(self, hub: EventHub) -> None:
         self.hub = hub
-        self.access = access
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         given = req.get_header("Last-Event-ID") or req.get_param("after")
@@ -68,10 +65,13 @@ class Events:
             await self.hub.store.events_after(given, 1)  # 400 or 410 now, not mid-stream
         resp.content_type = "text/event-stream"
         resp.set_header("X-Accel-Buffering", "no")  # nginx: do not hold the stream back
-        resp.sse = self._stream(req.context.principal, bearer_token(req), start)
+        resp.sse = self._stream(req.context.principal, req.context.authenticate_again, start)
 
     async def _stream(
-        self, principal: Principal, token: str, cursor: str | None
+        self,
+        principal: Principal,
+        authenticate_again: Callable[[], Awaitable[Principal]],
+        cursor: str | None,
     ) -> AsyncIterator[SSEvent]:
         yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
         checked = time.monotonic()
@@ -95,7 +95,7 @@ class Events:
             if time.monotonic() - checked >= RECHECK_SECONDS:
                 checked = time.monotonic()
                 try:
-                    principal = await self.access.authenticate(token)
+                    principal = await authenticate_again()
                 except OmnichannelError as error:
                     yield SSEvent(event="ended", json={"message": error.message})
                     return
@@ -106,5 +106,5 @@ class Events:
                 yield SSEvent(comment="keepalive")
 
 
-def mount_events(app: falcon.asgi.App, hub: EventHub, access: Access) -> None:
-    app.add_route("/api/events", Events(hub, access))
+def mount_events(app: falcon.asgi.App, hub: EventHub) -> None:
+    app.add_route("/api/events", Events(hub))

@@ -22,6 +22,7 @@ from omnichannel_core.errors import InvalidInput, NotFound
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.models import Conversation, Page
 from omnichannel_core.serialization import to_json
+from omnichannel_core.store import UNSET
 from omnichannel_core.web import payloads
 from omnichannel_core.web.body import read_json_object
 from omnichannel_core.web.client_address import client_address
@@ -129,11 +130,16 @@ class ConversationItem(_InboxResource):
                 conversation_id,
                 current.assignee,
                 changes["assignee"],
-                client_address(req, self.config.trust_proxy),
+                client_address(req, self.config.trust_proxy, self.config.proxy_header),
             )
-        # What was checked above holds when the change is made, or the answer is 409.
+        # What was checked above (an assignment's audit entry, an agent's right to see the
+        # conversation) holds when the change is made, or the answer is 409.
+        guarded = audit is not None or principal.is_agent
         updated = await self.store.update_conversation(
-            conversation_id, **changes, expected_assignee=current.assignee, audit=audit
+            conversation_id,
+            **changes,
+            expected_assignee=current.assignee if guarded else UNSET,
+            audit=audit,
         )
         resp.media = to_json(updated)
 
@@ -166,8 +172,10 @@ class ConversationMessages(_InboxResource):
         key = payloads.idempotency_key(req)
         data = await read_json_object(req, self.config.max_body_bytes)
         request = payloads.outbound_request(data)
-        await self._check_visible(req, conversation_id)
-        message, created = await self.inbox.reply(conversation_id, request, key)
+        expected = UNSET
+        if req.context.principal.is_agent:  # and it must still be theirs when stored
+            expected = (await self.visible_conversation(req, conversation_id)).assignee
+        message, created = await self.inbox.reply(conversation_id, request, key, expected)
         resp.status = 201 if created else 200
         resp.media = to_json(message)
 

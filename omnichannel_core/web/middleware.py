@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -11,7 +12,7 @@ import falcon
 import falcon.asgi
 import structlog
 
-from omnichannel_core.access.policy import Permission
+from omnichannel_core.access.policy import Permission, Principal
 from omnichannel_core.access.service import Access
 from omnichannel_core.errors import Forbidden, Unauthenticated
 
@@ -93,8 +94,7 @@ class Authentication:
     ) -> None:
         if resource is None or WEBSOCKET in getattr(resource, "public_methods", ()):
             return
-        principal = await self.access.authenticate(bearer_token(req))
-        req.context.principal = principal
+        principal = await self._authenticate(req)
         if not callable(getattr(resource, "on_websocket", None)):
             return  # Falcon closes with 3405, as over HTTP
         principal.require(required_permission(resource, WEBSOCKET))
@@ -106,11 +106,21 @@ class Authentication:
             return
         if req.method == "OPTIONS" or req.method in getattr(resource, "public_methods", ()):
             return
-        principal = await self.access.authenticate(bearer_token(req))
-        req.context.principal = principal
+        principal = await self._authenticate(req)
         if not callable(getattr(resource, f"on_{req.method.lower()}", None)):
             return  # Falcon answers 405: told only to a caller who may use the API at all
         principal.require(required_permission(resource, req.method))
+
+    async def _authenticate(self, req: falcon.asgi.Request) -> Principal:
+        """Who is calling; leaves them in ``req.context.principal``, and in
+        ``req.context.authenticate_again`` a coroutine function that checks the same
+        credential again (for a long-lived stream or socket: a logout, a deactivation or a
+        revoked key raises Unauthenticated, a role change shows in the Principal)."""
+        token = bearer_token(req)
+        principal = await self.access.authenticate(token)
+        req.context.principal = principal
+        req.context.authenticate_again = functools.partial(self.access.authenticate, token)
+        return principal
 
 
 def presented_bearer(req: falcon.asgi.Request) -> str | None:
@@ -131,7 +141,7 @@ def bearer_token(req: falcon.asgi.Request) -> str:
 
 def required_permission(resource: Any, method: str) -> Permission:
     """What ``method`` on ``resource`` needs: its own entry in ``permissions``, or for a HEAD
-    that has none, the GET's (Falcon answers HEAD with the GET responder)."""
+    that has none, the GET's (a resource answering HEAD like GET may declare only GET)."""
     permissions = getattr(resource, "permissions", {})
     needed = permissions.get(method)
     if needed is None and method == "HEAD":

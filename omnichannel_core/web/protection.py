@@ -150,6 +150,7 @@ class RateLimits:
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.trust_proxy = config.trust_proxy
+        self.proxy_header = config.proxy_header
         self.by_address = _limit(config.rate_limit_per_minute, clock)
         self.by_credential = _limit(config.credential_rate_limit_per_minute, clock)
         self.logins = _limit(config.login_rate_limit_per_minute, clock)
@@ -159,15 +160,22 @@ class RateLimits:
         return any(b is not None for b in (self.by_address, self.by_credential, self.logins))
 
     async def process_resource(
-        self,
-        req: falcon.asgi.Request,
-        resp: falcon.asgi.Response | None,
-        resource: Any,
-        params: dict,
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
     ) -> None:
         if resource is None or is_webhook(resource, req.method):
             return
-        address = address_key(client_address(req, self.trust_proxy))
+        self._count(req, resource)
+
+    async def process_resource_ws(
+        self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
+    ) -> None:
+        """Opening a WebSocket counts as one request, on the same limits, a public one too
+        (a customer's chat widget is no provider burst)."""
+        if resource is not None:
+            self._count(req, resource)
+
+    def _count(self, req: falcon.asgi.Request, resource: Any) -> None:
+        address = address_key(client_address(req, self.trust_proxy, self.proxy_header))
         if self.by_address is not None:
             _refuse_if_empty(
                 self.by_address, address, "address", "too many requests from this address"
@@ -187,12 +195,6 @@ class RateLimits:
                 _refuse_if_empty(
                     self.by_credential, key, "credential", "too many requests with this credential"
                 )
-
-    async def process_resource_ws(
-        self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
-    ) -> None:
-        """Opening a WebSocket counts as one request, on the same limits."""
-        await self.process_resource(req, None, resource, params)
 
 
 class SecurityHeaders:

@@ -169,3 +169,22 @@ class ConversationsContract(StoreFixtures):
         page = run(store.list_messages(first.conversation_id, None, 10))
         assert [m.id for m in page.items] == [first.id, reply.id, last.id]
         assert page.next_cursor is None
+
+    def test_create_outbound_with_an_expected_assignee_stores_only_if_it_holds(self, store, run):
+        """create_outbound with ``expected_assignee`` stores the message when the
+        conversation's assignee is that one, and otherwise raises Conflict and stores
+        nothing: a reply cannot land in a conversation given to someone else meanwhile."""
+        conversation = run(store.ingest_inbound("sms", inbound("p1"))).conversation
+        mine, created = run(
+            store.create_outbound(conversation.id, "a", (), {}, None, expected_assignee=None)
+        )
+        assert created and mine.text == "a"
+        run(store.update_conversation(conversation.id, assignee="b"))
+        with pytest.raises(Conflict):
+            run(store.create_outbound(conversation.id, "x", (), {}, None, expected_assignee=None))
+        theirs, _ = run(
+            store.create_outbound(conversation.id, "c", (), {}, None, expected_assignee="b")
+        )
+        texts = [m.text for m in run(store.list_messages(conversation.id, None, 10)).items]
+        assert texts == ["hello", "a", "c"]
+        assert theirs.text == "c"
