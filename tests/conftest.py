@@ -12,6 +12,9 @@ from tests.support.server import ServerProcess, running_server
 
 WEBHOOK_SECRET = "test-webhook-secret"
 
+# The Firestore and Pub/Sub emulators: started once per session, when a test first asks.
+pytest_plugins = ["tests.support.emulator_fixtures"]
+
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[FakeProvider]:
