@@ -26,10 +26,6 @@ from tests.support.emulators import (
     start_pubsub,
 )
 
-# Until the root conftest lists this plugin, the module asks for it itself (pytest registers a
-# plugin once, by module name, however many places ask for it).
-
-
 DENY_ALL = """rules_version = '2';
 service cloud.firestore {
   match /databases/{database}/documents {
