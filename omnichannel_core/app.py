@@ -55,8 +55,8 @@ class StoreLifespan:
 
 
 class EventsLifespan:
-    """Starts the event log's pruning with the server; at shutdown, stops it and the hub
-    that feeds the streams.
+    """Starts the event bus and the event log's pruning with the server; at shutdown, stops
+    them and the hub that feeds the streams.
 
     A worker told to stop (SIGTERM, SIGINT) waits for its open responses to finish before
     it shuts down, and an event stream never finishes by itself: so the signal also ends
@@ -64,12 +64,14 @@ class EventsLifespan:
 
     STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, hub: EventHub, retention: EventRetention) -> None:
+    def __init__(self, bus: EventBus, hub: EventHub, retention: EventRetention) -> None:
+        self.bus = bus
         self.hub = hub
         self.retention = retention
         self._previous: dict[int, Any] = {}
 
     async def process_startup(self, scope: dict, event: dict) -> None:
+        await self.bus.start()  # a bus that cannot start stops the server, saying why
         self.retention.start()
         if threading.current_thread() is threading.main_thread():
             loop = asyncio.get_running_loop()
@@ -93,6 +95,7 @@ class EventsLifespan:
         self._previous.clear()
         await self.retention.close()
         await self.hub.close()
+        await self.bus.close()
 
 
 def create_bus(config: Config) -> EventBus:
@@ -180,7 +183,7 @@ def create_app(
     app = falcon.asgi.App(
         middleware=[
             StoreLifespan(store),
-            EventsLifespan(hub, retention),
+            EventsLifespan(bus, hub, retention),
             HookThreadsLifespan(dispatcher),
             RequestContext(),
             *protection_middleware(config),

@@ -60,11 +60,11 @@ class EventHub:
         return self._cursor
 
     async def ensure_running(self) -> None:
-        """Start the bus and the reader on first use (the first stream opened)."""
+        """Start the reader on first use (the first stream opened); the bus is started with
+        the server (:class:`omnichannel_core.app.EventsLifespan`)."""
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
             try:
-                await self.bus.start()
                 self._cursor = await self.store.latest_event_cursor()
             except BaseException as error:
                 self._started.set_exception(error)
@@ -81,7 +81,6 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
-            await self.bus.close()
         self._news.set()  # wake the streams, which see the hub closed
         self._started = None
 

@@ -1,0 +1,123 @@
+"""The buses that tell server processes the event log grew: the polling bus, and the
+Pub/Sub bus against the official Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from omnichannel_core.config import Config
+from omnichannel_core.errors import ConfigError
+from omnichannel_core.events.bus import PollingBus
+from omnichannel_core.events.pubsub import PubSubBus
+
+
+def elapsed(started: float) -> float:
+    return time.monotonic() - started
+
+
+def test_the_polling_bus_waits_its_interval_unless_this_process_rings():
+    """Without a ring, wait lasts the poll interval (or less when asked); a ring from this
+    process ends a wait at once."""
+
+    async def scenario() -> tuple[float, float, float]:
+        bus = PollingBus(interval=0.3)
+        await bus.start()
+        started = time.monotonic()
+        await bus.wait(10)
+        idle = elapsed(started)
+        started = time.monotonic()
+        await bus.wait(0.05)
+        short = elapsed(started)
+        asyncio.get_running_loop().call_later(0.05, bus.ring)
+        started = time.monotonic()
+        await bus.wait(10)
+        rung = elapsed(started)
+        await bus.close()
+        return idle, short, rung
+
+    idle, short, rung = asyncio.run(scenario())
+    assert 0.25 <= idle < 5
+    assert short < 0.25
+    assert rung < 0.25
+
+
+@pytest.fixture
+def pubsub_env(pubsub_emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host_port)
+    return pubsub_emulator.host_port
+
+
+def test_a_ring_reaches_every_process_subscribed_to_the_topic(pubsub_env):
+    """Three buses on one topic (three server processes): a ring from one wakes all three,
+    the ringer too, well before the fallback timeout; each has a subscription of its own,
+    deleted when it closes."""
+
+    async def scenario() -> list[float]:
+        buses = [PubSubBus("demo-bus", "events", Config()) for _ in range(3)]
+        for bus in buses:
+            await bus.start()
+        assert len({bus._subscription for bus in buses}) == 3
+        await asyncio.sleep(0.5)  # let the streaming pulls settle
+        started = time.monotonic()
+        buses[0].ring()
+        waits = await asyncio.gather(*(timed_wait(bus, 30) for bus in buses))
+        for bus in buses:
+            await bus.close()
+        return [wait - (started - started) for wait in waits]
+
+    async def timed_wait(bus: PubSubBus, at_most: float) -> float:
+        started = time.monotonic()
+        await bus.wait(at_most)
+        return elapsed(started)
+
+    waits = asyncio.run(scenario())
+    assert all(wait < 10 for wait in waits), waits
+
+
+def test_a_burst_of_rings_is_coalesced_and_none_is_lost(pubsub_env):
+    """A hundred rings at once publish few messages, and a listener still hears news after
+    the last one (a ring during a publish is sent when it finishes)."""
+
+    async def scenario() -> tuple[int, float]:
+        ringer = PubSubBus("demo-bus", "burst", Config())
+        listener = PubSubBus("demo-bus", "burst", Config())
+        await ringer.start()
+        await listener.start()
+        await asyncio.sleep(0.5)
+        published = 0
+        original = ringer._publisher.publish
+
+        def counting(*args, **kwargs):
+            nonlocal published
+            published += 1
+            return original(*args, **kwargs)
+
+        ringer._publisher.publish = counting
+        for _ in range(100):
+            ringer.ring()
+        started = time.monotonic()
+        await listener.wait(30)
+        heard = elapsed(started)
+        await asyncio.sleep(1.0)  # let the follow-up publish go out
+        await ringer.close()
+        await listener.close()
+        return published, heard
+
+    published, heard = asyncio.run(scenario())
+    assert 1 <= published <= 3
+    assert heard < 10
+
+
+def test_an_unreachable_pubsub_is_a_clear_configuration_error(monkeypatch):
+    """With the emulator address pointing at nothing, starting the bus fails with a
+    ConfigError naming OMNICHANNEL_EVENT_BUS, not a hang or a traceback from the client."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+
+    async def scenario() -> None:
+        await PubSubBus("demo-bus", "events", Config()).start()
+
+    with pytest.raises(ConfigError, match="OMNICHANNEL_EVENT_BUS"):
+        asyncio.run(scenario())
