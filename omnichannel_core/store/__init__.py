@@ -301,7 +301,20 @@ class Store(AccessStore, Protocol):
 
 
 def open_store(url: str) -> Store:
-    """Build the store named by ``OMNICHANNEL_STORE``: ``sqlite:///path`` or a bare path."""
+    """Build the store named by ``OMNICHANNEL_STORE``: ``sqlite:///path`` or a bare path, or
+    ``firestore://PROJECT`` (credentials from the environment, see
+    `omnichannel_core.store.firestore_client`; ``firestore://`` takes the project from them)."""
+    if url.startswith("firestore://"):
+        project = url.removeprefix("firestore://").rstrip("/")
+        if "/" in project or "?" in project:
+            raise ConfigError(
+                "OMNICHANNEL_STORE: use firestore://PROJECT, with nothing after the project",
+                variable="OMNICHANNEL_STORE",
+            )
+        # Imported here: SQLite users need not install firebase-admin.
+        from omnichannel_core.store.firestore import FirestoreStore
+
+        return FirestoreStore(project or None)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://").removeprefix("/")
         if url.startswith("sqlite:////"):
@@ -309,7 +322,8 @@ def open_store(url: str) -> Store:
     elif "://" in url:
         scheme = url.split("://", 1)[0]
         raise ConfigError(
-            f"OMNICHANNEL_STORE: unsupported store {scheme!r}; use sqlite:///PATH",
+            f"OMNICHANNEL_STORE: unsupported store {scheme!r}; use sqlite:///PATH or"
+            " firestore://PROJECT",
             variable="OMNICHANNEL_STORE",
         )
     else:

@@ -1,0 +1,425 @@
+"""The Firestore store on the official emulator: the shared contract, unchanged; atomic
+dedupe, idempotency and forward-only status when several clients write at once; the round
+trips of the ingest path; the event log's commit order; bounded search reads; and the
+connection settings read from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from omnichannel_core.errors import ConfigError
+from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
+from omnichannel_core.ids import new_id
+from omnichannel_core.models import DeliveryStatus, utcnow
+from omnichannel_core.store import firestore_events as events
+from omnichannel_core.store import firestore_transaction as transactions
+from omnichannel_core.store import open_store
+from omnichannel_core.store.firestore import FirestoreStore
+from omnichannel_core.store.firestore_client import settings_from_environment
+from tests.store_contract import StoreContract
+from tests.store_contract.fixtures import StoreFixtures, inbound
+from tests.store_contract.paging import all_pages
+from tests.support.emulators import Emulator
+
+CREDENTIAL_VARIABLES = (
+    "FIREBASE_PROJECT_ID",
+    "FIREBASE_PRIVATE_KEY",
+    "FIREBASE_CLIENT_EMAIL",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+CLIENTS = 4
+"""Store instances writing at once: each is a client of its own, like a server process."""
+
+
+@pytest.fixture
+def emulated(firestore_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The emulator's address in FIRESTORE_EMULATOR_HOST, and no real credentials around."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host_port)
+    return firestore_emulator
+
+
+class TestFirestoreStore(StoreContract):
+    """The store contract on a fresh emulator project per test."""
+
+    @pytest.fixture
+    def store(self, emulated: Emulator, firestore_project: str, run: Any) -> Iterator[Any]:
+        store = FirestoreStore(firestore_project)
+        run(store.open())
+        yield store
+        run(store.close())
+
+
+class TestFirestoreBehaviour(StoreFixtures):
+    """What the Firestore backend does beyond the contract, or under more pressure."""
+
+    @staticmethod
+    async def _log_event(store: FirestoreStore, event_id: str, at: datetime) -> None:
+        """Write an event document whose server time ``at`` is given, not stamped: what a
+        commit that waited long after the server stamped it looks like to a reader."""
+        await store.layout.events.document(event_id).create(
+            {
+                "type": "contact.updated",
+                "record_id": "ct_late",
+                "conversation_id": None,
+                "assignees": [],
+                "at": at,
+            }
+        )
+
+    @pytest.fixture
+    def stores(
+        self, emulated: Emulator, firestore_project: str, run: Any
+    ) -> Iterator[list[FirestoreStore]]:
+        """Several stores on one project, each with its own client: what several server
+        processes are to Firestore (their writers do not queue behind one another)."""
+        opened = [FirestoreStore(firestore_project) for _ in range(CLIENTS)]
+        for store in opened:
+            run(store.open())
+        yield opened
+        for store in opened:
+            run(store.close())
+
+    @pytest.fixture
+    def store(self, stores: list[FirestoreStore]) -> FirestoreStore:
+        return stores[0]
+
+    def test_concurrent_ingests_of_one_provider_id_store_one_message(self, stores, run):
+        """Twenty ingests of one provider id at once, spread over four clients, store one
+        message, answer created=True once, and count one unread message."""
+
+        async def ingest_all() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    stores[n % CLIENTS].ingest_inbound("sms", inbound("same", text=f"try {n}"))
+                    for n in range(20)
+                )
+            )
+
+        results = run(ingest_all())
+        assert sum(result.created for result in results) == 1
+        assert len({result.message_id for result in results}) == 1
+        conversation = run(stores[0].get_conversation(results[0].conversation_id))
+        assert conversation.unread_count == 1
+        messages = run(stores[1].list_messages(conversation.id, None, 50)).items
+        assert [message.id for message in messages] == [results[0].message_id]
+        assert len(run(stores[2].list_contacts(None, None, 50)).items) == 1
+        assert len(run(stores[3].events_after(None, 50))) == 1
+
+    def test_first_messages_of_a_new_sender_make_one_contact(self, stores, run):
+        """Different messages of one new sender, arriving at once on several clients, make
+        one contact and one conversation holding all of them."""
+
+        async def ingest_all() -> list[Any]:
+            return await asyncio.gather(
+                *(stores[n % CLIENTS].ingest_inbound("sms", inbound(f"m{n}")) for n in range(8))
+            )
+
+        results = run(ingest_all())
+        assert all(result.created for result in results)
+        assert len({result.contact.id for result in results}) == 1
+        assert len({result.conversation_id for result in results}) == 1
+        conversation = run(stores[0].get_conversation(results[0].conversation_id))
+        assert conversation.unread_count == 8
+
+    def test_concurrent_status_updates_end_at_the_highest_status(self, stores, run):
+        """Status callbacks for one message arriving at once, out of order, on several
+        clients, leave it at the highest status: each status above the current one is
+        reached at most once, none below it, and each move is logged once."""
+        conversation = self._conversation(stores[0], run)
+        message, _ = run(stores[0].create_outbound(conversation.id, "x", (), {}, None))
+        run(stores[0].advance_message(message.id, DeliveryStatus.SENT, provider_message_id="SM1"))
+        start = run(stores[0].latest_event_cursor())
+        order = [DeliveryStatus.READ, DeliveryStatus.SENT, DeliveryStatus.DELIVERED] * 4
+
+        async def apply_all() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    stores[n % CLIENTS].apply_status("sms", StatusUpdate("SM1", status))
+                    for n, status in enumerate(order)
+                )
+            )
+
+        applied = run(apply_all())
+        assert run(stores[1].get_message(message.id)).status is DeliveryStatus.READ
+        moves = [result.message.status for result in applied if result.changed]
+        assert DeliveryStatus.READ in moves
+        assert len(moves) == len(set(moves))
+        assert set(moves) <= {DeliveryStatus.DELIVERED, DeliveryStatus.READ}
+        assert len(run(stores[2].events_after(start, 50))) == len(moves)
+
+    def test_concurrent_idempotent_creates_on_several_clients_store_one(self, stores, run):
+        """Creates with one idempotency key on several clients at once store one message."""
+        conversation = self._conversation(stores[0], run)
+
+        async def create_all() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    stores[n % CLIENTS].create_outbound(conversation.id, "x", (), {}, "k")
+                    for n in range(12)
+                )
+            )
+
+        results = run(create_all())
+        assert sum(created for _, created in results) == 1
+        assert len({message.id for message, _ in results}) == 1
+
+    def test_ingest_round_trips(self, store, run, monkeypatch):
+        """The ingest hot path: a new sender costs one read round trip and the commit, a
+        known sender two reads and the commit, a duplicate two reads and a commit that
+        writes nothing."""
+        calls: list[tuple[str, int]] = []
+        read, commit = transactions.Transaction.get, transactions.Transaction.commit
+
+        async def counted_get(self: Any, *references: Any) -> Any:
+            calls.append(("read", len(references)))
+            return await read(self, *references)
+
+        async def counted_commit(self: Any) -> Any:
+            calls.append(("commit", self.writes))
+            return await commit(self)
+
+        monkeypatch.setattr(transactions.Transaction, "get", counted_get)
+        monkeypatch.setattr(transactions.Transaction, "commit", counted_commit)
+
+        def ingest_counted(message: InboundMessage) -> list[tuple[str, int]]:
+            calls.clear()
+            run(store.ingest_inbound("sms", message))
+            return list(calls)
+
+        # identity, contact, conversation, message, key, event
+        assert ingest_counted(inbound("p1")) == [("read", 2), ("commit", 6)]
+        # key, message, conversation, event
+        assert ingest_counted(inbound("p2")) == [("read", 2), ("read", 2), ("commit", 4)]
+        assert ingest_counted(inbound("p2")) == [("read", 2), ("read", 3), ("commit", 0)]
+
+    def test_events_follow_commit_order_not_their_server_time(self, store, run):
+        """An event committed after one a reader already has, though its server time
+        ``at`` is earlier (as when a commit lands after the time the server gave it), is
+        still read next from the reader's cursor: the log is in commit order, so nothing
+        committed later is skipped."""
+        run(store.ingest_inbound("sms", inbound("p1")))
+        [seen] = run(store.events_after(None, 10))
+        run(self._log_event(store, new_id("ev"), seen.at - timedelta(seconds=1)))
+        [late] = run(store.events_after(seen.cursor, 10))
+        assert late.record_id == "ct_late"
+        assert late.at > seen.at
+        assert run(store.latest_event_cursor()) == late.cursor
+        assert [event.record_id for event in run(store.events_after(None, 10))][1:] == ["ct_late"]
+
+    def test_an_event_committed_outside_the_window_is_reported(self, store, run, monkeypatch):
+        """An event whose server time is further from its commit than the store's window
+        (which a stream may have missed) is reported as a warning naming it when read."""
+        warnings: list[tuple[str, dict[str, Any]]] = []
+
+        class Recorder:
+            def warning(self, event: str, **values: Any) -> None:
+                warnings.append((event, values))
+
+        monkeypatch.setattr(events, "log", Recorder())
+        late_id = new_id("ev")
+        run(self._log_event(store, late_id, utcnow() - store.event_commit_window * 2))
+        [event] = run(store.events_after(None, 10))
+        assert event.record_id == "ct_late"
+        assert [(name, values["event_id"]) for name, values in warnings] == [
+            ("event_commit_outside_window", late_id)
+        ]
+
+    def test_search_reads_a_bounded_number_of_contacts_per_page(self, store, run):
+        """With few matches among many candidates, a search page reads at most the scan
+        limit and comes back short with a cursor; following the cursors still finds every
+        match exactly once, newest first."""
+        store.search_scan_limit = 4
+        wanted = []
+        for number in range(12):
+            name = "Ann Smith" if number % 4 == 0 else "Ann Other"
+            ingested = run(
+                store.ingest_inbound("sms", inbound(f"s{number}", f"+1{number}", "x", name))
+            )
+            if number % 4 == 0:
+                wanted.append(ingested.contact.id)
+        first = run(store.list_contacts("ann smi", None, 5))
+        assert len(first.items) < 3 and first.next_cursor is not None
+        found = all_pages(run, lambda cursor, size: store.list_contacts("ann smi", cursor, size), 5)
+        assert found == wanted[::-1]
+
+    def test_long_tokens_are_matched_beyond_the_stored_prefixes(self, store, run):
+        """A token longer than the stored prefixes still matches only the contacts whose
+        word it is a prefix of."""
+        long_address = "someone.with.a.long.address@example.test"
+        other_address = "someone.with.a.long.addressee@example.test"
+        wanted = run(store.ingest_inbound("email", inbound("e1", long_address))).contact.id
+        run(store.ingest_inbound("email", inbound("e2", other_address)))
+        found = run(store.list_contacts(long_address.upper(), None, 10)).items
+        assert [contact.id for contact in found] == [wanted]
+        assert len(run(store.list_contacts(long_address[:25], None, 10)).items) == 2
+
+    def test_ping_names_the_backend_and_project(self, store, run, firestore_project):
+        """ping reports the Firestore backend, its project, the emulator, and the schema
+        marker open() wrote; opening again changes nothing."""
+        run(store.open())
+        facts = run(store.ping())
+        assert facts["backend"] == "firestore"
+        assert facts["project"] == firestore_project
+        assert facts["schema_version"] == 1
+        assert facts["emulator"]
+
+
+# ------------------------------------------------------------------ connection settings
+
+
+def _private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return pem.decode()
+
+
+def test_a_service_account_key_with_literal_newlines_is_read():
+    """FIREBASE_PRIVATE_KEY may hold its line breaks as literal \\n (a one-line variable);
+    with the project id and client email it makes service-account credentials."""
+    one_line = _private_key().replace("\n", "\\n")
+    settings = settings_from_environment(
+        None,
+        {
+            "FIREBASE_PROJECT_ID": "omni-prod-1",
+            "FIREBASE_PRIVATE_KEY": one_line,
+            "FIREBASE_CLIENT_EMAIL": "store@omni-prod-1.iam.gserviceaccount.com",
+        },
+    )
+    assert settings.project == "omni-prod-1"
+    assert settings.facts() == {"project": "omni-prod-1", "credentials": "service_account"}
+    assert settings.credentials.service_account_email.startswith("store@")
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({}, "FIREBASE_PRIVATE_KEY"),
+        ({"FIREBASE_PROJECT_ID": "omni-prod-1"}, "FIREBASE_PRIVATE_KEY"),
+        (
+            {"FIREBASE_PROJECT_ID": "omni-prod-1", "FIREBASE_PRIVATE_KEY": "-----BEGIN x"},
+            "FIREBASE_CLIENT_EMAIL",
+        ),
+        (
+            {
+                "FIREBASE_PROJECT_ID": "omni-prod-1",
+                "FIREBASE_PRIVATE_KEY": "secret-not-a-key",
+                "FIREBASE_CLIENT_EMAIL": "a@b.test",
+            },
+            "FIREBASE_PRIVATE_KEY",
+        ),
+        (
+            {
+                "FIREBASE_PROJECT_ID": "omni-prod-1",
+                "FIREBASE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\\nsecretsecret\\n",
+                "FIREBASE_CLIENT_EMAIL": "a@b.test",
+            },
+            "FIREBASE_PRIVATE_KEY",
+        ),
+        (
+            {
+                "FIREBASE_PROJECT_ID": "Not A Project",
+                "FIREBASE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
+                "FIREBASE_CLIENT_EMAIL": "a@b.test",
+            },
+            "FIREBASE_PROJECT_ID",
+        ),
+        (
+            {"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json"},
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ),
+        ({"FIRESTORE_EMULATOR_HOST": "localhost"}, "FIRESTORE_EMULATOR_HOST"),
+    ],
+)
+def test_missing_or_malformed_credentials_name_the_variable(environ, variable):
+    """Each missing or malformed setting raises ConfigError naming the variable, and the
+    message never repeats a secret."""
+    with pytest.raises(ConfigError) as raised:
+        settings_from_environment("omni-prod-1", environ)
+    assert raised.value.details["variable"] == variable
+    assert variable in raised.value.message
+    assert "secret" not in raised.value.message
+
+
+def test_a_demo_project_needs_the_emulator():
+    """A demo- project exists only on the emulator: without FIRESTORE_EMULATOR_HOST it is a
+    ConfigError naming OMNICHANNEL_STORE; with it, anonymous credentials are used."""
+    with pytest.raises(ConfigError, match="FIRESTORE_EMULATOR_HOST"):
+        settings_from_environment("demo-omni", {})
+    settings = settings_from_environment("demo-omni", {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"})
+    assert settings.facts() == {
+        "project": "demo-omni",
+        "credentials": "emulator",
+        "emulator": "127.0.0.1:1",
+    }
+
+
+def test_open_store_takes_a_firestore_url(emulated):
+    """OMNICHANNEL_STORE=firestore://PROJECT builds the Firestore store for that project;
+    anything after the project is refused, naming the variable."""
+    store = open_store("firestore://demo-omni-url")
+    assert isinstance(store, FirestoreStore)
+    assert store.settings.project == "demo-omni-url"
+    with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
+        open_store("firestore://demo-omni/extra")
+
+
+def test_sqlite_users_never_import_firebase(tmp_path: Path):
+    """Opening a SQLite store does not import firebase-admin or the Firestore client."""
+    script = (
+        "import sys; from omnichannel_core.store import open_store;"
+        f" open_store({str(tmp_path / 'x.db')!r});"
+        " loaded = [m for m in sys.modules if m.startswith(('firebase_admin', 'google.cloud'))];"
+        " print(loaded)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_index_file_declares_the_store_composite_indexes():
+    """firestore.indexes.json parses, and declares a composite index for each filtered,
+    sorted list: contact search, a conversation's messages, and conversations under every
+    combination of the status, channel and assignee filters (the emulator needs no index,
+    so only this test notices one missing)."""
+    declared = json.loads((Path(__file__).parents[1] / "firestore.indexes.json").read_text())
+    indexes = {
+        (
+            index["collectionGroup"],
+            tuple(
+                (field["fieldPath"], field.get("order") or field["arrayConfig"])
+                for field in index["fields"]
+            ),
+        )
+        for index in declared["indexes"]
+    }
+    expected = {
+        ("contacts", (("search_prefixes", "CONTAINS"), ("created_at", "DESCENDING"))),
+        ("messages", (("conversation_id", "ASCENDING"), ("created_at", "ASCENDING"))),
+    }
+    filters = ("status", "channel", "assignee")
+    for size in (1, 2, 3):
+        for combination in itertools.combinations(filters, size):
+            fields = tuple((name, "ASCENDING") for name in combination)
+            expected.add(("conversations", (*fields, ("last_activity_at", "DESCENDING"))))
+    assert expected <= indexes
+    ttl = {(o["collectionGroup"], o["fieldPath"]) for o in declared["fieldOverrides"] if o["ttl"]}
+    assert ("parked_statuses", "expire_at") in ttl
