@@ -1,0 +1,98 @@
+"""Two servers on different ports sharing one Firestore (the official emulator) and one
+Pub/Sub topic (its emulator): one inbox, whichever server a request reaches, and every
+change streamed to agents connected to either."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.emulators import Emulator
+from tests.support.server import API_KEY, ServerProcess, running_server
+from tests.support.signing import inbound_message, post_webhook, unique
+from tests.support.sse import open_stream
+from tests.support.users import create_user, login
+
+JWT_SECRET = "scale-out-jwt-secret-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(scope="module")
+def servers(
+    tmp_path_factory: pytest.TempPathFactory,
+    firestore_emulator: Emulator,
+    pubsub_emulator: Emulator,
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    project = f"demo-scale-{uuid.uuid4().hex[:10]}"
+    env = {
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "OMNICHANNEL_STORE": f"firestore://{project}",
+        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host_port,
+        "OMNICHANNEL_EVENT_BUS": f"pubsub://{project}/events",
+        "PUBSUB_EMULATOR_HOST": pubsub_emulator.host_port,
+        "OMNICHANNEL_JWT_SECRET": JWT_SECRET,  # one secret for every server of the inbox
+    }
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(running_server(_workdir(tmp_path_factory, "a"), env))
+        second = stack.enter_context(running_server(_workdir(tmp_path_factory, "b"), env))
+        yield first, second
+
+
+def _workdir(factory: pytest.TempPathFactory, name: str) -> Path:
+    return factory.mktemp(f"server-{name}")
+
+
+def test_a_webhook_into_one_server_is_read_through_the_other(servers):
+    """The message a provider posts to server A is in the inbox server B serves."""
+    first, second = servers
+    sender = unique("+1555")
+    with first.client() as a:
+        assert post_webhook(a, inbound_message(sender, "hello from A")).status_code == 200
+    with second.client() as b:
+        conversations = b.get("/api/conversations", params={"limit": 200}).json()["items"]
+        [conversation] = [c for c in conversations if c["address"] == sender]
+        [message] = b.get(f"/api/conversations/{conversation['id']}/messages").json()["items"]
+    assert message["text"] == "hello from A"
+
+
+def test_its_event_reaches_a_stream_opened_on_the_other_server(servers):
+    """An agent's stream on server B gets message.created for a webhook posted to server A,
+    carried by Pub/Sub, with the message as stored."""
+    first, second = servers
+    with second.client() as b:
+        agent = create_user(b, "agent")
+    token = login(first, agent["email"])["access_token"]  # a session from A works on B
+    sender = unique("+1555")
+    with open_stream(second.base_url, token, read_timeout=15) as (response, stream):
+        assert response.status_code == 200
+        stream.next_of("ready")
+        with first.client() as a:
+            assert post_webhook(a, inbound_message(sender, "streamed")).status_code == 200
+        event = stream.next_of("message.created")
+    assert event.data["message"]["text"] == "streamed"
+
+
+def test_a_reconnect_to_the_other_server_resumes_without_gaps(servers):
+    """A client that got an event from server A and reconnects to server B with its
+    Last-Event-ID gets exactly what happened meanwhile: one log, whichever server."""
+    first, second = servers
+    sender = unique("+1555")
+    with open_stream(first.base_url, API_KEY, read_timeout=15) as (_, stream):
+        stream.next_of("ready")
+        with first.client() as a:
+            post_webhook(a, inbound_message(sender, "before"))
+        last = stream.next_of("message.created")
+    with second.client() as b:
+        for n in range(3):
+            assert post_webhook(b, inbound_message(sender, f"meanwhile {n}")).status_code == 200
+    with open_stream(second.base_url, API_KEY, last_event_id=last.id, read_timeout=15) as (
+        _,
+        stream,
+    ):
+        stream.next_of("ready")
+        texts = [stream.next_of("message.created").data["message"]["text"] for _ in range(3)]
+    assert texts == ["meanwhile 0", "meanwhile 1", "meanwhile 2"]
