@@ -31,6 +31,8 @@ log = structlog.get_logger("omnichannel.events")
 READ_BATCH = 256
 OVERDUE_SECONDS = 5.0
 """The longest the hub waits for a ring before it reads the log anyway."""
+MIN_READ_SECONDS = 0.1
+"""The shortest time between two reads of the log by one hub."""
 RETRY_SECONDS = 1.0
 """After a failed read of the log (the store unreachable), the pause before the next."""
 
@@ -127,9 +129,15 @@ class EventHub:
         return [Delivery(event, await self._record(event)) for event in events]
 
     async def _read_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_read = 0.0
         while True:
             try:
                 await self.bus.wait(OVERDUE_SECONDS)
+                # Rings coming faster than this are read together: under a burst of writes
+                # the log is read at most 1/MIN_READ_SECONDS times a second per process.
+                await asyncio.sleep(max(0.0, last_read + MIN_READ_SECONDS - loop.time()))
+                last_read = loop.time()
                 await self._read_news()
             except asyncio.CancelledError:
                 raise
