@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-twilio clean
+.PHONY: serve test lint bench bench-twilio bench-stores bench-events clean
 
 CHANNELS := omnichannel-twilio
 
@@ -32,6 +32,14 @@ bench: $(BIN)/.installed
 ## bench-twilio: Twilio webhooks beside bare Falcon and Twilio's Flask quickstart
 bench-twilio: $(BIN)/.installed
 	$(BIN)/python -m bench.twilio_webhooks
+
+## bench-stores: the inbound webhook benchmark on SQLite, then on Firestore (its emulator)
+bench-stores: $(BIN)/.installed
+	$(BIN)/python -m bench.store_backends
+
+## bench-events: webhook-to-stream latency, one machine (poll bus) and two servers (Pub/Sub)
+bench-events: $(BIN)/.installed
+	$(BIN)/python -m bench.event_latency
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench.servers import HOST, REPO_ROOT, ServerFailed
 
 MAX_REQUESTS = 1_000_000
 GENERATOR_GRACE_SECONDS = 120
+COUNT_TIMEOUT_SECONDS = 120
 
 
 class BenchmarkFailed(Exception):
@@ -99,6 +102,47 @@ def stored_messages(database: Path, channel: str) -> int:
         return connection.execute(query, (channel,)).fetchone()[0]
     finally:
         connection.close()
+
+
+def firestore_stored_messages(emulator_host: str, project: str, channel: str) -> int:
+    """How many messages of ``channel`` a Firestore store on the emulator at ``emulator_host``
+    holds: one count aggregation through the emulator's REST API, around the server, as the
+    emulator's owner (``Bearer owner``, which no security rule can refuse)."""
+    url = (
+        f"http://{emulator_host}/v1/projects/{project}/databases/(default)/documents"
+        ":runAggregationQuery"
+    )
+    query = {
+        "from": [{"collectionId": "messages"}],
+        "where": {
+            "fieldFilter": {
+                "field": {"fieldPath": "channel"},
+                "op": "EQUAL",
+                "value": {"stringValue": channel},
+            }
+        },
+    }
+    body = {
+        "structuredAggregationQuery": {
+            "structuredQuery": query,
+            "aggregations": [{"alias": "stored", "count": {}}],
+        }
+    }
+    try:
+        response = httpx.post(
+            url,
+            json=body,
+            headers={"Authorization": "Bearer owner"},
+            timeout=COUNT_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as error:
+        raise BenchmarkFailed(f"counting Firestore messages: {error!r}") from error
+    if response.status_code != 200:
+        raise BenchmarkFailed(
+            f"counting Firestore messages: {response.status_code} {response.text[:300]}"
+        )
+    [answer] = [part for part in response.json() if "result" in part]
+    return int(answer["result"]["aggregateFields"]["stored"]["integerValue"])
 
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:

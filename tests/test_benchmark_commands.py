@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.servers import REPO_ROOT
 
@@ -47,6 +48,47 @@ def test_twilio_benchmark_runs_every_target_and_checks_durability():
     assert omnichannel["durability"] == {"answered_200": 350, "stored": 350, "ok": True}
     assert omnichannel["server_cpu_us_per_request"] > 0
     assert {ratio["baseline"] for ratio in report["ratios"]} == set(names[1:])
+
+
+def test_store_benchmark_loads_sqlite_then_firestore_and_stops_its_emulator():
+    """bench.store_backends loads SQLite, then Firestore on an emulator it starts itself,
+    finds one stored message per 200 on each, and leaves no emulator process behind."""
+    report = _run("bench.store_backends", *SMALL_LOAD)
+    assert report["problems"] == []
+    assert [target["target"] for target in report["targets"]] == ["sqlite", "firestore"]
+    for target in report["targets"]:
+        assert target["statuses"] == {"200": 300}
+        assert target["durability"] == {"answered_200": 350, "stored": 350, "ok": True}
+    assert report["targets"][1]["store_cpu_us_per_request"] > 0
+    assert report["ratio"] > 0
+    assert _running_in_group(report["emulator_process_group"]) == []
+
+
+def test_event_latency_benchmark_measures_both_setups():
+    """bench.event_latency times a webhook to its event on an open stream, on SQLite with the
+    poll bus and on two servers sharing Firestore and Pub/Sub (emulators it starts itself)."""
+    report = _run("bench.event_latency", "--messages=3", "--json")
+    assert list(report) == ["sqlite, 2 workers, poll bus", "firestore + pubsub, 2 servers"]
+    for figures in report.values():
+        assert figures["messages"] == 3
+        assert 0 < figures["p50_ms"] <= figures["max_ms"]
+
+
+def _running_in_group(pgid: int) -> list[int]:
+    """PIDs of process group ``pgid`` that are not zombies (one awaiting its reaper holds no
+    port and no memory)."""
+    running = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            running.append(int(entry.name))
+    return running
 
 
 def test_profiler_runs_on_twilio_webhooks():
