@@ -21,7 +21,7 @@ from omnichannel_core.auth import load_api_keys, signing_secret
 from omnichannel_core.config import Config
 from omnichannel_core.dispatch import ChannelDispatcher
 from omnichannel_core.errors import PluginLoadError
-from omnichannel_core.events.bus import EventBus, PollingBus
+from omnichannel_core.events.bus import EventBus, create_bus
 from omnichannel_core.events.hub import EventHub
 from omnichannel_core.events.retention import EventRetention
 from omnichannel_core.inbox import Inbox
@@ -96,16 +96,6 @@ class EventsLifespan:
         await self.retention.close()
         await self.hub.close()
         await self.bus.close()
-
-
-def create_bus(config: Config) -> EventBus:
-    """The bus ``OMNICHANNEL_EVENT_BUS`` names: ``poll`` or ``pubsub://PROJECT/TOPIC``."""
-    if config.event_bus.startswith("pubsub://"):
-        from omnichannel_core.events.pubsub import PubSubBus  # Google's client: only if used
-
-        project, _, topic = config.event_bus.removeprefix("pubsub://").partition("/")
-        return PubSubBus(project, topic, config)
-    return PollingBus(config.event_poll_ms / 1000)
 
 
 class HookThreadsLifespan:

@@ -14,12 +14,14 @@ from gunicorn.glogging import Logger
 from omnichannel_core.auth import ensure_api_key, key_file
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
+from omnichannel_core.events.bus import create_bus
 from omnichannel_core.logs import configure_logging
 from omnichannel_core.store import open_store
 
 try:
     _config = Config.from_environ()
     _store = open_store(_config.store_url)  # a store URL it cannot open stops here, in one line
+    create_bus(_config)  # so does an event bus without credentials (each worker makes its own)
 except ConfigError as _error:
     sys.stderr.write(f"omnichannel: {_error.message}\n")
     raise SystemExit(2) from None

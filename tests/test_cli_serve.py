@@ -212,3 +212,37 @@ def test_bad_value_in_dotenv_stops_serve_with_one_line(tmp_path):
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert "OMNICHANNEL_WORKERS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_pubsub_bus_without_credentials_stops_serve_with_one_line(tmp_path):
+    """OMNICHANNEL_EVENT_BUS=pubsub://... on a machine with no credentials for it (no
+    emulator, no service account, no Application Default Credentials) stops `omnichannel
+    serve` before it listens, in one line that says which variables to set."""
+    env = serve_env(
+        tmp_path,
+        PORT=str(free_port()),
+        OMNICHANNEL_EVENT_BUS="pubsub://omni-prod-1/events",
+        CLOUDSDK_CONFIG=str(tmp_path / "gcloud"),  # no gcloud login found
+        NO_GCE_CHECK="true",  # never ask a metadata server
+    )
+    for name in (
+        "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "FIREBASE_PROJECT_ID",
+        "FIREBASE_PRIVATE_KEY",
+        "FIREBASE_CLIENT_EMAIL",
+    ):
+        env.pop(name, None)
+    result = subprocess.run(
+        [OMNICHANNEL, "serve", "--no-control-socket"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert "OMNICHANNEL_EVENT_BUS" in result.stderr
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in result.stderr
+    assert "Traceback" not in result.stderr

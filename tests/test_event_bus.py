@@ -7,11 +7,14 @@ import asyncio
 import time
 
 import pytest
+from google.auth.compute_engine import _metadata as gce_metadata
 
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.events.bus import PollingBus
-from omnichannel_core.events.pubsub import PubSubBus
+from omnichannel_core.events.pubsub import PubSubBus, bus_credentials
+from omnichannel_core.store.firestore_client import SERVICE_ACCOUNT_VARIABLES
+from tests.support.google_keys import new_private_key_pem
 
 
 def elapsed(started: float) -> float:
@@ -121,3 +124,34 @@ def test_an_unreachable_pubsub_is_a_clear_configuration_error(monkeypatch):
 
     with pytest.raises(ConfigError, match="OMNICHANNEL_EVENT_BUS"):
         asyncio.run(scenario())
+
+
+def test_the_bus_uses_the_stores_service_account():
+    """With the FIREBASE_* variables set and no emulator, the bus connects with that service
+    account (one secret for the store and the bus); with the emulator, it needs none."""
+    environ = {
+        "FIREBASE_PROJECT_ID": "omni-prod-1",
+        "FIREBASE_PRIVATE_KEY": new_private_key_pem(),
+        "FIREBASE_CLIENT_EMAIL": "bus@omni-prod-1.iam.gserviceaccount.com",
+    }
+    credentials = bus_credentials(environ)
+    assert credentials.service_account_email == "bus@omni-prod-1.iam.gserviceaccount.com"
+    assert bus_credentials({**environ, "PUBSUB_EMULATOR_HOST": "127.0.0.1:8085"}) is None
+
+
+def test_no_credentials_for_pubsub_is_a_clear_configuration_error(monkeypatch, tmp_path):
+    """No emulator, no service account and no Application Default Credentials: making the
+    bus (at start-up) fails with a ConfigError naming the variables to set, not Google's
+    traceback."""
+    for name in (
+        "PUBSUB_EMULATOR_HOST",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        *SERVICE_ACCOUNT_VARIABLES,
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))  # no gcloud login found either
+    monkeypatch.setattr(gce_metadata, "_NO_GCE_CHECK", True)  # never ask a metadata server
+
+    with pytest.raises(ConfigError, match="FIREBASE_PRIVATE_KEY") as raised:
+        PubSubBus("omni-prod-1", "events", Config())
+    assert raised.value.details["variable"] == "GOOGLE_APPLICATION_CREDENTIALS"

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
@@ -32,6 +30,7 @@ from tests.store_contract import StoreContract
 from tests.store_contract.fixtures import StoreFixtures, inbound
 from tests.store_contract.paging import all_pages
 from tests.support.emulators import Emulator
+from tests.support.google_keys import new_private_key_pem
 
 CREDENTIAL_VARIABLES = (
     "FIREBASE_PROJECT_ID",
@@ -281,20 +280,10 @@ class TestFirestoreBehaviour(StoreFixtures):
 # ------------------------------------------------------------------ connection settings
 
 
-def _private_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem.decode()
-
-
 def test_a_service_account_key_with_literal_newlines_is_read():
     """FIREBASE_PRIVATE_KEY may hold its line breaks as literal \\n (a one-line variable);
     with the project id and client email it makes service-account credentials."""
-    one_line = _private_key().replace("\n", "\\n")
+    one_line = new_private_key_pem().replace("\n", "\\n")
     settings = settings_from_environment(
         None,
         {

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 from typing import Protocol
 
+from omnichannel_core.config import Config
+
 
 class EventBus(Protocol):
     """A bell shared by every server process. Methods are called on the event loop."""
@@ -59,3 +61,14 @@ class PollingBus:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._rung.wait(), min(at_most, self.interval))
         self._rung.clear()
+
+
+def create_bus(config: Config) -> EventBus:
+    """The bus ``OMNICHANNEL_EVENT_BUS`` names: ``poll`` or ``pubsub://PROJECT/TOPIC``
+    (ConfigError, naming the variable, when its credentials cannot be found)."""
+    if config.event_bus.startswith("pubsub://"):
+        from omnichannel_core.events.pubsub import PubSubBus  # Google's client: only if used
+
+        project, _, topic = config.event_bus.removeprefix("pubsub://").partition("/")
+        return PubSubBus(project, topic, config)
+    return PollingBus(config.event_poll_ms / 1000)

@@ -10,8 +10,11 @@ ring costs at most a delay of :data:`omnichannel_core.events.hub.OVERDUE_SECONDS
 Rings are coalesced: while a publish is in flight, further rings only mark that another is
 due, so a burst of writes costs a few messages, not one each.
 
-Credentials: ``PUBSUB_EMULATOR_HOST`` (the emulator; no credentials), else Application
+Credentials, first match wins: ``PUBSUB_EMULATOR_HOST`` (the emulator; none needed); the
+store's service account (``FIREBASE_PROJECT_ID``, ``FIREBASE_PRIVATE_KEY``,
+``FIREBASE_CLIENT_EMAIL``), so one secret serves the store and the bus; else Application
 Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, or the machine's service account).
+Finding none stops start-up with a ConfigError that says which variables to set.
 """
 
 from __future__ import annotations
@@ -21,15 +24,24 @@ import contextlib
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from typing import Any
 
+import google.auth
 import structlog
 from google.api_core import exceptions as google_errors
 from google.api_core import retry
+from google.auth import exceptions as auth_errors
+from google.auth.credentials import Credentials
 from google.cloud import pubsub_v1
 
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
+from omnichannel_core.store.firestore_client import (
+    APPLICATION_CREDENTIALS,
+    SERVICE_ACCOUNT_VARIABLES,
+    service_account_from_environment,
+)
 
 log = structlog.get_logger("omnichannel.events")
 
@@ -40,6 +52,8 @@ CLOSE_SECONDS = 5.0
 START_SECONDS = 15.0
 """How long starting may try to reach Pub/Sub before the server gives up with a clear error."""
 START_RETRY = retry.Retry(timeout=START_SECONDS)
+EMULATOR_HOST = "PUBSUB_EMULATOR_HOST"
+PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
 RING = b"1"  # Pub/Sub refuses empty messages; what a ring says is only that it rang
 
 
@@ -48,6 +62,9 @@ class PubSubBus:
         self.project = project
         self.topic = topic
         self.config = config
+        self.credentials = bus_credentials(os.environ)
+        """Resolved now, so that a server without credentials stops at start-up, saying
+        which variables to set; None for the emulator."""
         self._rung: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._publisher: pubsub_v1.PublisherClient | None = None
@@ -72,10 +89,12 @@ class PubSubBus:
                 f"OMNICHANNEL_EVENT_BUS: cannot use {self.topic_path}: {reason}",
                 variable="OMNICHANNEL_EVENT_BUS",
             ) from None
+        except auth_errors.GoogleAuthError as error:  # e.g. a key Google refuses
+            raise _credentials_error(error) from None
 
     def _connect(self) -> None:
-        self._publisher = pubsub_v1.PublisherClient()
-        self._subscriber = pubsub_v1.SubscriberClient()
+        self._publisher = pubsub_v1.PublisherClient(credentials=self.credentials)
+        self._subscriber = pubsub_v1.SubscriberClient(credentials=self.credentials)
         with contextlib.suppress(google_errors.AlreadyExists):
             self._publisher.create_topic(
                 request={"name": self.topic_path}, retry=START_RETRY, timeout=START_SECONDS
@@ -158,6 +177,31 @@ class PubSubBus:
             self._subscriber.close()
         if self._publisher is not None:
             self._publisher.stop()
+
+
+def bus_credentials(environ: Mapping[str, str]) -> Credentials | None:
+    """The credentials the bus connects with (None: the emulator, which needs none), or
+    ConfigError saying which variables to set. Application Default Credentials may ask the
+    machine's metadata server: call it at start-up, not on the event loop."""
+    if environ.get(EMULATOR_HOST, "").strip():
+        return None
+    if any(environ.get(name, "").strip() for name in SERVICE_ACCOUNT_VARIABLES):
+        return service_account_from_environment(environ)[1]
+    try:
+        credentials, _ = google.auth.default(scopes=[PUBSUB_SCOPE])
+    except auth_errors.GoogleAuthError as error:
+        raise _credentials_error(error) from None
+    return credentials
+
+
+def _credentials_error(error: auth_errors.GoogleAuthError) -> ConfigError:
+    # Only the error's kind: Google's message may quote a token endpoint's answer.
+    return ConfigError(
+        f"OMNICHANNEL_EVENT_BUS: no usable credentials for Pub/Sub ({type(error).__name__}):"
+        f" set {', '.join(SERVICE_ACCOUNT_VARIABLES)}, or {APPLICATION_CREDENTIALS}, or"
+        f" {EMULATOR_HOST} for the emulator",
+        variable=APPLICATION_CREDENTIALS,
+    )
 
 
 def _valid_name(name: str) -> str:

@@ -82,7 +82,10 @@ def _checked_project(project: str, variable: str) -> str:
     return project
 
 
-def _service_account(environ: Mapping[str, str]) -> tuple[str, Credentials]:
+def service_account_from_environment(environ: Mapping[str, str]) -> tuple[str, Credentials]:
+    """The project and credentials of the service account the ``FIREBASE_*`` variables give
+    (the Pub/Sub bus uses it too: one secret for both), or ConfigError naming the variable
+    that is missing or malformed."""
     missing = [name for name in SERVICE_ACCOUNT_VARIABLES if not environ.get(name, "").strip()]
     if missing:
         raise _config_error(
@@ -140,7 +143,7 @@ def settings_from_environment(
     if project is not None:
         _checked_project(project, "OMNICHANNEL_STORE")
     if any(environ.get(name, "").strip() for name in SERVICE_ACCOUNT_VARIABLES):
-        account_project, credential = _service_account(environ)
+        account_project, credential = service_account_from_environment(environ)
         return FirestoreSettings(project or account_project, None, credential, "service_account")
     key_file = environ.get(APPLICATION_CREDENTIALS, "").strip()
     if key_file:
