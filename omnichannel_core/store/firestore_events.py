@@ -33,6 +33,11 @@ document read with ``at`` and commit time further apart than the window as
 Pruning deletes in log order: it finds the newest event committed before the horizon,
 records its place in ``meta/events`` (before deleting anything), then deletes every event
 up to it, in batches. A cursor older than the recorded place raises EventsExpired.
+
+So does a well-formed cursor ahead of the log (after the newest event logged, from a project
+that was reset or restored since): nothing follows it, and it names neither a kept event
+nor the recorded place. A cursor this store handed out is never ahead, whatever the window:
+it names an event that was logged, so the newest event's place is at or after it.
 """
 
 from __future__ import annotations
@@ -220,6 +225,7 @@ async def events_after(
 ) -> list[Event]:
     after = None if cursor is None else decode_position(cursor)
     scan = _Scan(layout, window)
+    horizon: Position | None = None
     if after is not None:
         horizon, scan.read_time = await _horizon(layout)
         if horizon is not None and after < horizon:
@@ -229,9 +235,11 @@ async def events_after(
             )
         scan.since = _time(after[0]) - window
     found: list[tuple[Position, DocumentSnapshot]] = []
+    reached = False
     while not scan.exhausted:
         for document in await scan.next_page(limit + SCAN_MORE):
             position = _position(document)
+            reached = reached or position == after
             if after is None or position > after:
                 found.append((position, document))
         found.sort(key=lambda item: item[0])
@@ -239,7 +247,32 @@ async def events_after(
         full = len(found) >= limit and not scan.exhausted
         if full and _time(found[limit - 1][0][0]) < scan.last_at - window:
             break
+    if (
+        after is not None
+        and not found
+        and not reached
+        and after != horizon
+        and not await _is_logged(layout, after, scan.read_time)
+    ):
+        raise EventsExpired(
+            "this cursor is ahead of the event log (the store was reset or restored?);"
+            " reload and open a new stream",
+            cursor=cursor,
+        )
     return [_event(document) for _, document in found[:limit]]
+
+
+async def _is_logged(layout: Layout, position: Position, read_time: datetime | None) -> bool:
+    """Whether the event at ``position`` is in the log, read at the scan's read time.
+
+    Asked only when no event follows a cursor and the scan did not meet the cursor's own
+    event (which it does whenever that event is kept and within the window, so a stream
+    waiting at the tail never asks). Nothing follows the cursor, so every event logged sorts
+    at or before it; a cursor this store made names an event that is kept, or is the pruned
+    horizon. One naming neither sorts after the newest event logged: it is ahead of the
+    log, and reading on from it would skip every event until the log caught up."""
+    snapshot = await layout.events.document(position[1]).get(read_time=read_time)
+    return snapshot.exists and _position(snapshot) == position
 
 
 async def latest_event_cursor(layout: Layout, window: timedelta = COMMIT_WINDOW) -> str | None:

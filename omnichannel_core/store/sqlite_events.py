@@ -5,6 +5,10 @@ Writes are serialized (one transaction at a time across processes, see the runne
 ``seq`` each event gets (an AUTOINCREMENT rowid, never reused after a prune) follows commit
 order: a reader that saw ``seq`` N has seen every event committed before it, and any event
 it has not seen gets a ``seq`` above N. That makes ``seq`` the cursor, gaplessly.
+
+A cursor above every ``seq`` logged (kept or pruned) is ahead of the log: it came from a
+file that was since replaced by an older copy, or reset, and reading on from it would skip
+every event until the log caught up, so it is refused with EventsExpired.
 """
 
 from __future__ import annotations
@@ -63,8 +67,15 @@ def message_event(
     append_event(connection, type, message_id, conversation_id, (assignee,), at)
 
 
+SEQ_MAX = 2**63 - 1
+"""SQLite's largest integer: a bigger number cannot even be bound to a query."""
+
+
 def _seq_of(cursor: str) -> int:
-    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19:
+    """The ``seq`` a cursor names; InvalidInput unless it is one this store could have made
+    (``str(seq)``, so no sign, no leading zero, at least 1, at most :data:`SEQ_MAX`)."""
+    canonical = cursor.isascii() and cursor.isdigit() and not cursor.startswith("0")
+    if not canonical or len(cursor) > 19 or int(cursor) > SEQ_MAX:
         raise InvalidInput(f"not an event cursor of this server: {cursor[:40]!r}", field="cursor")
     return int(cursor)
 
@@ -83,7 +94,8 @@ def _event_from_row(row: sqlite3.Row) -> Event:
 def events_after(connection: sqlite3.Connection, cursor: str | None, limit: int) -> list[Event]:
     after = 0 if cursor is None else _seq_of(cursor)
     pruned = connection.execute("SELECT through_seq FROM events_pruned WHERE id = 1").fetchone()
-    if cursor is not None and pruned is not None and after < pruned["through_seq"]:
+    pruned_through = 0 if pruned is None else pruned["through_seq"]
+    if cursor is not None and after < pruned_through:
         raise EventsExpired(
             "events after this cursor are no longer kept; reload and open a new stream",
             cursor=cursor,
@@ -91,7 +103,25 @@ def events_after(connection: sqlite3.Connection, cursor: str | None, limit: int)
     rows = connection.execute(
         "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
     ).fetchall()
+    if cursor is not None and not rows and after > _newest_seq(connection):
+        raise EventsExpired(
+            "this cursor is ahead of the event log (the store was reset or restored?);"
+            " reload and open a new stream",
+            cursor=cursor,
+        )
     return [_event_from_row(row) for row in rows]
+
+
+def _newest_seq(connection: sqlite3.Connection) -> int:
+    """The ``seq`` of the newest event logged, whether kept or pruned (0: none yet). One
+    statement, so one snapshot: a prune committing between two reads could otherwise hide
+    the newest event from both. It never decreases, so reading it after the events that
+    follow a cursor cannot make a cursor this store made look ahead of the log."""
+    row = connection.execute(
+        "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+        " coalesce((SELECT through_seq FROM events_pruned WHERE id = 1), 0)) AS seq"
+    ).fetchone()
+    return row["seq"]
 
 
 def latest_event_cursor(connection: sqlite3.Connection) -> str | None:

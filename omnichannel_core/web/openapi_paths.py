@@ -54,7 +54,8 @@ ERRORS: dict[str, tuple[str, str, str]] = {
         "410",
         "Error",
         "`events_expired`: events after `Last-Event-ID` are no longer kept"
-        " (OMNICHANNEL_EVENT_RETENTION_HOURS); reload, then open a stream without it.",
+        " (OMNICHANNEL_EVENT_RETENTION_HOURS), or it is ahead of the event log (the store was"
+        " reset or restored); reload, then open a stream without it.",
     ),
     "PayloadTooLarge": ("413", "Error", "The body is larger than OMNICHANNEL_MAX_BODY_BYTES."),
     "UnsupportedMediaType": ("415", "Error", "Send the body as application/json."),

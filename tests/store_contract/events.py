@@ -4,6 +4,7 @@ reading it back in order, gaplessly, from any cursor."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from omnichannel_core.errors import EventsExpired, InvalidInput
 from omnichannel_core.events.records import Event, EventType
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
+from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, DeliveryStatus, utcnow
 from omnichannel_core.store import Store
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound
@@ -33,6 +35,27 @@ def opt_out(provider_message_id: str) -> InboundMessage:
 
 def kinds(events: list[Event]) -> list[tuple[str, str]]:
     return [(event.type.value, event.record_id) for event in events]
+
+
+def cursor_ahead(store: Store, cursor: str | None) -> str:
+    """A well-formed cursor of ``store``'s kind that sorts after ``cursor`` (None: after no
+    event at all): what a reader holds when the store was reset or restored from an older
+    backup since it got its cursor. No store call can make one, so this is the one place
+    the contract knows how each backend spells its cursors."""
+    from omnichannel_core.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        return str(int(cursor or "0") + 1)
+    from omnichannel_core.store import firestore_events
+    from omnichannel_core.store.firestore import FirestoreStore
+
+    if not isinstance(store, FirestoreStore):  # pragma: no cover - a new backend says how
+        raise NotImplementedError(f"cursor_ahead does not know {type(store).__name__}")
+    if cursor is None:
+        nanoseconds = int(utcnow().timestamp()) * 1_000_000_000
+    else:
+        nanoseconds = firestore_events.decode_position(cursor)[0] + 1_000_000_000
+    return firestore_events.encode_position((nanoseconds, new_id("ev")))
 
 
 class EventsContract(StoreFixtures):
@@ -136,12 +159,63 @@ class EventsContract(StoreFixtures):
         assert run(store.events_after(events[-1].cursor, 10)) == []
         assert run(store.latest_event_cursor()) == events[-1].cursor
 
-    @pytest.mark.parametrize("cursor", ["", "not a cursor", "-1", "x" * 500])
+    @pytest.mark.parametrize(
+        "cursor",
+        [
+            "",
+            "not a cursor",
+            "-1",
+            "x" * 500,
+            "0",
+            "007",
+            "9223372036854775808",  # 2**63: past SQLite's integers
+            "9999999999999999999",
+            "9" * 5000,  # past Python's int() digit limit
+        ],
+    )
     def test_a_cursor_the_store_did_not_make_is_invalid_input(self, store, run, cursor):
-        """A malformed cursor is InvalidInput, never a crash."""
+        """A malformed cursor, or a number no store could have counted to, is InvalidInput,
+        never a crash."""
         run(store.ingest_inbound("sms", inbound("p1")))
         with pytest.raises(InvalidInput):
             run(store.events_after(cursor, 10))
+
+    def test_a_cursor_ahead_of_the_log_is_expired(self, store, run):
+        """A well-formed cursor after the newest event logged (the store was reset or
+        restored since the reader got it) raises EventsExpired, which says so, rather than
+        reading nothing until the log catches up; the newest event's cursor reads []."""
+        run(store.ingest_inbound("sms", inbound("p1")))
+        run(store.ingest_inbound("sms", inbound("p2")))
+        newest = run(store.latest_event_cursor())
+        assert run(store.events_after(newest, 1)) == []
+        with pytest.raises(EventsExpired, match="ahead of the event log"):
+            run(store.events_after(cursor_ahead(store, newest), 1))
+        with pytest.raises(EventsExpired, match="ahead of the event log"):
+            run(store.events_after(cursor_ahead(store, newest), 10))
+
+    def test_any_cursor_is_ahead_of_an_empty_log(self, store, run):
+        """On a store that never logged an event, every well-formed cursor is ahead of the
+        log (it came from another store, or this one before a reset): EventsExpired; no
+        cursor reads from the start."""
+        assert run(store.events_after(None, 1)) == []
+        with pytest.raises(EventsExpired, match="ahead of the event log"):
+            run(store.events_after(cursor_ahead(store, None), 1))
+
+    def test_after_pruning_everything_only_the_newest_cursor_reads_on(self, store, run):
+        """Once every event is pruned, the newest event's cursor still reads on (empty,
+        then what is logged next); a cursor after it is ahead of the log, one before it
+        is expired."""
+        run(store.ingest_inbound("sms", inbound("p1")))
+        run(store.ingest_inbound("sms", inbound("p2")))
+        [first, last] = logged(store, run)
+        assert run(store.prune_events(utcnow() + timedelta(minutes=1))) == 2
+        assert run(store.events_after(last.cursor, 1)) == []
+        with pytest.raises(EventsExpired, match="ahead of the event log"):
+            run(store.events_after(cursor_ahead(store, last.cursor), 1))
+        with pytest.raises(EventsExpired, match="no longer kept"):
+            run(store.events_after(first.cursor, 1))
+        new = run(store.ingest_inbound("sms", inbound("p3"))).message_id
+        assert [event.record_id for event in run(store.events_after(last.cursor, 10))] == [new]
 
     def test_concurrent_writes_are_each_logged_once_and_read_without_gaps(self, store, run):
         """Twenty messages stored at once from several senders, and a reader going through
