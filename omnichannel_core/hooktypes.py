@@ -7,7 +7,7 @@ so a plugin cannot change what another plugin (or the core) sees.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -105,14 +105,53 @@ class StatusUpdate:
     whose send timed out after the provider took it."""
 
 
+WATERMARK_STATUSES = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.READ})
+"""The statuses a watermark can report: what receipts say of a customer's device."""
+
+
+def _watermark_status(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in WATERMARK_STATUSES:
+        raise ValueError(f"a watermark's status is delivered or read, not {value!s}")
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware datetime, in UTC: a naive one is refused, since its zone is a guess."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"up_to must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("up_to must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+@attrs.frozen
+class StatusWatermark:
+    """Every outbound message to ``recipient`` on this channel stored at or before
+    ``up_to`` reached at least ``status`` (Messenger's delivery/read watermarks).
+
+    Some providers report receipts by time instead of by message: "everything sent to this
+    customer before T was delivered" (or read). The core moves each such message forward,
+    never back, as it would for a :class:`StatusUpdate` naming it.
+
+    :param recipient: the conversation's address (the customer's id on the channel: the
+        ``to`` of the messages sent there).
+    :param status: ``DeliveryStatus.DELIVERED`` or ``DeliveryStatus.READ``.
+    :param up_to: the provider's watermark, timezone-aware (kept in UTC).
+    """
+
+    recipient: str = attrs.field(validator=_identifier)
+    status: DeliveryStatus = attrs.field(converter=DeliveryStatus, validator=_watermark_status)
+    up_to: datetime = attrs.field(converter=_utc)
+
+
 @attrs.frozen
 class WebhookResult:
-    """What `receive` and `status` return: messages and status updates to apply, and the
-    response the provider expects."""
+    """What `receive` and `status` return: messages, status updates and watermarks to apply,
+    and the response the provider expects."""
 
     messages: tuple[InboundMessage, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     response: WebhookResponse = attrs.field(factory=WebhookResponse)
+    watermarks: tuple[StatusWatermark, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen
@@ -121,6 +160,10 @@ class OutboundMessage:
 
     :param id: the core's message id; use it as the provider's idempotency key if it has one.
     :param to: the customer's address on this channel.
+    :param last_inbound_at: when the customer last wrote in this conversation
+        (`Conversation.last_inbound_at`), None if never: a channel whose provider allows
+        free-form messages only within a window after that (Messenger: 24 hours) decides
+        with it how to send, or refuses.
     """
 
     id: str
@@ -129,6 +172,7 @@ class OutboundMessage:
     text: str | None = None
     media: tuple[Media, ...] = ()
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    last_inbound_at: datetime | None = None
 
 
 @attrs.frozen

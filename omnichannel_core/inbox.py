@@ -31,6 +31,7 @@ from omnichannel_core.hooktypes import (
     OutboundMessage,
     SendResult,
     StatusUpdate,
+    StatusWatermark,
     WebhookRequest,
     WebhookResponse,
     WebhookResult,
@@ -95,17 +96,26 @@ class Inbox:
                 f"channel {channel!r} {hook} returned {type(result).__name__}, not WebhookResult",
                 channel=channel,
             )
+        for watermark in result.watermarks:  # checked before anything is stored
+            if not isinstance(watermark, StatusWatermark):
+                raise ChannelFailed(
+                    f"channel {channel!r} {hook} returned a {type(watermark).__name__}"
+                    " watermark, not StatusWatermark",
+                    channel=channel,
+                )
         return result
 
     async def receive_webhook(self, channel: str, request: WebhookRequest) -> WebhookResponse:
         result = await self._channel_result(channel, "receive", request)
         await self.ingest(channel, result.messages)
         await self.apply_statuses(channel, result.statuses)
+        await self.apply_watermarks(channel, result.watermarks)
         return result.response
 
     async def receive_status(self, channel: str, request: WebhookRequest) -> WebhookResponse:
         result = await self._channel_result(channel, "status", request)
         await self.apply_statuses(channel, result.statuses)
+        await self.apply_watermarks(channel, result.watermarks)
         await self.ingest(channel, result.messages)
         return result.response
 
@@ -156,6 +166,26 @@ class Inbox:
                     message_id=applied.message.id,
                     status=applied.message.status,
                 )
+
+    async def apply_watermarks(
+        self, channel: str, watermarks: tuple[StatusWatermark, ...]
+    ) -> list[Message]:
+        """Move forward every message each watermark covers (`Store.apply_watermark`), in
+        order; returns the messages moved."""
+        moved: list[Message] = []
+        for watermark in watermarks:
+            changed = await self.store.apply_watermark(
+                channel, watermark.recipient, watermark.status, watermark.up_to
+            )
+            (log.info if changed else log.debug)(
+                "watermark_applied",
+                channel=channel,
+                status=watermark.status,
+                up_to=watermark.up_to.isoformat(),
+                moved=len(changed),
+            )
+            moved += changed
+        return moved
 
     async def _apply_by_message_id(
         self, channel: str, update: StatusUpdate
@@ -289,6 +319,7 @@ class Inbox:
             text=message.text,
             media=message.media,
             metadata=message.metadata,
+            last_inbound_at=conversation.last_inbound_at,
         )
         channel = conversation.channel
         try:

@@ -128,6 +128,10 @@ class Conversation:
     last_activity_at: datetime = attrs.field(factory=utcnow)
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
+    last_inbound_at: datetime | None = None
+    """When the customer last wrote (the newest inbound message's ``sent_at``, or the time it
+    was stored when the provider gave none or a later one); None until they write. Providers
+    such as Messenger allow free-form replies only within a window after it."""
 
 
 @attrs.frozen

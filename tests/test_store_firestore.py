@@ -403,6 +403,14 @@ def test_the_index_file_declares_the_store_composite_indexes():
     expected = {
         ("contacts", (("search_prefixes", "CONTAINS"), ("created_at", "DESCENDING"))),
         ("messages", (("conversation_id", "ASCENDING"), ("created_at", "ASCENDING"))),
+        (
+            "messages",
+            (
+                ("conversation_id", "ASCENDING"),
+                ("status", "ASCENDING"),
+                ("created_at", "ASCENDING"),
+            ),
+        ),
     }
     filters = ("status", "channel", "assignee")
     for size in (1, 2, 3):

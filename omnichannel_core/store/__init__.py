@@ -26,6 +26,7 @@ from omnichannel_core.models import (
     Message,
     Page,
 )
+from omnichannel_core.serialization import parse_timestamp
 from omnichannel_core.store.access import AccessStore
 
 UNSET: Any = attrs.NOTHING
@@ -33,6 +34,27 @@ UNSET: Any = attrs.NOTHING
 
 PARKED_STATUS_TTL = timedelta(minutes=15)
 """How long a status update for a provider id not yet recorded is kept, waiting for it."""
+
+WATERMARK_BATCH = 200
+"""How many messages :meth:`Store.apply_watermark` reads, and moves, per transaction: a
+receipt for a long conversation costs several small transactions, never one unbounded read
+(on Firestore, 200 messages and their events are 400 of a commit's 500 writes)."""
+
+
+def wrote_at(inbound: InboundMessage, stored_at: datetime) -> datetime:
+    """When the customer wrote ``inbound``, for `Conversation.last_inbound_at`: the
+    provider's ``sent_at`` (a webhook retried late still counts from when they wrote), but
+    never after ``stored_at``, so a provider's clock ahead of ours cannot stretch the
+    window."""
+    if inbound.sent_at is None:
+        return stored_at
+    return min(parse_timestamp(inbound.sent_at), stored_at)
+
+
+def statuses_behind(status: DeliveryStatus) -> tuple[DeliveryStatus, ...]:
+    """The statuses a message can move forward from to ``status``
+    (`DeliveryStatus.can_move_to`): the ones a watermark for ``status`` looks for."""
+    return tuple(behind for behind in DeliveryStatus if behind.can_move_to(status))
 
 
 class Ingested:
@@ -121,6 +143,10 @@ class Store(AccessStore, Protocol):
     """How long a parked status update waits for its message; PARKED_STATUS_TTL unless a
     caller (a test) changes it."""
 
+    watermark_batch: int
+    """Messages per transaction of :meth:`apply_watermark`; WATERMARK_BATCH unless a caller
+    (a test) changes it."""
+
     async def open(self) -> None:
         """Create or migrate the schema; idempotent, safe from several processes at once."""
 
@@ -203,6 +229,20 @@ class Store(AccessStore, Protocol):
         park).
         """
 
+    async def apply_watermark(
+        self, channel: str, recipient: str, status: DeliveryStatus, up_to: datetime
+    ) -> list[Message]:
+        """Move to ``status`` every outbound message of the conversations on ``channel``
+        answering to ``recipient`` (normally one) that was stored at or before ``up_to`` and
+        can move there (`DeliveryStatus.can_move_to`: forward only, terminal ones stay).
+
+        Returns the messages it moved, as stored afterwards, oldest first; ``[]`` for a
+        recipient no conversation answers to. Reads and moves at most ``watermark_batch``
+        messages per transaction, each move logging ``message.status_changed`` in it, so a
+        watermark interrupted part way has moved whole batches, and applying it again moves
+        the rest.
+        """
+
     async def get_message(self, message_id: str) -> Message:
         """The message, or raise NotFound."""
 
@@ -256,8 +296,9 @@ class Store(AccessStore, Protocol):
     # transaction as the change they log.
     #
     # - message.created: ingest_inbound and create_outbound, when they store a new message;
-    # - message.status_changed: advance_message and apply_status, when the status moved
-    #   (a parked update applied when its message records the provider id included);
+    # - message.status_changed: advance_message, apply_status and apply_watermark, when the
+    #   status moved (a parked update applied when its message records the provider id
+    #   included), one per message moved;
     # - conversation.updated: update_conversation (``assignees``: after, then before when
     #   the assignee changed);
     # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the
@@ -273,8 +314,11 @@ class Store(AccessStore, Protocol):
 
         Gapless: once an event has been returned, no event that is returned later sorts
         before it, so a reader that goes on from the last cursor it got misses nothing.
-        Raise EventsExpired when events after ``cursor`` have been pruned, and InvalidInput
-        for a cursor this store did not make."""
+        Raise EventsExpired when events after ``cursor`` have been pruned, or when
+        ``cursor`` is ahead of the log (after the newest event ever logged, as when the store
+        was reset or restored from a backup since: reading on would skip events until the
+        log caught up); the newest event's cursor itself is not ahead, and reads ``[]``.
+        Raise InvalidInput for a cursor this store could not have made."""
 
     async def latest_event_cursor(self) -> str | None:
         """The cursor of the newest event, or None when the log is empty: where a stream

@@ -19,13 +19,16 @@ key's parts (`firestore_documents.document_key`), so a key is found, and claimed
     conversation of (contact, channel) go together.
 ``conversations/{conversation_id}``
     ``contact_id``, ``channel``, ``address``, ``status``, ``assignee``, ``unread_count``,
-    ``last_activity_at``, ``created_at``, ``updated_at``. Listed by (``last_activity_at``,
-    id), most recent first, with equality filters on ``status``, ``channel``, ``assignee``
-    (an agent's view: ``assignee == me OR assignee == null``).
+    ``last_activity_at``, ``created_at``, ``updated_at``, ``last_inbound_at`` (absent from
+    documents written before it existed: read as None until the next inbound message).
+    Listed by (``last_activity_at``, id), most recent first, with equality filters on
+    ``status``, ``channel``, ``assignee`` (an agent's view: ``assignee == me OR assignee ==
+    null``); found by ``channel`` and ``address`` for a watermark.
 ``messages/{message_id}``
     the fields of `omnichannel_core.models.Message`, ``media_json`` and ``metadata_json`` as
     text (free-form, never indexed). Listed by ``conversation_id``, oldest first, by
-    (``created_at``, id).
+    (``created_at``, id); a watermark reads a conversation's by ``status`` (``in``) and
+    ``created_at`` (`firestore_watermarks`).
 ``message_keys/{key(...)}``
     ``message_id``, ``conversation_id``, ``contact_id``: the unique keys of messages, one
     document each, created in the transaction that stores what they guard. ``("provider",
@@ -50,11 +53,13 @@ Access records (users, sessions, API keys, failed logins, audit log) are
 Indexes. The sorted, filtered lists need the composite indexes in ``firestore.indexes.json``
 at the repository root (deploy with ``firebase deploy --only firestore:indexes``; with a
 prefix, rename their collection groups): ``contacts`` (``search_prefixes`` contains,
-``created_at`` desc), ``messages`` (``conversation_id``, ``created_at``), and
-``conversations``, one per combination of the ``status``, ``channel`` and ``assignee``
-filters before ``last_activity_at`` desc. Every other query uses one field's automatic
-index. Free-form and large fields are exempt from indexing (fewer index writes), and
-``expire_at`` of parked statuses carries a TTL policy. The emulator needs no index, so the
+``created_at`` desc), ``messages`` (``conversation_id``, ``created_at``; and
+``conversation_id``, ``status``, ``created_at`` for watermarks), and ``conversations``, one
+per combination of the ``status``, ``channel`` and ``assignee`` filters before
+``last_activity_at`` desc. Every other query uses automatic single-field indexes (the
+conversations at an address: equality on ``channel`` and ``address``, merged). Free-form
+and large fields are exempt from indexing (fewer index writes), and ``expire_at`` of parked
+statuses carries a TTL policy. The emulator needs no index, so the
 tests cannot catch a missing one: a new query means a new entry there.
 
 Round trips. A transaction's first read begins it and its commit ends it
@@ -76,6 +81,9 @@ advance_message             2: message, then              message, event; with a
                             possible parked updates)
 apply_status                2: key + parked, then         message, event; parked: 1 write
                             message + conversation
+apply_watermark, per batch  query (conversations at the   message, event per message moved
+of up to 200 messages       address, then the batch),
+                            1: conversation + messages
 update_contact/conversation 1                             the record, event (+ audit entry)
 ==========================  ============================  ==================================
 
@@ -88,6 +96,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,10 +119,18 @@ from omnichannel_core.models import (
     Page,
     utcnow,
 )
-from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
+from omnichannel_core.store import (
+    PARKED_STATUS_TTL,
+    UNSET,
+    WATERMARK_BATCH,
+    Ingested,
+    StatusApplied,
+    statuses_behind,
+)
 from omnichannel_core.store import firestore_contacts as contacts
 from omnichannel_core.store import firestore_conversations as conversations
 from omnichannel_core.store import firestore_events as events
+from omnichannel_core.store import firestore_watermarks as watermarks
 from omnichannel_core.store.access import AccessStore
 from omnichannel_core.store.firestore_access import FirestoreAccess
 from omnichannel_core.store.firestore_client import (
@@ -165,6 +182,7 @@ class FirestoreStore:
         self.settings = settings or settings_from_environment(project)
         self.prefix = prefix
         self.parked_status_ttl = PARKED_STATUS_TTL
+        self.watermark_batch = WATERMARK_BATCH
         self.event_commit_window = event_commit_window
         self.search_scan_limit = SCAN_LIMIT
         self._client: AsyncClient | None = None
@@ -325,6 +343,37 @@ class FirestoreStore:
         key = ("provider", channel, update.provider_message_id)
         applied = await self._transact(key, lambda t: apply_status(t, layout, channel, update, ttl))
         return self._logged(applied, applied.changed)
+
+    async def apply_watermark(
+        self, channel: str, recipient: str, status: DeliveryStatus, up_to: datetime
+    ) -> list[Message]:
+        layout, ttl, limit = self.layout, self.parked_status_ttl, self.watermark_batch
+        status = DeliveryStatus(status)
+        moved: list[Message] = []
+        if not statuses_behind(status):
+            return moved
+        async for conversation_id in watermarks.conversations_at(layout, channel, recipient, limit):
+            after = None
+            while True:
+                batch = await watermarks.behind(
+                    layout, conversation_id, status, up_to, limit, after
+                )
+                if not batch:
+                    break
+                move = functools.partial(
+                    watermarks.move_batch,
+                    layout=layout,
+                    conversation_id=conversation_id,
+                    message_ids=[snapshot.id for snapshot in batch],
+                    status=status,
+                    ttl=ttl,
+                )
+                changed = await self._transact(("watermark", conversation_id), move)
+                moved += self._logged(changed, bool(changed))
+                if len(batch) < limit:
+                    break
+                after = batch[-1]
+        return sorted(moved, key=lambda message: (message.created_at, message.id))
 
     # Reads, changes and lists: firestore_contacts, firestore_conversations
 

@@ -166,6 +166,7 @@ def conversation_fields(conversation: Conversation) -> dict[str, Any]:
         "last_activity_at": conversation.last_activity_at,
         "created_at": conversation.created_at,
         "updated_at": conversation.updated_at,
+        "last_inbound_at": conversation.last_inbound_at,
     }
 
 
@@ -181,7 +182,13 @@ def conversation_from(conversation_id: str, data: dict[str, Any]) -> Conversatio
         last_activity_at=exact_time(data["last_activity_at"]),
         created_at=exact_time(data["created_at"]),
         updated_at=exact_time(data["updated_at"]),
+        # absent from conversations written before the field existed
+        last_inbound_at=_optional_time(data.get("last_inbound_at")),
     )
+
+
+def _optional_time(value: datetime | None) -> datetime | None:
+    return None if value is None else exact_time(value)
 
 
 # Messages

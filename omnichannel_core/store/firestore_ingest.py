@@ -34,7 +34,7 @@ from omnichannel_core.models import (
     utcnow,
 )
 from omnichannel_core.serialization import format_timestamp
-from omnichannel_core.store import Ingested
+from omnichannel_core.store import Ingested, wrote_at
 from omnichannel_core.store.firestore_documents import (
     Layout,
     contact_fields,
@@ -130,6 +130,9 @@ async def ingest(
         current = read_conversation(conversation_snapshot)
         message = _new_message(channel, inbound, contact.id, current.id)
         reopened = current.status is ConversationStatus.RESOLVED
+        wrote = wrote_at(inbound, message.created_at)
+        if current.last_inbound_at is not None:
+            wrote = max(wrote, current.last_inbound_at)
         conversation = attrs.evolve(
             current,
             address=address,
@@ -137,6 +140,7 @@ async def ingest(
             last_activity_at=message.created_at,
             updated_at=message.created_at,
             status=ConversationStatus.OPEN if reopened else current.status,
+            last_inbound_at=wrote,
         )
         if contact is not known:
             contact = attrs.evolve(contact, updated_at=message.created_at)
@@ -149,6 +153,7 @@ async def ingest(
                 "last_activity_at": conversation.last_activity_at,
                 "updated_at": conversation.updated_at,
                 "status": str(conversation.status),
+                "last_inbound_at": conversation.last_inbound_at,
             },
         )
         consented = contact.opted_out != known.opted_out
@@ -174,6 +179,7 @@ async def ingest(
             last_activity_at=now,
             created_at=now,
             updated_at=now,
+            last_inbound_at=wrote_at(inbound, now),
         )
         transaction.create(
             identity_ref,

@@ -34,7 +34,13 @@ from omnichannel_core.models import (
     utcnow,
 )
 from omnichannel_core.serialization import format_timestamp
-from omnichannel_core.store import PARKED_STATUS_TTL, UNSET, Ingested, StatusApplied
+from omnichannel_core.store import (
+    PARKED_STATUS_TTL,
+    UNSET,
+    WATERMARK_BATCH,
+    Ingested,
+    StatusApplied,
+)
 from omnichannel_core.store import sqlite_access as access
 from omnichannel_core.store import sqlite_events as events
 from omnichannel_core.store.cursor import decode_cursor
@@ -62,7 +68,7 @@ from omnichannel_core.store.sqlite_rows import (
 )
 from omnichannel_core.store.sqlite_runner import SqliteRunner, connect, holding_writer_lock
 from omnichannel_core.store.sqlite_schema import MIGRATIONS, migrate
-from omnichannel_core.store.sqlite_status import advance, apply_status
+from omnichannel_core.store.sqlite_status import advance, apply_status, apply_watermark
 
 
 def _nobody_listens() -> None:
@@ -77,6 +83,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.parked_status_ttl = PARKED_STATUS_TTL
+        self.watermark_batch = WATERMARK_BATCH
         self._runner = SqliteRunner(self.path)
         self._events_logged: Callable[[], None] = _nobody_listens
 
@@ -250,6 +257,22 @@ class SqliteStore:
         ttl = self.parked_status_ttl
         applied = await self._runner.write(lambda c: apply_status(c, channel, update, ttl))
         return self._logged_if_changed(applied)
+
+    async def apply_watermark(
+        self, channel: str, recipient: str, status: DeliveryStatus, up_to: datetime
+    ) -> list[Message]:
+        status, until = DeliveryStatus(status), format_timestamp(up_to)
+        ttl, limit = self.parked_status_ttl, self.watermark_batch
+        moved: list[Message] = []
+        while True:  # one batch per write: other writers get their turn between them
+            batch = await self._runner.write(
+                lambda c: apply_watermark(c, channel, recipient, status, until, ttl, limit)
+            )
+            if batch:
+                self._events_logged()
+            moved += batch
+            if len(batch) < limit:
+                return sorted(moved, key=lambda message: (message.created_at, message.id))
 
     def _logged_if_changed(self, applied: StatusApplied) -> StatusApplied:
         if applied.changed:

@@ -17,7 +17,8 @@ from omnichannel_core.events.records import EventType
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, DeliveryStatus, Direction
-from omnichannel_core.serialization import format_timestamp
+from omnichannel_core.serialization import format_timestamp, parse_timestamp
+from omnichannel_core.store import wrote_at
 from omnichannel_core.store.sqlite_contacts import (
     apply_consent,
     find_sender,
@@ -55,20 +56,37 @@ def ingest(
         append_event(connection, EventType.CONTACT_UPDATED, contact_id, None, (), now)
     contact = consented
     address = inbound.reply_to or inbound.sender
+    wrote = (
+        now
+        if inbound.sent_at is None
+        else format_timestamp(wrote_at(inbound, parse_timestamp(now)))
+    )
     if sender is None or sender["conversation_id"] is None:
         conversation = connection.execute(
             "INSERT INTO conversations (id, contact_id, channel, address, status, unread_count,"
-            " last_activity_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)"
-            " RETURNING *",
-            (conversation_id, contact_id, channel, address, ConversationStatus.OPEN, now, now, now),
+            " last_activity_at, created_at, updated_at, last_inbound_at)"
+            " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?) RETURNING *",
+            (
+                conversation_id,
+                contact_id,
+                channel,
+                address,
+                ConversationStatus.OPEN,
+                now,
+                now,
+                now,
+                wrote,
+            ),
         ).fetchone()
     else:
+        # Timestamps are fixed-width text, so max() is the later one ('' below any).
         conversation = connection.execute(
             "UPDATE conversations SET unread_count = unread_count + 1, address = ?,"
             " last_activity_at = ?, updated_at = ?,"
+            " last_inbound_at = max(coalesce(last_inbound_at, ''), ?),"
             " status = CASE status WHEN 'resolved' THEN 'open' ELSE status END"
             " WHERE id = ? RETURNING *",
-            (address, now, now, conversation_id),
+            (address, now, now, wrote, conversation_id),
         ).fetchone()
     append_event(
         connection,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from omnichannel_core.errors import NotFound
@@ -73,7 +74,12 @@ def conversation_from_row(row: sqlite3.Row) -> Conversation:
         last_activity_at=parse_timestamp(row["last_activity_at"]),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
+        last_inbound_at=_optional_time(row["last_inbound_at"]),
     )
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    return None if value is None else parse_timestamp(value)
 
 
 def message_from_row(row: sqlite3.Row) -> Message:

@@ -207,6 +207,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     create_access_tables,
     # 7: the event log that realtime streams read (omnichannel_core.store.sqlite_events).
     EVENT_TABLES,
+    # 8: receipts and the messaging window: when the customer last wrote in each
+    # conversation (filled from its newest inbound message), and the two lookups of a
+    # watermark, a conversation by its address and its messages not yet at a status.
+    """
+    ALTER TABLE conversations ADD COLUMN last_inbound_at TEXT;
+    UPDATE conversations SET last_inbound_at = (
+        SELECT max(created_at) FROM messages
+        WHERE messages.conversation_id = conversations.id AND direction = 'inbound'
+    );
+    CREATE INDEX conversations_by_address ON conversations (channel, address);
+    CREATE INDEX messages_by_status ON messages (conversation_id, status, created_at);
+    """,
 )
 
 

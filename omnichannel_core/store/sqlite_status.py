@@ -1,9 +1,11 @@
-"""Delivery status in SQLite: forward-only moves, provider ids, and parked updates.
+"""Delivery status in SQLite: forward-only moves, provider ids, parked updates and
+watermarks.
 
 A provider may call back about a message before the core has recorded its provider id (the
 callback races the answer to ``send``). Such an update is parked in ``parked_statuses``;
 when the id is recorded, every parked update for it is applied in the same transaction.
-Each function here runs inside the writer's transaction; a move logs its
+A watermark moves every message of a conversation stored up to a time, one batch per
+transaction. Each function here runs inside the writer's transaction; a move logs its
 ``message.status_changed`` event there.
 """
 
@@ -14,9 +16,9 @@ from datetime import timedelta
 
 from omnichannel_core.events.records import EventType
 from omnichannel_core.hooktypes import StatusUpdate
-from omnichannel_core.models import DeliveryStatus, Direction, utcnow
+from omnichannel_core.models import DeliveryStatus, Direction, Message, utcnow
 from omnichannel_core.serialization import format_timestamp
-from omnichannel_core.store import StatusApplied
+from omnichannel_core.store import StatusApplied, statuses_behind
 from omnichannel_core.store.sqlite_events import message_event
 from omnichannel_core.store.sqlite_rows import fetch_message, message_from_row
 
@@ -152,3 +154,34 @@ def apply_status(
         return park(connection, channel, update, ttl)
     status, code, text = update.status, update.error_code, update.error_message
     return advance(connection, row, status, None, code, text, ttl)
+
+
+def apply_watermark(
+    connection: sqlite3.Connection,
+    channel: str,
+    recipient: str,
+    status: DeliveryStatus,
+    up_to: str,
+    ttl: timedelta,
+    limit: int,
+) -> list[Message]:
+    """Move forward to ``status`` at most ``limit`` outbound messages of the conversations of
+    ``channel`` answering to ``recipient``, stored at or before ``up_to``; returns them.
+
+    Only messages that can move are read (``status IN`` what is behind it, through
+    ``messages_by_status``), and each one read is moved, so each batch leaves the rest
+    for the next and a batch shorter than ``limit`` is the last.
+    """
+    behind = statuses_behind(status)
+    if not behind:
+        return []
+    select = (
+        "SELECT messages.* FROM conversations"
+        " JOIN messages ON messages.conversation_id = conversations.id"
+        " WHERE conversations.channel = ? AND conversations.address = ?"
+        " AND messages.direction = 'outbound' AND messages.created_at <= ?"
+    )
+    select += f" AND messages.status IN ({', '.join('?' * len(behind))}) LIMIT ?"  # marks only
+    rows = connection.execute(select, (channel, recipient, up_to, *behind, limit)).fetchall()
+    moved = [advance(connection, row, status, None, None, None, ttl) for row in rows]
+    return [applied.message for applied in moved if applied.changed and applied.message]

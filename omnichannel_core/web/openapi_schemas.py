@@ -95,6 +95,14 @@ def model_schemas() -> dict[str, Schema]:
                 "last_activity_at": timestamp("last message in or out"),
                 "created_at": timestamp("when the conversation opened"),
                 "updated_at": timestamp("last change"),
+                "last_inbound_at": {
+                    **nullable("string"),
+                    "format": "date-time",
+                    "description": "when the customer last wrote (the provider's time of"
+                    " their newest message, or when it was stored); null until they write."
+                    " Providers such as Messenger allow free-form replies only within a"
+                    " window after it",
+                },
             },
             "The one thread between a contact and the business on one channel.",
         ),

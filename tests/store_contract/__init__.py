@@ -37,6 +37,7 @@ PARTS = (
     "basics",
     "access",
     "events",
+    "watermarks",
 )
 pytest.register_assert_rewrite(*(f"{__name__}.{part}" for part in PARTS))
 
@@ -50,6 +51,10 @@ from tests.store_contract.inbound import InboundContract  # noqa: E402
 from tests.store_contract.outbound import OutboundContract  # noqa: E402
 from tests.store_contract.paging import PagingContract  # noqa: E402
 from tests.store_contract.status import StatusContract  # noqa: E402
+from tests.store_contract.watermarks import (  # noqa: E402
+    MessagingWindowContract,
+    WatermarksContract,
+)
 
 __all__ = [
     "AccessContract",
@@ -58,12 +63,14 @@ __all__ = [
     "ConversationsContract",
     "EventsContract",
     "InboundContract",
+    "MessagingWindowContract",
     "OutboundContract",
     "PagingContract",
     "Run",
     "StatusContract",
     "StoreContract",
     "StoreFixtures",
+    "WatermarksContract",
     "inbound",
 ]
 
@@ -78,5 +85,7 @@ class StoreContract(
     BasicsContract,
     AccessContract,
     EventsContract,
+    WatermarksContract,
+    MessagingWindowContract,
 ):
     """The behaviour every store backend must show. Subclasses provide ``store``."""
