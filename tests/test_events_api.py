@@ -3,12 +3,14 @@ any worker, filtered by what the caller may see, and a reconnect resumes without
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from omnichannel_core.web.events_routes import RECHECK_SECONDS
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import inbound_message, post_webhook, unique
@@ -99,6 +101,71 @@ def test_an_agent_is_told_only_of_their_own_and_unassigned_conversations(server,
         ]
     assert seen_by_agent.data["message"]["id"] == shown["id"]
     assert seen_by_supervisor == [hidden["id"], shown["id"]]
+
+
+def test_a_replay_shows_an_agent_only_what_is_theirs_or_nobodys_now(server, admin):
+    """A new agent replaying from an old cursor is not told of messages in a conversation
+    that was unassigned when they arrived but is now another agent's (the REST API would
+    refuse it); the admin replaying from the same cursor gets them."""
+    with open_stream(server.base_url, API_KEY) as (_, stream):
+        stream.next_of("ready")
+        send_inbound(admin, unique("+1555"), "before the replay starts")
+        start = stream.next_message("before the replay starts").id
+        taken = send_inbound(admin, unique("+1555"), "taken later")
+    other = create_user(admin, "agent")
+    path = f"/api/conversations/{taken['conversation_id']}"
+    assert admin.patch(path, json={"assignee": other["id"]}).status_code == 200
+    marker = send_inbound(admin, unique("+1555"), "still nobody's")
+    newcomer, _ = logged_in(server, admin, "agent")
+    token = login(server, newcomer["email"])["access_token"]
+    with open_stream(server.base_url, token, last_event_id=start) as (response, stream):
+        assert response.status_code == 200
+        stream.next_of("ready")
+        seen = stream.next_message("taken later", "still nobody's")
+    assert seen.data["message"]["id"] == marker["id"]  # "taken later" was skipped
+    with open_stream(server.base_url, API_KEY, last_event_id=start) as (_, stream):
+        stream.next_of("ready")
+        assert stream.next_message("taken later", "still nobody's").data["message"] == taken
+
+
+def test_an_agent_whose_conversation_is_given_away_is_told_only_that(server, admin):
+    """When an agent's conversation is reassigned, their stream gets conversation.updated
+    with only its id, status and new assignee, and no later message of it."""
+    agent, _ = logged_in(server, admin, "agent")
+    other = create_user(admin, "agent")
+    sender = unique("+1555")
+    message = send_inbound(admin, sender, "mine for now")
+    path = f"/api/conversations/{message['conversation_id']}"
+    assert admin.patch(path, json={"assignee": agent["id"]}).status_code == 200
+    token = login(server, agent["email"])["access_token"]
+    with open_stream(server.base_url, token) as (_, stream):
+        stream.next_of("ready")
+        assert admin.patch(path, json={"assignee": other["id"]}).status_code == 200
+        withdrawn = stream.next_of("conversation.updated")
+        send_inbound(admin, sender, "now the other agent's")
+        marker = send_inbound(admin, unique("+1555"), "nobody's")
+        seen = stream.next_message("now the other agent's", "nobody's")
+    assert withdrawn.data["conversation"] == {
+        "id": message["conversation_id"],
+        "status": "open",
+        "assignee": other["id"],
+    }
+    assert seen.data["message"]["id"] == marker["id"]
+
+
+def test_a_revoked_key_gets_no_further_event(server, admin):
+    """Once a key is revoked, the next event does not reach its open stream: the stream
+    checks the key before sending (when its last check is RECHECK_SECONDS old) and ends."""
+    created = admin.post("/api/api-keys", json={"name": "screen", "scopes": ["read"]}).json()
+    with open_stream(server.base_url, created["key"]) as (response, stream):
+        assert response.status_code == 200
+        stream.next_of("ready")
+        assert admin.delete(f"/api/api-keys/{created['id']}").status_code == 200
+        time.sleep(RECHECK_SECONDS + 0.5)  # past the stream's last check
+        send_inbound(admin, unique("+1555"), "after the revocation")
+        ended = stream.next_of("ended", "message.created")
+    assert ended.event == "ended"
+    assert "revoked" in ended.data["message"]
 
 
 def test_assignment_and_contact_changes_are_streamed(server, admin):

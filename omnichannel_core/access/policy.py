@@ -8,7 +8,7 @@ matrix, three rules:
 - *which* records: an agent sees and works only the conversations assigned to them or to
   nobody. Every route that hands out a conversation or a message, the core's and a
   channel's own, asks :func:`visible_conversation` or :func:`check_message_visible`;
-- the same rule for realtime events (:func:`may_see_event`);
+- the same rule for realtime events (:func:`event_view`);
 - an agent may assign a conversation only to themselves (:func:`check_assignment`);
 - nobody grants more than they hold: a key, a user or a role given, or a user changed, may
   not have a permission the caller lacks (:func:`check_grant`), so a key with
@@ -26,6 +26,7 @@ import attrs
 
 from omnichannel_core.access.records import Role
 from omnichannel_core.errors import Forbidden, InvalidInput
+from omnichannel_core.events.records import EventType
 
 if TYPE_CHECKING:
     from omnichannel_core.events.records import Event
@@ -205,12 +206,35 @@ async def check_message_visible(store: Store, principal: Principal, message: Mes
         await visible_conversation(store, principal, message.conversation_id)
 
 
-def may_see_event(principal: Principal, event: Event) -> bool:
-    """Whether a stream of ``principal`` is told of ``event``: contact events with
-    ``contacts:read``; the others with ``conversations:read`` and, for an agent, only when
-    the conversation was theirs or nobody's before or after the change."""
+class EventView(enum.Enum):
+    """What a stream is told of one event."""
+
+    HIDDEN = "hidden"
+    FULL = "full"
+    """The event with its record as it is now."""
+    WITHDRAWN = "withdrawn"
+    """Only that the conversation left the caller's view (its id, status and assignee): an
+    agent whose conversation was given to someone else, so their client can drop it."""
+
+
+def event_view(principal: Principal, event: Event, assignee_now: str | None) -> EventView:
+    """What a stream of ``principal`` is told of ``event``, whose conversation is assigned
+    to ``assignee_now`` now (None: nobody). Contact events need ``contacts:read``; the others
+    ``conversations:read`` and, for an agent, a conversation that was theirs or nobody's
+    around the change (``event.assignees``) *and* is so now, as the REST API checks: a
+    stream replayed from an old cursor must not show what the API would refuse."""
     if event.conversation_id is None:
-        return Permission.CONTACTS_READ in principal.permissions
+        allowed = Permission.CONTACTS_READ in principal.permissions
+        return EventView.FULL if allowed else EventView.HIDDEN
     if Permission.CONVERSATIONS_READ not in principal.permissions:
-        return False
-    return not principal.is_agent or any(a in (None, principal.id) for a in event.assignees)
+        return EventView.HIDDEN
+    if not principal.is_agent:
+        return EventView.FULL
+    visible = (None, principal.id)
+    if not any(assignee in visible for assignee in event.assignees):
+        return EventView.HIDDEN
+    if assignee_now in visible:
+        return EventView.FULL
+    if event.type is EventType.CONVERSATION_UPDATED:
+        return EventView.WITHDRAWN
+    return EventView.HIDDEN

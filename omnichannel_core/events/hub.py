@@ -23,6 +23,7 @@ import structlog
 from omnichannel_core.errors import EventsExpired, NotFound
 from omnichannel_core.events.bus import EventBus
 from omnichannel_core.events.records import Event, EventType
+from omnichannel_core.models import Conversation
 from omnichannel_core.serialization import to_json
 from omnichannel_core.store import Store
 
@@ -39,10 +40,13 @@ RETRY_SECONDS = 1.0
 
 @attrs.frozen
 class Delivery:
-    """An event and the record it names as it is now (None if it can no longer be read)."""
+    """An event, the record it names as it is now (None if it can no longer be read), and
+    who its conversation is assigned to now (None: nobody, or no conversation): agents see
+    only what is theirs or nobody's *now* (:func:`omnichannel_core.access.policy.event_view`)."""
 
     event: Event
     record: dict[str, Any] | None
+    assignee_now: str | None = None
 
 
 class EventHub:
@@ -126,7 +130,20 @@ class EventHub:
     async def read_log(self, cursor: str | None, limit: int = READ_BATCH) -> list[Delivery]:
         """Deliveries after ``cursor`` read from the log itself (raises EventsExpired)."""
         events = await self.store.events_after(cursor, limit)
-        return [Delivery(event, await self._record(event)) for event in events]
+        conversations: dict[str, Conversation | None] = {}  # each read once per batch
+        deliveries = []
+        for event in events:
+            conversation = None
+            if event.conversation_id is not None:
+                if event.conversation_id not in conversations:
+                    conversations[event.conversation_id] = await self._conversation(
+                        event.conversation_id
+                    )
+                conversation = conversations[event.conversation_id]
+            record = await self._record(event, conversation)
+            assignee = conversation.assignee if conversation is not None else None
+            deliveries.append(Delivery(event, record, assignee))
+        return deliveries
 
     async def _read_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -154,6 +171,7 @@ class EventHub:
             deliveries = await self.read_log(self._cursor)
             if not deliveries:
                 return
+            self._reassign_buffered(deliveries)
             self._buffer.extend(deliveries)
             self._cursor = deliveries[-1].event.cursor
             news, self._news = self._news, asyncio.Event()
@@ -161,12 +179,38 @@ class EventHub:
             if len(deliveries) < READ_BATCH:
                 return
 
-    async def _record(self, event: Event) -> dict[str, Any] | None:
+    def _reassign_buffered(self, deliveries: list[Delivery]) -> None:
+        """Bring the buffer's ``assignee_now`` up to date with the assignments just read, so
+        a stream replaying from the buffer decides on today's assignee, as one reading the
+        log does."""
+        assignees = {
+            delivery.event.conversation_id: delivery.assignee_now
+            for delivery in deliveries
+            if delivery.event.type is EventType.CONVERSATION_UPDATED
+        }
+        if not assignees:
+            return
+        for position, delivery in enumerate(self._buffer):
+            conversation_id = delivery.event.conversation_id
+            if conversation_id in assignees and delivery.assignee_now != assignees[conversation_id]:
+                self._buffer[position] = attrs.evolve(
+                    delivery, assignee_now=assignees[conversation_id]
+                )
+
+    async def _conversation(self, conversation_id: str) -> Conversation | None:
+        try:
+            return await self.store.get_conversation(conversation_id)
+        except NotFound:
+            return None
+
+    async def _record(
+        self, event: Event, conversation: Conversation | None
+    ) -> dict[str, Any] | None:
+        if event.type is EventType.CONVERSATION_UPDATED:
+            return None if conversation is None else to_json(conversation)
         try:
             if event.type is EventType.CONTACT_UPDATED:
                 return to_json(await self.store.get_contact(event.record_id))
-            if event.type is EventType.CONVERSATION_UPDATED:
-                return to_json(await self.store.get_conversation(event.record_id))
             return to_json(await self.store.get_message(event.record_id))
         except NotFound:
             return None

@@ -1,5 +1,5 @@
 """``GET /api/events``: the realtime stream of what changes in the inbox, as server-sent
-events, filtered by what the caller may see (`omnichannel_core.access.policy.may_see_event`).
+events, filtered by what the caller may see (`omnichannel_core.access.policy.event_view`).
 
 Each event goes out as ``id: <cursor>``, ``event: <type>`` and ``data: {"type", "at",
 "conversation_id", "<message|conversation|contact>": <the record as it is now>}``. A client
@@ -8,7 +8,8 @@ does) or ``?after=``, and gets everything it missed, in order; with neither, the
 starts with what happens next. The first thing sent is ``event: ready`` with the cursor the
 stream starts after, so a client knows it is listening.
 
-The stream checks its credential again every ``RECHECK_SECONDS``: logging out, being
+The stream checks its credential again before it sends events, at most every
+``RECHECK_SECONDS``, and at least every ``IDLE_RECHECK_SECONDS``: logging out, being
 deactivated or a revoked key ends it, and a role change applies to what follows. A comment
 is sent when nothing happened for ``KEEPALIVE_SECONDS``, so proxies keep the connection and a
 client that left is noticed.
@@ -24,24 +25,34 @@ import falcon
 import falcon.asgi
 from falcon.asgi import SSEvent
 
-from omnichannel_core.access.policy import Permission, Principal, may_see_event
+from omnichannel_core.access.policy import EventView, Permission, Principal, event_view
 from omnichannel_core.errors import EventsExpired, InvalidInput, OmnichannelError
 from omnichannel_core.events.hub import Delivery, EventHub
 from omnichannel_core.events.records import RECORD_OF_EVENT
 from omnichannel_core.serialization import format_timestamp
 
 KEEPALIVE_SECONDS = 15.0
-RECHECK_SECONDS = 60.0
+RECHECK_SECONDS = 5.0
+"""Before events go out, the credential is checked again if it was not for this long."""
+IDLE_RECHECK_SECONDS = 60.0
+"""A stream with nothing to send checks at least this often."""
 MAX_CURSOR = 200
 
 
-def event_body(delivery: Delivery) -> dict[str, Any]:
+WITHDRAWN_FIELDS = ("id", "status", "assignee")
+"""All an agent is told of a conversation given to someone else: enough to drop it."""
+
+
+def event_body(delivery: Delivery, view: EventView = EventView.FULL) -> dict[str, Any]:
     event = delivery.event
+    record = delivery.record
+    if view is EventView.WITHDRAWN and record is not None:
+        record = {field: record.get(field) for field in WITHDRAWN_FIELDS}
     return {
         "type": event.type.value,
         "at": format_timestamp(event.at),
         "conversation_id": event.conversation_id,
-        RECORD_OF_EVENT[event.type]: delivery.record,
+        RECORD_OF_EVENT[event.type]: record,
     }
 
 
@@ -84,15 +95,8 @@ class Events:
                 except EventsExpired as error:
                     yield SSEvent(event="expired", json={"message": error.message})
                     return
-            for delivery in batch:
-                cursor = delivery.event.cursor
-                if may_see_event(principal, delivery.event):
-                    yield SSEvent(
-                        event=delivery.event.type.value,
-                        event_id=cursor,
-                        json=event_body(delivery),
-                    )
-            if time.monotonic() - checked >= RECHECK_SECONDS:
+            since_check = time.monotonic() - checked
+            if since_check >= IDLE_RECHECK_SECONDS or (batch and since_check >= RECHECK_SECONDS):
                 checked = time.monotonic()
                 try:
                     principal = await authenticate_again()
@@ -102,6 +106,15 @@ class Events:
                 if Permission.CONVERSATIONS_READ not in principal.permissions:
                     yield SSEvent(event="ended", json={"message": "permission withdrawn"})
                     return
+            for delivery in batch:
+                cursor = delivery.event.cursor
+                view = event_view(principal, delivery.event, delivery.assignee_now)
+                if view is not EventView.HIDDEN:
+                    yield SSEvent(
+                        event=delivery.event.type.value,
+                        event_id=cursor,
+                        json=event_body(delivery, view),
+                    )
             if not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS):
                 yield SSEvent(comment="keepalive")
 

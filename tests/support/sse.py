@@ -57,6 +57,15 @@ class EventStream:
             if event.event in types:
                 return event
 
+    def next_message(self, *texts: str) -> ServerEvent:
+        """The next message.created event whose message has one of ``texts``, skipping
+        others (a stream opened while another test's events are still being read may start
+        a little before them)."""
+        while True:
+            event = self.next_of("message.created")
+            if event.data["message"]["text"] in texts:
+                return event
+
 
 @contextlib.contextmanager
 def open_stream(
