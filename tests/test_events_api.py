@@ -1,20 +1,38 @@
 """``GET /api/events`` through the real server: what happens reaches a stream opened on
-any worker, filtered by what the caller may see, and a reconnect resumes without gaps."""
+any worker, filtered by what the caller may see, and a reconnect resumes without gaps. The
+last tests run in-process, where a module setting can be changed or the store watched."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from falcon import testing
+from falcon.asgi import SSEvent
 
-from omnichannel_core.web.events_routes import RECHECK_SECONDS
+from omnichannel_core.access.policy import Principal
+from omnichannel_core.events.bus import PollingBus
+from omnichannel_core.events.hub import EventHub
+from omnichannel_core.events.records import Event
+from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.store import Store, open_store
+from omnichannel_core.web import events_routes
 from tests.conftest import WEBHOOK_SECRET
+from tests.support.in_process import AUTH, run_app
 from tests.support.server import API_KEY, ServerProcess, running_server
-from tests.support.signing import inbound_message, post_webhook, unique
-from tests.support.sse import open_stream
+from tests.support.signing import (
+    SIGNATURE_HEADER,
+    WEBHOOK_PATH,
+    encode,
+    inbound_message,
+    post_webhook,
+    signature,
+    unique,
+)
+from tests.support.sse import EventStream, ServerEvent, open_stream
 from tests.support.users import create_user, logged_in, login
 
 
@@ -29,6 +47,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def admin(server: ServerProcess) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+def next_update(stream: EventStream, assignee: str) -> ServerEvent:
+    """The next conversation.updated showing the conversation assigned to ``assignee``,
+    skipping earlier ones (a stream may start a little before the test's own events)."""
+    while True:
+        event = stream.next_of("conversation.updated")
+        if event.data["conversation"]["assignee"] == assignee:
+            return event
 
 
 def send_inbound(admin: httpx.Client, sender: str, text: str) -> dict[str, Any]:
@@ -130,7 +157,8 @@ def test_a_replay_shows_an_agent_only_what_is_theirs_or_nobodys_now(server, admi
 
 def test_an_agent_whose_conversation_is_given_away_is_told_only_that(server, admin):
     """When an agent's conversation is reassigned, their stream gets conversation.updated
-    with only its id, status and new assignee, and no later message of it."""
+    with only its id, status and new assignee, and no later message of it; the admin's
+    stream gets the whole conversation and the message."""
     agent, _ = logged_in(server, admin, "agent")
     other = create_user(admin, "agent")
     sender = unique("+1555")
@@ -138,34 +166,29 @@ def test_an_agent_whose_conversation_is_given_away_is_told_only_that(server, adm
     path = f"/api/conversations/{message['conversation_id']}"
     assert admin.patch(path, json={"assignee": agent["id"]}).status_code == 200
     token = login(server, agent["email"])["access_token"]
-    with open_stream(server.base_url, token) as (_, stream):
+    with (
+        open_stream(server.base_url, token) as (_, stream),
+        open_stream(server.base_url, API_KEY) as (_, admin_stream),
+    ):
         stream.next_of("ready")
+        admin_stream.next_of("ready")
         assert admin.patch(path, json={"assignee": other["id"]}).status_code == 200
-        withdrawn = stream.next_of("conversation.updated")
-        send_inbound(admin, sender, "now the other agent's")
+        withdrawn = next_update(stream, other["id"])
+        later = send_inbound(admin, sender, "now the other agent's")
         marker = send_inbound(admin, unique("+1555"), "nobody's")
         seen = stream.next_message("now the other agent's", "nobody's")
+        admin_updated = next_update(admin_stream, other["id"])
+        admin_seen = admin_stream.next_message("now the other agent's", "nobody's")
     assert withdrawn.data["conversation"] == {
         "id": message["conversation_id"],
         "status": "open",
         "assignee": other["id"],
     }
     assert seen.data["message"]["id"] == marker["id"]
-
-
-def test_a_revoked_key_gets_no_further_event(server, admin):
-    """Once a key is revoked, the next event does not reach its open stream: the stream
-    checks the key before sending (when its last check is RECHECK_SECONDS old) and ends."""
-    created = admin.post("/api/api-keys", json={"name": "screen", "scopes": ["read"]}).json()
-    with open_stream(server.base_url, created["key"]) as (response, stream):
-        assert response.status_code == 200
-        stream.next_of("ready")
-        assert admin.delete(f"/api/api-keys/{created['id']}").status_code == 200
-        time.sleep(RECHECK_SECONDS + 0.5)  # past the stream's last check
-        send_inbound(admin, unique("+1555"), "after the revocation")
-        ended = stream.next_of("ended", "message.created")
-    assert ended.event == "ended"
-    assert "revoked" in ended.data["message"]
+    conversation = admin.get(path).json()
+    assert admin_updated.data["conversation"].keys() == conversation.keys()
+    assert admin_updated.data["conversation"]["assignee"] == other["id"]
+    assert admin_seen.data["message"]["id"] == later["id"]
 
 
 def test_assignment_and_contact_changes_are_streamed(server, admin):
@@ -227,3 +250,137 @@ def test_streams_on_a_fresh_server_start_from_an_empty_log(tmp_path):
         assert stream.next().data == {"after": None}
         message = send_inbound(admin, unique("+1555"), "first ever")
         assert stream.next_of("message.created").data["message"]["id"] == message["id"]
+
+
+class SimulatedStream:
+    """The event names an in-process stream (``falcon.testing``) has sent so far."""
+
+    def __init__(self, result: testing.StreamedResult) -> None:
+        self.result = result
+        self.body = b""
+
+    async def until(self, *names: str) -> list[str]:
+        """Every event name sent, once one of ``names`` is among them."""
+        async with asyncio.timeout(10):
+            while True:
+                self.body += await self.result.stream.read()
+                sent = [
+                    line.removeprefix(b"event: ").decode()
+                    for line in self.body.splitlines()
+                    if line.startswith(b"event: ")
+                ]
+                if any(name in sent for name in names):
+                    return sent
+                await asyncio.sleep(0.01)
+
+
+def test_a_revoked_key_gets_no_further_event(tmp_path, monkeypatch):
+    """Once a key is revoked, the next event does not reach its open stream: the stream
+    checks the key before sending and ends with ``ended`` (in-process, with the check due
+    at every event rather than RECHECK_SECONDS after the last)."""
+    monkeypatch.setattr(events_routes, "RECHECK_SECONDS", 0.0)
+
+    async def post_inbound(conductor: testing.ASGIConductor, text: str) -> None:
+        body = encode(inbound_message(unique("+1555"), text))
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(body)}
+        assert (
+            await conductor.simulate_post(WEBHOOK_PATH, body=body, headers=headers)
+        ).status_code == 200
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        key = {"name": "screen", "scopes": ["read"]}
+        created = (await conductor.simulate_post("/api/api-keys", json=key, headers=AUTH)).json
+        headers = {"Authorization": f"Bearer {created['key']}"}
+        async with conductor.simulate_get_stream("/api/events", headers=headers) as result:
+            stream = SimulatedStream(result)
+            await stream.until("ready")
+            await post_inbound(conductor, "before the revocation")
+            await stream.until("message.created")
+            revoked = await conductor.simulate_delete(
+                f"/api/api-keys/{created['id']}", headers=AUTH
+            )
+            assert revoked.status_code == 200
+            await post_inbound(conductor, "after the revocation")
+            sent = await stream.until("ended")
+        assert sent == ["ready", "message.created", "ended"]
+        assert b"revoked" in stream.body.split(b"event: ended")[1]
+
+    run_app(tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET})
+
+
+class CountingStore:
+    """A real store that counts its reads of the event log."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.log_reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def events_after(self, cursor: str | None, limit: int) -> list[Event]:
+        self.log_reads += 1
+        return await self.store.events_after(cursor, limit)
+
+
+def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
+    """After the last stream closes, the hub stops reading the log, even as events are
+    logged; a stream opened later gets what happens next, and one resuming from before the
+    idle time gets everything since."""
+
+    async def scenario() -> None:
+        store = CountingStore(open_store(f"sqlite:///{tmp_path / 'store.db'}"))
+        await store.open()
+        bus = PollingBus(interval=0.01)
+        await bus.start()
+        hub = EventHub(store, bus)  # type: ignore[arg-type]
+        route = events_routes.Events(hub)
+        principal = Principal.of_api_key("key", "reader", ("read",))
+
+        async def same_principal() -> Principal:
+            return principal
+
+        async def open_stream_after(cursor: str | None) -> AsyncGenerator[SSEvent]:
+            await hub.ensure_running()  # as GET /api/events does
+            start = await hub.head() if cursor is None else cursor
+            stream = route.stream(principal, same_principal, start)
+            assert (await anext(stream)).event == "ready"
+            return stream
+
+        async def ingest(text: str) -> None:
+            await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1555", text))
+
+        async def texts(stream: AsyncGenerator[SSEvent], count: int) -> list[str]:
+            return [(await anext(stream)).json["message"]["text"] for _ in range(count)]
+
+        async def until(condition: Callable[[], bool]) -> None:
+            async with asyncio.timeout(10):
+                while not condition():
+                    await asyncio.sleep(0.01)
+
+        try:
+            first = await open_stream_after(None)
+            await ingest("while open")
+            delivered = await anext(first)
+            await until(lambda: hub.reading)
+            await first.aclose()
+            await until(lambda: not hub.reading)
+            reads = store.log_reads
+            await ingest("while nobody listens")
+            await asyncio.sleep(0.3)  # thirty bus intervals
+            assert store.log_reads == reads
+
+            second = await open_stream_after(None)
+            await until(lambda: hub.reading)
+            await ingest("after reopening")
+            assert await texts(second, 1) == ["after reopening"]
+            resumed = await open_stream_after(delivered.event_id)
+            assert await texts(resumed, 2) == ["while nobody listens", "after reopening"]
+            await second.aclose()
+            await resumed.aclose()
+        finally:
+            await hub.close()
+            await bus.close()
+            await store.close()
+
+    asyncio.run(scenario())

@@ -7,6 +7,11 @@ at or near the head takes its events from that buffer; one resuming from further
 the log itself until it catches up. So a process reads each event once however many agents
 are connected, and a stream never depends on the bus for correctness: it always goes on
 from its own cursor.
+
+The hub reads only while a stream is open in its process (:meth:`EventHub.subscribe`). When
+the last one closes it forgets its buffer and waits; the next stream wakes it, and it goes
+on from the log's head, not from where it stopped: nobody was listening meanwhile, and a
+stream that resumes from further back reads the log itself.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -40,9 +46,10 @@ RETRY_SECONDS = 1.0
 
 @attrs.frozen
 class Delivery:
-    """An event, the record it names as it is now (None if it can no longer be read), and
-    who its conversation is assigned to now (None: nobody, or no conversation): agents see
-    only what is theirs or nobody's *now* (:func:`omnichannel_core.access.policy.event_view`)."""
+    """An event, the record it names as it is now (None if it can no longer be read, or its
+    conversation is gone), and who its conversation is assigned to now (None: nobody, or no
+    conversation): an agent is told only of what is theirs or nobody's *now*, as the REST API
+    checks (:func:`omnichannel_core.access.policy.event_view`)."""
 
     event: Event
     record: dict[str, Any] | None
@@ -55,31 +62,45 @@ class EventHub:
         self.bus = bus
         self._buffer: collections.deque[Delivery] = collections.deque(maxlen=buffer_size)
         self._cursor: str | None = None
+        self._live = False
         self._news = asyncio.Event()
+        self._subscribers = 0
+        self._wanted = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
-        self._started: asyncio.Future[None] | None = None
         self._stopping = False
 
     @property
-    def cursor(self) -> str | None:
-        """The newest event the hub has read (None: the log was empty)."""
-        return self._cursor
+    def reading(self) -> bool:
+        """Whether the hub follows the log: a stream is open and the hub has caught up with
+        the log's head since the last one closed."""
+        return self._live
+
+    async def head(self) -> str | None:
+        """The cursor a stream that asks for nothing older starts after: the newest event
+        the hub has read, or the log's newest when the hub is not reading (None: the log is
+        empty)."""
+        if self._live:
+            return self._cursor
+        return await self.store.latest_event_cursor()
 
     async def ensure_running(self) -> None:
         """Start the reader on first use (the first stream opened); the bus is started with
         the server (:class:`omnichannel_core.app.EventsLifespan`)."""
-        if self._started is None:
-            self._started = asyncio.get_running_loop().create_future()
-            try:
-                self._cursor = await self.store.latest_event_cursor()
-            except BaseException as error:
-                self._started.set_exception(error)
-                self._started = None
-                raise
-            self._started.set_result(None)
+        if self._pump is None:
             self._pump = asyncio.create_task(self._read_forever(), name="event-hub")
-        else:
-            await asyncio.shield(self._started)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[None]:
+        """Keep the hub reading while the calling stream is open; with no stream open, the
+        hub reads nothing."""
+        self._subscribers += 1
+        self._wanted.set()
+        try:
+            yield
+        finally:
+            self._subscribers -= 1
+            if self._subscribers == 0:
+                self._wanted.clear()
 
     async def close(self) -> None:
         if self._pump is not None:
@@ -87,8 +108,8 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
+        self._forget()
         self._news.set()  # wake the streams, which see the hub closed
-        self._started = None
 
     @property
     def running(self) -> bool:
@@ -117,8 +138,9 @@ class EventHub:
 
     def buffered_after(self, cursor: str | None) -> list[Delivery] | None:
         """The buffered deliveries after ``cursor``; None when the buffer does not hold it
-        (it is older, or newer than the hub has read), so the caller reads the log."""
-        if cursor is None:
+        (it is older, or newer than the hub has read, or the hub is not reading), so the
+        caller reads the log."""
+        if cursor is None or not self._live:
             return None
         if cursor == self._cursor:
             return []
@@ -128,21 +150,27 @@ class EventHub:
         return None
 
     async def read_log(self, cursor: str | None, limit: int = READ_BATCH) -> list[Delivery]:
-        """Deliveries after ``cursor`` read from the log itself (raises EventsExpired)."""
+        """Deliveries after ``cursor`` read from the log itself (raises EventsExpired).
+        Each conversation the events name is read once."""
         events = await self.store.events_after(cursor, limit)
-        conversations: dict[str, Conversation | None] = {}  # each read once per batch
+        conversations: dict[str, Conversation | None] = {}
         deliveries = []
         for event in events:
-            conversation = None
-            if event.conversation_id is not None:
-                if event.conversation_id not in conversations:
-                    conversations[event.conversation_id] = await self._conversation(
-                        event.conversation_id
-                    )
-                conversation = conversations[event.conversation_id]
-            record = await self._record(event, conversation)
-            assignee = conversation.assignee if conversation is not None else None
-            deliveries.append(Delivery(event, record, assignee))
+            if event.conversation_id is None:
+                deliveries.append(Delivery(event, await self._contact(event)))
+                continue
+            if event.conversation_id not in conversations:
+                conversations[event.conversation_id] = await self._conversation(
+                    event.conversation_id
+                )
+            conversation = conversations[event.conversation_id]
+            if conversation is None:  # gone: nothing left to show
+                deliveries.append(Delivery(event, None))
+            elif event.type is EventType.CONVERSATION_UPDATED:
+                deliveries.append(Delivery(event, to_json(conversation), conversation.assignee))
+            else:
+                message = await self._message(event)
+                deliveries.append(Delivery(event, message, conversation.assignee))
         return deliveries
 
     async def _read_forever(self) -> None:
@@ -150,6 +178,11 @@ class EventHub:
         last_read = 0.0
         while True:
             try:
+                if not self._wanted.is_set():
+                    self._forget()
+                    await self._wanted.wait()
+                if not self._live:
+                    await self._catch_up()
                 await self.bus.wait(OVERDUE_SECONDS)
                 # Rings coming faster than this are read together: under a burst of writes
                 # the log is read at most 1/MIN_READ_SECONDS times a second per process.
@@ -160,42 +193,63 @@ class EventHub:
                 raise
             except EventsExpired:
                 log.warning("event_hub_fell_behind_pruning")
-                self._buffer.clear()
-                self._cursor = await self.store.latest_event_cursor()
+                self._forget()
             except Exception:
                 log.exception("event_hub_read_failed")
                 await asyncio.sleep(RETRY_SECONDS)
+
+    def _forget(self) -> None:
+        """Stop answering from the buffer: nobody listens (or the log was pruned past the
+        hub), so what it holds would go stale; :meth:`_catch_up` starts again."""
+        self._live = False
+        self._buffer.clear()
+
+    async def _catch_up(self) -> None:
+        """Follow the log again from its head, and wake the streams, which look again (the
+        ones opened meanwhile read what they missed from the log itself)."""
+        self._cursor = await self.store.latest_event_cursor()
+        self._live = True
+        self._tell_streams()
+
+    def _tell_streams(self) -> None:
+        news, self._news = self._news, asyncio.Event()
+        news.set()
 
     async def _read_news(self) -> None:
         while True:
             deliveries = await self.read_log(self._cursor)
             if not deliveries:
                 return
-            self._reassign_buffered(deliveries)
+            self._refresh_buffered(deliveries)
             self._buffer.extend(deliveries)
             self._cursor = deliveries[-1].event.cursor
-            news, self._news = self._news, asyncio.Event()
-            news.set()
+            self._tell_streams()
             if len(deliveries) < READ_BATCH:
                 return
 
-    def _reassign_buffered(self, deliveries: list[Delivery]) -> None:
-        """Bring the buffer's ``assignee_now`` up to date with the assignments just read, so
-        a stream replaying from the buffer decides on today's assignee, as one reading the
-        log does."""
-        assignees = {
-            delivery.event.conversation_id: delivery.assignee_now
+    def _refresh_buffered(self, deliveries: list[Delivery]) -> None:
+        """Bring the buffer up to date with the conversation changes just read (who each is
+        assigned to, and the conversation record), so a stream replaying from the buffer is
+        told what one reading the log would be."""
+        latest = {
+            delivery.event.conversation_id: delivery
             for delivery in deliveries
             if delivery.event.type is EventType.CONVERSATION_UPDATED
         }
-        if not assignees:
+        if not latest:
             return
         for position, delivery in enumerate(self._buffer):
-            conversation_id = delivery.event.conversation_id
-            if conversation_id in assignees and delivery.assignee_now != assignees[conversation_id]:
+            now = latest.get(delivery.event.conversation_id)
+            if now is None:
+                continue
+            if now.record is None:  # the conversation is gone
+                self._buffer[position] = attrs.evolve(delivery, record=None, assignee_now=None)
+            elif delivery.event.type is EventType.CONVERSATION_UPDATED:
                 self._buffer[position] = attrs.evolve(
-                    delivery, assignee_now=assignees[conversation_id]
+                    delivery, record=now.record, assignee_now=now.assignee_now
                 )
+            else:
+                self._buffer[position] = attrs.evolve(delivery, assignee_now=now.assignee_now)
 
     async def _conversation(self, conversation_id: str) -> Conversation | None:
         try:
@@ -203,14 +257,14 @@ class EventHub:
         except NotFound:
             return None
 
-    async def _record(
-        self, event: Event, conversation: Conversation | None
-    ) -> dict[str, Any] | None:
-        if event.type is EventType.CONVERSATION_UPDATED:
-            return None if conversation is None else to_json(conversation)
+    async def _message(self, event: Event) -> dict[str, Any] | None:
         try:
-            if event.type is EventType.CONTACT_UPDATED:
-                return to_json(await self.store.get_contact(event.record_id))
             return to_json(await self.store.get_message(event.record_id))
+        except NotFound:
+            return None
+
+    async def _contact(self, event: Event) -> dict[str, Any] | None:
+        try:
+            return to_json(await self.store.get_contact(event.record_id))
         except NotFound:
             return None

@@ -8,11 +8,12 @@ does) or ``?after=``, and gets everything it missed, in order; with neither, the
 starts with what happens next. The first thing sent is ``event: ready`` with the cursor the
 stream starts after, so a client knows it is listening.
 
-The stream checks its credential again before it sends events, at most every
-``RECHECK_SECONDS``, and at least every ``IDLE_RECHECK_SECONDS``: logging out, being
-deactivated or a revoked key ends it, and a role change applies to what follows. A comment
-is sent when nothing happened for ``KEEPALIVE_SECONDS``, so proxies keep the connection and a
-client that left is noticed.
+The stream checks its credential again before it sends events when its last check is
+``RECHECK_SECONDS`` old, and before each keepalive: logging out, being deactivated or a
+revoked key ends it before the next event, and a role change applies to what follows. A
+comment is sent when nothing happened for ``KEEPALIVE_SECONDS``, so proxies keep the
+connection and a client that left is noticed (Falcon learns it only when the stream sends
+something).
 """
 
 from __future__ import annotations
@@ -33,11 +34,10 @@ from omnichannel_core.serialization import format_timestamp
 
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 5.0
-"""Before events go out, the credential is checked again if it was not for this long."""
-IDLE_RECHECK_SECONDS = 60.0
-"""A stream with nothing to send checks at least this often."""
+"""Before events (or a keepalive) go out, the credential is checked again if it was not for
+this long: a burst of events costs one check, and a revoked key stops at its first event
+after this long."""
 MAX_CURSOR = 200
-
 
 WITHDRAWN_FIELDS = ("id", "status", "assignee")
 """All an agent is told of a conversation given to someone else: enough to drop it."""
@@ -70,53 +70,58 @@ class Events:
             raise InvalidInput("Last-Event-ID or after must be a cursor from this stream")
         await self.hub.ensure_running()
         if given is None:
-            start = self.hub.cursor
+            start = await self.hub.head()
         else:
             start = given
             await self.hub.store.events_after(given, 1)  # 400 or 410 now, not mid-stream
         resp.content_type = "text/event-stream"
         resp.set_header("X-Accel-Buffering", "no")  # nginx: do not hold the stream back
-        resp.sse = self._stream(req.context.principal, req.context.authenticate_again, start)
+        resp.sse = self.stream(req.context.principal, req.context.authenticate_again, start)
 
-    async def _stream(
+    async def stream(
         self,
         principal: Principal,
         authenticate_again: Callable[[], Awaitable[Principal]],
         cursor: str | None,
     ) -> AsyncIterator[SSEvent]:
-        yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
-        checked = time.monotonic()
-        while self.hub.running:
-            signal = self.hub.signal()
-            batch = self.hub.buffered_after(cursor)
-            if batch is None:
-                try:
-                    batch = await self.hub.read_log(cursor)
-                except EventsExpired as error:
-                    yield SSEvent(event="expired", json={"message": error.message})
-                    return
-            since_check = time.monotonic() - checked
-            if since_check >= IDLE_RECHECK_SECONDS or (batch and since_check >= RECHECK_SECONDS):
-                checked = time.monotonic()
-                try:
-                    principal = await authenticate_again()
-                except OmnichannelError as error:
-                    yield SSEvent(event="ended", json={"message": error.message})
-                    return
-                if Permission.CONVERSATIONS_READ not in principal.permissions:
-                    yield SSEvent(event="ended", json={"message": "permission withdrawn"})
-                    return
-            for delivery in batch:
-                cursor = delivery.event.cursor
-                view = event_view(principal, delivery.event, delivery.assignee_now)
-                if view is not EventView.HIDDEN:
-                    yield SSEvent(
-                        event=delivery.event.type.value,
-                        event_id=cursor,
-                        json=event_body(delivery, view),
-                    )
-            if not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS):
-                yield SSEvent(comment="keepalive")
+        """The events after ``cursor`` that ``principal`` may see, then those that follow,
+        until the credential no longer holds or the server stops. The hub reads the log while
+        this is open (:meth:`EventHub.subscribe`)."""
+        with self.hub.subscribe():
+            yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
+            checked = time.monotonic()
+            idle = False  # nothing happened for KEEPALIVE_SECONDS: a keepalive is due
+            while self.hub.running:
+                signal = self.hub.signal()
+                batch = self.hub.buffered_after(cursor)
+                if batch is None:
+                    try:
+                        batch = await self.hub.read_log(cursor)
+                    except EventsExpired as error:
+                        yield SSEvent(event="expired", json={"message": error.message})
+                        return
+                if (batch or idle) and time.monotonic() - checked >= RECHECK_SECONDS:
+                    checked = time.monotonic()
+                    try:
+                        principal = await authenticate_again()
+                    except OmnichannelError as error:
+                        yield SSEvent(event="ended", json={"message": error.message})
+                        return
+                    if Permission.CONVERSATIONS_READ not in principal.permissions:
+                        yield SSEvent(event="ended", json={"message": "permission withdrawn"})
+                        return
+                if idle:
+                    yield SSEvent(comment="keepalive")
+                for delivery in batch:
+                    cursor = delivery.event.cursor
+                    view = event_view(principal, delivery.event, delivery.assignee_now)
+                    if view is not EventView.HIDDEN:
+                        yield SSEvent(
+                            event=delivery.event.type.value,
+                            event_id=cursor,
+                            json=event_body(delivery, view),
+                        )
+                idle = not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS)
 
 
 def mount_events(app: falcon.asgi.App, hub: EventHub) -> None:
