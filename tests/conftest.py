@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fake_provider import FakeProvider
-from tests.support.server import ServerProcess, running_server
+from omnichannel_core.testing.fake_provider import FakeProvider
+from omnichannel_core.testing.server import ServerProcess, running_server
 
 WEBHOOK_SECRET = "test-webhook-secret"
 

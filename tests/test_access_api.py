@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import API_KEY, ServerProcess, running_server
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import inbound_message, post_webhook, unique
 from tests.support.users import (
     PASSWORD,

@@ -19,9 +19,9 @@ import httpx
 import jwt
 import pytest
 
+from omnichannel_core.testing.fake_provider import FakeProvider
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.fake_provider import FakeProvider
-from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import SIGNATURE_HEADER, inbound_message, post_webhook, signature, unique
 from tests.support.users import create_admin_on_command_line, create_user, login
 

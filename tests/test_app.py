@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from omnichannel_core import __version__
-from tests.support.server import ServerProcess, running_server
+from omnichannel_core.testing.server import ServerProcess, running_server
 
 SMALL_LIMIT = 2048
 MESSAGES = "/api/channels/http/messages"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess, running_server
+from omnichannel_core.testing.server import ServerProcess, running_server
 
 KEY_ONE = "first-key-abcdefgh"
 KEY_TWO = "second-key-ijklmnop"

@@ -16,8 +16,8 @@ import attrs
 import httpx
 import pytest
 
-from tests.support.fake_provider import FakeProvider, ScriptedResponse
-from tests.support.server import ServerProcess
+from omnichannel_core.testing.fake_provider import FakeProvider, ScriptedResponse
+from omnichannel_core.testing.server import ServerProcess
 from tests.support.signing import (
     SIGNATURE_HEADER,
     STATUS_PATH,

@@ -14,9 +14,9 @@ from falcon import testing
 
 from omnichannel_core import hookimpl
 from omnichannel_core.hooktypes import ChannelRoute
+from omnichannel_core.testing.in_process import AUTH, run_app
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from tests.fixtures.distributions import install_distributions
-from tests.support.in_process import AUTH, run_app
-from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.users import create_user, login
 
 

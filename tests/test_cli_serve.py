@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import API_KEY, free_port
+from omnichannel_core.testing.server import API_KEY, free_port
 
 OMNICHANNEL = str(Path(sys.executable).parent / "omnichannel")
 START_TIMEOUT_SECONDS = 20

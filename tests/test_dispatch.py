@@ -22,9 +22,9 @@ from omnichannel_core.dispatch import ChannelDispatcher
 from omnichannel_core.errors import HookNotImplemented, NotFound
 from omnichannel_core.hooktypes import ChannelHealth, OutboundMessage, SendResult
 from omnichannel_core.plugins import load_plugins
+from omnichannel_core.testing.in_process import AUTH, run_app
+from omnichannel_core.testing.server import ServerProcess, running_server
 from tests.fixtures.distributions import install_distributions
-from tests.support.in_process import AUTH, run_app
-from tests.support.server import ServerProcess, running_server
 
 SLOW_SECONDS = 2.0
 SLOW_CALLS = 12  # more than asyncio's default executor has threads on a small machine

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
-from tests.support.server import ServerProcess, running_server
+from omnichannel_core.testing.server import ServerProcess, running_server
 
 WEBHOOK_SECRET = "durability-secret"
 ROUNDS = 4

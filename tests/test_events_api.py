@@ -19,10 +19,10 @@ from omnichannel_core.events.hub import EventHub
 from omnichannel_core.events.records import Event
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.store import Store, open_store
+from omnichannel_core.testing.in_process import AUTH, run_app
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from omnichannel_core.web import events_routes
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.in_process import AUTH, run_app
-from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import (
     SIGNATURE_HEADER,
     WEBHOOK_PATH,

@@ -28,7 +28,7 @@ from omnichannel_core.hooktypes import (
 )
 from omnichannel_core.inbox import Inbox
 from omnichannel_core.models import DeliveryStatus
-from tests.support.in_process import AUTH, Scenario, run_app
+from omnichannel_core.testing.in_process import AUTH, Scenario, run_app
 
 
 def _run(tmp_path: Path, channel: object, scenario: Scenario) -> None:

@@ -17,7 +17,7 @@ from omnichannel_core.hooktypes import (
     WebhookRequest,
     WebhookResult,
 )
-from tests.support.in_process import AUTH, run_app
+from omnichannel_core.testing.in_process import AUTH, run_app
 
 
 class Crashing:

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
-from tests.support.server import ServerProcess
+from omnichannel_core.testing.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
+from omnichannel_core.testing.server import ServerProcess
 from tests.support.signing import (
     SIGNATURE_HEADER,
     inbound_message,

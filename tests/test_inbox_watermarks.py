@@ -20,7 +20,7 @@ from omnichannel_core.hooktypes import (
     WebhookResult,
 )
 from omnichannel_core.serialization import parse_timestamp
-from tests.support.in_process import AUTH, run_app
+from omnichannel_core.testing.in_process import AUTH, run_app
 
 
 def _watermarks(data: dict) -> tuple[StatusWatermark, ...]:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
-from tests.support.fake_provider import FakeProvider
-from tests.support.server import API_KEY, ServerProcess, running_server
+from omnichannel_core.testing.fake_provider import FakeProvider
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 
 SECRET = "log-test-webhook-secret-7f3a9c"
 WRONG_TOKEN = "wrong-token-never-logged-51d2"

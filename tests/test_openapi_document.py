@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from omnichannel_core.testing.server import ServerProcess
 from tests.support.openapi_contract import (
     OPERATIONS,
     PUBLIC_OPERATIONS,
@@ -17,7 +18,6 @@ from tests.support.openapi_contract import (
     lookup,
     operations,
 )
-from tests.support.server import ServerProcess
 
 # Public beside those the contract helpers list: logging in and refreshing need no token.
 PUBLIC = PUBLIC_OPERATIONS

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from omnichannel_core.testing.fake_provider import FakeProvider
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.fake_provider import FakeProvider
-from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import inbound_message, post_webhook, unique
 from tests.support.users import create_user
 

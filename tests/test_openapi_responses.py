@@ -11,15 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
+from omnichannel_core.testing.fake_provider import FakeProvider, ScriptedResponse
+from omnichannel_core.testing.server import ServerProcess
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.fake_provider import FakeProvider, ScriptedResponse
 from tests.support.openapi_contract import (
     Contract,
     fetch_document,
     operations,
     running_degraded_server,
 )
-from tests.support.server import ServerProcess
 from tests.support.users import PASSWORD, create_user
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from omnichannel_core.app import create_app
 from omnichannel_core.config import Config
+from omnichannel_core.testing.server import API_KEY, ServerProcess
 from omnichannel_core.web.channel_routes import GENERIC_ROUTES, UnknownChannel
 from tests.support.openapi_contract import (
     OPERATIONS,
@@ -19,7 +20,6 @@ from tests.support.openapi_contract import (
     operations,
     running_degraded_server,
 )
-from tests.support.server import API_KEY, ServerProcess
 
 CHANNEL_ROUTE = re.compile(r"^/api/channels/(?P<channel>[^/{}]+)/(?P<rest>.+)$")
 

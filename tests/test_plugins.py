@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
+from omnichannel_core.testing.server import ServerProcess, other_installed_channels, running_server
 from tests.fixtures.distributions import add_local_plugin, install_distributions
-from tests.support.server import ServerProcess, other_installed_channels, running_server
 
 ECHO_TOKEN = "echo-shared-token"
 WEBHOOK_SECRET = "plugins-webhook-secret"

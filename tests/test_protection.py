@@ -13,6 +13,7 @@ import pytest
 from falcon import testing
 
 from omnichannel_core.config import Config
+from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from omnichannel_core.web.errors import install_error_handlers
 from omnichannel_core.web.protection import (
     Cors,
@@ -23,7 +24,6 @@ from omnichannel_core.web.protection import (
     protection_middleware,
 )
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.server import API_KEY, ServerProcess, running_server
 from tests.support.signing import inbound_message, post_status, post_webhook, unique
 from tests.support.users import PASSWORD, create_user
 

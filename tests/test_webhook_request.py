@@ -10,7 +10,7 @@ from falcon import testing
 
 from omnichannel_core import hookimpl
 from omnichannel_core.hooktypes import WebhookRequest, WebhookResponse, WebhookResult
-from tests.support.in_process import run_app
+from omnichannel_core.testing.in_process import run_app
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example.com"}
 

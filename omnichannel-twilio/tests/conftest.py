@@ -27,7 +27,7 @@ from twilio_signing import (
     WRONG_TOKEN,
 )
 
-from tests.support.server import ServerProcess, free_port, running_server
+from omnichannel_core.testing.server import ServerProcess, free_port, running_server
 
 ENABLE_ALL_CHANNELS = {"OMNICHANNEL_DISABLE_PLUGINS": ""}
 TWILIO_VARIABLES = (

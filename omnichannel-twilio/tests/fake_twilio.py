@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-from tests.support.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
+from omnichannel_core.testing.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
 
 API_VERSION = "2010-04-01"
 ERROR_DOCS = "https://www.twilio.com/docs/errors/"

@@ -212,7 +212,7 @@ def test_health_polls_answer_at_once_while_twilio_is_slow(tmp_path):
 
     from twilio_signing import PHONE_NUMBER, PUBLIC_URL
 
-    from tests.support.server import running_server
+    from omnichannel_core.testing.server import running_server
 
     with SlowTwilio() as slow:
         env = {

@@ -31,7 +31,7 @@ from omnichannel_core.errors import (
 )
 from omnichannel_core.hooktypes import OutboundMessage, WebhookRequest
 from omnichannel_core.models import Consent, DeliveryStatus, Media
-from tests.support.fake_provider import FakeProvider, ScriptedResponse
+from omnichannel_core.testing.fake_provider import FakeProvider, ScriptedResponse
 
 SID = "AC" + "0" * 32
 TOKEN = "test-auth-token"

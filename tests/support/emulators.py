@@ -56,7 +56,7 @@ from pathlib import Path
 import attrs
 import httpx
 
-from tests.support.server import free_port
+from omnichannel_core.testing.server import free_port
 
 GCLOUD = "gcloud"
 START_TIMEOUT_SECONDS = 60

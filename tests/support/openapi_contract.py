@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from omnichannel_core.testing.server import ServerProcess, running_server
 from tests.fixtures.distributions import install_distributions
-from tests.support.server import ServerProcess, running_server
 
 DOCUMENT_URI = "urn:omnichannel:openapi"
 OPERATIONS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

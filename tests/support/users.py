@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.server import ServerProcess
+from omnichannel_core.testing.server import ServerProcess
 from tests.support.signing import unique
 
 PASSWORD = "correct horse battery staple"

@@ -1,4 +1,10 @@
-"""Runs the real server (gunicorn + uvicorn workers) on a free loopback port."""
+"""Runs the real server (gunicorn + uvicorn workers) on a free loopback port.
+
+What a test of a channel needs when the server itself is the point: the channel loaded from
+its installed entry point, its routes served by gunicorn, webhooks over real HTTP. Every
+server gets its own working folder (its SQLite store, its log) and the API key
+:data:`API_KEY`; :meth:`ServerProcess.client` is an ``httpx.Client`` that sends it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -17,6 +23,9 @@ import httpx
 from omnichannel_core.cli import gunicorn_command
 
 API_KEY = "test-key-0123456789"
+"""The server's API key (``OMNICHANNEL_API_KEY``); :meth:`ServerProcess.client` sends it."""
+
+CHANNEL_GROUP = "omnichannel.channels"  # as omnichannel_core.plugins, without importing it
 
 
 def other_installed_channels() -> str:
@@ -25,25 +34,45 @@ def other_installed_channels() -> str:
     is installed. A test may still enable one by setting OMNICHANNEL_DISABLE_PLUGINS."""
     names = {
         entry_point.name
-        for entry_point in entry_points(group="omnichannel.channels")
+        for entry_point in entry_points(group=CHANNEL_GROUP)
         if entry_point.dist is None or entry_point.dist.metadata["Name"] != "omnichannel-core"
     }
     return ",".join(sorted(names))
+
+
+def installed_channels() -> list[str]:
+    """The names of every channel entry point installed (what the server would load)."""
+    return sorted({entry_point.name for entry_point in entry_points(group=CHANNEL_GROUP)})
+
+
+def channels_except(keep: Iterable[str]) -> str:
+    """An ``OMNICHANNEL_DISABLE_PLUGINS`` value that leaves only the channels ``keep`` loaded
+    (cross-cutting plugins are not affected)."""
+    kept = set(keep)
+    return ",".join(name for name in installed_channels() if name not in kept)
 
 
 START_TIMEOUT_SECONDS = 20
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on now (for a server, or for an unreachable URL)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 class ServerProcess:
-    """One gunicorn server: its URL, its log file and an authenticated client."""
+    """One gunicorn server: its URL, its log file and an authenticated client.
 
-    def __init__(self, workdir: Path, env: Mapping[str, str], workers: int = 1) -> None:
+    The server inherits this process's environment, then the test settings below, then
+    ``env`` (a value of None removes a variable). By default only the channels of
+    omnichannel-core load, so the core's tests see the same server whatever else is
+    installed; set ``OMNICHANNEL_DISABLE_PLUGINS`` in ``env`` (e.g. to
+    :func:`channels_except`) to load others. :meth:`start` waits until it answers.
+    """
+
+    def __init__(self, workdir: Path, env: Mapping[str, str | None], workers: int = 1) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -71,9 +100,11 @@ class ServerProcess:
         return gunicorn_command(control_socket=False)
 
     def start(self) -> ServerProcess:
+        """Start gunicorn and wait for ``/health`` to answer; RuntimeError with the server's
+        log when it exits or does not answer in time."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own gunicorn command line
             self.command(),
             cwd=self.workdir,
             env=self.env,
@@ -95,6 +126,7 @@ class ServerProcess:
         raise RuntimeError(f"server did not answer in {START_TIMEOUT_SECONDS}s:\n{self.log()}")
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL to the process group if it does not stop in 15 seconds."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -105,17 +137,20 @@ class ServerProcess:
             self.process.wait(timeout=5)
 
     def log(self) -> str:
+        """What the server wrote so far (JSON log lines, one per request and event)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self, api_key: str | None = API_KEY) -> httpx.Client:
+        """A client of the server sending ``api_key`` (None: no credentials)."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=10)
 
 
 @contextlib.contextmanager
 def running_server(
-    workdir: Path, env: Mapping[str, str] | None = None, workers: int = 1
+    workdir: Path, env: Mapping[str, str | None] | None = None, workers: int = 1
 ) -> Iterator[ServerProcess]:
+    """``with running_server(workdir, env) as server:`` a started server, stopped at the end."""
     server = ServerProcess(workdir, env or {}, workers=workers).start()
     try:
         yield server

@@ -1,5 +1,10 @@
 """The real app (``create_app`` with a real SQLite store) driven in-process through
-``falcon.testing.ASGIConductor``, with channels registered without packaging."""
+``falcon.testing.ASGIConductor``, with channels registered without packaging.
+
+Quicker than the real server (:mod:`omnichannel_core.testing.server`) and able to take a
+channel object that was never installed, such as a stub built in the test; what only the
+server does (gunicorn, several workers, entry point discovery) needs the server.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 from falcon import testing
 
 from omnichannel_core.app import create_app
@@ -17,11 +23,12 @@ from omnichannel_core.store import open_store
 
 API_KEY = "in-process-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+"""Headers that authenticate a request to the in-process app with :data:`API_KEY`."""
 
 Scenario = Callable[[testing.ASGIConductor], Awaitable[None]]
 
 
-# Like tests/support/server.py: tests that want limits pass them.
+# Like the real server of omnichannel_core.testing.server: tests that want limits pass them.
 NO_RATE_LIMITS = {
     "rate_limit_per_minute": 0,
     "credential_rate_limit_per_minute": 0,
@@ -55,3 +62,20 @@ def run_app(
             await scenario(conductor)
 
     asyncio.run(conducted())
+
+
+@attrs.frozen
+class InProcessApp:
+    """The app of :func:`run_app` with its channels, settings and store folder fixed: each
+    :meth:`run` builds it afresh on the same store, as a restarted server would be."""
+
+    data_dir: Path
+    channels: Mapping[str, object]
+    environ: Mapping[str, str] = attrs.field(factory=dict)
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=lambda: dict(AUTH))
+    """What authenticates a request (``conductor.simulate_get(path, headers=app.headers)``)."""
+
+    def run(self, scenario: Scenario) -> None:
+        """Run ``scenario(conductor)`` against the app, started and stopped around it."""
+        run_app(self.data_dir, self.channels, scenario, self.environ, **self.settings)

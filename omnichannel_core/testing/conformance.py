@@ -1,0 +1,518 @@
+"""The conformance suite: what every channel must do, checked against the real server.
+
+A channel's test module subclasses :class:`ChannelConformance` (under a name pytest
+collects, ``Test...``) and says how to fake its provider and sign its webhooks; the suite
+then starts the real gunicorn server with the channel loaded from its installed entry
+point, once per class, and checks the contract the core relies on: hook implementations
+that match the hookspecs, 501 for the generic routes whose hook is missing, a webhook
+stored and readable through the inbox API, retries stored once, statuses applied forward
+only, forged and unsigned webhooks refused with nothing stored, and a health report of
+the documented shape, configured and not. Each failure says what the channel got wrong.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import attrs
+import httpx
+import pytest
+
+from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.plugins import CHANNEL_GROUP
+from omnichannel_core.testing.hook_check import hookspec_problems, load_channel
+from omnichannel_core.testing.inbox_reader import InboxReader
+from omnichannel_core.testing.server import ServerProcess, channels_except, running_server
+from omnichannel_core.testing.webhook_call import ProviderFake, WebhookCall
+
+GENERIC_ROUTES: dict[str, tuple[str, str]] = {
+    "receive": ("POST", "webhook"),
+    "status": ("POST", "status"),
+    "send": ("POST", "messages"),
+    "health": ("GET", "health"),
+}
+"""The hook behind each generic route every channel gets: (method, path)."""
+
+RETRIES = 3
+
+
+def _brief(response: httpx.Response) -> str:
+    return f"{response.status_code} {response.text[:300]!r}"
+
+
+def _health_shape_problems(report: Any, channel: str) -> list[str]:
+    """What is wrong with a health report's shape: ``ok`` bool, ``detail`` str, ``checks``
+    object."""
+    if not isinstance(report, dict):
+        return [f"the health report is {type(report).__name__}, not an object"]
+    expected = {"ok": bool, "detail": str, "checks": dict}
+    return [
+        f"health {field!r} is {report.get(field)!r}, not a {kind.__name__}"
+        f" (health must return ChannelHealth(ok, detail, checks) for {channel!r})"
+        for field, kind in expected.items()
+        if not isinstance(report.get(field), kind)
+    ]
+
+
+class ChannelConformance:
+    """Subclass as ``Test<Name>Conformance``, set :attr:`channel`, and define
+    :meth:`provider`, :meth:`environ`, :meth:`inbound` and (when the channel reports
+    delivery statuses) :meth:`status`. The class itself is not collected (no ``Test``
+    prefix). Override :meth:`new_address`, :meth:`new_provider_message_id`,
+    :meth:`forge` or :meth:`unsign` when the defaults do not fit the provider.
+    """
+
+    channel: ClassVar[str] = ""
+    """The channel's entry point name in ``omnichannel.channels``; the server loads the
+    installed distribution, so install it first (``pip install -e .``)."""
+
+    # what a channel's test module defines -------------------------------------------
+
+    def provider(self) -> AbstractContextManager[ProviderFake]:
+        """A fake of the provider's API, over real HTTP on loopback, that accepts sends
+        (answering each with a fresh provider id); what it yields has ``.url``. One per
+        class, started before the server."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define provider(): a context manager yielding a fake"
+            " of the provider's API (e.g. omnichannel_core.testing.FakeProvider) with a .url"
+        )
+
+    def environ(self, provider_url: str) -> Mapping[str, str | None]:
+        """The channel's settings (server environment variables) pointing at the fake at
+        ``provider_url``; a value of None removes a variable."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define environ(provider_url): the channel's"
+            " settings, with its API base URL pointing at the fake"
+        )
+
+    def inbound(self, provider_message_id: str, sender: str, text: str) -> WebhookCall:
+        """The webhook a provider sends for one text message ``text`` from ``sender`` (the
+        customer's address on the channel, the contact's identity), with the provider's id
+        ``provider_message_id``, signed as the provider signs it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define inbound(provider_message_id, sender, text):"
+            " a signed WebhookCall carrying one text message"
+        )
+
+    def status(
+        self, provider_message_id: str, recipient: str, status: DeliveryStatus
+    ) -> WebhookCall:
+        """The callback a provider sends when the message it knows as
+        ``provider_message_id``, sent to ``recipient``, reached ``status`` (DELIVERED or
+        READ), signed as the provider signs it. A channel whose provider reports no
+        delivery status leaves it undefined (the status test is then skipped, unless the
+        channel implements the ``status`` hook)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define status(provider_message_id, recipient,"
+            " status): a signed WebhookCall moving one sent message to that status"
+        )
+
+    def unconfigured_environ(self) -> Mapping[str, str | None]:
+        """The environment of a server where the channel has no settings; map a variable to
+        None to remove it should the test run's own environment set it."""
+        return {}
+
+    def new_address(self) -> str:
+        """A customer address on the channel that no other test uses."""
+        return f"conformance-{uuid.uuid4().hex[:16]}"
+
+    def new_provider_message_id(self) -> str:
+        """A provider message id that no other test uses."""
+        return f"conformance-{uuid.uuid4().hex}"
+
+    def forge(self, call: WebhookCall) -> WebhookCall:
+        """``call`` with a signature the channel must refuse. By default, the headers that
+        sign it (those that differ between two webhooks) come from another webhook."""
+        other = self._other_webhook()
+        signing = self._signing_headers(call, other)
+        return attrs.evolve(
+            call, headers={**call.headers, **{h: other.headers[h] for h in signing}}
+        )
+
+    def unsign(self, call: WebhookCall) -> WebhookCall:
+        """``call`` without its signature. By default, without the headers that differ
+        between two webhooks."""
+        signing = self._signing_headers(call, self._other_webhook())
+        return attrs.evolve(
+            call, headers={k: v for k, v in call.headers.items() if k not in signing}
+        )
+
+    def _other_webhook(self) -> WebhookCall:
+        return self.inbound(self.new_provider_message_id(), self.new_address(), "another text")
+
+    def _signing_headers(self, call: WebhookCall, other: WebhookCall) -> set[str]:
+        signing = {name for name, value in call.headers.items() if other.headers.get(name) != value}
+        if not signing:
+            pytest.fail(
+                f"two webhooks from {type(self).__name__}.inbound() carry the same headers, so"
+                " the suite cannot tell which of them sign a webhook: define forge(call) and"
+                " unsign(call) to return the call with a wrong and with no signature",
+                pytrace=False,
+            )
+        return signing
+
+    # the servers ---------------------------------------------------------------------
+
+    def _server_env(self, settings: Mapping[str, str | None]) -> dict[str, str | None]:
+        """Only this channel loads, whatever else is installed; then its settings."""
+        return {"OMNICHANNEL_DISABLE_PLUGINS": channels_except([self.channel]), **settings}
+
+    def _entry_point_problem(self) -> str | None:
+        if not self.channel:
+            return (
+                f"{type(self).__name__} must set channel = '<entry point name>' (its name in"
+                f" the {CHANNEL_GROUP!r} entry point group)"
+            )
+        if not entry_points(group=CHANNEL_GROUP, name=self.channel):
+            return (
+                f"no entry point {self.channel!r} in group {CHANNEL_GROUP!r}: install the"
+                " channel's distribution (pip install -e .) so the server can load it"
+            )
+        return None
+
+    def _start(
+        self, tmp_path_factory: pytest.TempPathFactory, kind: str, env: Mapping[str, str | None]
+    ) -> AbstractContextManager[ServerProcess]:
+        problem = self._entry_point_problem()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        workdir = tmp_path_factory.mktemp(f"conformance-{self.channel}-{kind}")
+        return running_server(workdir, self._server_env(env))
+
+    def _loaded_hooks(self, server: ServerProcess) -> frozenset[str]:
+        """The hooks the server says the channel implements; fails when it did not load."""
+        with server.client() as client:
+            report = client.get("/api/plugins").json()
+        for failure in report["failed"]:
+            if failure["name"] == self.channel:
+                pytest.fail(
+                    f"channel {self.channel!r} failed to load in the server: {failure['error']}",
+                    pytrace=False,
+                )
+        for item in report["items"]:
+            if item["kind"] == "channel" and item["name"] == self.channel:
+                return frozenset(item["hooks"])
+        pytest.fail(
+            f"the server did not load channel {self.channel!r} (loaded: "
+            f"{[i['name'] for i in report['items']]}, disabled: {report['disabled']})",
+            pytrace=False,
+        )
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_provider(cls) -> Iterator[ProviderFake]:
+        """The channel's fake provider, one per class."""
+        with cls().provider() as fake:
+            yield fake
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_server(
+        cls, tmp_path_factory: pytest.TempPathFactory, conformance_provider: ProviderFake
+    ) -> Iterator[ServerProcess]:
+        """The real server with the channel configured against the fake, one per class."""
+        suite = cls()  # each test gets its own instance; a class fixture, one of its own
+        env = suite.environ(conformance_provider.url)
+        with suite._start(tmp_path_factory, "configured", env) as server:
+            yield server
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_hooks(cls, conformance_server: ServerProcess) -> frozenset[str]:
+        """The hooks the channel implements, as the server loaded it."""
+        return cls()._loaded_hooks(conformance_server)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_api(
+        cls, conformance_server: ServerProcess, conformance_hooks: frozenset[str]
+    ) -> Iterator[httpx.Client]:
+        """A client of the server with the API key, as an agent's app calls it."""
+        with conformance_server.client() as client:
+            yield client
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_public(
+        cls, conformance_server: ServerProcess, conformance_hooks: frozenset[str]
+    ) -> Iterator[httpx.Client]:
+        """A client of the server without credentials, as a provider calls it."""
+        with conformance_server.client(api_key=None) as client:
+            yield client
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_unconfigured_server(
+        cls, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[ServerProcess]:
+        """The real server with the channel installed but none of its settings."""
+        suite = cls()
+        with suite._start(tmp_path_factory, "unconfigured", suite.unconfigured_environ()) as server:
+            yield server
+
+    # helpers of the tests ------------------------------------------------------------
+
+    def _require(self, hooks: frozenset[str], hook: str, needed_for: str) -> None:
+        if hook not in hooks:
+            pytest.skip(f"channel {self.channel!r} does not implement {hook}: {needed_for}")
+
+    def _deliver(self, client: httpx.Client, call: WebhookCall, what: str) -> httpx.Response:
+        response = call.post(client, self.channel)
+        assert response.is_success, (
+            f"{what}: POST /api/channels/{self.channel}/{call.path} answered {_brief(response)};"
+            " a webhook the provider signed must be accepted with a 2xx (or the test's"
+            " inbound()/status() does not sign it as the provider does)"
+        )
+        return response
+
+    def _require_status_callbacks(self, hooks: frozenset[str]) -> None:
+        if type(self).status is not ChannelConformance.status:
+            return
+        if "status" in hooks:
+            pytest.fail(
+                f"channel {self.channel!r} implements the status hook, so"
+                f" {type(self).__name__} must define status(provider_message_id, recipient,"
+                " status): the signed callback moving one sent message to that status",
+                pytrace=False,
+            )
+        pytest.skip(
+            f"{type(self).__name__} defines no status() and channel {self.channel!r} does"
+            " not implement the status hook: no delivery statuses to check"
+        )
+
+    def _sent(
+        self, public: httpx.Client, api: httpx.Client, hooks: frozenset[str], recipient: str
+    ) -> dict[str, Any]:
+        """A message sent to ``recipient`` through the messages route, in answer to a
+        message from them when the channel receives (some providers, such as Messenger,
+        let a business write only to a customer who wrote recently)."""
+        if "receive" in hooks:
+            hello = self.inbound(self.new_provider_message_id(), recipient, "conformance: hi")
+            self._deliver(public, hello, "the customer's message before the reply")
+        response = api.post(
+            f"/api/channels/{self.channel}/messages",
+            json={"to": recipient, "text": "conformance: a sent message"},
+        )
+        assert response.status_code == 201, (
+            f"sending to {recipient!r} through POST /api/channels/{self.channel}/messages"
+            f" answered {_brief(response)}, not 201: send failed against the fake provider"
+        )
+        message = response.json()
+        assert message["provider_message_id"], (
+            f"the message sent to {recipient!r} has no provider_message_id (status"
+            f" {message['status']!r}): send must return SendResult(provider_message_id=...)"
+            " with the provider's id, which status callbacks name"
+        )
+        return message
+
+    # the suite -----------------------------------------------------------------------
+
+    def test_hook_implementations_match_the_hookspecs(self) -> None:
+        """Every hook implementation of the channel names a hook of the hookspecs and takes
+        only that hook's arguments (pluggy's own validation, as the server registers it)."""
+        problem = self._entry_point_problem()
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        problems = hookspec_problems(self.channel, load_channel(self.channel))
+        assert not problems, "\n".join(problems)
+
+    def test_missing_hooks_answer_501(
+        self, conformance_api: httpx.Client, conformance_hooks: frozenset[str]
+    ) -> None:
+        """Each generic route whose hook the channel does not implement answers 501 with a
+        JSON error naming the hook, and the server serves the rest."""
+        missing = [hook for hook in GENERIC_ROUTES if hook not in conformance_hooks]
+        if not missing:
+            pytest.skip(
+                f"channel {self.channel!r} implements every hook behind a generic route"
+                f" ({', '.join(GENERIC_ROUTES)}): no route to answer 501"
+            )
+        problems = []
+        for hook in missing:
+            method, path = GENERIC_ROUTES[hook]
+            payload = {"to": self.new_address(), "text": "conformance"} if hook == "send" else {}
+            response = conformance_api.request(
+                method,
+                f"/api/channels/{self.channel}/{path}",
+                json=payload if method == "POST" else None,
+            )
+            body = response.json() if "json" in response.headers.get("content-type", "") else None
+            if (
+                response.status_code != 501
+                or not isinstance(body, dict)
+                or body.get("hook") != hook
+            ):
+                problems.append(
+                    f"{method} {path} (no {hook} hook) answered {_brief(response)}, not 501"
+                    f" with a JSON error naming {hook!r}"
+                )
+        assert not problems, "\n".join(problems)
+
+    def test_webhook_message_is_stored(
+        self,
+        conformance_public: httpx.Client,
+        conformance_api: httpx.Client,
+        conformance_hooks: frozenset[str],
+    ) -> None:
+        """A signed webhook carrying one text message is stored: the inbox API shows one
+        inbound message with the provider's id and the text, from a contact whose identity
+        on the channel is the sender."""
+        self._require(conformance_hooks, "receive", "no webhook to store")
+        provider_id, sender = self.new_provider_message_id(), self.new_address()
+        text = f"conformance round trip {uuid.uuid4().hex[:8]}"
+        self._deliver(conformance_public, self.inbound(provider_id, sender, text), "the webhook")
+        inbox = InboxReader(conformance_api)
+        stored = inbox.messages_with_provider_id(self.channel, provider_id)
+        assert len(stored) == 1, (
+            f"after the webhook carrying provider id {provider_id!r} was accepted, the inbox"
+            f" holds {len(stored)} messages with that id on {self.channel!r}, not 1: receive"
+            " must return WebhookResult(messages=(InboundMessage(provider_message_id=...),))"
+            " with the provider's id"
+        )
+        (message,) = stored
+        assert message["direction"] == "inbound", f"stored as {message['direction']!r}"
+        assert message["text"] == text, (
+            f"the message was stored with text {message['text']!r}, not the {text!r} the"
+            " webhook carried"
+        )
+        identities = inbox.contact(message["contact_id"])["identities"]
+        assert {"channel": self.channel, "address": sender} in identities, (
+            f"the message was stored for a contact with identities {identities}, not one"
+            f" reached at {sender!r} on {self.channel!r}: InboundMessage.sender must be the"
+            " customer's address the webhook names"
+        )
+
+    def test_retried_webhook_is_stored_once(
+        self,
+        conformance_public: httpx.Client,
+        conformance_api: httpx.Client,
+        conformance_hooks: frozenset[str],
+    ) -> None:
+        """The same webhook delivered three times (a provider's retries) is accepted each
+        time and stored once."""
+        self._require(conformance_hooks, "receive", "no webhook to retry")
+        provider_id = self.new_provider_message_id()
+        call = self.inbound(provider_id, self.new_address(), "conformance: retried")
+        for attempt in range(1, RETRIES + 1):
+            self._deliver(conformance_public, call, f"delivery {attempt} of the same webhook")
+        stored = InboxReader(conformance_api).messages_with_provider_id(self.channel, provider_id)
+        assert len(stored) == 1, (
+            f"the same webhook delivered {RETRIES} times stored {len(stored)} messages with"
+            f" provider id {provider_id!r}, not 1: the store keeps one message per (channel,"
+            " provider_message_id), so receive must give the provider's id unchanged"
+        )
+
+    def test_status_moves_forward_only(
+        self,
+        conformance_public: httpx.Client,
+        conformance_api: httpx.Client,
+        conformance_hooks: frozenset[str],
+    ) -> None:
+        """A message sent through the channel's messages route (after the customer wrote,
+        when the channel receives) moves to read on a READ callback, and stays read when a
+        DELIVERED callback arrives after it."""
+        self._require(conformance_hooks, "send", "no message to send and track")
+        self._require_status_callbacks(conformance_hooks)
+        recipient = self.new_address()
+        message = self._sent(conformance_public, conformance_api, conformance_hooks, recipient)
+        provider_id = message["provider_message_id"]
+        inbox = InboxReader(conformance_api)
+        read = self.status(provider_id, recipient, DeliveryStatus.READ)
+        self._deliver(conformance_public, read, "the READ callback")
+        now = inbox.message(message["id"])["status"]
+        assert now == "read", (
+            f"after a READ callback for provider id {provider_id!r} the message is {now!r},"
+            " not 'read': the callback must return StatusUpdate(provider_message_id, READ)"
+            " (or a StatusWatermark for the recipient)"
+        )
+        delivered = self.status(provider_id, recipient, DeliveryStatus.DELIVERED)
+        self._deliver(conformance_public, delivered, "the DELIVERED callback after READ")
+        now = inbox.message(message["id"])["status"]
+        assert now == "read", (
+            f"a DELIVERED callback after READ left the message {now!r}: statuses move forward"
+            " only, so it must stay 'read'"
+        )
+
+    def test_forged_signature_is_refused(
+        self,
+        conformance_public: httpx.Client,
+        conformance_api: httpx.Client,
+        conformance_hooks: frozenset[str],
+    ) -> None:
+        """A webhook with a signature that does not match it is answered 403 and nothing
+        is stored."""
+        self._check_refused(conformance_public, conformance_api, conformance_hooks, self.forge)
+
+    def test_unsigned_webhook_is_refused(
+        self,
+        conformance_public: httpx.Client,
+        conformance_api: httpx.Client,
+        conformance_hooks: frozenset[str],
+    ) -> None:
+        """A webhook without its signature is answered 403 and nothing is stored."""
+        self._check_refused(conformance_public, conformance_api, conformance_hooks, self.unsign)
+
+    def _check_refused(
+        self,
+        public: httpx.Client,
+        api: httpx.Client,
+        hooks: frozenset[str],
+        tamper: Callable[[WebhookCall], WebhookCall],
+    ) -> None:
+        self._require(hooks, "receive", "no webhook to authenticate")
+        provider_id = self.new_provider_message_id()
+        call = tamper(self.inbound(provider_id, self.new_address(), "conformance: forged"))
+        response = call.post(public, self.channel)
+        assert response.status_code == 403, (
+            f"a webhook that is not signed right ({tamper.__name__}) answered"
+            f" {_brief(response)}, not 403: receive must check the signature and raise"
+            " WebhookRejected"
+        )
+        stored = InboxReader(api).messages_with_provider_id(self.channel, provider_id)
+        assert not stored, f"the refused webhook's message {provider_id!r} was stored anyway"
+
+    def test_health_report_has_the_documented_shape(
+        self,
+        conformance_api: httpx.Client,
+        conformance_public: httpx.Client,
+        conformance_hooks: frozenset[str],
+    ) -> None:
+        """Configured against the fake, the channel's health is ok, with ``ok`` (bool),
+        ``detail`` (str) and ``checks`` (object), on its own route (200) and in ``/health``."""
+        self._require(conformance_hooks, "health", "the server reports it as 'no health hook'")
+        response = conformance_api.get(f"/api/channels/{self.channel}/health")
+        report = response.json()
+        problems = _health_shape_problems(report, self.channel)
+        assert not problems, "\n".join(problems)
+        assert report["ok"] is True and response.status_code == 200, (
+            f"configured against the fake provider, the channel's health answered"
+            f" {_brief(response)}: it should be ok (or environ() misses a setting)"
+        )
+        overall = conformance_public.get("/health").json()["channels"].get(self.channel)
+        problems = _health_shape_problems(overall, self.channel)
+        assert not problems, "in GET /health: " + "\n".join(problems)
+
+    def test_unconfigured_server_starts_and_health_says_why(
+        self, conformance_unconfigured_server: ServerProcess
+    ) -> None:
+        """Without its settings the channel still loads and the server serves; its health
+        is not ok (503) and its detail says why."""
+        hooks = self._loaded_hooks(conformance_unconfigured_server)
+        self._require(hooks, "health", "the server started; no health report to check")
+        with conformance_unconfigured_server.client() as api:
+            response = api.get(f"/api/channels/{self.channel}/health")
+        report = response.json()
+        problems = _health_shape_problems(report, self.channel)
+        assert not problems, "\n".join(problems)
+        assert report["ok"] is False and response.status_code == 503, (
+            f"without its settings ({dict(self.unconfigured_environ())}) the channel's health"
+            f" answered {_brief(response)}: it must say ok=false"
+        )
+        assert report["detail"].strip(), (
+            "the unconfigured channel's health has an empty detail: it must say what is"
+            " missing (e.g. 'not configured: API_TOKEN')"
+        )

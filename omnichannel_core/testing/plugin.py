@@ -1,0 +1,91 @@
+"""pytest fixtures for testing channels and plugins, registered through the ``pytest11``
+entry point ``omnichannel``: any test run where omnichannel-core is installed has them.
+
+pytest imports this module at start-up in every such run, whether or not a test uses the
+fixtures, so it imports nothing but pytest here: the server, the fake provider and the
+app are imported when a fixture is first used. Turn the plugin off with
+``-p no:omnichannel``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from omnichannel_core.testing.fake_provider import FakeProvider
+    from omnichannel_core.testing.in_process import InProcessApp
+    from omnichannel_core.testing.server import ServerProcess
+
+    StartServer = Callable[..., ServerProcess]
+    BuildApp = Callable[..., InProcessApp]
+
+
+@pytest.fixture
+def omnichannel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """Start the real server (gunicorn) with the given environment; stopped at teardown.
+
+    ``omnichannel_server(env=None, *, channels=None, workers=1) -> ServerProcess``: ``env``
+    adds to (None removes from) the test run's environment; ``channels`` names the only
+    channels to load (default: every installed one). ``server.client()`` sends the API key.
+    """
+    from omnichannel_core.testing.server import ServerProcess, channels_except
+
+    started: list[ServerProcess] = []
+
+    def start(
+        env: Mapping[str, str | None] | None = None,
+        *,
+        channels: Iterable[str] | None = None,
+        workers: int = 1,
+    ) -> ServerProcess:
+        disabled = "" if channels is None else channels_except(channels)
+        server = ServerProcess(
+            tmp_path_factory.mktemp("omnichannel-server"),
+            {"OMNICHANNEL_DISABLE_PLUGINS": disabled, **(env or {})},
+            workers=workers,
+        )
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[FakeProvider]:
+    """A fake provider API on loopback (``.url``), recording requests (``.requests``) and
+    answering ``200 {}`` unless scripted (``.queue(ScriptedResponse(...))``)."""
+    from omnichannel_core.testing.fake_provider import FakeProvider
+
+    with FakeProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def omnichannel_app(tmp_path_factory: pytest.TempPathFactory) -> BuildApp:
+    """Build the app in-process with the given channels, on a SQLite store of its own.
+
+    ``omnichannel_app(channels, environ=None, **settings) -> InProcessApp``: ``channels``
+    maps a channel name to its plugin (module or object, no packaging needed); ``environ``
+    is what ``config.environ`` holds (the channels' settings); ``settings`` are further
+    ``Config`` fields. ``app.run(scenario)`` runs ``async def scenario(conductor)``.
+    """
+    from omnichannel_core.testing.in_process import InProcessApp
+
+    def build(
+        channels: Mapping[str, object],
+        environ: Mapping[str, str] | None = None,
+        **settings: Any,
+    ) -> InProcessApp:
+        return InProcessApp(
+            tmp_path_factory.mktemp("omnichannel-app"),
+            dict(channels),
+            dict(environ or {}),
+            settings,
+        )
+
+    return build
