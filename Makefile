@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test lint bench bench-twilio bench-stores bench-events clean
 
-CHANNELS := omnichannel-twilio
+CHANNELS := omnichannel-twilio omnichannel-facebook
 
 $(BIN)/.installed: pyproject.toml $(foreach channel,$(CHANNELS),$(channel)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)

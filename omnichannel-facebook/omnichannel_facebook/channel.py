@@ -1,0 +1,51 @@
+"""The Facebook Messenger channel's hook implementations: thin, each handing over to its module.
+
+- ``receive``: ``POST /api/channels/facebook/webhook``, every event of a signed batch:
+  messages, postbacks, referrals, receipts and echoes (:mod:`omnichannel_facebook.webhook`).
+  Plain, not a coroutine: customers' names are looked up over the network.
+- ``send``: the Send API, on the channel's thread pool (:mod:`omnichannel_facebook.outbound`).
+- ``health``: configuration, and the page token checked against the Graph API
+  (:mod:`omnichannel_facebook.health`).
+- ``channel_routes``: the subscription handshake, ``GET webhook``
+  (:mod:`omnichannel_facebook.routes`).
+
+There is no ``status``: Messenger sends receipts to the webhook with everything else.
+"""
+
+from __future__ import annotations
+
+from omnichannel_core import hookimpl
+from omnichannel_core.config import Config
+from omnichannel_core.hooktypes import (
+    ChannelHealth,
+    ChannelRoute,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+    WebhookResult,
+)
+from omnichannel_facebook.health import channel_health
+from omnichannel_facebook.outbound import deliver
+from omnichannel_facebook.routes import facebook_routes
+from omnichannel_facebook.settings import FacebookSettings
+from omnichannel_facebook.webhook import receive_result
+
+
+class FacebookChannel:
+    """Facebook Messenger through the Graph API (entry point ``facebook``)."""
+
+    @hookimpl
+    def receive(self, channel: str, request: WebhookRequest, config: Config) -> WebhookResult:
+        return receive_result(request, FacebookSettings.from_config(config), channel)
+
+    @hookimpl
+    def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:
+        return deliver(message, FacebookSettings.from_config(config), channel)
+
+    @hookimpl
+    def health(self, config: Config) -> ChannelHealth:
+        return channel_health(FacebookSettings.from_config(config))
+
+    @hookimpl
+    def channel_routes(self, channel: str, config: Config) -> list[ChannelRoute]:
+        return facebook_routes(channel, config)

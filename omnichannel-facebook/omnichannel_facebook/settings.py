@@ -1,0 +1,136 @@
+"""The Facebook channel's settings, read from the server's configuration.
+
+Parsed once per :class:`~omnichannel_core.config.Config` (keyed on the object's identity) and
+never logged: the page access token, the app secret and the verify token are kept out of
+``repr`` and out of every message built here.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import attrs
+
+from omnichannel_core.config import Config
+from omnichannel_core.errors import ChannelUnavailable
+
+DEFAULT_GRAPH_API_VERSION = "v21.0"
+DEFAULT_GRAPH_API_BASE_URL = "https://graph.facebook.com"
+GRAPH_API_VERSION = re.compile(r"^v\d{1,3}\.\d{1,3}$")
+REQUIRED = ("FACEBOOK_PAGE_ACCESS_TOKEN", "FACEBOOK_APP_SECRET", "FACEBOOK_VERIFY_TOKEN")
+"""In the order an operator sets them: the token to send, the secret that signs webhooks
+(and every API call's ``appsecret_proof``), the token of the subscription handshake."""
+_CACHE_SIZE = 8
+
+
+@attrs.frozen
+class FacebookSettings:
+    """What the channel needs to receive and send.
+
+    :param missing: the required variables that are not set, in :data:`REQUIRED` order.
+    :param invalid: a sentence per variable that is set to something unusable.
+    """
+
+    page_access_token: str | None = attrs.field(repr=False)
+    app_secret: str | None = attrs.field(repr=False)
+    verify_token: str | None = attrs.field(repr=False)
+    graph_api_version: str = DEFAULT_GRAPH_API_VERSION
+    graph_api_base_url: str = DEFAULT_GRAPH_API_BASE_URL
+    missing: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: Config) -> FacebookSettings:
+        """The settings of ``config``, parsed on first use and cached for that object."""
+        with _cache_lock:
+            cached = _cache.get(id(config))
+            if cached is not None and cached[0] is config:
+                return cached[1]
+        settings = parse_settings(config)
+        with _cache_lock:
+            if len(_cache) >= _CACHE_SIZE:
+                _cache.pop(next(iter(_cache)))
+            _cache[id(config)] = (config, settings)  # the config is held: its id stays unique
+        return settings
+
+    @property
+    def configured(self) -> bool:
+        """True when the channel can receive, verify its subscription and send."""
+        return not self.missing and not self.invalid
+
+    @property
+    def problems(self) -> str:
+        """What is wrong, in one line naming each variable; empty when configured."""
+        parts = []
+        if self.missing:
+            parts.append("missing " + ", ".join(self.missing))
+        parts.extend(self.invalid)
+        return "; ".join(parts)
+
+    @property
+    def can_call_graph(self) -> bool:
+        """True when the Graph API can be called: token, secret and a usable URL."""
+        usable = not any(problem.startswith("FACEBOOK_GRAPH_API") for problem in self.invalid)
+        return bool(self.page_access_token and self.app_secret and usable)
+
+    def require_app_secret(self, channel: str) -> str:
+        """The app secret (webhook signatures need it), or ChannelUnavailable."""
+        if not self.app_secret:
+            raise ChannelUnavailable(
+                "facebook channel not configured: missing FACEBOOK_APP_SECRET", channel=channel
+            )
+        return self.app_secret
+
+    def require_verify_token(self, channel: str) -> str:
+        """The verify token (the subscription handshake needs it), or ChannelUnavailable."""
+        if not self.verify_token:
+            raise ChannelUnavailable(
+                "facebook channel not configured: missing FACEBOOK_VERIFY_TOKEN", channel=channel
+            )
+        return self.verify_token
+
+    def require_graph(self, channel: str) -> None:
+        """ChannelUnavailable naming what is missing or unusable, unless the Graph API can be
+        called (sends need the token, the secret for ``appsecret_proof``, a usable URL)."""
+        if not self.can_call_graph:
+            raise ChannelUnavailable(
+                f"facebook channel not configured: {self.problems}", channel=channel
+            )
+
+
+_cache: dict[int, tuple[Config, FacebookSettings]] = {}
+_cache_lock = threading.Lock()
+
+
+def _value(config: Config, name: str) -> str | None:
+    value = config.environ.get(name, "").strip()
+    return value or None
+
+
+def parse_settings(config: Config) -> FacebookSettings:
+    """Read the ``FACEBOOK_*`` variables from ``config``.
+
+    Required: :data:`REQUIRED`. Optional: ``FACEBOOK_GRAPH_API_VERSION`` (``v21.0`` by
+    default; ``vN.N``) and ``FACEBOOK_GRAPH_API_BASE_URL`` (``https://graph.facebook.com``;
+    an egress proxy, or a local fake in tests).
+    """
+    values = {name: _value(config, name) for name in REQUIRED}
+    version = _value(config, "FACEBOOK_GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION
+    base_url = (_value(config, "FACEBOOK_GRAPH_API_BASE_URL") or DEFAULT_GRAPH_API_BASE_URL).rstrip(
+        "/"
+    )
+    invalid = []
+    if not GRAPH_API_VERSION.match(version):
+        invalid.append("FACEBOOK_GRAPH_API_VERSION must look like v21.0")
+    if not base_url.startswith(("https://", "http://")):
+        invalid.append("FACEBOOK_GRAPH_API_BASE_URL must start with https:// or http://")
+    return FacebookSettings(
+        page_access_token=values["FACEBOOK_PAGE_ACCESS_TOKEN"],
+        app_secret=values["FACEBOOK_APP_SECRET"],
+        verify_token=values["FACEBOOK_VERIFY_TOKEN"],
+        graph_api_version=version,
+        graph_api_base_url=base_url,
+        missing=tuple(name for name, value in values.items() if not value),
+        invalid=tuple(invalid),
+    )

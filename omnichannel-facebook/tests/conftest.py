@@ -1,0 +1,193 @@
+"""Fixtures for the Facebook channel's end-to-end tests: a fake Graph API on loopback and the
+real gunicorn server configured to call it, one of each per test module."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+# The helpers beside this file (fake_graph, messenger_events) are imported by name: this
+# folder is not a package (the core's tests/ owns that name) and pytest runs with
+# --import-mode=importlib, which does not put test folders on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_graph import GRAPH_VERSION, FakeGraph
+from messenger_events import (
+    APP_SECRET,
+    PAGE_ID,
+    PAGE_TOKEN,
+    VERIFY_TOKEN,
+    WRONG_SECRET,
+    WRONG_TOKEN,
+)
+
+from omnichannel_core.testing.server import (
+    ServerProcess,
+    channels_except,
+    free_port,
+    running_server,
+)
+
+FACEBOOK_VARIABLES = (
+    "FACEBOOK_PAGE_ACCESS_TOKEN",
+    "FACEBOOK_APP_SECRET",
+    "FACEBOOK_VERIFY_TOKEN",
+    "FACEBOOK_GRAPH_API_VERSION",
+    "FACEBOOK_GRAPH_API_BASE_URL",
+)
+
+
+def only_facebook() -> dict[str, str]:
+    """Every other installed channel disabled, the facebook channel enabled."""
+    return {"OMNICHANNEL_DISABLE_PLUGINS": channels_except(["facebook"])}
+
+
+def facebook_env(graph: FakeGraph, **overrides: str | None) -> dict[str, str | None]:
+    """The environment of a server whose Facebook channel calls ``graph``; an override of
+    None unsets the variable."""
+    return {
+        **only_facebook(),
+        "FACEBOOK_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "FACEBOOK_APP_SECRET": APP_SECRET,
+        "FACEBOOK_VERIFY_TOKEN": VERIFY_TOKEN,
+        "FACEBOOK_GRAPH_API_VERSION": GRAPH_VERSION,
+        "FACEBOOK_GRAPH_API_BASE_URL": graph.url,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="module")
+def fake_graph() -> Iterator[FakeGraph]:
+    """The fake Graph API, one per test module."""
+    with FakeGraph(PAGE_TOKEN, APP_SECRET, PAGE_ID) as graph:
+        yield graph
+
+
+@pytest.fixture(autouse=True)
+def _forget_unused_script(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A scripted answer a test did not use must not leak into the next test (only for tests
+    that use the fake, so unit tests beside these start no server)."""
+    yield
+    if "fake_graph" in request.fixturenames:
+        request.getfixturevalue("fake_graph").reset()
+
+
+@pytest.fixture(scope="module")
+def facebook_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_graph: FakeGraph
+) -> Iterator[ServerProcess]:
+    """The real server with the Facebook channel configured against the fake."""
+    with running_server(tmp_path_factory.mktemp("facebook"), facebook_env(fake_graph)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def debug_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_graph: FakeGraph
+) -> Iterator[ServerProcess]:
+    """The configured server logging at debug level (JSON lines)."""
+    env = facebook_env(fake_graph, OMNICHANNEL_LOG_LEVEL="debug")
+    with running_server(tmp_path_factory.mktemp("debug"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def unconfigured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real server with the Facebook channel loaded but no FACEBOOK_* variables set."""
+    env = {**only_facebook(), **dict.fromkeys(FACEBOOK_VARIABLES)}
+    with running_server(tmp_path_factory.mktemp("unconfigured"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def wrong_token_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_graph: FakeGraph
+) -> Iterator[ServerProcess]:
+    """Configured, but with a page token the (fake) Graph API refuses."""
+    env = facebook_env(fake_graph, FACEBOOK_PAGE_ACCESS_TOKEN=WRONG_TOKEN)
+    with running_server(tmp_path_factory.mktemp("wrong-token"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def wrong_secret_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_graph: FakeGraph
+) -> Iterator[ServerProcess]:
+    """Configured, but with an app secret that is not the app's: every appsecret_proof is
+    wrong."""
+    env = facebook_env(fake_graph, FACEBOOK_APP_SECRET=WRONG_SECRET)
+    with running_server(tmp_path_factory.mktemp("wrong-secret"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def unreachable_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_graph: FakeGraph
+) -> Iterator[ServerProcess]:
+    """Configured, with the Graph API base URL on a loopback port nobody listens on."""
+    env = facebook_env(fake_graph, FACEBOOK_GRAPH_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
+    with running_server(tmp_path_factory.mktemp("unreachable"), env) as server:
+        yield server
+
+
+@pytest.fixture
+def client(facebook_server: ServerProcess) -> Iterator[httpx.Client]:
+    """An authenticated client of the configured server."""
+    with facebook_server.client() as client:
+        yield client
+
+
+class InboxReader:
+    """Reads what the server stored, through its inbox API."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def contact_of(self, psid: str) -> dict[str, Any] | None:
+        """The contact whose Facebook identity is ``psid``, if any."""
+        items = self.client.get("/api/contacts", params={"q": psid, "limit": 200}).json()["items"]
+        matches = [c for c in items if {"channel": "facebook", "address": psid} in c["identities"]]
+        assert len(matches) <= 1, matches
+        return matches[0] if matches else None
+
+    def conversation_of(self, psid: str) -> dict[str, Any]:
+        """The one Facebook conversation of the contact ``psid``."""
+        contact = self.contact_of(psid)
+        assert contact is not None, f"no contact for {psid}"
+        params: dict[str, Any] = {"channel": "facebook", "limit": 200}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.client.get("/api/conversations", params=params).json()
+            found += [c for c in page["items"] if c["contact_id"] == contact["id"]]
+            if not page["next_cursor"]:
+                break
+            params["cursor"] = page["next_cursor"]
+        assert len(found) == 1, found
+        return found[0]
+
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        response = self.client.get(
+            f"/api/conversations/{conversation_id}/messages", params={"limit": 200}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+    def messages_of(self, psid: str) -> list[dict[str, Any]]:
+        """Every message of the contact ``psid``'s conversation, oldest first."""
+        return self.messages(self.conversation_of(psid)["id"])
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/messages/{message_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def inbox(client: httpx.Client) -> InboxReader:
+    """What the configured server stored, read through its API."""
+    return InboxReader(client)
