@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,17 +51,25 @@ def key_file(config: Config) -> Path:
 
 def create_secret_file(path: Path, generate: Callable[[], str]) -> str | None:
     """Write ``generate()`` to ``path`` (0600) unless the file exists; returns the new value
-    when this call created it, else None. Safe from several processes at once."""
+    when this call created it, else None. Safe from several processes at once: the value is
+    written to a private temporary file first and linked into place whole, so nobody can
+    read ``path`` while it is empty (gunicorn's workers start together and each reads it)."""
     if path.exists():
         return None
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = generate()
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return None
-    with os.fdopen(descriptor, "w") as file:
-        file.write(value + "\n")
+        with os.fdopen(descriptor, "w") as file:  # mkstemp makes it 0600
+            file.write(value + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(draft, path)  # fails if the file exists: the first writer wins
+        except FileExistsError:
+            return None
+    finally:
+        os.unlink(draft)
     return value
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -183,3 +185,25 @@ def test_doubled_slashes_do_not_bypass_the_key(two_key_server, path):
         assert response.status in (401, 404), response.status
     finally:
         connection.close()
+
+
+def test_workers_starting_together_all_read_the_one_generated_signing_secret(tmp_path):
+    """gunicorn's workers each read (or generate) the signing secret as they start: started
+    together, they all get the same non-empty secret (one once read an empty, half-written
+    file and signed with an empty key: 500s on login)."""
+    script = (
+        "import sys; from pathlib import Path; from omnichannel_core.auth import signing_secret;"
+        " from omnichannel_core.config import Config;"
+        " print(signing_secret(Config(data_dir=Path(sys.argv[1]), jwt_secret=None)))"
+    )
+    for round_number in range(3):
+        data_dir = tmp_path / f"round-{round_number}"
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(data_dir)], stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(8)
+        ]
+        secrets_read = {process.communicate(timeout=60)[0].strip() for process in processes}
+        assert len(secrets_read) == 1 and "" not in secrets_read
+        assert [path.name for path in data_dir.iterdir()] == ["jwt-secret"]
