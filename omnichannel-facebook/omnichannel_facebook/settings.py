@@ -1,17 +1,18 @@
 """The Facebook channel's settings, read from the server's configuration.
 
-Parsed once per :class:`~omnichannel_core.config.Config` (keyed on the object's identity) and
-never logged: the page access token, the app secret and the verify token are kept out of
-``repr`` and out of every message built here.
+Parsed once per :class:`~omnichannel_core.config.Config` (through
+:func:`~omnichannel_core.channel_settings.settings_for`) and never logged: the page access
+token, the app secret and the verify token are kept out of ``repr`` and out of every message
+built here.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 
 import attrs
 
+from omnichannel_core.channel_settings import ChannelSettings, settings_for
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ChannelUnavailable
 
@@ -21,11 +22,10 @@ GRAPH_API_VERSION = re.compile(r"^v\d{1,3}\.\d{1,3}$")
 REQUIRED = ("FACEBOOK_PAGE_ACCESS_TOKEN", "FACEBOOK_APP_SECRET", "FACEBOOK_VERIFY_TOKEN")
 """In the order an operator sets them: the token to send, the secret that signs webhooks
 (and every API call's ``appsecret_proof``), the token of the subscription handshake."""
-_CACHE_SIZE = 8
 
 
 @attrs.frozen
-class FacebookSettings:
+class FacebookSettings(ChannelSettings):
     """What the channel needs to receive and send.
 
     :param missing: the required variables that are not set, in :data:`REQUIRED` order.
@@ -43,30 +43,7 @@ class FacebookSettings:
     @classmethod
     def from_config(cls, config: Config) -> FacebookSettings:
         """The settings of ``config``, parsed on first use and cached for that object."""
-        with _cache_lock:
-            cached = _cache.get(id(config))
-            if cached is not None and cached[0] is config:
-                return cached[1]
-        settings = parse_settings(config)
-        with _cache_lock:
-            if len(_cache) >= _CACHE_SIZE:
-                _cache.pop(next(iter(_cache)))
-            _cache[id(config)] = (config, settings)  # the config is held: its id stays unique
-        return settings
-
-    @property
-    def configured(self) -> bool:
-        """True when the channel can receive, verify its subscription and send."""
-        return not self.missing and not self.invalid
-
-    @property
-    def problems(self) -> str:
-        """What is wrong, in one line naming each variable; empty when configured."""
-        parts = []
-        if self.missing:
-            parts.append("missing " + ", ".join(self.missing))
-        parts.extend(self.invalid)
-        return "; ".join(parts)
+        return settings_for(config, parse_settings)
 
     @property
     def can_call_graph(self) -> bool:
@@ -97,10 +74,6 @@ class FacebookSettings:
             raise ChannelUnavailable(
                 f"facebook channel not configured: {self.problems}", channel=channel
             )
-
-
-_cache: dict[int, tuple[Config, FacebookSettings]] = {}
-_cache_lock = threading.Lock()
 
 
 def _value(config: Config, name: str) -> str | None:

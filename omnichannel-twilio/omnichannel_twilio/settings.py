@@ -1,27 +1,27 @@
 """The Twilio channel's settings, read from the server's configuration.
 
-Parsed once per :class:`~omnichannel_core.config.Config` (keyed on the object's identity) and
-never logged: the auth token is kept out of ``repr`` and of every message built here.
+Parsed once per :class:`~omnichannel_core.config.Config` (through
+:func:`~omnichannel_core.channel_settings.settings_for`) and never logged: the auth token is
+kept out of ``repr`` and of every message built here.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 
 import attrs
 
+from omnichannel_core.channel_settings import ChannelSettings, settings_for
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ChannelUnavailable
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
 WHATSAPP_PREFIX = "whatsapp:"
-_CACHE_SIZE = 8
 
 
 @attrs.frozen
-class TwilioSettings:
+class TwilioSettings(ChannelSettings):
     """What the channel needs to receive and send.
 
     :param missing: the variables that are not set but must be, in the order an operator
@@ -42,30 +42,7 @@ class TwilioSettings:
     @classmethod
     def from_config(cls, config: Config) -> TwilioSettings:
         """The settings of ``config``, parsed on first use and cached for that object."""
-        with _cache_lock:
-            cached = _cache.get(id(config))
-            if cached is not None and cached[0] is config:
-                return cached[1]
-        settings = parse_settings(config)
-        with _cache_lock:
-            if len(_cache) >= _CACHE_SIZE:
-                _cache.pop(next(iter(_cache)))
-            _cache[id(config)] = (config, settings)  # the config is held: its id stays unique
-        return settings
-
-    @property
-    def configured(self) -> bool:
-        """True when the channel can receive and send."""
-        return not self.missing and not self.invalid
-
-    @property
-    def problems(self) -> str:
-        """What is wrong, in one line naming each variable; empty when configured."""
-        parts = []
-        if self.missing:
-            parts.append("missing " + ", ".join(self.missing))
-        parts.extend(self.invalid)
-        return "; ".join(parts)
+        return settings_for(config, parse_settings)
 
     def status_callback_url(self, channel: str) -> str:
         """Where Twilio posts delivery status for messages this server sends."""
@@ -92,9 +69,6 @@ class TwilioSettings:
 
 
 CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
-
-_cache: dict[int, tuple[Config, TwilioSettings]] = {}
-_cache_lock = threading.Lock()
 
 
 def _value(config: Config, name: str) -> str | None:
