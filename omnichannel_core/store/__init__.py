@@ -51,10 +51,16 @@ def wrote_at(inbound: InboundMessage, stored_at: datetime) -> datetime:
     return min(parse_timestamp(inbound.sent_at), stored_at)
 
 
+WATERMARKED_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+"""What a watermark may move: messages the provider accepted. A queued or sending message
+(a send in flight, or retrying) was not sent before any watermark, whatever its
+``created_at`` says, so a receipt must not mark it delivered or read."""
+
+
 def statuses_behind(status: DeliveryStatus) -> tuple[DeliveryStatus, ...]:
-    """The statuses a message can move forward from to ``status``
-    (`DeliveryStatus.can_move_to`): the ones a watermark for ``status`` looks for."""
-    return tuple(behind for behind in DeliveryStatus if behind.can_move_to(status))
+    """The statuses a watermark for ``status`` moves messages from: accepted by the
+    provider (:data:`WATERMARKED_STATUSES`) and behind ``status``."""
+    return tuple(behind for behind in WATERMARKED_STATUSES if behind.can_move_to(status))
 
 
 class Ingested:

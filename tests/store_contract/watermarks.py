@@ -64,15 +64,16 @@ class WatermarksContract(StoreFixtures):
     @pytest.mark.parametrize("target", [DeliveryStatus.DELIVERED, DeliveryStatus.READ], ids=str)
     @pytest.mark.parametrize("start", OUTBOUND_STATUSES, ids=str)
     def test_watermarks_move_forward_only(self, store, run, start, target):
-        """From every status, a watermark moves a message to its status exactly when
-        DeliveryStatus.can_move_to says it moves forward (queued and sending included: the
-        receipt may beat send's answer); read, failed and undelivered stay as they are."""
+        """A watermark moves a message the provider accepted (sent, delivered) forward to its
+        status; a queued or sending one (a send in flight or retrying was not sent before the
+        watermark) and read, failed and undelivered ones stay as they are."""
         conversation = self._conversation(store, run)
         message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
         if start is not DeliveryStatus.QUEUED:
             run(store.advance_message(message.id, start))
         moved = run(store.apply_watermark("sms", ADDRESS, target, utcnow()))
-        expected = target if start.can_move_to(target) else start
+        accepted = start in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+        expected = target if accepted and start.can_move_to(target) else start
         assert [m.id for m in moved] == ([message.id] if expected is not start else [])
         assert run(store.get_message(message.id)).status is expected
 
