@@ -88,7 +88,12 @@ class GraphError(Exception):
     @property
     def is_transient(self) -> bool:
         """An outage on Facebook's side: the same call may work in a moment."""
-        return self.status >= 500 or self.code in TRANSIENT_CODES
+        return self.status >= 500 or self.is_transient_code
+
+    @property
+    def is_transient_code(self) -> bool:
+        """Graph itself says the call failed and may be tried again (:data:`TRANSIENT_CODES`)."""
+        return self.code in TRANSIENT_CODES
 
     def details(self) -> dict[str, Any]:
         """Graph's identifiers of the error, for an API answer (None values left out)."""

@@ -230,8 +230,8 @@ def rejected(error: GraphError, channel: str) -> OmnichannelError:
 def _send_part(
     client: GraphClient, body: dict[str, Any], channel: str, message_id: str, sleep: Sleep
 ) -> str:
-    """One Send API call, retried while Facebook throttles, fails or cannot be reached;
-    the mid it answers."""
+    """One Send API call, retried while Facebook throttles, says a failure is temporary or
+    cannot be reached (nothing was sent); the mid it answers."""
     failure = SendFailed("not sent", retryable=True)
     for attempt in range(1, SEND_ATTEMPTS + 1):
         if attempt > 1:
@@ -239,6 +239,14 @@ def _send_part(
         try:
             answer = client.post(MESSAGES_PATH, body)
         except GraphError as error:
+            if error.status >= 500 and not (error.is_rate_limit or error.is_transient_code):
+                # A 500 that does not say "try again" (a proxy's 502, a timeout's 504) does not
+                # say the message was not sent either: sending again could deliver it twice.
+                raise SendOutcomeUnknown(
+                    f"Facebook answered {error.status} without saying the message was not"
+                    " sent; it may have been: do not resend, its echo will settle it",
+                    channel=channel,
+                ) from None
             if not (error.is_rate_limit or error.is_transient):
                 raise rejected(error, channel) from None
             reason = "is rate limiting sends" if error.is_rate_limit else "failed"

@@ -249,6 +249,17 @@ def test_graphs_window_refusal_explains_message_tags(client, inbox, fake_graph):
     assert "message_tag" in response.json()["message"]
 
 
+def test_a_bare_server_error_is_not_retried(client, inbox, fake_graph):
+    """A 502 that is not Graph's "try again" (a proxy's page): the message may have gone, so
+    it is sent once, answered 504 send_outcome_unknown, and left "sending" for its echo."""
+    psid, conversation_id = open_conversation(client, inbox)
+    fake_graph.queue(GraphAnswer.garbage(status=502))
+    response = reply(client, conversation_id, text="maybe sent")
+    assert response.status_code == 504, response.text
+    assert inbox.message(response.json()["message_id"])["status"] == "sending"
+    assert len(fake_graph.send_requests(psid)) == 1
+
+
 def test_a_lost_answer_is_504_and_the_echo_settles_it(client, inbox, fake_graph):
     """Facebook answering 200 with something that is not JSON: the message may have gone,
     so 504 send_outcome_unknown and it stays "sending"; the echo naming it then records its
