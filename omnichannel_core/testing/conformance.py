@@ -413,14 +413,22 @@ class ChannelConformance:
         conformance_hooks: frozenset[str],
     ) -> None:
         """A message sent through the channel's messages route (after the customer wrote,
-        when the channel receives) moves to read on a READ callback, and stays read when a
-        DELIVERED callback arrives after it."""
+        when the channel receives) moves to delivered on a DELIVERED callback, then to read
+        on a READ one, and stays read when a DELIVERED callback arrives after it."""
         self._require(conformance_hooks, "send", "no message to send and track")
         self._require_status_callbacks(conformance_hooks)
         recipient = self.new_address()
         message = self._sent(conformance_public, conformance_api, conformance_hooks, recipient)
         provider_id = message["provider_message_id"]
         inbox = InboxReader(conformance_api)
+        first = self.status(provider_id, recipient, DeliveryStatus.DELIVERED)
+        self._deliver(conformance_public, first, "the DELIVERED callback")
+        now = inbox.message(message["id"])["status"]
+        assert now == "delivered", (
+            f"after a DELIVERED callback for provider id {provider_id!r} the message is"
+            f" {now!r}, not 'delivered': the callback must return StatusUpdate("
+            "provider_message_id, DELIVERED) (or a StatusWatermark for the recipient)"
+        )
         read = self.status(provider_id, recipient, DeliveryStatus.READ)
         self._deliver(conformance_public, read, "the READ callback")
         now = inbox.message(message["id"])["status"]
