@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +25,7 @@ from messenger_events import (
     WRONG_TOKEN,
 )
 
+from omnichannel_core.testing.inbox_reader import InboxReader
 from omnichannel_core.testing.server import (
     ServerProcess,
     channels_except,
@@ -142,52 +142,7 @@ def client(facebook_server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-class InboxReader:
-    """Reads what the server stored, through its inbox API."""
-
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-
-    def contact_of(self, psid: str) -> dict[str, Any] | None:
-        """The contact whose Facebook identity is ``psid``, if any."""
-        items = self.client.get("/api/contacts", params={"q": psid, "limit": 200}).json()["items"]
-        matches = [c for c in items if {"channel": "facebook", "address": psid} in c["identities"]]
-        assert len(matches) <= 1, matches
-        return matches[0] if matches else None
-
-    def conversation_of(self, psid: str) -> dict[str, Any]:
-        """The one Facebook conversation of the contact ``psid``."""
-        contact = self.contact_of(psid)
-        assert contact is not None, f"no contact for {psid}"
-        params: dict[str, Any] = {"channel": "facebook", "limit": 200}
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self.client.get("/api/conversations", params=params).json()
-            found += [c for c in page["items"] if c["contact_id"] == contact["id"]]
-            if not page["next_cursor"]:
-                break
-            params["cursor"] = page["next_cursor"]
-        assert len(found) == 1, found
-        return found[0]
-
-    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        response = self.client.get(
-            f"/api/conversations/{conversation_id}/messages", params={"limit": 200}
-        )
-        assert response.status_code == 200, response.text
-        return response.json()["items"]
-
-    def messages_of(self, psid: str) -> list[dict[str, Any]]:
-        """Every message of the contact ``psid``'s conversation, oldest first."""
-        return self.messages(self.conversation_of(psid)["id"])
-
-    def message(self, message_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/messages/{message_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
 @pytest.fixture
 def inbox(client: httpx.Client) -> InboxReader:
     """What the configured server stored, read through its API."""
-    return InboxReader(client)
+    return InboxReader(client, "facebook")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +26,7 @@ from twilio_signing import (
     WRONG_TOKEN,
 )
 
+from omnichannel_core.testing.inbox_reader import InboxReader
 from omnichannel_core.testing.server import ServerProcess, free_port, running_server
 
 ENABLE_ALL_CHANNELS = {"OMNICHANNEL_DISABLE_PLUGINS": ""}
@@ -154,54 +154,7 @@ def client(twilio_server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-class InboxReader:
-    """Reads what the server stored, through its inbox API."""
-
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-
-    def contact_of(self, phone: str) -> dict[str, Any] | None:
-        """The contact whose Twilio identity is ``phone`` (bare E.164), if any."""
-        items = self.client.get("/api/contacts", params={"q": phone, "limit": 200}).json()["items"]
-        matches = [c for c in items if {"channel": "twilio", "address": phone} in c["identities"]]
-        assert len(matches) <= 1, matches
-        return matches[0] if matches else None
-
-    def conversations_of(self, contact_id: str) -> list[dict[str, Any]]:
-        """The contact's conversations on the Twilio channel."""
-        params = {"channel": "twilio", "limit": 200}
-        found: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = self.client.get(
-                "/api/conversations", params={**params, "cursor": cursor} if cursor else params
-            ).json()
-            found += [c for c in page["items"] if c["contact_id"] == contact_id]
-            cursor = page["next_cursor"]
-            if not cursor:
-                return found
-
-    def conversation_of(self, phone: str) -> dict[str, Any]:
-        """The one Twilio conversation of the contact ``phone``."""
-        contact = self.contact_of(phone)
-        assert contact is not None, f"no contact for {phone}"
-        [conversation] = self.conversations_of(contact["id"])
-        return conversation
-
-    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        response = self.client.get(
-            f"/api/conversations/{conversation_id}/messages", params={"limit": 200}
-        )
-        assert response.status_code == 200, response.text
-        return response.json()["items"]
-
-    def message(self, message_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/messages/{message_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-
 @pytest.fixture
 def inbox(client: httpx.Client) -> InboxReader:
     """What the configured server stored, read through its API."""
-    return InboxReader(client)
+    return InboxReader(client, "twilio")

@@ -16,10 +16,18 @@ PAGE_LIMIT = 200  # the API's largest page
 
 class InboxReader:
     """Reads contacts, conversations and messages with ``client`` (which must send an API
-    key, as :meth:`ServerProcess.client` does)."""
+    key, as :meth:`ServerProcess.client` does). With ``channel``, the ``..._of(address)``
+    methods look on that channel unless told another."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: httpx.Client, channel: str | None = None) -> None:
         self.client = client
+        self.channel = channel
+
+    def _channel(self, channel: str | None) -> str:
+        chosen = channel or self.channel
+        if chosen is None:
+            raise TypeError("name the channel: InboxReader(client, channel) or channel=...")
+        return chosen
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         response = self.client.get(path, params=params)
@@ -59,6 +67,37 @@ class InboxReader:
 
     def message(self, message_id: str) -> dict[str, Any]:
         return self._get(f"/api/messages/{message_id}")
+
+    def contact_of(self, address: str, channel: str | None = None) -> dict[str, Any] | None:
+        """The contact reached at ``address`` on the channel, if any."""
+        identity = {"channel": self._channel(channel), "address": address}
+        matches = [
+            contact
+            for contact in self._items("/api/contacts", {"q": address})
+            if identity in contact["identities"]
+        ]
+        assert len(matches) <= 1, f"two contacts with the identity {identity}: {matches}"
+        return matches[0] if matches else None
+
+    def conversations_of(self, contact_id: str, channel: str | None = None) -> list[dict[str, Any]]:
+        """The contact's conversations on the channel."""
+        return [
+            conversation
+            for conversation in self.conversations(self._channel(channel))
+            if conversation["contact_id"] == contact_id
+        ]
+
+    def conversation_of(self, address: str, channel: str | None = None) -> dict[str, Any]:
+        """The one conversation of the contact reached at ``address`` on the channel."""
+        contact = self.contact_of(address, channel)
+        assert contact is not None, f"no contact for {address}"
+        found = self.conversations_of(contact["id"], channel)
+        assert len(found) == 1, f"{len(found)} conversations for {address}: {found}"
+        return found[0]
+
+    def messages_of(self, address: str, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every message of the conversation with ``address``, oldest first."""
+        return self.messages(self.conversation_of(address, channel)["id"])
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         return self._get(f"/api/contacts/{contact_id}")
