@@ -30,6 +30,7 @@ from omnichannel_core.testing import (
     running_server,
 )
 from omnichannel_core.testing.server import other_installed_channels
+from tests.fixtures.distributions import pip_install
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "templates" / "channel" / "omnichannel-example"
@@ -87,27 +88,7 @@ def renamed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def site(renamed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --target folder with the renamed distribution pip-installed in it (never the
     shared virtualenv); a process sees it through PYTHONPATH, entry point included."""
-    target = tmp_path_factory.mktemp("site") / "packages"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            str(renamed),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    return pip_install(tmp_path_factory.mktemp("site") / "packages", renamed)
 
 
 def test_guide_rename_leaves_no_trace_of_the_template_name(renamed: Path) -> None:
