@@ -71,14 +71,20 @@ def milliseconds(value: Any) -> int | None:
     return value if 0 <= value <= MAX_TIMESTAMP_MS else None
 
 
+MAX_ID_DIGITS = 64
+
+
 def _identifier(party: Any) -> str | None:
-    """``{"id": "123"}`` -> ``"123"`` (Facebook sends ids as strings; a number is taken too)."""
+    """``{"id": "123"}`` -> ``"123"`` (Facebook sends ids as strings; a number is taken too).
+    Page-scoped and page ids are digits: anything else is no id (a conversation with it could
+    never be answered, since the Send API takes only such ids)."""
     if not isinstance(party, dict):
         return None
     value = party.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return value if isinstance(value, str) and value else None
+    valid = isinstance(value, str) and value.isascii() and value.isdigit()
+    return value if valid and len(value) <= MAX_ID_DIGITS else None
 
 
 def _kind(event: dict[str, Any]) -> str:

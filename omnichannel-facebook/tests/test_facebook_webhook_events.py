@@ -69,6 +69,15 @@ def test_an_event_without_sender_is_skipped_not_the_batch():
     assert [e.sender for e in events] == ["5"]
 
 
+def test_an_event_whose_sender_is_not_a_page_scoped_id_is_skipped():
+    """A sender id that is not digits (Messenger's ids always are) could never be answered:
+    that event is dropped, the others kept."""
+    odd = text_event("5", "odd")
+    odd["sender"] = {"id": "a\u0000b\n"}
+    events = events_of(webhook(text_event("6", "kept"), odd))
+    assert [e.sender for e in events] == ["6"]
+
+
 def test_another_products_webhook_holds_no_events():
     """object "instagram": nothing for this channel."""
     assert events_of({"object": "instagram", "entry": [{"messaging": [text_event("6")]}]}) == []
