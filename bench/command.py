@@ -93,6 +93,55 @@ def run_load_generator(port: int, args: argparse.Namespace, *options: str) -> di
     return json.loads(out)
 
 
+def load_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The load options of a run (:func:`add_load_arguments`), for its report."""
+    return {
+        "requests": args.requests,
+        "warmup": args.warmup,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "duration_limit_seconds": args.duration,
+        "senders": args.senders,
+        "log_level": args.log_level,
+        "python": sys.version.split()[0],
+    }
+
+
+def phase_problems(report: dict[str, Any], phase: str) -> list[str]:
+    """What went wrong in one phase of a load generator's report: non-200 answers,
+    connection errors, requests sent but not answered 200."""
+    found = []
+    bad = {status: n for status, n in report["statuses"].items() if status != "200"}
+    if bad:
+        found.append(f"{phase}: non-200 answers {bad}; first: {report['failures'][:2]}")
+    if report["error_count"]:
+        found.append(f"{phase}: {report['error_count']} connection errors: {report['errors']}")
+    if report["ok"] != report["sent"]:
+        found.append(f"{phase}: {report['sent']} sent but {report['ok']} answered 200")
+    return found
+
+
+def target_problems(reports: list[dict[str, Any]]) -> list[str]:
+    """The problems of every target's timed and warm-up phases, and of its durability check
+    when it has one."""
+    found = []
+    for report in reports:
+        found += phase_problems(report, f"{report['target']} timed")
+        if report["warmup"]:
+            found += phase_problems(report["warmup"], f"{report['target']} warm-up")
+        durability = report.get("durability")
+        if durability is not None and not durability["ok"]:
+            found.append(f"{report['target']} durability: {durability}")
+    return found
+
+
+def durability(report: dict[str, Any], stored: int) -> dict[str, Any]:
+    """Whether every webhook answered 200 (warm-up included) was stored: ``stored`` counted
+    in the store after the run."""
+    answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
+    return {"answered_200": answered, "stored": stored, "ok": stored == answered}
+
+
 def stored_messages(database: Path, channel: str) -> int:
     """How many messages of ``channel`` the store holds, read through a connection of our
     own (read-only, so the count cannot disturb the server)."""

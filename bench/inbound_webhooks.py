@@ -24,9 +24,12 @@ from typing import Any
 from bench.command import (
     add_load_arguments,
     check_load_arguments,
+    durability,
+    load_settings,
     run_command,
     run_load_generator,
     stored_messages,
+    target_problems,
 )
 from bench.servers import (
     BARE_APP,
@@ -35,18 +38,6 @@ from bench.servers import (
     free_port,
     server_environment,
 )
-
-
-def problems(report: dict[str, Any], phase: str) -> list[str]:
-    found = []
-    bad = {status: n for status, n in report["statuses"].items() if status != "200"}
-    if bad:
-        found.append(f"{phase}: non-200 answers {bad}; first: {report['failures'][:2]}")
-    if report["error_count"]:
-        found.append(f"{phase}: {report['error_count']} connection errors: {report['errors']}")
-    if report["ok"] != report["sent"]:
-        found.append(f"{phase}: {report['sent']} sent but {report['ok']} answered 200")
-    return found
 
 
 def measure(name: str, app: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -63,13 +54,8 @@ def measure(name: str, app: str, args: argparse.Namespace, root: Path) -> dict[s
         server.start()
         report = run_load_generator(port, args, f"--secret={secret}", f"--run-id={run_id}")
         if name == "omnichannel":
-            answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
             stored = stored_messages(workdir / "data" / "omnichannel.db", "http")
-            report["durability"] = {
-                "answered_200": answered,
-                "stored": stored,
-                "ok": stored == answered,
-            }
+            report["durability"] = durability(report, stored)
     except BaseException:
         server.stop()
         sys.stderr.write(f"--- {name} server log ---\n{server.log()[-4000:]}\n")
@@ -117,13 +103,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(folder)
         omnichannel = measure("omnichannel", OMNICHANNEL_APP, args, root)
         bare = measure("bare", BARE_APP, args, root)
-    found = []
-    for report in (omnichannel, bare):
-        found += problems(report, f"{report['target']} timed")
-        if report["warmup"]:
-            found += problems(report["warmup"], f"{report['target']} warm-up")
-    if not omnichannel["durability"]["ok"]:
-        found.append(f"durability: {omnichannel['durability']}")
     ratio = (
         omnichannel["requests_per_second"] / bare["requests_per_second"]
         if bare["requests_per_second"]
@@ -131,19 +110,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": {
-            "requests": args.requests,
-            "warmup": args.warmup,
-            "concurrency": args.concurrency,
-            "workers": args.workers,
-            "duration_limit_seconds": args.duration,
-            "senders": args.senders,
-            "log_level": args.log_level,
-            "python": sys.version.split()[0],
-        },
+        "settings": load_settings(args),
         "targets": [omnichannel, bare],
         "ratio": ratio,
-        "problems": found,
+        "problems": target_problems([omnichannel, bare]),
     }
 
 

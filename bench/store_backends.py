@@ -36,12 +36,14 @@ from bench.command import (
     BenchmarkFailed,
     add_load_arguments,
     check_load_arguments,
+    durability,
     firestore_stored_messages,
+    load_settings,
     run_command,
     run_load_generator,
     stored_messages,
+    target_problems,
 )
-from bench.inbound_webhooks import problems
 from bench.servers import OMNICHANNEL_APP, GunicornServer, free_port, server_environment
 from bench.twilio_webhooks import cpu_per_request
 from tests.support.emulators import Emulator, EmulatorError, start_firestore
@@ -132,13 +134,7 @@ def measure(backend: Backend, args: argparse.Namespace, root: Path) -> dict[str,
         report["store_cpu_us_per_request"] = cpu_per_request(
             store_cpu, backend.cpu_seconds(), report
         )
-        answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
-        stored = backend.stored_messages(workdir)
-        report["durability"] = {
-            "answered_200": answered,
-            "stored": stored,
-            "ok": stored == answered,
-        }
+        report["durability"] = durability(report, backend.stored_messages(workdir))
     except BaseException:
         server.stop()
         sys.stderr.write(f"--- {backend.name} server log ---\n{server.log()[-4000:]}\n")
@@ -171,13 +167,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(folder)
         sqlite = measure(SqliteBackend(), args, root)
         firestore, emulator_group = measure_on_emulator(args, root)
-    found = []
-    for report in (sqlite, firestore):
-        found += problems(report, f"{report['target']} timed")
-        if report["warmup"]:
-            found += problems(report["warmup"], f"{report['target']} warm-up")
-        if not report["durability"]["ok"]:
-            found.append(f"{report['target']} durability: {report['durability']}")
     ratio = (
         firestore["requests_per_second"] / sqlite["requests_per_second"]
         if sqlite["requests_per_second"]
@@ -185,20 +174,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": {
-            "requests": args.requests,
-            "warmup": args.warmup,
-            "concurrency": args.concurrency,
-            "workers": args.workers,
-            "duration_limit_seconds": args.duration,
-            "senders": args.senders,
-            "log_level": args.log_level,
-            "python": sys.version.split()[0],
-        },
+        "settings": load_settings(args),
         "targets": [sqlite, firestore],
         "ratio": ratio,
         "emulator_process_group": emulator_group,
-        "problems": found,
+        "problems": target_problems([sqlite, firestore]),
     }
 
 

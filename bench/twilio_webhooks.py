@@ -38,11 +38,13 @@ from bench.command import (
     BenchmarkFailed,
     add_load_arguments,
     check_load_arguments,
+    durability,
+    load_settings,
     run_command,
     run_load_generator,
     stored_messages,
+    target_problems,
 )
-from bench.inbound_webhooks import problems
 from bench.servers import (
     BARE_APP,
     OMNICHANNEL_APP,
@@ -183,13 +185,8 @@ def measure(
         check_signing(report, target)
         report["server_cpu_us_per_request"] = cpu_per_request(cpu_before, cpu_after, report)
         if target.name == "omnichannel":
-            answered = report["ok"] + (report["warmup"] or {}).get("ok", 0)
             stored = stored_messages(workdir / "data" / "omnichannel.db", "twilio")
-            report["durability"] = {
-                "answered_200": answered,
-                "stored": stored,
-                "ok": stored == answered,
-            }
+            report["durability"] = durability(report, stored)
     except BaseException:
         server.stop()
         sys.stderr.write(f"--- {target.name} server log ---\n{server.log()[-4000:]}\n")
@@ -250,31 +247,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="omnichannel-twilio-bench-") as folder:
         for target in targets(args):
             reports[target.name] = measure(target, account, args, Path(folder))
-    found = []
-    for report in reports.values():
-        found += problems(report, f"{report['target']} timed")
-        if report["warmup"]:
-            found += problems(report["warmup"], f"{report['target']} warm-up")
-    if not reports["omnichannel"]["durability"]["ok"]:
-        found.append(f"durability: {reports['omnichannel']['durability']}")
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {
-            "requests": args.requests,
-            "warmup": args.warmup,
-            "concurrency": args.concurrency,
-            "workers": args.workers,
+            **load_settings(args),
             "flask_workers": list(args.flask_workers),
             "flask_threads": args.flask_threads,
-            "duration_limit_seconds": args.duration,
-            "senders": args.senders,
-            "log_level": args.log_level,
             "public_url": PUBLIC_URL,
-            "python": sys.version.split()[0],
         },
         "targets": list(reports.values()),
         "ratios": verdicts(reports),
-        "problems": found,
+        "problems": target_problems(list(reports.values())),
     }
 
 
