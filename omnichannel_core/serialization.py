@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import cattrs
 
 from omnichannel_core.errors import InvalidInput
+from omnichannel_core.timestamps import format_timestamp, parse_timestamp
 
 T = TypeVar("T")
 
 converter = cattrs.Converter(omit_if_default=False)
-
-
-def format_timestamp(value: datetime) -> str:
-    """UTC, microseconds, ``Z``: fixed width, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_timestamp(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
-    return _parse_timestamp_text(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_timestamp_text(value: str) -> datetime:
-    # Cached: a stored row repeats the same few timestamps (created, updated, activity).
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 converter.register_unstructure_hook(datetime, format_timestamp)

@@ -1,0 +1,39 @@
+"""Time as the project writes it: aware UTC datetimes, and one fixed-width text form.
+
+Text timestamps are UTC with microseconds and a ``Z`` (``2026-01-31T09:30:00.000000Z``):
+fixed width, so text order is time order, which the stores' indexes rely on.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """UTC, microseconds, ``Z``: fixed width, so text order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: str | datetime) -> datetime:
+    """An aware UTC datetime from ISO 8601 text (a naive one is taken as UTC); ValueError
+    for text that is not one."""
+    if isinstance(value, datetime):
+        parsed = value
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    return _parse_timestamp_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_timestamp_text(value: str) -> datetime:
+    # Cached: a stored row repeats the same few timestamps (created, updated, activity).
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
