@@ -1,33 +1,36 @@
-"""The ``omnichannel`` command: ``serve`` runs the server, ``plugins`` lists the plugins,
-``users create-admin`` creates an admin (the first one, or more) on the server's machine."""
+"""The omnichannel program: run the server, run background jobs, list the plugins, and the
+commands plugins add (users create-admin...)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 
 import attrs
 
 from omnichannel_core import __version__
-from omnichannel_core.access.records import Role, User
-from omnichannel_core.access.service import COMMAND_LINE, Access
-from omnichannel_core.access.tokens import TokenSigner
-from omnichannel_core.app import create_app
-from omnichannel_core.auth import ApiKeys
+from omnichannel_core.app import build_registry
+from omnichannel_core.commands import Command
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError, OmnichannelError
-from omnichannel_core.plugins import load_plugins
-from omnichannel_core.store import open_store
-from omnichannel_core.web.system_routes import plugins_report
+from omnichannel_core.logs import configure_logging
+from omnichannel_core.plugins.registry import Registry
+from omnichannel_core.serialization import to_json
+from omnichannel_core.supervisor import Supervisor, worker_command
+from omnichannel_core.system.routes import plugins_report
 
 GUNICORN_SETTINGS = "python:omnichannel_core.gunicorn_conf"
 APP_FACTORY = "omnichannel_core.app:get_app()"
+CORE_COMMANDS = ("serve", "worker", "plugins")
+DESCRIPTION = (
+    "omnichannel: one inbox for every channel. 'serve' runs the server (and its job runner),"
+    " 'worker' runs background jobs alone, 'plugins' lists what is installed; installed"
+    " modules add their own commands (users create-admin...)."
+)
 
 
 def gunicorn_command(app: str = APP_FACTORY, *, control_socket: bool = True) -> list[str]:
@@ -44,6 +47,18 @@ def gunicorn_command(app: str = APP_FACTORY, *, control_socket: bool = True) -> 
     ]
 
 
+def serve_command(*, control_socket: bool = True, worker: bool = True) -> list[str]:
+    """The command line of ``omnichannel serve`` (the tests' servers run it too)."""
+    return [
+        sys.executable,
+        "-m",
+        "omnichannel_core.cli",
+        "serve",
+        *([] if control_socket else ["--no-control-socket"]),
+        *([] if worker else ["--no-worker"]),
+    ]
+
+
 def _serve(args: argparse.Namespace, config: Config) -> int:
     env = dict(os.environ)
     if args.port is not None:
@@ -52,19 +67,28 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         env["OMNICHANNEL_WORKERS"] = str(args.workers)
     if args.host is not None:
         env["OMNICHANNEL_HOST"] = args.host
-    Config.from_environ(env)  # fail here, with one line, on a bad value
-    argv = gunicorn_command(control_socket=not args.no_control_socket)
-    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
-    return 0  # not reached
+    if args.no_worker:
+        env["OMNICHANNEL_RUN_WORKER"] = "false"
+    checked = Config.from_environ(env)  # fail here, with one line, on a bad value
+    web = gunicorn_command(control_socket=not args.no_control_socket)
+    worker = worker_command() if checked.run_worker else None
+    return Supervisor(web, worker, env).run()
+
+
+def _worker(args: argparse.Namespace, config: Config) -> int:
+    from omnichannel_core import worker
+
+    return worker.main(config)
+
+
+def _listing_config(config: Config) -> Config:
+    """Placeholder secrets, so listing plugins never generates the server's secret files."""
+    return attrs.evolve(config, api_keys=("listing-only",), jwt_secret="listing-only" * 4)
 
 
 def _plugins(args: argparse.Namespace, config: Config) -> int:
-    plugins = load_plugins(config.plugins_dir, config.disabled_plugins)
-    # Build the app as the server would, so a channel whose routes fail is reported too;
-    # placeholder secrets keep this from generating the server's secret files.
-    placeholders = attrs.evolve(config, api_keys=("listing-only",), jwt_secret="listing-only" * 4)
-    create_app(placeholders, plugins)
-    report = plugins_report(plugins)
+    # Collect everything as the server would, so a plugin whose hooks fail is reported too.
+    report = to_json(plugins_report(build_registry(_listing_config(config))))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -78,73 +102,90 @@ def _plugins(args: argparse.Namespace, config: Config) -> int:
     return 1 if report["failed"] else 0
 
 
-def _ask_password() -> str:
-    password = getpass.getpass("Password for the new admin: ")
-    if getpass.getpass("Again: ") != password:
-        raise ConfigError("the two passwords differ; nothing was created")
-    return password
-
-
-async def _store_admin(config: Config, email: str, name: str, password: str) -> User:
-    store = open_store(config.store_url)
-    await store.open()
-    try:
-        # Creating a user needs neither the token secret nor the bootstrap key: none is read,
-        # so the server still generates (and shows) its own on first start.
-        signer = TokenSigner("not-used-by-the-command-line" * 2, timedelta(minutes=1))
-        access = Access(store, config, signer, ApiKeys.of(()))
-        return await access.create_user(COMMAND_LINE, email, name, Role.ADMIN, password, None)
-    finally:
-        await store.close()
-
-
-def _create_admin(args: argparse.Namespace, config: Config) -> int:
-    password = args.password if args.password is not None else _ask_password()
-    try:
-        user = asyncio.run(_store_admin(config, args.email, args.name, password))
-    except OmnichannelError as error:
-        print(f"omnichannel: {error.message}", file=sys.stderr)
-        return 2
-    print(f"created admin {user.email} (id {user.id}); log in with POST /api/auth/login")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnichannel", description=__doc__)
+def _core_parser(
+    parser: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     parser.add_argument("--version", action="version", version=f"omnichannel {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the server (gunicorn with uvicorn workers)")
+    serve = commands.add_parser(
+        "serve", help="run the server (gunicorn with uvicorn workers) and its job runner"
+    )
     serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
     serve.add_argument("--host", help="address to bind (default: $OMNICHANNEL_HOST or 127.0.0.1)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: 2)")
+    serve.add_argument("--workers", type=int, help="web worker processes (default: 2)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no job runner beside the server (run `omnichannel worker` elsewhere)",
+    )
     serve.add_argument(
         "--no-control-socket",
         action="store_true",
         help="do not create gunicorn's control socket (tests, CI)",
     )
     serve.set_defaults(run=_serve)
+    worker = commands.add_parser("worker", help="run the background jobs and event subscribers")
+    worker.set_defaults(run=_worker)
     plugins = commands.add_parser("plugins", help="list plugins, their hooks and failures")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=_plugins)
-    users = commands.add_parser("users", help="manage users from the server's machine")
-    user_commands = users.add_subparsers(dest="users_command", required=True)
-    create_admin = user_commands.add_parser(
-        "create-admin", help="create an admin user (asks for the password when not given)"
-    )
-    create_admin.add_argument("--email", required=True)
-    create_admin.add_argument("--name", required=True, help="display name")
-    create_admin.add_argument(
-        "--password", help="the password (visible in the process list: prefer the prompt)"
-    )
-    create_admin.set_defaults(run=_create_admin)
+    return commands
+
+
+def _plugin_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], registry: Registry
+) -> None:
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    for command in registry.commands:
+        if command.group not in groups:
+            group = commands.add_parser(command.group, help=command.group_help or command.help)
+            groups[command.group] = group.add_subparsers(dest=f"{command.group}_command")
+            groups[command.group].required = True
+        parser = groups[command.group].add_parser(command.name, help=command.help)
+        command.arguments(parser)
+        parser.set_defaults(run=_plugin_command(command, registry))
+
+
+def _plugin_command(
+    command: Command, registry: Registry
+) -> Callable[[argparse.Namespace, Config], int]:
+    def run(args: argparse.Namespace, config: Config) -> int:
+        async def with_stores() -> int:
+            await registry.open_stores()
+            try:
+                return await command.run(args)
+            finally:
+                await registry.close_stores()
+
+        try:
+            return asyncio.run(with_stores())
+        except OmnichannelError as error:
+            print(f"omnichannel: {error.message}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The program's parser: the core's commands, and those of ``registry``'s plugins."""
+    parser = argparse.ArgumentParser(prog="omnichannel", description=DESCRIPTION)
+    commands = _core_parser(parser)
+    if registry is not None:
+        _plugin_commands(commands, registry)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
         config = Config.from_environ()
-        return args.run(args, config)
+        configure_logging(config)  # on stderr: a command's own output stays on stdout
+        registry = None
+        if not arguments or arguments[0] not in (*CORE_COMMANDS, "--version"):
+            # A plugin's command (or help): load the plugins to know them.
+            registry = build_registry(config)
+        args = build_parser(registry).parse_args(arguments)
+        return int(args.run(args, config))
     except ConfigError as error:
         print(f"omnichannel: {error.message}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 from dotenv import dotenv_values
@@ -133,38 +133,99 @@ def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], defa
         raise ConfigError(f"{name}: {error}", variable=name) from None
 
 
+VARIABLE = "omnichannel.variable"
+PARSE = "omnichannel.parse"
+
+
+def setting(
+    variable: str,
+    parse: Callable[[str], Any],
+    default: Any,
+    *,
+    secret: bool = False,
+    converter: Callable[[Any], Any] | None = None,
+) -> Any:
+    """A field of :class:`Config` read from the environment variable ``variable`` with
+    ``parse`` (which raises ValueError, with a sentence, for a malformed value), ``default``
+    when it is unset or empty. The one place each default is written."""
+    return attrs.field(
+        default=default,
+        repr=not secret,
+        converter=converter,
+        metadata={VARIABLE: variable, PARSE: parse},
+    )
+
+
+def _path(raw: str) -> Path:
+    return Path(raw)
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+DEFAULT_DATA_DIR = Path("omnichannel-data")
+
+
 @attrs.frozen
 class Config:
-    """The server's settings. Build it with :meth:`from_environ`."""
+    """The server's settings, each read from its variable by :meth:`from_environ` (the
+    ``setting(...)`` of each field names it, parses it and gives its default)."""
 
-    host: str = "127.0.0.1"
-    port: int = 3000
-    workers: int = 2
-    data_dir: Path = Path("omnichannel-data")
-    store_url: str = "sqlite:///omnichannel-data/omnichannel.db"
-    api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
-    log_level: str = "info"
-    log_format: str = "auto"
-    plugins_dir: Path = Path("plugins")
-    disabled_plugins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_048_576
-    hook_threads: int = 16
-    public_url: str | None = None
-    trust_proxy: int = 0
-    proxy_header: str = "x-forwarded-for"
-    rate_limit_per_minute: int = 600
-    credential_rate_limit_per_minute: int = 1200
-    login_rate_limit_per_minute: int = 10
-    cors_origins: tuple[str, ...] = ()
-    jwt_secret: str | None = attrs.field(default=None, repr=False)
-    access_token_minutes: int = 15
-    refresh_token_days: int = 30
-    login_lockout_failures: int = 5
-    login_lockout_minutes: int = 15
-    event_bus: str = "poll"
-    event_poll_ms: int = 200
-    event_retention_hours: int = 72
+    host: str = setting("OMNICHANNEL_HOST", _text, "127.0.0.1")
+    port: int = setting("PORT", _parse_int(1, 65535), 3000)
+    workers: int = setting("OMNICHANNEL_WORKERS", _parse_int(1, 64), 2)
+    data_dir: Path = setting("OMNICHANNEL_DATA_DIR", _path, DEFAULT_DATA_DIR, converter=Path)
+    store_url: str = setting("OMNICHANNEL_STORE", _text, "")
+    """Empty: ``sqlite:///<data_dir>/omnichannel.db``."""
+    api_keys: tuple[str, ...] = setting("OMNICHANNEL_API_KEY", _parse_list, (), secret=True)
+    log_level: str = setting("OMNICHANNEL_LOG_LEVEL", _parse_choice(LOG_LEVELS), "info")
+    log_format: str = setting("OMNICHANNEL_LOG_FORMAT", _parse_choice(LOG_FORMATS), "auto")
+    plugins_dir: Path = setting("OMNICHANNEL_PLUGINS_DIR", _path, Path("plugins"), converter=Path)
+    disabled_plugins: tuple[str, ...] = setting("OMNICHANNEL_DISABLE_PLUGINS", _parse_list, ())
+    max_body_bytes: int = setting(
+        "OMNICHANNEL_MAX_BODY_BYTES", _parse_int(1024, 100 * 1024**2), 1_048_576
+    )
+    hook_threads: int = setting("OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16)
+    public_url: str | None = setting("OMNICHANNEL_PUBLIC_URL", _parse_url, None)
+    trust_proxy: int = setting("OMNICHANNEL_TRUST_PROXY", _parse_proxy_hops, 0)
+    proxy_header: str = setting(
+        "OMNICHANNEL_PROXY_HEADER", _parse_choice(PROXY_HEADERS), "x-forwarded-for"
+    )
+    rate_limit_per_minute: int = setting(
+        "OMNICHANNEL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 600
+    )
+    credential_rate_limit_per_minute: int = setting(
+        "OMNICHANNEL_CREDENTIAL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 1200
+    )
+    login_rate_limit_per_minute: int = setting(
+        "OMNICHANNEL_LOGIN_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 10
+    )
+    cors_origins: tuple[str, ...] = setting("OMNICHANNEL_CORS_ORIGINS", _parse_origins, ())
+    jwt_secret: str | None = setting("OMNICHANNEL_JWT_SECRET", _parse_secret(32), None, secret=True)
+    access_token_minutes: int = setting("OMNICHANNEL_ACCESS_TOKEN_MINUTES", _parse_int(1, 1440), 15)
+    refresh_token_days: int = setting("OMNICHANNEL_REFRESH_TOKEN_DAYS", _parse_int(1, 365), 30)
+    login_lockout_failures: int = setting(
+        "OMNICHANNEL_LOGIN_LOCKOUT_FAILURES", _parse_int(1, 100), 5
+    )
+    login_lockout_minutes: int = setting(
+        "OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", _parse_int(1, 1440), 15
+    )
+    event_bus: str = setting("OMNICHANNEL_EVENT_BUS", _parse_event_bus, "poll")
+    event_poll_ms: int = setting("OMNICHANNEL_EVENT_POLL_MS", _parse_int(10, 60_000), 200)
+    event_retention_hours: int = setting(
+        "OMNICHANNEL_EVENT_RETENTION_HOURS", _parse_int(1, 24 * 365), 72
+    )
+    event_retention_max_hours: int = setting(
+        "OMNICHANNEL_EVENT_RETENTION_MAX_HOURS", _parse_int(1, 24 * 365), 720
+    )
+    run_worker: bool = setting("OMNICHANNEL_RUN_WORKER", _parse_bool, True)
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.store_url:
+            default = f"sqlite:///{self.data_dir / 'omnichannel.db'}"
+            object.__setattr__(self, "store_url", default)
 
     @classmethod
     def from_environ(
@@ -175,60 +236,20 @@ class Config:
         if dotenv is not None and dotenv.is_file():
             merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
         merged.update(os.environ if environ is None else environ)
+        values = {
+            field.name: _read(
+                merged, field.metadata[VARIABLE], field.metadata[PARSE], field.default
+            )
+            for field in attrs.fields(cls)
+            if VARIABLE in field.metadata
+        }
+        return cls(**values, environ=merged)
 
-        data_dir = Path(_read(merged, "OMNICHANNEL_DATA_DIR", str, "omnichannel-data"))
-        return cls(
-            host=_read(merged, "OMNICHANNEL_HOST", str, "127.0.0.1"),
-            port=_read(merged, "PORT", _parse_int(1, 65535), 3000),
-            workers=_read(merged, "OMNICHANNEL_WORKERS", _parse_int(1, 64), 2),
-            data_dir=data_dir,
-            store_url=_read(
-                merged, "OMNICHANNEL_STORE", str, f"sqlite:///{data_dir / 'omnichannel.db'}"
-            ),
-            api_keys=_read(merged, "OMNICHANNEL_API_KEY", _parse_list, ()),
-            log_level=_read(merged, "OMNICHANNEL_LOG_LEVEL", _parse_choice(LOG_LEVELS), "info"),
-            log_format=_read(merged, "OMNICHANNEL_LOG_FORMAT", _parse_choice(LOG_FORMATS), "auto"),
-            plugins_dir=Path(_read(merged, "OMNICHANNEL_PLUGINS_DIR", str, "plugins")),
-            disabled_plugins=_read(merged, "OMNICHANNEL_DISABLE_PLUGINS", _parse_list, ()),
-            max_body_bytes=_read(
-                merged, "OMNICHANNEL_MAX_BODY_BYTES", _parse_int(1024, 100 * 1024**2), 1_048_576
-            ),
-            hook_threads=_read(merged, "OMNICHANNEL_HOOK_THREADS", _parse_int(1, 256), 16),
-            public_url=_read(merged, "OMNICHANNEL_PUBLIC_URL", _parse_url, None),
-            trust_proxy=_read(merged, "OMNICHANNEL_TRUST_PROXY", _parse_proxy_hops, 0),
-            proxy_header=_read(
-                merged,
-                "OMNICHANNEL_PROXY_HEADER",
-                _parse_choice(PROXY_HEADERS),
-                "x-forwarded-for",
-            ),
-            rate_limit_per_minute=_read(
-                merged, "OMNICHANNEL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 600
-            ),
-            credential_rate_limit_per_minute=_read(
-                merged, "OMNICHANNEL_CREDENTIAL_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 1200
-            ),
-            login_rate_limit_per_minute=_read(
-                merged, "OMNICHANNEL_LOGIN_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 10
-            ),
-            cors_origins=_read(merged, "OMNICHANNEL_CORS_ORIGINS", _parse_origins, ()),
-            jwt_secret=_read(merged, "OMNICHANNEL_JWT_SECRET", _parse_secret(32), None),
-            access_token_minutes=_read(
-                merged, "OMNICHANNEL_ACCESS_TOKEN_MINUTES", _parse_int(1, 1440), 15
-            ),
-            refresh_token_days=_read(
-                merged, "OMNICHANNEL_REFRESH_TOKEN_DAYS", _parse_int(1, 365), 30
-            ),
-            login_lockout_failures=_read(
-                merged, "OMNICHANNEL_LOGIN_LOCKOUT_FAILURES", _parse_int(1, 100), 5
-            ),
-            login_lockout_minutes=_read(
-                merged, "OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", _parse_int(1, 1440), 15
-            ),
-            event_bus=_read(merged, "OMNICHANNEL_EVENT_BUS", _parse_event_bus, "poll"),
-            event_poll_ms=_read(merged, "OMNICHANNEL_EVENT_POLL_MS", _parse_int(10, 60_000), 200),
-            event_retention_hours=_read(
-                merged, "OMNICHANNEL_EVENT_RETENTION_HOURS", _parse_int(1, 24 * 365), 72
-            ),
-            environ=merged,
-        )
+    @classmethod
+    def variables(cls) -> dict[str, Any]:
+        """Every variable the core reads, with its default (for the documentation's test)."""
+        return {
+            field.metadata[VARIABLE]: field.default
+            for field in attrs.fields(cls)
+            if VARIABLE in field.metadata
+        }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnichannel_core.models import Message
 
 
 class OmnichannelError(Exception):
@@ -106,3 +109,20 @@ class SendOutcomeUnknown(OmnichannelError):
     Raised by ``send`` implementations instead of retrying, which could deliver twice. The
     core leaves the message ``sending`` (not failed) for a status callback to settle.
     """
+
+
+class ChannelFailed(OmnichannelError):
+    """A channel's hook raised something it should not have, or returned the wrong type."""
+
+
+class DeliveryFailed(OmnichannelError):
+    """An outbound message was stored but the channel could not deliver it.
+
+    ``stored`` is the stored message: ``failed``, or ``sending`` when the outcome is unknown
+    (:class:`SendOutcomeUnknown`); ``cause`` is what the channel raised.
+    """
+
+    def __init__(self, stored: Message, cause: OmnichannelError) -> None:
+        super().__init__(cause.message, **cause.details)
+        self.stored = stored
+        self.cause = cause

@@ -1,26 +1,28 @@
 """gunicorn settings for ``omnichannel serve`` (and ``gunicorn -c gunicorn.conf.py``).
 
-Uvicorn workers run the ASGI app; the master prepares the data folder, the schema and the
-API key once, before any worker starts.
+Uvicorn workers run the ASGI app; the master prepares the data folder, every store's schema
+and the API key once, before any worker starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from gunicorn.glogging import Logger
 
-from omnichannel_core.auth import ensure_api_key, key_file
+from omnichannel_core.bus.bus import create_bus
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
-from omnichannel_core.events.bus import create_bus
 from omnichannel_core.logs import configure_logging
-from omnichannel_core.store import open_store
+from omnichannel_core.server_secrets import ensure_api_key, key_file
+from omnichannel_core.store import open_database
+from omnichannel_core.supervisor import tell_ready
 
 try:
     _config = Config.from_environ()
-    _store = open_store(_config.store_url)  # a store URL it cannot open stops here, in one line
+    open_database(_config.store_url)  # a store URL it cannot open stops here, in one line
     create_bus(_config)  # so does an event bus without credentials (each worker makes its own)
 except ConfigError as _error:
     sys.stderr.write(f"omnichannel: {_error.message}\n")
@@ -51,16 +53,24 @@ logger_class = StructlogGunicornLogger
 
 
 def on_starting(server) -> None:  # gunicorn hook: in the master, once
+    from omnichannel_core.app import FAILURES_REPORTED_VARIABLE, build_registry
+
     async def migrate() -> None:
-        await _store.open()
-        await _store.close()
+        registry = build_registry(_config)
+        await registry.open_stores()
+        await registry.close_stores()
 
     try:
         asyncio.run(migrate())
     except ConfigError as error:  # e.g. a store path that cannot be created or opened
         sys.stderr.write(f"omnichannel: {error.message}\n")
         raise SystemExit(2) from None
+    os.environ[FAILURES_REPORTED_VARIABLE] = "1"  # the workers, forked from here, say it not again
     announce_generated_key(ensure_api_key(_config))
+
+
+def when_ready(server) -> None:  # gunicorn hook: in the master, listening, before workers
+    tell_ready()
 
 
 def announce_generated_key(created: str | None) -> None:

@@ -1,22 +1,35 @@
-"""The hooks a channel (or a cross-cutting plugin) implements.
+"""Every hook: the channel hooks, and the module hooks.
 
-Every hook receives ``channel``, the name of the channel it is called for: the core
-dispatches per channel, so a channel's implementation only ever runs for its own name, while
-a cross-cutting plugin's ``wrapper=True`` implementation runs around every channel's.
+**Channel hooks** (``receive``, ``status``, ``send``, ``health``, ``channel_routes``) receive
+``channel``, the name of the channel they are called for: the core dispatches per channel,
+so a channel's implementation only ever runs for its own name, while a cross-cutting
+plugin's ``wrapper=True`` implementation runs around every channel's. They may be plain
+functions, which run in a worker thread of the channel's own pool (a blocking SDK call never
+stalls the event loop), or coroutine functions, which run on the loop and must not block.
 
-Implementations may be plain functions or coroutine functions. A plain function runs in a
-worker thread, so a blocking SDK call never stalls the event loop; a coroutine function runs
-on the loop and must not block. Arguments are opt-in: declare only those you use.
+**Module hooks** (``register_*``) are how any plugin (a module, a channel, a local plugin)
+adds a feature: permissions, storage, services, event types, authenticators, routes, event
+subscribers, background jobs and commands. Each is called once at start-up, for each plugin on its
+own, in the order of this file, with the plugin's own :class:`ModuleContext`; each returns
+a list (or mapping) of declarations, which the core checks: a plugin whose hook raises or
+returns something invalid is unloaded and reported, and the others start. They must be
+plain functions (work at start-up is declared, and runs later).
+
+Arguments are opt-in: declare only those you use. Specs may gain arguments; none is ever
+renamed or removed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from omnichannel_core import hookspec
 
 if TYPE_CHECKING:
+    from omnichannel_core.commands import Command
     from omnichannel_core.config import Config
+    from omnichannel_core.events.records import EventTypeSpec
     from omnichannel_core.hooktypes import (
         ChannelHealth,
         ChannelRoute,
@@ -25,7 +38,12 @@ if TYPE_CHECKING:
         WebhookRequest,
         WebhookResult,
     )
-    from omnichannel_core.inbox import Inbox
+    from omnichannel_core.jobs.specs import Job, Subscriber
+    from omnichannel_core.plugins.context import Authenticator, ModuleContext
+    from omnichannel_core.policy import PermissionSpec
+    from omnichannel_core.routes import Route
+    from omnichannel_core.services import ChannelInbox
+    from omnichannel_core.store.specs import StoreSpec
 
 
 @hookspec(firstresult=True)
@@ -92,7 +110,7 @@ def health(channel: str, config: Config) -> ChannelHealth | None:
 
 
 @hookspec
-def channel_routes(channel: str, config: Config, inbox: Inbox) -> list[ChannelRoute] | None:
+def channel_routes(channel: str, config: Config, inbox: ChannelInbox) -> list[ChannelRoute] | None:
     """Contribute extra routes under ``/api/channels/{channel}/``.
 
     Called once at start-up. Use it for verification GETs, WebSockets, inbound-parse
@@ -103,6 +121,138 @@ def channel_routes(channel: str, config: Config, inbox: Inbox) -> list[ChannelRo
 
     :param channel: the channel's name.
     :param config: the server's configuration.
-    :param inbox: the core's inbox service, to store and send from a route.
+    :param inbox: the channel's own view of the inbox (:class:`ChannelInbox`): store and read
+        this channel's messages and conversations, send on it.
     :returns: a list of :class:`ChannelRoute`. Results of all implementations are joined.
+    """
+
+
+# Module hooks -----------------------------------------------------------------------------
+
+
+@hookspec
+def register_permissions(context: ModuleContext) -> list[PermissionSpec] | None:
+    """Contribute permissions to the policy matrix.
+
+    Called first, at start-up. A route, a channel route or a stream names the permission it
+    needs; the name must be one some plugin contributed.
+
+    :param context: the plugin's context (its ``policy`` is not built yet).
+    :returns: a list of :class:`PermissionSpec`, each naming the roles that hold it (admins
+        hold every permission) and the API key scope presets that include it. A name
+        contributed twice unloads the second plugin.
+    """
+
+
+@hookspec
+def register_stores(context: ModuleContext) -> list[StoreSpec] | None:
+    """Declare the plugin's own storage.
+
+    Called at start-up, after the permissions. The core applies each store's migrations for
+    the configured backend (SQLite or Firestore) with its own, then builds the store with
+    the factory for that backend; ``context.store(Interface)`` returns it, to this plugin
+    only.
+
+    :param context: the plugin's context.
+    :returns: a list of :class:`StoreSpec`. A store without a factory for the configured
+        backend unloads the plugin, saying so.
+    """
+
+
+@hookspec
+def register_services(context: ModuleContext) -> Mapping[type, Any] | None:
+    """Offer services to the other plugins.
+
+    Called at start-up, after the stores (``context.store`` works). Another plugin gets a
+    service with ``context.service(Interface)``, at start-up or later.
+
+    :param context: the plugin's context.
+    :returns: ``{Interface: implementation}``; an interface offered twice unloads the second
+        plugin.
+    """
+
+
+@hookspec
+def register_event_types(context: ModuleContext) -> list[EventTypeSpec] | None:
+    """Declare the event types the plugin logs.
+
+    Called at start-up. The realtime stream tells a reader of an event only when the reader
+    holds the type's permission (and, for an event about a conversation, may see it), and
+    sends the record the event names, loaded by the type's ``load``.
+
+    :param context: the plugin's context.
+    :returns: a list of :class:`EventTypeSpec`; a name declared twice unloads the second
+        plugin.
+    """
+
+
+@hookspec
+def register_authenticators(context: ModuleContext) -> list[Authenticator] | None:
+    """Contribute ways to tell who is calling.
+
+    Called at start-up. For each request that is not public, the core asks each
+    authenticator in turn with the bearer token presented; the first that answers a
+    :class:`Principal` wins. One that raises Unauthenticated ends the search (a token it
+    recognises but refuses). When none answers, the request is refused with 401.
+
+    :param context: the plugin's context.
+    :returns: a list of ``async def authenticate(token: str) -> Principal | None``.
+    """
+
+
+@hookspec
+def register_routes(context: ModuleContext) -> list[Route] | None:
+    """Contribute HTTP routes: API routes under ``/api/``, pages and assets elsewhere, and
+    routes for callers who are not agents (a visitor's widget).
+
+    Called at start-up, after the services. Each route's resource declares, per method, an
+    :class:`Operation`: the permission it needs (or ``public``), its request and response
+    bodies (attrs classes, which the core checks and documents in ``/api/openapi.json``),
+    and the route a :class:`RoutePolicy` (security headers, CORS). The core checks every
+    declaration: an unknown permission, a responder without an operation (or the other way
+    round), a path another plugin serves, each unloads the plugin, saying why.
+
+    :param context: the plugin's context.
+    :returns: a list of :class:`Route`.
+    """
+
+
+@hookspec
+def register_subscribers(context: ModuleContext) -> list[Subscriber] | None:
+    """Subscribe to the event log.
+
+    Called at start-up. The job runner hands each subscriber every event of the types it
+    wants, in log order, at least once, from a cursor of its own kept in the store; a
+    handler that raises is retried with backoff and holds up no other subscriber. Each
+    subscriber's lag is in ``/health``.
+
+    :param context: the plugin's context.
+    :returns: a list of :class:`Subscriber`; a name used twice unloads the second plugin.
+    """
+
+
+@hookspec
+def register_jobs(context: ModuleContext) -> list[Job] | None:
+    """Contribute background jobs, periodic or continuous.
+
+    Called at start-up. The job runner (``omnichannel worker``, or the one
+    ``omnichannel serve`` starts) runs them; a singleton job holds a lease in the store, so
+    it runs once across every server.
+
+    :param context: the plugin's context.
+    :returns: a list of :class:`Job`; a name used twice unloads the second plugin.
+    """
+
+
+@hookspec
+def register_commands(context: ModuleContext) -> list[Command] | None:
+    """Add commands to the ``omnichannel`` program, run on the server's machine:
+    ``omnichannel <group> <name>``.
+
+    Called when the program builds its commands (a command of the core, such as ``serve``,
+    loads no plugin). A command runs with every store open.
+
+    :param context: the plugin's context.
+    :returns: a list of :class:`Command`; a (group, name) used twice unloads the second
+        plugin.
     """

@@ -7,14 +7,12 @@ one converter in `omnichannel_core.serialization`.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from omnichannel_core.timestamps import utcnow
 
 
 class Direction(enum.StrEnum):
@@ -153,11 +151,3 @@ class Message:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
-
-
-@attrs.frozen
-class Page:
-    """One page of a list, and the cursor of the next page (None on the last)."""
-
-    items: list[Any]
-    next_cursor: str | None = None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import structlog
 
-from omnichannel_core import hookimpl
+from omnichannel_core.channel import (
+    hookimpl,
+)
 
 log = structlog.get_logger("omnichannel.audit")
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from omnichannel_core.access import passwords, tokens
 from omnichannel_core.errors import InvalidInput, Unauthenticated
-from omnichannel_core.models import utcnow
+from omnichannel_core.modules.access import passwords, tokens
+from omnichannel_core.timestamps import utcnow
 
 SECRET = "s" * 48
 

@@ -192,7 +192,8 @@ def test_workers_starting_together_all_read_the_one_generated_signing_secret(tmp
     together, they all get the same non-empty secret (one once read an empty, half-written
     file and signed with an empty key: 500s on login)."""
     script = (
-        "import sys; from pathlib import Path; from omnichannel_core.auth import signing_secret;"
+        "import sys; from pathlib import Path;"
+        " from omnichannel_core.server_secrets import signing_secret;"
         " from omnichannel_core.config import Config;"
         " print(signing_secret(Config(data_dir=Path(sys.argv[1]), jwt_secret=None)))"
     )

@@ -133,7 +133,7 @@ def test_a_private_websocket_route_is_authenticated_before_it_is_accepted(socket
         "closed 3401: send Authorization: Bearer <access token or API key>"
     )
     assert first_message(socket_server, path, "not-a-key") == (
-        "closed 3401: the API key is not valid"
+        "closed 3401: the API key or access token is not valid"
     )
     refused = first_message(socket_server, path, agent_token)
     assert refused.startswith("closed 3403:") and "reports:read" in refused

@@ -1,5 +1,6 @@
-"""``omnichannel serve`` as a user runs it: the port and worker count it honours, the
-``.env`` file it reads, a clean SIGTERM stop, and one line on stderr for a bad setting."""
+"""``omnichannel serve`` as a user runs it: the port and worker count it honours, the job
+runner it starts beside the web server, the ``.env`` file it reads, a clean SIGTERM stop of
+everything it started, and one line on stderr for a bad setting."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def serve_env(workdir: Path, **overrides: str | None) -> dict[str, str]:
     return {name: value for name, value in env.items() if value is not None}
 
 
-def worker_pids(master_pid: int) -> set[int]:
+def children(master_pid: int) -> set[int]:
     """The pids of the processes whose parent is ``master_pid``, read from /proc."""
     children = set()
     for entry in Path("/proc").iterdir():
@@ -52,6 +53,27 @@ def worker_pids(master_pid: int) -> set[int]:
         if parent == master_pid:
             children.add(int(entry.name))
     return children
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def child_running(serve_pid: int, marker: str) -> int | None:
+    """The child of ``omnichannel serve`` whose command line holds ``marker``."""
+    for pid in children(serve_pid):
+        if marker in command_line(pid):
+            return pid
+    return None
+
+
+def worker_pids(serve_pid: int) -> set[int]:
+    """The web worker processes: the children of the gunicorn master ``serve`` started."""
+    master = child_running(serve_pid, "gunicorn")
+    return children(master) if master is not None else set()
 
 
 def is_alive(pid: int) -> bool:
@@ -113,10 +135,12 @@ def serving(
 
 
 def stop_and_check(process: subprocess.Popen[bytes], base_url: str, workers: set[int]) -> None:
-    """SIGTERM to the master PID: it exits 0, its workers are gone, the port is closed."""
+    """SIGTERM to the ``serve`` PID: it exits 0, the gunicorn master, its workers and the
+    job runner are gone, the port is closed."""
+    started = children(process.pid)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=STOP_TIMEOUT_SECONDS) == 0
-    assert not any(is_alive(pid) for pid in workers)
+    assert not any(is_alive(pid) for pid in workers | started)
     with pytest.raises(httpx.ConnectError):
         httpx.get(base_url + "/health", timeout=2)
 
@@ -131,6 +155,7 @@ def test_serve_honours_port_and_worker_count(tmp_path):
         wait_until_answering(process, base_url)
         workers = wait_for_workers(process.pid, 3)
         assert len(workers) == 3
+        assert child_running(process.pid, "omnichannel_core.cli worker") is not None
         assert httpx.get(base_url + "/").json()["name"] == "omnichannel"
         stop_and_check(process, base_url, workers)
 

@@ -10,8 +10,10 @@ import pytest
 from falcon import testing
 
 from omnichannel_core.config import Config
+from omnichannel_core.routes import Operation, Response, Route
 from omnichannel_core.web.client_address import client_address, parse_address
 from omnichannel_core.web.errors import install_error_handlers
+from omnichannel_core.web.mounting import Mounts
 from omnichannel_core.web.protection import RateLimits
 
 PEER = "10.0.0.9"
@@ -215,6 +217,8 @@ def test_falcon_can_still_read_the_peer_afterwards():
 
 
 class Things:
+    operations = {"GET": Operation("Things", public=True, responses={200: Response()})}
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.media = {"ok": True}
 
@@ -226,9 +230,10 @@ def test_forged_entries_do_not_escape_the_address_rate_limit():
     config = Config.from_environ(
         {"OMNICHANNEL_TRUST_PROXY": "true", "OMNICHANNEL_RATE_LIMIT": "1"}, dotenv=None
     )
-    app = falcon.asgi.App(middleware=[RateLimits(config, clock=lambda: 0.0)])
+    mounts = Mounts(config)
+    app = falcon.asgi.App(middleware=[RateLimits(config, mounts, clock=lambda: 0.0)])
     install_error_handlers(app)
-    app.add_route("/things", Things())
+    mounts.mount(app, "test", Route("/things", Things()))
     client = testing.TestClient(app)
     statuses = [
         client.simulate_get(

@@ -17,11 +17,11 @@ import pytest
 from falcon import testing
 
 from omnichannel_core import hookimpl
-from omnichannel_core import inbox as inbox_module
-from omnichannel_core.dispatch import ChannelDispatcher
 from omnichannel_core.errors import HookNotImplemented, NotFound
 from omnichannel_core.hooktypes import ChannelHealth, OutboundMessage, SendResult
-from omnichannel_core.plugins import load_plugins
+from omnichannel_core.plugins import channels as channels_module
+from omnichannel_core.plugins.dispatch import ChannelDispatcher
+from omnichannel_core.plugins.loading import load_plugins
 from omnichannel_core.testing.in_process import AUTH, run_app
 from omnichannel_core.testing.server import ServerProcess, running_server
 from tests.fixtures.distributions import install_distributions
@@ -187,7 +187,7 @@ def test_health_times_out_a_hanging_channel(tmp_path, monkeypatch):
     """GET /health asks the channels at once, each under a time limit: a channel whose health
     hangs is reported ok=false 'health check timed out' (its own route answers 503) while
     the others report normally."""
-    monkeypatch.setattr(inbox_module, "HEALTH_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(channels_module, "HEALTH_TIMEOUT_SECONDS", 0.2)
     hanging = HangingHealth()
 
     async def scenario(conductor: testing.ASGIConductor) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from omnichannel_core import PROJECT_NAME, hookspecs
-from omnichannel_core.plugins import new_manager
+from omnichannel_core.plugins.loading import new_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS_DOC = ROOT / "docs" / "hooks.md"

@@ -9,11 +9,11 @@ import time
 import pytest
 from google.auth.compute_engine import _metadata as gce_metadata
 
+from omnichannel_core.bus.bus import PollingBus
+from omnichannel_core.bus.pubsub import PubSubBus, bus_credentials
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
-from omnichannel_core.events.bus import PollingBus
-from omnichannel_core.events.pubsub import PubSubBus, bus_credentials
-from omnichannel_core.store.firestore_client import SERVICE_ACCOUNT_VARIABLES
+from omnichannel_core.store.firestore.client import SERVICE_ACCOUNT_VARIABLES
 from tests.support.google_keys import new_private_key_pem
 
 

@@ -13,15 +13,20 @@ import pytest
 from falcon import testing
 from falcon.asgi import SSEvent
 
-from omnichannel_core.access.policy import Principal
-from omnichannel_core.events.bus import PollingBus
-from omnichannel_core.events.hub import EventHub
+from omnichannel_core.bus.bus import PollingBus
+from omnichannel_core.bus.news import News
 from omnichannel_core.events.records import Event
 from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.store import Store, open_store
+from omnichannel_core.modules.events import stream as events_routes
+from omnichannel_core.modules.events.hub import EventHub
+from omnichannel_core.modules.inbox.events import event_types
+from omnichannel_core.modules.inbox.reader import StoreReader
+from omnichannel_core.plugins.context import EventReader
+from omnichannel_core.policy import Principal
+from omnichannel_core.store.protocols import EventLog
+from omnichannel_core.store.sqlite.database import SqliteDatabase
 from omnichannel_core.testing.in_process import AUTH, run_app
 from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
-from omnichannel_core.web import events_routes
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.signing import (
     SIGNATURE_HEADER,
@@ -32,7 +37,8 @@ from tests.support.signing import (
     signature,
     unique,
 )
-from tests.support.sse import EventStream, ServerEvent, open_stream
+from tests.support.sse import EventStream, ServerEvent, SimulatedStream, open_stream
+from tests.support.stores import open_stores
 from tests.support.users import create_user, logged_in, login
 
 
@@ -252,28 +258,6 @@ def test_streams_on_a_fresh_server_start_from_an_empty_log(tmp_path):
         assert stream.next_of("message.created").data["message"]["id"] == message["id"]
 
 
-class SimulatedStream:
-    """The event names an in-process stream (``falcon.testing``) has sent so far."""
-
-    def __init__(self, result: testing.StreamedResult) -> None:
-        self.result = result
-        self.body = b""
-
-    async def until(self, *names: str) -> list[str]:
-        """Every event name sent, once one of ``names`` is among them."""
-        async with asyncio.timeout(10):
-            while True:
-                self.body += await self.result.stream.read()
-                sent = [
-                    line.removeprefix(b"event: ").decode()
-                    for line in self.body.splitlines()
-                    if line.startswith(b"event: ")
-                ]
-                if any(name in sent for name in names):
-                    return sent
-                await asyncio.sleep(0.01)
-
-
 def test_a_revoked_key_gets_no_further_event(tmp_path, monkeypatch):
     """Once a key is revoked, the next event does not reach its open stream: the stream
     checks the key before sending and ends with ``ended`` (in-process, with the check due
@@ -308,19 +292,19 @@ def test_a_revoked_key_gets_no_further_event(tmp_path, monkeypatch):
     run_app(tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET})
 
 
-class CountingStore:
-    """A real store that counts its reads of the event log."""
+class CountingLog:
+    """The real event log, counting its reads."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
         self.log_reads = 0
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    async def events_after(self, cursor: str | None, limit: int) -> list[Event]:
+    async def after(self, cursor: str | None, limit: int) -> list[Event]:
         self.log_reads += 1
-        return await self.store.events_after(cursor, limit)
+        return await self.log.after(cursor, limit)
+
+    async def latest(self) -> str | None:
+        return await self.log.latest()
 
 
 def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
@@ -329,13 +313,17 @@ def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
     idle time gets everything since."""
 
     async def scenario() -> None:
-        store = CountingStore(open_store(f"sqlite:///{tmp_path / 'store.db'}"))
-        await store.open()
+        stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+        store = stores.inbox
+        counting = CountingLog(stores.events)
         bus = PollingBus(interval=0.01)
         await bus.start()
-        hub = EventHub(store, bus)  # type: ignore[arg-type]
+        news = News(bus)
+        types = {kind.name: kind for kind in event_types(store)}
+        hub = EventHub(EventReader(counting), news, types, StoreReader(store))  # type: ignore[arg-type]
         route = events_routes.Events(hub)
-        principal = Principal.of_api_key("key", "reader", ("read",))
+        permissions = frozenset({"conversations:read", "contacts:read"})
+        principal = Principal("api_key", "key", "reader", permissions)
 
         async def same_principal() -> Principal:
             return principal
@@ -365,10 +353,10 @@ def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
             await until(lambda: hub.reading)
             await first.aclose()
             await until(lambda: not hub.reading)
-            reads = store.log_reads
+            reads = counting.log_reads
             await ingest("while nobody listens")
             await asyncio.sleep(0.3)  # thirty bus intervals
-            assert store.log_reads == reads
+            assert counting.log_reads == reads
 
             second = await open_stream_after(None)
             await until(lambda: hub.reading)
@@ -380,7 +368,8 @@ def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
             await resumed.aclose()
         finally:
             await hub.close()
+            await news.close()
             await bus.close()
-            await store.close()
+            await stores.close()
 
     asyncio.run(scenario())

@@ -13,6 +13,7 @@ import falcon.asgi
 from falcon import testing
 
 from omnichannel_core import hookimpl
+from omnichannel_core.channel import ChannelInbox as Inbox
 from omnichannel_core.config import Config
 from omnichannel_core.errors import SendFailed, WebhookRejected
 from omnichannel_core.hooktypes import (
@@ -26,7 +27,6 @@ from omnichannel_core.hooktypes import (
     WebhookResponse,
     WebhookResult,
 )
-from omnichannel_core.inbox import Inbox
 from omnichannel_core.models import DeliveryStatus
 from omnichannel_core.testing.in_process import AUTH, Scenario, run_app
 
@@ -185,7 +185,7 @@ class Things:
     async def on_get(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, thing_id: str
     ) -> None:
-        resp.media = {"thing": thing_id, "channels": self.inbox.dispatcher.channels}
+        resp.media = {"thing": thing_id, "channel": self.inbox.channel}
 
 
 class Hello:
@@ -216,7 +216,7 @@ def test_hook_channel_routes(tmp_path):
     async def scenario(conductor: testing.ASGIConductor) -> None:
         thing = await conductor.simulate_get("/api/channels/probe/things/t-9", headers=AUTH)
         assert thing.json["thing"] == "t-9"
-        assert "probe" in thing.json["channels"]
+        assert thing.json["channel"] == "probe"
         unauthenticated = await conductor.simulate_get("/api/channels/probe/things/t-9")
         assert unauthenticated.status_code == 401
         public = await conductor.simulate_get("/api/channels/probe/hello")

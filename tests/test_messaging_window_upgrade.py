@@ -1,26 +1,29 @@
-"""Stores written before ``Conversation.last_inbound_at`` existed: a SQLite file at the
-previous schema version is migrated and the window filled from the messages it holds; a
-Firestore conversation document without the field reads as None until the customer writes.
+"""Stores written before ``Conversation.last_inbound_at`` existed: a SQLite file a release
+from before the split left at schema 7 is adopted and migrated, the window filled from the
+messages it holds; a Firestore conversation document without the field reads as None until
+the customer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 from google.cloud.firestore_v1 import DELETE_FIELD
 
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.modules.inbox.store.sqlite.schema import INBOX_MIGRATIONS
 from omnichannel_core.serialization import parse_timestamp
-from omnichannel_core.store.firestore import FirestoreStore
-from omnichannel_core.store.sqlite_schema import MIGRATIONS, apply_migration
+from omnichannel_core.store.firestore.database import FirestoreDatabase
+from omnichannel_core.store.sqlite.migrations import SCHEME
 from tests.support.emulators import Emulator
-from tests.support.sqlite_files import open_store_file, read_rows
+from tests.support.sqlite_files import read_rows, stores_on_file, write_legacy_file
+from tests.support.stores import open_stores, use_firestore_emulator
 
 BEFORE_THE_WINDOW = 7
-"""The last schema version without ``conversations.last_inbound_at``."""
+"""The last schema version (from before the split) without
+``conversations.last_inbound_at``."""
 
 ROWS = """
 INSERT INTO contacts (id, display_name, created_at, updated_at)
@@ -51,19 +54,16 @@ INSERT INTO messages (id, conversation_id, contact_id, channel, direction, statu
 
 
 def test_a_file_from_before_the_window_is_migrated_and_filled(tmp_path):
-    """A file at schema 7 opens at the latest version; each conversation's
+    """A file at schema 7 opens with the inbox at its latest version; each conversation's
     last_inbound_at is its newest inbound message's stored time (None where the customer
     never wrote); watermarks then find its messages, and a new message moves the window."""
     path = tmp_path / "v7.db"
-    connection = sqlite3.connect(path)
-    for migration in [*MIGRATIONS[:BEFORE_THE_WINDOW], ROWS]:
-        apply_migration(connection, migration)
-    connection.execute(f"PRAGMA user_version = {BEFORE_THE_WINDOW}")
-    connection.commit()
-    connection.close()
-    store = open_store_file(path)
-    try:
-        assert read_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    write_legacy_file(path, BEFORE_THE_WINDOW, ROWS)
+    with stores_on_file(path) as stores:
+        store = stores.inbox
+        assert read_rows(path, "PRAGMA user_version") == [(SCHEME,)]
+        inbox_version = "SELECT version FROM store_versions WHERE store = 'inbox'"
+        assert read_rows(path, inbox_version) == [(len(INBOX_MIGRATIONS),)]
         wrote = asyncio.run(store.get_conversation("cv_wrote"))
         assert wrote.last_inbound_at == parse_timestamp("2024-01-02T00:00:00.000000Z")
         assert asyncio.run(store.get_conversation("cv_quiet")).last_inbound_at is None
@@ -73,21 +73,12 @@ def test_a_file_from_before_the_window_is_migrated_and_filled(tmp_path):
         again = asyncio.run(store.ingest_inbound("fb", InboundMessage("m3", "psid-1", "hi")))
         assert again.conversation_id == "cv_wrote"
         assert again.conversation.last_inbound_at == again.message.created_at
-    finally:
-        asyncio.run(store.close())
 
 
 @pytest.fixture
 def emulated(firestore_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     """The emulator's address in FIRESTORE_EMULATOR_HOST, and no real credentials around."""
-    for name in (
-        "FIREBASE_PROJECT_ID",
-        "FIREBASE_PRIVATE_KEY",
-        "FIREBASE_CLIENT_EMAIL",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host_port)
+    use_firestore_emulator(monkeypatch, firestore_emulator.host_port)
     return firestore_emulator
 
 
@@ -96,8 +87,8 @@ def test_a_firestore_conversation_without_the_field_reads_none(emulated, firesto
     the list too; the customer's next message sets it."""
 
     async def scenario() -> None:
-        store = FirestoreStore(firestore_project)
-        await store.open()
+        stores = await open_stores(FirestoreDatabase(firestore_project))
+        store = stores.inbox
         try:
             _, conversation = await store.resolve_recipient("fb", "psid-1")
             reference = store.layout.conversation(conversation.id)
@@ -111,6 +102,6 @@ def test_a_firestore_conversation_without_the_field_reads_none(emulated, firesto
             stored = await store.get_conversation(conversation.id)
             assert stored.last_inbound_at == ingested.message.created_at
         finally:
-            await store.close()
+            await stores.close()
 
     asyncio.run(scenario())

@@ -357,7 +357,8 @@ def test_plain_hook_in_cross_cutting_plugin_is_rejected(plugin_server):
     assert failure["kind"] == "local"
     assert failure["source"].endswith("plugins/takeover.py")
     assert failure["error"] == (
-        "cross-cutting plugins may only wrap channel hooks: send is not wrapper=True"
+        "only a channel implements channel hooks; other plugins may only wrap them:"
+        " send is not wrapper=True"
     )
     assert all(item["name"] != "takeover" for item in report["items"])
     assert "takeover" in plugin_server.client(None).get("/health").json()["failed_plugins"]

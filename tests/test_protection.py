@@ -4,7 +4,7 @@ clock, the middleware in-process on small apps, and the real server end to end."
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import falcon
 import falcon.asgi
@@ -13,8 +13,10 @@ import pytest
 from falcon import testing
 
 from omnichannel_core.config import Config
+from omnichannel_core.routes import Operation, RateLimit, Response, Route
 from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from omnichannel_core.web.errors import install_error_handlers
+from omnichannel_core.web.mounting import Mounts
 from omnichannel_core.web.protection import (
     Cors,
     RateLimits,
@@ -139,8 +141,22 @@ def test_ipv6_clients_are_counted_by_their_64():
 # the middleware, in-process ----------------------------------------------------------------
 
 
+OK = {200: Response(None, "ok")}
+
+
 class Things:
-    """An ordinary authenticated-looking route."""
+    """An ordinary authenticated route."""
+
+    operations = {"GET": Operation("Things", permission="contacts:read", responses=OK)}
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.media = {"ok": True}
+
+
+class Health:
+    """A public route outside /api/."""
+
+    operations = {"GET": Operation("Health", public=True, responses=OK)}
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.media = {"ok": True}
@@ -149,18 +165,22 @@ class Things:
 class Login:
     """Stands in for the login and refresh routes: public POST, strict limit."""
 
-    public_methods = frozenset({"POST"})
-    strict_rate_limit = True
+    operations = {
+        "POST": Operation("Login", public=True, rate_limit=RateLimit.STRICT, responses=OK)
+    }
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.media = {"ok": True}
 
 
 class Webhook:
-    """Stands in for a channel's webhook: POST is public, GET is not."""
+    """Stands in for a channel's webhook: POST is public and never limited, GET is not."""
 
     channel = "demo"
-    public_methods = frozenset({"POST"})
+    operations = {
+        "POST": Operation("Webhook", public=True, rate_limit=RateLimit.NONE, responses=OK),
+        "GET": Operation("Read", permission="channels:read", responses=OK),
+    }
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.media = {"ok": True}
@@ -170,9 +190,9 @@ class Webhook:
 
 
 class PublicWithoutChannel:
-    """Public like a webhook, but no channel's (``UnknownChannel`` is one)."""
+    """Public, like a webhook, but limited (``UnknownChannel`` is one)."""
 
-    public_methods = frozenset({"POST"})
+    operations = {"POST": Operation("Public", public=True, responses=OK)}
 
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str
@@ -182,6 +202,8 @@ class PublicWithoutChannel:
 
 class Cached:
     """An API route that chooses its own caching."""
+
+    operations = {"GET": Operation("Cached", permission="contacts:read", responses=OK)}
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.cache_control = ["public", "max-age=60"]
@@ -197,22 +219,39 @@ def limits_config(address: int = 0, credential: int = 0, login: int = 0, **setti
     )
 
 
-def app_client(middleware: list[object]) -> testing.TestClient:
-    """A small app with the given middleware, the project's error handlers and the stand-in
-    resources."""
-    app = falcon.asgi.App(middleware=middleware)
+ROUTES = {
+    "/api/things": Things,
+    "/api/auth/login": Login,
+    "/api/channels/demo/webhook": Webhook,
+    "/api/channels/{name}": PublicWithoutChannel,
+    "/api/cached": Cached,
+    "/health": Health,
+}
+
+
+def app_client(config: Config, middleware: Callable[[Mounts], list[object]]) -> testing.TestClient:
+    """A small app with the middleware ``middleware`` makes, the project's error handlers
+    and the stand-in resources, mounted as the core mounts routes."""
+    mounts = Mounts(config)
+    app = falcon.asgi.App(middleware=middleware(mounts))
     install_error_handlers(app)
-    app.add_route("/api/things", Things())
-    app.add_route("/api/auth/login", Login())
-    app.add_route("/api/channels/demo/webhook", Webhook())
-    app.add_route("/api/channels/{name}", PublicWithoutChannel())
-    app.add_route("/api/cached", Cached())
-    app.add_route("/health", Things())
+    for path, resource in ROUTES.items():
+        mounts.mount(app, "test", Route(path, resource()))
     return testing.TestClient(app)
 
 
+def protected(config: Config) -> testing.TestClient:
+    return app_client(config, lambda mounts: protection_middleware(config, mounts))
+
+
 def limited(config: Config, clock: Clock | None = None) -> testing.TestClient:
-    return app_client([SecurityHeaders(False), RateLimits(config, clock or Clock())])
+    return app_client(
+        config,
+        lambda mounts: [
+            SecurityHeaders(False, mounts),
+            RateLimits(config, mounts, clock or Clock()),
+        ],
+    )
 
 
 def test_login_limit_answers_429_naming_it_with_the_exact_retry_after():
@@ -314,8 +353,15 @@ def test_channel_webhooks_are_never_counted_other_methods_are():
 def test_credential_limit_keys_by_a_digest_of_the_token():
     """The credential limit counts per bearer token, keeping only its SHA-256 digest, never
     the token; requests without a bearer token are not counted by it."""
-    limits = RateLimits(limits_config(credential=1), Clock())
-    client = app_client([limits])
+    config = limits_config(credential=1)
+    made: list[RateLimits] = []
+
+    def build(mounts: Mounts) -> list[object]:
+        made.append(RateLimits(config, mounts, Clock()))
+        return list(made)
+
+    client = app_client(config, build)
+    (limits,) = made
     token = "secret-token-0123456789"
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.simulate_get("/api/things", headers=bearer).status_code == 200
@@ -335,7 +381,7 @@ def test_credential_limit_keys_by_a_digest_of_the_token():
 def test_security_headers_and_no_store_on_api_responses():
     """Every response has the security headers; /api/ responses also Cache-Control: no-store
     unless the route set its own caching; other paths keep theirs."""
-    client = app_client(protection_middleware(limits_config()))
+    client = protected(limits_config())
     for path in ("/api/things", "/health", "/no/such/route"):
         response = client.simulate_get(path)
         for name, value in SECURITY_HEADERS.items():
@@ -350,30 +396,31 @@ def test_hsts_only_over_https():
     """Strict-Transport-Security is sent on HTTPS requests only; a forwarded https scheme
     counts only when the proxy is trusted."""
     forwarded = {"X-Forwarded-Proto": "https"}
-    untrusted = app_client(protection_middleware(limits_config()))
+    untrusted = protected(limits_config())
     assert "Strict-Transport-Security" not in untrusted.simulate_get("/health").headers
     hsts = untrusted.simulate_get("/health", protocol="https").headers
     assert hsts["Strict-Transport-Security"] == "max-age=31536000"
     spoofed = untrusted.simulate_get("/health", headers=forwarded)
     assert "Strict-Transport-Security" not in spoofed.headers
-    trusted = app_client(protection_middleware(limits_config(trust_proxy=True)))
+    trusted = protected(limits_config(trust_proxy=True))
     assert "Strict-Transport-Security" in trusted.simulate_get("/health", headers=forwarded).headers
     assert "Strict-Transport-Security" not in trusted.simulate_get("/health").headers
 
 
 def test_only_what_is_configured_is_installed():
-    """Limits of 0 and no CORS origins leave only the security headers; each setting adds
-    its middleware; the defaults turn the rate limits on."""
-    assert [type(m) for m in protection_middleware(limits_config())] == [SecurityHeaders]
-    assert [type(m) for m in protection_middleware(Config())] == [SecurityHeaders, RateLimits]
-    with_cors = protection_middleware(limits_config(login=1, cors_origins=(ORIGIN,)))
-    assert [type(m) for m in with_cors] == [SecurityHeaders, RateLimits, Cors]
+    """Limits of 0 leave the security headers and CORS (each route's own origins); a limit
+    adds the rate limits; the defaults turn them on."""
+    mounts = Mounts(Config())
+    installed = protection_middleware(limits_config(), mounts)
+    assert [type(m) for m in installed] == [SecurityHeaders, Cors]
+    defaults = protection_middleware(Config(), mounts)
+    assert [type(m) for m in defaults] == [SecurityHeaders, RateLimits, Cors]
 
 
 def test_no_cors_headers_when_no_origin_is_configured():
     """With OMNICHANNEL_CORS_ORIGINS empty (the default) no response carries CORS headers,
     whatever the Origin."""
-    client = app_client(protection_middleware(Config()))
+    client = protected(Config())
     response = client.simulate_get("/api/things", headers={"Origin": ORIGIN})
     assert not any(name in response.headers for name in CORS_HEADERS)
 

@@ -1,13 +1,14 @@
-"""Contact search in SQLite (``omnichannel_core.store.sqlite_contacts``): the LIKE encoding
-finds exactly what the backend-neutral definition in ``omnichannel_core.store.search`` does."""
+"""Contact search in SQLite (``omnichannel_core.modules.inbox.store.sqlite.contacts``): the
+LIKE encoding finds exactly what the backend-neutral definition in
+``omnichannel_core.modules.inbox.store.search`` does."""
 
 from __future__ import annotations
 
 import asyncio
 
 from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.store.search import matches, search_tokens, search_words
-from tests.support.sqlite_files import open_store_file
+from omnichannel_core.modules.inbox.store.search import matches, search_tokens, search_words
+from tests.support.sqlite_files import stores_on_file
 
 SEARCH_PEOPLE = [
     ("+15550001", "Ann Smith"),
@@ -26,10 +27,10 @@ SEARCH_QUERIES = [
 
 def test_sqlite_search_is_the_definition(tmp_path):
     """For a range of contacts and queries, SQLite's search finds exactly the contacts the
-    definition in omnichannel_core.store.search (every token a prefix of a search word)
-    selects: the LIKE encoding neither adds nor loses a match."""
-    store = open_store_file(tmp_path / "search.db")
-    try:
+    definition in omnichannel_core.modules.inbox.store.search (every token a prefix of a
+    search word) selects: the LIKE encoding neither adds nor loses a match."""
+    with stores_on_file(tmp_path / "search.db") as stores:
+        store = stores.inbox
         contacts = []
         for number, (address, name) in enumerate(SEARCH_PEOPLE):
             message = InboundMessage(f"s{number}", address, "x", sender_name=name)
@@ -45,5 +46,3 @@ def test_sqlite_search_is_the_definition(tmp_path):
             }
             page = asyncio.run(store.list_contacts(query, None, 100))
             assert {contact.id for contact in page.items} == expected, query
-    finally:
-        asyncio.run(store.close())

@@ -1,5 +1,6 @@
-"""The SQLite file on disk (``omnichannel_core.store.sqlite_file``): created private, and a
-path that cannot be used refused with one clear line."""
+"""The SQLite file on disk (``omnichannel_core.store.sqlite.file``), as
+``SqliteDatabase`` makes and opens it: created private, and a path that cannot be used
+refused with one clear line."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.store.sqlite import SqliteStore
-from tests.support.sqlite_files import open_store_file
+from omnichannel_core.store.sqlite.database import SqliteDatabase
+from tests.support.sqlite_files import stores_on_file
+from tests.support.stores import open_stores
 
 
 def _mode(path: Path) -> int:
@@ -22,36 +24,33 @@ def _mode(path: Path) -> int:
 
 
 def test_data_files_are_private_whatever_the_umask(tmp_path):
-    """Even with umask 0, the folders the store creates are 0700 and the database, its -wal
-    and -shm files and the writer lock are 0600: nobody else can read the messages. A folder
-    that already existed keeps its mode."""
+    """Even with umask 0, the folders the database creates are 0700 and the database, its
+    -wal and -shm files and the writer lock are 0600: nobody else can read the messages. A
+    folder that already existed keeps its mode."""
     tmp_path.chmod(0o755)
     path = tmp_path / "data" / "inner" / "store.db"
     previous = os.umask(0)
     try:
-        store = open_store_file(path)
-        try:
-            asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "secret")))
-            asyncio.run(store.list_contacts(None, None, 10))  # a reader opens the -shm too
+        with stores_on_file(path) as stores:
+            asyncio.run(stores.inbox.ingest_inbound("sms", InboundMessage("p1", "+1", "secret")))
+            asyncio.run(stores.inbox.list_contacts(None, None, 10))  # a reader opens the -shm
             files = [path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-writer.lock")]
             assert {str(f): _mode(f) for f in files} == {str(f): 0o600 for f in files}
             assert _mode(tmp_path / "data") == 0o700
             assert _mode(tmp_path / "data" / "inner") == 0o700
             assert _mode(tmp_path) == 0o755
-        finally:
-            asyncio.run(store.close())
     finally:
         os.umask(previous)
 
 
 def test_an_existing_database_file_keeps_its_mode(tmp_path):
-    """The store creates the file 0600 only when it is absent; an existing file it opens
+    """The database creates the file 0600 only when it is absent; an existing file it opens
     keeps the mode its owner chose."""
     path = tmp_path / "shared.db"
     sqlite3.connect(path).close()
     path.chmod(0o640)
-    store = open_store_file(path)
-    asyncio.run(store.close())
+    with stores_on_file(path):
+        pass
     assert _mode(path) == 0o640
 
 
@@ -75,13 +74,14 @@ def _unusable_paths(tmp_path: Path) -> dict[str, Path]:
     ["folder cannot be created", "parent is a file", "not a SQLite file", "path is a folder"],
 )
 def test_unusable_store_path_is_one_config_error_line(tmp_path, case):
-    """A store path that cannot be used stops open() with a ConfigError: one line naming
-    OMNICHANNEL_STORE, the path and the reason, and no other exception type."""
+    """A store path that cannot be used stops the database's migrate() (the first thing a
+    server does with it) with a ConfigError: one line naming OMNICHANNEL_STORE, the path and
+    the reason, and no other exception type."""
     path = _unusable_paths(tmp_path)[case]
-    store = SqliteStore(path)
+    database = SqliteDatabase(path)
     with pytest.raises(ConfigError) as raised:
-        asyncio.run(store.open())
-    asyncio.run(store.close())
+        asyncio.run(open_stores(database))
+    asyncio.run(database.close())
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(f"OMNICHANNEL_STORE: cannot use {path}: ")

@@ -1,4 +1,4 @@
-"""The SQLite runner (``omnichannel_core.store.sqlite_runner``): WAL mode, and group commits of
+"""The SQLite runner (``omnichannel_core.store.sqlite.runner``): WAL mode, and group commits of
 queued writes where each job stands or falls alone, behind a write lock shared across
 processes."""
 
@@ -16,20 +16,17 @@ from typing import Any
 
 import pytest
 
-from omnichannel_core.store.sqlite_runner import SqliteRunner
-from tests.support.sqlite_files import open_store_file, read_rows
+from omnichannel_core.store.sqlite.runner import SqliteRunner
+from tests.support.sqlite_files import read_rows, stores_on_file
 
 TIMEOUT_SECONDS = 60
 
 
 def test_wal_mode_is_on(tmp_path):
-    """The file is in WAL mode, so readers never wait for the writer."""
+    """The database's file is in WAL mode, so readers never wait for the writer."""
     path = tmp_path / "wal.db"
-    store = open_store_file(path)
-    try:
+    with stores_on_file(path):
         assert read_rows(path, "PRAGMA journal_mode") == [("wal",)]
-    finally:
-        asyncio.run(store.close())
 
 
 @pytest.fixture

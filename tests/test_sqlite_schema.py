@@ -1,55 +1,79 @@
-"""The SQLite schema (``omnichannel_core.store.sqlite_schema``): a fresh file at the latest
-version, every older version migrated forward keeping its data, a newer one refused."""
+"""The SQLite schema, store by store (``omnichannel_core.store.sqlite.migrations``): a fresh
+file with every store at its latest version, a file left by a release from before the split
+(any ``user_version`` 1 to 8) adopted and brought up to date keeping its data, and a file
+newer than the code refused."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.store.sqlite import SqliteStore
-from omnichannel_core.store.sqlite_schema import MIGRATIONS, apply_migration
-from tests.support.sqlite_files import open_store_file, read_rows
+from omnichannel_core.policy import Role
+from omnichannel_core.store.sqlite.database import SqliteDatabase
+from omnichannel_core.store.sqlite.migrations import SCHEME
+from tests.support.sqlite_files import (
+    LEGACY_VERSIONS,
+    read_rows,
+    stores_on_file,
+    write_legacy_file,
+)
+from tests.support.stores import SPECS, open_stores
+
+LATEST = {spec.name: len(spec.sqlite_migrations) for spec in SPECS}
+"""Each built-in store's latest version."""
+SCHEMA = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 
 
-def test_fresh_file_is_at_the_latest_schema_version(tmp_path):
-    """A new file is created with every migration applied: user_version == len(MIGRATIONS)."""
+def _versions(path: Path) -> dict[str, int]:
+    return dict(read_rows(path, "SELECT store, version FROM store_versions"))
+
+
+def test_fresh_file_has_every_store_at_its_latest_version(tmp_path):
+    """A new file gets every store's steps: store_versions holds each store at its latest
+    version, user_version says versions are kept per store, and ping reports them, all
+    current."""
     path = tmp_path / "new" / "fresh.db"
-    store = open_store_file(path)
-    try:
-        assert read_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-        facts = asyncio.run(store.ping())
-        assert facts == {
+    with stores_on_file(path) as stores:
+        assert read_rows(path, "PRAGMA user_version") == [(SCHEME,)]
+        assert _versions(path) == LATEST
+        assert set(LATEST) == {"events", "audit", "jobs", "inbox", "access"}
+        assert all(version >= 1 for version in LATEST.values())
+        assert asyncio.run(stores.database.ping()) == {
             "backend": "sqlite",
-            "schema_version": len(MIGRATIONS),
-            "latest": len(MIGRATIONS),
+            "schema": LATEST,
+            "schema_current": True,
         }
-    finally:
-        asyncio.run(store.close())
+
+
+def test_migrate_answers_each_store_version(tmp_path):
+    """migrate() answers the version of every store it was given, on a fresh file and again
+    on an up-to-date one."""
+    database = SqliteDatabase(tmp_path / "answer.db")
+    assert asyncio.run(database.migrate(SPECS)) == LATEST
+    assert asyncio.run(database.migrate(SPECS)) == LATEST
 
 
 def test_opening_twice_changes_nothing(tmp_path):
-    """Opening an up-to-date file again keeps its version, schema and data."""
+    """Opening an up-to-date file again keeps its versions, schema and data."""
     path = tmp_path / "twice.db"
-    store = open_store_file(path)
-    asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "kept")))
-    asyncio.run(store.close())
-    schema = read_rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
-    store = open_store_file(path)
-    try:
-        assert read_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-        assert read_rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name") == schema
+    with stores_on_file(path) as stores:
+        asyncio.run(stores.inbox.ingest_inbound("sms", InboundMessage("p1", "+1", "kept")))
+    schema = read_rows(path, SCHEMA)
+    with stores_on_file(path):
+        assert read_rows(path, "PRAGMA user_version") == [(SCHEME,)]
+        assert _versions(path) == LATEST
+        assert read_rows(path, SCHEMA) == schema
         assert read_rows(path, "SELECT text FROM messages") == [("kept",)]
-    finally:
-        asyncio.run(store.close())
 
 
 def test_version_zero_database_is_migrated(tmp_path):
     """A database at user_version 0 without our tables (e.g. an empty file another tool
-    created) is migrated to the latest version and then works."""
+    created) gets every store at its latest version, keeps its own tables, and works."""
     path = tmp_path / "old.db"
     connection = sqlite3.connect(path)
     connection.execute("CREATE TABLE unrelated (x INTEGER)")
@@ -57,19 +81,17 @@ def test_version_zero_database_is_migrated(tmp_path):
     connection.commit()
     connection.close()
     assert read_rows(path, "PRAGMA user_version") == [(0,)]
-    store = open_store_file(path)
-    try:
-        assert read_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    with stores_on_file(path) as stores:
+        assert read_rows(path, "PRAGMA user_version") == [(SCHEME,)]
+        assert _versions(path) == LATEST
         tables = {name for (name,) in read_rows(path, "SELECT name FROM sqlite_master")}
-        assert {"contacts", "identities", "conversations", "messages"} <= tables
+        assert {"contacts", "identities", "conversations", "messages", "events"} <= tables
         assert read_rows(path, "SELECT x FROM unrelated") == [(42,)]
-        ingested = asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "hi")))
+        ingested = asyncio.run(stores.inbox.ingest_inbound("sms", InboundMessage("p1", "+1", "hi")))
         assert ingested.created is True
-    finally:
-        asyncio.run(store.close())
 
 
-OLD_ROWS = """
+INBOX_ROWS = """
 INSERT INTO contacts (id, display_name, created_at, updated_at)
     VALUES ('ct_old', 'Old', '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z');
 INSERT INTO identities (channel, address, contact_id) VALUES ('sms', '+1', 'ct_old');
@@ -82,60 +104,158 @@ INSERT INTO messages (id, conversation_id, contact_id, channel, direction, statu
     VALUES ('msg_old', 'cv_old', 'ct_old', 'sms', 'inbound', 'received', 'old', 'p1',
     '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z')
 """
+"""A message, its contact and conversation, as the inbox's first step stored them."""
+
+ACCESS_ROWS = """
+INSERT INTO users (id, email, display_name, role, active, password_hash, created_at,
+    updated_at)
+    VALUES ('usr_old', 'old@example.test', 'Old Admin', 'admin', 1, 'old-hash',
+    '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z');
+INSERT INTO audit_log (id, action, actor_type, actor_id, details, at)
+    VALUES ('aud_old', 'user.created', 'system', NULL, '{"role": "admin"}',
+    '2024-01-01T00:00:00.000000Z')
+"""
+"""A user and an audit entry, as schema 6 (access and audit log) stored them."""
+
+EVENT_ROWS = """
+INSERT INTO events (type, record_id, conversation_id, assignees, at)
+    VALUES ('message.created', 'msg_old', 'cv_old', '[null]', '2024-01-01T00:00:00.000000Z')
+"""
+"""An event, as schema 7 (the event log, before events carried data) logged it."""
 
 
-def test_each_older_version_migrates_forward_keeping_data(tmp_path):
-    """A file left at any earlier schema version, holding a message, is migrated to the
-    latest version on open; the message is still there and still dedupes its retry."""
-    for version in range(1, len(MIGRATIONS)):
-        path = tmp_path / f"v{version}.db"
-        connection = sqlite3.connect(path)
-        for migration in [*MIGRATIONS[:version], OLD_ROWS]:
-            apply_migration(connection, migration)
-        connection.execute(f"PRAGMA user_version = {version}")
-        connection.commit()
-        connection.close()
-        store = open_store_file(path)
-        try:
-            assert read_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-            assert asyncio.run(store.get_message("msg_old")).text == "old"
-            again = asyncio.run(store.ingest_inbound("sms", InboundMessage("p1", "+1", "new")))
-            assert (again.created, again.message.id) == (False, "msg_old")
-            assert again.contact.display_name == "Old"
-        finally:
-            asyncio.run(store.close())
+def _legacy_rows(version: int) -> list[str]:
+    """The rows a file at ``version`` can hold: the message always, a user and an audit
+    entry from schema 6, an event from schema 7."""
+    rows = [INBOX_ROWS]
+    if version >= 6:
+        rows.append(ACCESS_ROWS)
+    if version >= 7:
+        rows.append(EVENT_ROWS)
+    return rows
 
 
-def test_newer_schema_than_the_code_refuses_to_open(tmp_path):
-    """A file migrated by a newer release (user_version above ours) is refused with a
-    ConfigError rather than used with a schema this code does not know."""
-    path = tmp_path / "future.db"
-    connection = sqlite3.connect(path)
-    connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    connection.close()
-    store = SqliteStore(path)
-    with pytest.raises(ConfigError, match="newer"):
-        asyncio.run(store.open())
-    asyncio.run(store.close())
+@pytest.mark.parametrize("version", LEGACY_VERSIONS)
+def test_a_file_from_before_the_split_is_adopted_and_brought_up_to_date(tmp_path, version):
+    """A file a release from before the split left at ``user_version`` 1 to 8, holding
+    data, is adopted as it is (the steps it has are counted, not run again) and every store
+    brought to its latest version; its message is still there and still dedupes its retry,
+    its user, audit entry and event are kept (an event logged before events carried data
+    reads with none), and every store then works."""
+    path = tmp_path / f"v{version}.db"
+    write_legacy_file(path, version, *_legacy_rows(version))
+    with stores_on_file(path) as stores:
+        assert read_rows(path, "PRAGMA user_version") == [(SCHEME,)]
+        assert _versions(path) == LATEST
+        inbox, access, events, audit = stores.inbox, stores.access, stores.events, stores.audit
+        assert asyncio.run(inbox.get_message("msg_old")).text == "old"
+        again = asyncio.run(inbox.ingest_inbound("sms", InboundMessage("p1", "+1", "new")))
+        assert (again.created, again.message.id) == (False, "msg_old")
+        assert again.contact.display_name == "Old"
+        if version >= 6:
+            assert asyncio.run(access.get_user("usr_old")).email == "old@example.test"
+            assert asyncio.run(access.has_active_admin()) is True
+            [entry] = asyncio.run(audit.list(None, None, 10)).items
+            assert (entry.id, entry.details) == ("aud_old", {"role": "admin"})
+        if version >= 7:
+            [old_event] = asyncio.run(events.after(None, 10))
+            assert (old_event.type, old_event.record_id, old_event.data) == (
+                "message.created",
+                "msg_old",
+                {},
+            )
+        new = asyncio.run(inbox.ingest_inbound("sms", InboundMessage("p2", "+1", "later")))
+        logged = asyncio.run(events.after(None, 10))
+        assert logged[-1].record_id == new.message_id
+        assert logged[-1].data["direction"] == "inbound"
+        user = asyncio.run(access.create_user("new@example.test", "New", Role.AGENT, "h"))
+        assert asyncio.run(access.get_user(user.id)) == user
+
+
+def test_a_file_from_before_the_split_is_adopted_once(tmp_path):
+    """Opening an adopted file again finds nothing to do: versions and schema stay."""
+    path = tmp_path / "v8.db"
+    write_legacy_file(path, max(LEGACY_VERSIONS), *_legacy_rows(8))
+    with stores_on_file(path):
+        pass
+    schema = read_rows(path, SCHEMA)
+    with stores_on_file(path):
+        assert _versions(path) == LATEST
+        assert read_rows(path, SCHEMA) == schema
 
 
 def test_migration_recomputes_search_words_of_existing_contacts(tmp_path):
     """A contact stored before search words gained phone digits (schema 3, empty
     search_terms) is found by its name and its digits once the file is migrated."""
     path = tmp_path / "v3.db"
+    write_legacy_file(path, 3, INBOX_ROWS, "UPDATE identities SET address = '+15550001'")
+    with stores_on_file(path) as stores:
+        for query in ("old", "+1555", "5550001"):
+            found = asyncio.run(stores.inbox.list_contacts(query, None, 10)).items
+            assert [contact.id for contact in found] == ["ct_old"], query
+
+
+def _refused(path: Path) -> ConfigError:
+    """The error opening every store on ``path`` raises (it must raise one)."""
+    database = SqliteDatabase(path)
+    try:
+        with pytest.raises(ConfigError) as raised:
+            asyncio.run(open_stores(database))
+    finally:
+        asyncio.run(database.close())
+    return raised.value
+
+
+def test_a_scheme_newer_than_the_code_refuses_to_open(tmp_path):
+    """A file whose user_version is above the one this code writes (a later scheme) is
+    refused with a ConfigError naming OMNICHANNEL_STORE, and left as it was."""
+    path = tmp_path / "future.db"
     connection = sqlite3.connect(path)
-    for migration in MIGRATIONS[:3]:
-        apply_migration(connection, migration)
-    for statement in OLD_ROWS.split(";"):
-        connection.execute(statement)
-    connection.execute("UPDATE identities SET address = '+15550001'")
-    connection.execute("PRAGMA user_version = 3")
+    connection.execute(f"PRAGMA user_version = {SCHEME + 1}")
+    connection.close()
+    error = _refused(path)
+    assert error.message.startswith("OMNICHANNEL_STORE: ")
+    assert "newer" in error.message
+    assert error.details["variable"] == "OMNICHANNEL_STORE"
+    assert read_rows(path, "PRAGMA user_version") == [(SCHEME + 1,)]
+    assert read_rows(path, SCHEMA) == []
+
+
+def test_a_store_newer_than_the_code_refuses_to_open(tmp_path):
+    """A file where one store is at a version above the steps this code has for it (a
+    later release of its module migrated it) is refused with a ConfigError naming
+    OMNICHANNEL_STORE and the store; nothing is changed, not even the other stores'
+    missing steps."""
+    path = tmp_path / "newer-inbox.db"
+    with stores_on_file(path):
+        pass
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE store_versions SET version = version + 1 WHERE store = 'inbox'")
+    connection.execute("DELETE FROM store_versions WHERE store = 'jobs'")
+    connection.execute("DROP TABLE job_leases")
+    connection.execute("DROP TABLE subscriber_cursors")
     connection.commit()
     connection.close()
-    store = open_store_file(path)
-    try:
-        for query in ("old", "+1555", "5550001"):
-            found = asyncio.run(store.list_contacts(query, None, 10)).items
-            assert [contact.id for contact in found] == ["ct_old"], query
-    finally:
-        asyncio.run(store.close())
+    schema, versions = read_rows(path, SCHEMA), _versions(path)
+    error = _refused(path)
+    assert error.message.startswith("OMNICHANNEL_STORE: ")
+    assert "newer" in error.message and "'inbox'" in error.message
+    assert error.details["variable"] == "OMNICHANNEL_STORE"
+    assert (read_rows(path, SCHEMA), _versions(path)) == (schema, versions)
+
+
+def test_a_store_the_code_does_not_know_is_left_alone(tmp_path):
+    """A store the file knows but no installed module declares (a module uninstalled) is
+    neither an error nor touched: its version and tables stay."""
+    path = tmp_path / "uninstalled.db"
+    with stores_on_file(path):
+        pass
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE greeter_greetings (id TEXT PRIMARY KEY)")
+    connection.execute("INSERT INTO greeter_greetings VALUES ('hello')")
+    connection.execute("INSERT INTO store_versions (store, version) VALUES ('greeter', 3)")
+    connection.commit()
+    connection.close()
+    with stores_on_file(path):
+        assert _versions(path) == {**LATEST, "greeter": 3}
+        assert read_rows(path, "SELECT id FROM greeter_greetings") == [("hello",)]

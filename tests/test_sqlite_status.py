@@ -1,5 +1,5 @@
-"""Parked status updates in SQLite (``omnichannel_core.store.sqlite_status``): stored once,
-removed when applied, deleted when expired."""
+"""Parked status updates in SQLite (``omnichannel_core.modules.inbox.store.sqlite.status``):
+stored once, removed when applied, deleted when expired."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from datetime import timedelta
 
 from omnichannel_core.hooktypes import StatusUpdate
 from omnichannel_core.models import DeliveryStatus
-from tests.support.sqlite_files import open_store_file, read_rows
+from tests.support.sqlite_files import read_rows, stores_on_file
 
 
 def test_parked_updates_are_kept_once_and_removed_when_applied(tmp_path):
     """A repeated callback is parked once per (channel, provider id, status); recording the
     provider id applies and deletes every row parked for it, leaving other ids' rows."""
     path = tmp_path / "parked.db"
-    store = open_store_file(path)
-    try:
+    with stores_on_file(path) as stores:
+        store = stores.inbox
         for status in ("delivered", "delivered", "read"):
             update = StatusUpdate("pm-1", DeliveryStatus(status))
             assert asyncio.run(store.apply_status("sms", update)).parked is True
@@ -35,20 +35,16 @@ def test_parked_updates_are_kept_once_and_removed_when_applied(tmp_path):
         )
         assert applied.message.status is DeliveryStatus.READ
         assert read_rows(path, parked) == [("pm-other", "read")]
-    finally:
-        asyncio.run(store.close())
 
 
 def test_expired_parked_updates_are_deleted_on_the_next_park(tmp_path):
     """Parking an update deletes every parked update older than parked_status_ttl."""
     path = tmp_path / "expiry.db"
-    store = open_store_file(path)
-    store.parked_status_ttl = timedelta(0)
-    try:
+    with stores_on_file(path) as stores:
+        store = stores.inbox
+        store.parked_status_ttl = timedelta(0)
         asyncio.run(store.apply_status("sms", StatusUpdate("pm-old", DeliveryStatus.READ)))
         time.sleep(0.01)  # the clock moves past the first update's time
         asyncio.run(store.apply_status("sms", StatusUpdate("pm-new", DeliveryStatus.READ)))
         ids = read_rows(path, "SELECT provider_message_id FROM parked_statuses")
         assert ids == [("pm-new",)]
-    finally:
-        asyncio.run(store.close())

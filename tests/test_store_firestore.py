@@ -1,7 +1,7 @@
-"""The Firestore store on the official emulator: the shared contract, unchanged; atomic
-dedupe, idempotency and forward-only status when several clients write at once; the round
-trips of the ingest path; the event log's commit order; bounded search reads; and the
-connection settings read from the environment."""
+"""The Firestore backend on the official emulator: the shared contract of every store on one
+``FirestoreDatabase``, unchanged; atomic dedupe, idempotency and forward-only status when
+several clients write at once; the round trips of the ingest path; the event log's commit
+order; bounded search reads; and the connection settings read from the environment."""
 
 from __future__ import annotations
 
@@ -21,33 +21,26 @@ from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import DeliveryStatus, utcnow
-from omnichannel_core.store import firestore_events as events
-from omnichannel_core.store import firestore_transaction as transactions
-from omnichannel_core.store import open_store
-from omnichannel_core.store.firestore import FirestoreStore
-from omnichannel_core.store.firestore_client import settings_from_environment
-from tests.store_contract import StoreContract
+from omnichannel_core.store import open_database
+from omnichannel_core.store.firestore import events
+from omnichannel_core.store.firestore import transaction as transactions
+from omnichannel_core.store.firestore.client import settings_from_environment
+from omnichannel_core.store.firestore.database import FirestoreDatabase
+from tests.store_contract import Run, StoreContract
 from tests.store_contract.fixtures import StoreFixtures, inbound
 from tests.store_contract.paging import all_pages
 from tests.support.emulators import Emulator
 from tests.support.google_keys import new_private_key_pem
+from tests.support.stores import SPECS, Stores, open_stores, use_firestore_emulator
 
-CREDENTIAL_VARIABLES = (
-    "FIREBASE_PROJECT_ID",
-    "FIREBASE_PRIVATE_KEY",
-    "FIREBASE_CLIENT_EMAIL",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-)
 CLIENTS = 4
-"""Store instances writing at once: each is a client of its own, like a server process."""
+"""Databases writing at once, each with a client of its own, like server processes."""
 
 
 @pytest.fixture
 def emulated(firestore_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     """The emulator's address in FIRESTORE_EMULATOR_HOST, and no real credentials around."""
-    for name in CREDENTIAL_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host_port)
+    use_firestore_emulator(monkeypatch, firestore_emulator.host_port)
     return firestore_emulator
 
 
@@ -55,55 +48,59 @@ class TestFirestoreStore(StoreContract):
     """The store contract on a fresh emulator project per test."""
 
     @pytest.fixture
-    def store(self, emulated: Emulator, firestore_project: str, run: Any) -> Iterator[Any]:
-        store = FirestoreStore(firestore_project)
-        run(store.open())
-        yield store
-        run(store.close())
+    def database(self, emulated: Emulator, firestore_project: str) -> FirestoreDatabase:
+        return FirestoreDatabase(firestore_project)
 
 
 class TestFirestoreBehaviour(StoreFixtures):
     """What the Firestore backend does beyond the contract, or under more pressure."""
 
     @staticmethod
-    async def _log_event(store: FirestoreStore, event_id: str, at: datetime) -> None:
+    async def _log_event(database: FirestoreDatabase, event_id: str, at: datetime) -> None:
         """Write an event document whose server time ``at`` is given, not stamped: what a
         commit that waited long after the server stamped it looks like to a reader."""
-        await store.layout.events.document(event_id).create(
-            {
-                "type": "contact.updated",
-                "record_id": "ct_late",
-                "conversation_id": None,
-                "assignees": [],
-                "at": at,
-            }
+        await (
+            database.collection(events.EVENTS)
+            .document(event_id)
+            .create(
+                {
+                    "type": "contact.updated",
+                    "record_id": "ct_late",
+                    "conversation_id": None,
+                    "assignees": [],
+                    "at": at,
+                }
+            )
         )
 
     @pytest.fixture
-    def stores(
-        self, emulated: Emulator, firestore_project: str, run: Any
-    ) -> Iterator[list[FirestoreStore]]:
-        """Several stores on one project, each with its own client: what several server
-        processes are to Firestore (their writers do not queue behind one another)."""
-        opened = [FirestoreStore(firestore_project) for _ in range(CLIENTS)]
-        for store in opened:
-            run(store.open())
-        yield opened
-        for store in opened:
-            run(store.close())
+    def database(self, emulated: Emulator, firestore_project: str) -> FirestoreDatabase:
+        return FirestoreDatabase(firestore_project)
 
     @pytest.fixture
-    def store(self, stores: list[FirestoreStore]) -> FirestoreStore:
-        return stores[0]
+    def clients(
+        self, stores: Stores, firestore_project: str, run: Run[Any]
+    ) -> Iterator[list[Stores]]:
+        """Every store on one project through several databases, each with its own client:
+        what several server processes are to Firestore (their writers do not take turns in
+        one process). The first is the test's own ``stores``."""
+        others = [
+            run(open_stores(FirestoreDatabase(firestore_project))) for _ in range(CLIENTS - 1)
+        ]
+        yield [stores, *others]
+        for other in others:
+            run(other.close())
 
-    def test_concurrent_ingests_of_one_provider_id_store_one_message(self, stores, run):
+    def test_concurrent_ingests_of_one_provider_id_store_one_message(self, clients, run):
         """Twenty ingests of one provider id at once, spread over four clients, store one
-        message, answer created=True once, and count one unread message."""
+        message, answer created=True once, log one event, and count one unread message."""
 
         async def ingest_all() -> list[Any]:
             return await asyncio.gather(
                 *(
-                    stores[n % CLIENTS].ingest_inbound("sms", inbound("same", text=f"try {n}"))
+                    clients[n % CLIENTS].inbox.ingest_inbound(
+                        "sms", inbound("same", text=f"try {n}")
+                    )
                     for n in range(20)
                 )
             )
@@ -111,63 +108,67 @@ class TestFirestoreBehaviour(StoreFixtures):
         results = run(ingest_all())
         assert sum(result.created for result in results) == 1
         assert len({result.message_id for result in results}) == 1
-        conversation = run(stores[0].get_conversation(results[0].conversation_id))
+        conversation = run(clients[0].inbox.get_conversation(results[0].conversation_id))
         assert conversation.unread_count == 1
-        messages = run(stores[1].list_messages(conversation.id, None, 50)).items
+        messages = run(clients[1].inbox.list_messages(conversation.id, None, 50)).items
         assert [message.id for message in messages] == [results[0].message_id]
-        assert len(run(stores[2].list_contacts(None, None, 50)).items) == 1
-        assert len(run(stores[3].events_after(None, 50))) == 1
+        assert len(run(clients[2].inbox.list_contacts(None, None, 50)).items) == 1
+        assert len(run(clients[3].events.after(None, 50))) == 1
 
-    def test_first_messages_of_a_new_sender_make_one_contact(self, stores, run):
+    def test_first_messages_of_a_new_sender_make_one_contact(self, clients, run):
         """Different messages of one new sender, arriving at once on several clients, make
         one contact and one conversation holding all of them."""
 
         async def ingest_all() -> list[Any]:
             return await asyncio.gather(
-                *(stores[n % CLIENTS].ingest_inbound("sms", inbound(f"m{n}")) for n in range(8))
+                *(
+                    clients[n % CLIENTS].inbox.ingest_inbound("sms", inbound(f"m{n}"))
+                    for n in range(8)
+                )
             )
 
         results = run(ingest_all())
         assert all(result.created for result in results)
         assert len({result.contact.id for result in results}) == 1
         assert len({result.conversation_id for result in results}) == 1
-        conversation = run(stores[0].get_conversation(results[0].conversation_id))
+        conversation = run(clients[0].inbox.get_conversation(results[0].conversation_id))
         assert conversation.unread_count == 8
 
-    def test_concurrent_status_updates_end_at_the_highest_status(self, stores, run):
+    def test_concurrent_status_updates_end_at_the_highest_status(self, clients, run):
         """Status callbacks for one message arriving at once, out of order, on several
         clients, leave it at the highest status: each status above the current one is
         reached at most once, none below it, and each move is logged once."""
-        conversation = self._conversation(stores[0], run)
-        message, _ = run(stores[0].create_outbound(conversation.id, "x", (), {}, None))
-        run(stores[0].advance_message(message.id, DeliveryStatus.SENT, provider_message_id="SM1"))
-        start = run(stores[0].latest_event_cursor())
+        inbox = clients[0].inbox
+        conversation = self._conversation(inbox, run)
+        message, _ = run(inbox.create_outbound(conversation.id, "x", (), {}, None))
+        run(inbox.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="SM1"))
+        start = run(clients[0].events.latest())
         order = [DeliveryStatus.READ, DeliveryStatus.SENT, DeliveryStatus.DELIVERED] * 4
 
         async def apply_all() -> list[Any]:
             return await asyncio.gather(
                 *(
-                    stores[n % CLIENTS].apply_status("sms", StatusUpdate("SM1", status))
+                    clients[n % CLIENTS].inbox.apply_status("sms", StatusUpdate("SM1", status))
                     for n, status in enumerate(order)
                 )
             )
 
         applied = run(apply_all())
-        assert run(stores[1].get_message(message.id)).status is DeliveryStatus.READ
+        assert run(clients[1].inbox.get_message(message.id)).status is DeliveryStatus.READ
         moves = [result.message.status for result in applied if result.changed]
         assert DeliveryStatus.READ in moves
         assert len(moves) == len(set(moves))
         assert set(moves) <= {DeliveryStatus.DELIVERED, DeliveryStatus.READ}
-        assert len(run(stores[2].events_after(start, 50))) == len(moves)
+        assert len(run(clients[2].events.after(start, 50))) == len(moves)
 
-    def test_concurrent_idempotent_creates_on_several_clients_store_one(self, stores, run):
+    def test_concurrent_idempotent_creates_on_several_clients_store_one(self, clients, run):
         """Creates with one idempotency key on several clients at once store one message."""
-        conversation = self._conversation(stores[0], run)
+        conversation = self._conversation(clients[0].inbox, run)
 
         async def create_all() -> list[Any]:
             return await asyncio.gather(
                 *(
-                    stores[n % CLIENTS].create_outbound(conversation.id, "x", (), {}, "k")
+                    clients[n % CLIENTS].inbox.create_outbound(conversation.id, "x", (), {}, "k")
                     for n in range(12)
                 )
             )
@@ -175,6 +176,25 @@ class TestFirestoreBehaviour(StoreFixtures):
         results = run(create_all())
         assert sum(created for _, created in results) == 1
         assert len({message.id for message, _ in results}) == 1
+
+    def test_a_lease_raced_through_several_clients_goes_to_one(self, clients, run):
+        """Runners on several clients asking at once for one free lease: Firestore's
+        transactions give it to exactly one, and every client then reads that one holder."""
+        now = utcnow()
+
+        async def take_all() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    clients[n % CLIENTS].jobs.take_lease(
+                        "prune", f"runner-{n}", timedelta(minutes=1), now
+                    )
+                    for n in range(8)
+                )
+            )
+
+        [winner] = [lease for lease in run(take_all()) if lease is not None]
+        for client in clients:
+            assert run(client.jobs.leases()) == [winner]
 
     def test_ingest_round_trips(self, store, run, monkeypatch):
         """The ingest hot path: a new sender costs one read round trip and the commit, a
@@ -205,22 +225,22 @@ class TestFirestoreBehaviour(StoreFixtures):
         assert ingest_counted(inbound("p2")) == [("read", 2), ("read", 2), ("commit", 4)]
         assert ingest_counted(inbound("p2")) == [("read", 2), ("read", 3), ("commit", 0)]
 
-    def test_events_follow_commit_order_not_their_server_time(self, store, run):
+    def test_events_follow_commit_order_not_their_server_time(self, store, database, run):
         """An event committed after one a reader already has, though its server time
         ``at`` is earlier (as when a commit lands after the time the server gave it), is
         still read next from the reader's cursor: the log is in commit order, so nothing
         committed later is skipped."""
         run(store.ingest_inbound("sms", inbound("p1")))
-        [seen] = run(store.events_after(None, 10))
-        run(self._log_event(store, new_id("ev"), seen.at - timedelta(seconds=1)))
-        [late] = run(store.events_after(seen.cursor, 10))
+        [seen] = run(self.events.after(None, 10))
+        run(self._log_event(database, new_id("ev"), seen.at - timedelta(seconds=1)))
+        [late] = run(self.events.after(seen.cursor, 10))
         assert late.record_id == "ct_late"
         assert late.at > seen.at
-        assert run(store.latest_event_cursor()) == late.cursor
-        assert [event.record_id for event in run(store.events_after(None, 10))][1:] == ["ct_late"]
+        assert run(self.events.latest()) == late.cursor
+        assert [event.record_id for event in run(self.events.after(None, 10))][1:] == ["ct_late"]
 
-    def test_an_event_committed_outside_the_window_is_reported(self, store, run, monkeypatch):
-        """An event whose server time is further from its commit than the store's window
+    def test_an_event_committed_outside_the_window_is_reported(self, database, run, monkeypatch):
+        """An event whose server time is further from its commit than the database's window
         (which a stream may have missed) is reported as a warning naming it when read."""
         warnings: list[tuple[str, dict[str, Any]]] = []
 
@@ -230,8 +250,8 @@ class TestFirestoreBehaviour(StoreFixtures):
 
         monkeypatch.setattr(events, "log", Recorder())
         late_id = new_id("ev")
-        run(self._log_event(store, late_id, utcnow() - store.event_commit_window * 2))
-        [event] = run(store.events_after(None, 10))
+        run(self._log_event(database, late_id, utcnow() - database.event_commit_window * 2))
+        [event] = run(self.events.after(None, 10))
         assert event.record_id == "ct_late"
         assert [(name, values["event_id"]) for name, values in warnings] == [
             ("event_commit_outside_window", late_id)
@@ -266,15 +286,32 @@ class TestFirestoreBehaviour(StoreFixtures):
         assert [contact.id for contact in found] == [wanted]
         assert len(run(store.list_contacts(long_address[:25], None, 10)).items) == 2
 
-    def test_ping_names_the_backend_and_project(self, store, run, firestore_project):
-        """ping reports the Firestore backend, its project, the emulator, and the schema
-        marker open() wrote; opening again changes nothing."""
-        run(store.open())
-        facts = run(store.ping())
+    def test_ping_names_the_backend_project_and_store_versions(
+        self, database, run, firestore_project
+    ):
+        """ping reports the Firestore backend, its project, the emulator, and each store's
+        version as migrate() recorded it, all current; opening and migrating again changes
+        nothing."""
+        latest = {spec.name: len(spec.firestore_migrations) for spec in SPECS}
+        run(database.open())
+        assert run(database.migrate(SPECS)) == latest
+        facts = run(database.ping())
         assert facts["backend"] == "firestore"
         assert facts["project"] == firestore_project
-        assert facts["schema_version"] == 1
+        assert facts["schema"] == latest
+        assert facts["schema_current"] is True
         assert facts["emulator"]
+
+    def test_a_store_newer_than_the_code_refuses_to_migrate(self, database, run):
+        """A project where a store's recorded version is above the steps this code has (a
+        later release migrated it) is refused with a ConfigError naming OMNICHANNEL_STORE
+        and the store."""
+        versions = database.collection("meta").document("store_versions")
+        run(versions.set({"inbox": 1}, merge=True))
+        with pytest.raises(ConfigError, match="OMNICHANNEL_STORE") as raised:
+            run(database.migrate(SPECS))
+        assert "'inbox'" in raised.value.message
+        assert raised.value.details["variable"] == "OMNICHANNEL_STORE"
 
 
 # ------------------------------------------------------------------ connection settings
@@ -360,26 +397,44 @@ def test_a_demo_project_needs_the_emulator():
     }
 
 
-def test_open_store_takes_a_firestore_url(emulated):
-    """OMNICHANNEL_STORE=firestore://PROJECT builds the Firestore store for that project;
-    anything after the project is refused, naming the variable."""
-    store = open_store("firestore://demo-omni-url")
-    assert isinstance(store, FirestoreStore)
-    assert store.settings.project == "demo-omni-url"
-    with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
-        open_store("firestore://demo-omni/extra")
+def test_open_database_takes_a_firestore_url(emulated):
+    """OMNICHANNEL_STORE=firestore://PROJECT builds the Firestore database for that project
+    (not connected yet); anything after the project is refused, naming the variable."""
+    database = open_database("firestore://demo-omni-url")
+    assert isinstance(database, FirestoreDatabase)
+    assert database.settings.project == "demo-omni-url"
+    assert database.backend == "firestore"
+    with pytest.raises(RuntimeError, match="open"):
+        database.client  # noqa: B018 - not connected before open()
+    for url in ("firestore://demo-omni/extra", "firestore://demo-omni?x=1"):
+        with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
+            open_database(url)
 
 
 def test_sqlite_users_never_import_firebase(tmp_path: Path):
-    """Opening a SQLite store does not import firebase-admin or the Firestore client."""
-    script = (
-        "import sys; from omnichannel_core.store import open_store;"
-        f" open_store({str(tmp_path / 'x.db')!r});"
-        " loaded = [m for m in sys.modules if m.startswith(('firebase_admin', 'google.cloud'))];"
-        " print(loaded)"
-    )
+    """Opening every built-in store on a SQLite database, and writing to it, imports
+    neither firebase-admin nor the Firestore client."""
+    script = f"""
+import asyncio, sys
+from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.store import open_database
+from tests.support.stores import open_stores
+
+async def main():
+    stores = await open_stores(open_database({str(tmp_path / "x.db")!r}))
+    await stores.inbox.ingest_inbound("sms", InboundMessage("p1", "+1", "hi"))
+    await stores.close()
+
+asyncio.run(main())
+print([m for m in sys.modules if m.startswith(("firebase_admin", "google.cloud"))])
+"""
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=Path(__file__).parents[1],
     )
     assert result.stdout.strip() == "[]"
 

@@ -1,24 +1,25 @@
-"""The SQLite store: the shared contract, atomic dedupe across processes on one file, the
-store URL that names the file, and an audit log the database itself keeps append-only."""
+"""The SQLite backend: the shared contract of every store on one ``SqliteDatabase``, atomic
+dedupe across processes on one file, the store URL that names the file, and an audit log
+the database itself keeps append-only."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from omnichannel_core.access.records import AuditEntry
+from omnichannel_core.audit import AuditEntry
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.store import open_store
-from omnichannel_core.store.sqlite import SqliteStore
+from omnichannel_core.store import open_database
+from omnichannel_core.store.sqlite.database import SqliteDatabase
 from tests.store_contract import StoreContract
-from tests.support.sqlite_files import open_store_file, read_rows
+from tests.support.sqlite_files import read_rows, stores_on_file
+from tests.support.stores import open_stores
 
 PROCESSES = 4
 PROVIDER_IDS_PER_PROCESS = 60
@@ -26,27 +27,28 @@ TIMEOUT_SECONDS = 60
 
 
 class TestSqliteStore(StoreContract):
-    """The store contract on a fresh SQLite file."""
+    """The store contract on a fresh SQLite file (in a folder the database creates)."""
 
     @pytest.fixture
-    def store(self, tmp_path: Path, run: Any) -> Iterator[SqliteStore]:
-        store = SqliteStore(tmp_path / "data" / "store.db")
-        run(store.open())
-        yield store
-        run(store.close())
+    def database(self, tmp_path: Path) -> SqliteDatabase:
+        return SqliteDatabase(tmp_path / "data" / "store.db")
 
 
-def test_open_store_takes_a_sqlite_url_or_a_path(tmp_path):
-    """OMNICHANNEL_STORE may be sqlite:////abs/path or a bare path; both name the file."""
+def test_open_database_takes_a_sqlite_url_or_a_path(tmp_path):
+    """OMNICHANNEL_STORE may be sqlite:////abs/path or a bare path; both name the file,
+    which is not created until the database is migrated. Any other scheme, or no path,
+    is a ConfigError naming the variable."""
     absolute = tmp_path / "by-url.db"
-    from_url = open_store(f"sqlite:///{absolute}")
-    from_path = open_store(str(tmp_path / "by-path.db"))
-    assert isinstance(from_url, SqliteStore)
+    from_url = open_database(f"sqlite:///{absolute}")
+    from_path = open_database(str(tmp_path / "by-path.db"))
+    assert isinstance(from_url, SqliteDatabase)
     assert from_url.path == absolute
-    assert isinstance(from_path, SqliteStore)
+    assert isinstance(from_path, SqliteDatabase)
     assert from_path.path == tmp_path / "by-path.db"
-    with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
-        open_store("postgres://localhost/db")
+    assert not absolute.exists()
+    for url in ("postgres://localhost/db", "sqlite://", ""):
+        with pytest.raises(ConfigError, match="OMNICHANNEL_STORE"):
+            open_database(url)
 
 
 @pytest.mark.parametrize(
@@ -67,12 +69,9 @@ def test_audit_log_is_append_only_in_the_file(tmp_path, statement):
     """Whoever opens the file with plain sqlite3, the database refuses to change, delete or
     replace an audit entry; the entry stays as it was."""
     path = tmp_path / "audit.db"
-    store = open_store_file(path)
     entry = AuditEntry("aud_kept", "auth.login", "user", "usr_1", details={"ok": True})
-    try:
-        asyncio.run(store.append_audit(entry))
-    finally:
-        asyncio.run(store.close())
+    with stores_on_file(path) as stores:
+        asyncio.run(stores.audit.append(entry))
     before = read_rows(path, "SELECT * FROM audit_log")
     connection = sqlite3.connect(path)
     try:
@@ -89,11 +88,10 @@ def test_audit_log_is_append_only_in_the_file(tmp_path, statement):
 
 
 def _ingest_in_process(path: str, worker: int, start: Any, errors: Any) -> None:
-    """Child process: open the store on ``path`` and ingest the shared provider ids."""
+    """Child process: open the stores on ``path`` and ingest the shared provider ids."""
 
     async def ingest() -> None:
-        store = SqliteStore(path)
-        await store.open()
+        stores = await open_stores(SqliteDatabase(path))
         try:
             messages = [
                 InboundMessage(
@@ -103,9 +101,9 @@ def _ingest_in_process(path: str, worker: int, start: Any, errors: Any) -> None:
                 )
                 for number in range(PROVIDER_IDS_PER_PROCESS)
             ]
-            await asyncio.gather(*(store.ingest_inbound("sms", m) for m in messages))
+            await asyncio.gather(*(stores.inbox.ingest_inbound("sms", m) for m in messages))
         finally:
-            await store.close()
+            await stores.close()
 
     try:
         start.wait(TIMEOUT_SECONDS)
@@ -116,8 +114,9 @@ def _ingest_in_process(path: str, worker: int, start: Any, errors: Any) -> None:
 
 
 def test_processes_ingesting_the_same_ids_store_each_once(tmp_path):
-    """Several OS processes opening one fresh file at once and ingesting the same provider ids
-    concurrently store exactly one message per id, with no 'database is locked' error."""
+    """Several OS processes opening (and migrating) one fresh file at once and ingesting the
+    same provider ids concurrently store exactly one message per id, with no 'database is
+    locked' error; each logs an event for the messages it stored, so one per message."""
     path = tmp_path / "shared.db"
     context = multiprocessing.get_context("spawn")
     start = context.Event()
@@ -149,3 +148,4 @@ def test_processes_ingesting_the_same_ids_store_each_once(tmp_path):
     assert read_rows(path, "SELECT count(*) FROM conversations") == [(5,)]
     unread = read_rows(path, "SELECT sum(unread_count) FROM conversations")
     assert unread == [(PROVIDER_IDS_PER_PROCESS,)]
+    assert read_rows(path, "SELECT count(*) FROM events") == [(PROVIDER_IDS_PER_PROCESS,)]

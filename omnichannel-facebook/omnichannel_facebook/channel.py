@@ -14,15 +14,15 @@ There is no ``status``: Messenger sends receipts to the webhook with everything 
 
 from __future__ import annotations
 
-from omnichannel_core import hookimpl
-from omnichannel_core.config import Config
-from omnichannel_core.hooktypes import (
+from omnichannel_core.channel import (
     ChannelHealth,
     ChannelRoute,
+    Config,
     OutboundMessage,
     SendResult,
     WebhookRequest,
     WebhookResult,
+    hookimpl,
 )
 from omnichannel_facebook.health import channel_health
 from omnichannel_facebook.outbound import deliver

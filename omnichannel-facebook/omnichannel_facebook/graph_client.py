@@ -28,7 +28,9 @@ import attrs
 import httpx
 import structlog
 
-from omnichannel_core.dispatch import HOOK_THREADS_PER_CHANNEL
+from omnichannel_core.channel import (
+    HOOK_THREADS_PER_CHANNEL,
+)
 from omnichannel_facebook.settings import FacebookSettings
 
 log = structlog.get_logger("omnichannel.facebook")

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import httpx
 
-from omnichannel_core.credential_check import (
+from omnichannel_core.channel import (
     ACCEPTED,
     REJECTED,
     UNREACHABLE,
+    ChannelHealth,
     CredentialCheck,
     CredentialChecker,
     credentials_health,
 )
-from omnichannel_core.hooktypes import ChannelHealth
 from omnichannel_facebook.graph_client import (
     GraphAnswerLost,
     GraphError,

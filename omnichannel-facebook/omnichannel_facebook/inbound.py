@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.models import Media
+from omnichannel_core.channel import (
+    InboundMessage,
+    Media,
+)
 from omnichannel_facebook.webhook_events import MessagingEvent
 
 log = structlog.get_logger("omnichannel.facebook")

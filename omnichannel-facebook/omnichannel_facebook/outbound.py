@@ -33,14 +33,16 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from omnichannel_core.errors import (
+from omnichannel_core.channel import (
     ChannelUnavailable,
+    DeliveryStatus,
+    Media,
     OmnichannelError,
+    OutboundMessage,
     SendFailed,
     SendOutcomeUnknown,
+    SendResult,
 )
-from omnichannel_core.hooktypes import OutboundMessage, SendResult
-from omnichannel_core.models import DeliveryStatus, Media
 from omnichannel_facebook.graph_client import (
     GraphAnswerLost,
     GraphClient,

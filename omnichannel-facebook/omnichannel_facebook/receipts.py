@@ -27,8 +27,11 @@ from collections.abc import Iterable
 
 import structlog
 
-from omnichannel_core.hooktypes import StatusUpdate, StatusWatermark
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+    StatusUpdate,
+    StatusWatermark,
+)
 from omnichannel_facebook.webhook_events import MessagingEvent, from_milliseconds, milliseconds
 
 log = structlog.get_logger("omnichannel.facebook")

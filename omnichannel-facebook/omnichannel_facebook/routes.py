@@ -16,9 +16,12 @@ import re
 import falcon
 import falcon.asgi
 
-from omnichannel_core.config import Config
-from omnichannel_core.errors import InvalidInput, WebhookRejected
-from omnichannel_core.hooktypes import ChannelRoute
+from omnichannel_core.channel import (
+    ChannelRoute,
+    Config,
+    InvalidInput,
+    WebhookRejected,
+)
 from omnichannel_facebook.settings import FacebookSettings
 
 CHALLENGE = re.compile(r"^[\x21-\x7e]{1,256}$")

@@ -12,9 +12,12 @@ import re
 
 import attrs
 
-from omnichannel_core.channel_settings import ChannelSettings, settings_for
-from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable
+from omnichannel_core.channel import (
+    ChannelSettings,
+    ChannelUnavailable,
+    Config,
+    settings_for,
+)
 
 DEFAULT_GRAPH_API_VERSION = "v21.0"
 DEFAULT_GRAPH_API_BASE_URL = "https://graph.facebook.com"

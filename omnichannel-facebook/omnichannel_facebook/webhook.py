@@ -14,7 +14,7 @@ from collections import Counter
 import attrs
 import structlog
 
-from omnichannel_core.hooktypes import (
+from omnichannel_core.channel import (
     InboundMessage,
     WebhookRequest,
     WebhookResponse,

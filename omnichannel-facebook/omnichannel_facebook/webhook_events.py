@@ -20,8 +20,10 @@ from typing import Any
 import attrs
 import structlog
 
-from omnichannel_core.errors import InvalidInput
-from omnichannel_core.serialization import parse_json
+from omnichannel_core.channel import (
+    InvalidInput,
+    parse_json,
+)
 
 log = structlog.get_logger("omnichannel.facebook")
 

@@ -23,7 +23,9 @@ from messenger_events import (
     webhook,
 )
 
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+)
 from omnichannel_core.testing import ChannelConformance, WebhookCall
 
 FACEBOOK_VARIABLES = (

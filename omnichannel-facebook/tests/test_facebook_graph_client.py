@@ -23,7 +23,9 @@ from omnichannel_facebook.graph_client import (
 )
 from omnichannel_facebook.settings import parse_settings
 
-from omnichannel_core.config import Config
+from omnichannel_core.channel import (
+    Config,
+)
 from omnichannel_core.testing.server import free_port
 
 TIMEOUT = httpx.Timeout(5.0)

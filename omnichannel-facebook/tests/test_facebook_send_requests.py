@@ -22,10 +22,13 @@ from omnichannel_facebook.outbound import (
 )
 from omnichannel_facebook.settings import parse_settings
 
-from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable, SendFailed
-from omnichannel_core.hooktypes import OutboundMessage
-from omnichannel_core.models import Media
+from omnichannel_core.channel import (
+    ChannelUnavailable,
+    Config,
+    Media,
+    OutboundMessage,
+    SendFailed,
+)
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,10 @@ from omnichannel_facebook.settings import (
     parse_settings,
 )
 
-from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable
+from omnichannel_core.channel import (
+    ChannelUnavailable,
+    Config,
+)
 
 COMPLETE = {
     "FACEBOOK_PAGE_ACCESS_TOKEN": "EAAGpagetoken",

@@ -7,8 +7,10 @@ import pytest
 from messenger_events import APP_SECRET, hub_signature
 from omnichannel_facebook.signature import compute_signature, verify_signature
 
-from omnichannel_core.errors import WebhookRejected
-from omnichannel_core.hooktypes import WebhookRequest
+from omnichannel_core.channel import (
+    WebhookRejected,
+    WebhookRequest,
+)
 
 BODY = b'{"object":"page","entry":[]}'
 

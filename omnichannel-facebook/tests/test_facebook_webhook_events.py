@@ -23,8 +23,10 @@ from omnichannel_facebook.receipts import echo_metadata, receipts
 from omnichannel_facebook.webhook import customer_messages
 from omnichannel_facebook.webhook_events import parse_events
 
-from omnichannel_core.errors import InvalidInput
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+    InvalidInput,
+)
 
 
 def events_of(body: dict) -> list:

@@ -26,7 +26,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from omnichannel_core.dispatch import HOOK_THREADS_PER_CHANNEL
+from omnichannel_core.channel import (
+    HOOK_THREADS_PER_CHANNEL,
+)
 from omnichannel_twilio.settings import TwilioSettings
 
 Timeout = float | tuple[float, float]

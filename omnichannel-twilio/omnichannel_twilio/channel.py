@@ -14,18 +14,18 @@
 
 from __future__ import annotations
 
-from omnichannel_core import hookimpl
-from omnichannel_core.config import Config
-from omnichannel_core.hooktypes import (
+from omnichannel_core.channel import (
     ChannelHealth,
+    ChannelInbox,
     ChannelRoute,
+    Config,
     OutboundMessage,
     SendResult,
     WebhookRequest,
     WebhookResponse,
     WebhookResult,
+    hookimpl,
 )
-from omnichannel_core.inbox import Inbox
 from omnichannel_twilio.health import channel_health
 from omnichannel_twilio.inbound import EMPTY_TWIML, TWIML_CONTENT_TYPE, inbound_message
 from omnichannel_twilio.outbound import deliver
@@ -63,5 +63,7 @@ class TwilioChannel:
         return channel_health(TwilioSettings.from_config(config))
 
     @hookimpl
-    def channel_routes(self, channel: str, config: Config, inbox: Inbox) -> list[ChannelRoute]:
+    def channel_routes(
+        self, channel: str, config: Config, inbox: ChannelInbox
+    ) -> list[ChannelRoute]:
         return twilio_routes(channel, inbox, config)

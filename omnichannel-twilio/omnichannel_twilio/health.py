@@ -12,15 +12,15 @@ from __future__ import annotations
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
-from omnichannel_core.credential_check import (
+from omnichannel_core.channel import (
     ACCEPTED,
     REJECTED,
     UNREACHABLE,
+    ChannelHealth,
     CredentialCheck,
     CredentialChecker,
     credentials_health,
 )
-from omnichannel_core.hooktypes import ChannelHealth
 from omnichannel_twilio.api_client import twilio_client
 from omnichannel_twilio.settings import TwilioSettings
 

@@ -11,9 +11,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from omnichannel_core.errors import InvalidInput
-from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.models import Consent, Media
+from omnichannel_core.channel import (
+    Consent,
+    InboundMessage,
+    InvalidInput,
+    Media,
+)
 from omnichannel_twilio.settings import WHATSAPP_PREFIX
 from omnichannel_twilio.signature import first
 

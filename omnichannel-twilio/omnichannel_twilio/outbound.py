@@ -20,9 +20,13 @@ import structlog
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from omnichannel_core.errors import SendFailed, SendOutcomeUnknown
-from omnichannel_core.hooktypes import OutboundMessage, SendResult
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+    OutboundMessage,
+    SendFailed,
+    SendOutcomeUnknown,
+    SendResult,
+)
 from omnichannel_twilio.api_client import twilio_client
 from omnichannel_twilio.settings import E164, WHATSAPP_PREFIX, TwilioSettings
 from omnichannel_twilio.status_callbacks import map_status

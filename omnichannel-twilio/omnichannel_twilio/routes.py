@@ -17,15 +17,20 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from omnichannel_core.access.policy import Permission, check_message_visible
-from omnichannel_core.config import Config
-from omnichannel_core.errors import InvalidInput, NotFound
-from omnichannel_core.hooktypes import ChannelRoute
-from omnichannel_core.inbox import Inbox, OutboundRequest
-from omnichannel_core.models import Media, Message
-from omnichannel_core.serialization import to_json
-from omnichannel_core.web.body import read_json_object
-from omnichannel_core.web.payloads import MAX_URL, idempotency_key
+from omnichannel_core.channel import (
+    MAX_URL,
+    ChannelInbox,
+    ChannelRoute,
+    Config,
+    InvalidInput,
+    Media,
+    Message,
+    NotFound,
+    OutboundRequest,
+    idempotency_key,
+    read_json_object,
+    to_json,
+)
 from omnichannel_twilio.outbound import MAX_BODY_CHARACTERS, MAX_MEDIA_URLS
 from omnichannel_twilio.settings import E164, WHATSAPP_PREFIX, TwilioSettings
 
@@ -100,7 +105,7 @@ def send_request(data: dict[str, Any]) -> tuple[str, OutboundRequest]:
 class SendResource:
     """``POST send/whatsapp`` or ``POST send/sms``."""
 
-    def __init__(self, channel: str, inbox: Inbox, config: Config, whatsapp: bool) -> None:
+    def __init__(self, channel: str, inbox: ChannelInbox, config: Config, whatsapp: bool) -> None:
         self.channel = channel
         self.inbox = inbox
         self.config = config
@@ -113,9 +118,7 @@ class SendResource:
         data = await read_json_object(req, self.config.max_body_bytes)
         to, request = send_request(data)
         reply_to = WHATSAPP_PREFIX + to if self.whatsapp else None
-        message, created = await self.inbox.send_to(
-            self.channel, to, request, key, reply_to=reply_to
-        )
+        message, created = await self.inbox.send(to, request, key, reply_to=reply_to)
         resp.status = 201 if created else 200
         resp.media = to_json(message)
 
@@ -123,46 +126,44 @@ class SendResource:
 class MessageStatusResource:
     """``GET message/{id}/status``: the stored message, by our id or Twilio's SID."""
 
-    def __init__(self, channel: str, inbox: Inbox) -> None:
+    def __init__(self, channel: str, inbox: ChannelInbox) -> None:
         self.channel = channel
         self.inbox = inbox
 
     async def _find(self, message_id: str) -> Message | None:
-        store = self.inbox.store
         if message_id.startswith("msg_"):
             try:
-                message = await store.get_message(message_id)
+                return await self.inbox.get_message(message_id)
             except NotFound:
                 return None
-            return message if message.channel == self.channel else None
         if TWILIO_MESSAGE_SID.match(message_id):
-            return await store.find_outbound_by_provider_id(self.channel, message_id)
+            return await self.inbox.find_outbound(message_id)
         return None
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, id: str) -> None:
         message = await self._find(id)
         if message is None:
             raise NotFound(f"no {self.channel} message {id!r}", message_id=id)
-        await check_message_visible(self.inbox.store, req.context.principal, message)
+        await self.inbox.check_visible(req.context.principal, message)
         resp.status = falcon.HTTP_200
         resp.media = to_json(message)
 
 
-def twilio_routes(channel: str, inbox: Inbox, config: Config) -> list[ChannelRoute]:
+def twilio_routes(channel: str, inbox: ChannelInbox, config: Config) -> list[ChannelRoute]:
     return [
         ChannelRoute(
             "send/whatsapp",
             SendResource(channel, inbox, config, whatsapp=True),
-            permission=Permission.MESSAGES_SEND,
+            permission="messages:send",
         ),
         ChannelRoute(
             "send/sms",
             SendResource(channel, inbox, config, whatsapp=False),
-            permission=Permission.MESSAGES_SEND,
+            permission="messages:send",
         ),
         ChannelRoute(
             "message/{id}/status",
             MessageStatusResource(channel, inbox),
-            permission=Permission.CONVERSATIONS_READ,
+            permission="conversations:read",
         ),
     ]

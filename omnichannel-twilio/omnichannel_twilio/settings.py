@@ -11,9 +11,12 @@ import re
 
 import attrs
 
-from omnichannel_core.channel_settings import ChannelSettings, settings_for
-from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable
+from omnichannel_core.channel import (
+    ChannelSettings,
+    ChannelUnavailable,
+    Config,
+    settings_for,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DEFAULT_API_BASE_URL = "https://api.twilio.com"

@@ -23,8 +23,11 @@ from urllib.parse import unquote_plus, unquote_to_bytes, urlparse
 
 from twilio.request_validator import add_port, remove_port
 
-from omnichannel_core.errors import InvalidInput, WebhookRejected
-from omnichannel_core.hooktypes import WebhookRequest
+from omnichannel_core.channel import (
+    InvalidInput,
+    WebhookRejected,
+    WebhookRequest,
+)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_FORM_FIELDS = 1000

@@ -12,9 +12,13 @@ from collections.abc import Mapping
 
 import structlog
 
-from omnichannel_core.errors import InvalidInput
-from omnichannel_core.hooktypes import StatusUpdate, WebhookResponse, WebhookResult
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+    InvalidInput,
+    StatusUpdate,
+    WebhookResponse,
+    WebhookResult,
+)
 from omnichannel_twilio.signature import first
 
 log = structlog.get_logger("omnichannel.twilio")

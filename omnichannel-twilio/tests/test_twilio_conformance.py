@@ -22,7 +22,9 @@ from twilio_signing import (
     unique_sid,
 )
 
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+)
 from omnichannel_core.testing import ChannelConformance, WebhookCall
 
 TWILIO_VARIABLES = (

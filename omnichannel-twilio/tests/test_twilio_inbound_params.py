@@ -9,7 +9,9 @@ import pytest
 from omnichannel_twilio.inbound import inbound_message
 from omnichannel_twilio.signature import parse_form
 
-from omnichannel_core.models import Consent
+from omnichannel_core.channel import (
+    Consent,
+)
 
 SMS = {"MessageSid": "SM" + "1" * 32, "From": "+15551230000", "To": "+15550000000"}
 WHATSAPP = {**SMS, "From": "whatsapp:+15551230000", "To": "whatsapp:+15550000000"}

@@ -21,16 +21,19 @@ from omnichannel_twilio.status_callbacks import status_result
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from omnichannel_core.config import Config
-from omnichannel_core.errors import (
+from omnichannel_core.channel import (
     ChannelUnavailable,
+    Config,
+    Consent,
+    DeliveryStatus,
     InvalidInput,
+    Media,
+    OutboundMessage,
     SendFailed,
     SendOutcomeUnknown,
     WebhookRejected,
+    WebhookRequest,
 )
-from omnichannel_core.hooktypes import OutboundMessage, WebhookRequest
-from omnichannel_core.models import Consent, DeliveryStatus, Media
 from omnichannel_core.testing.fake_provider import FakeProvider, ScriptedResponse
 
 SID = "AC" + "0" * 32
@@ -778,7 +781,7 @@ def test_a_silent_twilio_fails_the_health_check_within_the_core_limit() -> None:
     read timeout, well within the core's 5 s limit on a health hook, as "unreachable"."""
     import time
 
-    from omnichannel_core.inbox import HEALTH_TIMEOUT_SECONDS
+    from omnichannel_core.channel import HEALTH_TIMEOUT_SECONDS
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -804,7 +807,7 @@ def test_one_shared_client_answers_each_hook_thread_over_kept_connections() -> N
     from concurrent.futures import ThreadPoolExecutor
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from omnichannel_core.dispatch import HOOK_THREADS_PER_CHANNEL
+    from omnichannel_core.channel import HOOK_THREADS_PER_CHANNEL
 
     together = threading.Barrier(HOOK_THREADS_PER_CHANNEL, timeout=10)
     client_ports: list[int] = []

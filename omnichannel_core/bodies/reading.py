@@ -136,7 +136,7 @@ class _Checker:
         if "const" in schema and value != schema["const"]:
             return Problem(path, f"may only be {schema['const']!r}")
         if "enum" in schema and (value not in schema["enum"] or isinstance(value, bool)):
-            choices = ", ".join("null" if item is None else str(item) for item in schema["enum"])
+            choices = ", ".join(str(item) for item in schema["enum"] if item is not None)
             return Problem(path, f"must be one of {choices}")
         if isinstance(value, str):
             return self._string(value, schema, path)

@@ -100,6 +100,22 @@ def nullable_parts(annotation: Any) -> tuple[list[Any], bool]:
 _PRIMITIVES: dict[Any, str] = {str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
+PAGE_ENVELOPE: Schema = {
+    "type": "object",
+    "description": "The one list envelope: every list answers a page of this shape.",
+    "properties": {
+        "items": {"type": "array"},
+        "next_cursor": {
+            "type": ["string", "null"],
+            "description": "pass as `cursor` for the next page; null on the last",
+        },
+    },
+    "required": ["items", "next_cursor"],
+    "additionalProperties": False,
+}
+"""The ``Page`` component each ``XPage`` extends with the type of its items."""
+
+
 class SchemaBook:
     """Builds schemas and keeps the named components they refer to."""
 
@@ -171,18 +187,12 @@ class SchemaBook:
         return schema
 
     def _page(self, page: PageOf, mode: Mode) -> Schema:
+        with self._lock:
+            self.components.setdefault("Page", PAGE_ENVELOPE)
         return {
-            "type": "object",
+            "allOf": [{"$ref": REF_PREFIX + "Page"}],
             "description": f"One page of {component_name(page.item)} records.",
-            "properties": {
-                "items": {"type": "array", "items": self.reference(page.item, mode)},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "pass as `cursor` for the next page; null on the last",
-                },
-            },
-            "required": ["items", "next_cursor"],
-            "additionalProperties": False,
+            "properties": {"items": {"type": "array", "items": self.reference(page.item, mode)}},
         }
 
     def field_schema(self, attribute: attrs.Attribute[Any], annotation: Any, mode: Mode) -> Schema:

@@ -19,21 +19,25 @@ from typing import Any
 
 import httpx
 
-from omnichannel_core import hookimpl
-from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable, InvalidInput, SendFailed, WebhookRejected
-from omnichannel_core.hooktypes import (
+from omnichannel_core.channel import (
     ChannelHealth,
+    ChannelUnavailable,
+    Config,
+    DeliveryStatus,
     InboundMessage,
+    InvalidInput,
     OutboundMessage,
+    SendFailed,
     SendResult,
     StatusUpdate,
+    WebhookRejected,
     WebhookRequest,
     WebhookResult,
+    hookimpl,
+    parse_json,
+    parse_timestamp,
+    read_media,
 )
-from omnichannel_core.models import DeliveryStatus
-from omnichannel_core.serialization import parse_json, parse_timestamp
-from omnichannel_core.web.payloads import media_list
 
 SIGNATURE_HEADER = "X-Omnichannel-Signature"
 SEND_ATTEMPTS = 3
@@ -89,7 +93,7 @@ def _inbound(item: dict[str, Any]) -> InboundMessage:
         sender=_text(item, "from", required=True),
         sender_name=_text(item, "name"),
         text=_text(item, "text"),
-        media=media_list(item.get("media")),
+        media=read_media(item.get("media")),
         sent_at=sent_at,
     )
     if not message.text and not message.media:

@@ -1,9 +1,9 @@
-"""Realtime events: what changed in the inbox, for every connected agent and program.
+"""The event log's vocabulary: what an entry holds and how a module declares its event types
+(`omnichannel_core.events.records`).
 
-The store keeps the log (`omnichannel_core.events.records`): each write that changes what
-agents see appends its events in the same transaction as the change, so the log has no
-gaps and a stream resumes from any cursor it was given. A bus only tells each server
-process that the log has grown (`omnichannel_core.events.bus`); each process reads the new
-events once and hands them to its open streams (`omnichannel_core.events.hub`), filtered
-by what each caller may see, through ``GET /api/events``.
+Each write that changes what agents see appends its events in the same transaction as the
+change, so the log has no gaps and a reader resumes from any cursor it was given; the store
+keeps it (`omnichannel_core.store.protocols.EventLog`). A bus tells each process that the
+log has grown (`omnichannel_core.bus`). Readers: the realtime stream (the ``events``
+module, ``GET /api/events``) and the modules' subscribers (the job runner).
 """

@@ -1,359 +1,109 @@
-"""The store: one interface a document database can implement.
+"""The store: one database per server (SQLite by default, Firestore at scale), shared by the
+kernel's stores and every module's.
 
-Every query is answerable by one simple index (no joins); every write that must be atomic
-(dedupe, forward-only status, idempotency) is one method, so each backend can make it one
-transaction. `tests/store_contract/` pins the contract for every backend.
+- :func:`open_database` builds the database ``OMNICHANNEL_STORE`` names;
+- `omnichannel_core.store.specs`: what a module declares to own storage;
+- `omnichannel_core.store.sqlite` and `omnichannel_core.store.firestore`: each backend's
+  database handle, and the kernel's own stores on it (the event log, the audit log, the job
+  runner's leases and cursors);
+- :data:`KERNEL_STORES`: those three, registered like any module's.
+
+Every query a store makes is answerable by one simple index (no joins a document database
+could not do); every write that must be atomic is one method, so each backend can make it
+one transaction. The contract suites under ``tests/store_contract/`` pin each store on both
+backends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+import importlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-import attrs
-
-from omnichannel_core.access.records import AuditEntry
 from omnichannel_core.errors import ConfigError
-from omnichannel_core.events.records import Event
-from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
-from omnichannel_core.models import (
-    Contact,
-    Conversation,
-    ConversationStatus,
-    DeliveryStatus,
-    Media,
-    Message,
-    Page,
-)
-from omnichannel_core.serialization import parse_timestamp
-from omnichannel_core.store.access import AccessStore
+from omnichannel_core.store.protocols import AuditLog, EventLog, JobStore
+from omnichannel_core.store.specs import StoreSpec
 
-UNSET: Any = attrs.NOTHING
-"""Marks an update argument that was not given (``None`` means "clear it")."""
-
-PARKED_STATUS_TTL = timedelta(minutes=15)
-"""How long a status update for a provider id not yet recorded is kept, waiting for it."""
-
-WATERMARK_BATCH = 200
-"""How many messages :meth:`Store.apply_watermark` reads, and moves, per transaction: a
-receipt for a long conversation costs several small transactions, never one unbounded read
-(on Firestore, 200 messages and their events are 400 of a commit's 500 writes)."""
+if TYPE_CHECKING:
+    from omnichannel_core.store.firestore.database import FirestoreDatabase
+    from omnichannel_core.store.sqlite.database import SqliteDatabase
 
 
-def wrote_at(inbound: InboundMessage, stored_at: datetime) -> datetime:
-    """When the customer wrote ``inbound``, for `Conversation.last_inbound_at`: the
-    provider's ``sent_at`` (a webhook retried late still counts from when they wrote), but
-    never after ``stored_at``, so a provider's clock ahead of ours cannot stretch the
-    window."""
-    if inbound.sent_at is None:
-        return stored_at
-    return min(parse_timestamp(inbound.sent_at), stored_at)
+class Database(Protocol):
+    """What the kernel does with either backend's database handle."""
 
+    backend: str
+    """``sqlite`` or ``firestore``: which factory of a :class:`StoreSpec` builds on it."""
 
-WATERMARKED_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
-"""What a watermark may move: messages the provider accepted. A queued or sending message
-(a send in flight, or retrying) was not sent before any watermark, whatever its
-``created_at`` says, so a receipt must not mark it delivered or read."""
+    async def migrate(self, stores: Sequence[StoreSpec]) -> dict[str, int]: ...
 
-
-def statuses_behind(status: DeliveryStatus) -> tuple[DeliveryStatus, ...]:
-    """The statuses a watermark for ``status`` moves messages from: accepted by the
-    provider (:data:`WATERMARKED_STATUSES`) and behind ``status``."""
-    return tuple(behind for behind in WATERMARKED_STATUSES if behind.can_move_to(status))
-
-
-class Ingested:
-    """The result of storing an inbound message: whether it is new, its ids, and the message,
-    contact and conversation as stored.
-
-    The three models may be built lazily, on first access: the inbound hot path only needs
-    ``created`` and the ids, and building models costs more than the write itself. Build one
-    eagerly with :meth:`of`.
-    """
-
-    __slots__ = ("_build", "_models", "conversation_id", "created", "message_id")
-
-    def __init__(
-        self,
-        *,
-        created: bool,
-        message_id: str,
-        conversation_id: str,
-        build: Callable[[], tuple[Message, Contact, Conversation]],
-    ) -> None:
-        self.created = created
-        self.message_id = message_id
-        self.conversation_id = conversation_id
-        self._build = build
-        self._models: tuple[Message, Contact, Conversation] | None = None
-
-    @classmethod
-    def of(
-        cls, message: Message, contact: Contact, conversation: Conversation, created: bool
-    ) -> Ingested:
-        models = (message, contact, conversation)
-        return cls(
-            created=created,
-            message_id=message.id,
-            conversation_id=conversation.id,
-            build=lambda: models,
-        )
-
-    def _loaded(self) -> tuple[Message, Contact, Conversation]:
-        if self._models is None:
-            self._models = self._build()
-        return self._models
-
-    @property
-    def message(self) -> Message:
-        return self._loaded()[0]
-
-    @property
-    def contact(self) -> Contact:
-        return self._loaded()[1]
-
-    @property
-    def conversation(self) -> Conversation:
-        return self._loaded()[2]
-
-    def __repr__(self) -> str:
-        return f"Ingested(message_id={self.message_id!r}, created={self.created})"
-
-
-@attrs.frozen
-class StatusApplied:
-    """The result of a status update.
-
-    :param message: the message as stored afterwards; None when no message has that
-        provider id (yet).
-    :param changed: True when the message's status moved.
-    :param parked: True when no message had the provider id, so the update was parked
-        until one records it (see :meth:`Store.apply_status`).
-    :param provider_id_conflict: True when :meth:`Store.advance_message` was given a
-        provider id another message of the same channel and direction already holds; the
-        status still moved, the provider id was not recorded.
-    """
-
-    message: Message | None
-    changed: bool
-    parked: bool = False
-    provider_id_conflict: bool = False
-
-
-class Store(AccessStore, Protocol):
-    """What every backend implements: the inbox, and access (`omnichannel_core.store.access`).
-    All methods are coroutines."""
-
-    parked_status_ttl: timedelta
-    """How long a parked status update waits for its message; PARKED_STATUS_TTL unless a
-    caller (a test) changes it."""
-
-    watermark_batch: int
-    """Messages per transaction of :meth:`apply_watermark`; WATERMARK_BATCH unless a caller
-    (a test) changes it."""
-
-    async def open(self) -> None:
-        """Create or migrate the schema; idempotent, safe from several processes at once."""
+    async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def ping(self) -> dict[str, Any]:
-        """A cheap round trip; returns facts for the health report (backend, schema)."""
+    async def ping(self) -> dict[str, Any]: ...
 
-    async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
-        """Store an inbound message, upserting its contact and conversation, atomically.
-
-        Dedupes on (channel, provider_message_id): a second call with the same pair changes
-        nothing and answers ``created=False`` with the stored message. The contact is found
-        by ``inbound.sender``; the conversation answers to ``inbound.reply_to or
-        inbound.sender``; ``inbound.consent`` adds the channel to (opt-out) or removes it from
-        (opt-in) the contact's ``opted_out``.
-        """
-
-    async def resolve_recipient(
-        self,
-        channel: str,
-        address: str,
-        display_name: str | None = None,
-        reply_to: str | None = None,
-    ) -> tuple[Contact, Conversation]:
-        """The contact reached at ``address`` on ``channel`` and its conversation there,
-        created if new; the conversation answers to ``reply_to`` when given, else ``address``."""
-
-    async def create_outbound(
-        self,
-        conversation_id: str,
-        text: str | None,
-        media: tuple[Media, ...],
-        metadata: dict[str, Any],
-        idempotency_key: str | None,
-        expected_assignee: str | None = UNSET,
-    ) -> tuple[Message, bool]:
-        """Store a queued outbound message; with an idempotency key already used, return the
-        stored message and False instead. With ``expected_assignee``, store nothing and raise
-        Conflict unless the conversation's assignee is that one (None: unassigned) when the
-        message is stored: an agent's reply cannot land in a conversation just given to
-        someone else."""
-
-    async def find_outbound_by_provider_id(
-        self, channel: str, provider_message_id: str
-    ) -> Message | None:
-        """The outbound message the provider knows by this id on ``channel``, if any."""
-
-    async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
-        """The outbound message stored under this idempotency key, if any."""
-
-    async def advance_message(
-        self,
-        message_id: str,
-        status: DeliveryStatus,
-        provider_message_id: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-    ) -> StatusApplied:
-        """Move an outbound message forward (never back); record its provider id if new.
-
-        Recording the provider id applies, in the same transaction, every unexpired update
-        parked for (the message's channel, that id), forward-only (the highest status wins;
-        an error code given by an applied update is kept), and deletes them. ``changed`` is
-        True when the status moved, by ``status`` or by a parked update.
-
-        When another message of the same channel and direction already holds the provider
-        id, the status still moves, the id is not recorded, nothing parked is applied, and
-        the answer has ``provider_id_conflict=True``. A message that already has a provider
-        id keeps it.
-        """
-
-    async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
-        """Apply a provider status update to the outbound message with that provider id.
-
-        With no such message on ``channel`` (yet: the callback may race the answer to
-        ``send``), the update is parked, answering ``message=None, parked=True``. A repeat of
-        a parked (channel, provider id, status) is parked once. Parked updates older than
-        ``parked_status_ttl`` are never applied, and may be deleted at any time (e.g. on each
-        park).
-        """
-
-    async def apply_watermark(
-        self, channel: str, recipient: str, status: DeliveryStatus, up_to: datetime
-    ) -> list[Message]:
-        """Move to ``status`` every outbound message of the conversations on ``channel``
-        answering to ``recipient`` (normally one) that was stored at or before ``up_to`` and
-        can move there (`DeliveryStatus.can_move_to`: forward only, terminal ones stay).
-
-        Returns the messages it moved, as stored afterwards, oldest first; ``[]`` for a
-        recipient no conversation answers to. Reads and moves at most ``watermark_batch``
-        messages per transaction, each move logging ``message.status_changed`` in it, so a
-        watermark interrupted part way has moved whole batches, and applying it again moves
-        the rest.
-        """
-
-    async def get_message(self, message_id: str) -> Message:
-        """The message, or raise NotFound."""
-
-    async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
-        """A conversation's messages, oldest first."""
-
-    async def get_contact(self, contact_id: str) -> Contact:
-        """The contact, or raise NotFound."""
-
-    async def update_contact(
-        self,
-        contact_id: str,
-        display_name: str | None = UNSET,
-        tags: tuple[str, ...] = UNSET,
-        attributes: dict[str, Any] = UNSET,
-    ) -> Contact:
-        """Change the given fields; raise NotFound for an unknown id."""
-
-    async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        """Contacts, newest first, filtered by ``search``.
-
-        ``search`` is split on whitespace into tokens; a contact matches when every token is
-        a case-insensitive prefix of at least one of its search words: each word of the
-        display name; each identity address; for a phone-like address (up to 15 digits)
-        also its digits alone and each ending of them at least 7 digits long; for an email
-        address also the part after ``@``. `omnichannel_core.store.search` defines and
-        computes them; a backend stores what it computes. No wildcards. None, or only
-        whitespace, matches every contact.
-        """
-
-    async def get_conversation(self, conversation_id: str) -> Conversation:
-        """The conversation, or raise NotFound."""
-
-    async def update_conversation(
-        self,
-        conversation_id: str,
-        status: ConversationStatus = UNSET,
-        assignee: str | None = UNSET,
-        unread_count: int = UNSET,
-        expected_assignee: str | None = UNSET,
-        audit: AuditEntry | None = None,
-    ) -> Conversation:
-        """Change the given fields; raise NotFound for an unknown id.
-
-        With ``expected_assignee``, change nothing and raise Conflict unless the
-        conversation's assignee is that one (None: unassigned) when the change is made, so
-        two agents taking one conversation at once cannot both win. ``audit`` is appended to
-        the audit log in the same transaction as the change."""
-
-    # The event log (omnichannel_core.events): appended by the writes above, in the same
-    # transaction as the change they log.
-    #
-    # - message.created: ingest_inbound and create_outbound, when they store a new message;
-    # - message.status_changed: advance_message, apply_status and apply_watermark, when the
-    #   status moved (a parked update applied when its message records the provider id
-    #   included), one per message moved;
-    # - conversation.updated: update_conversation (``assignees``: after, then before when
-    #   the assignee changed);
-    # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the
-    #   contact's ``opted_out``.
-
-    def on_events_logged(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (quick, not a coroutine) after each write of this process that
-        logged events, once it is committed: how a bus learns there is news to announce."""
-
-    async def events_after(self, cursor: str | None, limit: int) -> list[Event]:
-        """At most ``limit`` events logged after ``cursor`` (an ``Event.cursor`` of this
-        store; None: from the oldest kept), in log order.
-
-        Gapless: once an event has been returned, no event that is returned later sorts
-        before it, so a reader that goes on from the last cursor it got misses nothing.
-        Raise EventsExpired when events after ``cursor`` have been pruned, or when
-        ``cursor`` is ahead of the log (after the newest event ever logged, as when the store
-        was reset or restored from a backup since: reading on would skip events until the
-        log caught up); the newest event's cursor itself is not ahead, and reads ``[]``.
-        Raise InvalidInput for a cursor this store could not have made."""
-
-    async def latest_event_cursor(self) -> str | None:
-        """The cursor of the newest event, or None when the log is empty: where a stream
-        that asks for no history starts."""
-
-    async def prune_events(self, before: datetime) -> int:
-        """Delete the events logged before ``before``; returns how many. Afterwards
-        :meth:`events_after` raises EventsExpired for a cursor that a deleted event
-        follows (the cursor of the newest deleted event still reads on, missing nothing)."""
-
-    async def list_conversations(
-        self,
-        status: ConversationStatus | None,
-        channel: str | None,
-        assignee: str | None,
-        cursor: str | None,
-        limit: int,
-        assigned_to_or_unassigned: str | None = None,
-    ) -> Page:
-        """Conversations, most recent activity first, filtered by any given field.
-
-        ``assigned_to_or_unassigned`` (an agent's user id) keeps only the conversations
-        assigned to that user or to nobody: what an agent may see."""
+    def on_events_logged(self, listener: Callable[[], None]) -> None: ...
 
 
-def open_store(url: str) -> Store:
-    """Build the store named by ``OMNICHANNEL_STORE``: ``sqlite:///path`` or a bare path, or
+def lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """A store factory that imports ``module`` only when called: a Firestore store's
+    module needs Google's client, which a server on SQLite need not have installed."""
+
+    def build(database: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(database)
+
+    return build
+
+
+def _sqlite(module: str, name: str) -> Callable[[Any], Any]:
+    return lazy(f"omnichannel_core.store.sqlite.{module}", name)
+
+
+def _firestore(module: str, name: str) -> Callable[[Any], Any]:
+    return lazy(f"omnichannel_core.store.firestore.{module}", name)
+
+
+def _kernel_stores() -> tuple[StoreSpec, ...]:
+    from omnichannel_core.store.sqlite.audit import AUDIT_MIGRATIONS
+    from omnichannel_core.store.sqlite.events import EVENT_MIGRATIONS
+    from omnichannel_core.store.sqlite.jobs import JOB_MIGRATIONS
+
+    return (
+        StoreSpec(
+            "events",
+            EventLog,
+            sqlite=_sqlite("events", "SqliteEventLog"),
+            firestore=_firestore("events", "FirestoreEventLog"),
+            sqlite_migrations=EVENT_MIGRATIONS,
+        ),
+        StoreSpec(
+            "audit",
+            AuditLog,
+            sqlite=_sqlite("audit", "SqliteAuditLog"),
+            firestore=_firestore("audit", "FirestoreAuditLog"),
+            sqlite_migrations=AUDIT_MIGRATIONS,
+        ),
+        StoreSpec(
+            "jobs",
+            JobStore,
+            sqlite=_sqlite("jobs", "SqliteJobStore"),
+            firestore=_firestore("jobs", "FirestoreJobStore"),
+            sqlite_migrations=JOB_MIGRATIONS,
+        ),
+    )
+
+
+KERNEL_STORES = _kernel_stores()
+"""The kernel's own stores: the event log, the audit log, the job runner's leases and
+cursors. They are migrated and built like a module's, before any module's."""
+
+
+def open_database(url: str) -> SqliteDatabase | FirestoreDatabase:
+    """Build the database ``OMNICHANNEL_STORE`` names: ``sqlite:///path`` or a bare path, or
     ``firestore://PROJECT`` (credentials from the environment, see
-    `omnichannel_core.store.firestore_client`; ``firestore://`` takes the project from them)."""
+    `omnichannel_core.store.firestore.client`; ``firestore://`` takes the project from them).
+    Nothing is opened yet."""
     if url.startswith("firestore://"):
         project = url.removeprefix("firestore://").rstrip("/")
         if "/" in project or "?" in project:
@@ -362,9 +112,9 @@ def open_store(url: str) -> Store:
                 variable="OMNICHANNEL_STORE",
             )
         # Imported here: SQLite users need not install firebase-admin.
-        from omnichannel_core.store.firestore import FirestoreStore
+        from omnichannel_core.store.firestore.database import FirestoreDatabase
 
-        return FirestoreStore(project or None)
+        return FirestoreDatabase(project or None)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://").removeprefix("/")
         if url.startswith("sqlite:////"):
@@ -380,6 +130,6 @@ def open_store(url: str) -> Store:
         path = url
     if not path:
         raise ConfigError("OMNICHANNEL_STORE: no path given", variable="OMNICHANNEL_STORE")
-    from omnichannel_core.store.sqlite import SqliteStore
+    from omnichannel_core.store.sqlite.database import SqliteDatabase
 
-    return SqliteStore(path)
+    return SqliteDatabase(path)

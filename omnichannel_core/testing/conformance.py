@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from omnichannel_core.models import DeliveryStatus
-from omnichannel_core.plugins import CHANNEL_GROUP
+from omnichannel_core.plugins.loading import CHANNEL_GROUP
 from omnichannel_core.testing.hook_check import hookspec_problems, load_channel
 from omnichannel_core.testing.inbox_reader import InboxReader
 from omnichannel_core.testing.server import ServerProcess, channels_except, running_server

@@ -14,8 +14,8 @@ from importlib.metadata import entry_points
 import pluggy
 
 from omnichannel_core import PROJECT_NAME, hookspecs
-from omnichannel_core.hook_bridge import BridgedPlugin
-from omnichannel_core.plugins import CHANNEL_GROUP, new_manager
+from omnichannel_core.plugins.bridge import BridgedPlugin
+from omnichannel_core.plugins.loading import CHANNEL_GROUP, new_manager
 
 
 def hookspec_names() -> frozenset[str]:

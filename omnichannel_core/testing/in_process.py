@@ -1,5 +1,6 @@
 """The real app (``create_app`` with a real SQLite store) driven in-process through
-``falcon.testing.ASGIConductor``, with channels registered without packaging.
+``falcon.testing.ASGIConductor``, with channels and modules registered without packaging,
+and, when asked, the job runner beside it on the same event loop.
 
 Quicker than the real server (:mod:`omnichannel_core.testing.server`) and able to take a
 channel object that was never installed, such as a stub built in the test; what only the
@@ -16,10 +17,11 @@ from typing import Any
 import attrs
 from falcon import testing
 
-from omnichannel_core.app import create_app
+from omnichannel_core.app import assemble
 from omnichannel_core.config import Config
-from omnichannel_core.plugins import load_plugins
-from omnichannel_core.store import open_store
+from omnichannel_core.jobs.runner import JobRunner
+from omnichannel_core.plugins.loading import load_plugins
+from omnichannel_core.store import open_database
 
 API_KEY = "in-process-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -41,11 +43,16 @@ def run_app(
     channels: Mapping[str, object],
     scenario: Scenario,
     environ: Mapping[str, str] | None = None,
+    *,
+    modules: Mapping[str, object] | None = None,
+    jobs: bool = False,
     **settings: Any,
 ) -> None:
-    """Build the app with ``channels`` (name -> plugin) on a store in ``data_dir`` and run
-    ``scenario`` against it. Two runs on one ``data_dir`` share the store. ``settings`` are
-    further :class:`Config` fields (e.g. ``public_url``)."""
+    """Build the app with ``channels`` and ``modules`` (name -> plugin) on a store in
+    ``data_dir`` and run ``scenario`` against it; with ``jobs``, the job runner runs the
+    registered jobs and event subscribers meanwhile (stopped, cleanly, after the scenario).
+    Two runs on one ``data_dir`` share the store. ``settings`` are further :class:`Config`
+    fields (e.g. ``public_url``)."""
     config = Config(
         data_dir=data_dir,
         store_url=f"sqlite:///{data_dir / 'store.db'}",
@@ -54,12 +61,28 @@ def run_app(
         environ=dict(environ or {}),
         **{**NO_RATE_LIMITS, **settings},
     )
-    plugins = load_plugins(None, extra=list(channels.items()))
-    app = create_app(config, plugins, open_store(config.store_url))
+    plugins = load_plugins(
+        None, extra=list(channels.items()), extra_modules=list((modules or {}).items())
+    )
+    app, registry = assemble(config, plugins, open_database(config.store_url))
 
     async def conducted() -> None:
         async with testing.ASGIConductor(app) as conductor:
-            await scenario(conductor)
+            runner = JobRunner(
+                registry.jobs,
+                registry.subscribers,
+                registry.job_store,
+                registry.event_log,
+                registry.news,
+                restart_seconds=0.2,
+            )
+            running = asyncio.create_task(runner.run()) if jobs else None
+            try:
+                await scenario(conductor)
+            finally:
+                if running is not None:
+                    runner.stop()
+                    await running
 
     asyncio.run(conducted())
 
@@ -73,9 +96,20 @@ class InProcessApp:
     channels: Mapping[str, object]
     environ: Mapping[str, str] = attrs.field(factory=dict)
     settings: Mapping[str, Any] = attrs.field(factory=dict)
+    modules: Mapping[str, object] = attrs.field(factory=dict)
+    jobs: bool = False
+    """Run the job runner beside the app."""
     headers: Mapping[str, str] = attrs.field(factory=lambda: dict(AUTH))
     """What authenticates a request (``conductor.simulate_get(path, headers=app.headers)``)."""
 
     def run(self, scenario: Scenario) -> None:
         """Run ``scenario(conductor)`` against the app, started and stopped around it."""
-        run_app(self.data_dir, self.channels, scenario, self.environ, **self.settings)
+        run_app(
+            self.data_dir,
+            self.channels,
+            scenario,
+            self.environ,
+            modules=self.modules,
+            jobs=self.jobs,
+            **self.settings,
+        )

@@ -1,4 +1,5 @@
-"""Runs the real server (gunicorn + uvicorn workers) on a free loopback port.
+"""Runs the real server (``omnichannel serve``: gunicorn with uvicorn workers, and its job
+runner) on a free loopback port.
 
 What a test of a channel needs when the server itself is the point: the channel loaded from
 its installed entry point, its routes served by gunicorn, webhooks over real HTTP. Every
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from omnichannel_core.cli import gunicorn_command
+from omnichannel_core.cli import serve_command
 
 API_KEY = "test-key-0123456789"
 """The server's API key (``OMNICHANNEL_API_KEY``); :meth:`ServerProcess.client` sends it."""
@@ -100,7 +101,8 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        return gunicorn_command(control_socket=False)
+        """``omnichannel serve``: the web server and its job runner, as users run them."""
+        return serve_command(control_socket=False)
 
     def start(self) -> ServerProcess:
         """Start gunicorn and wait for ``/health`` to answer; RuntimeError with the server's

@@ -7,6 +7,8 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from omnichannel_core.bodies.common import IdempotencyHeaders
+from omnichannel_core.bodies.reading import read_text_fields
 from omnichannel_core.config import Config
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.hooktypes import WebhookRequest
@@ -47,6 +49,17 @@ async def read_json_object(req: falcon.asgi.Request, limit: int) -> dict[str, An
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object")
     return data
+
+
+def idempotency_key(req: falcon.asgi.Request) -> str | None:
+    """The ``Idempotency-Key`` header, checked (400 naming it when malformed); None when
+    absent. Routes that declare ``headers=IdempotencyHeaders`` get it in
+    ``req.context.headers`` instead."""
+    value = req.get_header("Idempotency-Key")
+    if value is None:
+        return None
+    headers = read_text_fields({"Idempotency-Key": value}, IdempotencyHeaders)
+    return headers.idempotency_key
 
 
 def public_url(req: falcon.asgi.Request, config: Config) -> str:

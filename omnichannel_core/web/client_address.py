@@ -40,6 +40,8 @@ import re
 
 import falcon
 
+from omnichannel_core.config import Config
+
 BRACKETED = re.compile(r"^\[([^\]]+)\](?::[0-9]{1,5})?$")
 """``[2001:db8::1]`` or ``[2001:db8::1]:443``."""
 WITH_PORT = re.compile(r"^([^:\[\]]+):[0-9]{1,5}$")
@@ -125,3 +127,9 @@ def parse_address(raw: str) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def caller_address(req: falcon.Request, config: Config) -> str:
+    """The caller's address, as the rate limits and the audit log count it (behind
+    ``OMNICHANNEL_TRUST_PROXY`` proxies, the address they give)."""
+    return client_address(req, config.trust_proxy, config.proxy_header)

@@ -17,8 +17,10 @@ import falcon.asgi
 import structlog
 
 from omnichannel_core.errors import (
+    ChannelFailed,
     ChannelUnavailable,
     Conflict,
+    DeliveryFailed,
     EventsExpired,
     Forbidden,
     HookNotImplemented,
@@ -32,7 +34,6 @@ from omnichannel_core.errors import (
     Unauthenticated,
     WebhookRejected,
 )
-from omnichannel_core.inbox import ChannelFailed, DeliveryFailed
 from omnichannel_core.serialization import to_json
 
 log = structlog.get_logger("omnichannel.web")

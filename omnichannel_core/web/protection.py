@@ -9,14 +9,20 @@ the average. There are three, each off when set to 0:
   bearer token presented, never the token itself, so a key shared by many addresses is held
   to one budget;
 - per client address on the login and refresh routes (``OMNICHANNEL_LOGIN_RATE_LIMIT``),
-  which set ``strict_rate_limit = True``, to slow password guessing; on top of the first.
+  whose operations declare ``rate_limit=RateLimit.STRICT``, to slow password guessing; on
+  top of the first.
 
 An IPv6 client is counted by its /64, the block one subscriber usually holds, so it cannot
-take a fresh bucket for each of its addresses. Channel webhooks and status callbacks (a
-resource with a ``channel`` that lists the method in ``public_methods``) are never counted:
-providers burst from many addresses and the channel authenticates them by signature.
-Unmatched routes are not counted either. Over a limit, the request is refused with
-:class:`~omnichannel_core.errors.RateLimited` (429 with ``Retry-After``).
+take a fresh bucket for each of its addresses. Channel webhooks and status callbacks
+(``rate_limit=RateLimit.NONE``) are never counted: providers burst from many addresses and
+the channel authenticates them by signature. Unmatched routes are not counted either.
+
+Security headers and CORS are each route's own (`omnichannel_core.routes.RoutePolicy`):
+the agents' API gets strict headers and the ``OMNICHANNEL_CORS_ORIGINS`` list, a page may
+run its own scripts, a visitor API may allow the sites it is embedded in.
+
+Over a limit, the request is refused with :class:`~omnichannel_core.errors.RateLimited`
+(429 with ``Retry-After``).
 
 The buckets live in memory, in each worker process. With N gunicorn workers a client may get
 up to N times the figure (a client's keep-alive connection stays on one worker, so a single
@@ -40,28 +46,17 @@ import falcon.asgi
 
 from omnichannel_core.config import Config
 from omnichannel_core.errors import RateLimited
+from omnichannel_core.routes import RateLimit
 from omnichannel_core.web.client_address import client_address
 from omnichannel_core.web.middleware import presented_bearer
+from omnichannel_core.web.mounting import Mounts
 
 MAX_KEYS = 100_000
 """Buckets kept per limit (per worker); the least recently used beyond this are forgotten.
 A bucket takes about 250-400 bytes, so a full limit holds some 25-40 MB."""
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    # A JSON API loads nothing and is framed by no one; a response rendered as a page by
-    # mistake gets no scripts, styles or frames.
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-}
 # One year, for this host only: subdomains may be other people's services.
 STRICT_TRANSPORT_SECURITY = "max-age=31536000"
-
-CORS_ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE"
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
-CORS_EXPOSE_HEADERS = "X-Request-ID, Retry-After"
-CORS_MAX_AGE_SECONDS = 600
 
 
 class TokenBuckets:
@@ -116,13 +111,6 @@ def _limit(per_minute: int, clock: Callable[[], float]) -> TokenBuckets | None:
     return TokenBuckets(per_minute, clock) if per_minute > 0 else None
 
 
-def is_webhook(resource: Any, method: str) -> bool:
-    """A channel's provider-facing route: authenticated by the channel, never rate limited."""
-    return bool(getattr(resource, "channel", None)) and method in getattr(
-        resource, "public_methods", ()
-    )
-
-
 def address_key(address: str) -> str:
     """What the per-address limits count by: the address, or an IPv6 address's /64."""
     if ":" not in address:
@@ -146,9 +134,12 @@ def _refuse_if_empty(buckets: TokenBuckets, key: Hashable, limit: str, message: 
 
 
 class RateLimits:
-    """The three token-bucket limits, decided on the matched resource."""
+    """The three token-bucket limits, decided on the matched resource's operation."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: Config, mounts: Mounts, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.mounts = mounts
         self.trust_proxy = config.trust_proxy
         self.proxy_header = config.proxy_header
         self.by_address = _limit(config.rate_limit_per_minute, clock)
@@ -162,9 +153,12 @@ class RateLimits:
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
     ) -> None:
-        if resource is None or is_webhook(resource, req.method):
+        if resource is None:
             return
-        self._count(req, resource)
+        operation = self.mounts.operation(resource, req.method)
+        limit = operation.rate_limit if operation is not None else RateLimit.DEFAULT
+        if limit is not RateLimit.NONE:
+            self._count(req, limit)
 
     async def process_resource_ws(
         self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
@@ -172,20 +166,16 @@ class RateLimits:
         """Opening a WebSocket counts as one request, on the same limits, a public one too
         (a customer's chat widget is no provider burst)."""
         if resource is not None:
-            self._count(req, resource)
+            self._count(req, RateLimit.DEFAULT)
 
-    def _count(self, req: falcon.asgi.Request, resource: Any) -> None:
+    def _count(self, req: falcon.asgi.Request, limit: RateLimit) -> None:
         address = address_key(client_address(req, self.trust_proxy, self.proxy_header))
         if self.by_address is not None:
             _refuse_if_empty(
                 self.by_address, address, "address", "too many requests from this address"
             )
         # A CORS preflight carries no password to guess; only the attempt itself counts.
-        if (
-            self.logins is not None
-            and req.method != "OPTIONS"
-            and getattr(resource, "strict_rate_limit", False)
-        ):
+        if self.logins is not None and req.method != "OPTIONS" and limit is RateLimit.STRICT:
             _refuse_if_empty(
                 self.logins, address, "login", "too many login attempts from this address"
             )
@@ -198,10 +188,12 @@ class RateLimits:
 
 
 class SecurityHeaders:
-    """The headers every response carries; HSTS only on responses sent over HTTPS."""
+    """The headers of the route's policy on every response (the agents' API policy when no
+    route matched); HSTS only on responses sent over HTTPS."""
 
-    def __init__(self, trust_proxy: int) -> None:
+    def __init__(self, trust_proxy: int, mounts: Mounts) -> None:
         self.trust_proxy = trust_proxy
+        self.mounts = mounts
 
     async def process_response(
         self,
@@ -210,12 +202,14 @@ class SecurityHeaders:
         resource: Any,
         req_succeeded: bool,
     ) -> None:
-        resp.set_headers(SECURITY_HEADERS)
+        policy = self.mounts.policy(resource)
+        resp.set_headers(dict(policy.headers))
         # API answers are per caller: no shared or browser cache may keep them, unless the
         # route chose its own caching.
-        if (req.path == "/api" or req.path.startswith("/api/")) and not resp.get_header(
-            "Cache-Control"
-        ):
+        no_store = policy.no_store
+        if no_store is None:
+            no_store = req.path == "/api" or req.path.startswith("/api/")
+        if no_store and not resp.get_header("Cache-Control"):
             resp.set_header("Cache-Control", "no-store")
         scheme = req.forwarded_scheme if self.trust_proxy else req.scheme
         if scheme.lower() == "https":
@@ -223,8 +217,8 @@ class SecurityHeaders:
 
 
 class Cors:
-    """CORS for the listed origins only; any other origin gets no CORS header, so browsers
-    keep its pages from reading the answers.
+    """CORS for the origins the route's policy lists only; any other origin gets no CORS
+    header, so browsers keep its pages from reading the answers.
 
     No ``Access-Control-Allow-Credentials``: callers send a bearer token, not cookies. A
     preflight (``OPTIONS`` with ``Access-Control-Request-Method``) from a listed origin is
@@ -233,8 +227,8 @@ class Cors:
     for and sends no ``Vary: Origin``.
     """
 
-    def __init__(self, origins: tuple[str, ...]) -> None:
-        self.origins = frozenset(origins)
+    def __init__(self, mounts: Mounts) -> None:
+        self.mounts = mounts
 
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
@@ -242,12 +236,13 @@ class Cors:
         if (
             req.method == "OPTIONS"
             and req.get_header("Access-Control-Request-Method")
-            and req.get_header("Origin") in self.origins
+            and req.get_header("Origin") in self.mounts.origins(resource)
         ):
+            cors = self.mounts.policy(resource).cors
             resp.status = 204
-            resp.set_header("Access-Control-Allow-Methods", CORS_ALLOW_METHODS)
-            resp.set_header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
-            resp.set_header("Access-Control-Max-Age", str(CORS_MAX_AGE_SECONDS))
+            resp.set_header("Access-Control-Allow-Methods", cors.methods)
+            resp.set_header("Access-Control-Allow-Headers", cors.allow_headers)
+            resp.set_header("Access-Control-Max-Age", str(cors.max_age_seconds))
             resp.complete = True
 
     async def process_response(
@@ -259,19 +254,19 @@ class Cors:
     ) -> None:
         resp.append_header("Vary", "Origin")
         origin = req.get_header("Origin")
-        if origin in self.origins:
+        if origin is not None and origin in self.mounts.origins(resource):
+            cors = self.mounts.policy(resource).cors
             resp.set_header("Access-Control-Allow-Origin", origin)
-            resp.set_header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
+            resp.set_header("Access-Control-Expose-Headers", cors.expose_headers)
 
 
-def protection_middleware(config: Config) -> list[object]:
+def protection_middleware(config: Config, mounts: Mounts) -> list[object]:
     """The middleware objects, in order, that protect every route: security headers, then the
-    rate limits (so a CORS preflight is counted too), then CORS. A limit set to 0 and an empty
-    ``OMNICHANNEL_CORS_ORIGINS`` add nothing."""
-    middleware: list[object] = [SecurityHeaders(config.trust_proxy)]
-    limits = RateLimits(config)
+    rate limits (so a CORS preflight is counted too), then CORS. A limit set to 0 adds
+    nothing."""
+    middleware: list[object] = [SecurityHeaders(config.trust_proxy, mounts)]
+    limits = RateLimits(config, mounts)
     if limits.active:
         middleware.append(limits)
-    if config.cors_origins:
-        middleware.append(Cors(config.cors_origins))
+    middleware.append(Cors(mounts))
     return middleware

@@ -1,23 +1,25 @@
 """The store contract: what every backend promises, written once for all of them.
 
-A backend's test module subclasses :class:`StoreContract` and provides a ``store`` fixture
-that opens a fresh, empty store (using the ``run`` fixture to await ``open`` and ``close``)::
+A backend's test module subclasses :class:`StoreContract` and provides a ``database``
+fixture: a fresh, empty database of that backend, built but not opened. Every built-in store
+is then migrated, opened and built on it (`tests.support.stores.open_stores`), and closed
+after the test::
 
     from tests.store_contract import StoreContract
 
     class TestSqliteStore(StoreContract):
         @pytest.fixture
-        def store(self, tmp_path, run):
-            store = SqliteStore(tmp_path / "store.db")
-            run(store.open())
-            yield store
-            run(store.close())
+        def database(self, tmp_path):
+            return SqliteDatabase(tmp_path / "store.db")
 
-Only the contract is tested here (the ``Store`` protocol in ``omnichannel_core.store``), never
-a backend's internals, so the Firestore backend runs this suite unchanged. The contract comes
-in parts, one module each; a backend that is still being written may subclass only the parts
-it already meets (``InboundContract``, ...). None of the classes here is named ``Test*``, so
-pytest collects them only through a backend's subclass.
+Only the contracts are tested here, never a backend's internals, so the Firestore backend
+runs this suite unchanged: the inbox's ``InboxStore`` (the ``store`` fixture), the access
+module's ``AccessStore`` (``self.access``), and the kernel's ``EventLog``, ``AuditLog`` and
+``JobStore`` (``self.events``, ``self.audit``, ``self.jobs``; see
+``omnichannel_core.store.protocols``). The contract comes in parts, one module each; a
+backend that is still being written may subclass only the parts it already meets
+(``InboundContract``, ...). None of the classes here is named ``Test*``, so pytest collects
+them only through a backend's subclass.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ PARTS = (
     "basics",
     "access",
     "events",
+    "jobs",
     "watermarks",
 )
 pytest.register_assert_rewrite(*(f"{__name__}.{part}" for part in PARTS))
@@ -48,6 +51,7 @@ from tests.store_contract.conversations import ConversationsContract  # noqa: E4
 from tests.store_contract.events import EventsContract  # noqa: E402
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound  # noqa: E402
 from tests.store_contract.inbound import InboundContract  # noqa: E402
+from tests.store_contract.jobs import JobsContract  # noqa: E402
 from tests.store_contract.outbound import OutboundContract  # noqa: E402
 from tests.store_contract.paging import PagingContract  # noqa: E402
 from tests.store_contract.status import StatusContract  # noqa: E402
@@ -63,6 +67,7 @@ __all__ = [
     "ConversationsContract",
     "EventsContract",
     "InboundContract",
+    "JobsContract",
     "MessagingWindowContract",
     "OutboundContract",
     "PagingContract",
@@ -85,7 +90,8 @@ class StoreContract(
     BasicsContract,
     AccessContract,
     EventsContract,
+    JobsContract,
     WatermarksContract,
     MessagingWindowContract,
 ):
-    """The behaviour every store backend must show. Subclasses provide ``store``."""
+    """The behaviour every store backend must show. Subclasses provide ``database``."""

@@ -10,7 +10,7 @@ from tests.store_contract.fixtures import StoreFixtures, inbound
 
 
 class BasicsContract(StoreFixtures):
-    """What ``ping`` and reads by id promise."""
+    """What the database's ``ping`` and the inbox store's reads by id promise."""
 
     def test_unknown_ids_are_not_found(self, store, run):
         """Every read or update by an id that does not exist raises NotFound."""
@@ -26,12 +26,17 @@ class BasicsContract(StoreFixtures):
             with pytest.raises(NotFound):
                 run(call)
 
-    def test_ping_reports_the_backend(self, store, run):
-        """ping answers with facts for the health report, naming the backend."""
-        facts = run(store.ping())
+    def test_ping_reports_the_backend(self, database, run):
+        """The database's ping answers with facts for the health report, naming the backend
+        (the one whose factories built the stores), each store's schema version, and that
+        every store is at the version this code has."""
+        facts = run(database.ping())
         assert isinstance(facts, dict)
-        assert isinstance(facts.get("backend"), str)
+        assert facts.get("backend") == database.backend
+        assert isinstance(facts["backend"], str)
         assert facts["backend"]
+        assert isinstance(facts.get("schema"), dict)
+        assert facts.get("schema_current") is True
 
     def test_ids_are_distinct_across_kinds(self, store, run):
         """Contact, conversation and message ids are all distinct strings."""

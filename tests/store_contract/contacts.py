@@ -1,25 +1,27 @@
 """Contacts: updates, newest-first listing, and search as defined in
-``omnichannel_core.store.search``."""
+``omnichannel_core.modules.inbox.store.search``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from omnichannel_core.store import Store
+from omnichannel_core.modules.inbox.store import InboxStore
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound
 
 
 class ContactsContract(StoreFixtures):
     """What ``update_contact`` and ``list_contacts`` promise."""
 
-    def _contacts(self, store: Store, run: Run[Any], *people: tuple[str, str | None]) -> list[str]:
+    def _contacts(
+        self, store: InboxStore, run: Run[Any], *people: tuple[str, str | None]
+    ) -> list[str]:
         ids = []
         for number, (address, name) in enumerate(people):
             ingested = run(store.ingest_inbound("sms", inbound(f"s{number}", address, "x", name)))
             ids.append(ingested.contact.id)
         return ids
 
-    def _search(self, store: Store, run: Run[Any], query: str) -> set[str]:
+    def _search(self, store: InboxStore, run: Run[Any], query: str) -> set[str]:
         return {contact.id for contact in run(store.list_contacts(query, None, 100)).items}
 
     def test_update_contact_changes_only_given_fields(self, store, run):

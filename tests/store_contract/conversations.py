@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnichannel_core.access.records import AuditEntry
+from omnichannel_core.audit import AuditEntry
 from omnichannel_core.errors import Conflict, NotFound
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, utcnow
@@ -84,7 +84,7 @@ class ConversationsContract(StoreFixtures):
             )
         with pytest.raises(NotFound):
             run(store.update_conversation("cv_missing", assignee="b", audit=entry("cv_missing")))
-        logged = run(store.list_audit("conversation.assigned", None, 100)).items
+        logged = run(self.audit.list("conversation.assigned", None, 100)).items
         assert [e.id for e in logged] == [kept.id]
 
     def test_list_conversations_most_recent_activity_first(self, store, run):

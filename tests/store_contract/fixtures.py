@@ -11,7 +11,11 @@ import pytest
 
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.models import Conversation
-from omnichannel_core.store import Store
+from omnichannel_core.modules.access.store import AccessStore
+from omnichannel_core.modules.inbox.store import InboxStore
+from omnichannel_core.store import Database
+from omnichannel_core.store.protocols import AuditLog, EventLog, JobStore
+from tests.support.stores import Stores, open_stores
 
 T = TypeVar("T")
 Run = Callable[[Awaitable[T]], T]
@@ -32,7 +36,17 @@ def inbound(
 
 
 class StoreFixtures:
-    """The fixtures every contract part uses. A backend's test class overrides ``store``."""
+    """The fixtures every contract part uses. A backend's test class provides ``database``
+    (built, not opened); every store is then migrated, opened and built on it.
+
+    ``store`` is the inbox's store, the subject of most parts; each test also finds the
+    others on itself (``self.access``, ``self.events``, ``self.audit``, ``self.jobs``).
+    """
+
+    access: AccessStore
+    events: EventLog
+    audit: AuditLog
+    jobs: JobStore
 
     @pytest.fixture
     def run(self) -> Iterator[Run[Any]]:
@@ -44,8 +58,25 @@ class StoreFixtures:
             loop.close()
 
     @pytest.fixture
-    def store(self, run: Run[Any]) -> Store:  # pragma: no cover - overridden by backends
-        raise NotImplementedError("a backend's test class provides the store fixture")
+    def database(self, run: Run[Any]) -> Database:  # pragma: no cover - overridden by backends
+        raise NotImplementedError("a backend's test class provides the database fixture")
 
-    def _conversation(self, store: Store, run: Run[Any], channel: str = "sms") -> Conversation:
+    @pytest.fixture
+    def stores(self, database: Database, run: Run[Any]) -> Iterator[Stores]:
+        stores = run(open_stores(database))
+        yield stores
+        run(stores.close())
+
+    @pytest.fixture(autouse=True)
+    def _every_store(self, stores: Stores) -> None:
+        self.access = stores.access
+        self.events = stores.events
+        self.audit = stores.audit
+        self.jobs = stores.jobs
+
+    @pytest.fixture
+    def store(self, stores: Stores) -> InboxStore:
+        return stores.inbox
+
+    def _conversation(self, store: InboxStore, run: Run[Any], channel: str = "sms") -> Conversation:
         return run(store.resolve_recipient(channel, "+15550100"))[1]

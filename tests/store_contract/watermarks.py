@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from omnichannel_core.events.records import Event, EventType
+from omnichannel_core.events.records import Event
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.models import DeliveryStatus, Message, utcnow
-from omnichannel_core.store import Store
+from omnichannel_core.modules.inbox.events import InboxEvent
+from omnichannel_core.modules.inbox.store import InboxStore
+from omnichannel_core.store.protocols import EventLog
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound
 
 ADDRESS = "+15550100"
@@ -21,10 +23,10 @@ ADDRESS = "+15550100"
 OUTBOUND_STATUSES = [status for status in DeliveryStatus if status is not DeliveryStatus.RECEIVED]
 
 
-def events_since(store: Store, run: Run[Any], after: str | None) -> list[Event]:
+def events_since(log: EventLog, run: Run[Any], after: str | None) -> list[Event]:
     """Every event logged after the cursor ``after`` (None: from the start)."""
     events: list[Event] = []
-    while page := run(store.events_after(after, 50)):
+    while page := run(log.after(after, 50)):
         events.extend(page)
         after = page[-1].cursor
     return events
@@ -33,7 +35,9 @@ def events_since(store: Store, run: Run[Any], after: str | None) -> list[Event]:
 class WatermarksContract(StoreFixtures):
     """What ``apply_watermark`` promises."""
 
-    def _sent(self, store: Store, run: Run[Any], conversation_id: str, count: int) -> list[Message]:
+    def _sent(
+        self, store: InboxStore, run: Run[Any], conversation_id: str, count: int
+    ) -> list[Message]:
         """``count`` outbound messages, sent, each stored after the one before."""
         messages = []
         for number in range(count):
@@ -106,13 +110,13 @@ class WatermarksContract(StoreFixtures):
         channel, or with another address on this one."""
         conversation = self._conversation(store, run)
         [sent] = self._sent(store, run, conversation.id, 1)
-        start = run(store.latest_event_cursor())
+        start = run(self.events.latest())
         for channel, recipient in (("sms", "+19990000"), ("email", ADDRESS)):
             assert (
                 run(store.apply_watermark(channel, recipient, DeliveryStatus.READ, utcnow())) == []
             )
         assert run(store.get_message(sent.id)).status is DeliveryStatus.SENT
-        assert events_since(store, run, start) == []
+        assert events_since(self.events, run, start) == []
 
     def test_other_conversations_are_left_alone(self, store, run):
         """A watermark for one customer does not touch another customer's messages."""
@@ -131,18 +135,18 @@ class WatermarksContract(StoreFixtures):
         conversation = self._conversation(store, run)
         run(store.update_conversation(conversation.id, assignee="usr_a"))
         sent = self._sent(store, run, conversation.id, 3)
-        start = run(store.latest_event_cursor())
+        start = run(self.events.latest())
         up_to = utcnow()
         moved = run(store.apply_watermark("sms", ADDRESS, DeliveryStatus.DELIVERED, up_to))
-        events = events_since(store, run, start)
+        events = events_since(self.events, run, start)
         assert sorted(event.record_id for event in events) == sorted(m.id for m in sent)
         assert [m.id for m in moved] == [m.id for m in sent]
         for event in events:
-            assert event.type is EventType.MESSAGE_STATUS_CHANGED
+            assert event.type == InboxEvent.MESSAGE_STATUS_CHANGED
             assert (event.conversation_id, event.assignees) == (conversation.id, ("usr_a",))
-        again = run(store.latest_event_cursor())
+        again = run(self.events.latest())
         assert run(store.apply_watermark("sms", ADDRESS, DeliveryStatus.DELIVERED, up_to)) == []
-        assert events_since(store, run, again) == []
+        assert events_since(self.events, run, again) == []
 
     def test_long_conversations_move_in_batches(self, store, run):
         """With a batch of 2, a watermark over 5 messages still moves all 5 (and a 6th,
@@ -150,11 +154,11 @@ class WatermarksContract(StoreFixtures):
         store.watermark_batch = 2
         conversation = self._conversation(store, run)
         sent = self._sent(store, run, conversation.id, 6)
-        start = run(store.latest_event_cursor())
+        start = run(self.events.latest())
         moved = run(store.apply_watermark("sms", ADDRESS, DeliveryStatus.READ, sent[4].created_at))
         assert [m.id for m in moved] == [m.id for m in sent[:5]]
         assert {m.status for m in moved} == {DeliveryStatus.READ}
-        assert len(events_since(store, run, start)) == 5
+        assert len(events_since(self.events, run, start)) == 5
         assert run(store.get_message(sent[5].id)).status is DeliveryStatus.SENT
 
 

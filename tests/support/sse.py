@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from typing import Any
 
 import attrs
 import httpx
+from falcon import testing
 
 
 @attrs.frozen
@@ -84,3 +86,25 @@ def open_stream(
         client.stream("GET", "/api/events", headers=headers) as response,
     ):
         yield response, EventStream(response)
+
+
+class SimulatedStream:
+    """The event names an in-process stream (``falcon.testing``) has sent so far."""
+
+    def __init__(self, result: testing.StreamedResult) -> None:
+        self.result = result
+        self.body = b""
+
+    async def until(self, *names: str) -> list[str]:
+        """Every event name sent, once one of ``names`` is among them."""
+        async with asyncio.timeout(10):
+            while True:
+                self.body += await self.result.stream.read()
+                sent = [
+                    line.removeprefix(b"event: ").decode()
+                    for line in self.body.splitlines()
+                    if line.startswith(b"event: ")
+                ]
+                if any(name in sent for name in names):
+                    return sent
+                await asyncio.sleep(0.01)

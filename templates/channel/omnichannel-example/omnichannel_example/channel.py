@@ -16,15 +16,15 @@ instead, and the core runs it on the channel's own threads.
 
 from __future__ import annotations
 
-from omnichannel_core import hookimpl
-from omnichannel_core.config import Config
-from omnichannel_core.hooktypes import (
+from omnichannel_core.channel import (
     ChannelHealth,
     ChannelRoute,
+    Config,
     OutboundMessage,
     SendResult,
     WebhookRequest,
     WebhookResult,
+    hookimpl,
 )
 
 from omnichannel_example.health import channel_health

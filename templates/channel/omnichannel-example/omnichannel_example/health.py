@@ -10,15 +10,15 @@ hook. The core's ``credentials_health`` turns settings and answer into the repor
 from __future__ import annotations
 
 import httpx
-from omnichannel_core.credential_check import (
+from omnichannel_core.channel import (
     ACCEPTED,
     REJECTED,
     UNREACHABLE,
+    ChannelHealth,
     CredentialCheck,
     CredentialChecker,
     credentials_health,
 )
-from omnichannel_core.hooktypes import ChannelHealth
 
 from omnichannel_example.settings import ExampleSettings
 

@@ -22,8 +22,12 @@ import asyncio
 from typing import Any
 
 import httpx
-from omnichannel_core.errors import SendFailed, SendOutcomeUnknown
-from omnichannel_core.hooktypes import OutboundMessage, SendResult
+from omnichannel_core.channel import (
+    OutboundMessage,
+    SendFailed,
+    SendOutcomeUnknown,
+    SendResult,
+)
 
 from omnichannel_example.settings import ExampleSettings
 

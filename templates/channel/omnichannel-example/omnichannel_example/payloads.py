@@ -21,9 +21,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from omnichannel_core.errors import InvalidInput
-from omnichannel_core.hooktypes import MAX_ID_LENGTH, InboundMessage, StatusUpdate
-from omnichannel_core.models import DeliveryStatus, Media
+from omnichannel_core.channel import (
+    MAX_ID_LENGTH,
+    DeliveryStatus,
+    InboundMessage,
+    InvalidInput,
+    Media,
+    StatusUpdate,
+)
 
 STATUSES = {
     "sent": DeliveryStatus.SENT,

@@ -13,9 +13,12 @@ import hmac
 
 import falcon
 import falcon.asgi
-from omnichannel_core.config import Config
-from omnichannel_core.errors import InvalidInput, WebhookRejected
-from omnichannel_core.hooktypes import ChannelRoute
+from omnichannel_core.channel import (
+    ChannelRoute,
+    Config,
+    InvalidInput,
+    WebhookRejected,
+)
 
 from omnichannel_example.settings import ExampleSettings
 

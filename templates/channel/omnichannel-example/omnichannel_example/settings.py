@@ -18,9 +18,12 @@ every request; ``configured`` and ``problems`` come from the core's ``ChannelSet
 from __future__ import annotations
 
 import attrs
-from omnichannel_core.channel_settings import ChannelSettings, settings_for
-from omnichannel_core.config import Config
-from omnichannel_core.errors import ChannelUnavailable
+from omnichannel_core.channel import (
+    ChannelSettings,
+    ChannelUnavailable,
+    Config,
+    settings_for,
+)
 
 REQUIRED = ("EXAMPLE_API_TOKEN", "EXAMPLE_WEBHOOK_SECRET", "EXAMPLE_VERIFY_TOKEN")
 DEFAULT_API_BASE_URL = "https://api.example.com"

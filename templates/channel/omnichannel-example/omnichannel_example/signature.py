@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from omnichannel_core.errors import WebhookRejected
-from omnichannel_core.hooktypes import WebhookRequest
+from omnichannel_core.channel import (
+    WebhookRejected,
+    WebhookRequest,
+)
 
 SIGNATURE_HEADER = "X-Example-Signature"
 PREFIX = "sha256="

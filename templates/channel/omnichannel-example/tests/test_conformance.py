@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.channel import (
+    DeliveryStatus,
+)
 from omnichannel_core.testing import (
     ChannelConformance,
     FakeProvider,

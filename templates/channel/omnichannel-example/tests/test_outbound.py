@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from omnichannel_core.errors import SendFailed, SendOutcomeUnknown
-from omnichannel_core.hooktypes import OutboundMessage
-from omnichannel_core.models import Media
+from omnichannel_core.channel import (
+    Media,
+    OutboundMessage,
+    SendFailed,
+    SendOutcomeUnknown,
+)
 from omnichannel_core.testing import FakeProvider, ScriptedResponse, free_port
 
 from omnichannel_example import outbound

@@ -1,0 +1,95 @@
+"""Body pieces many routes share: media a caller gives, a page of a list, an
+Idempotency-Key. Modules build their own bodies from them; channels read media from a
+provider's JSON with :func:`read_media`, by the same rules the API applies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from omnichannel_core.bodies.fields import field
+from omnichannel_core.bodies.reading import read_body
+from omnichannel_core.models import Media
+
+MAX_URL = 2_048
+MAX_MEDIA = 10
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+HTTP_URL = "^https?://"
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
+
+
+@attrs.frozen
+class MediaInput:
+    """An attachment a caller gives: where to fetch it (an http or https URL) and what it
+    is."""
+
+    url: str = field(pattern=HTTP_URL, max_length=MAX_URL, message="must be an http(s) URL")
+    content_type: str | None = field(default=None, max_length=255)
+    filename: str | None = field(default=None, max_length=255)
+
+    def media(self) -> Media:
+        return Media(url=self.url, content_type=self.content_type, filename=self.filename)
+
+
+MediaItems = tuple[str | MediaInput, ...]
+"""At most :data:`MAX_MEDIA` items, each a URL or a :class:`MediaInput`: declare a field of
+it with :func:`media_field`."""
+
+
+def media_field(**options: Any) -> Any:
+    """A body field of :data:`MediaItems` (or None): at most :data:`MAX_MEDIA` items, each an
+    http(s) URL or a :class:`MediaInput`."""
+    url = {"pattern": HTTP_URL, "maxLength": MAX_URL, "x-invalid": "must be an http(s) URL"}
+    return field(default=None, max_items=MAX_MEDIA, items=url, **options)
+
+
+def media_of(items: MediaItems | None) -> tuple[Media, ...]:
+    """The media a checked list of items names."""
+    return tuple(
+        Media(url=item) if isinstance(item, str) else item.media() for item in (items or ())
+    )
+
+
+@attrs.frozen
+class _MediaList:
+    media: MediaItems | None = media_field()
+
+
+def read_media(value: Any) -> tuple[Media, ...]:
+    """Media from JSON (None, or a list of URLs and ``{url, content_type?, filename?}``), or
+    InvalidInput naming the item at fault (``media[2].url: must be an http(s) URL``)."""
+    return media_of(read_body({"media": value}, _MediaList).media)
+
+
+@attrs.frozen
+class PageQuery:
+    """``?cursor=&limit=``: the page after ``cursor`` (a list's ``next_cursor``), of
+    ``limit`` items."""
+
+    cursor: str | None = field(
+        default=None, max_length=512, description="`next_cursor` of the previous page"
+    )
+    limit: int = field(
+        default=DEFAULT_LIMIT,
+        minimum=1,
+        maximum=MAX_LIMIT,
+        description="page size",
+        message=f"must be a whole number from 1 to {MAX_LIMIT}",
+    )
+
+
+@attrs.frozen
+class IdempotencyHeaders:
+    """``Idempotency-Key``: a retried request with the same key sends once and answers 200
+    with the stored message; the same key with a different message answers 409."""
+
+    idempotency_key: str | None = field(
+        default=None,
+        name="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY,
+        message="must be 1 to 255 visible ASCII characters",
+        description="A retried request with the same key sends once and answers 200 with the"
+        " stored message; the same key with a different message answers 409.",
+    )

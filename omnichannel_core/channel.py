@@ -1,0 +1,118 @@
+"""Everything a channel author needs, and the only module of the core a channel imports
+(besides ``from omnichannel_core import hookimpl``, and ``omnichannel_core.testing`` in its
+tests). What is not here is private to the core and may change in any release; an import
+contract test keeps the built-in channels, the template and the channel distributions of
+this repository to it.
+
+- The values hooks receive and return: :class:`WebhookRequest`, :class:`WebhookResult`
+  (:class:`InboundMessage`, :class:`StatusUpdate`, :class:`StatusWatermark`,
+  :class:`WebhookResponse`), :class:`OutboundMessage`, :class:`SendResult`,
+  :class:`ChannelHealth`, :class:`ChannelRoute`; the records they name (:class:`Message`,
+  :class:`Conversation`, :class:`Media`, :class:`DeliveryStatus`, :class:`Consent`).
+- The errors a hook raises: :class:`WebhookRejected` (403), :class:`InvalidInput` (400),
+  :class:`SendFailed`, :class:`SendOutcomeUnknown`, :class:`ChannelUnavailable`, and
+  :class:`NotFound` for a channel route.
+- Settings and health: :class:`ChannelSettings`, :func:`settings_for`,
+  :class:`CredentialChecker`, :func:`credentials_health` and the outcomes.
+- A channel's own routes: :class:`ChannelInbox` (what ``channel_routes`` is given: store,
+  read and send on this channel only), :class:`OutboundRequest`, and the helpers to read a
+  request as the core does (:func:`read_json_object`, :func:`idempotency_key`,
+  :func:`read_media`) and answer it (:func:`to_json`).
+"""
+
+from __future__ import annotations
+
+from omnichannel_core import hookimpl
+from omnichannel_core.bodies.common import MAX_URL, read_media
+from omnichannel_core.channel_settings import ChannelSettings, settings_for
+from omnichannel_core.config import Config
+from omnichannel_core.credential_check import (
+    ACCEPTED,
+    CHECKING,
+    MISSING,
+    REJECTED,
+    UNREACHABLE,
+    CredentialCheck,
+    CredentialChecker,
+    credentials_health,
+)
+from omnichannel_core.errors import (
+    ChannelUnavailable,
+    InvalidInput,
+    NotFound,
+    OmnichannelError,
+    SendFailed,
+    SendOutcomeUnknown,
+    WebhookRejected,
+)
+from omnichannel_core.hooktypes import (
+    MAX_ID_LENGTH,
+    ChannelHealth,
+    ChannelRoute,
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+    StatusUpdate,
+    StatusWatermark,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookResult,
+)
+from omnichannel_core.models import Consent, Conversation, DeliveryStatus, Media, Message
+from omnichannel_core.plugins.channels import HEALTH_TIMEOUT_SECONDS
+from omnichannel_core.plugins.dispatch import HOOK_THREADS_PER_CHANNEL
+from omnichannel_core.serialization import parse_json, to_json
+from omnichannel_core.services import ChannelInbox, OutboundRequest
+from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
+from omnichannel_core.web.body import idempotency_key, read_json_object
+
+__all__ = [
+    "ACCEPTED",
+    "CHECKING",
+    "HEALTH_TIMEOUT_SECONDS",
+    "HOOK_THREADS_PER_CHANNEL",
+    "MAX_ID_LENGTH",
+    "MAX_URL",
+    "MISSING",
+    "REJECTED",
+    "UNREACHABLE",
+    "ChannelHealth",
+    "ChannelInbox",
+    "ChannelRoute",
+    "ChannelSettings",
+    "ChannelUnavailable",
+    "Config",
+    "Consent",
+    "Conversation",
+    "CredentialCheck",
+    "CredentialChecker",
+    "DeliveryStatus",
+    "InboundMessage",
+    "InvalidInput",
+    "Media",
+    "Message",
+    "NotFound",
+    "OmnichannelError",
+    "OutboundMessage",
+    "OutboundRequest",
+    "SendFailed",
+    "SendOutcomeUnknown",
+    "SendResult",
+    "StatusUpdate",
+    "StatusWatermark",
+    "WebhookRejected",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WebhookResult",
+    "credentials_health",
+    "format_timestamp",
+    "hookimpl",
+    "idempotency_key",
+    "parse_json",
+    "parse_timestamp",
+    "read_json_object",
+    "read_media",
+    "settings_for",
+    "to_json",
+    "utcnow",
+]

@@ -1,0 +1,114 @@
+"""What a module declares for background work: :class:`Job` and :class:`Subscriber`.
+
+The job runner (`omnichannel_core.jobs.runner`) runs them. A singleton (the default) runs in
+one runner at a time across every server sharing the store, which holds a lease for it; a
+runner that dies loses its leases when they expire, and another takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import attrs
+
+from omnichannel_core.events.records import Event
+
+JOB_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}(\.[a-z0-9_-]{1,64})+$")
+"""``<module>.<job>``, e.g. ``greeter.count_messages``: named after the module that runs it."""
+
+
+def _name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not JOB_NAME.match(value):
+        raise ValueError(
+            f"{attribute.name} must look like 'module.job' (lower case), not {value!r}"
+        )
+
+
+class JobControl:
+    """What a running job is given: whether the runner is stopping, and a sleep that ends
+    early when it is. A continuous job loops until :attr:`stopping`; a periodic one may
+    ignore it (it is waited for, up to the runner's grace period)."""
+
+    def __init__(self) -> None:
+        self._stop = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False (early) when the runner is stopping."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+
+@attrs.frozen
+class Job:
+    """Background work a module runs.
+
+    :param name: ``module.job``, unique.
+    :param run: ``async def run(control: JobControl) -> None``.
+    :param every: run it this often (periodic); None: run it once and keep it running
+        (continuous: it returns only when ``control.stopping``, and is started again if it
+        returns or fails otherwise).
+    :param singleton: one runner at a time across every server (a lease in the store);
+        False: every runner process runs its own.
+    """
+
+    name: str = attrs.field(validator=_name)
+    run: Callable[[JobControl], Awaitable[None]]
+    every: timedelta | None = None
+    singleton: bool = True
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.every is not None and self.every <= timedelta(0):
+            raise ValueError(f"job {self.name}: every must be positive")
+
+
+START_LATEST = "latest"
+START_OLDEST = "oldest"
+
+
+@attrs.frozen
+class Subscriber:
+    """A module's reader of the event log: each event, in log order, at least once.
+
+    Its cursor is kept in the store, so a restart, or another server taking over, goes on
+    where it stopped. A handler that raises gets the same event again, after a pause that
+    doubles (1 s up to 5 minutes), and no later one meanwhile; the other subscribers are not
+    held up. Its lag is in ``/health``.
+
+    :param name: ``module.subscriber``, unique; its cursor is kept under this name.
+    :param handle: ``async def handle(event: Event) -> None``; it may be called again for an
+        event it already handled (after a crash): make it idempotent.
+    :param types: the event types it wants (others are skipped, not handed to it); None: all.
+    :param start: where a subscriber with no cursor yet starts: ``"latest"`` (what happens
+        from now on) or ``"oldest"`` (every event the log still keeps).
+    :param resync: called when events it had not read were pruned (it fell further behind
+        than the log keeps): rebuild what it derives from the log; it then goes on from the
+        oldest kept event.
+    """
+
+    name: str = attrs.field(validator=_name)
+    handle: Callable[[Event], Awaitable[None]]
+    types: frozenset[str] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(frozenset)
+    )
+    start: str = attrs.field(
+        default=START_LATEST, validator=attrs.validators.in_((START_LATEST, START_OLDEST))
+    )
+    resync: Callable[[], Awaitable[None]] | None = None
+    description: str = ""
+
+    def wants(self, event: Event) -> bool:
+        return self.types is None or event.type in self.types

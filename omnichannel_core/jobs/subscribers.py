@@ -1,0 +1,152 @@
+"""One event subscriber's feed: the event log, in order, from the subscriber's own cursor,
+handed to its handler one event at a time, at least once.
+
+The cursor (and the handler's failures) is kept in the store
+(`omnichannel_core.store.protocols.SubscriberState`): after each batch, and whenever a
+failure is counted. A handler that raises gets the same event again after a pause that
+doubles from :data:`FIRST_RETRY_SECONDS` up to :data:`LAST_RETRY_SECONDS`; nothing after
+it is handed over meanwhile, and the other subscribers, each in a feed of its own, go on.
+
+When events it had not read were pruned (it lagged further than the log keeps, or retention
+marked it behind), the subscriber's ``resync`` is called, and it goes on from the oldest
+event kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from omnichannel_core.bus.news import OVERDUE_SECONDS, News
+from omnichannel_core.errors import EventsExpired
+from omnichannel_core.events.records import Event
+from omnichannel_core.jobs.specs import START_LATEST, JobControl, Subscriber
+from omnichannel_core.store.protocols import EventLog, JobStore, SubscriberState
+from omnichannel_core.timestamps import utcnow
+
+log = structlog.get_logger("omnichannel.jobs")
+
+BATCH = 100
+FIRST_RETRY_SECONDS = 1.0
+LAST_RETRY_SECONDS = 300.0
+MAX_ERROR_TEXT = 300
+
+
+async def start_subscriber(
+    subscriber: Subscriber, store: JobStore, events: EventLog
+) -> SubscriberState:
+    """The subscriber's state; for a new subscriber, its first cursor (the log's newest
+    event, or None to read from the oldest kept: ``start``), stored unless another process
+    stored one first. Every process does this as it starts, so a subscriber misses nothing
+    logged after the first server that knew it started, even before a runner runs it."""
+    state = await store.subscriber(subscriber.name)
+    if state is not None:
+        return state
+    start = await events.latest() if subscriber.start == START_LATEST else None
+    state = await store.start_subscriber(SubscriberState(subscriber.name, start, utcnow()))
+    log.info("subscriber_started", subscriber=subscriber.name, cursor=state.cursor)
+    return state
+
+
+class SubscriberFeed:
+    def __init__(
+        self, subscriber: Subscriber, store: JobStore, events: EventLog, news: News
+    ) -> None:
+        self.subscriber = subscriber
+        self.store = store
+        self.events = events
+        self.news = news
+        self.state: SubscriberState | None = None
+
+    @property
+    def name(self) -> str:
+        return self.subscriber.name
+
+    async def run(self, control: JobControl) -> None:
+        """Feed the handler until ``control.stopping``."""
+        self.state = await self._start()
+        with self.news.listening():
+            while not control.stopping:
+                signal = self.news.signal()
+                try:
+                    events = await self.events.after(self.state.cursor, BATCH)
+                except EventsExpired:
+                    await self._resync()
+                    continue
+                if not events:
+                    await _first(self.news.wait(signal, OVERDUE_SECONDS), control.sleep(3600))
+                    continue
+                await self._feed(events, control)
+
+    async def _start(self) -> SubscriberState:
+        state = await start_subscriber(self.subscriber, self.store, self.events)
+        if state.behind:
+            self.state = state
+            await self._resync()
+            assert self.state is not None
+            return self.state
+        return state
+
+    async def _feed(self, events: list[Event], control: JobControl) -> None:
+        assert self.state is not None
+        cursor = self.state.cursor
+        for event in events:
+            if self.subscriber.wants(event) and not await self._handle(event, control, cursor):
+                return  # stopping: the event is handed over again next time
+            cursor = event.cursor
+        await self._save(cursor, failures=0, error=None)
+
+    async def _handle(self, event: Event, control: JobControl, cursor: str | None) -> bool:
+        """Hand ``event`` over until it is handled; False when stopping first."""
+        pause = FIRST_RETRY_SECONDS
+        failures = 0
+        while True:
+            try:
+                await self.subscriber.handle(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                log.exception(
+                    "subscriber_failed",
+                    subscriber=self.name,
+                    event_type=event.type,
+                    cursor=event.cursor,
+                    failures=failures,
+                )
+                text = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
+                await self._save(cursor, failures=failures, error=text)
+                if not await control.sleep(pause):
+                    return False
+                pause = min(pause * 2, LAST_RETRY_SECONDS)
+                continue
+            if failures:
+                await self._save(event.cursor, failures=0, error=None)
+            return True
+
+    async def _save(self, cursor: str | None, *, failures: int, error: str | None) -> None:
+        assert self.state is not None
+        self.state = SubscriberState(self.name, cursor, utcnow(), failures, error, behind=False)
+        await self.store.save_subscriber(self.state)
+
+    async def _resync(self) -> None:
+        log.warning("subscriber_resyncing", subscriber=self.name)
+        if self.subscriber.resync is not None:
+            await self.subscriber.resync()
+        self.state = SubscriberState(self.name, None, utcnow())
+        await self.store.save_subscriber(self.state)
+
+
+async def _first(*waits: object) -> None:
+    """Wait until the first of ``waits`` (coroutines) finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,207 @@
+"""Everything a module author needs, and the only module of the core a module imports
+(besides ``from omnichannel_core import hookimpl``; its stores add
+`omnichannel_core.module.sqlite` and `omnichannel_core.module.firestore`; its tests
+``omnichannel_core.testing``). What is not here is private to the core and may change in any
+release; an import contract test keeps the built-in modules to it. docs/writing-a-module.md
+walks through a whole module.
+
+A module is a plugin (entry point group ``omnichannel.modules``) implementing some of the
+module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
+``register_stores``, ``register_services``, ``register_event_types``,
+``register_authenticators``, ``register_routes``, ``register_subscribers``,
+``register_jobs``. Each gets the module's :class:`ModuleContext`.
+
+- **Routes**: :class:`Route` of a resource whose ``operations`` map each method to an
+  :class:`Operation` (permission or ``public``, body/query/headers classes, responses);
+  :class:`Response`, :class:`Parameter`, :class:`RoutePolicy`, :class:`CorsPolicy`,
+  :class:`RateLimit`. Bodies are attrs classes with :func:`field`; :class:`PageOf` a page
+  of a class; :class:`PageQuery`, :class:`IdempotencyHeaders`, :class:`MediaInput`
+  shared pieces; :data:`UNSET` a field left out.
+- **Permissions**: :class:`PermissionSpec`, :class:`Role`; the caller is a
+  :class:`Principal` (``req.context.principal``); :func:`check_grant`.
+- **Storage**: :class:`StoreSpec` (with :func:`lazy` factories); lists as :class:`Page`
+  with :func:`encode_cursor` / :func:`decode_cursor`.
+- **Events**: :class:`EventTypeSpec`, :class:`Event`; **background work**: :class:`Job`,
+  :class:`JobControl`, :class:`Subscriber`.
+- **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
+  :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`.
+- **Audit**: :class:`AuditEntry`, :func:`audit_entry`.
+- Errors (mapped to HTTP in one place): :class:`InvalidInput` (400),
+  :class:`Unauthenticated` (401), :class:`Forbidden` (403), :class:`NotFound` (404),
+  :class:`Conflict` (409)...
+"""
+
+from __future__ import annotations
+
+from omnichannel_core import hookimpl
+from omnichannel_core.audit import AuditEntry, audit_entry
+from omnichannel_core.bodies.common import (
+    IdempotencyHeaders,
+    MediaInput,
+    MediaItems,
+    PageQuery,
+    media_field,
+    media_of,
+)
+from omnichannel_core.bodies.fields import field
+from omnichannel_core.bodies.schema import PageOf
+from omnichannel_core.bus.news import News
+from omnichannel_core.commands import Command
+from omnichannel_core.config import Config
+from omnichannel_core.errors import (
+    ChannelFailed,
+    ChannelUnavailable,
+    ConfigError,
+    Conflict,
+    DeliveryFailed,
+    EventsExpired,
+    Forbidden,
+    HookNotImplemented,
+    InvalidInput,
+    NotFound,
+    OmnichannelError,
+    PluginLoadError,
+    RateLimited,
+    RecipientOptedOut,
+    SendFailed,
+    SendOutcomeUnknown,
+    Unauthenticated,
+)
+from omnichannel_core.events.records import Event, EventTypeSpec
+from omnichannel_core.ids import new_id
+from omnichannel_core.jobs.specs import Job, JobControl, Subscriber
+from omnichannel_core.models import (
+    Consent,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Media,
+    Message,
+)
+from omnichannel_core.paging import Page, decode_cursor, encode_cursor
+from omnichannel_core.plugins.channels import Channels
+from omnichannel_core.plugins.context import Authenticator, EventReader, ModuleContext
+from omnichannel_core.policy import PermissionSpec, Policy, Principal, Role, check_grant
+from omnichannel_core.route_checks import RouteProblem, check_route
+from omnichannel_core.routes import (
+    API_POLICY,
+    SECURITY_HEADERS,
+    CorsPolicy,
+    Operation,
+    Parameter,
+    RateLimit,
+    Response,
+    Route,
+    RoutePolicy,
+)
+from omnichannel_core.serialization import parse_json, to_json
+from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_secret
+from omnichannel_core.services import (
+    ChannelInbox,
+    InboxReader,
+    OutboundRequest,
+    UserDirectory,
+    UserSummary,
+)
+from omnichannel_core.store import lazy
+from omnichannel_core.store.protocols import AuditLog
+from omnichannel_core.store.specs import StoreSpec
+from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
+from omnichannel_core.unset import UNSET
+from omnichannel_core.web.body import read_json_object, webhook_request
+from omnichannel_core.web.client_address import caller_address
+
+__all__ = [
+    "API_POLICY",
+    "SECURITY_HEADERS",
+    "UNSET",
+    "ApiKeys",
+    "AuditEntry",
+    "AuditLog",
+    "Authenticator",
+    "ChannelFailed",
+    "ChannelInbox",
+    "ChannelUnavailable",
+    "Channels",
+    "Command",
+    "Config",
+    "ConfigError",
+    "Conflict",
+    "Consent",
+    "Contact",
+    "Conversation",
+    "ConversationStatus",
+    "CorsPolicy",
+    "DeliveryFailed",
+    "DeliveryStatus",
+    "Direction",
+    "Event",
+    "EventReader",
+    "EventTypeSpec",
+    "EventsExpired",
+    "Forbidden",
+    "HookNotImplemented",
+    "IdempotencyHeaders",
+    "Identity",
+    "InboxReader",
+    "InvalidInput",
+    "Job",
+    "JobControl",
+    "Media",
+    "MediaInput",
+    "MediaItems",
+    "Message",
+    "ModuleContext",
+    "News",
+    "NotFound",
+    "OmnichannelError",
+    "Operation",
+    "OutboundRequest",
+    "Page",
+    "PageOf",
+    "PageQuery",
+    "Parameter",
+    "PermissionSpec",
+    "PluginLoadError",
+    "Policy",
+    "Principal",
+    "RateLimit",
+    "RateLimited",
+    "RecipientOptedOut",
+    "Response",
+    "Role",
+    "Route",
+    "RoutePolicy",
+    "RouteProblem",
+    "SendFailed",
+    "SendOutcomeUnknown",
+    "StoreSpec",
+    "Subscriber",
+    "Unauthenticated",
+    "UserDirectory",
+    "UserSummary",
+    "audit_entry",
+    "bootstrap_keys",
+    "caller_address",
+    "check_grant",
+    "check_route",
+    "decode_cursor",
+    "encode_cursor",
+    "field",
+    "format_timestamp",
+    "hookimpl",
+    "lazy",
+    "media_field",
+    "media_of",
+    "new_id",
+    "parse_json",
+    "parse_timestamp",
+    "read_json_object",
+    "signing_secret",
+    "to_json",
+    "utcnow",
+    "webhook_request",
+]

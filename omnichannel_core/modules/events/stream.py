@@ -1,0 +1,186 @@
+"""``GET /api/events``: the realtime stream of what changes in the inbox, as server-sent
+events, filtered by what the caller may see (`views.event_view`).
+
+Each event goes out as ``id: <cursor>``, ``event: <type>`` and ``data: {"type", "at",
+"conversation_id", "<message|conversation|contact>": <the record as it is now>}``. A client
+that reconnects sends the last id it got as ``Last-Event-ID`` (browsers' ``EventSource``
+does) or ``?after=``, and gets everything it missed, in order; with neither, the stream
+starts with what happens next. The first thing sent is ``event: ready`` with the cursor the
+stream starts after, so a client knows it is listening.
+
+The stream checks its credential again before it sends events when its last check is
+``RECHECK_SECONDS`` old, and before each keepalive: logging out, being deactivated or a
+revoked key ends it before the next event, and a role change applies to what follows. A
+comment is sent when nothing happened for ``KEEPALIVE_SECONDS``, so proxies keep the
+connection and a client that left is noticed (Falcon learns it only when the stream sends
+something).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import attrs
+import falcon
+import falcon.asgi
+from falcon.asgi import SSEvent
+
+from omnichannel_core.module import (
+    EventsExpired,
+    InvalidInput,
+    OmnichannelError,
+    Operation,
+    Parameter,
+    Principal,
+    Response,
+    field,
+    format_timestamp,
+)
+from omnichannel_core.modules.events.hub import Delivery, EventHub
+from omnichannel_core.modules.events.views import EventView, event_view
+
+STREAM_PERMISSION = "conversations:read"
+"""What opening a stream needs (each event then needs its own type's permission)."""
+
+KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 5.0
+"""Before events (or a keepalive) go out, the credential is checked again if it was not for
+this long: a burst of events costs one check, and a revoked key stops at its first event
+after this long."""
+MAX_CURSOR = 200
+
+WITHDRAWN_FIELDS = ("id", "status", "assignee")
+"""All an agent is told of a conversation given to someone else: enough to drop it."""
+
+
+def event_body(delivery: Delivery, view: EventView = EventView.FULL) -> dict[str, Any]:
+    event = delivery.event
+    record = delivery.record
+    if view is EventView.WITHDRAWN and record is not None:
+        record = {name: record.get(name) for name in WITHDRAWN_FIELDS}
+    kind = delivery.kind
+    return {
+        "type": event.type,
+        "at": format_timestamp(event.at),
+        "conversation_id": event.conversation_id,
+        (kind.record if kind is not None else "record"): record,
+    }
+
+
+STREAM = (
+    '`text/event-stream`. First `event: ready` (`data: {"after": <cursor or null>}`), then'
+    " one event per change: `id: <cursor>`, `event: <type>` (`message.created`,"
+    " `message.status_changed`, `conversation.updated`, `contact.updated`, and the types"
+    ' other modules declare), `data: {"type", "at", "conversation_id",'
+    ' "<message|conversation|contact>": <the record as it is now>}`. Comments keep an idle'
+    " connection alive. The stream ends with `event: ended` when the credential stops being"
+    " valid, or `event: expired` when it fell behind the kept history."
+)
+
+
+@attrs.frozen
+class StreamQuery:
+    after: str | None = field(
+        default=None,
+        max_length=MAX_CURSOR,
+        description="the same as Last-Event-ID, for clients that cannot set headers",
+        message="must be a cursor from this stream",
+    )
+
+
+class Events:
+    """``GET /api/events``"""
+
+    operations = {
+        "GET": Operation(
+            "Stream what changes in the inbox (server-sent events)",
+            permission=STREAM_PERMISSION,
+            query=StreamQuery,
+            parameters=(
+                Parameter(
+                    "Last-Event-ID",
+                    "header",
+                    "resume after this event id: every event since comes first, in order",
+                    {"type": "string", "maxLength": MAX_CURSOR},
+                ),
+            ),
+            responses={
+                200: Response(
+                    None, STREAM, schema={"type": "string"}, media_type="text/event-stream"
+                )
+            },
+            errors=("EventsExpired",),
+            notes="Each event also needs its type's permission (contact events:"
+            " contacts:read). An agent is told only of the conversations assigned to them or"
+            " to nobody (before or after the change).",
+            operation_id="streamEvents",
+            tags=("events",),
+        )
+    }
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        header = req.get_header("Last-Event-ID")
+        if header is not None and not 0 < len(header) <= MAX_CURSOR:
+            raise InvalidInput("Last-Event-ID or after must be a cursor from this stream")
+        given = header or req.context.query.after
+        await self.hub.ensure_running()
+        if given is None:
+            start = await self.hub.head()
+        else:
+            start = given
+            await self.hub.log.after(given, 1)  # 400 or 410 now, not mid-stream
+        resp.content_type = "text/event-stream"
+        resp.set_header("X-Accel-Buffering", "no")  # nginx: do not hold the stream back
+        resp.sse = self.stream(req.context.principal, req.context.authenticate_again, start)
+
+    async def stream(
+        self,
+        principal: Principal,
+        authenticate_again: Callable[[], Awaitable[Principal]],
+        cursor: str | None,
+    ) -> AsyncIterator[SSEvent]:
+        """The events after ``cursor`` that ``principal`` may see, then those that follow,
+        until the credential no longer holds or the server stops. The hub reads the log while
+        this is open (:meth:`EventHub.subscribe`)."""
+        with self.hub.subscribe():
+            yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
+            checked = time.monotonic()
+            idle = False  # nothing happened for KEEPALIVE_SECONDS: a keepalive is due
+            while self.hub.running:
+                signal = self.hub.signal()
+                batch = self.hub.buffered_after(cursor)
+                if batch is None:
+                    try:
+                        batch = await self.hub.read_log(cursor)
+                    except EventsExpired as error:
+                        yield SSEvent(event="expired", json={"message": error.message})
+                        return
+                if (batch or idle) and time.monotonic() - checked >= RECHECK_SECONDS:
+                    checked = time.monotonic()
+                    try:
+                        principal = await authenticate_again()
+                    except OmnichannelError as error:
+                        yield SSEvent(event="ended", json={"message": error.message})
+                        return
+                    if STREAM_PERMISSION not in principal.permissions:
+                        yield SSEvent(event="ended", json={"message": "permission withdrawn"})
+                        return
+                if idle:
+                    yield SSEvent(comment="keepalive")
+                for delivery in batch:
+                    cursor = delivery.event.cursor
+                    view = event_view(
+                        principal, delivery.event, delivery.kind, delivery.assignee_now
+                    )
+                    if view is not EventView.HIDDEN:
+                        yield SSEvent(
+                            event=delivery.event.type,
+                            event_id=cursor,
+                            json=event_body(delivery, view),
+                        )
+                idle = not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS)

@@ -1,0 +1,130 @@
+"""The bodies of the inbox API: what its routes take and answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from omnichannel_core.module import (
+    UNSET,
+    ConversationStatus,
+    InvalidInput,
+    MediaItems,
+    OutboundRequest,
+    PageQuery,
+    field,
+    media_field,
+    media_of,
+)
+
+MAX_TEXT = 65_536
+MAX_TAGS = 100
+MAX_NAME = 200
+
+
+@attrs.frozen
+class Reply:
+    """Give a non-empty text or at least one media item."""
+
+    text: str | None = field(default=None, max_length=MAX_TEXT)
+    media: MediaItems | None = media_field()
+    metadata: dict[str, Any] | None = field(default=None, description="passed to the channel")
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.text and self.text.strip()) and not self.media:
+            raise InvalidInput(
+                "text: give a non-empty text or at least one media item", field="text"
+            )
+
+    def request(self) -> OutboundRequest:
+        return OutboundRequest(
+            text=self.text, media=media_of(self.media), metadata=dict(self.metadata or {})
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSend(Reply):
+    """Give a non-empty text or at least one media item. Opens the contact and conversation
+    when new."""
+
+    to: str = field(
+        pattern=r"\S",
+        max_length=320,
+        description="the recipient's address on this channel",
+        message="required: the recipient's address on this channel",
+    )
+    name: str | None = field(default=None, max_length=MAX_NAME)
+
+
+@attrs.frozen
+class ContactUpdate:
+    """Give at least one field; ``null`` clears the display name."""
+
+    __schema_extra__ = {"minProperties": 1}
+
+    display_name: str | None = field(default=UNSET, max_length=MAX_NAME)
+    tags: tuple[str, ...] = field(
+        default=UNSET,
+        max_items=MAX_TAGS,
+        items={"minLength": 1},
+        message="must be a list of at most 100 non-empty strings",
+    )
+    attributes: dict[str, Any] = field(default=UNSET, description="replaces the attributes")
+
+    def changes(self) -> dict[str, Any]:
+        """Keyword arguments for ``InboxStore.update_contact``: only the fields given."""
+        changes = {name: value for name, value in attrs.asdict(self).items() if value is not UNSET}
+        if "tags" in changes:
+            changes["tags"] = tuple(dict.fromkeys(changes["tags"]))
+        return changes
+
+
+@attrs.frozen
+class ConversationUpdate:
+    """Give at least one field."""
+
+    __schema_extra__ = {"minProperties": 1}
+
+    status: ConversationStatus = UNSET
+    assignee: str | None = field(
+        default=UNSET,
+        max_length=MAX_NAME,
+        description="the id of an active user, or null to unassign",
+    )
+    unread_count: int = field(
+        default=UNSET,
+        const=0,
+        description="0 marks the conversation read; no other value is accepted",
+        message="may only be set to 0 (mark the conversation read)",
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """Keyword arguments for ``InboxStore.update_conversation``: only the fields given."""
+        return {name: value for name, value in attrs.asdict(self).items() if value is not UNSET}
+
+
+@attrs.frozen
+class ContactsQuery(PageQuery):
+    q: str | None = field(
+        default=None, max_length=MAX_NAME, description="search display names and addresses"
+    )
+
+
+@attrs.frozen
+class ConversationsQuery(PageQuery):
+    status: ConversationStatus | None = field(default=None, description="only this status")
+    channel: str | None = field(default=None, max_length=MAX_NAME, description="only this channel")
+    assignee: str | None = field(
+        default=None, max_length=MAX_NAME, description="only this assignee"
+    )
+
+
+@attrs.frozen
+class ChannelHealthReport:
+    """A channel's own report, named."""
+
+    channel: str
+    ok: bool
+    detail: str
+    checks: dict[str, Any] = field(description="channel specific")

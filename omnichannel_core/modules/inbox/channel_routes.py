@@ -1,0 +1,349 @@
+"""The routes every channel gets, and the mounting of the routes a channel contributes.
+
+``/api/channels/{name}/webhook``, ``/status``, ``/messages`` and ``/health`` are mounted for
+every channel, each bound to its channel, and documented once under ``{channel}``. A
+channel's own routes (``channel_routes`` hook) go under the same prefix; one that shares a
+path with a generic route is merged into it, adding only methods the generic route does not
+serve. A channel whose routes cannot be mounted (its ``channel_routes`` raises, or returns a
+route that is not valid) is mounted not at all, and unloaded: :func:`channel_routes` raises
+before anything of it is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from omnichannel_core.channel import ChannelRoute, WebhookResponse
+from omnichannel_core.module import (
+    IdempotencyHeaders,
+    ModuleContext,
+    NotFound,
+    Operation,
+    PluginLoadError,
+    Policy,
+    RateLimit,
+    Response,
+    Route,
+    RouteProblem,
+    check_route,
+    to_json,
+    webhook_request,
+)
+from omnichannel_core.modules.inbox.bodies import ChannelHealthReport, ChannelSend
+from omnichannel_core.modules.inbox.channel_inbox import ChannelInboxService
+from omnichannel_core.modules.inbox.permissions import CHANNELS_READ, MESSAGES_SEND
+from omnichannel_core.modules.inbox.routes import SEND_ERRORS, SENT
+from omnichannel_core.modules.inbox.service import Inbox
+
+METHODS = ("get", "post", "put", "patch", "delete", "head", "websocket")
+ROUTE_PATH = re.compile(r"^[A-Za-z0-9_.~{}:-]+(/[A-Za-z0-9_.~{}:-]+)*$")
+TEMPLATE = "/api/channels/{channel}/"
+
+
+def channel_prefix(channel: str) -> str:
+    return f"/api/channels/{channel}"
+
+
+def provider_callback(hook: str, summary: str, operation_id: str) -> Operation:
+    """A public POST whose body and answer are the provider's, authenticated by the channel.
+    Never rate limited: providers burst from many addresses."""
+    return Operation(
+        summary,
+        public=True,
+        raw_body="The provider's own format.",
+        responses={
+            "2XX": Response(
+                None,
+                "Accepted. Status (200 unless the channel says otherwise), body and media type"
+                " are the channel's: what its provider expects (the `http` channel answers 200"
+                " with an empty text/plain body).",
+                schema={},
+                media_type="*/*",
+            )
+        },
+        errors=(
+            "BadRequest",
+            "WebhookRejected",
+            "NotFound",
+            "PayloadTooLarge",
+            "NotImplemented",
+            "ChannelFailed",
+            "ChannelUnavailable",
+        ),
+        notes=f"Handled by the channel's `{hook}` hook, which authenticates the request itself"
+        " (signature, token). What is accepted is stored before the answer. The generic `http`"
+        " channel takes JSON signed with `X-Omnichannel-Signature: sha256=<hex HMAC-SHA256 of"
+        " the raw body with WEBHOOK_SECRET>`. Not rate limited.",
+        operation_id=operation_id,
+        tags=("channels",),
+        rate_limit=RateLimit.NONE,
+    )
+
+
+class _ChannelResource:
+    operations: dict[str, Operation] = {}
+
+    def __init__(self, channel: str, inbox: Inbox) -> None:
+        self.channel = channel
+        self.inbox = inbox
+
+
+def _write_webhook_response(resp: falcon.asgi.Response, response: WebhookResponse) -> None:
+    resp.status = response.status
+    resp.content_type = response.content_type
+    resp.data = response.body
+
+
+class ChannelWebhook(_ChannelResource):
+    """``POST .../webhook``: the provider's inbound messages, through ``receive``."""
+
+    operations = {
+        "POST": provider_callback(
+            "receive", "Take the provider's inbound messages", "receiveWebhook"
+        )
+    }
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        request = await webhook_request(req, self.inbox.config)
+        response = await self.inbox.receive_webhook(self.channel, request)
+        _write_webhook_response(resp, response)
+
+
+class ChannelStatus(_ChannelResource):
+    """``POST .../status``: the provider's delivery-status callbacks, through ``status``."""
+
+    operations = {
+        "POST": provider_callback(
+            "status", "Take the provider's delivery statuses", "receiveStatus"
+        )
+    }
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        request = await webhook_request(req, self.inbox.config)
+        response = await self.inbox.receive_status(self.channel, request)
+        _write_webhook_response(resp, response)
+
+
+class ChannelMessages(_ChannelResource):
+    """``POST .../messages``: send to an address on this channel, through ``send``."""
+
+    operations = {
+        "POST": Operation(
+            "Send to an address on this channel",
+            permission=MESSAGES_SEND,
+            body=ChannelSend,
+            headers=IdempotencyHeaders,
+            responses=SENT,
+            errors=SEND_ERRORS,
+            operation_id="sendOnChannel",
+            tags=("channels",),
+        )
+    }
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        body: ChannelSend = req.context.body
+        key = req.context.headers.idempotency_key
+        message, created = await self.inbox.send_to(
+            self.channel, body.to.strip(), body.request(), key, body.name
+        )
+        resp.status = 201 if created else 200
+        resp.media = to_json(message)
+
+
+class ChannelHealthResource(_ChannelResource):
+    """``GET .../health``: the channel's own health report."""
+
+    operations = {
+        "GET": Operation(
+            "The channel's own health report",
+            permission=CHANNELS_READ,
+            responses={
+                200: Response(ChannelHealthReport, "The channel is ready."),
+                503: Response(ChannelHealthReport, "The channel is not ready."),
+            },
+            errors=("NotFound",),
+            operation_id="getChannelHealth",
+            tags=("channels",),
+        )
+    }
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        # 501 without the hook
+        health = await self.inbox.channels.health(self.channel, config=self.inbox.config)
+        resp.status = 200 if health.ok else 503
+        report = ChannelHealthReport(self.channel, health.ok, health.detail, dict(health.checks))
+        resp.media = to_json(report)
+
+
+class UnknownChannel:
+    """Anything under ``/api/channels/`` that no channel route matched: an unknown channel,
+    a channel that failed to load, or a path a known channel does not serve."""
+
+    operations = {
+        method.upper(): Operation("No such channel route", public=True, documented=False)
+        for method in ("get", "post", "put", "patch", "delete")
+    }
+
+    def __init__(self, channels: Iterable[str], failed: Iterable[str] = ()) -> None:
+        self.channels = frozenset(channels)
+        self.failed = frozenset(failed)
+
+    async def _answer(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str, rest: str = ""
+    ) -> None:
+        if name in self.channels:
+            raise NotFound(f"channel {name!r} has no route {rest!r}", channel=name)
+        if name in self.failed:
+            raise NotFound(
+                f"channel {name!r} failed to load; GET /api/plugins says why", channel=name
+            )
+        raise NotFound(f"unknown channel {name!r}", channel=name)
+
+    on_get = on_post = on_put = on_patch = on_delete = _answer
+
+
+GENERIC_ROUTES: dict[str, type[_ChannelResource]] = {
+    "webhook": ChannelWebhook,
+    "status": ChannelStatus,
+    "messages": ChannelMessages,
+    "health": ChannelHealthResource,
+}
+
+
+class MergedResource:
+    """A generic route plus the methods a channel adds on the same path."""
+
+    def __init__(self, channel: str, operations: dict[str, Operation]) -> None:
+        self.channel = channel
+        self.operations = operations
+
+
+def _responders(resource: object) -> dict[str, Any]:
+    return {
+        method: getattr(resource, f"on_{method}")
+        for method in METHODS
+        if callable(getattr(resource, f"on_{method}", None))
+    }
+
+
+def _contributed_operation(channel: str, route: ChannelRoute, method: str) -> Operation:
+    summary = f"{channel} {method.upper()} {route.path}"
+    if route.public:  # a provider's call: authenticated by the channel, never rate limited
+        return Operation(summary, public=True, documented=False, rate_limit=RateLimit.NONE)
+    return Operation(summary, permission=route.permission, documented=False)
+
+
+def _merge(channel: str, generic: _ChannelResource | None, route: ChannelRoute) -> MergedResource:
+    """One resource serving the generic route's methods (if any) and the route's own."""
+    own = _responders(generic) if generic is not None else {}
+    added = _responders(route.resource)
+    clash = sorted(set(own) & set(added))
+    if clash:
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} redefines {', '.join(clash).upper()},"
+            " which the core serves",
+            channel=channel,
+        )
+    operations = dict(generic.operations) if generic is not None else {}
+    operations.update(
+        {method.upper(): _contributed_operation(channel, route, method) for method in added}
+    )
+    merged = MergedResource(channel, operations)
+    for method, responder in {**own, **added}.items():
+        setattr(merged, f"on_{method}", responder)
+    return merged
+
+
+def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
+    if not isinstance(route, ChannelRoute):
+        raise PluginLoadError(
+            f"channel {channel!r} channel_routes returned {type(route).__name__}, not ChannelRoute",
+            channel=channel,
+        )
+    if not ROUTE_PATH.match(route.path) or ".." in route.path:
+        raise PluginLoadError(
+            f"channel {channel!r} route path {route.path!r} must be relative, like 'send/sms'",
+            channel=channel,
+        )
+    if route.path in seen:
+        raise PluginLoadError(
+            f"channel {channel!r} contributes route {route.path!r} twice", channel=channel
+        )
+    if not route.public and route.permission is None:
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} is not public, so it must name the"
+            " permission a caller needs (ChannelRoute(..., permission='conversations:read'));"
+            " a route that reads conversations or messages must also check them with"
+            " inbox.check_visible(principal, message), since agents see only their own or"
+            " unassigned conversations",
+            channel=channel,
+        )
+    if not _responders(route.resource):
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} has no on_<method> responder",
+            channel=channel,
+        )
+    if callable(getattr(route.resource, "on_options", None)):
+        raise PluginLoadError(
+            f"channel {channel!r} route {route.path!r} defines on_options: OPTIONS is the"
+            " core's (CORS preflights, answered without credentials)",
+            channel=channel,
+        )
+    seen.add(route.path)
+    return route
+
+
+def channel_resources(channel: str, inbox: Inbox, policy: Policy) -> list[Route]:
+    """The generic and contributed routes of one channel, all checked.
+
+    Raises :class:`PluginLoadError` when the contributed routes are not valid, and lets
+    through whatever the channel's ``channel_routes`` raises.
+    """
+    resources: dict[str, Any] = {path: cls(channel, inbox) for path, cls in GENERIC_ROUTES.items()}
+    seen: set[str] = set()
+    contributed = inbox.channels.contributed_routes(
+        channel, config=inbox.config, inbox=ChannelInboxService(channel, inbox)
+    )
+    for route in contributed:
+        route = _check_route(channel, route, seen)
+        generic = resources.get(route.path)
+        resources[route.path] = _merge(
+            channel, generic if isinstance(generic, _ChannelResource) else None, route
+        )
+    routes = [
+        Route(
+            f"{channel_prefix(channel)}/{path}",
+            resource,
+            document_as=TEMPLATE + path if path in GENERIC_ROUTES else "",
+        )
+        for path, resource in resources.items()
+    ]
+    for route in routes:
+        try:
+            check_route(route, policy)
+        except RouteProblem as problem:
+            raise PluginLoadError(f"channel {channel!r}: {problem}", channel=channel) from None
+    return routes
+
+
+def channels_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
+    """Every loaded channel's routes, and the catch-all. A channel whose routes cannot be
+    mounted is unloaded and recorded as a failed plugin; the other channels serve."""
+    routes: list[Route] = []
+    channels = context.channels
+    for channel in list(channels.names):
+        try:
+            routes += channel_resources(channel, inbox, context.policy)
+        except PluginLoadError as error:
+            channels.drop(channel, error.message)
+        except Exception as error:
+            channels.drop(channel, f"channel_routes raised {type(error).__name__}: {error}")
+    unknown = UnknownChannel(channels.names, channels.failed)
+    routes.append(Route("/api/channels/{name}/{rest:path}", unknown, document_as=""))
+    routes.append(Route("/api/channels/{name}", unknown, document_as=""))
+    return routes

@@ -1,0 +1,114 @@
+"""The inbox's event types, and what each event's ``data`` holds.
+
+Every write of the inbox's store logs its events in its own transaction; the realtime
+stream shows them to whoever may see them, and module subscribers read them in order.
+
+==========================  ===========  ================================================
+type                        record       data
+==========================  ===========  ================================================
+``message.created``         message      ``channel``, ``direction``, ``contact_id``
+``message.status_changed``  message      ``channel``, ``status`` (now), ``previous``
+``conversation.updated``    conversation ``changes``: ``{field: [before, after]}`` for
+                                         ``status``, ``assignee``, ``unread_count``
+``contact.updated``         contact      ``fields``: the fields that changed
+==========================  ===========  ================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from omnichannel_core.module import EventTypeSpec, NotFound, to_json
+from omnichannel_core.modules.inbox.permissions import CONTACTS_READ, CONVERSATIONS_READ
+from omnichannel_core.modules.inbox.store import InboxStore
+
+
+class InboxEvent(enum.StrEnum):
+    MESSAGE_CREATED = "message.created"
+    """A message was stored: inbound from a customer, or outbound, queued to be sent."""
+    MESSAGE_STATUS_CHANGED = "message.status_changed"
+    """An outbound message moved forward (sending, sent, delivered, read, failed...)."""
+    CONVERSATION_UPDATED = "conversation.updated"
+    """A conversation's status, assignee or unread count was changed through the API."""
+    CONTACT_UPDATED = "contact.updated"
+    """A contact's name, tags or attributes changed, or it opted out or in on a channel."""
+
+
+def message_created(channel: str, direction: str, contact_id: str) -> dict[str, Any]:
+    return {"channel": channel, "direction": str(direction), "contact_id": contact_id}
+
+
+def status_changed(channel: str, status: str, previous: str) -> dict[str, Any]:
+    return {"channel": channel, "status": str(status), "previous": str(previous)}
+
+
+def conversation_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """``{"changes": {field: [before, after]}}`` for the fields that differ."""
+    changes = {
+        name: [_plain(before[name]), _plain(after[name])]
+        for name in after
+        if before[name] != after[name]
+    }
+    return {"changes": changes}
+
+
+def contact_changes(fields: list[str]) -> dict[str, Any]:
+    return {"fields": sorted(fields)}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, enum.Enum) else value
+
+
+def event_types(store: InboxStore) -> list[EventTypeSpec]:
+    """The inbox's types, each loading its record from ``store``."""
+
+    async def message(record_id: str) -> Any:
+        try:
+            return to_json(await store.get_message(record_id))
+        except NotFound:
+            return None
+
+    async def conversation(record_id: str) -> Any:
+        try:
+            return to_json(await store.get_conversation(record_id))
+        except NotFound:
+            return None
+
+    async def contact(record_id: str) -> Any:
+        try:
+            return to_json(await store.get_contact(record_id))
+        except NotFound:
+            return None
+
+    return [
+        EventTypeSpec(
+            InboxEvent.MESSAGE_CREATED,
+            "message",
+            CONVERSATIONS_READ,
+            message,
+            "a message was stored, in or out",
+        ),
+        EventTypeSpec(
+            InboxEvent.MESSAGE_STATUS_CHANGED,
+            "message",
+            CONVERSATIONS_READ,
+            message,
+            "an outbound message moved forward",
+        ),
+        EventTypeSpec(
+            InboxEvent.CONVERSATION_UPDATED,
+            "conversation",
+            CONVERSATIONS_READ,
+            conversation,
+            "a conversation's status, assignee or unread count changed",
+        ),
+        EventTypeSpec(
+            InboxEvent.CONTACT_UPDATED,
+            "contact",
+            CONTACTS_READ,
+            contact,
+            "a contact changed, or opted out or in on a channel",
+        ),
+    ]

@@ -1,0 +1,67 @@
+"""The inbox module's plugin: its hook implementations (entry point ``inbox``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnichannel_core.module import (
+    EventTypeSpec,
+    InboxReader,
+    ModuleContext,
+    PermissionSpec,
+    Route,
+    StoreSpec,
+    hookimpl,
+    lazy,
+)
+from omnichannel_core.modules.inbox.channel_routes import channels_routes
+from omnichannel_core.modules.inbox.events import event_types
+from omnichannel_core.modules.inbox.permissions import PERMISSIONS
+from omnichannel_core.modules.inbox.reader import StoreReader
+from omnichannel_core.modules.inbox.routes import inbox_routes
+from omnichannel_core.modules.inbox.service import Inbox
+from omnichannel_core.modules.inbox.store import InboxStore
+from omnichannel_core.modules.inbox.store.sqlite.schema import INBOX_MIGRATIONS
+
+STORE = StoreSpec(
+    "inbox",
+    InboxStore,
+    sqlite=lazy("omnichannel_core.modules.inbox.store.sqlite.store", "SqliteInboxStore"),
+    firestore=lazy("omnichannel_core.modules.inbox.store.firestore.store", "FirestoreInboxStore"),
+    sqlite_migrations=INBOX_MIGRATIONS,
+)
+
+
+class InboxModule:
+    """The plugin (entry point ``omnichannel.modules: inbox``)."""
+
+    def __init__(self) -> None:
+        self._services: dict[ModuleContext, Inbox] = {}
+
+    def inbox(self, context: ModuleContext) -> Inbox:
+        """The service of this server (one per context: each app has its own)."""
+        if context not in self._services:
+            store = context.store(InboxStore)
+            self._services[context] = Inbox(store, context.channels, context.config)
+        return self._services[context]
+
+    @hookimpl
+    def register_permissions(self) -> list[PermissionSpec]:
+        return PERMISSIONS
+
+    @hookimpl
+    def register_stores(self) -> list[StoreSpec]:
+        return [STORE]
+
+    @hookimpl
+    def register_services(self, context: ModuleContext) -> dict[type, Any]:
+        return {InboxReader: StoreReader(context.store(InboxStore))}
+
+    @hookimpl
+    def register_event_types(self, context: ModuleContext) -> list[EventTypeSpec]:
+        return event_types(context.store(InboxStore))
+
+    @hookimpl
+    def register_routes(self, context: ModuleContext) -> list[Route]:
+        inbox = self.inbox(context)
+        return [*inbox_routes(inbox, context), *channels_routes(inbox, context)]

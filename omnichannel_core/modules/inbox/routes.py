@@ -1,0 +1,324 @@
+"""The inbox API: contacts, conversations and their messages, single messages.
+
+Each resource declares its operations (the permission each method needs, checked by the
+core); an agent's limits to their own or unassigned conversations are applied here, through
+`omnichannel_core.modules.inbox.visibility`."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.asgi
+
+from omnichannel_core.module import (
+    UNSET,
+    Contact,
+    Conversation,
+    IdempotencyHeaders,
+    InvalidInput,
+    Message,
+    ModuleContext,
+    Operation,
+    PageOf,
+    PageQuery,
+    Principal,
+    Response,
+    Route,
+    UserDirectory,
+    audit_entry,
+    caller_address,
+    to_json,
+)
+from omnichannel_core.modules.inbox.bodies import (
+    ContactsQuery,
+    ContactUpdate,
+    ConversationsQuery,
+    ConversationUpdate,
+    Reply,
+)
+from omnichannel_core.modules.inbox.permissions import (
+    CONTACTS_READ,
+    CONTACTS_WRITE,
+    CONVERSATIONS_READ,
+    CONVERSATIONS_REPLY,
+    CONVERSATIONS_WRITE,
+)
+from omnichannel_core.modules.inbox.service import Inbox
+from omnichannel_core.modules.inbox.visibility import (
+    check_assignment,
+    check_message_visible,
+    visible_conversation,
+)
+
+AGENTS_SEE_THEIRS = (
+    "An agent may work only conversations assigned to them or to nobody; any other answers"
+    " 403 `forbidden`."
+)
+
+SENT = {
+    201: Response(Message, "Sent: the new message with its delivery status."),
+    200: Response(Message, "Replayed: the message this Idempotency-Key already sent."),
+}
+SEND_ERRORS = (
+    "NotFound",
+    "Conflict",
+    "SendRejected",
+    "NotImplemented",
+    "SendFailed",
+    "SendOutcomeUnknown",
+    "SendUnavailable",
+)
+"""What a send may answer besides 201 and 200."""
+
+
+class _InboxResource:
+    def __init__(self, inbox: Inbox, context: ModuleContext) -> None:
+        self.inbox = inbox
+        self.store = inbox.store
+        self.context = context
+
+    async def visible_conversation(
+        self, req: falcon.asgi.Request, conversation_id: str
+    ) -> Conversation:
+        """The conversation, if the caller may see it (an agent: theirs or nobody's)."""
+        return await visible_conversation(self.store, req.context.principal, conversation_id)
+
+
+class Contacts(_InboxResource):
+    """``GET /api/contacts?q=&cursor=&limit=``"""
+
+    operations = {
+        "GET": Operation(
+            "List contacts, newest first, or search them",
+            permission=CONTACTS_READ,
+            query=ContactsQuery,
+            responses={200: Response(PageOf(Contact), "One page of contacts.")},
+            operation_id="listContacts",
+            tags=("contacts",),
+        )
+    }
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        query: ContactsQuery = req.context.query
+        resp.media = to_json(await self.store.list_contacts(query.q, query.cursor, query.limit))
+
+
+class ContactItem(_InboxResource):
+    """``GET`` and ``PATCH /api/contacts/{contact_id}``"""
+
+    operations = {
+        "GET": Operation(
+            "Get a contact",
+            permission=CONTACTS_READ,
+            responses={200: Response(Contact, "The contact.")},
+            errors=("NotFound",),
+            operation_id="getContact",
+            tags=("contacts",),
+        ),
+        "PATCH": Operation(
+            "Change a contact's display name, tags or attributes",
+            permission=CONTACTS_WRITE,
+            body=ContactUpdate,
+            responses={200: Response(Contact, "The contact as changed.")},
+            errors=("NotFound",),
+            operation_id="updateContact",
+            tags=("contacts",),
+        ),
+    }
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, contact_id: str
+    ) -> None:
+        resp.media = to_json(await self.store.get_contact(contact_id))
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, contact_id: str
+    ) -> None:
+        changes = req.context.body.changes()
+        resp.media = to_json(await self.store.update_contact(contact_id, **changes))
+
+
+class Conversations(_InboxResource):
+    """``GET /api/conversations?status=&channel=&assignee=&cursor=&limit=``; an agent gets
+    only the conversations assigned to them or to nobody."""
+
+    operations = {
+        "GET": Operation(
+            "List conversations by last activity, newest first",
+            permission=CONVERSATIONS_READ,
+            query=ConversationsQuery,
+            responses={200: Response(PageOf(Conversation), "One page of conversations.")},
+            notes="An agent gets only the conversations assigned to them or to nobody.",
+            operation_id="listConversations",
+            tags=("conversations",),
+        )
+    }
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        query: ConversationsQuery = req.context.query
+        principal: Principal = req.context.principal
+        page = await self.store.list_conversations(
+            status=query.status,
+            channel=query.channel,
+            assignee=query.assignee,
+            cursor=query.cursor,
+            limit=query.limit,
+            assigned_to_or_unassigned=principal.id if principal.is_agent else None,
+        )
+        resp.media = to_json(page)
+
+
+class ConversationItem(_InboxResource):
+    """``GET`` and ``PATCH /api/conversations/{conversation_id}``. The assignee is a user's
+    id; an agent may take an unassigned conversation or give back their own. Assignments
+    are audited."""
+
+    operations = {
+        "GET": Operation(
+            "Get a conversation",
+            permission=CONVERSATIONS_READ,
+            responses={200: Response(Conversation, "The conversation.")},
+            errors=("NotFound",),
+            notes=AGENTS_SEE_THEIRS,
+            operation_id="getConversation",
+            tags=("conversations",),
+        ),
+        "PATCH": Operation(
+            "Change a conversation's status or assignee",
+            permission=CONVERSATIONS_WRITE,
+            body=ConversationUpdate,
+            responses={200: Response(Conversation, "The conversation as changed.")},
+            errors=("NotFound", "AssigneeChanged"),
+            notes=AGENTS_SEE_THEIRS
+            + " An agent may take an unassigned conversation or give back their own, and"
+            " assign it to no one else. Assignments are written to the audit log.",
+            operation_id="updateConversation",
+            tags=("conversations",),
+        ),
+    }
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, conversation_id: str
+    ) -> None:
+        resp.media = to_json(await self.visible_conversation(req, conversation_id))
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, conversation_id: str
+    ) -> None:
+        changes = req.context.body.changes()
+        current = await self.visible_conversation(req, conversation_id)
+        principal: Principal = req.context.principal
+        audit = None
+        if "assignee" in changes and changes["assignee"] != current.assignee:
+            check_assignment(principal, current.assignee, changes["assignee"])
+            await self._check_assignee(changes["assignee"])
+            details = {"from": current.assignee, "to": changes["assignee"]}
+            audit = audit_entry(
+                principal,
+                "conversation.assigned",
+                "conversation",
+                conversation_id,
+                details,
+                caller_address(req, self.context.config),
+            )
+        # What was checked above (an assignment's audit entry, an agent's right to see the
+        # conversation) holds when the change is made, or the answer is 409.
+        guarded = audit is not None or principal.is_agent
+        updated = await self.store.update_conversation(
+            conversation_id,
+            **changes,
+            expected_assignee=current.assignee if guarded else UNSET,
+            audit=audit,
+        )
+        resp.media = to_json(updated)
+
+    async def _check_assignee(self, assignee: str | None) -> None:
+        if assignee is None:
+            return
+        user = await self.context.service(UserDirectory).user(assignee)
+        if user is None or not user.active:
+            raise InvalidInput("assignee must be the id of an active user", field="assignee")
+
+
+class ConversationMessages(_InboxResource):
+    """``GET`` (cursor-paged, oldest first) and ``POST`` (reply) on a conversation's messages."""
+
+    operations = {
+        "GET": Operation(
+            "List a conversation's messages, oldest first",
+            permission=CONVERSATIONS_READ,
+            query=PageQuery,
+            responses={200: Response(PageOf(Message), "One page of messages, in order.")},
+            errors=("NotFound",),
+            notes=AGENTS_SEE_THEIRS,
+            operation_id="listMessages",
+            tags=("messages",),
+        ),
+        "POST": Operation(
+            "Reply: send through the conversation's channel",
+            permission=CONVERSATIONS_REPLY,
+            body=Reply,
+            headers=IdempotencyHeaders,
+            responses=SENT,
+            errors=SEND_ERRORS,
+            notes=AGENTS_SEE_THEIRS + " The message is stored `queued` first, then sent.",
+            operation_id="reply",
+            tags=("messages",),
+        ),
+    }
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, conversation_id: str
+    ) -> None:
+        if req.context.principal.is_agent:  # everyone else sees every conversation
+            await self.visible_conversation(req, conversation_id)
+        query: PageQuery = req.context.query
+        page = await self.store.list_messages(conversation_id, query.cursor, query.limit)
+        resp.media = to_json(page)
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, conversation_id: str
+    ) -> None:
+        key = req.context.headers.idempotency_key
+        request = req.context.body.request()
+        expected = UNSET
+        if req.context.principal.is_agent:  # and it must still be theirs when stored
+            expected = (await self.visible_conversation(req, conversation_id)).assignee
+        message, created = await self.inbox.reply(conversation_id, request, key, expected)
+        resp.status = 201 if created else 200
+        resp.media = to_json(message)
+
+
+class MessageItem(_InboxResource):
+    """``GET /api/messages/{message_id}``: a message with its delivery status."""
+
+    operations = {
+        "GET": Operation(
+            "Get a message with its delivery status",
+            permission=CONVERSATIONS_READ,
+            responses={200: Response(Message, "The message.")},
+            errors=("NotFound",),
+            notes="An agent may read only messages of conversations assigned to them or to"
+            " nobody; any other answers 403 `forbidden`.",
+            operation_id="getMessage",
+            tags=("messages",),
+        )
+    }
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str
+    ) -> None:
+        message = await self.store.get_message(message_id)
+        await check_message_visible(self.store, req.context.principal, message)
+        resp.media = to_json(message)
+
+
+def inbox_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
+    resources = {
+        "/api/contacts": Contacts,
+        "/api/contacts/{contact_id}": ContactItem,
+        "/api/conversations": Conversations,
+        "/api/conversations/{conversation_id}": ConversationItem,
+        "/api/conversations/{conversation_id}/messages": ConversationMessages,
+        "/api/messages/{message_id}": MessageItem,
+    }
+    return [Route(path, resource(inbox, context)) for path, resource in resources.items()]

@@ -1,0 +1,127 @@
+"""Conversations on Firestore: changes made through the API (with their audit entry), the
+filtered list, and a conversation's messages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import attrs
+from google.cloud.firestore_v1 import FieldFilter, Or
+
+from omnichannel_core.module import (
+    UNSET,
+    AuditEntry,
+    Conflict,
+    Conversation,
+    ConversationStatus,
+    Page,
+    utcnow,
+)
+from omnichannel_core.module.firestore import (
+    KeysetQuery,
+    Transaction,
+    decode_position,
+    log_event,
+    queue_audit,
+)
+from omnichannel_core.modules.inbox import events
+from omnichannel_core.modules.inbox.events import InboxEvent
+from omnichannel_core.modules.inbox.store.firestore.documents import (
+    Layout,
+    conversation_fields,
+    read_conversation,
+    read_message,
+)
+
+
+async def update_conversation(
+    transaction: Transaction,
+    layout: Layout,
+    conversation_id: str,
+    status: ConversationStatus = UNSET,
+    assignee: str | None = UNSET,
+    unread_count: int = UNSET,
+    expected_assignee: str | None = UNSET,
+    audit: AuditEntry | None = None,
+) -> Conversation:
+    """Change the given fields, create the audit entry and log ``conversation.updated``;
+    Conflict, changing nothing, when the assignee is not ``expected_assignee``."""
+    reference = layout.conversation(conversation_id)
+    [snapshot] = await transaction.get(reference)
+    current = read_conversation(snapshot)
+    if expected_assignee is not UNSET and current.assignee != expected_assignee:
+        raise Conflict(
+            "the conversation's assignee changed meanwhile; read it again",
+            assignee=current.assignee,
+        )
+    changes: dict[str, Any] = {"updated_at": utcnow()}
+    if status is not UNSET:
+        changes["status"] = ConversationStatus(status)
+    if assignee is not UNSET:
+        changes["assignee"] = assignee
+    if unread_count is not UNSET:
+        changes["unread_count"] = unread_count
+    changed = attrs.evolve(current, **changes)
+    transaction.set(reference, conversation_fields(changed))
+    if audit is not None:
+        queue_audit(transaction, layout.database, audit)
+    moved = changed.assignee != current.assignee
+    fields = ("status", "assignee", "unread_count")
+    log_event(
+        transaction,
+        layout.database,
+        InboxEvent.CONVERSATION_UPDATED,
+        conversation_id,
+        conversation_id,
+        (changed.assignee, current.assignee) if moved else (changed.assignee,),
+        events.conversation_changes(
+            {name: getattr(current, name) for name in fields},
+            {name: getattr(changed, name) for name in fields},
+        ),
+    )
+    return changed
+
+
+async def list_conversations(
+    layout: Layout,
+    status: ConversationStatus | None,
+    channel: str | None,
+    assignee: str | None,
+    cursor: str | None,
+    limit: int,
+    assigned_to_or_unassigned: str | None = None,
+) -> Page:
+    """Most recent activity first, with an equality filter per field given; an agent's view
+    is ``assignee == agent OR assignee == null`` (one composite index per combination of
+    filters, in firestore.indexes.json)."""
+    decode_position(cursor)  # a bad cursor is InvalidInput, even for an empty answer
+    query: Any = layout.conversations
+    if assigned_to_or_unassigned is not None and assignee is not None:
+        if assignee != assigned_to_or_unassigned:
+            return Page([], None)  # another agent's conversations: none are visible
+        assigned_to_or_unassigned = None
+    for field, value in (("status", status), ("channel", channel), ("assignee", assignee)):
+        if value is not None:
+            query = query.where(filter=FieldFilter(field, "==", str(value)))
+    if assigned_to_or_unassigned is not None:
+        mine = FieldFilter("assignee", "==", assigned_to_or_unassigned)
+        query = query.where(filter=Or([mine, FieldFilter("assignee", "==", None)]))
+    keyset = KeysetQuery(layout.conversations, query, "last_activity_at", descending=True)
+    return await keyset.page(cursor, limit, read_conversation)
+
+
+async def list_messages(
+    layout: Layout, conversation_id: str, cursor: str | None, limit: int
+) -> Page:
+    """A conversation's messages, oldest first; NotFound for an unknown conversation (read
+    beside the page, in the same round trip)."""
+    decode_position(cursor)
+    query = layout.messages.where(filter=FieldFilter("conversation_id", "==", conversation_id))
+    keyset = KeysetQuery(layout.messages, query, "created_at", descending=False)
+    conversation, page = await asyncio.gather(
+        layout.conversation(conversation_id).get(),
+        keyset.page(cursor, limit, read_message),
+    )
+    read_conversation(conversation)
+    return page

@@ -1,0 +1,216 @@
+"""Where each of the inbox's records lives in Firestore, and the models made of its documents.
+
+The layout itself (collections, ids, fields, and why) is described in
+`omnichannel_core.modules.inbox.store.firestore.store`. Models are written whole from the
+attrs model the write computed, so what a write returns is exactly what it stored, with no
+read after it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.cloud.firestore_v1 import (
+    AsyncClient,
+    AsyncCollectionReference,
+    AsyncDocumentReference,
+    DocumentSnapshot,
+)
+
+from omnichannel_core.module import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Media,
+    Message,
+)
+from omnichannel_core.module.firestore import (
+    FirestoreDatabase,
+    document_key,
+    exact_time,
+    existing,
+    json_text,
+    optional_time,
+)
+from omnichannel_core.modules.inbox.store.firestore.search import search_fields
+
+
+class Layout:
+    """References to the inbox's documents on the shared database (whose prefix every
+    collection name takes)."""
+
+    def __init__(self, database: FirestoreDatabase) -> None:
+        self.database = database
+        self.client: AsyncClient = database.client
+        self.contacts = database.collection("contacts")
+        self.identities = database.collection("identities")
+        self.conversations = database.collection("conversations")
+        self.messages = database.collection("messages")
+        self.message_keys = database.collection("message_keys")
+        self.parked_statuses = database.collection("parked_statuses")
+
+    def collection(self, name: str) -> AsyncCollectionReference:
+        return self.database.collection(name)
+
+    def contact(self, contact_id: str) -> AsyncDocumentReference:
+        return self.contacts.document(contact_id)
+
+    def conversation(self, conversation_id: str) -> AsyncDocumentReference:
+        return self.conversations.document(conversation_id)
+
+    def message(self, message_id: str) -> AsyncDocumentReference:
+        return self.messages.document(message_id)
+
+    def identity(self, channel: str, address: str) -> AsyncDocumentReference:
+        return self.identities.document(document_key(channel, address))
+
+    def provider_key(
+        self, channel: str, direction: Direction | str, provider_message_id: str
+    ) -> AsyncDocumentReference:
+        """The key document of a provider id: one message per (channel, direction, id)."""
+        return self.message_keys.document(
+            document_key("provider", channel, str(direction), provider_message_id)
+        )
+
+    def idempotency_key(self, idempotency_key: str) -> AsyncDocumentReference:
+        return self.message_keys.document(document_key("idempotency", idempotency_key))
+
+    def parked(
+        self, channel: str, provider_message_id: str, status: DeliveryStatus | str
+    ) -> AsyncDocumentReference:
+        return self.parked_statuses.document(
+            document_key(channel, provider_message_id, str(status))
+        )
+
+
+def contact_fields(contact: Contact) -> dict[str, Any]:
+    addresses = [identity.address for identity in contact.identities]
+    return {
+        "display_name": contact.display_name,
+        "identities": [
+            {"channel": identity.channel, "address": identity.address}
+            for identity in contact.identities
+        ],
+        "tags": list(contact.tags),
+        "attributes_json": json_text(contact.attributes),
+        "opted_out": list(contact.opted_out),
+        "created_at": contact.created_at,
+        "updated_at": contact.updated_at,
+        **search_fields(contact.display_name, addresses),
+    }
+
+
+def contact_from(contact_id: str, data: dict[str, Any]) -> Contact:
+    return Contact(
+        id=contact_id,
+        display_name=data["display_name"],
+        identities=tuple(Identity(i["channel"], i["address"]) for i in data["identities"]),
+        tags=tuple(data["tags"]),
+        attributes=json.loads(data["attributes_json"]),
+        opted_out=tuple(data["opted_out"]),
+        created_at=exact_time(data["created_at"]),
+        updated_at=exact_time(data["updated_at"]),
+    )
+
+
+# Conversations
+
+
+def conversation_fields(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "contact_id": conversation.contact_id,
+        "channel": conversation.channel,
+        "address": conversation.address,
+        "status": str(conversation.status),
+        "assignee": conversation.assignee,
+        "unread_count": conversation.unread_count,
+        "last_activity_at": conversation.last_activity_at,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "last_inbound_at": conversation.last_inbound_at,
+    }
+
+
+def conversation_from(conversation_id: str, data: dict[str, Any]) -> Conversation:
+    return Conversation(
+        id=conversation_id,
+        contact_id=data["contact_id"],
+        channel=data["channel"],
+        address=data["address"],
+        status=ConversationStatus(data["status"]),
+        assignee=data["assignee"],
+        unread_count=data["unread_count"],
+        last_activity_at=exact_time(data["last_activity_at"]),
+        created_at=exact_time(data["created_at"]),
+        updated_at=exact_time(data["updated_at"]),
+        # absent from conversations written before the field existed
+        last_inbound_at=optional_time(data.get("last_inbound_at")),
+    )
+
+
+# Messages
+
+
+def message_fields(message: Message) -> dict[str, Any]:
+    return {
+        "conversation_id": message.conversation_id,
+        "contact_id": message.contact_id,
+        "channel": message.channel,
+        "direction": str(message.direction),
+        "status": str(message.status),
+        "text": message.text,
+        "media_json": json_text(message.media),
+        "provider_message_id": message.provider_message_id,
+        "idempotency_key": message.idempotency_key,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+        "metadata_json": json_text(message.metadata),
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
+
+
+def message_from(message_id: str, data: dict[str, Any]) -> Message:
+    return Message(
+        id=message_id,
+        conversation_id=data["conversation_id"],
+        contact_id=data["contact_id"],
+        channel=data["channel"],
+        direction=Direction(data["direction"]),
+        status=DeliveryStatus(data["status"]),
+        text=data["text"],
+        media=tuple(Media(**item) for item in json.loads(data["media_json"])),
+        provider_message_id=data["provider_message_id"],
+        idempotency_key=data["idempotency_key"],
+        error_code=data["error_code"],
+        error_message=data["error_message"],
+        metadata=json.loads(data["metadata_json"]),
+        created_at=exact_time(data["created_at"]),
+        updated_at=exact_time(data["updated_at"]),
+    )
+
+
+def message_key_fields(message: Message) -> dict[str, Any]:
+    """A key document: which message holds the key, and where it lives (so a duplicate's
+    answer, or a status update, reads the message and its conversation in one round trip)."""
+    return {
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "contact_id": message.contact_id,
+    }
+
+
+def read_contact(snapshot: DocumentSnapshot) -> Contact:
+    return contact_from(snapshot.id, existing(snapshot, "contact"))
+
+
+def read_conversation(snapshot: DocumentSnapshot) -> Conversation:
+    return conversation_from(snapshot.id, existing(snapshot, "conversation"))
+
+
+def read_message(snapshot: DocumentSnapshot) -> Message:
+    return message_from(snapshot.id, existing(snapshot, "message"))

@@ -1,0 +1,159 @@
+"""SQLite rows and the models made of them, and the reads every query shares.
+
+Writes return rows; models are built from them outside the write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from omnichannel_core.module import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Media,
+    Message,
+    parse_timestamp,
+)
+from omnichannel_core.module.sqlite import fetch_one
+from omnichannel_core.modules.inbox.store import Ingested
+
+ContactRows = tuple[sqlite3.Row, list[Any]]
+"""A contact's row and its identities' rows: read in the writer, made a model outside it."""
+
+
+def contact_rows(connection: sqlite3.Connection, row: sqlite3.Row) -> ContactRows:
+    identities = connection.execute(
+        "SELECT channel, address FROM identities WHERE contact_id = ? ORDER BY channel, address",
+        (row["id"],),
+    ).fetchall()
+    return row, identities
+
+
+def load_contact(connection: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+    return contact_from_rows(contact_rows(connection, row))
+
+
+def contact_from_rows(rows: ContactRows) -> Contact:
+    row, identities = rows
+    return Contact(
+        id=row["id"],
+        display_name=row["display_name"],
+        identities=tuple(Identity(i["channel"], i["address"]) for i in identities),
+        tags=tuple(json.loads(row["tags"])),
+        attributes=json.loads(row["attributes"]),
+        opted_out=tuple(json.loads(row["opted_out"])),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def conversation_from_row(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        contact_id=row["contact_id"],
+        channel=row["channel"],
+        address=row["address"],
+        status=ConversationStatus(row["status"]),
+        assignee=row["assignee"],
+        unread_count=row["unread_count"],
+        last_activity_at=parse_timestamp(row["last_activity_at"]),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+        last_inbound_at=_optional_time(row["last_inbound_at"]),
+    )
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    return None if value is None else parse_timestamp(value)
+
+
+def message_from_row(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        contact_id=row["contact_id"],
+        channel=row["channel"],
+        direction=Direction(row["direction"]),
+        status=DeliveryStatus(row["status"]),
+        text=row["text"],
+        media=tuple(Media(**item) for item in json.loads(row["media"])),
+        provider_message_id=row["provider_message_id"],
+        idempotency_key=row["idempotency_key"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        metadata=json.loads(row["metadata"]),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def fetch_contact(connection: sqlite3.Connection, contact_id: str) -> Contact:
+    row = fetch_one(connection, "SELECT * FROM contacts WHERE id = ?", (contact_id,), "contact")
+    return load_contact(connection, row)
+
+
+def fetch_conversation(connection: sqlite3.Connection, conversation_id: str) -> Conversation:
+    row = fetch_one(
+        connection, "SELECT * FROM conversations WHERE id = ?", (conversation_id,), "conversation"
+    )
+    return conversation_from_row(row)
+
+
+def fetch_message(connection: sqlite3.Connection, message_id: str) -> Message:
+    row = fetch_one(connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message")
+    return message_from_row(row)
+
+
+InboundRows = tuple[sqlite3.Row, ContactRows, sqlite3.Row, bool]
+"""What storing an inbound message read: message, contact, conversation rows, and whether
+the message is new. Writes return rows; models are built off the write lock."""
+
+
+def stored_inbound(
+    connection: sqlite3.Connection, channel: str, provider_message_id: str
+) -> InboundRows | None:
+    """The message already stored under (channel, provider id), with its contact and
+    conversation, as a duplicate's answer; None when there is none."""
+    row = connection.execute(
+        "SELECT * FROM messages"
+        " WHERE channel = ? AND direction = 'inbound' AND provider_message_id = ?",
+        (channel, provider_message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    contact = fetch_one(
+        connection, "SELECT * FROM contacts WHERE id = ?", (row["contact_id"],), "contact"
+    )
+    conversation = fetch_one(
+        connection,
+        "SELECT * FROM conversations WHERE id = ?",
+        (row["conversation_id"],),
+        "conversation",
+    )
+    return row, contact_rows(connection, contact), conversation, False
+
+
+def ingested_from_rows(rows: InboundRows) -> Ingested:
+    """The result of an ingest; its models are built only if someone reads them."""
+    message, contact, conversation, created = rows
+
+    def build() -> tuple[Message, Contact, Conversation]:
+        return (
+            message_from_row(message),
+            contact_from_rows(contact),
+            conversation_from_row(conversation),
+        )
+
+    return Ingested(
+        created=created,
+        message_id=message["id"],
+        conversation_id=conversation["id"],
+        build=build,
+    )

@@ -1,0 +1,115 @@
+"""The inbox's SQLite schema, as numbered migrations (the core applies them, and records how
+many were, per store: `omnichannel_core.store.sqlite.migrations`).
+
+Its steps 1 to 5 and 6 were the pre-module schema's migrations 1 to 5 and 8; that schema's
+6 and 7 made the access and the core's audit and events stores.
+"""
+
+from __future__ import annotations
+
+from omnichannel_core.module.sqlite import SqliteMigration
+from omnichannel_core.modules.inbox.store.sqlite.contacts import recompute_search_terms
+
+INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
+    # 1: contacts, identities, conversations, messages
+    """
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        display_name TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        search_terms TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX contacts_by_created ON contacts (created_at DESC, id DESC);
+
+    CREATE TABLE identities (
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        PRIMARY KEY (channel, address)
+    ) WITHOUT ROWID;
+    CREATE INDEX identities_by_contact ON identities (contact_id);
+
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        contact_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        status TEXT NOT NULL,
+        assignee TEXT,
+        unread_count INTEGER NOT NULL DEFAULT 0,
+        last_activity_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (contact_id, channel)
+    );
+    CREATE INDEX conversations_by_activity ON conversations (last_activity_at DESC, id DESC);
+
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        status TEXT NOT NULL,
+        text TEXT,
+        media TEXT NOT NULL DEFAULT '[]',
+        provider_message_id TEXT,
+        idempotency_key TEXT,
+        error_code TEXT,
+        error_message TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_provider_id
+        ON messages (channel, provider_message_id) WHERE provider_message_id IS NOT NULL;
+    CREATE UNIQUE INDEX messages_by_idempotency_key
+        ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at, id);
+    """,
+    # 2: provider ids are unique per direction: a provider (or a custom system) may give an
+    # outbound message the id of an inbound one; inbound dedupe and status lookups each
+    # search their own direction.
+    """
+    DROP INDEX messages_by_provider_id;
+    CREATE UNIQUE INDEX messages_by_provider_id
+        ON messages (channel, direction, provider_message_id)
+        WHERE provider_message_id IS NOT NULL;
+    """,
+    # 3: status updates that arrive before their message's provider id is recorded wait
+    # here (one row per channel, provider id and status) until it is, or until they expire.
+    """
+    CREATE TABLE parked_statuses (
+        channel TEXT NOT NULL,
+        provider_message_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        parked_at TEXT NOT NULL,
+        PRIMARY KEY (channel, provider_message_id, status)
+    ) WITHOUT ROWID;
+    CREATE INDEX parked_statuses_by_time ON parked_statuses (parked_at);
+    """,
+    # 4: search words gained phone digits and email domains: recompute every contact's.
+    recompute_search_terms,
+    # 5: the channels on which a contact opted out (SMS STOP), as a JSON list.
+    """
+    ALTER TABLE contacts ADD COLUMN opted_out TEXT NOT NULL DEFAULT '[]';
+    """,
+    # 6 (the pre-module schema's 8): receipts and the messaging window: when the customer
+    # last wrote in each conversation (filled from its newest inbound message), and the two
+    # lookups of a watermark, a conversation by its address and its messages not yet at a
+    # status.
+    """
+    ALTER TABLE conversations ADD COLUMN last_inbound_at TEXT;
+    UPDATE conversations SET last_inbound_at = (
+        SELECT max(created_at) FROM messages
+        WHERE messages.conversation_id = conversations.id AND direction = 'inbound'
+    );
+    CREATE INDEX conversations_by_address ON conversations (channel, address);
+    CREATE INDEX messages_by_status ON messages (conversation_id, status, created_at);
+    """,
+)

@@ -1,0 +1,401 @@
+"""The inbox on the SQLite database: contacts, conversations and messages.
+
+Each method is one write (or read) of the shared database (`omnichannel_core.module.sqlite`),
+so one transaction; the SQL is in the modules beside this one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from omnichannel_core.channel import InboundMessage, StatusUpdate
+from omnichannel_core.module import (
+    UNSET,
+    AuditEntry,
+    Conflict,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Media,
+    Message,
+    Page,
+    decode_cursor,
+    format_timestamp,
+    new_id,
+    utcnow,
+)
+from omnichannel_core.module.sqlite import (
+    SqliteDatabase,
+    append_audit,
+    append_event,
+    fetch_one,
+    json_text,
+    keyset_page,
+)
+from omnichannel_core.modules.inbox import events
+from omnichannel_core.modules.inbox.events import InboxEvent
+from omnichannel_core.modules.inbox.store import (
+    PARKED_STATUS_TTL,
+    WATERMARK_BATCH,
+    Ingested,
+    StatusApplied,
+)
+from omnichannel_core.modules.inbox.store.sqlite.contacts import (
+    search_clause,
+    search_text,
+    upsert_contact,
+    upsert_conversation,
+)
+from omnichannel_core.modules.inbox.store.sqlite.ingest import ingest
+from omnichannel_core.modules.inbox.store.sqlite.rows import (
+    InboundRows,
+    contact_from_rows,
+    conversation_from_row,
+    fetch_contact,
+    fetch_conversation,
+    fetch_message,
+    ingested_from_rows,
+    load_contact,
+    message_from_row,
+)
+from omnichannel_core.modules.inbox.store.sqlite.status import (
+    advance,
+    apply_status,
+    apply_watermark,
+)
+
+
+class SqliteInboxStore:
+    """:class:`omnichannel_core.modules.inbox.store.InboxStore` on the SQLite database."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self.database = database
+        self.parked_status_ttl = PARKED_STATUS_TTL
+        self.watermark_batch = WATERMARK_BATCH
+
+    async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
+        def write(connection: sqlite3.Connection) -> InboundRows:
+            return ingest(connection, channel, inbound, format_timestamp(utcnow()))
+
+        return ingested_from_rows(await self.database.write(write))
+
+    async def resolve_recipient(
+        self,
+        channel: str,
+        address: str,
+        display_name: str | None = None,
+        reply_to: str | None = None,
+    ) -> tuple[Contact, Conversation]:
+        def write(connection: sqlite3.Connection) -> tuple[Contact, Conversation]:
+            now = format_timestamp(utcnow())
+            contact = upsert_contact(connection, channel, address, display_name, now)
+            conversation_id = upsert_conversation(
+                connection, contact[0]["id"], channel, reply_to or address, now
+            )
+            return contact_from_rows(contact), fetch_conversation(connection, conversation_id)
+
+        return await self.database.write(write)
+
+    async def create_outbound(
+        self,
+        conversation_id: str,
+        text: str | None,
+        media: tuple[Media, ...],
+        metadata: dict[str, Any],
+        idempotency_key: str | None,
+        expected_assignee: str | None = UNSET,
+    ) -> tuple[Message, bool]:
+        def write(connection: sqlite3.Connection) -> tuple[Message, bool]:
+            if idempotency_key is not None:
+                row = connection.execute(
+                    "SELECT * FROM messages WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    return message_from_row(row), False
+            conversation = fetch_conversation(connection, conversation_id)
+            if expected_assignee is not UNSET and conversation.assignee != expected_assignee:
+                raise Conflict(
+                    "the conversation's assignee changed meanwhile; read it again",
+                    assignee=conversation.assignee,
+                )
+            now = format_timestamp(utcnow())
+            message_id = new_id("msg")
+            connection.execute(
+                "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
+                " status, text, media, idempotency_key, metadata, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    conversation.id,
+                    conversation.contact_id,
+                    conversation.channel,
+                    Direction.OUTBOUND,
+                    DeliveryStatus.QUEUED,
+                    text,
+                    json_text(media),
+                    idempotency_key,
+                    json.dumps(metadata, separators=(",", ":")),
+                    now,
+                    now,
+                ),
+            )
+            connection.execute(
+                "UPDATE conversations SET last_activity_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, conversation.id),
+            )
+            append_event(
+                connection,
+                InboxEvent.MESSAGE_CREATED,
+                message_id,
+                conversation.id,
+                (conversation.assignee,),
+                now,
+                events.message_created(
+                    conversation.channel, Direction.OUTBOUND, conversation.contact_id
+                ),
+            )
+            return fetch_message(connection, message_id), True
+
+        return await self.database.write(write)
+
+    async def find_outbound_by_provider_id(
+        self, channel: str, provider_message_id: str
+    ) -> Message | None:
+        def read(connection: sqlite3.Connection) -> Message | None:
+            row = connection.execute(
+                "SELECT * FROM messages WHERE channel = ? AND direction = 'outbound'"
+                " AND provider_message_id = ?",
+                (channel, provider_message_id),
+            ).fetchone()
+            return None if row is None else message_from_row(row)
+
+        return await self.database.read(read)
+
+    async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
+        def read(connection: sqlite3.Connection) -> Message | None:
+            row = connection.execute(
+                "SELECT * FROM messages WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            return None if row is None else message_from_row(row)
+
+        return await self.database.read(read)
+
+    async def advance_message(
+        self,
+        message_id: str,
+        status: DeliveryStatus,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> StatusApplied:
+        def write(connection: sqlite3.Connection) -> StatusApplied:
+            row = fetch_one(
+                connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message"
+            )
+            return advance(
+                connection,
+                row,
+                status,
+                provider_message_id,
+                error_code,
+                error_message,
+                self.parked_status_ttl,
+            )
+
+        return await self.database.write(write)
+
+    async def apply_status(self, channel: str, update: StatusUpdate) -> StatusApplied:
+        ttl = self.parked_status_ttl
+        return await self.database.write(lambda c: apply_status(c, channel, update, ttl))
+
+    async def apply_watermark(
+        self, channel: str, recipient: str, status: DeliveryStatus, up_to: datetime
+    ) -> list[Message]:
+        status, until = DeliveryStatus(status), format_timestamp(up_to)
+        ttl, limit = self.parked_status_ttl, self.watermark_batch
+        moved: list[Message] = []
+        while True:  # one batch per write: other writers get their turn between them
+            batch = await self.database.write(
+                lambda c: apply_watermark(c, channel, recipient, status, until, ttl, limit)
+            )
+            moved += batch
+            if len(batch) < limit:
+                return sorted(moved, key=lambda message: (message.created_at, message.id))
+
+    async def get_message(self, message_id: str) -> Message:
+        return await self.database.read(lambda c: fetch_message(c, message_id))
+
+    async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None  # a bad cursor: InvalidInput
+
+        def read(connection: sqlite3.Connection) -> Page:
+            fetch_conversation(connection, conversation_id)
+            return keyset_page(
+                connection,
+                "SELECT * FROM messages WHERE conversation_id = ?",
+                [conversation_id],
+                after,
+                ("created_at", "id"),
+                descending=False,
+                limit=limit,
+                build=message_from_row,
+            )
+
+        return await self.database.read(read)
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        return await self.database.read(lambda c: fetch_contact(c, contact_id))
+
+    async def update_contact(
+        self,
+        contact_id: str,
+        display_name: str | None = UNSET,
+        tags: tuple[str, ...] = UNSET,
+        attributes: dict[str, Any] = UNSET,
+    ) -> Contact:
+        def write(connection: sqlite3.Connection) -> Contact:
+            contact = fetch_contact(connection, contact_id)
+            name = contact.display_name if display_name is UNSET else display_name
+            new_tags = contact.tags if tags is UNSET else tuple(tags)
+            new_attributes = contact.attributes if attributes is UNSET else dict(attributes)
+            addresses = [identity.address for identity in contact.identities]
+            now = format_timestamp(utcnow())
+            changes = (
+                ("display_name", contact.display_name, name),
+                ("tags", contact.tags, new_tags),
+                ("attributes", contact.attributes, new_attributes),
+            )
+            changed = [field for field, before, after in changes if before != after]
+            connection.execute(
+                "UPDATE contacts SET display_name = ?, tags = ?, attributes = ?,"
+                " search_terms = ?, updated_at = ? WHERE id = ?",
+                (
+                    name,
+                    json.dumps(list(new_tags)),
+                    json.dumps(new_attributes, separators=(",", ":")),
+                    search_text(name, addresses),
+                    now,
+                    contact_id,
+                ),
+            )
+            append_event(
+                connection,
+                InboxEvent.CONTACT_UPDATED,
+                contact_id,
+                at=now,
+                data=events.contact_changes(changed),
+            )
+            return fetch_contact(connection, contact_id)
+
+        return await self.database.write(write)
+
+    async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+
+        def read(connection: sqlite3.Connection) -> Page:
+            clause, params = search_clause(search)
+            select = "SELECT * FROM contacts WHERE 1 = 1"
+            select += clause  # one LIKE per token, values bound
+            return keyset_page(
+                connection,
+                select,
+                params,
+                after,
+                ("created_at", "id"),
+                descending=True,
+                limit=limit,
+                build=lambda row: load_contact(connection, row),
+            )
+
+        return await self.database.read(read)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        return await self.database.read(lambda c: fetch_conversation(c, conversation_id))
+
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        status: ConversationStatus = UNSET,
+        assignee: str | None = UNSET,
+        unread_count: int = UNSET,
+        expected_assignee: str | None = UNSET,
+        audit: AuditEntry | None = None,
+    ) -> Conversation:
+        def write(connection: sqlite3.Connection) -> Conversation:
+            current = fetch_conversation(connection, conversation_id)
+            if expected_assignee is not UNSET and current.assignee != expected_assignee:
+                raise Conflict(
+                    "the conversation's assignee changed meanwhile; read it again",
+                    assignee=current.assignee,
+                )
+            if audit is not None:
+                append_audit(connection, audit)
+            now = format_timestamp(utcnow())
+            after = {
+                "status": current.status if status is UNSET else ConversationStatus(status),
+                "assignee": current.assignee if assignee is UNSET else assignee,
+                "unread_count": current.unread_count if unread_count is UNSET else unread_count,
+            }
+            before = {
+                "status": current.status,
+                "assignee": current.assignee,
+                "unread_count": current.unread_count,
+            }
+            connection.execute(
+                "UPDATE conversations SET status = ?, assignee = ?, unread_count = ?,"
+                " updated_at = ? WHERE id = ?",
+                (after["status"], after["assignee"], after["unread_count"], now, conversation_id),
+            )
+            new_assignee = after["assignee"]
+            assignees = (new_assignee, current.assignee)
+            append_event(
+                connection,
+                InboxEvent.CONVERSATION_UPDATED,
+                conversation_id,
+                conversation_id,
+                assignees if new_assignee != current.assignee else (new_assignee,),
+                now,
+                events.conversation_changes(before, after),
+            )
+            return fetch_conversation(connection, conversation_id)
+
+        return await self.database.write(write)
+
+    async def list_conversations(
+        self,
+        status: ConversationStatus | None,
+        channel: str | None,
+        assignee: str | None,
+        cursor: str | None,
+        limit: int,
+        assigned_to_or_unassigned: str | None = None,
+    ) -> Page:
+        after = decode_cursor(cursor, 2) if cursor else None
+
+        def read(connection: sqlite3.Connection) -> Page:
+            select = "SELECT * FROM conversations WHERE 1 = 1"
+            params: list[Any] = []
+            for column, value in (("status", status), ("channel", channel), ("assignee", assignee)):
+                if value is not None:
+                    select += f" AND {column} = ?"
+                    params.append(str(value))
+            if assigned_to_or_unassigned is not None:
+                select += " AND (assignee = ? OR assignee IS NULL)"
+                params.append(assigned_to_or_unassigned)
+            return keyset_page(
+                connection,
+                select,
+                params,
+                after,
+                ("last_activity_at", "id"),
+                descending=True,
+                limit=limit,
+                build=conversation_from_row,
+            )
+
+        return await self.database.read(read)

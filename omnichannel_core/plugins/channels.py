@@ -1,0 +1,99 @@
+"""The channels, as modules see them: which are loaded, calling their hooks, their health.
+
+A thin face over the per-channel :class:`~omnichannel_core.plugins.dispatch.ChannelDispatcher`
+and what the loader recorded; ``context.channels`` is one. The inbox module is the one that
+calls ``receive``, ``status`` and ``send`` (it stores what they produce); any module may
+read the list and the health of the channels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import structlog
+
+from omnichannel_core.errors import HookNotImplemented, PluginLoadError
+from omnichannel_core.hooktypes import ChannelHealth
+from omnichannel_core.plugins.dispatch import ChannelDispatcher
+from omnichannel_core.plugins.loading import LoadedPlugins
+
+log = structlog.get_logger("omnichannel.channels")
+
+HEALTH_TIMEOUT_SECONDS = 5.0
+"""The longest a channel's ``health`` hook is waited for."""
+
+
+class Channels:
+    def __init__(self, plugins: LoadedPlugins, dispatcher: ChannelDispatcher) -> None:
+        self.plugins = plugins
+        self.dispatcher = dispatcher
+
+    @property
+    def names(self) -> list[str]:
+        """The loaded channels, sorted."""
+        return self.dispatcher.channels
+
+    @property
+    def failed(self) -> list[str]:
+        """Channels that failed to load."""
+        return [failure.name for failure in self.plugins.failures if failure.kind == "channel"]
+
+    @property
+    def disabled(self) -> list[str]:
+        """Plugins left out by ``OMNICHANNEL_DISABLE_PLUGINS`` (channels among them)."""
+        return list(self.plugins.disabled)
+
+    def loaded(self, channel: str) -> bool:
+        return channel in self.plugins.channels
+
+    def implements(self, channel: str, hook: str) -> bool:
+        """True when the channel itself (not only a wrapper) implements ``hook``."""
+        return self.dispatcher.implements(channel, hook)
+
+    async def call(self, channel: str, hook: str, **kwargs: Any) -> Any:
+        """Run ``hook`` for ``channel`` (its implementation, within every wrapper); raises
+        HookNotImplemented when it has none, and whatever the hook raises."""
+        return await self.dispatcher.call(channel, hook, **kwargs)
+
+    async def health(self, channel: str, **kwargs: Any) -> ChannelHealth:
+        """The channel's report, or a failed one when it takes longer than
+        :data:`HEALTH_TIMEOUT_SECONDS` (a sync health hook that hangs keeps its thread, but
+        nobody waits for it); raises HookNotImplemented when it has no ``health``."""
+        try:
+            result = await asyncio.wait_for(
+                self.dispatcher.call(channel, "health", **kwargs), HEALTH_TIMEOUT_SECONDS
+            )
+        except HookNotImplemented:
+            raise
+        except TimeoutError:
+            return ChannelHealth(ok=False, detail="health check timed out")
+        except Exception as error:
+            log.exception("channel_health_crashed", channel=channel)
+            return ChannelHealth(ok=False, detail=f"health check failed: {type(error).__name__}")
+        if not isinstance(result, ChannelHealth):
+            return ChannelHealth(ok=False, detail="health returned the wrong type")
+        return result
+
+    def contributed_routes(self, channel: str, **kwargs: Any) -> list[Any]:
+        """What the channel's ``channel_routes`` return, joined (start-up only); raises
+        PluginLoadError for an async implementation, and whatever the hook raises."""
+        routes: list[Any] = []
+        for result in self.dispatcher.call_at_startup(channel, "channel_routes", **kwargs):
+            if inspect.isawaitable(result):
+                if hasattr(result, "close"):
+                    result.close()
+                raise PluginLoadError(
+                    f"channel {channel!r} channel_routes must be a plain function, not async",
+                    channel=channel,
+                )
+            routes.extend(result)
+        return routes
+
+    def drop(self, channel: str, reason: str) -> None:
+        """Unload a channel found unusable at start-up (its routes could not be mounted)."""
+        self.plugins.drop_channel(channel, reason)
+
+    def shutdown(self) -> None:
+        self.dispatcher.shutdown()

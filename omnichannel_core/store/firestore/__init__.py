@@ -1,0 +1,1 @@
+"""The Firestore backend: the database handle and the kernel's stores on it."""
