@@ -43,7 +43,7 @@ class StructlogGunicornLogger(Logger):
 
 bind = [f"{_config.host}:{_config.port}"]
 workers = _config.workers
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "omnichannel_core.gunicorn_worker.UvicornWorker"
 graceful_timeout = 10
 timeout = 60
 keepalive = 5

@@ -1,0 +1,31 @@
+"""The gunicorn worker class of ``omnichannel serve``: uvicorn's, with a clean stop.
+
+gunicorn hands each worker its listening sockets wrapped in its own ``BaseSocket``. uvicorn
+serves them on uvloop, which takes over the file descriptor and, when the server stops,
+closes it itself and then calls ``close()`` on the object it was given. A plain
+``socket.socket`` is detached instead, but gunicorn's wrapper closes its socket again, gets
+``EBADF``, and logs "Error while closing socket [Errno 9] Bad file descriptor" on every stop
+of every worker. Handing uvicorn the wrapped sockets themselves makes the stop quiet, and
+the descriptor is closed once, by the loop that owns it.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import uvicorn_worker
+
+
+def unwrapped(listener: Any) -> socket.socket:
+    """The ``socket.socket`` inside gunicorn's listener wrapper (or the socket itself)."""
+    inner = getattr(listener, "sock", None)
+    return inner if isinstance(inner, socket.socket) else listener
+
+
+class UvicornWorker(uvicorn_worker.UvicornWorker):
+    """``uvicorn_worker.UvicornWorker`` serving the unwrapped listening sockets."""
+
+    def run(self) -> None:
+        self.sockets = [unwrapped(listener) for listener in self.sockets]
+        super().run()
