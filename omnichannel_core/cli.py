@@ -121,7 +121,7 @@ def _core_parser(
     serve.add_argument(
         "--no-control-socket",
         action="store_true",
-        help="do not create gunicorn's control socket (tests, CI)",
+        help="do not create gunicorn's control socket, <data dir>/gunicorn.ctl (tests, CI)",
     )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser("worker", help="run the background jobs and event subscribers")

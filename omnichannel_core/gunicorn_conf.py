@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
@@ -41,6 +42,24 @@ class StructlogGunicornLogger(Logger):
         self.access_log.disabled = True  # the app writes one summary line per request
 
 
+CONTROL_SOCKET_FILE = "gunicorn.ctl"
+UNIX_SOCKET_PATH_MAX = 107
+"""The longest path a Unix socket can have on Linux, in bytes (``sun_path`` holds 108 with
+the closing NUL)."""
+
+
+def control_socket_path(config: Config) -> Path:
+    """Where gunicorn's control socket goes (``gunicornc -s <path>`` talks to it): in the
+    server's own data folder. gunicorn's default, ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or
+    ``~/.gunicorn/gunicorn.ctl``, is one path for every server a user runs: a second server
+    would replace the first one's socket, and stopping either would delete it."""
+    return (config.data_dir / CONTROL_SOCKET_FILE).absolute()
+
+
+def fits_a_unix_socket(path: Path) -> bool:
+    return len(bytes(path)) <= UNIX_SOCKET_PATH_MAX
+
+
 bind = [f"{_config.host}:{_config.port}"]
 workers = _config.workers
 worker_class = "omnichannel_core.gunicorn_worker.UvicornWorker"
@@ -50,6 +69,7 @@ keepalive = 5
 accesslog = None
 loglevel = _config.log_level
 logger_class = StructlogGunicornLogger
+control_socket = str(control_socket_path(_config))  # --no-control-socket: none at all
 
 
 def on_starting(server) -> None:  # gunicorn hook: in the master, once
@@ -67,6 +87,22 @@ def on_starting(server) -> None:  # gunicorn hook: in the master, once
         raise SystemExit(2) from None
     os.environ[FAILURES_REPORTED_VARIABLE] = "1"  # the workers, forked from here, say it not again
     announce_generated_key(ensure_api_key(_config))
+    give_up_an_unusable_control_socket(server)
+
+
+def give_up_an_unusable_control_socket(server) -> None:
+    """Go without a control socket whose path is too long to bind, saying why in one
+    warning: gunicorn would log an error at every start instead."""
+    path = Path(server.cfg.control_socket)
+    if server.cfg.control_socket_disable or fits_a_unix_socket(path):
+        return
+    server.cfg.set("control_socket_disable", True)
+    server.log.warning(
+        "No control socket: its path, %s, is longer than the %d bytes a Unix socket's path"
+        " may have; a shorter OMNICHANNEL_DATA_DIR gets one",
+        path,
+        UNIX_SOCKET_PATH_MAX,
+    )
 
 
 def when_ready(server) -> None:  # gunicorn hook: in the master, listening, before workers
