@@ -1,8 +1,12 @@
-"""The gunicorn settings of ``omnichannel serve``, seen from outside the real server."""
+"""The gunicorn settings of ``omnichannel serve``, seen from outside the real server: where
+its control socket goes, and how a generated API key is shown."""
 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import stat
 import subprocess
 import sys
@@ -10,11 +14,12 @@ import time
 from pathlib import Path
 
 from omnichannel_core.cli import gunicorn_command
-from omnichannel_core.testing.server import ServerProcess
+from omnichannel_core.testing.server import ServerProcess, running_server
 from tests.conftest import WEBHOOK_SECRET
 
 GUNICORNC = str(Path(sys.executable).parent / "gunicornc")
 SOCKET_WAIT_SECONDS = 10
+START_SECONDS = 60
 UNIX_SOCKET_PATH_MAX = 107  # as omnichannel_core.gunicorn_conf (importing it reads the env)
 
 
@@ -95,3 +100,54 @@ def test_a_data_dir_too_deep_for_a_socket_runs_without_one(tmp_path):
     assert len(warnings) == 1 and "OMNICHANNEL_DATA_DIR" in warnings[0]
     assert not (deep / "gunicorn.ctl").exists()
     assert list(home.iterdir()) == []
+
+
+def test_a_generated_key_is_named_by_file_in_a_log(tmp_path):
+    """Without OMNICHANNEL_API_KEY, the server generates a key; its log (not a terminal)
+    says which file holds it and never holds the key itself."""
+    with running_server(tmp_path, {"OMNICHANNEL_API_KEY": None}) as server:
+        key = (tmp_path / "data" / "api-key").read_text().strip()
+        with server.client(key) as client:
+            assert client.get("/api/conversations").status_code == 200
+        log = server.log()
+    assert key not in log
+    assert f"read it from {tmp_path / 'data' / 'api-key'}" in log
+
+
+def read_until(fd: int, text: bytes, seconds: float) -> bytes:
+    """What the terminal ``fd`` shows until ``text`` appears (or the time is up)."""
+    shown = b""
+    deadline = time.monotonic() + seconds
+    while text not in shown and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                shown += os.read(fd, 4096)
+            except OSError:  # the other side closed
+                break
+    return shown
+
+
+def test_a_generated_key_is_shown_on_a_terminal(tmp_path):
+    """On a terminal, the generated key is printed once, with the file that keeps it."""
+    server = ServerProcess(tmp_path, {"OMNICHANNEL_API_KEY": None})
+    terminal, its_side = pty.openpty()
+    process = subprocess.Popen(
+        server.command(),
+        cwd=tmp_path,
+        env=server.env,
+        stdin=subprocess.DEVNULL,
+        stdout=its_side,
+        stderr=its_side,
+        start_new_session=True,
+    )
+    os.close(its_side)
+    try:
+        shown = read_until(terminal, b"shown only this once", START_SECONDS)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        os.close(terminal)
+    key = (tmp_path / "data" / "api-key").read_text().strip()
+    assert f"API key: {key}".encode() in shown
+    assert str(tmp_path / "data" / "api-key").encode() in shown
