@@ -1,0 +1,87 @@
+"""The README's shell examples work when run as written: each test runs one with bash, with
+only what a reader would change (the port a test server gets, the path to the virtualenv,
+a password the reader chose)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from omnichannel_core.testing.server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SH_BLOCK = re.compile(r"^```sh\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
+VENV_BIN = str(Path(sys.executable).parent)
+RUN_SECONDS = 120
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("openssl")),
+    reason="the README's examples use curl and openssl",
+)
+
+
+def sh_block_after(marker: str) -> str:
+    """The first ``sh`` code block of the README after the text ``marker``."""
+    text = README.read_text()
+    match = SH_BLOCK.search(text, text.index(marker))
+    assert match is not None, f"no sh block after {marker!r}"
+    return match["code"]
+
+
+def as_run_here(script: str, port: int) -> str:
+    """``script`` with the README's port and virtualenv replaced by this test's."""
+    return script.replace("127.0.0.1:3000", f"127.0.0.1:{port}").replace(
+        ".venv/bin/", VENV_BIN + "/"
+    )
+
+
+def reader_env(port: int, **settings: str) -> dict[str, str]:
+    """A reader's shell: no omnichannel setting but the port (and ``settings``)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OMNICHANNEL_")}
+    return {**env, "PORT": str(port), **settings}
+
+
+def run_bash(script: str, cwd: Path, env: Mapping[str, str], stdin: str = "") -> str:
+    """Run ``script`` with bash in ``cwd``; its output (stdout and stderr). Whatever it left
+    running is stopped by its process group when it does not finish in time."""
+    process = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(stdin, timeout=RUN_SECONDS)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    return output
+
+
+def test_the_whole_loop_runs_as_written(tmp_path):
+    """The README's "Try the whole loop", then its command that stops the server: one
+    server starts in the background with the channel's variables, the example waits for
+    /health before it posts, the signed webhook is stored and listed, and ``kill $SERVER``
+    stops the server (it exits 0)."""
+    port = free_port()
+    loop = sh_block_after("Try the whole loop")
+    stop = sh_block_after("When you are done, stop it")
+    script = as_run_here(f"{loop}\n{stop}\nwait $SERVER\necho server exited with $?\n", port)
+    output = run_bash(script, tmp_path, reader_env(port))
+    assert '"address": "user-42"' in output, output
+    assert output.rstrip().endswith("server exited with 0"), output
+    assert "omnichannel.log" in os.listdir(tmp_path)
