@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from omnichannel_core.testing.server import free_port
+from omnichannel_core.access.passwords import MAX_LENGTH, MIN_LENGTH
+from omnichannel_core.testing.server import free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -85,3 +86,36 @@ def test_the_whole_loop_runs_as_written(tmp_path):
     assert '"address": "user-42"' in output, output
     assert output.rstrip().endswith("server exited with 0"), output
     assert "omnichannel.log" in os.listdir(tmp_path)
+
+
+def test_the_users_example_runs_as_written(tmp_path):
+    """The README's "Users and API keys" against a running server: the admin is created with
+    the password typed at the prompt, the login's access token is taken out of the JSON into
+    ACCESS_TOKEN, and with it a user and an API key are created."""
+    password = "ana-chose-this-password"
+    with running_server(tmp_path, {}) as server:
+        script = as_run_here(sh_block_after("### Users and API keys"), server.port)
+        script = script.replace("<the password you chose>", password)
+        env = reader_env(server.port, OMNICHANNEL_DATA_DIR=str(tmp_path / "data"))
+        output = run_bash(script, tmp_path, env, stdin=f"{password}\n{password}\n")
+    assert "created admin ana@example.com" in output, output
+    assert '"email": "bo@example.com"' in output, output
+    assert '"name": "crm-sync"' in output, output
+
+
+def test_a_refused_login_says_why_and_sets_no_token(tmp_path):
+    """The README's login with a wrong password prints the server's reason, not a Python
+    traceback, and leaves ACCESS_TOKEN empty."""
+    with running_server(tmp_path, {}) as server:
+        block = as_run_here(sh_block_after("### Users and API keys"), server.port)
+        login = block[block.index("ACCESS_TOKEN=") : block.index("\ncurl", block.index("ACCESS"))]
+        script = f'{login}\necho "token: [$ACCESS_TOKEN]"\n'
+        output = run_bash(script, tmp_path, reader_env(server.port))
+    assert "the email or password is not right" in output
+    assert "Traceback" not in output
+    assert "token: []" in output
+
+
+def test_the_password_rule_the_readme_states_is_the_real_one():
+    """The README states the length rule passwords.check_strength applies."""
+    assert f"has {MIN_LENGTH} to {MAX_LENGTH} characters" in README.read_text()
