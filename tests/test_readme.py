@@ -119,3 +119,13 @@ def test_a_refused_login_says_why_and_sets_no_token(tmp_path):
 def test_the_password_rule_the_readme_states_is_the_real_one():
     """The README states the length rule passwords.check_strength applies."""
     assert f"has {MIN_LENGTH} to {MAX_LENGTH} characters" in README.read_text()
+
+
+def test_the_emulator_commands_make_the_pubsub_data_dir_first():
+    """The Pub/Sub emulator exits at once unless its --data-dir exists: the README's
+    emulator commands make it before starting the emulator."""
+    block = sh_block_after("### The emulators, locally")
+    data_dir = re.search(r"--data-dir=(\S+)", block)
+    assert data_dir is not None
+    before = block[: data_dir.start()]
+    assert f"mkdir -p {data_dir[1]}" in before
