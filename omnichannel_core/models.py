@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from omnichannel_core.bodies.fields import field
 from omnichannel_core.timestamps import utcnow
 
 
@@ -146,7 +147,11 @@ class Message:
     media: tuple[Media, ...] = ()
     provider_message_id: str | None = None
     idempotency_key: str | None = None
-    error_code: str | None = None
+    error_code: str | None = field(
+        default=None,
+        description="Why it failed: the provider's code when it gave one, else"
+        " send_rejected, provider_unavailable, channel_failed or channel_unavailable.",
+    )
     error_message: str | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
     created_at: datetime = attrs.field(factory=utcnow)

@@ -1,14 +1,16 @@
 """The inbox service between channels, store and API: what it does when a channel misbehaves,
-when a channel is gone, and when an idempotency key is reused."""
+when a channel is gone, when a send fails, and when an idempotency key is reused."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from falcon import testing
+from structlog.testing import capture_logs
 
 from omnichannel_core import hookimpl
-from omnichannel_core.errors import SendOutcomeUnknown
+from omnichannel_core.errors import ChannelUnavailable, SendFailed, SendOutcomeUnknown
 from omnichannel_core.hooktypes import (
     InboundMessage,
     OutboundMessage,
@@ -18,6 +20,8 @@ from omnichannel_core.hooktypes import (
     WebhookResult,
 )
 from omnichannel_core.testing.in_process import AUTH, run_app
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.signing import SIGNATURE_HEADER, WEBHOOK_PATH, encode, inbound_message, signature
 
 
 class Crashing:
@@ -197,3 +201,92 @@ def test_a_lost_send_answer_leaves_the_message_sending_for_its_callback(tmp_path
         assert settled.json["provider_message_id"] == "P-1"
 
     run_app(tmp_path, {"lost": LostAnswer()}, scenario)
+
+
+class FailingSend:
+    """A channel that takes inbound messages and fails every send with ``failure``."""
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+    @hookimpl
+    def receive(self, request: WebhookRequest) -> WebhookResult:
+        item = json.loads(request.body)
+        return WebhookResult(messages=(InboundMessage(item["id"], item["from"], text="hi"),))
+
+    @hookimpl
+    async def send(self, message: OutboundMessage) -> SendResult:
+        raise self.failure
+
+
+async def _reply_and_read_back(
+    conductor: testing.ASGIConductor, webhook_path: str, body: bytes, headers: dict[str, str]
+) -> tuple[testing.Result, dict]:
+    """Post an inbound webhook, reply in its conversation, and read the reply back."""
+    assert (
+        await conductor.simulate_post(webhook_path, body=body, headers=headers)
+    ).status_code == 200
+    listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
+    path = f"/api/conversations/{listed.json['items'][0]['id']}/messages"
+    answer = await conductor.simulate_post(path, json={"text": "hello"}, headers=AUTH)
+    stored = await conductor.simulate_get(
+        f"/api/messages/{answer.json['message_id']}", headers=AUTH
+    )
+    return answer, stored.json
+
+
+def _send_failures(logs: list[dict]) -> list[dict]:
+    return [line for line in logs if line["event"] == "message_send_failed"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (RuntimeError("token=s3cr3t in a plugin bug"), 502, "channel_failed"),
+        (ChannelUnavailable("ACME_TOKEN is not set", channel="acme"), 503, "channel_unavailable"),
+        (SendFailed("the number is blocked", code="21610"), 422, "21610"),
+        (SendFailed("the provider refused it"), 422, "send_rejected"),
+        (SendFailed("the provider is down", retryable=True), 502, "provider_unavailable"),
+    ],
+    ids=["crash", "unavailable", "provider-code", "rejected", "provider-down"],
+)
+def test_a_failed_send_stores_a_code_and_logs_why(tmp_path, failure, status, code):
+    """Whatever makes a send fail, the stored message keeps a stable error code (the
+    provider's, when it gave one; else the code the API's answer has) and the reason, and
+    the message_send_failed log line says both; a crash's own text (which may hold
+    anything) reaches neither."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        body = json.dumps({"id": "in-1", "from": "+1555"}).encode()
+        with capture_logs() as logs:
+            answer, stored = await _reply_and_read_back(
+                conductor, "/api/channels/acme/webhook", body, {}
+            )
+        assert answer.status_code == status
+        assert stored["status"] == "failed"
+        assert stored["error_code"] == code
+        if code in ("channel_failed", "channel_unavailable", "send_rejected"):
+            assert answer.json["error"] == code
+        [logged] = _send_failures(logs)
+        assert (logged["error_code"], logged["reason"]) == (code, stored["error_message"])
+        assert logged["message_id"] == stored["id"]
+        assert "s3cr3t" not in json.dumps([stored, logged])
+
+    run_app(tmp_path, {"acme": FailingSend(failure)}, scenario)
+
+
+def test_a_send_on_the_http_channel_without_its_url_stores_why(tmp_path):
+    """The generic channel with no HTTP_CHANNEL_SEND_URL: the reply is 503
+    channel_unavailable, and the stored message says so in its error code and message."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        body = encode(inbound_message("+15550100"))
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(body)}
+        with capture_logs() as logs:
+            answer, stored = await _reply_and_read_back(conductor, WEBHOOK_PATH, body, headers)
+        assert (answer.status_code, answer.json["error"]) == (503, "channel_unavailable")
+        assert stored["error_code"] == "channel_unavailable"
+        assert stored["error_message"] == "HTTP_CHANNEL_SEND_URL is not set"
+        assert _send_failures(logs)[0]["reason"] == "HTTP_CHANNEL_SEND_URL is not set"
+
+    run_app(tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET})

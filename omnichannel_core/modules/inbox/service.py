@@ -46,6 +46,24 @@ from omnichannel_core.modules.inbox.store import InboxStore, Ingested, StatusApp
 log = structlog.get_logger("omnichannel.inbox")
 
 
+
+def failure_code(error: OmnichannelError) -> str:
+    """The ``error_code`` a message that could not be sent keeps: the provider's code when
+    it gave one, else the kind of failure, named as the API's error answer names it
+    (``omnichannel_core.web.errors``): ``send_rejected`` or ``provider_unavailable`` (the
+    provider refused, or could not be reached), ``channel_unavailable`` (e.g. the channel
+    is not configured), ``channel_failed`` (the channel crashed or answered nonsense)."""
+    if isinstance(error, SendFailed):
+        if error.code:
+            return str(error.code)
+        return "provider_unavailable" if error.retryable else "send_rejected"
+    if isinstance(error, ChannelUnavailable):
+        return "channel_unavailable"
+    if isinstance(error, ChannelFailed):
+        return "channel_failed"
+    return "send_failed"
+
+
 class Inbox:
     """What happens between the channels, the store and the API.
 
@@ -347,7 +365,7 @@ class Inbox:
         return applied.message
 
     async def _fail(self, message: Message, error: OmnichannelError) -> None:
-        code = getattr(error, "code", None)
+        code = failure_code(error)
         applied = await self.store.advance_message(
             message.id, DeliveryStatus.FAILED, error_code=code, error_message=error.message
         )
@@ -357,5 +375,6 @@ class Inbox:
             channel=message.channel,
             message_id=message.id,
             error_code=code,
+            reason=error.message,  # the core's and the channels' messages hold no secret
         )
         raise DeliveryFailed(applied.message, error)
