@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from omnichannel_core import __version__
-from omnichannel_core.testing.server import ServerProcess, running_server
+from omnichannel_core.testing.server import ServerProcess, channels_except, running_server
 
 SMALL_LIMIT = 2048
 MESSAGES = "/api/channels/http/messages"
@@ -188,6 +188,23 @@ def test_unknown_channel_is_404(server):
     """A channel that is not loaded answers 404 JSON naming it."""
     body = assert_json_error(server.client().post("/api/channels/nope/webhook", json={}), 404)
     assert body["channel"] == "nope"
+    assert body["message"] == "unknown channel 'nope'"
+
+
+def test_a_disabled_channel_says_it_is_disabled_and_by_what(tmp_path):
+    """With OMNICHANNEL_DISABLE_PLUGINS naming the built-in http channel, its routes answer
+    404 saying the channel is disabled and by which variable, not that it is unknown; a
+    channel nobody installed is still unknown."""
+    env = {"WEBHOOK_SECRET": "s", "OMNICHANNEL_DISABLE_PLUGINS": channels_except([])}
+    with running_server(tmp_path, env) as server, server.client() as client:
+        for method, path in [("POST", WEBHOOK), ("POST", MESSAGES), ("GET", "/api/channels/http")]:
+            body = assert_json_error(client.request(method, path, json={}), 404)
+            assert body["channel"] == "http"
+            assert body["message"] == (
+                "channel 'http' is disabled: OMNICHANNEL_DISABLE_PLUGINS names it"
+            )
+        unknown = assert_json_error(client.post("/api/channels/nope/webhook", json={}), 404)
+        assert unknown["message"] == "unknown channel 'nope'"
 
 
 def test_valid_request_id_is_echoed(server):

@@ -244,8 +244,8 @@ def test_cli_plugins_exits_0_when_all_load(tmp_path, site):
 
 
 def test_disable_plugins_removes_channel(tmp_path, site):
-    """OMNICHANNEL_DISABLE_PLUGINS=echo,broken keeps both out: echo's routes answer 404, both
-    are listed as disabled, and nothing failed."""
+    """OMNICHANNEL_DISABLE_PLUGINS=echo,broken keeps both out: echo's routes answer 404
+    saying it is disabled, both are listed as disabled, and nothing failed."""
     env = {
         "PYTHONPATH": str(site),
         "ECHO_TOKEN": ECHO_TOKEN,
@@ -258,7 +258,11 @@ def test_disable_plugins_removes_channel(tmp_path, site):
         assert report["failed"] == []
         assert all(item["name"] != "echo" for item in report["items"])
         assert client.get("/api/channels/echo/ping").status_code == 404
-        assert _echo_webhook(server, "disabled-1").status_code == 404
+        refused = _echo_webhook(server, "disabled-1")
+        assert refused.status_code == 404
+        assert refused.json()["message"] == (
+            "channel 'echo' is disabled: OMNICHANNEL_DISABLE_PLUGINS names it"
+        )
         assert "echo" not in client.get("/").json()["channels"]
         assert client.get("/health").json()["failed_plugins"] == []
 

@@ -42,8 +42,8 @@ class Channels:
 
     @property
     def disabled(self) -> list[str]:
-        """Plugins left out by ``OMNICHANNEL_DISABLE_PLUGINS`` (channels among them)."""
-        return list(self.plugins.disabled)
+        """Channels left out by ``OMNICHANNEL_DISABLE_PLUGINS``."""
+        return list(self.plugins.disabled_channels)
 
     def loaded(self, channel: str) -> bool:
         return channel in self.plugins.channels

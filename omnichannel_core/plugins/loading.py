@@ -86,6 +86,8 @@ class LoadedPlugins:
     loaded: list[LoadedPlugin] = attrs.field(factory=list)
     failures: list[PluginFailure] = attrs.field(factory=list)
     disabled: list[str] = attrs.field(factory=list)
+    disabled_channels: list[str] = attrs.field(factory=list)
+    """The channels among ``disabled`` (their routes say so)."""
 
     @property
     def info(self) -> list[PluginInfo]:
@@ -205,6 +207,8 @@ class _Loader:
         name = entry_point.name
         if name in self.disabled:
             self.loaded.disabled.append(name)
+            if kind == "channel":
+                self.loaded.disabled_channels.append(name)
             return
         if kind == "channel" and name in self.loaded.channels:
             self.fail(name, kind, distribution, source, f"channel {name!r} is already provided")

@@ -182,16 +182,20 @@ class ChannelHealthResource(_ChannelResource):
 
 class UnknownChannel:
     """Anything under ``/api/channels/`` that no channel route matched: an unknown channel,
-    a channel that failed to load, or a path a known channel does not serve."""
+    a channel that failed to load or was disabled, or a path a known channel does not
+    serve."""
 
     operations = {
         method.upper(): Operation("No such channel route", public=True, documented=False)
         for method in ("get", "post", "put", "patch", "delete")
     }
 
-    def __init__(self, channels: Iterable[str], failed: Iterable[str] = ()) -> None:
+    def __init__(
+        self, channels: Iterable[str], failed: Iterable[str] = (), disabled: Iterable[str] = ()
+    ) -> None:
         self.channels = frozenset(channels)
         self.failed = frozenset(failed)
+        self.disabled = frozenset(disabled)
 
     async def _answer(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str, rest: str = ""
@@ -201,6 +205,11 @@ class UnknownChannel:
         if name in self.failed:
             raise NotFound(
                 f"channel {name!r} failed to load; GET /api/plugins says why", channel=name
+            )
+        if name in self.disabled:
+            raise NotFound(
+                f"channel {name!r} is disabled: OMNICHANNEL_DISABLE_PLUGINS names it",
+                channel=name,
             )
         raise NotFound(f"unknown channel {name!r}", channel=name)
 
@@ -343,7 +352,7 @@ def channels_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
             channels.drop(channel, error.message)
         except Exception as error:
             channels.drop(channel, f"channel_routes raised {type(error).__name__}: {error}")
-    unknown = UnknownChannel(channels.names, channels.failed)
+    unknown = UnknownChannel(channels.names, channels.failed, channels.disabled)
     routes.append(Route("/api/channels/{name}/{rest:path}", unknown, document_as=""))
     routes.append(Route("/api/channels/{name}", unknown, document_as=""))
     return routes
