@@ -27,9 +27,11 @@ GUNICORN_SETTINGS = "python:omnichannel_core.gunicorn_conf"
 APP_FACTORY = "omnichannel_core.app:get_app()"
 CORE_COMMANDS = ("serve", "worker", "plugins")
 DESCRIPTION = (
-    "omnichannel: one inbox for every channel. 'serve' runs the server (and its job runner),"
-    " 'worker' runs background jobs alone, 'plugins' lists what is installed; installed"
-    " modules add their own commands (users create-admin...)."
+    "omnichannel: one inbox for the messages of WhatsApp, SMS, Messenger and your own"
+    " systems. 'serve' runs the server and its job runner, 'worker' runs the jobs alone,"
+    " 'plugins' lists what is installed; installed modules add their own commands. Every"
+    " command reads its settings from environment variables, or from a .env file in the"
+    " working folder (the README's Configuration lists them)."
 )
 
 
@@ -106,17 +108,31 @@ def _core_parser(
     parser: argparse.ArgumentParser,
 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     parser.add_argument("--version", action="version", version=f"omnichannel {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, title="commands")
+    _add_serve(commands)
+    _add_worker(commands)
+    _add_plugins(commands)
+    return commands
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
-        "serve", help="run the server (gunicorn with uvicorn workers) and its job runner"
+        "serve",
+        help="run the server (gunicorn with uvicorn workers) and its job runner",
+        description="Run the server: gunicorn with uvicorn workers, on the store"
+        " OMNICHANNEL_STORE names (SQLite in OMNICHANNEL_DATA_DIR by default), and one job"
+        " runner beside it, restarted if it crashes. The options win over the environment.",
     )
     serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
     serve.add_argument("--host", help="address to bind (default: $OMNICHANNEL_HOST or 127.0.0.1)")
-    serve.add_argument("--workers", type=int, help="web worker processes (default: 2)")
+    serve.add_argument(
+        "--workers", type=int, help="web worker processes (default: $OMNICHANNEL_WORKERS or 2)"
+    )
     serve.add_argument(
         "--no-worker",
         action="store_true",
-        help="run no job runner beside the server (run `omnichannel worker` elsewhere)",
+        help="run no job runner beside the server (run 'omnichannel worker' elsewhere);"
+        " the same as OMNICHANNEL_RUN_WORKER=false",
     )
     serve.add_argument(
         "--no-control-socket",
@@ -124,12 +140,32 @@ def _core_parser(
         help="do not create gunicorn's control socket, <data dir>/gunicorn.ctl (tests, CI)",
     )
     serve.set_defaults(run=_serve)
-    worker = commands.add_parser("worker", help="run the background jobs and event subscribers")
+
+
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run the background jobs and event subscribers",
+        description="Run the modules' background jobs and event subscribers, without a web"
+        " server: beside 'omnichannel serve --no-worker', on this machine or another one on"
+        " the same store. Several may run: a job that must run once at a time is held by one"
+        " of them (a lease in the store). Stops cleanly on SIGTERM.",
+    )
     worker.set_defaults(run=_worker)
-    plugins = commands.add_parser("plugins", help="list plugins, their hooks and failures")
-    plugins.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_plugins(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    plugins = commands.add_parser(
+        "plugins",
+        help="list plugins, their hooks and failures",
+        description="List the plugins the server would load, each with its distribution,"
+        " version and hooks, then those that failed to load and those disabled. Exits 1"
+        " when one failed.",
+    )
+    plugins.add_argument(
+        "--json", action="store_true", help="print the JSON that GET /api/plugins answers"
+    )
     plugins.set_defaults(run=_plugins)
-    return commands
 
 
 def _plugin_commands(
@@ -138,10 +174,17 @@ def _plugin_commands(
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
     for command in registry.commands:
         if command.group not in groups:
-            group = commands.add_parser(command.group, help=command.group_help or command.help)
-            groups[command.group] = group.add_subparsers(dest=f"{command.group}_command")
-            groups[command.group].required = True
-        parser = groups[command.group].add_parser(command.name, help=command.help)
+            group = commands.add_parser(
+                command.group,
+                help=command.group_help,
+                description=command.group_description or command.group_help,
+            )
+            groups[command.group] = group.add_subparsers(
+                dest=f"{command.group}_command", required=True, title="commands"
+            )
+        parser = groups[command.group].add_parser(
+            command.name, help=command.help, description=command.description or command.help
+        )
         command.arguments(parser)
         parser.set_defaults(run=_plugin_command(command, registry))
 

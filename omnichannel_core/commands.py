@@ -25,7 +25,10 @@ class Command:
     :param arguments: adds the command's arguments to its ``argparse`` parser.
     :param run: ``async def run(args) -> int``: the exit status. It runs with every store
         open; an OmnichannelError it raises is printed as one line, exit status 2.
-    :param group_help: what the group is for (the first command of a group says it).
+    :param description: the command's ``--help`` text, when more than ``help`` (plain
+        text: what it does, what it asks, what it refuses).
+    :param group_help: what the group is for, in one line (the first command of a group
+        says it), and ``group_description`` at more length.
     """
 
     group: str = attrs.field(validator=_name)
@@ -33,4 +36,6 @@ class Command:
     help: str
     run: Callable[[argparse.Namespace], Awaitable[int]]
     arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    description: str = ""
     group_help: str = ""
+    group_description: str = ""

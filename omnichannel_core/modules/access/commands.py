@@ -8,6 +8,7 @@ import asyncio
 import getpass
 
 from omnichannel_core.module import Command, ConfigError, Role
+from omnichannel_core.modules.access.passwords import MAX_LENGTH, MIN_LENGTH
 from omnichannel_core.modules.access.service import Access, command_line
 
 
@@ -19,8 +20,8 @@ def _ask_password() -> str:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--email", required=True)
-    parser.add_argument("--name", required=True, help="display name")
+    parser.add_argument("--email", required=True, help="the admin's email, to log in with")
+    parser.add_argument("--name", required=True, help="the admin's display name")
     parser.add_argument(
         "--password", help="the password (visible in the process list: prefer the prompt)"
     )
@@ -42,5 +43,10 @@ def create_admin(access: Access) -> Command:
         "create an admin user (asks for the password when not given)",
         run,
         _arguments,
+        description="Create an admin user: the first one, who then logs in and creates the"
+        " others through the API, or another one. Asks for the password twice when --password"
+        f" is not given; a password has {MIN_LENGTH} to {MAX_LENGTH} characters.",
         group_help="manage users from the server's machine",
+        group_description="Manage users in the server's store, from the server's machine: run"
+        " it with the server's environment.",
     )
