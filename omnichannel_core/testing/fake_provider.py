@@ -5,6 +5,7 @@ provider's (``answer``), as the fake Twilio API does."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -38,6 +39,19 @@ class ScriptedResponse:
     @classmethod
     def json(cls, status: int, data: Any, delay: float = 0.0) -> ScriptedResponse:
         return cls(status, json.dumps(data).encode(), "application/json", delay)
+
+
+class _ProviderServer(ThreadingHTTPServer):
+    """The fake's HTTP server: quiet about a client that went away before its answer (a
+    client that timed out, a test that moved on), as a provider's API is; any other error
+    of a request is still printed, traceback and all."""
+
+    daemon_threads = True  # kept-alive connections must not block shutdown
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset...
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeProvider:
@@ -83,8 +97,7 @@ class FakeProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True  # kept-alive connections must not block shutdown
+        self._server = _ProviderServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
