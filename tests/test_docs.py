@@ -22,6 +22,15 @@ PLUGINS_DOC = ROOT / "docs" / "plugins.md"
 TESTS = ROOT / "tests"
 HEADING = re.compile(r"^## `(?P<name>\w+)\((?P<params>[^)]*)\)(?: -> [^`]+)?`$", re.MULTILINE)
 PYTHON_BLOCK = re.compile(r"^```python\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
+INLINE_CODE = re.compile(r"`([^`\n]+)`")
+SHELL_BLOCK = re.compile(r"^ *```sh\n(?P<code>.*?)^ *```$", re.MULTILINE | re.DOTALL)
+INSTALL_GUIDES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    *sorted((ROOT / "templates").rglob("README.md")),
+    ROOT / "omnichannel-twilio" / "README.md",
+    ROOT / "omnichannel-facebook" / "README.md",
+]
 
 
 def _hook_names() -> list[str]:
@@ -160,3 +169,22 @@ def test_the_channel_routes_example_is_served(tmp_path):
 
     channels = {EXAMPLE_CHANNEL: _example_module("channel_routes")}
     run_app(tmp_path, channels, scenario, environ={"ECHO_TOKEN": EXAMPLE_TOKEN})
+
+
+@pytest.mark.parametrize("guide", INSTALL_GUIDES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_command_installs_the_core_from_the_package_index(guide):
+    """omnichannel-core is not on the package index: no shell command of the docs (in a
+    shell block or inline) installs it by name alone; one that names it installs it from a
+    git URL (a checkout is installed by its path)."""
+    text = guide.read_text()
+    commands = [
+        line.split(" # ")[0].strip()  # without its comment
+        for block in SHELL_BLOCK.finditer(text)
+        for line in block["code"].splitlines()
+    ] + INLINE_CODE.findall(text)
+    by_name = [
+        command
+        for command in commands
+        if "pip install" in command and "omnichannel-core" in command and "git+" not in command
+    ]
+    assert by_name == []
