@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from omnichannel_core.bus.bus import PollingBus
 from omnichannel_core.bus.news import News
 from omnichannel_core.events.records import Event
 from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.modules.access.tokens import TokenSigner
 from omnichannel_core.modules.events import stream as events_routes
 from omnichannel_core.modules.events.hub import EventHub
 from omnichannel_core.modules.inbox.events import event_types
@@ -258,6 +260,48 @@ def test_streams_on_a_fresh_server_start_from_an_empty_log(tmp_path):
         assert stream.next_of("message.created").data["message"]["id"] == message["id"]
 
 
+def test_after_0_replays_the_kept_log_from_its_oldest_event(tmp_path):
+    """``?after=0`` and ``Last-Event-ID: 0`` (refused with 400 before) replay every event
+    the log keeps, oldest first, then go on with what happens next; ``ready`` says the
+    stream starts before the oldest event (null)."""
+    env = {"WEBHOOK_SECRET": WEBHOOK_SECRET}
+    with running_server(tmp_path, env) as server, server.client() as admin:
+        sender = unique("+1555")
+        kept = [send_inbound(admin, sender, f"kept {n}")["id"] for n in range(3)]
+        for way in ({"after": "0"}, {"last_event_id": "0"}):
+            with open_stream(server.base_url, API_KEY, **way) as (response, stream):
+                assert response.status_code == 200, response.read()
+                assert stream.next() == ServerEvent("ready", None, {"after": None})
+                replayed = [stream.next_of("message.created") for _ in kept]
+                assert [event.data["message"]["id"] for event in replayed] == kept
+                assert [event.id for event in replayed] == ["1", "2", "3"]  # the oldest first
+                text = f"after the replay from {way}"
+                later = send_inbound(admin, sender, text)
+                assert stream.next_message(text).data["message"] == later
+
+
+def test_the_stream_is_written_as_the_events_doc_shows(tmp_path):
+    """The wire format docs/events.md shows: ``event: ready``, ``retry: 2000`` and ``data:
+    {"after": ...}``; then each event as ``event:``, ``id:`` and one ``data:`` line, in
+    that order, each block ended by a blank line."""
+    env = {"WEBHOOK_SECRET": WEBHOOK_SECRET}
+    with running_server(tmp_path, env) as server, server.client() as admin:
+        send_inbound(admin, unique("+1555"), "before")
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        with httpx.stream(
+            "GET", f"{server.base_url}/api/events", headers=headers, timeout=10
+        ) as response:
+            lines = response.iter_lines()
+            ready = [next(lines) for _ in range(4)]
+            send_inbound(admin, unique("+1555"), "streamed")
+            event = [next(lines) for _ in range(4)]
+    assert ready == ["event: ready", "retry: 2000", 'data: {"after": "1"}', ""]
+    assert event[:2] == ["event: message.created", "id: 2"]
+    assert event[2].startswith('data: {"type": "message.created", "at": "')
+    assert '"conversation_id": "cv_' in event[2] and '"message": {"id": "msg_' in event[2]
+    assert event[3] == ""
+
+
 def test_a_revoked_key_gets_no_further_event(tmp_path, monkeypatch):
     """Once a key is revoked, the next event does not reach its open stream: the stream
     checks the key before sending and ends with ``ended`` (in-process, with the check due
@@ -290,6 +334,48 @@ def test_a_revoked_key_gets_no_further_event(tmp_path, monkeypatch):
         assert b"revoked" in stream.body.split(b"event: ended")[1]
 
     run_app(tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET})
+
+
+JWT_SECRET = "events-test-jwt-secret-0123456789abcdef"
+
+
+def test_an_expired_access_token_gets_no_further_event(tmp_path, monkeypatch):
+    """A stream opened with an access token ends when the token expires: the next event
+    finds it expired, and the stream sends ``ended`` saying so (and to refresh) instead
+    (in-process, with the check due at every event rather than RECHECK_SECONDS after the
+    last, and a token that lives one second)."""
+    monkeypatch.setattr(events_routes, "RECHECK_SECONDS", 0.0)
+
+    async def short_lived_token(conductor: testing.ASGIConductor) -> str:
+        user = {"email": "ada@example.com", "display_name": "Ada", "role": "agent"}
+        password = "a-long-enough-password"
+        created = await conductor.simulate_post(
+            "/api/users", json={**user, "password": password}, headers=AUTH
+        )
+        assert created.status_code == 201, created.text
+        credentials = {"email": user["email"], "password": password}
+        session = (await conductor.simulate_post("/api/auth/login", json=credentials)).json
+        claims = TokenSigner(JWT_SECRET, timedelta(minutes=15)).check(session["access_token"])
+        signer = TokenSigner(JWT_SECRET, timedelta(seconds=1))
+        return signer.issue(claims.user_id, claims.session_id)
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        headers = {"Authorization": f"Bearer {await short_lived_token(conductor)}"}
+        async with conductor.simulate_get_stream("/api/events", headers=headers) as result:
+            stream = SimulatedStream(result)
+            await stream.until("ready")
+            await asyncio.sleep(2.1)  # the token has expired
+            body = encode(inbound_message(unique("+1555"), "after the expiry"))
+            signed = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(body)}
+            webhook = await conductor.simulate_post(WEBHOOK_PATH, body=body, headers=signed)
+            assert webhook.status_code == 200
+            sent = await stream.until("ended")
+        assert sent == ["ready", "ended"]
+        assert b"the access token has expired" in stream.body.split(b"event: ended")[1]
+
+    run_app(
+        tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET}, jwt_secret=JWT_SECRET
+    )
 
 
 class CountingLog:

@@ -96,3 +96,32 @@ def test_a_reconnect_to_the_other_server_resumes_without_gaps(servers):
         stream.next_of("ready")
         texts = [stream.next_of("message.created").data["message"]["text"] for _ in range(3)]
     assert texts == ["meanwhile 0", "meanwhile 1", "meanwhile 2"]
+
+
+def _messages_in_the_inbox(server: ServerProcess) -> int:
+    with server.client() as client:
+        conversations = client.get("/api/conversations", params={"limit": 200}).json()["items"]
+        return sum(
+            len(client.get(f"/api/conversations/{c['id']}/messages").json()["items"])
+            for c in conversations
+        )
+
+
+def test_a_stream_from_after_0_replays_the_log_from_its_oldest_event(servers):
+    """On Firestore too, ``?after=0`` replays the event log from the oldest event it keeps:
+    a stream opened on server B after messages were posted to server A gets a
+    message.created for every message of the inbox, in order, then what follows."""
+    first, second = servers
+    sender = unique("+1555")
+    with first.client() as a:
+        for text in ("replayed 1", "replayed 2"):
+            assert post_webhook(a, inbound_message(sender, text)).status_code == 200
+    stored = _messages_in_the_inbox(second)
+    with open_stream(second.base_url, API_KEY, read_timeout=15, after="0") as (response, stream):
+        assert response.status_code == 200
+        assert stream.next().data == {"after": None}
+        texts = [stream.next_of("message.created").data["message"]["text"] for _ in range(stored)]
+        with first.client() as a:
+            assert post_webhook(a, inbound_message(sender, "live")).status_code == 200
+        assert stream.next_of("message.created").data["message"]["text"] == "live"
+    assert texts[-2:] == ["replayed 1", "replayed 2"]

@@ -75,15 +75,18 @@ def open_stream(
     token: str,
     last_event_id: str | None = None,
     read_timeout: float = 10.0,
+    after: str | None = None,
 ) -> Iterator[tuple[httpx.Response, EventStream]]:
-    """The open response and its events; the caller checks the status first."""
+    """The open response and its events (from ``Last-Event-ID: last_event_id`` or
+    ``?after=after`` when given); the caller checks the status first."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
+    params = {"after": after} if after is not None else {}
     timeout = httpx.Timeout(10.0, read=read_timeout)
     with (
         httpx.Client(base_url=base_url, timeout=timeout) as client,
-        client.stream("GET", "/api/events", headers=headers) as response,
+        client.stream("GET", "/api/events", headers=headers, params=params) as response,
     ):
         yield response, EventStream(response)
 

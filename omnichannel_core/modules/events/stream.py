@@ -1,19 +1,22 @@
 """``GET /api/events``: the realtime stream of what changes in the inbox, as server-sent
 events, filtered by what the caller may see (`views.event_view`).
 
-Each event goes out as ``id: <cursor>``, ``event: <type>`` and ``data: {"type", "at",
+Each event goes out as ``event: <type>``, ``id: <cursor>`` and ``data: {"type", "at",
 "conversation_id", "<message|conversation|contact>": <the record as it is now>}``. A client
 that reconnects sends the last id it got as ``Last-Event-ID`` (browsers' ``EventSource``
-does) or ``?after=``, and gets everything it missed, in order; with neither, the stream
-starts with what happens next. The first thing sent is ``event: ready`` with the cursor the
-stream starts after, so a client knows it is listening.
+does) or ``?after=``, and gets everything it missed, in order; ``0`` (:data:`FROM_OLDEST`)
+replays the log from the oldest event it still keeps; with neither, the stream starts with
+what happens next. The first thing sent is ``event: ready`` (with ``retry``) and the cursor
+the stream starts after (null: before the oldest event kept), so a client knows it is
+listening.
 
-The stream checks its credential again before it sends events when its last check is
-``RECHECK_SECONDS`` old, and before each keepalive: logging out, being deactivated or a
-revoked key ends it before the next event, and a role change applies to what follows. A
-comment is sent when nothing happened for ``KEEPALIVE_SECONDS``, so proxies keep the
-connection and a client that left is noticed (Falcon learns it only when the stream sends
-something).
+When the stream has events (or a keepalive) to send and its credential was last checked
+``RECHECK_SECONDS`` ago or more, it checks it again: after a logout, a deactivation, a
+revoked key or an expired access token, it sends ``event: ended`` saying why and closes,
+and a role change applies to what follows. Events within ``RECHECK_SECONDS`` of the last
+check still go out. A comment is sent when nothing happened for ``KEEPALIVE_SECONDS``, so
+proxies keep the connection, a client that left is noticed (Falcon learns it only when the
+stream sends something), and a quiet stream notices a credential that stopped holding.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ RECHECK_SECONDS = 5.0
 this long: a burst of events costs one check, and a revoked key stops at its first event
 after this long."""
 MAX_CURSOR = 200
+FROM_OLDEST = "0"
+"""``?after=0`` or ``Last-Event-ID: 0``: replay from the oldest event the log still keeps.
+No store makes it a cursor: SQLite's start at 1, Firestore's are base64."""
 
 WITHDRAWN_FIELDS = ("id", "status", "assignee")
 """All an agent is told of a conversation given to someone else: enough to drop it."""
@@ -70,10 +76,11 @@ def event_body(delivery: Delivery, view: EventView = EventView.FULL) -> dict[str
 
 
 STREAM = (
-    '`text/event-stream`. First `event: ready` (`data: {"after": <cursor or null>}`), then'
-    " one event per change: `id: <cursor>`, `event: <type>` (`message.created`,"
-    " `message.status_changed`, `conversation.updated`, `contact.updated`, and the types"
-    ' other modules declare), `data: {"type", "at", "conversation_id",'
+    '`text/event-stream`. First `event: ready`, `retry: 2000` and `data: {"after":'
+    " <cursor, or null: from the oldest event kept>}`, then one event per change:"
+    " `event: <type>` (`message.created`, `message.status_changed`,"
+    " `conversation.updated`, `contact.updated`, and the types other modules declare),"
+    ' `id: <cursor>`, `data: {"type", "at", "conversation_id",'
     ' "<message|conversation|contact>": <the record as it is now>}`. Comments keep an idle'
     " connection alive. The stream ends with `event: ended` when the credential stops being"
     " valid, or `event: expired` when it fell behind the kept history."
@@ -85,7 +92,8 @@ class StreamQuery:
     after: str | None = field(
         default=None,
         max_length=MAX_CURSOR,
-        description="the same as Last-Event-ID, for clients that cannot set headers",
+        description="the same as Last-Event-ID (0: from the oldest event still kept), for"
+        " clients that cannot set headers",
         message="must be a cursor from this stream",
     )
 
@@ -102,7 +110,8 @@ class Events:
                 Parameter(
                     "Last-Event-ID",
                     "header",
-                    "resume after this event id: every event since comes first, in order",
+                    "resume after this event id: every event since comes first, in order; 0"
+                    " replays from the oldest event still kept",
                     {"type": "string", "maxLength": MAX_CURSOR},
                 ),
             ),
@@ -131,6 +140,8 @@ class Events:
         await self.hub.ensure_running()
         if given is None:
             start = await self.hub.head()
+        elif given == FROM_OLDEST:
+            start = None  # the store reads on from before its oldest event kept
         else:
             start = given
             await self.hub.log.after(given, 1)  # 400 or 410 now, not mid-stream
