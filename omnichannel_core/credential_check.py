@@ -27,7 +27,7 @@ import attrs
 
 from omnichannel_core.channel_settings import ChannelSettings
 from omnichannel_core.hooktypes import ChannelHealth
-from omnichannel_core.serialization import format_timestamp
+from omnichannel_core.timestamps import format_timestamp
 
 __all__ = [
     "ACCEPTED",

@@ -14,9 +14,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""UTC, microseconds, ``Z``: fixed width, so text order is time order."""
+
+
 def format_timestamp(value: datetime) -> str:
-    """UTC, microseconds, ``Z``: fixed width, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``value`` as :data:`TIMESTAMP_FORMAT` has it."""
+    return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def parse_timestamp(value: str | datetime) -> datetime:

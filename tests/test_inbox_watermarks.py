@@ -19,8 +19,8 @@ from omnichannel_core.hooktypes import (
     WebhookRequest,
     WebhookResult,
 )
-from omnichannel_core.serialization import parse_timestamp
 from omnichannel_core.testing.in_process import AUTH, run_app
+from omnichannel_core.timestamps import parse_timestamp
 
 
 def _watermarks(data: dict) -> tuple[StatusWatermark, ...]:

@@ -17,18 +17,20 @@ from typing import Any
 
 import pytest
 
-from omnichannel_core.errors import ConfigError
+from omnichannel_core.errors import ConfigError, InvalidInput
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import DeliveryStatus, utcnow
+from omnichannel_core.paging import encode_cursor
 from omnichannel_core.store import open_database
-from omnichannel_core.store.firestore import events
+from omnichannel_core.store.firestore import events, paging
 from omnichannel_core.store.firestore import transaction as transactions
 from omnichannel_core.store.firestore.client import settings_from_environment
 from omnichannel_core.store.firestore.database import FirestoreDatabase
+from omnichannel_core.timestamps import format_timestamp
 from tests.store_contract import Run, StoreContract
 from tests.store_contract.fixtures import StoreFixtures, inbound
-from tests.store_contract.paging import all_pages
+from tests.store_contract.paging import FORGED_AT, FORGED_ID_BODY, all_pages, forged_cursors
 from tests.support.emulators import Emulator
 from tests.support.google_keys import new_private_key_pem
 from tests.support.stores import SPECS, Stores, open_stores, use_firestore_emulator
@@ -475,3 +477,19 @@ def test_the_index_file_declares_the_store_composite_indexes():
     assert expected <= indexes
     ttl = {(o["collectionGroup"], o["fieldPath"]) for o in declared["fieldOverrides"] if o["ttl"]}
     assert ("parked_statuses", "expire_at") in ttl
+
+
+@pytest.mark.parametrize("prefix", ["ct", "cv", "msg", "usr", "key", "aud"])
+def test_page_cursors_decode_only_to_positions_of_their_list(prefix):
+    """The Firestore lists' cursor decoding (firestore_paging.decode_position) refuses a
+    cursor of the right shape that a list of ``prefix`` ids never makes (``["", ""]``,
+    another timestamp format, another list's id, a path) with InvalidInput naming the
+    cursor, and reads one it could make as its time and document id."""
+    for cursor in forged_cursors(prefix):
+        with pytest.raises(InvalidInput) as refused:
+            paging.decode_position(cursor, prefix)
+        assert refused.value.details == {"parameter": "cursor"}
+    record_id = f"{prefix}_{FORGED_ID_BODY}"
+    at, document_id = paging.decode_position(encode_cursor(FORGED_AT, record_id), prefix)
+    assert (format_timestamp(at), document_id) == (FORGED_AT, record_id)
+    assert paging.decode_position(None, prefix) is None

@@ -20,7 +20,8 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
 - **Permissions**: :class:`PermissionSpec`, :class:`Role`; the caller is a
   :class:`Principal` (``req.context.principal``); :func:`check_grant`.
 - **Storage**: :class:`StoreSpec` (with :func:`lazy` factories); lists as :class:`Page`
-  with :func:`encode_cursor` / :func:`decode_cursor`.
+  with :func:`encode_cursor` / :func:`decode_list_cursor` (a list's (timestamp, id) key,
+  forged ones refused) or :func:`decode_cursor` (a key of your own shape).
 - **Events**: :class:`EventTypeSpec`, :class:`Event`; **background work**: :class:`Job`,
   :class:`JobControl`, :class:`Subscriber`.
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
@@ -81,7 +82,7 @@ from omnichannel_core.models import (
     Media,
     Message,
 )
-from omnichannel_core.paging import Page, decode_cursor, encode_cursor
+from omnichannel_core.paging import Page, decode_cursor, decode_list_cursor, encode_cursor
 from omnichannel_core.plugins.channels import Channels
 from omnichannel_core.plugins.context import Authenticator, EventReader, ModuleContext
 from omnichannel_core.policy import PermissionSpec, Policy, Principal, Role, check_grant
@@ -189,6 +190,7 @@ __all__ = [
     "check_grant",
     "check_route",
     "decode_cursor",
+    "decode_list_cursor",
     "encode_cursor",
     "field",
     "format_timestamp",

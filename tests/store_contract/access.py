@@ -16,7 +16,7 @@ from omnichannel_core.models import utcnow
 from omnichannel_core.modules.access.records import Refreshed, RefreshOutcome, User
 from omnichannel_core.policy import Role
 from tests.store_contract.fixtures import Run, StoreFixtures
-from tests.store_contract.paging import INVALID_CURSORS, all_pages
+from tests.store_contract.paging import INVALID_CURSORS, all_pages, forged_cursors
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 """A fixed instant for the methods that take the time from the caller."""
@@ -115,6 +115,23 @@ class AccessContract(StoreFixtures):
         ):
             with pytest.raises(InvalidInput):
                 run(call())
+
+    def test_a_forged_cursor_on_access_lists_is_invalid_input(self, run):
+        """A cursor of the right shape that no users, keys or audit page could have made
+        (``["", ""]``, a timestamp in another format, another list's id) raises
+        InvalidInput naming the cursor."""
+        lists = {
+            "usr": lambda cursor: self.access.list_users(cursor, 10),
+            "key": lambda cursor: self.access.list_api_keys(cursor, 10),
+            "aud": lambda cursor: self.audit.list(None, cursor, 10),
+        }
+        for prefix, fetch in lists.items():
+            for cursor in forged_cursors(prefix):
+                with pytest.raises(InvalidInput) as refused:
+                    run(fetch(cursor))
+                assert refused.value.details == {"parameter": "cursor"}
+        with pytest.raises(InvalidInput):
+            run(self.audit.list("auth.login", forged_cursors("aud")[0], 10))
 
     def test_update_user_changes_only_given_fields(self, run):
         """update_user changes the fields given and keeps the rest; the password hash is

@@ -9,9 +9,37 @@ import pytest
 
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.models import ConversationStatus
+from omnichannel_core.paging import encode_cursor
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound
 
 INVALID_CURSORS = ["not a cursor!", "bm9wZQ", "W10", "WzEsMl0", "WyJhIiwiYiIsImMiXQ"]
+FORGED_AT = "2026-01-02T03:04:05.678901Z"
+FORGED_ID_BODY = "06h4ryy5a9en2w1h2y3nnv3pw4"
+
+
+def forged_keys(prefix: str) -> dict[str, tuple[str, str]]:
+    """Sort keys of the right shape (two texts) that a list of ``prefix`` ids never makes:
+    as cursors they decode, but name no position the list could have given."""
+    record_id = f"{prefix}_{FORGED_ID_BODY}"
+    other = "zz" if prefix != "zz" else "yy"
+    return {
+        "both-empty": ("", ""),
+        "date-only": ("2026-01-02", record_id),
+        "iso-offset": ("2026-01-02T03:04:05.678901+00:00", record_id),
+        "no-microseconds": ("2026-01-02T03:04:05Z", record_id),
+        "no-such-day": ("2026-02-30T03:04:05.678901Z", record_id),
+        "empty-id": (FORGED_AT, ""),
+        "prefix-only": (FORGED_AT, f"{prefix}_"),
+        "no-underscore": (FORGED_AT, f"{prefix}{FORGED_ID_BODY}"),
+        "another-lists-id": (FORGED_AT, f"{other}_{FORGED_ID_BODY}"),
+        "path-in-id": (FORGED_AT, f"{prefix}_a/b"),
+        "overlong-id": (FORGED_AT, f"{prefix}_{'a' * 65}"),
+    }
+
+
+def forged_cursors(prefix: str) -> list[str]:
+    """:func:`forged_keys` as cursors."""
+    return [encode_cursor(*key) for key in forged_keys(prefix).values()]
 
 
 def all_pages(
@@ -81,3 +109,22 @@ class PagingContract(StoreFixtures):
         for call in calls:
             with pytest.raises(InvalidInput):
                 run(call())
+
+    def test_a_forged_cursor_is_invalid_input(self, store, run):
+        """A cursor of the right shape whose timestamp is not one the store writes, or whose
+        id is not of the list's records (``["", ""]``, another list's id...), raises
+        InvalidInput naming the cursor on every list."""
+        conversation = run(store.ingest_inbound("sms", inbound("p1"))).conversation
+        lists = {
+            "ct": lambda cursor: store.list_contacts(None, cursor, 10),
+            "cv": lambda cursor: store.list_conversations(None, None, None, cursor, 10),
+            "msg": lambda cursor: store.list_messages(conversation.id, cursor, 10),
+        }
+        for prefix, fetch in lists.items():
+            for cursor in forged_cursors(prefix):
+                with pytest.raises(InvalidInput) as refused:
+                    run(fetch(cursor))
+                assert refused.value.details == {"parameter": "cursor"}
+            assert run(fetch(encode_cursor(FORGED_AT, f"{prefix}_{FORGED_ID_BODY}"))) is not None
+        with pytest.raises(InvalidInput):  # the search scans pages too
+            run(store.list_contacts("a", forged_cursors("ct")[0], 10))

@@ -46,7 +46,6 @@ from omnichannel_core.modules.inbox.store import InboxStore, Ingested, StatusApp
 log = structlog.get_logger("omnichannel.inbox")
 
 
-
 def failure_code(error: OmnichannelError) -> str:
     """The ``error_code`` a message that could not be sent keeps: the provider's code when
     it gave one, else the kind of failure, named as the API's error answer names it

@@ -83,5 +83,5 @@ class FirestoreAuditLog:
         query: Any = collection
         if action is not None:
             query = query.where(filter=FieldFilter("action", "==", action))
-        pages = KeysetQuery(collection, query, "at", descending=True)
+        pages = KeysetQuery(collection, query, "at", descending=True, id_prefix="aud")
         return await pages.page(cursor, limit, _entry)

@@ -2,7 +2,9 @@
 
 Every list is ordered by one timestamp field and the document id (``__name__``), both in the
 same direction, so a cursor (`omnichannel_core.paging`: the timestamp as text and the
-id) names a position exactly, and a page goes on from it with ``start_after``.
+id) names a position exactly, and a page goes on from it with ``start_after``. Each list
+knows the prefix of its records' ids (``ct``, ``cv``, ``msg``...) and refuses a cursor
+naming anything else.
 """
 
 from __future__ import annotations
@@ -14,25 +16,19 @@ from typing import Any
 from google.cloud.firestore_v1 import AsyncCollectionReference, AsyncQuery, DocumentSnapshot
 from google.cloud.firestore_v1.base_query import BaseQuery
 
-from omnichannel_core.errors import InvalidInput
-from omnichannel_core.paging import Page, decode_cursor, encode_cursor
+from omnichannel_core.paging import Page, decode_list_cursor, encode_cursor
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp
 
 Build = Callable[[DocumentSnapshot], Any]
 
 
-def decode_position(cursor: str | None) -> tuple[datetime, str] | None:
-    """The (time, id) a page cursor holds; InvalidInput for one this store did not make."""
+def decode_position(cursor: str | None, id_prefix: str) -> tuple[datetime, str] | None:
+    """The (time, id) a page cursor holds; InvalidInput for one that a list of records whose
+    ids start ``<id_prefix>_`` did not make (the id, once checked, is a valid document id)."""
     if cursor is None:
         return None
-    at, document_id = decode_cursor(cursor, 2)
-    try:
-        time = parse_timestamp(at)
-    except ValueError:
-        raise InvalidInput("cursor is not valid", parameter="cursor") from None
-    if not document_id or "/" in document_id or document_id in (".", ".."):
-        raise InvalidInput("cursor is not valid", parameter="cursor")
-    return time, document_id
+    at, document_id = decode_list_cursor(cursor, id_prefix)
+    return parse_timestamp(at), document_id
 
 
 def _position(snapshot: DocumentSnapshot, field: str) -> str:
@@ -40,7 +36,8 @@ def _position(snapshot: DocumentSnapshot, field: str) -> str:
 
 
 class KeysetQuery:
-    """``query`` on ``collection``, ordered by ``field`` then id, newest or oldest first."""
+    """``query`` on ``collection``, ordered by ``field`` then id, newest or oldest first;
+    the collection's document ids start ``<id_prefix>_``."""
 
     def __init__(
         self,
@@ -48,10 +45,12 @@ class KeysetQuery:
         query: AsyncQuery | AsyncCollectionReference,
         field: str,
         descending: bool,
+        id_prefix: str,
     ) -> None:
         direction = BaseQuery.DESCENDING if descending else BaseQuery.ASCENDING
         self.collection = collection
         self.field = field
+        self.id_prefix = id_prefix
         self.query = query.order_by(field, direction=direction).order_by(
             "__name__", direction=direction
         )
@@ -71,7 +70,7 @@ class KeysetQuery:
     async def page(self, cursor: str | None, limit: int, build: Build) -> Page:
         """One page after ``cursor``: ``limit`` items, reading one more to learn whether
         another page follows."""
-        after = decode_position(cursor)
+        after = decode_position(cursor, self.id_prefix)
         documents = [document async for document in self._from(after, limit + 1).stream()]
         next_cursor = None
         if len(documents) > limit:
@@ -89,7 +88,9 @@ class KeysetQuery:
         """One page of the documents ``keep`` accepts, reading at most ``scan_limit`` (or
         ``limit + 1``) documents: a page that reaches the bound first comes back short, its
         cursor at the last document read."""
-        after: tuple[datetime, str] | DocumentSnapshot | None = decode_position(cursor)
+        after: tuple[datetime, str] | DocumentSnapshot | None = decode_position(
+            cursor, self.id_prefix
+        )
         budget = max(scan_limit, limit + 1)
         kept: list[DocumentSnapshot] = []
         while budget > 0:

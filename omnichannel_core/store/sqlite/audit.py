@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from omnichannel_core.audit import AuditEntry
 from omnichannel_core.errors import Conflict
-from omnichannel_core.paging import Page, decode_cursor
+from omnichannel_core.paging import Page, decode_list_cursor
 from omnichannel_core.store.specs import SqliteMigration
 from omnichannel_core.store.sqlite.rows import json_text, keyset_page
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp
@@ -135,5 +135,5 @@ class SqliteAuditLog:
         await self.database.write(lambda c: append_audit(c, entry))
 
     async def list(self, action: str | None, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        after = decode_list_cursor(cursor, "aud") if cursor else None
         return await self.database.read(lambda c: list_audit(c, action, after, limit))

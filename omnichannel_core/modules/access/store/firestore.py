@@ -262,7 +262,9 @@ class FirestoreAccessStore:
         return _credentials(snapshot)
 
     async def list_users(self, cursor: str | None, limit: int) -> Page:
-        pages = KeysetQuery(self._users, self._users, "created_at", descending=False)
+        pages = KeysetQuery(
+            self._users, self._users, "created_at", descending=False, id_prefix="usr"
+        )
         return await pages.page(cursor, limit, _user)
 
     async def has_active_admin(self) -> bool:
@@ -481,7 +483,7 @@ class FirestoreAccessStore:
 
     async def list_api_keys(self, cursor: str | None, limit: int) -> Page:
         # Ordered by the key id, not the document id (the hash stays out of cursors).
-        after = decode_position(cursor)
+        after = decode_position(cursor, "key")
         query = self._keys.order_by("created_at").order_by("id")
         if after is not None:
             query = query.start_after({"created_at": after[0], "id": after[1]})

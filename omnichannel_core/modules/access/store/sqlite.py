@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
 
 from omnichannel_core.module import (
     UNSET,
@@ -20,7 +19,7 @@ from omnichannel_core.module import (
     NotFound,
     Page,
     Role,
-    decode_cursor,
+    decode_list_cursor,
     format_timestamp,
     new_id,
     parse_timestamp,
@@ -163,7 +162,7 @@ def insert_user(
     return user_from_row(row)
 
 
-def list_users(connection: sqlite3.Connection, after: list[Any] | None, limit: int) -> Page:
+def list_users(connection: sqlite3.Connection, after: tuple[str, str] | None, limit: int) -> Page:
     return keyset_page(
         connection,
         "SELECT * FROM users WHERE 1 = 1",
@@ -371,7 +370,9 @@ def find_api_key(connection: sqlite3.Connection, key_hash: str) -> ApiKey | None
     return None if row is None else api_key_from_row(row)
 
 
-def list_api_keys(connection: sqlite3.Connection, after: list[Any] | None, limit: int) -> Page:
+def list_api_keys(
+    connection: sqlite3.Connection, after: tuple[str, str] | None, limit: int
+) -> Page:
     return keyset_page(
         connection,
         "SELECT * FROM api_keys WHERE 1 = 1",
@@ -465,7 +466,7 @@ class SqliteAccessStore:
         return await self.database.read(has_active_admin)
 
     async def list_users(self, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        after = decode_list_cursor(cursor, "usr") if cursor else None
         return await self.database.read(lambda c: list_users(c, after, limit))
 
     async def update_user(
@@ -526,7 +527,7 @@ class SqliteAccessStore:
         return await self.database.read(lambda c: find_api_key(c, key_hash))
 
     async def list_api_keys(self, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        after = decode_list_cursor(cursor, "key") if cursor else None
         return await self.database.read(lambda c: list_api_keys(c, after, limit))
 
     async def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey:

@@ -64,11 +64,13 @@ async def list_contacts(
     checked in memory, reading at most ``scan_limit`` contacts per page."""
     token, tokens = index_token(search)
     if token is None:
-        keyset = KeysetQuery(layout.contacts, layout.contacts, "created_at", descending=True)
+        keyset = KeysetQuery(
+            layout.contacts, layout.contacts, "created_at", descending=True, id_prefix="ct"
+        )
         return await keyset.page(cursor, limit, read_contact)
     indexed = FieldFilter("search_prefixes", "array_contains", token)
     query = layout.contacts.where(filter=indexed)
-    keyset = KeysetQuery(layout.contacts, query, "created_at", descending=True)
+    keyset = KeysetQuery(layout.contacts, query, "created_at", descending=True, id_prefix="ct")
     return await keyset.filtered_page(
         cursor,
         limit,

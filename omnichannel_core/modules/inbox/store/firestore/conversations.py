@@ -95,7 +95,7 @@ async def list_conversations(
     """Most recent activity first, with an equality filter per field given; an agent's view
     is ``assignee == agent OR assignee == null`` (one composite index per combination of
     filters, in firestore.indexes.json)."""
-    decode_position(cursor)  # a bad cursor is InvalidInput, even for an empty answer
+    decode_position(cursor, "cv")  # a bad cursor is InvalidInput, even for an empty answer
     query: Any = layout.conversations
     if assigned_to_or_unassigned is not None and assignee is not None:
         if assignee != assigned_to_or_unassigned:
@@ -107,7 +107,9 @@ async def list_conversations(
     if assigned_to_or_unassigned is not None:
         mine = FieldFilter("assignee", "==", assigned_to_or_unassigned)
         query = query.where(filter=Or([mine, FieldFilter("assignee", "==", None)]))
-    keyset = KeysetQuery(layout.conversations, query, "last_activity_at", descending=True)
+    keyset = KeysetQuery(
+        layout.conversations, query, "last_activity_at", descending=True, id_prefix="cv"
+    )
     return await keyset.page(cursor, limit, read_conversation)
 
 
@@ -116,9 +118,9 @@ async def list_messages(
 ) -> Page:
     """A conversation's messages, oldest first; NotFound for an unknown conversation (read
     beside the page, in the same round trip)."""
-    decode_position(cursor)
+    decode_position(cursor, "msg")
     query = layout.messages.where(filter=FieldFilter("conversation_id", "==", conversation_id))
-    keyset = KeysetQuery(layout.messages, query, "created_at", descending=False)
+    keyset = KeysetQuery(layout.messages, query, "created_at", descending=False, id_prefix="msg")
     conversation, page = await asyncio.gather(
         layout.conversation(conversation_id).get(),
         keyset.page(cursor, limit, read_message),

@@ -24,7 +24,7 @@ from omnichannel_core.module import (
     Media,
     Message,
     Page,
-    decode_cursor,
+    decode_list_cursor,
     format_timestamp,
     new_id,
     utcnow,
@@ -231,7 +231,7 @@ class SqliteInboxStore:
         return await self.database.read(lambda c: fetch_message(c, message_id))
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None  # a bad cursor: InvalidInput
+        after = decode_list_cursor(cursor, "msg") if cursor else None  # bad: InvalidInput
 
         def read(connection: sqlite3.Connection) -> Page:
             fetch_conversation(connection, conversation_id)
@@ -295,7 +295,7 @@ class SqliteInboxStore:
         return await self.database.write(write)
 
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        after = decode_list_cursor(cursor, "ct") if cursor else None
 
         def read(connection: sqlite3.Connection) -> Page:
             clause, params = search_clause(search)
@@ -375,7 +375,7 @@ class SqliteInboxStore:
         limit: int,
         assigned_to_or_unassigned: str | None = None,
     ) -> Page:
-        after = decode_cursor(cursor, 2) if cursor else None
+        after = decode_list_cursor(cursor, "cv") if cursor else None
 
         def read(connection: sqlite3.Connection) -> Page:
             select = "SELECT * FROM conversations WHERE 1 = 1"
