@@ -57,6 +57,7 @@ def control_socket_path(config: Config) -> Path:
 
 
 def fits_a_unix_socket(path: Path) -> bool:
+    """Whether a Unix socket can be bound at ``path`` (it is not too long)."""
     return len(bytes(path)) <= UNIX_SOCKET_PATH_MAX
 
 
