@@ -203,12 +203,11 @@ class ChannelRoute:
     :param public: True when providers call it without credentials; the channel must then
         authenticate the request itself (a signature, a verify token).
     :param permission: required for a route that is not public: the permission every
-        method of it needs (a name from `omnichannel_core.access.policy.Permission`, e.g.
+        method of it needs (a registered name, see ``docs/access.md``, e.g.
         ``"messages:send"``), WebSocket connections included. The caller is in
-        ``req.context.principal``; a route that hands out conversations or messages must
-        also check them with ``policy.visible_conversation`` or
-        ``policy.check_message_visible``, since agents see only their own or unassigned
-        conversations.
+        ``req.context.principal``; a route that hands out messages must also check them with
+        ``inbox.check_visible(principal, message)``, since agents see only their own or
+        unassigned conversations.
     """
 
     path: str

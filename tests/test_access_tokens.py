@@ -1,4 +1,4 @@
-"""Access tokens and passwords (omnichannel_core.access.tokens, .passwords)."""
+"""Access tokens and passwords (omnichannel_core.modules.access.tokens, .passwords)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from omnichannel_core.access.passwords import MAX_LENGTH, MIN_LENGTH
 
+from omnichannel_core.modules.access.passwords import MAX_LENGTH, MIN_LENGTH
 from omnichannel_core.testing.server import free_port, running_server
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ TOPIC``) with a subscription of its own, made when it starts and deleted when it
 (left behind by a crash, it expires after a day without use). A process that logged events
 publishes a one-byte message; each subscription gets it, and each process's hub reads the
 log. Messages carry nothing: the log in the store is the truth, so a lost or duplicated
-ring costs at most a delay of :data:`omnichannel_core.events.hub.OVERDUE_SECONDS`.
+ring costs at most a delay of :data:`omnichannel_core.modules.events.hub.OVERDUE_SECONDS`.
 
 Rings are coalesced: while a publish is in flight, further rings only mark that another is
 due, so a burst of writes costs a few messages, not one each.

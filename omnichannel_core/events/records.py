@@ -8,33 +8,12 @@ be told of them and how to load the record an event names.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
-
-
-class EventType(enum.StrEnum):
-    MESSAGE_CREATED = "message.created"
-    """A message was stored: inbound from a customer, or outbound, queued to be sent."""
-    MESSAGE_STATUS_CHANGED = "message.status_changed"
-    """An outbound message moved forward (sending, sent, delivered, read, failed...)."""
-    CONVERSATION_UPDATED = "conversation.updated"
-    """A conversation's status, assignee or unread count was changed through the API."""
-    CONTACT_UPDATED = "contact.updated"
-    """A contact's name, tags or attributes changed, or it opted out or in on a channel."""
-
-
-RECORD_OF_EVENT = {
-    EventType.MESSAGE_CREATED: "message",
-    EventType.MESSAGE_STATUS_CHANGED: "message",
-    EventType.CONVERSATION_UPDATED: "conversation",
-    EventType.CONTACT_UPDATED: "contact",
-}
-"""Which kind of record ``Event.record_id`` names, by type."""
 
 
 @attrs.frozen
@@ -44,8 +23,8 @@ class Event:
     :param cursor: where the event is in the log, made by the store: opaque, and what a
         stream is resumed from (``Last-Event-ID``) and a subscriber goes on from.
     :param type: what happened: a registered event type's name (``message.created``).
-    :param record_id: the message, conversation or contact it happened to
-        (:data:`RECORD_OF_EVENT`).
+    :param record_id: the record it happened to (its type's :attr:`EventTypeSpec.record`
+        says which kind: a message, a conversation, a contact...).
     :param conversation_id: the conversation involved; None for a contact event.
     :param assignees: the conversation's assignee after the change, and before it when it
         changed (None: unassigned); empty for a contact event. An agent is told of the

@@ -1,9 +1,9 @@
 """Access tokens (short-lived signed JWTs) and the opaque secrets: refresh tokens and API keys.
 
 An access token names its user (``sub``) and session (``sid``) and is checked on every
-request against the store (`omnichannel_core.access.service`), so a logout, a deactivation or
-a role change applies to it at once, not when it expires. Refresh tokens and API keys are
-random, shown once, and stored only as SHA-256 digests.
+request against the store (`omnichannel_core.modules.access.service`), so a logout, a
+deactivation or a role change applies to it at once, not when it expires. Refresh tokens
+and API keys are random, shown once, and stored only as SHA-256 digests.
 """
 
 from __future__ import annotations
