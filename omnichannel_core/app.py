@@ -3,7 +3,7 @@
 :func:`build_registry` loads the plugins (the core's own first, then the modules, channels
 and the rest) and collects what they contribute (`omnichannel_core.plugins.registry`);
 :func:`create_app` mounts the routes they registered behind the kernel's middleware. The job
-runner (`omnichannel_core.jobs.worker`) builds the same registry and runs its jobs.
+runner (`omnichannel_core.worker`) builds the same registry and runs its jobs.
 """
 
 from __future__ import annotations

@@ -61,9 +61,32 @@ def _examples(path: Path) -> list[str]:
     return [match["code"] for match in PYTHON_BLOCK.finditer(path.read_text())]
 
 
+CHANNEL_HOOKS = ["channel_routes", "health", "receive", "send", "status"]
+MODULE_HOOKS = [
+    "register_authenticators",
+    "register_commands",
+    "register_event_types",
+    "register_jobs",
+    "register_permissions",
+    "register_routes",
+    "register_services",
+    "register_stores",
+    "register_subscribers",
+]
+DECLARED_APIS = {
+    "omnichannel_core",
+    "omnichannel_core.channel",
+    "omnichannel_core.module",
+    "omnichannel_core.module.sqlite",
+    "omnichannel_core.module.firestore",
+    "omnichannel_core.testing",
+}
+"""What a plugin imports from the core: the examples show nothing else."""
+
+
 def test_hookspecs_are_found():
-    """The meta-tests below see the five hooks the core specifies."""
-    assert _hook_names() == ["channel_routes", "health", "receive", "send", "status"]
+    """The meta-tests below see the five channel hooks and the nine module hooks."""
+    assert _hook_names() == sorted(CHANNEL_HOOKS + MODULE_HOOKS)
 
 
 @pytest.mark.parametrize("hook", _hook_names())
@@ -136,10 +159,11 @@ EXAMPLE_TOKEN = "docs-example-token"
 
 
 @pytest.mark.parametrize("hook", _hook_names())
-def test_hook_examples_load_as_channels_of_the_real_app(tmp_path, hook):
-    """Each hook's example, registered as a channel, loads in the app the server builds
-    (create_app, which also checks and mounts what channel_routes returns): it is listed
-    with its hook and nothing failed, so an example the server would refuse fails here."""
+def test_hook_examples_load_in_the_real_app(tmp_path, hook):
+    """Each hook's example loads in the app the server builds (which checks and mounts
+    what the hooks return): a channel hook's as a channel, a module hook's as a module. It
+    is listed with its hook and nothing failed, so an example the server would refuse
+    fails here."""
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         plugins = (await conductor.simulate_get("/api/plugins", headers=AUTH)).json
@@ -147,7 +171,30 @@ def test_hook_examples_load_as_channels_of_the_real_app(tmp_path, hook):
         [listed] = [item for item in plugins["items"] if item["name"] == EXAMPLE_CHANNEL]
         assert listed["hooks"] == [hook]
 
-    run_app(tmp_path, {EXAMPLE_CHANNEL: _example_module(hook)}, scenario)
+    plugin = {EXAMPLE_CHANNEL: _example_module(hook)}
+    if hook in MODULE_HOOKS:
+        run_app(tmp_path, {}, scenario, modules=plugin)
+    else:
+        run_app(tmp_path, plugin, scenario)
+
+
+@pytest.mark.parametrize(
+    ("doc", "index"),
+    [(doc, index) for doc in (HOOKS_DOC, PLUGINS_DOC) for index in range(len(_examples(doc)))],
+    ids=lambda value: value.name if isinstance(value, Path) else str(value),
+)
+def test_examples_import_only_the_declared_plugin_apis(doc, index):
+    """The examples import from the core only what plugins may: ``hookimpl``, the channel
+    API, the module API (and its store backends) and the test kit."""
+    tree = ast.parse(_examples(doc)[index])
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.split(".")[0] == "omnichannel_core"
+    }
+    assert imported <= DECLARED_APIS
 
 
 def test_the_channel_routes_example_is_served(tmp_path):

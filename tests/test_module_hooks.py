@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
-import pytest
 from falcon import testing
 
 from omnichannel_core import hookimpl
-from omnichannel_core.cli import main as omnichannel
 from omnichannel_core.module import (
     Event,
     EventTypeSpec,
@@ -453,17 +454,30 @@ def register_commands():
 """
 
 
-def test_hook_register_commands(tmp_path, monkeypatch, capsys):
+def test_hook_register_commands(tmp_path):
     """A plugin's command runs as ``omnichannel <group> <name>``, with its arguments, and its
-    return is the exit status; ``--help`` lists it."""
+    return is the exit status; ``--help`` lists it (the real program, in its own process)."""
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "shouting.py").write_text(COMMAND_PLUGIN)
-    monkeypatch.setenv("OMNICHANNEL_PLUGINS_DIR", str(plugins))
-    monkeypatch.setenv("OMNICHANNEL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-    assert omnichannel(["test", "shout", "hey"]) == 7
-    assert capsys.readouterr().out.strip() == "HEY"
-    with pytest.raises(SystemExit):
-        omnichannel(["--help"])
-    assert "test commands" in capsys.readouterr().out
+    env = {
+        **os.environ,
+        "OMNICHANNEL_PLUGINS_DIR": str(plugins),
+        "OMNICHANNEL_DATA_DIR": str(tmp_path / "data"),
+    }
+
+    def omnichannel(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "omnichannel_core.cli", *arguments],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    shouted = omnichannel("test", "shout", "hey")
+    assert (shouted.returncode, shouted.stdout.strip()) == (7, "HEY"), shouted.stderr
+    helped = omnichannel("--help")
+    assert helped.returncode == 0
+    assert "test commands" in helped.stdout
