@@ -1,0 +1,216 @@
+"""The import contracts: plugins import only the declared plugin APIs, and the kernel's
+layers import only downwards.
+
+- A channel (the built-in HTTP channel, the Twilio and Facebook distributions, the channel
+  template, the local plugins of ``plugins/``) imports from the core only
+  ``omnichannel_core`` (``hookimpl``) and ``omnichannel_core.channel``; its tests may add
+  ``omnichannel_core.testing``.
+- A module of ``omnichannel_core/modules/`` imports from the core only ``omnichannel_core``,
+  ``omnichannel_core.module`` (and ``.sqlite``, ``.firestore``), ``omnichannel_core.channel``
+  and its own package: never another module's, nor a private part of the core.
+- The kernel's layers, top down: web, plugins, jobs, bus, store, then the vocabulary every
+  layer uses. A layer imports only its own and those below it; the vocabulary imports no
+  layer. The programs (app, cli, worker, supervisor...), the core's plugin (``system``), the
+  facades (``channel``, ``module``) and the test kit sit above them all.
+
+Every import counts, those made only for type checking included: a layer that names a
+higher one's types depends on it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "omnichannel_core"
+
+LAYERS = ("web", "plugins", "jobs", "bus", "store")
+"""The kernel's layers, top down."""
+LAYER_OF_PACKAGE = {**{name: name for name in LAYERS}, "hookspecs": "plugins"}
+ABOVE_THE_LAYERS = frozenset(
+    {
+        "app",
+        "channel",
+        "channels",
+        "cli",
+        "gunicorn_conf",
+        "gunicorn_worker",
+        "module",
+        "modules",
+        "supervisor",
+        "system",
+        "testing",
+        "worker",
+    }
+)
+"""What may use every layer: the programs, the facades, the test kit and the plugins the
+core ships (whose own contracts are below)."""
+RANK = {"vocabulary": 0, **{name: len(LAYERS) - index for index, name in enumerate(LAYERS)}}
+
+CHANNEL_API = frozenset({"omnichannel_core", "omnichannel_core.channel"})
+MODULE_API = frozenset(
+    {
+        "omnichannel_core",
+        "omnichannel_core.module",
+        "omnichannel_core.module.sqlite",
+        "omnichannel_core.module.firestore",
+        "omnichannel_core.channel",
+    }
+)
+TEST_KIT = "omnichannel_core.testing"
+
+CHANNEL_SOURCES = [
+    CORE / "channels",
+    ROOT / "omnichannel-twilio" / "omnichannel_twilio",
+    ROOT / "omnichannel-facebook" / "omnichannel_facebook",
+    ROOT / "templates" / "channel" / "omnichannel-example" / "omnichannel_example",
+    ROOT / "plugins",
+]
+CHANNEL_TESTS = [
+    ROOT / "omnichannel-twilio" / "tests",
+    ROOT / "omnichannel-facebook" / "tests",
+    ROOT / "templates" / "channel" / "omnichannel-example" / "tests",
+]
+
+
+def module_name(path: Path) -> str:
+    """``omnichannel_core.web.body`` for ``omnichannel_core/web/body.py``."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import in ``path``, relative ones resolved; a name imported
+    from a package counts as its submodule too (``from omnichannel_core import module``)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            yield node.lineno, source
+            for alias in node.names:
+                if alias.name != "*":
+                    yield node.lineno, f"{source}.{alias.name}"
+
+
+def core_imports(path: Path) -> Iterator[tuple[int, str]]:
+    for line, source in imported(path):
+        if source == "omnichannel_core" or source.startswith("omnichannel_core."):
+            yield line, source
+
+
+def is_module(source: str) -> bool:
+    """Whether ``source`` names a module or package of the core (not a name in one)."""
+    relative = Path(*source.split("."))
+    return (ROOT / relative).with_suffix(".py").is_file() or (ROOT / relative).is_dir()
+
+
+def layer_of(source: str) -> str | None:
+    """The layer of a core module; None for what sits above the layers."""
+    parts = source.split(".")
+    top = parts[1] if len(parts) > 1 else ""
+    if top in ABOVE_THE_LAYERS:
+        return None
+    return LAYER_OF_PACKAGE.get(top, "vocabulary")
+
+
+def python_files(*folders: Path) -> list[Path]:
+    return sorted(path for folder in folders for path in folder.rglob("*.py"))
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("path", python_files(CORE), ids=relative)
+def test_kernel_layers_import_only_downwards(path):
+    """A file of a layer imports nothing from a higher layer, nor from above the layers; the
+    vocabulary imports no layer at all."""
+    own = layer_of(module_name(path))
+    if own is None:
+        return
+    upward = [
+        f"line {line}: {source} ({layer_of(source) or 'above the layers'})"
+        for line, source in core_imports(path)
+        if is_module(source) and ((above := layer_of(source)) is None or RANK[above] > RANK[own])
+    ]
+    assert upward == [], f"{relative(path)} is in {own} and imports upwards"
+
+
+@pytest.mark.parametrize("path", python_files(CORE / "modules"), ids=relative)
+def test_modules_import_only_the_module_api_and_their_own_package(path):
+    """A built-in module uses the core through ``omnichannel_core.module`` as any third
+    party's does, and never another module's code."""
+    own = "omnichannel_core.modules." + path.relative_to(CORE / "modules").parts[0]
+    private = [
+        f"line {line}: {source}"
+        for line, source in core_imports(path)
+        if is_module(source)
+        and source not in MODULE_API
+        and source != own
+        and not source.startswith(own + ".")
+    ]
+    assert private == [], f"{relative(path)} imports what a module may not"
+
+
+@pytest.mark.parametrize("path", python_files(*CHANNEL_SOURCES), ids=relative)
+def test_channels_import_only_the_channel_api(path):
+    """A channel's code imports from the core only ``hookimpl`` and the channel API."""
+    private = [
+        f"line {line}: {source}"
+        for line, source in core_imports(path)
+        if is_module(source) and source not in CHANNEL_API
+    ]
+    assert private == [], f"{relative(path)} imports what a channel may not"
+
+
+@pytest.mark.parametrize("path", python_files(*CHANNEL_TESTS), ids=relative)
+def test_channel_tests_import_only_the_channel_api_and_the_test_kit(path):
+    """A channel's tests may add the test kit, and nothing else of the core."""
+    private = [
+        f"line {line}: {source}"
+        for line, source in core_imports(path)
+        if is_module(source)
+        and source not in CHANNEL_API
+        and source != TEST_KIT
+        and not source.startswith(TEST_KIT + ".")
+    ]
+    assert private == [], f"{relative(path)} imports what a channel's tests may not"
+
+
+@pytest.mark.parametrize("facade", ["omnichannel_core.channel", "omnichannel_core.module"])
+def test_the_plugin_apis_declare_everything_they_offer(facade):
+    """Each plugin API lists in ``__all__`` every public name it holds, and each name it
+    lists is there: what a plugin may import is written in one place."""
+    module = importlib.import_module(facade)
+    public = {
+        name
+        for name, value in vars(module).items()
+        if name[0] not in "_@"  # "@py_builtins": pytest's assertion rewriting
+        and name != "annotations"  # from __future__
+        and not isinstance(value, types.ModuleType)  # its submodules (module.sqlite)
+    }
+    assert sorted(module.__all__) == sorted(public)
+
+
+def test_the_contracts_see_every_layer_and_plugin():
+    """The contracts above read real code: every layer and every plugin folder has files."""
+    for name in LAYERS:
+        assert python_files(CORE / name), name
+    for folder in [*CHANNEL_SOURCES, *CHANNEL_TESTS, CORE / "modules"]:
+        assert python_files(folder), folder
