@@ -245,3 +245,30 @@ def test_jwt_secret_is_not_in_repr():
     """The JWT signing secret never appears in the config's repr."""
     secret = "a-very-long-signing-secret-0123456789"
     assert secret not in repr(config_of({"OMNICHANNEL_JWT_SECRET": secret}))
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _readme_defaults() -> dict[str, str]:
+    """Variable -> the default column of the README's configuration table."""
+    rows = {}
+    for line in README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[1].strip("`")
+    return rows
+
+
+def test_the_readme_documents_every_setting_with_its_default():
+    """Every variable the core reads has a row in the README's table, and where the default
+    is a plain number, word or switch the row says the one ``config.py`` declares."""
+    documented = _readme_defaults()
+    for variable, default in Config.variables().items():
+        assert variable in documented, f"README's Configuration has no row for {variable}"
+        if isinstance(default, bool):
+            assert documented[variable] == str(default).lower(), variable
+        elif isinstance(default, int | str) and default != "":
+            # a count that also takes true/false (OMNICHANNEL_TRUST_PROXY) shows 0 as false
+            spelled = {str(default), "false"} if default == 0 else {str(default)}
+            assert documented[variable] in spelled, variable
