@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bench.servers import OMNICHANNEL_APP, GunicornServer, free_port, server_environment
-from tests.support.emulators import Emulator, start_firestore, start_pubsub
+from omnichannel_core.testing.emulators import Emulator, start_firestore, start_pubsub
 from tests.support.signing import SIGNATURE_HEADER
 from tests.support.sse import open_stream
 

@@ -46,7 +46,7 @@ from bench.command import (
 )
 from bench.servers import OMNICHANNEL_APP, GunicornServer, free_port, server_environment
 from bench.twilio_webhooks import cpu_per_request
-from tests.support.emulators import Emulator, EmulatorError, start_firestore
+from omnichannel_core.testing.emulators import Emulator, EmulatorError, start_firestore
 
 CHANNEL = "http"
 """The channel the load generator's webhooks arrive on."""

@@ -15,8 +15,8 @@ import pytest
 from firebase_admin import firestore, firestore_async
 from google.cloud import pubsub_v1
 
-from tests.support import emulators
-from tests.support.emulators import (
+from omnichannel_core.testing import emulators
+from omnichannel_core.testing.emulators import (
     Emulator,
     EmulatorError,
     fake_id_token,

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from omnichannel_core.testing.emulators import Emulator, fake_id_token, load_firestore_rules
 from omnichannel_core.testing.server import ServerProcess, running_server
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.emulators import Emulator, fake_id_token, load_firestore_rules
 from tests.support.signing import inbound_message, post_webhook, unique
 from tests.support.users import create_user, login
 

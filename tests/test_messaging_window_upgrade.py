@@ -16,10 +16,10 @@ from omnichannel_core.models import DeliveryStatus
 from omnichannel_core.modules.inbox.store.sqlite.schema import INBOX_MIGRATIONS
 from omnichannel_core.store.firestore.database import FirestoreDatabase
 from omnichannel_core.store.sqlite.migrations import SCHEME
+from omnichannel_core.testing.emulators import Emulator, use_firestore_emulator
 from omnichannel_core.timestamps import parse_timestamp
-from tests.support.emulators import Emulator
 from tests.support.sqlite_files import read_rows, stores_on_file, write_legacy_file
-from tests.support.stores import open_stores, use_firestore_emulator
+from tests.support.stores import open_stores
 
 BEFORE_THE_WINDOW = 7
 """The last schema version (from before the split) without

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from omnichannel_core.testing.emulators import Emulator
 from omnichannel_core.testing.server import API_KEY, ServerProcess, running_server
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.emulators import Emulator
 from tests.support.signing import inbound_message, post_webhook, unique
 from tests.support.sse import open_stream
 from tests.support.users import create_user, login

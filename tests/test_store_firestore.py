@@ -27,13 +27,13 @@ from omnichannel_core.store.firestore import events, paging
 from omnichannel_core.store.firestore import transaction as transactions
 from omnichannel_core.store.firestore.client import settings_from_environment
 from omnichannel_core.store.firestore.database import FirestoreDatabase
+from omnichannel_core.testing.emulators import Emulator, use_firestore_emulator
 from omnichannel_core.timestamps import format_timestamp
 from tests.store_contract import Run, StoreContract
 from tests.store_contract.fixtures import StoreFixtures, inbound
 from tests.store_contract.paging import FORGED_AT, FORGED_ID_BODY, all_pages, forged_cursors
-from tests.support.emulators import Emulator
 from tests.support.google_keys import new_private_key_pem
-from tests.support.stores import SPECS, Stores, open_stores, use_firestore_emulator
+from tests.support.stores import SPECS, Stores, open_stores
 
 CLIENTS = 4
 """Databases writing at once, each with a client of its own, like server processes."""

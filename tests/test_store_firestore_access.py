@@ -18,9 +18,9 @@ from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.modules.access.store import AccessStore
 from omnichannel_core.policy import Role
 from omnichannel_core.store.firestore.database import FirestoreDatabase
+from omnichannel_core.testing.emulators import Emulator, use_firestore_emulator
 from tests.store_contract import AccessContract, Run, StoreFixtures
-from tests.support.emulators import Emulator
-from tests.support.stores import Stores, open_stores, use_firestore_emulator
+from tests.support.stores import Stores, open_stores
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 WINDOW = timedelta(minutes=10)

@@ -1,15 +1,20 @@
-"""The plugin kit (omnichannel_core.testing) as a channel author meets it: the fixtures its
-pytest plugin provides in any test run, and the conformance suite run by pytest in a
-project of its own against real fixture channels (pip-installed into a private folder)."""
+"""The plugin kit (omnichannel_core.testing) as a channel or module author meets it: the
+fixtures its pytest plugin provides in any test run, the conformance suite run by pytest in
+a project of its own against real fixture channels (pip-installed into a private folder), a
+module's store on both backends, and the server without its job runner beside a worker."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +22,9 @@ from falcon import testing
 
 from omnichannel_core import hookimpl
 from omnichannel_core.hooktypes import ChannelHealth
-from omnichannel_core.testing import ScriptedResponse
+from omnichannel_core.module import StoreSpec
+from omnichannel_core.module.sqlite import SqliteDatabase, append_event
+from omnichannel_core.testing import ScriptedResponse, run_store, running_server, running_worker
 from omnichannel_core.testing.hook_check import hookspec_problems
 from tests.conftest import WEBHOOK_SECRET
 from tests.fixtures.distributions import install_distributions
@@ -280,6 +287,132 @@ def test_omnichannel_app_serves_an_unpackaged_channel(omnichannel_app):
 
     app.run(scenario)
     assert seen["health"] == (200, "from environ")
+
+
+# a module's store on both backends -----------------------------------------------------------
+
+
+class Tally:
+    """A store that counts in a table of its own and logs an event in the same write."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self.database = database
+
+    async def add(self) -> int:
+        def write(connection: sqlite3.Connection) -> int:
+            connection.execute("UPDATE kit_tally SET n = n + 1")
+            append_event(connection, "tally.added", "t1")
+            return connection.execute("SELECT n FROM kit_tally").fetchone()[0]
+
+        return await self.database.write(write)
+
+
+class FirestoreTally:
+    """The same on Firestore: a counter document."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+
+    async def add(self) -> int:
+        reference = self.database.collection("kit_tally").document("n")
+
+        async def body(transaction: Any) -> int:
+            (snapshot,) = await transaction.get(reference)
+            n = (snapshot.get("n") if snapshot.exists else 0) + 1
+            transaction.set(reference, {"n": n})
+            return n
+
+        return await self.database.transact(("kit_tally",), body)
+
+
+TALLY = StoreSpec(
+    "kit_tally",
+    Tally,
+    sqlite=Tally,
+    firestore=FirestoreTally,
+    sqlite_migrations=(
+        "CREATE TABLE kit_tally (n INTEGER NOT NULL); INSERT INTO kit_tally (n) VALUES (0)",
+    ),
+)
+
+
+@pytest.fixture(params=["sqlite", "firestore"])
+def database(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(f"{request.param}_database")
+
+
+def test_run_store_builds_a_module_store_on_each_backend(database):
+    """``run_store(spec, database, scenario)`` migrates a fresh database of either backend
+    (the kit's ``sqlite_database`` and ``firestore_database``), builds the module's store
+    with that backend's factory, hands it to the scenario and returns what it returns; the
+    kernel's stores are there (a write may log an event). A second run on a database of the
+    same place sees what the first wrote."""
+
+    async def add_twice(store: Any) -> list[int]:
+        return [await store.add(), await store.add()]
+
+    assert run_store(TALLY, database, add_twice) == [1, 2]
+    again = type(database)(database.path) if database.backend == "sqlite" else database
+    assert run_store(TALLY, again, add_twice) == [3, 4]
+
+
+def test_run_store_refuses_a_backend_the_store_lacks(sqlite_database):
+    """A spec without a factory for the database's backend is refused, naming both."""
+    only_firestore = StoreSpec("kit_tally", Tally, firestore=FirestoreTally)
+    with pytest.raises(ValueError, match="'kit_tally' has no sqlite implementation"):
+        run_store(only_firestore, sqlite_database, lambda store: store.add())
+
+
+# the server without its job runner, and a worker beside it -----------------------------------
+
+JOB_PLUGIN = """
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from omnichannel_core import hookimpl
+from omnichannel_core.module import Job
+
+
+@hookimpl
+def register_jobs():
+    async def tick(control):
+        with Path(os.environ["KIT_TICKS"]).open("a") as ticks:
+            ticks.write(f"{os.getpid()}\\n")
+
+    return [Job("kit.tick", tick, every=timedelta(milliseconds=200))]
+"""
+
+
+def _ticks(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_server_without_job_runner_and_a_separate_worker(tmp_path):
+    """``running_server(..., job_runner=False)`` is ``omnichannel serve --no-worker``: no job
+    runs; ``running_worker(server)`` runs them in an ``omnichannel worker`` process of its
+    own on the server's store (``/health`` sees its lease), and stops it by its PID."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "kit_ticker.py").write_text(JOB_PLUGIN)
+    ticks = tmp_path / "ticks"
+    with running_server(tmp_path, {"KIT_TICKS": str(ticks)}, job_runner=False) as server:
+        assert "--no-worker" in server.command()
+        time.sleep(1)  # five periods: a runner, if one ran, would have ticked by now
+        assert _ticks(ticks) == []
+        with server.client() as client, running_worker(server) as worker:
+            _wait_for(lambda: len(_ticks(ticks)) >= 2)
+            assert set(_ticks(ticks)) == {str(worker.pid)}
+            assert client.get("/health").json()["jobs"]["kit.tick"]["running"] is True
+        assert worker.process is not None and worker.process.returncode == 0
+        with server.client() as client:
+            assert client.get("/health").json()["jobs"]["kit.tick"]["running"] is False
 
 
 def test_plugin_module_imports_nothing_heavy():

@@ -1,7 +1,9 @@
-"""The kit for testing a channel: the conformance suite, the real server, a fake provider
-API and the in-process app. docs/plugins.md ("Testing a channel") shows it in use::
+"""The kit for testing a channel or a module: the conformance suite, the real server (and a
+separate worker), a fake provider API, the in-process app, and a module's store on each
+backend. docs/plugins.md ("Testing a channel") and docs/writing-a-module.md show it in use::
 
     from omnichannel_core.testing import ChannelConformance, FakeProvider, WebhookCall
+    from omnichannel_core.testing import run_app, run_store, running_server, running_worker
 
 The names are imported on first use: pytest loads this package (its ``plugin`` module) in
 every test run where omnichannel-core is installed, which must stay cheap.
@@ -24,10 +26,13 @@ if TYPE_CHECKING:
     from omnichannel_core.testing.server import (
         API_KEY,
         ServerProcess,
+        WorkerProcess,
         channels_except,
         free_port,
         running_server,
+        running_worker,
     )
+    from omnichannel_core.testing.stores import run_store
     from omnichannel_core.testing.webhook_call import WebhookCall
 
 _MODULES = {
@@ -45,6 +50,9 @@ _MODULES = {
     "channels_except": "server",
     "free_port": "server",
     "running_server": "server",
+    "WorkerProcess": "server",
+    "running_worker": "server",
+    "run_store": "stores",
 }
 
 __all__ = [
@@ -58,10 +66,13 @@ __all__ = [
     "ScriptedResponse",
     "ServerProcess",
     "WebhookCall",
+    "WorkerProcess",
     "channels_except",
     "free_port",
     "run_app",
+    "run_store",
     "running_server",
+    "running_worker",
 ]
 
 

@@ -1,10 +1,13 @@
 """Runs the real server (``omnichannel serve``: gunicorn with uvicorn workers, and its job
-runner) on a free loopback port.
+runner) on a free loopback port, and ``omnichannel worker`` beside it.
 
-What a test of a channel needs when the server itself is the point: the channel loaded from
-its installed entry point, its routes served by gunicorn, webhooks over real HTTP. Every
-server gets its own working folder (its SQLite store, its log) and the API key
-:data:`API_KEY`; :meth:`ServerProcess.client` is an ``httpx.Client`` that sends it.
+What a test of a channel or a module needs when the server itself is the point: the plugin
+loaded from its installed entry point, its routes served by gunicorn, webhooks over real
+HTTP, its jobs and event subscribers run by the job runner. Every server gets its own working
+folder (its SQLite store, its log) and the API key :data:`API_KEY`;
+:meth:`ServerProcess.client` is an ``httpx.Client`` that sends it. A server started with
+``job_runner=False`` (``omnichannel serve --no-worker``) runs no jobs; :func:`running_worker`
+runs them in a separate ``omnichannel worker`` process on the same store.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from omnichannel_core.cli import serve_command
+from omnichannel_core.supervisor import worker_command
 
 API_KEY = "test-key-0123456789"
 """The server's API key (``OMNICHANNEL_API_KEY``); :meth:`ServerProcess.client` sends it."""
@@ -74,10 +78,21 @@ class ServerProcess:
     omnichannel-core load, so the core's tests see the same server whatever else is
     installed; set ``OMNICHANNEL_DISABLE_PLUGINS`` in ``env`` (e.g. to
     :func:`channels_except`) to load others. :meth:`start` waits until it answers.
+
+    :param job_runner: False: ``omnichannel serve --no-worker``, which runs no job and no
+        event subscriber (run them with :func:`running_worker`).
     """
 
-    def __init__(self, workdir: Path, env: Mapping[str, str | None], workers: int = 1) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: Mapping[str, str | None],
+        workers: int = 1,
+        *,
+        job_runner: bool = True,
+    ) -> None:
         self.workdir = workdir
+        self.job_runner = job_runner
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
@@ -101,8 +116,9 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        """``omnichannel serve``: the web server and its job runner, as users run them."""
-        return serve_command(control_socket=False)
+        """``omnichannel serve``: the web server and (unless ``job_runner`` is False) its job
+        runner, as users run them."""
+        return serve_command(control_socket=False, worker=self.job_runner)
 
     def start(self) -> ServerProcess:
         """Start gunicorn and wait for ``/health`` to answer; RuntimeError with the server's
@@ -153,11 +169,87 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server(
-    workdir: Path, env: Mapping[str, str | None] | None = None, workers: int = 1
+    workdir: Path,
+    env: Mapping[str, str | None] | None = None,
+    workers: int = 1,
+    *,
+    job_runner: bool = True,
 ) -> Iterator[ServerProcess]:
-    """``with running_server(workdir, env) as server:`` a started server, stopped at the end."""
-    server = ServerProcess(workdir, env or {}, workers=workers).start()
+    """``with running_server(workdir, env) as server:`` a started server, stopped at the end;
+    ``job_runner=False``: without its job runner (``omnichannel serve --no-worker``)."""
+    server = ServerProcess(workdir, env or {}, workers=workers, job_runner=job_runner).start()
     try:
         yield server
     finally:
         server.stop()
+
+
+RUNNER_STARTED = b'"job_runner_started"'
+"""What the worker's JSON log holds once its runner runs every job and subscriber."""
+
+
+class WorkerProcess:
+    """``omnichannel worker`` for a :class:`ServerProcess`: the same environment and working
+    folder, so the same store and plugins; its log in ``worker.log`` there.
+    :meth:`start` waits until its job runner has started."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.log_path = server.workdir / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        """Start the worker and wait for its runner; RuntimeError with its log when it exits
+        or does not start in time."""
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own worker command line
+                worker_command(),
+                cwd=self.server.workdir,
+                env=self.server.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()}")
+            if RUNNER_STARTED in self.log_path.read_bytes()[offset:]:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"worker did not start in {START_TIMEOUT_SECONDS}s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def stop(self) -> int | None:
+        """SIGTERM to its PID (it stops its jobs and hands back their leases), then SIGKILL
+        to its process group if it does not stop in 15 seconds; its exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        return self.process.returncode
+
+    def log(self) -> str:
+        """What the worker wrote so far (JSON log lines)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_worker(server: ServerProcess) -> Iterator[WorkerProcess]:
+    """``with running_worker(server) as worker:`` ``omnichannel worker`` on the server's
+    store, started (its runner running) and stopped at the end."""
+    worker = WorkerProcess(server).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

@@ -1,54 +1,20 @@
-"""pytest fixtures for the Firestore and Pub/Sub emulators (a plugin: register it with
+"""pytest fixtures for the core's own Firestore tests (a plugin: register it with
 ``pytest_plugins`` in the root conftest).
 
-Each emulator starts once per session, and only if a test asks for it. There is no skip: a
-machine that cannot run the emulators fails the tests that need them, with the reason, because
-a silently skipped real component is a test that never ran.
+The emulators themselves (``firestore_emulator``, ``pubsub_emulator``) and
+``firestore_project`` are the kit's fixtures (`omnichannel_core.testing.plugin`), which any
+module's tests have too; what only the core's tests need is here.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import firebase_admin
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from tests.support.emulators import Emulator, EmulatorError, start_firestore, start_pubsub
-
-
-@pytest.fixture(scope="session")
-def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """The official Firestore emulator, shared by the whole session."""
-    emulator = _start_or_fail(start_firestore, tmp_path_factory.mktemp("firestore-emulator"))
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="session")
-def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """The official Pub/Sub emulator, shared by the whole session."""
-    emulator = _start_or_fail(start_pubsub, tmp_path_factory.mktemp("pubsub-emulator"))
-    yield emulator
-    emulator.stop()
-
-
-def _start_or_fail(start: Callable[[Path], Emulator], workdir: Path) -> Emulator:
-    """Starts an emulator; if it cannot run, fails the requesting test with the reason alone."""
-    try:
-        return start(workdir)
-    except EmulatorError as error:
-        reason = str(error)
-    pytest.fail(reason, pytrace=False)
-
-
-@pytest.fixture
-def firestore_project() -> str:
-    """A project id no other test uses, so a test starts from an empty database and its own
-    rules without a reset. The emulator serves any ``demo-`` project without credentials."""
-    return f"demo-test-{uuid.uuid4().hex[:12]}"
+from omnichannel_core.testing.emulators import Emulator
 
 
 @pytest.fixture

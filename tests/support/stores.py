@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pytest
 
 from omnichannel_core.modules.access.plugin import STORE as ACCESS_STORE
 from omnichannel_core.modules.access.store import AccessStore
@@ -20,14 +19,6 @@ from omnichannel_core.store.sqlite.database import SqliteDatabase
 
 SPECS = (*KERNEL_STORES, INBOX_STORE, ACCESS_STORE)
 """Every built-in store, in the order the server registers them."""
-
-FIRESTORE_CREDENTIALS = (
-    "FIREBASE_PROJECT_ID",
-    "FIREBASE_PRIVATE_KEY",
-    "FIREBASE_CLIENT_EMAIL",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-)
-"""What `omnichannel_core.store.firestore.client` would take real credentials from."""
 
 
 @attrs.frozen
@@ -66,11 +57,3 @@ def open_sqlite_stores(path: Path) -> Stores:
     """The stores on a SQLite file at ``path``, opened on an event loop of their own (the
     caller closes them with ``asyncio.run(stores.close())``)."""
     return asyncio.run(open_stores(SqliteDatabase(path)))
-
-
-def use_firestore_emulator(monkeypatch: pytest.MonkeyPatch, host_port: str) -> None:
-    """Point every ``FirestoreDatabase`` built in this test at the emulator
-    (``FIRESTORE_EMULATOR_HOST``), with no real credentials around."""
-    for name in FIRESTORE_CREDENTIALS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host_port)

@@ -1,4 +1,6 @@
-"""Starts and stops the official Firestore and Pub/Sub emulators (gcloud, Java) for tests.
+"""Starts and stops the official Firestore and Pub/Sub emulators (gcloud, Java) for tests:
+the kit's ``firestore_emulator`` and ``pubsub_emulator`` fixtures, and
+:func:`use_firestore_emulator`, which points a test's Firestore clients at one.
 
 Each emulator runs as ``gcloud ... start`` in its own session, so the whole tree (gcloud's
 Python, the emulator's shell wrapper, the Java server) shares one process group that
@@ -52,16 +54,28 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
 
 from omnichannel_core.testing.server import free_port
 
+if TYPE_CHECKING:
+    import pytest
+
 GCLOUD = "gcloud"
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 15
 LOG_TAIL_LINES = 40
+
+FIRESTORE_CREDENTIALS = (
+    "FIREBASE_PROJECT_ID",
+    "FIREBASE_PRIVATE_KEY",
+    "FIREBASE_CLIENT_EMAIL",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+"""What `omnichannel_core.store.firestore.client` would take real credentials from."""
 
 
 class EmulatorError(RuntimeError):
@@ -126,6 +140,14 @@ def start_pubsub(workdir: Path) -> Emulator:
     return _start("pubsub", command, workdir)
 
 
+def use_firestore_emulator(monkeypatch: pytest.MonkeyPatch, host_port: str) -> None:
+    """Point every Firestore client built in this test at the emulator
+    (``FIRESTORE_EMULATOR_HOST``), with no real credentials around."""
+    for name in FIRESTORE_CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host_port)
+
+
 def reset_firestore(emulator: Emulator, project: str) -> None:
     """Deletes every document of the project's default database."""
     url = f"{emulator.base_url}/emulator/v1/projects/{project}/databases/(default)/documents"
@@ -175,7 +197,7 @@ def _start(name: str, gcloud_args: list[str], workdir: Path) -> Emulator:
     log_path = workdir / f"{name}-emulator.log"
     command = [gcloud, *gcloud_args, f"--host-port={host_port}", "--quiet"]
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - gcloud, found on PATH, our arguments
             command,
             cwd=workdir,
             env=_gcloud_env(workdir),
