@@ -5,6 +5,7 @@ working."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +47,17 @@ def server(
             user = create_user(admin, "agent")
             login(process, user["email"])
             assert admin.post("/api/api-keys", json={"name": "k", "scopes": ["read"]}).is_success
+            wait_for_job_lease(admin, "events.prune")
         yield process
+
+
+def wait_for_job_lease(admin: httpx.Client, job: str) -> None:
+    """Until the server's job runner holds ``job``'s lease: it starts after the server
+    answers and writes the lease then, which must not land between two listings."""
+    deadline = time.monotonic() + 30
+    while not admin.get("/health").json()["jobs"][job]["running"]:
+        assert time.monotonic() < deadline, f"the job runner never took {job}"
+        time.sleep(0.05)
 
 
 def as_owner(emulator: Emulator, project: str) -> httpx.Client:
