@@ -14,6 +14,7 @@ import pytest
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
 from omnichannel_core.policy import Role
+from omnichannel_core.store.specs import StoreSpec
 from omnichannel_core.store.sqlite.database import SqliteDatabase
 from omnichannel_core.store.sqlite.migrations import SCHEME
 from tests.support.sqlite_files import (
@@ -259,3 +260,20 @@ def test_a_store_the_code_does_not_know_is_left_alone(tmp_path):
     with stores_on_file(path):
         assert _versions(path) == {**LATEST, "greeter": 3}
         assert read_rows(path, "SELECT id FROM greeter_greetings") == [("hello",)]
+
+
+def test_a_failing_step_names_its_store_and_changes_nothing(tmp_path):
+    """A module's step that SQLite refuses stops the migration with a ConfigError naming
+    OMNICHANNEL_STORE, the file, the module's store and the step; nothing of the migration
+    is kept, the other stores' steps included."""
+    path = tmp_path / "broken-module.db"
+    broken = StoreSpec(
+        "broken",
+        object,
+        sqlite_migrations=("CREATE TABLE broken_ok (id TEXT)", "CREATE TABLE broken_bad ("),
+    )
+    with pytest.raises(ConfigError) as refused:
+        asyncio.run(SqliteDatabase(path).migrate([*SPECS, broken]))
+    message = refused.value.message
+    assert message.startswith(f"OMNICHANNEL_STORE: cannot use {path}: store 'broken', step 2: ")
+    assert read_rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'") == []

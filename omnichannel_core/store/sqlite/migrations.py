@@ -59,6 +59,11 @@ def _adopt_legacy(connection: sqlite3.Connection, version: int) -> None:
     )
 
 
+class MigrationFailed(sqlite3.Error):
+    """A store's step failed: which store and step, and SQLite's reason. Nothing of the
+    migration is kept, and start-up stops (``OMNICHANNEL_STORE: cannot use <file>: ...``)."""
+
+
 def _newer(detail: str) -> ConfigError:
     return ConfigError(
         f"OMNICHANNEL_STORE: the database is newer than this release ({detail});"
@@ -88,8 +93,11 @@ def migrate(connection: sqlite3.Connection, stores: Sequence[StoreMigrations]) -
             current = versions.get(name, 0)
             if current > len(steps):
                 raise _newer(f"store {name!r} is at version {current}, this code has {len(steps)}")
-            for step in steps[current:]:
-                apply_migration(connection, step)
+            for number, step in enumerate(steps[current:], start=current + 1):
+                try:
+                    apply_migration(connection, step)
+                except sqlite3.Error as error:
+                    raise MigrationFailed(f"store {name!r}, step {number}: {error}") from error
             if len(steps) != current:
                 connection.execute(
                     "INSERT INTO store_versions (store, version) VALUES (?, ?)"
