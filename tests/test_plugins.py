@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from omnichannel_core import hookimpl
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
+from omnichannel_core.testing.in_process import AUTH, run_app
 from omnichannel_core.testing.server import ServerProcess, other_installed_channels, running_server
 from tests.fixtures.distributions import add_local_plugin, install_distributions
 
@@ -159,6 +161,30 @@ def test_misspelt_hook_reported_as_failed(plugin_server):
     assert failure["kind"] == "local"
     assert "recieve" in failure["error"]
     assert all(item["name"] != "misspelt" for item in report["items"])
+
+
+class ExtraArgument:
+    """A module whose hook asks for an argument the hook's spec does not pass."""
+
+    @hookimpl
+    def register_routes(self, context, router):
+        return []
+
+
+def test_hook_with_an_argument_its_spec_lacks_is_reported_as_failed(tmp_path):
+    """A module whose ``@hookimpl`` takes an argument its hook does not have is not
+    registered, and is reported naming the hook and the argument; the server starts with
+    the others (it used to stop start-up with pluggy's traceback)."""
+
+    async def scenario(conductor) -> None:
+        report = (await conductor.simulate_get("/api/plugins", headers=AUTH)).json
+        (failure,) = report["failed"]
+        assert (failure["name"], failure["kind"]) == ("extra", "module")
+        assert "register_routes" in failure["error"] and "{'router'}" in failure["error"]
+        assert all(item["name"] != "extra" for item in report["items"])
+        assert (await conductor.simulate_get("/api/contacts", headers=AUTH)).status_code == 200
+
+    run_app(tmp_path, {}, scenario, modules={"extra": ExtraArgument()})
 
 
 def test_local_wrapper_wraps_every_channel(plugin_server):

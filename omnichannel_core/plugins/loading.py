@@ -172,6 +172,9 @@ class _Loader:
         plugin = BridgedPlugin(plugin)
         try:
             manager.register(plugin, name=name if kind == "channel" else f"{kind}:{name}")
+        except pluggy.PluginValidationError as error:  # a hook's arguments its spec lacks
+            self.fail(name, kind, distribution, source, str(error))
+            return None
         except ValueError as error:  # duplicate name or object
             self.fail(name, kind, distribution, source, f"not registered: {error}")
             return None
