@@ -47,8 +47,8 @@ class SubscriberHealth:
 
     ``lag_seconds``: how old the oldest event it has yet to handle is (0: none waiting);
     ``failures``: its handler's failures in a row on that event; ``behind``: retention
-    pruned events it had not read (it resynchronises when it runs); ``started``: it has run
-    at least once.
+    pruned events it had not read (it resynchronises when it runs); ``started``: it has its
+    cursor, which every process gives a new subscriber as it starts, before any runner runs it.
     """
 
     ok: bool
