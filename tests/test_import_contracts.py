@@ -7,7 +7,9 @@ layers import only downwards.
   ``omnichannel_core.testing``.
 - A module of ``omnichannel_core/modules/`` imports from the core only ``omnichannel_core``,
   ``omnichannel_core.module`` (and ``.sqlite``, ``.firestore``), ``omnichannel_core.channel``
-  and its own package: never another module's, nor a private part of the core.
+  and its own package: never another module's, nor a private part of the core. A module
+  distribution (the greeter of ``tests/fixtures/``) imports only those; its tests may add
+  ``omnichannel_core.testing``.
 - The kernel's layers, top down: web, plugins, jobs, bus, store, then the vocabulary every
   layer uses. A layer imports only its own and those below it; the vocabulary imports no
   layer. The programs (app, cli, worker, supervisor...), the core's plugin (``system``), the
@@ -77,6 +79,10 @@ CHANNEL_TESTS = [
     ROOT / "omnichannel-facebook" / "tests",
     ROOT / "templates" / "channel" / "omnichannel-example" / "tests",
 ]
+
+GREETER = ROOT / "tests" / "fixtures" / "omnichannel-greeter"
+MODULE_DISTRIBUTION_SOURCES = [GREETER / "omnichannel_greeter"]
+MODULE_DISTRIBUTION_TESTS = [GREETER / "tests"]
 
 
 def module_name(path: Path) -> str:
@@ -168,6 +174,31 @@ def test_modules_import_only_the_module_api_and_their_own_package(path):
     assert private == [], f"{relative(path)} imports what a module may not"
 
 
+@pytest.mark.parametrize("path", python_files(*MODULE_DISTRIBUTION_SOURCES), ids=relative)
+def test_module_distributions_import_only_the_module_api(path):
+    """A module distributed on its own uses the core only through the module API."""
+    private = [
+        f"line {line}: {source}"
+        for line, source in core_imports(path)
+        if is_module(source) and source not in MODULE_API
+    ]
+    assert private == [], f"{relative(path)} imports what a module may not"
+
+
+@pytest.mark.parametrize("path", python_files(*MODULE_DISTRIBUTION_TESTS), ids=relative)
+def test_module_distribution_tests_import_only_the_module_api_and_the_test_kit(path):
+    """A module's tests may add the test kit, and nothing else of the core."""
+    private = [
+        f"line {line}: {source}"
+        for line, source in core_imports(path)
+        if is_module(source)
+        and source not in MODULE_API
+        and source != TEST_KIT
+        and not source.startswith(TEST_KIT + ".")
+    ]
+    assert private == [], f"{relative(path)} imports what a module's tests may not"
+
+
 @pytest.mark.parametrize("path", python_files(*CHANNEL_SOURCES), ids=relative)
 def test_channels_import_only_the_channel_api(path):
     """A channel's code imports from the core only ``hookimpl`` and the channel API."""
@@ -212,5 +243,11 @@ def test_the_contracts_see_every_layer_and_plugin():
     """The contracts above read real code: every layer and every plugin folder has files."""
     for name in LAYERS:
         assert python_files(CORE / name), name
-    for folder in [*CHANNEL_SOURCES, *CHANNEL_TESTS, CORE / "modules"]:
+    for folder in [
+        *CHANNEL_SOURCES,
+        *CHANNEL_TESTS,
+        CORE / "modules",
+        *MODULE_DISTRIBUTION_SOURCES,
+        *MODULE_DISTRIBUTION_TESTS,
+    ]:
         assert python_files(folder), folder
