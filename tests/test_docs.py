@@ -235,3 +235,21 @@ def test_no_command_installs_the_core_from_the_package_index(guide):
         if "pip install" in command and "omnichannel-core" in command and "git+" not in command
     ]
     assert by_name == []
+
+
+LINK = re.compile(r"\]\((?P<target>[^)#\s]+)(?:#[^)]*)?\)")
+LINKING_DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").rglob("*.md")])
+
+
+@pytest.mark.parametrize("doc", LINKING_DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_relative_links_lead_to_files_that_exist(doc):
+    """Every relative link of the README, the changelog and the docs (pages, the
+    architecture picture, folders) leads to something in the repository."""
+    broken = [
+        match["target"]
+        for match in LINK.finditer(doc.read_text())
+        if "://" not in match["target"]
+        and not match["target"].startswith("mailto:")
+        and not (doc.parent / match["target"]).exists()
+    ]
+    assert broken == []
