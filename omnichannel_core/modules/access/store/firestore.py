@@ -43,6 +43,7 @@ the transaction itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -422,7 +423,7 @@ class FirestoreAccessStore:
                 return total
             batch = ids[:SESSIONS_PER_TRANSACTION]
             total += await self._transact(
-                ("sessions of", user_id), lambda t, batch=batch: end(t, batch)
+                ("sessions of", user_id), functools.partial(end, ids=batch)
             )
 
     async def session_user(self, user_id: str, session_id: str) -> User | None:
