@@ -75,7 +75,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
     def __init__(self, base_url: str, timeout: Timeout) -> None:
         # The SDK compares the timeout with 0, which a (connect, read) pair cannot be.
         super().__init__(pool_connections=False, timeout=None, logger=_sdk_logger)
-        self.timeout = timeout  # type: ignore[assignment]
+        self.timeout = timeout
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
