@@ -27,7 +27,7 @@ STORE = StoreSpec(
     "access",
     AccessStore,
     sqlite=lazy("omnichannel_core.modules.access.store.sqlite.store", "SqliteAccessStore"),
-    firestore=lazy("omnichannel_core.modules.access.store.firestore", "FirestoreAccessStore"),
+    firestore=lazy("omnichannel_core.modules.access.store.firestore.store", "FirestoreAccessStore"),
     sqlite_migrations=ACCESS_MIGRATIONS,
 )
 
