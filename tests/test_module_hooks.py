@@ -462,6 +462,9 @@ def test_hook_register_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMNICHANNEL_PLUGINS_DIR", str(plugins))
     monkeypatch.setenv("OMNICHANNEL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
+    # In this process the command would point structlog at capsys's stderr, closed once this
+    # test ends, and every later test that logs would fail writing to it.
+    monkeypatch.setattr("omnichannel_core.cli.configure_logging", lambda config: None)
     assert omnichannel(["test", "shout", "hey"]) == 7
     assert capsys.readouterr().out.strip() == "HEY"
     with pytest.raises(SystemExit):
