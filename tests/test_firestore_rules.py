@@ -5,6 +5,7 @@ working."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.support.users import create_user, login
 
 RULES = Path(__file__).parent.parent / "firestore.rules"
 DOCUMENTS = "databases/(default)/documents"
+JOB_RUNNER_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def server(
 ) -> Iterator[ServerProcess]:
     """The real server on the emulator, with the rules loaded and a record of every kind
     stored through it: messages, a contact and conversation, a user, a session, a key, the
-    audit log, the event log."""
+    audit log, the event log, and the job runner's lease."""
     load_firestore_rules(firestore_emulator, project, RULES.read_text())
     env = {
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -46,7 +48,19 @@ def server(
             user = create_user(admin, "agent")
             login(process, user["email"])
             assert admin.post("/api/api-keys", json={"name": "k", "scopes": ["read"]}).is_success
+        wait_for_the_job_runner(firestore_emulator, project)
         yield process
+
+
+def wait_for_the_job_runner(emulator: Emulator, project: str) -> None:
+    """Until the server's job runner, a process that starts beside the web server and may
+    answer later, has taken its lease: its collection is then among those the tests attack,
+    and does not appear in the middle of a test."""
+    deadline = time.monotonic() + JOB_RUNNER_SECONDS
+    while "job_leases" not in stored_documents(emulator, project):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the job runner took no lease within {JOB_RUNNER_SECONDS} s")
+        time.sleep(0.2)
 
 
 def as_owner(emulator: Emulator, project: str) -> httpx.Client:
