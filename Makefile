@@ -17,13 +17,15 @@ $(BIN)/.installed: pyproject.toml $(foreach channel,$(CHANNELS),$(channel)/pypro
 serve: $(BIN)/.installed
 	$(BIN)/omnichannel serve
 
-## test: install (first time), lint and run the whole test suite
+## test: install (first time), lint and type-check, and run the whole test suite
 test: $(BIN)/.installed lint
 	$(BIN)/pytest
 
+## lint: ruff's lint and format check, then mypy on the packages pyproject.toml lists
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## bench: the inbound webhook benchmark beside a bare Falcon responder
 bench: $(BIN)/.installed
@@ -42,4 +44,4 @@ bench-events: $(BIN)/.installed
 	$(BIN)/python -m bench.event_latency
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -87,7 +87,7 @@ class Lifespan:
         self.registry = registry
         self._previous: dict[int, Any] = {}
 
-    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+    async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self.registry.open_stores()
         await self.registry.bus.start()  # a bus that cannot start stops the server, saying why
         for callback in self.registry.startup_callbacks:
@@ -115,7 +115,7 @@ class Lifespan:
             except Exception:
                 log.exception("stopping_callback_failed")
 
-    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         for number, previous in self._previous.items():
             signal.signal(number, previous)
         self._previous.clear()

@@ -27,5 +27,5 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
     """``uvicorn_worker.UvicornWorker`` serving the unwrapped listening sockets."""
 
     def run(self) -> None:
-        self.sockets = [unwrapped(listener) for listener in self.sockets]
+        self.sockets: list[socket.socket] = [unwrapped(listener) for listener in self.sockets]
         super().run()

@@ -6,7 +6,7 @@ so a plugin cannot change what another plugin (or the core) sees.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,14 +16,18 @@ from omnichannel_core.models import Consent, DeliveryStatus, Media
 
 MAX_ID_LENGTH = 512
 
-_identifier = [
+_identifier = attrs.validators.and_(
     attrs.validators.instance_of(str),
     attrs.validators.min_len(1),
     attrs.validators.max_len(MAX_ID_LENGTH),
-]
+)
 """A provider message id or an address: a non-empty string of at most 512 characters.
 An empty id would make every later message a "duplicate" of the first."""
 _optional_text = attrs.validators.optional(attrs.validators.instance_of(str))
+
+
+def _media_tuple(media: Iterable[Media]) -> tuple[Media, ...]:
+    return tuple(media)
 
 
 @attrs.frozen
@@ -76,7 +80,7 @@ class InboundMessage:
     provider_message_id: str = attrs.field(validator=_identifier)
     sender: str = attrs.field(validator=_identifier)
     text: str | None = attrs.field(default=None, validator=_optional_text)
-    media: tuple[Media, ...] = attrs.field(default=(), converter=tuple)
+    media: tuple[Media, ...] = attrs.field(default=(), converter=_media_tuple)
     sender_name: str | None = attrs.field(default=None, validator=_optional_text)
     sent_at: datetime | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
@@ -143,6 +147,10 @@ class StatusWatermark:
     up_to: datetime = attrs.field(converter=_utc)
 
 
+def _watermark_tuple(watermarks: Iterable[StatusWatermark]) -> tuple[StatusWatermark, ...]:
+    return tuple(watermarks)
+
+
 @attrs.frozen
 class WebhookResult:
     """What `receive` and `status` return: messages, status updates and watermarks to apply,
@@ -151,7 +159,7 @@ class WebhookResult:
     messages: tuple[InboundMessage, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     response: WebhookResponse = attrs.field(factory=WebhookResponse)
-    watermarks: tuple[StatusWatermark, ...] = attrs.field(default=(), converter=tuple)
+    watermarks: tuple[StatusWatermark, ...] = attrs.field(default=(), converter=_watermark_tuple)
 
 
 @attrs.frozen

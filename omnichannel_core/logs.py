@@ -15,7 +15,7 @@ def configure_logging(config: Config, stream=None) -> None:
     stream = stream or sys.stderr
     level = getattr(logging, config.log_level.upper())
     use_json = config.log_format == "json" or (config.log_format == "auto" and not stream.isatty())
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

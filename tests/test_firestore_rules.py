@@ -34,7 +34,7 @@ def server(
 ) -> Iterator[ServerProcess]:
     """The real server on the emulator, with the rules loaded and a record of every kind
     stored through it: messages, a contact and conversation, a user, a session, a key, the
-    audit log, the event log."""
+    audit log, the event log, and the job runner's lease."""
     load_firestore_rules(firestore_emulator, project, RULES.read_text())
     env = {
         "WEBHOOK_SECRET": WEBHOOK_SECRET,

@@ -208,3 +208,13 @@ def test_writes_wait_for_the_write_lock_of_another_process(runner):
 
     asyncio.run(scenario())
     assert _names(runner) == {"waited"}
+
+
+def test_a_lock_wait_that_outlasts_close_fails_as_closed(runner):
+    """A batch of another event loop that waited for the transaction lock while close()
+    released the lock file gets "closed" once it has that lock, and lets go of it: its callers
+    are answered instead of waiting forever, and nothing is left locked."""
+    asyncio.run(runner.close())
+    with pytest.raises(RuntimeError, match="closed"):
+        runner._lock_blocking(holding_transaction=False)
+    assert not runner._transaction.locked()

@@ -133,7 +133,8 @@ def graph_error(response: httpx.Response, secrets: tuple[str, ...]) -> GraphErro
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return GraphError(response.status_code, None, f"Graph API answered {response.status_code}")
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    given = error.get("message")
+    message = given if isinstance(given, str) else ""
     for secret in secrets:
         message = message.replace(secret, "[redacted]")
     return GraphError(

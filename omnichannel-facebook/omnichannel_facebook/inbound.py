@@ -89,7 +89,8 @@ def _attachments(raw: Any, facebook: dict[str, Any], metadata: dict[str, Any]) -
         if not isinstance(attachment, dict):
             continue
         kind = _string(attachment.get("type"), 40) or "unknown"
-        payload = attachment.get("payload") if isinstance(attachment.get("payload"), dict) else {}
+        given = attachment.get("payload")
+        payload: dict[str, Any] = given if isinstance(given, dict) else {}
         summary: dict[str, Any] = {"type": kind}
         url = _string(payload.get("url")) or _string(attachment.get("url"))
         if url:
@@ -116,7 +117,7 @@ def referral_of(raw: Any) -> dict[str, Any] | None:
     """The referral's known fields (ref, source, type, ad id, referring URI...)."""
     if not isinstance(raw, dict):
         return None
-    referral = {}
+    referral: dict[str, Any] = {}
     for field in REFERRAL_FIELDS:
         value = raw.get(field)
         if isinstance(value, str) and value:

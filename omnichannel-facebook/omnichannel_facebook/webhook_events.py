@@ -85,8 +85,10 @@ def _identifier(party: Any) -> str | None:
     value = party.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    valid = isinstance(value, str) and value.isascii() and value.isdigit()
-    return value if valid and len(value) <= MAX_ID_DIGITS else None
+    if not isinstance(value, str):
+        return None
+    valid = value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS
+    return value if valid else None
 
 
 def _kind(event: dict[str, Any]) -> str:
@@ -131,7 +133,7 @@ def parse_events(body: bytes) -> list[MessagingEvent]:
     if data.get("object") != "page":
         log.warning("facebook_webhook_object_ignored", object=str(data.get("object"))[:40])
         return []
-    events = []
+    events: list[MessagingEvent] = []
     for entry in data["entry"]:
         if not isinstance(entry, dict):
             log.warning("facebook_entry_skipped", reason="not an object")

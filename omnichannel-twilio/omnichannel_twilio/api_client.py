@@ -75,7 +75,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
     def __init__(self, base_url: str, timeout: Timeout) -> None:
         # The SDK compares the timeout with 0, which a (connect, read) pair cannot be.
         super().__init__(pool_connections=False, timeout=None, logger=_sdk_logger)
-        self.timeout = timeout  # type: ignore[assignment]
+        self.timeout = timeout
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
@@ -98,9 +98,10 @@ class BaseUrlHttpClient(TwilioHttpClient):
         """What the SDK's ``request`` does, on the rewritten URL, with the answer kept only
         in this call (never on ``self``, which the other threads share)."""
         body_key = "json" if headers and headers.get("Content-Type") in _JSON_TYPES else "data"
+        destination = rewrite_url(url, self.base_url)
         arguments: dict[str, Any] = {
             "method": method.upper(),
-            "url": rewrite_url(url, self.base_url),
+            "url": destination,
             "params": params,
             "headers": headers,
             "auth": auth,
@@ -109,8 +110,9 @@ class BaseUrlHttpClient(TwilioHttpClient):
         }
         self.log_request(arguments)
         prepared = self.session.prepare_request(requests.Request(**arguments))
+        # The proxy settings for the destination's scheme and host (the query plays no part).
         environment = self.session.merge_environment_settings(
-            prepared.url, self.proxy, None, None, None
+            destination, self.proxy, None, None, None
         )
         answer = self.session.send(
             prepared,

@@ -117,17 +117,21 @@ def inbound_message(params: Mapping[str, list[str]]) -> InboundMessage:
     location = location_of(params)
     if location is not None:
         metadata["location"] = location
-    fields = {
-        "provider_message_id": sid,
-        "sender": number,
-        "reply_to": sender if kind == "whatsapp" else None,
-        "sender_name": first(params, "ProfileName") or None,
-        "text": first(params, "Body") or None,
-        "media": media_of(params),
-        "metadata": metadata,
-        "consent": consent_of(params, kind),
-    }
+    reply_to = sender if kind == "whatsapp" else None
+    sender_name = first(params, "ProfileName") or None
+    text = first(params, "Body") or None
+    media = media_of(params)
+    consent = consent_of(params, kind)
     try:
-        return InboundMessage(**fields)
+        return InboundMessage(
+            provider_message_id=sid,
+            sender=number,
+            reply_to=reply_to,
+            sender_name=sender_name,
+            text=text,
+            media=media,
+            metadata=metadata,
+            consent=consent,
+        )
     except (TypeError, ValueError) as error:  # e.g. an id longer than the core accepts
         raise InvalidInput(f"unusable webhook parameters: {error}") from None

@@ -33,7 +33,7 @@ from google.api_core import exceptions as google_errors
 from google.api_core import retry
 from google.auth import exceptions as auth_errors
 from google.auth.credentials import Credentials
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
@@ -67,8 +67,8 @@ class PubSubBus:
         which variables to set; None for the emulator."""
         self._rung: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._publisher: pubsub_v1.PublisherClient | None = None
-        self._subscriber: pubsub_v1.SubscriberClient | None = None
+        self._publisher: PublisherClient | None = None
+        self._subscriber: SubscriberClient | None = None
         self._subscription: str | None = None
         self._pulling: Any = None
         self._publishing = False
@@ -93,8 +93,8 @@ class PubSubBus:
             raise _credentials_error(error) from None
 
     def _connect(self) -> None:
-        self._publisher = pubsub_v1.PublisherClient(credentials=self.credentials)
-        self._subscriber = pubsub_v1.SubscriberClient(credentials=self.credentials)
+        self._publisher = PublisherClient(credentials=self.credentials)
+        self._subscriber = SubscriberClient(credentials=self.credentials)
         with contextlib.suppress(google_errors.AlreadyExists):
             self._publisher.create_topic(
                 request={"name": self.topic_path}, retry=START_RETRY, timeout=START_SECONDS

@@ -73,12 +73,17 @@ def _items(data: Any, plural: str) -> list[dict[str, Any]]:
     return items
 
 
-def _text(item: dict[str, Any], field: str, required: bool = False) -> str | None:
+def _text(item: dict[str, Any], field: str) -> str | None:
     value = item.get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidInput(f"{field}: {'required, ' if required else ''}must be a string")
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{field}: must be a string")
+    return value
+
+
+def _required_text(item: dict[str, Any], field: str) -> str:
+    value = item.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field}: required, must be a string")
     return value
 
 
@@ -89,8 +94,8 @@ def _inbound(item: dict[str, Any]) -> InboundMessage:
     except ValueError:
         raise InvalidInput("timestamp: must be ISO 8601") from None
     message = InboundMessage(
-        provider_message_id=_text(item, "id", required=True),
-        sender=_text(item, "from", required=True),
+        provider_message_id=_required_text(item, "id"),
+        sender=_required_text(item, "from"),
         sender_name=_text(item, "name"),
         text=_text(item, "text"),
         media=read_media(item.get("media")),
@@ -101,13 +106,21 @@ def _inbound(item: dict[str, Any]) -> InboundMessage:
     return message
 
 
-def _status_update(item: dict[str, Any]) -> StatusUpdate:
+def _delivery_status(item: dict[str, Any]) -> DeliveryStatus:
+    value = item.get("status")
+    refused = InvalidInput("status: must be one of sent, delivered, read, failed, ...")
+    if not isinstance(value, str):
+        raise refused
     try:
-        status = DeliveryStatus(item.get("status"))
+        return DeliveryStatus(value)
     except ValueError:
-        raise InvalidInput("status: must be one of sent, delivered, read, failed, ...") from None
+        raise refused from None
+
+
+def _status_update(item: dict[str, Any]) -> StatusUpdate:
+    status = _delivery_status(item)
     return StatusUpdate(
-        provider_message_id=_text(item, "id", required=True),
+        provider_message_id=_required_text(item, "id"),
         status=status,
         error_code=_text(item, "error_code"),
         error_message=_text(item, "error_message"),

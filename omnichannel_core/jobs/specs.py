@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
 import attrs
@@ -75,6 +75,11 @@ class Job:
             raise ValueError(f"job {self.name}: every must be positive")
 
 
+def _event_types(types: Iterable[str] | None) -> frozenset[str] | None:
+    """A subscriber's ``types`` as given (a set, a list...), kept as a frozenset."""
+    return None if types is None else frozenset(types)
+
+
 START_LATEST = "latest"
 START_OLDEST = "oldest"
 
@@ -101,9 +106,7 @@ class Subscriber:
 
     name: str = attrs.field(validator=_name)
     handle: Callable[[Event], Awaitable[None]]
-    types: frozenset[str] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(frozenset)
-    )
+    types: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
     start: str = attrs.field(
         default=START_LATEST, validator=attrs.validators.in_((START_LATEST, START_OLDEST))
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 
 import structlog
 
@@ -139,9 +140,9 @@ class SubscriberFeed:
         await self.store.save_subscriber(self.state)
 
 
-async def _first(*waits: object) -> None:
+async def _first(*waits: Awaitable[object]) -> None:
     """Wait until the first of ``waits`` (coroutines) finishes; cancel the others."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]  # type: ignore[call-overload]
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

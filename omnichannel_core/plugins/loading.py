@@ -187,13 +187,13 @@ class _Loader:
         plain = plain_channel_hooks(manager, plugin) if kind != "channel" else []
         if plain:
             manager.unregister(plugin)
-            error = (
+            reason = (
                 "only a channel implements channel hooks; other plugins may only wrap them: "
                 + ", ".join(plain)
                 + (" is" if len(plain) == 1 else " are")
                 + " not wrapper=True"
             )
-            self.fail(name, kind, distribution, source, error)
+            self.fail(name, kind, distribution, source, reason)
             return None
         info = PluginInfo(name, kind, distribution, version, source, self.loaded.describe(plugin))
         self.loaded.loaded.append(LoadedPlugin(plugin, info))

@@ -333,15 +333,15 @@ class Registry:
 
     @property
     def event_log(self) -> EventLog:
-        return self._core_store(EventLog)  # type: ignore[type-abstract]
+        return self._core_store(EventLog)
 
     @property
     def audit_log(self) -> AuditLog:
-        return self._core_store(AuditLog)  # type: ignore[type-abstract]
+        return self._core_store(AuditLog)
 
     @property
     def job_store(self) -> JobStore:
-        return self._core_store(JobStore)  # type: ignore[type-abstract]
+        return self._core_store(JobStore)
 
     def service(self, interface: type[T]) -> T:
         for _, contributions in self._owned():

@@ -13,21 +13,19 @@ the documented shape, configured and not. Each failure says what the channel got
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 
-import attrs
 import httpx
 import pytest
 
 from omnichannel_core.models import DeliveryStatus
-from omnichannel_core.plugins.loading import CHANNEL_GROUP
+from omnichannel_core.testing.channel_under_test import ChannelUnderTest
+from omnichannel_core.testing.conformance_servers import ConformanceServers
 from omnichannel_core.testing.hook_check import hookspec_problems, load_channel
 from omnichannel_core.testing.inbox_reader import InboxReader
-from omnichannel_core.testing.server import ServerProcess, channels_except, running_server
-from omnichannel_core.testing.webhook_call import ProviderFake, WebhookCall
+from omnichannel_core.testing.server import ServerProcess
+from omnichannel_core.testing.webhook_call import WebhookCall
 
 GENERIC_ROUTES: dict[str, tuple[str, str]] = {
     "receive": ("POST", "webhook"),
@@ -58,201 +56,16 @@ def _health_shape_problems(report: Any, channel: str) -> list[str]:
     ]
 
 
-class ChannelConformance:
+class ChannelConformance(ConformanceServers):
     """Subclass as ``Test<Name>Conformance``, set :attr:`channel`, and define
     :meth:`provider`, :meth:`environ`, :meth:`inbound` and (when the channel reports
     delivery statuses) :meth:`status`. The class itself is not collected (no ``Test``
     prefix). Override :meth:`new_address`, :meth:`new_provider_message_id`,
     :meth:`forge` or :meth:`unsign` when the defaults do not fit the provider.
+
+    What to define is :class:`ChannelUnderTest`'s; the servers and clients the tests take
+    are :class:`ConformanceServers`' class-scoped fixtures; the tests are here.
     """
-
-    channel: ClassVar[str] = ""
-    """The channel's entry point name in ``omnichannel.channels``; the server loads the
-    installed distribution, so install it first (``pip install -e .``)."""
-
-    # what a channel's test module defines -------------------------------------------
-
-    def provider(self) -> AbstractContextManager[ProviderFake]:
-        """A fake of the provider's API, over real HTTP on loopback, that accepts sends
-        (answering each with a fresh provider id); what it yields has ``.url``. One per
-        class, started before the server."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must define provider(): a context manager yielding a fake"
-            " of the provider's API (e.g. omnichannel_core.testing.FakeProvider) with a .url"
-        )
-
-    def environ(self, provider_url: str) -> Mapping[str, str | None]:
-        """The channel's settings (server environment variables) pointing at the fake at
-        ``provider_url``; a value of None removes a variable."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must define environ(provider_url): the channel's"
-            " settings, with its API base URL pointing at the fake"
-        )
-
-    def inbound(self, provider_message_id: str, sender: str, text: str) -> WebhookCall:
-        """The webhook a provider sends for one text message ``text`` from ``sender`` (the
-        customer's address on the channel, the contact's identity), with the provider's id
-        ``provider_message_id``, signed as the provider signs it."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must define inbound(provider_message_id, sender, text):"
-            " a signed WebhookCall carrying one text message"
-        )
-
-    def status(
-        self, provider_message_id: str, recipient: str, status: DeliveryStatus
-    ) -> WebhookCall:
-        """The callback a provider sends when the message it knows as
-        ``provider_message_id``, sent to ``recipient``, reached ``status`` (DELIVERED or
-        READ), signed as the provider signs it. A channel whose provider reports no
-        delivery status leaves it undefined (the status test is then skipped, unless the
-        channel implements the ``status`` hook)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must define status(provider_message_id, recipient,"
-            " status): a signed WebhookCall moving one sent message to that status"
-        )
-
-    def unconfigured_environ(self) -> Mapping[str, str | None]:
-        """The environment of a server where the channel has no settings; map a variable to
-        None to remove it should the test run's own environment set it."""
-        return {}
-
-    def new_address(self) -> str:
-        """A customer address on the channel that no other test uses."""
-        return f"conformance-{uuid.uuid4().hex[:16]}"
-
-    def new_provider_message_id(self) -> str:
-        """A provider message id that no other test uses."""
-        return f"conformance-{uuid.uuid4().hex}"
-
-    def forge(self, call: WebhookCall) -> WebhookCall:
-        """``call`` with a signature the channel must refuse. By default, the headers that
-        sign it (those that differ between two webhooks) come from another webhook."""
-        other = self._other_webhook()
-        signing = self._signing_headers(call, other)
-        return attrs.evolve(
-            call, headers={**call.headers, **{h: other.headers[h] for h in signing}}
-        )
-
-    def unsign(self, call: WebhookCall) -> WebhookCall:
-        """``call`` without its signature. By default, without the headers that differ
-        between two webhooks."""
-        signing = self._signing_headers(call, self._other_webhook())
-        return attrs.evolve(
-            call, headers={k: v for k, v in call.headers.items() if k not in signing}
-        )
-
-    def _other_webhook(self) -> WebhookCall:
-        return self.inbound(self.new_provider_message_id(), self.new_address(), "another text")
-
-    def _signing_headers(self, call: WebhookCall, other: WebhookCall) -> set[str]:
-        signing = {name for name, value in call.headers.items() if other.headers.get(name) != value}
-        if not signing:
-            pytest.fail(
-                f"two webhooks from {type(self).__name__}.inbound() carry the same headers, so"
-                " the suite cannot tell which of them sign a webhook: define forge(call) and"
-                " unsign(call) to return the call with a wrong and with no signature",
-                pytrace=False,
-            )
-        return signing
-
-    # the servers ---------------------------------------------------------------------
-
-    def _server_env(self, settings: Mapping[str, str | None]) -> dict[str, str | None]:
-        """Only this channel loads, whatever else is installed; then its settings."""
-        return {"OMNICHANNEL_DISABLE_PLUGINS": channels_except([self.channel]), **settings}
-
-    def _entry_point_problem(self) -> str | None:
-        if not self.channel:
-            return (
-                f"{type(self).__name__} must set channel = '<entry point name>' (its name in"
-                f" the {CHANNEL_GROUP!r} entry point group)"
-            )
-        if not entry_points(group=CHANNEL_GROUP, name=self.channel):
-            return (
-                f"no entry point {self.channel!r} in group {CHANNEL_GROUP!r}: install the"
-                " channel's distribution (pip install -e .) so the server can load it"
-            )
-        return None
-
-    def _start(
-        self, tmp_path_factory: pytest.TempPathFactory, kind: str, env: Mapping[str, str | None]
-    ) -> AbstractContextManager[ServerProcess]:
-        problem = self._entry_point_problem()
-        if problem:
-            pytest.fail(problem, pytrace=False)
-        workdir = tmp_path_factory.mktemp(f"conformance-{self.channel}-{kind}")
-        return running_server(workdir, self._server_env(env))
-
-    def _loaded_hooks(self, server: ServerProcess) -> frozenset[str]:
-        """The hooks the server says the channel implements; fails when it did not load."""
-        with server.client() as client:
-            report = client.get("/api/plugins").json()
-        for failure in report["failed"]:
-            if failure["name"] == self.channel:
-                pytest.fail(
-                    f"channel {self.channel!r} failed to load in the server: {failure['error']}",
-                    pytrace=False,
-                )
-        for item in report["items"]:
-            if item["kind"] == "channel" and item["name"] == self.channel:
-                return frozenset(item["hooks"])
-        pytest.fail(
-            f"the server did not load channel {self.channel!r} (loaded: "
-            f"{[i['name'] for i in report['items']]}, disabled: {report['disabled']})",
-            pytrace=False,
-        )
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def conformance_provider(cls) -> Iterator[ProviderFake]:
-        """The channel's fake provider, one per class."""
-        with cls().provider() as fake:
-            yield fake
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def conformance_server(
-        cls, tmp_path_factory: pytest.TempPathFactory, conformance_provider: ProviderFake
-    ) -> Iterator[ServerProcess]:
-        """The real server with the channel configured against the fake, one per class."""
-        suite = cls()  # each test gets its own instance; a class fixture, one of its own
-        env = suite.environ(conformance_provider.url)
-        with suite._start(tmp_path_factory, "configured", env) as server:
-            yield server
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def conformance_hooks(cls, conformance_server: ServerProcess) -> frozenset[str]:
-        """The hooks the channel implements, as the server loaded it."""
-        return cls()._loaded_hooks(conformance_server)
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def conformance_api(
-        cls, conformance_server: ServerProcess, conformance_hooks: frozenset[str]
-    ) -> Iterator[httpx.Client]:
-        """A client of the server with the API key, as an agent's app calls it."""
-        with conformance_server.client() as client:
-            yield client
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def conformance_public(
-        cls, conformance_server: ServerProcess, conformance_hooks: frozenset[str]
-    ) -> Iterator[httpx.Client]:
-        """A client of the server without credentials, as a provider calls it."""
-        with conformance_server.client(api_key=None) as client:
-            yield client
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def conformance_unconfigured_server(
-        cls, tmp_path_factory: pytest.TempPathFactory
-    ) -> Iterator[ServerProcess]:
-        """The real server with the channel installed but none of its settings."""
-        suite = cls()
-        with suite._start(tmp_path_factory, "unconfigured", suite.unconfigured_environ()) as server:
-            yield server
 
     # helpers of the tests ------------------------------------------------------------
 
@@ -270,7 +83,7 @@ class ChannelConformance:
         return response
 
     def _require_status_callbacks(self, hooks: frozenset[str]) -> None:
-        if type(self).status is not ChannelConformance.status:
+        if type(self).status is not ChannelUnderTest.status:
             return
         if "status" in hooks:
             pytest.fail(

@@ -96,7 +96,7 @@ class ServerProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
-        self.env = {
+        settings: dict[str, str | None] = {
             **os.environ,
             "PORT": str(self.port),
             "OMNICHANNEL_HOST": "127.0.0.1",
@@ -112,7 +112,7 @@ class ServerProcess:
             "OMNICHANNEL_LOGIN_RATE_LIMIT": "0",
             **env,
         }
-        self.env = {k: v for k, v in self.env.items() if v is not None}
+        self.env = {k: v for k, v in settings.items() if v is not None}
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:

@@ -13,6 +13,10 @@ import attrs
 import httpx
 
 
+def _copied(mapping: Mapping[str, str]) -> dict[str, str]:
+    return dict(mapping)
+
+
 @attrs.frozen
 class WebhookCall:
     """One request a provider makes to the channel.
@@ -27,8 +31,8 @@ class WebhookCall:
 
     path: str
     body: bytes = b""
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
-    query: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_copied)
+    query: Mapping[str, str] = attrs.field(factory=dict, converter=_copied)
 
     def post(self, client: httpx.Client, channel: str) -> httpx.Response:
         """POST this call to ``channel`` through ``client``."""

@@ -122,8 +122,8 @@ async def handle_http_error(
     elif status == 405:
         message = f"{req.method} is not allowed on {req.path}"
     _write(resp, status, {"error": _slug(status), "message": message})
-    for name, value in (error.headers or {}).items():
-        resp.set_header(name, value)
+    if error.headers:  # a dict or a list of (name, value) pairs, as HTTPError takes them
+        resp.set_headers(error.headers)
 
 
 async def handle_unexpected(

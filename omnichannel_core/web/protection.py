@@ -260,11 +260,15 @@ class Cors:
             resp.set_header("Access-Control-Expose-Headers", cors.expose_headers)
 
 
-def protection_middleware(config: Config, mounts: Mounts) -> list[object]:
+def protection_middleware(
+    config: Config, mounts: Mounts
+) -> list[SecurityHeaders | RateLimits | Cors]:
     """The middleware objects, in order, that protect every route: security headers, then the
     rate limits (so a CORS preflight is counted too), then CORS. A limit set to 0 adds
     nothing."""
-    middleware: list[object] = [SecurityHeaders(config.trust_proxy, mounts)]
+    middleware: list[SecurityHeaders | RateLimits | Cors] = [
+        SecurityHeaders(config.trust_proxy, mounts)
+    ]
     limits = RateLimits(config, mounts)
     if limits.active:
         middleware.append(limits)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omnichannel_core.modules.access.store.sqlite import ACCESS_MIGRATIONS
+from omnichannel_core.modules.access.store.sqlite.schema import ACCESS_MIGRATIONS
 from omnichannel_core.modules.inbox.store.sqlite.schema import INBOX_MIGRATIONS
 from omnichannel_core.store.specs import SqliteMigration
 from omnichannel_core.store.sqlite.audit import AUDIT_MIGRATIONS

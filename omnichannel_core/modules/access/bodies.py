@@ -67,7 +67,7 @@ class PasswordChange:
     new_password: str = _password()
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class UserCreate:
     """A new user."""
 
@@ -113,7 +113,7 @@ class AuditQuery(PageQuery):
     )
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Tokens:
     """A session's tokens: a short-lived access token and a single-use refresh token."""
 
@@ -125,7 +125,7 @@ class Tokens:
     token_type: str = field(default="Bearer", const="Bearer")
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Caller:
     """Who is calling and what they may do; `user` for a user only."""
 

@@ -21,13 +21,13 @@ from omnichannel_core.modules.access.permissions import PERMISSIONS
 from omnichannel_core.modules.access.routes import access_routes
 from omnichannel_core.modules.access.service import Access
 from omnichannel_core.modules.access.store import AccessStore
-from omnichannel_core.modules.access.store.sqlite import ACCESS_MIGRATIONS
+from omnichannel_core.modules.access.store.sqlite.schema import ACCESS_MIGRATIONS
 
 STORE = StoreSpec(
     "access",
     AccessStore,
-    sqlite=lazy("omnichannel_core.modules.access.store.sqlite", "SqliteAccessStore"),
-    firestore=lazy("omnichannel_core.modules.access.store.firestore", "FirestoreAccessStore"),
+    sqlite=lazy("omnichannel_core.modules.access.store.sqlite.store", "SqliteAccessStore"),
+    firestore=lazy("omnichannel_core.modules.access.store.firestore.store", "FirestoreAccessStore"),
     sqlite_migrations=ACCESS_MIGRATIONS,
 )
 

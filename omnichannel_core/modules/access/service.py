@@ -6,6 +6,7 @@ policy (each module contributes its permissions); the records are kept by the ac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from datetime import timedelta
 from typing import Any
@@ -164,14 +165,15 @@ class Access:
         if not isinstance(password, str):
             raise InvalidInput("password must be a string", field="password")
         await self._reserve_attempt(address)
-        credentials = await self.store.user_credentials(address)
-        usable = credentials is not None and credentials.user.active
-        checked_hash = credentials.password_hash if usable else passwords.UNKNOWN_USER_HASH
+        found = await self.store.user_credentials(address)
+        credentials = found if found is not None and found.user.active else None
+        checked_hash = (
+            passwords.UNKNOWN_USER_HASH if credentials is None else credentials.password_hash
+        )
         matches = await asyncio.to_thread(passwords.password_matches, checked_hash, password)
-        if not (usable and matches):
+        if credentials is None or not matches:
             await self._audit(None, "auth.login_failed", "user", None, {"email": address}, client)
             raise Unauthenticated("the email or password is not right")
-        assert credentials is not None
         user = credentials.user
         await self.store.clear_login_failures(address)
         if passwords.needs_rehash(credentials.password_hash):
@@ -400,11 +402,11 @@ def display_name_of(value: object, field: str = "display_name") -> str:
 
 
 def role_of(value: object) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        choices = ", ".join(role.value for role in Role)
-        raise InvalidInput(f"role must be one of {choices}", field="role") from None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return Role(value)
+    choices = ", ".join(role.value for role in Role)
+    raise InvalidInput(f"role must be one of {choices}", field="role")
 
 
 def _user_changes(

@@ -54,7 +54,7 @@ AGENTS_SEE_THEIRS = (
     " 403 `forbidden`."
 )
 
-SENT = {
+SENT: dict[int | str, Response] = {
     201: Response(Message, "Sent: the new message with its delivery status."),
     200: Response(Message, "Replayed: the message this Idempotency-Key already sent."),
 }

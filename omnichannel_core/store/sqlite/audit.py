@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from omnichannel_core.audit import AuditEntry
@@ -107,7 +108,7 @@ def append_audit(connection: sqlite3.Connection, entry: AuditEntry) -> None:
 
 
 def list_audit(
-    connection: sqlite3.Connection, action: str | None, after: list[Any] | None, limit: int
+    connection: sqlite3.Connection, action: str | None, after: Sequence[Any] | None, limit: int
 ) -> Page:
     select, params = "SELECT * FROM audit_log WHERE 1 = 1", []
     if action is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from omnichannel_core.errors import NotFound
@@ -31,7 +31,7 @@ def keyset_page(
     connection: sqlite3.Connection,
     select: str,
     params: list[Any],
-    after: list[Any] | None,
+    after: Sequence[Any] | None,
     key: tuple[str, str],
     descending: bool,
     limit: int,

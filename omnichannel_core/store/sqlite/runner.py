@@ -198,7 +198,8 @@ class SqliteRunner:
                     continue
                 try:
                     await self._lock(loop)
-                except OSError as error:  # the lock file cannot be opened or locked
+                # The lock file cannot be opened or locked, or close() released it meanwhile.
+                except (OSError, RuntimeError) as error:
                     _settle([(job, None, error) for job in batch])
                     continue
                 try:
@@ -207,9 +208,11 @@ class SqliteRunner:
                     # COMMIT (or ROLLBACK) and unlock on the committer thread: the fsync holds
                     # no GIL, and the loop takes new requests meanwhile.
                     committed = loop.run_in_executor(committer, self._commit_and_unlock)
-                error = await committed
-                _settle(outcomes if error is None else [(job, None, error) for job in batch])
-                if logged and error is None:
+                commit_error = await committed
+                if commit_error is not None:
+                    outcomes = [(job, None, commit_error) for job in batch]
+                _settle(outcomes)
+                if logged and commit_error is None:
                     self.events_logged()
         finally:
             # Normally nothing is left; when cancelled (its loop is closing), nobody waits.
@@ -227,7 +230,7 @@ class SqliteRunner:
         holding_transaction = self._transaction.acquire(blocking=False)
         if holding_transaction:
             try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._writer_lock_fd(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 pass
@@ -248,10 +251,17 @@ class SqliteRunner:
         if not holding_transaction:
             self._transaction.acquire()
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            fcntl.flock(self._writer_lock_fd(), fcntl.LOCK_EX)
         except BaseException:
             self._transaction.release()
             raise
+
+    def _writer_lock_fd(self) -> int:
+        """The lock file's descriptor, read with the transaction lock held; RuntimeError when
+        close() released it while this waited for that lock."""
+        if self._lock_fd is None:
+            raise _closed()
+        return self._lock_fd
 
     def _let_go(
         self, waiting: concurrent.futures.Future[None], *, holding_transaction: bool
@@ -265,8 +275,10 @@ class SqliteRunner:
             self._unlock()
 
     def _unlock(self) -> None:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        self._transaction.release()
+        try:
+            fcntl.flock(self._writer_lock_fd(), fcntl.LOCK_UN)
+        finally:
+            self._transaction.release()
 
     def _run_batch(self, batch: list[_Job]) -> tuple[list[Outcome], bool]:
         """BEGIN and run the batch's jobs, leaving the transaction open for the commit. First
@@ -324,7 +336,7 @@ class SqliteRunner:
                 connection.execute("COMMIT")
             return None
         except BaseException as error:
-            if connection.in_transaction:
+            if connection is not None and connection.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
             return error

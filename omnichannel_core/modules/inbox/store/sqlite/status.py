@@ -102,7 +102,7 @@ def advance(
         _move(connection, row["id"], status, error_code, error_message, now)
         current = status
     conflict = False
-    recorded = False
+    recorded: str | None = None  # the provider id, once this call recorded it
     if provider_message_id is not None and row["provider_message_id"] is None:
         conflict = _provider_id_taken(connection, row, provider_message_id)
         if not conflict:
@@ -110,9 +110,9 @@ def advance(
                 "UPDATE messages SET provider_message_id = ?, updated_at = ? WHERE id = ?",
                 (provider_message_id, now, row["id"]),
             )
-            recorded = True
-    if recorded and outbound:
-        for parked in _take_parked(connection, row["channel"], provider_message_id, ttl):
+            recorded = provider_message_id
+    if recorded is not None and outbound:
+        for parked in _take_parked(connection, row["channel"], recorded, ttl):
             parked_status = DeliveryStatus(parked["status"])
             if current.can_move_to(parked_status):
                 _move(
@@ -124,7 +124,7 @@ def advance(
                     now,
                 )
                 current = parked_status
-    if current is start and not recorded:
+    if current is start and recorded is None:
         message = message_from_row(row)
         return StatusApplied(message, changed=False, provider_id_conflict=conflict)
     if current is not start:

@@ -336,9 +336,10 @@ class SqliteInboxStore:
             if audit is not None:
                 append_audit(connection, audit)
             now = format_timestamp(utcnow())
+            new_assignee = current.assignee if assignee is UNSET else assignee
             after = {
                 "status": current.status if status is UNSET else ConversationStatus(status),
-                "assignee": current.assignee if assignee is UNSET else assignee,
+                "assignee": new_assignee,
                 "unread_count": current.unread_count if unread_count is UNSET else unread_count,
             }
             before = {
@@ -351,7 +352,6 @@ class SqliteInboxStore:
                 " updated_at = ? WHERE id = ?",
                 (after["status"], after["assignee"], after["unread_count"], now, conversation_id),
             )
-            new_assignee = after["assignee"]
             assignees = (new_assignee, current.assignee)
             append_event(
                 connection,
