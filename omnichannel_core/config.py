@@ -219,6 +219,13 @@ class Config:
     event_retention_max_hours: int = setting(
         "OMNICHANNEL_EVENT_RETENTION_MAX_HOURS", _parse_int(1, 24 * 365), 720
     )
+    event_prune_seconds: int = setting(
+        "OMNICHANNEL_EVENT_PRUNE_SECONDS", _parse_int(1, 86_400), 3600
+    )
+    """How often the job ``events.prune`` runs."""
+    job_lease_seconds: int = setting("OMNICHANNEL_JOB_LEASE_SECONDS", _parse_int(3, 86_400), 30)
+    """How long a singleton job's lease lasts without renewal: how long a runner that died
+    keeps its jobs from the others."""
     run_worker: bool = setting("OMNICHANNEL_RUN_WORKER", _parse_bool, True)
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -28,13 +30,17 @@ log = structlog.get_logger("omnichannel.worker")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def runner_of(registry: Registry) -> JobRunner:
+def runner_of(registry: Registry, **options: Any) -> JobRunner:
+    """The job runner of ``registry``'s jobs and subscribers, with the lease time its
+    configuration sets; ``options`` are further :class:`JobRunner` arguments."""
     return JobRunner(
         registry.jobs,
         registry.subscribers,
         registry.job_store,
         registry.event_log,
         registry.news,
+        lease_ttl=timedelta(seconds=registry.config.job_lease_seconds),
+        **options,
     )
 
 

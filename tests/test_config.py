@@ -38,6 +38,8 @@ def test_defaults_when_nothing_is_set():
     assert config.refresh_token_days == 30
     assert config.login_lockout_failures == 5
     assert config.login_lockout_minutes == 15
+    assert config.job_lease_seconds == 30
+    assert config.event_prune_seconds == 3600
 
 
 def test_every_variable_is_read():
@@ -65,6 +67,8 @@ def test_every_variable_is_read():
             "OMNICHANNEL_REFRESH_TOKEN_DAYS": "7",
             "OMNICHANNEL_LOGIN_LOCKOUT_FAILURES": "3",
             "OMNICHANNEL_LOGIN_LOCKOUT_MINUTES": "60",
+            "OMNICHANNEL_JOB_LEASE_SECONDS": "5",
+            "OMNICHANNEL_EVENT_PRUNE_SECONDS": "60",
         }
     )
     assert config.host == "0.0.0.0"
@@ -88,6 +92,8 @@ def test_every_variable_is_read():
     assert config.refresh_token_days == 7
     assert config.login_lockout_failures == 3
     assert config.login_lockout_minutes == 60
+    assert config.job_lease_seconds == 5
+    assert config.event_prune_seconds == 60
 
 
 def test_default_store_lives_in_the_data_dir():
@@ -151,6 +157,8 @@ def test_public_url_loses_its_trailing_slash():
         ("OMNICHANNEL_LOGIN_LOCKOUT_FAILURES", "101"),
         ("OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", "0"),
         ("OMNICHANNEL_LOGIN_LOCKOUT_MINUTES", "1441"),
+        ("OMNICHANNEL_JOB_LEASE_SECONDS", "2"),
+        ("OMNICHANNEL_EVENT_PRUNE_SECONDS", "0"),
     ],
 )
 def test_bad_value_raises_one_line_naming_the_variable(variable, value):

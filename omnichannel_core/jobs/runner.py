@@ -36,7 +36,6 @@ from omnichannel_core.timestamps import utcnow
 
 log = structlog.get_logger("omnichannel.jobs")
 
-LEASE_TTL = timedelta(seconds=30)
 GRACE_SECONDS = 10.0
 RESTART_SECONDS = 5.0
 """The pause before a continuous job that returned or failed is started again, and before a
@@ -55,7 +54,7 @@ class JobRunner:
     """Runs ``jobs`` and ``subscribers`` until :meth:`stop`.
 
     :param lease_ttl: how long a lease lasts without renewal (a dead runner's jobs wait that
-        long for another).
+        long for another): ``OMNICHANNEL_JOB_LEASE_SECONDS``.
     :param grace: how long stopping waits for running work before cancelling it.
     """
 
@@ -67,8 +66,8 @@ class JobRunner:
         events: EventLog,
         news: News,
         *,
+        lease_ttl: timedelta,
         holder: str | None = None,
-        lease_ttl: timedelta = LEASE_TTL,
         grace: float = GRACE_SECONDS,
         restart_seconds: float = RESTART_SECONDS,
     ) -> None:

@@ -63,5 +63,6 @@ class SystemPlugin:
             [subscriber.name for subscriber in registry.subscribers],
             keep=timedelta(hours=config.event_retention_hours),
             at_most=timedelta(hours=config.event_retention_max_hours),
+            every=timedelta(seconds=config.event_prune_seconds),
         )
         return [retention.job()]

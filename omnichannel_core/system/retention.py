@@ -1,5 +1,6 @@
 """Keeps the event log to ``OMNICHANNEL_EVENT_RETENTION_HOURS``, as the job
-``events.prune``: a singleton, hourly, run by the job runner (never by the web processes).
+``events.prune``: a singleton, every ``OMNICHANNEL_EVENT_PRUNE_SECONDS`` (an hour by default),
+run by the job runner (never by the web processes).
 
 Events a subscriber has not read yet are kept, however old, up to
 ``OMNICHANNEL_EVENT_RETENTION_MAX_HOURS``: a subscriber lagging further than that (its
@@ -21,14 +22,13 @@ from omnichannel_core.timestamps import utcnow
 
 log = structlog.get_logger("omnichannel.events")
 
-PRUNE_EVERY = timedelta(hours=1)
-
 
 class EventRetention:
     """The pruning of the event log.
 
     :param subscribers: the names of the subscribers registered now (a cursor left by a
         module that is gone holds nothing back).
+    :param every: how often it runs.
     """
 
     def __init__(
@@ -38,12 +38,14 @@ class EventRetention:
         subscribers: list[str],
         keep: timedelta,
         at_most: timedelta,
+        every: timedelta,
     ) -> None:
         self.log_store = log_store
         self.jobs = jobs
         self.subscribers = set(subscribers)
         self.keep = keep
         self.at_most = max(at_most, keep)
+        self.every = every
 
     async def prune(self) -> int:
         now = utcnow()
@@ -75,7 +77,7 @@ class EventRetention:
         return Job(
             "events.prune",
             run,
-            every=PRUNE_EVERY,
+            every=self.every,
             description="keep the event log to its retention, and no shorter than its"
             " subscribers need",
         )

@@ -19,9 +19,9 @@ from falcon import testing
 
 from omnichannel_core.app import assemble
 from omnichannel_core.config import Config
-from omnichannel_core.jobs.runner import JobRunner
 from omnichannel_core.plugins.loading import load_plugins
 from omnichannel_core.store import open_database
+from omnichannel_core.worker import runner_of
 
 API_KEY = "in-process-test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -68,14 +68,7 @@ def run_app(
 
     async def conducted() -> None:
         async with testing.ASGIConductor(app) as conductor:
-            runner = JobRunner(
-                registry.jobs,
-                registry.subscribers,
-                registry.job_store,
-                registry.event_log,
-                registry.news,
-                restart_seconds=0.2,
-            )
+            runner = runner_of(registry, restart_seconds=0.2)
             running = asyncio.create_task(runner.run()) if jobs else None
             try:
                 await scenario(conductor)
