@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -86,6 +87,11 @@ class FirestoreDatabase:
     def collection(self, name: str) -> AsyncCollectionReference:
         """The collection ``name``, prefixed."""
         return self.client.collection(self.prefix + name)
+
+    def turn(self, *key: str) -> AbstractAsyncContextManager[None]:
+        """Wait for this process's other writers of ``key`` (as :meth:`transact` does), for
+        writes made outside a transaction."""
+        return self._turns.turn(*key)
 
     async def open(self) -> None:
         """Connect (idempotent)."""

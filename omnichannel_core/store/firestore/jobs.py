@@ -1,15 +1,22 @@
 """The job runner's leases and subscribers' cursors on Firestore
 (`omnichannel_core.jobs.store`): ``job_leases/{name}`` (``holder``, ``expires_at``,
 ``last_run_at``) and ``subscriber_cursors/{name}`` (``cursor``, ``updated_at``,
-``failures``, ``last_error``, ``behind``). A lease is taken in a transaction that reads it
-first, so of two runners asking at once one gets it."""
+``failures``, ``last_error``, ``behind``).
+
+A lease is read, then written on the condition that it has not changed since (its update
+time), so of two runners asking at once one gets it. Not in a transaction: a transaction
+locks the document from its read to its commit, and a runner killed in between (SIGKILL, a
+machine lost) would leave it locked until Firestore gives the lock up, a minute later,
+however short the lease; a conditional write holds no lock the client could leave behind.
+Within one process, the lease's writers (its renewal, a finished run) take turns."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from google.cloud.firestore_v1 import DocumentSnapshot
+from google.api_core.exceptions import Conflict, FailedPrecondition
+from google.cloud.firestore_v1 import AsyncDocumentReference, DocumentSnapshot
 
 from omnichannel_core.store.firestore.documents import exact_time, optional_time
 from omnichannel_core.store.firestore.transaction import Transaction
@@ -61,48 +68,54 @@ class FirestoreJobStore:
     def __init__(self, database: FirestoreDatabase) -> None:
         self.database = database
 
+    def _lease_document(self, name: str) -> AsyncDocumentReference:
+        return self.database.collection(LEASES).document(name)
+
+    async def _update_unchanged(self, snapshot: DocumentSnapshot, fields: dict[str, Any]) -> bool:
+        """Write ``fields`` to the lease read as ``snapshot`` unless it changed since; whether
+        it was written."""
+        option = self.database.client.write_option(last_update_time=snapshot.update_time)
+        try:
+            await snapshot.reference.update(fields, option=option)
+        except FailedPrecondition:
+            return False
+        return True
+
     async def take_lease(
         self, name: str, holder: str, ttl: timedelta, now: datetime
     ) -> Lease | None:
-        reference = self.database.collection(LEASES).document(name)
-
-        async def take(transaction: Transaction) -> Lease | None:
-            [snapshot] = await transaction.get(reference)
-            last_run_at = None
-            if snapshot.exists:
-                current = _lease(snapshot)
-                if current.holder != holder and current.expires_at > now:
+        reference = self._lease_document(name)
+        async with self.database.turn("lease", name):
+            snapshot = await reference.get()
+            if not snapshot.exists:
+                try:
+                    await reference.create(
+                        {"holder": holder, "expires_at": now + ttl, "last_run_at": None}
+                    )
+                except Conflict:  # another runner created it first
                     return None
-                last_run_at = current.last_run_at
-            fields: dict[str, Any] = {
-                "holder": holder,
-                "expires_at": now + ttl,
-                "last_run_at": last_run_at,
-            }
-            transaction.set(reference, fields)
-            return Lease(name, holder, exact_time(now + ttl), last_run_at)
+                return Lease(name, holder, exact_time(now + ttl), None)
+            current = _lease(snapshot)
+            if current.holder != holder and current.expires_at > now:
+                return None
+            if not await self._update_unchanged(
+                snapshot, {"holder": holder, "expires_at": now + ttl}
+            ):
+                return None
+            return Lease(name, holder, exact_time(now + ttl), current.last_run_at)
 
-        return await self.database.transact(("lease", name), take)
+    async def _change_held(self, name: str, holder: str, fields: dict[str, Any]) -> None:
+        """Write ``fields`` to the lease if ``holder`` holds it."""
+        async with self.database.turn("lease", name):
+            snapshot = await self._lease_document(name).get()
+            if snapshot.exists and snapshot.get("holder") == holder:
+                await self._update_unchanged(snapshot, fields)
 
     async def release_lease(self, name: str, holder: str) -> None:
-        reference = self.database.collection(LEASES).document(name)
-
-        async def release(transaction: Transaction) -> None:
-            [snapshot] = await transaction.get(reference)
-            if snapshot.exists and snapshot.get("holder") == holder:
-                transaction.update(reference, {"expires_at": utcnow()})
-
-        await self.database.transact(("lease", name), release)
+        await self._change_held(name, holder, {"expires_at": utcnow()})
 
     async def record_run(self, name: str, holder: str, at: datetime) -> None:
-        reference = self.database.collection(LEASES).document(name)
-
-        async def record(transaction: Transaction) -> None:
-            [snapshot] = await transaction.get(reference)
-            if snapshot.exists and snapshot.get("holder") == holder:
-                transaction.update(reference, {"last_run_at": at})
-
-        await self.database.transact(("lease", name), record)
+        await self._change_held(name, holder, {"last_run_at": at})
 
     async def leases(self) -> list[Lease]:
         collection = self.database.collection(LEASES)
