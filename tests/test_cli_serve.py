@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from omnichannel_core.testing.server import API_KEY, free_port
+from tests.support.processes import WORKER_MARKER, child_running, children, is_alive
 
 OMNICHANNEL = str(Path(sys.executable).parent / "omnichannel")
 START_TIMEOUT_SECONDS = 20
@@ -39,50 +40,10 @@ def serve_env(workdir: Path, **overrides: str | None) -> dict[str, str]:
     return {name: value for name, value in env.items() if value is not None}
 
 
-def children(master_pid: int) -> set[int]:
-    """The pids of the processes whose parent is ``master_pid``, read from /proc."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == master_pid:
-            children.add(int(entry.name))
-    return children
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def child_running(serve_pid: int, marker: str) -> int | None:
-    """The child of ``omnichannel serve`` whose command line holds ``marker``."""
-    for pid in children(serve_pid):
-        if marker in command_line(pid):
-            return pid
-    return None
-
-
 def worker_pids(serve_pid: int) -> set[int]:
     """The web worker processes: the children of the gunicorn master ``serve`` started."""
     master = child_running(serve_pid, "gunicorn")
     return children(master) if master is not None else set()
-
-
-def is_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_until_answering(process: subprocess.Popen[bytes], base_url: str) -> None:
@@ -155,7 +116,7 @@ def test_serve_honours_port_and_worker_count(tmp_path):
         wait_until_answering(process, base_url)
         workers = wait_for_workers(process.pid, 3)
         assert len(workers) == 3
-        assert child_running(process.pid, "omnichannel_core.cli worker") is not None
+        assert child_running(process.pid, WORKER_MARKER) is not None
         assert httpx.get(base_url + "/").json()["name"] == "omnichannel"
         stop_and_check(process, base_url, workers)
 
