@@ -90,8 +90,9 @@ class Subscriber:
 
     Its cursor is kept in the store, so a restart, or another server taking over, goes on
     where it stopped. A handler that raises gets the same event again, after a pause that
-    doubles (1 s up to 5 minutes), and no later one meanwhile; the other subscribers are not
-    held up. Its lag is in ``/health``.
+    doubles (1 s up to 5 minutes), and no later one meanwhile (until retention gives up
+    keeping the log for it: then it resyncs); the other subscribers are not held up. Its lag
+    is in ``/health``.
 
     :param name: ``module.subscriber``, unique; its cursor is kept under this name.
     :param handle: ``async def handle(event: Event) -> None``; it may be called again for an

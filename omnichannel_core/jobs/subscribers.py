@@ -9,13 +9,16 @@ it is handed over meanwhile, and the other subscribers, each in a feed of its ow
 
 When events it had not read were pruned (it lagged further than the log keeps, or retention
 marked it behind), the subscriber's ``resync`` is called, and it goes on from the oldest
-event kept.
+event kept. A handler that keeps failing is no exception: each failure first checks whether
+retention marked the subscriber behind meanwhile (the event it is retrying may be gone from
+the log), and resyncs rather than retry it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 from collections.abc import Awaitable
 
 import structlog
@@ -49,6 +52,14 @@ async def start_subscriber(
     state = await store.start_subscriber(SubscriberState(subscriber.name, start, utcnow()))
     log.info("subscriber_started", subscriber=subscriber.name, cursor=state.cursor)
     return state
+
+
+class _Outcome(enum.Enum):
+    HANDLED = "handled"
+    STOPPING = "stopping"
+    """The runner is stopping: the event is handed over again next time."""
+    BEHIND = "behind"
+    """Retention marked the subscriber behind while its handler failed: it resyncs."""
 
 
 class SubscriberFeed:
@@ -94,13 +105,19 @@ class SubscriberFeed:
         assert self.state is not None
         cursor = self.state.cursor
         for event in events:
-            if self.subscriber.wants(event) and not await self._handle(event, control, cursor):
-                return  # stopping: the event is handed over again next time
+            if self.subscriber.wants(event):
+                outcome = await self._handle(event, control, cursor)
+                if outcome is _Outcome.STOPPING:
+                    return
+                if outcome is _Outcome.BEHIND:
+                    await self._resync()
+                    return
             cursor = event.cursor
         await self._save(cursor, failures=0, error=None)
 
-    async def _handle(self, event: Event, control: JobControl, cursor: str | None) -> bool:
-        """Hand ``event`` over until it is handled; False when stopping first."""
+    async def _handle(self, event: Event, control: JobControl, cursor: str | None) -> _Outcome:
+        """Hand ``event`` over until it is handled, the runner stops, or retention marks the
+        subscriber behind."""
         pause = FIRST_RETRY_SECONDS
         failures = 0
         while True:
@@ -117,15 +134,23 @@ class SubscriberFeed:
                     cursor=event.cursor,
                     failures=failures,
                 )
+                if await self._marked_behind():
+                    return _Outcome.BEHIND
                 text = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
                 await self._save(cursor, failures=failures, error=text)
                 if not await control.sleep(pause):
-                    return False
+                    return _Outcome.STOPPING
                 pause = min(pause * 2, LAST_RETRY_SECONDS)
                 continue
             if failures:
                 await self._save(event.cursor, failures=0, error=None)
-            return True
+            return _Outcome.HANDLED
+
+    async def _marked_behind(self) -> bool:
+        """Whether retention marked the subscriber behind since it last saved its state
+        (saving a failure would clear the mark)."""
+        state = await self.store.subscriber(self.name)
+        return state is not None and state.behind
 
     async def _save(self, cursor: str | None, *, failures: int, error: str | None) -> None:
         assert self.state is not None
