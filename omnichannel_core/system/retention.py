@@ -50,21 +50,27 @@ class EventRetention:
     async def prune(self) -> int:
         now = utcnow()
         bound = now - self.at_most
-        keep_after = []
+        keep_after: list[str] = []
+        keep_all = False
         for state in await self.jobs.subscribers():
-            if state.name not in self.subscribers or state.behind or state.cursor is None:
+            if state.name not in self.subscribers or state.behind:
                 continue
             try:
                 unread = await self.log_store.after(state.cursor, 1)
             except EventsExpired:
-                unread = []
                 await self.jobs.mark_behind(state.name)
                 continue
             if unread and unread[0].at < bound:
                 log.warning("subscriber_fell_behind_retention", subscriber=state.name)
                 await self.jobs.mark_behind(state.name)
                 continue
+            if state.cursor is None:
+                # It has handled nothing yet: every event kept is one it has yet to read.
+                keep_all = keep_all or bool(unread)
+                continue
             keep_after.append(state.cursor)
+        if keep_all:
+            return 0
         pruned = await self.log_store.prune(now - self.keep, keep_after)
         if pruned:
             log.info("events_pruned", count=pruned)
