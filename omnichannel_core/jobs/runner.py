@@ -23,6 +23,7 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
@@ -164,13 +165,32 @@ class JobRunner:
             return None
 
     async def _keep(self, name: str, control: JobControl) -> None:
-        """Renew the lease every third of its time to live; stop the work when it is lost."""
+        """Renew the lease every third of its time to live. It is lost when another runner
+        holds it, or when no renewal succeeded before it expired (a store that fails, or
+        hangs: a renewal is given only the time the lease has left); then the work is told
+        to stop."""
+        ttl = self.lease_ttl.total_seconds()
+        expires = time.monotonic() + ttl
         while not control.stopping:
-            await asyncio.sleep(self.lease_ttl.total_seconds() / 3)
-            if await self._take(name) is None:
+            await asyncio.sleep(max(0.0, min(ttl / 3, expires - time.monotonic())))
+            started = time.monotonic()
+            try:
+                lease = await asyncio.wait_for(
+                    self.store.take_lease(name, self.holder, self.lease_ttl, utcnow()),
+                    max(expires - started, 0.001),
+                )
+            except TimeoutError:
+                lease = None
+            except Exception:
+                log.exception("job_lease_failed", job=name)
+                if time.monotonic() < expires:
+                    continue  # the lease holds a while yet: try again
+                lease = None
+            if lease is None:
                 log.warning("job_lease_lost", job=name, holder=self.holder)
                 control.stop()
                 return
+            expires = started + ttl
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,0 +1,117 @@
+"""The job runner keeping a singleton's lease, on the real SQLite job store: a store that
+fails or hangs while the runner renews must not let the work outlive its lease, and a
+passing failure must not stop work whose lease still holds.
+
+The store is the real one; only its renewals are held up or failed, on purpose, by a
+wrapper that lets the first take through."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from omnichannel_core.bus.bus import PollingBus
+from omnichannel_core.bus.news import News
+from omnichannel_core.jobs.runner import JobRunner
+from omnichannel_core.jobs.specs import Job, JobControl
+from omnichannel_core.store.protocols import JobStore
+from omnichannel_core.store.sqlite.database import SqliteDatabase
+from tests.support.stores import Stores, open_stores
+
+LEASE = timedelta(seconds=0.6)
+
+
+class FaultyRenewals:
+    """The real job store, whose renewals (every take after the first) hang or fail."""
+
+    def __init__(self, store: JobStore, fault: str, failures: int = 1_000) -> None:
+        self.store = store
+        self.fault = fault
+        self.failures = failures
+        self.takes = 0
+
+    async def take_lease(self, *args: Any) -> Any:
+        self.takes += 1
+        if self.takes > 1 and self.failures > 0:
+            self.failures -= 1
+            if self.fault == "hang":
+                await asyncio.Event().wait()
+            raise OSError("the store is unreachable")
+        return await self.store.take_lease(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def run_continuous_job(stores: Stores, renewals: FaultyRenewals, seconds: float) -> float:
+    """Run one continuous singleton job for at most ``seconds``; how long it ran before it
+    was told to stop (``seconds`` if it never was)."""
+    loop = asyncio.get_running_loop()
+    ran: list[float] = []
+
+    async def work(control: JobControl) -> None:
+        started = loop.time()
+        await control.sleep(seconds)
+        ran.append(loop.time() - started)
+        await asyncio.Event().wait()  # the runner is stopped below, which cancels this
+
+    runner = JobRunner(
+        [Job("test.forever", work)],
+        [],
+        renewals,
+        stores.events,
+        News(PollingBus(0.05)),
+        lease_ttl=LEASE,
+        grace=0.1,
+        restart_seconds=60,
+    )
+    task = asyncio.create_task(runner.run())
+    deadline = loop.time() + seconds + 1
+    while not ran and not task.done() and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    runner.stop()
+    await task
+    return ran[0]
+
+
+def test_a_renewal_that_hangs_stops_the_work_when_the_lease_expires(tmp_path):
+    """A renewal that never answers is given only the time the lease has left: the work is
+    told to stop by then, not left running while another runner may take the job."""
+
+    async def scenario() -> float:
+        stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+        try:
+            return await run_continuous_job(stores, FaultyRenewals(stores.jobs, "hang"), 5.0)
+        finally:
+            await stores.close()
+
+    assert asyncio.run(scenario()) < LEASE.total_seconds() + 0.3
+
+
+def test_renewals_that_keep_failing_stop_the_work_when_the_lease_expires(tmp_path):
+    """A store that keeps failing: the work stops once the lease has expired unrenewed."""
+
+    async def scenario() -> float:
+        stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+        try:
+            return await run_continuous_job(stores, FaultyRenewals(stores.jobs, "fail"), 5.0)
+        finally:
+            await stores.close()
+
+    assert asyncio.run(scenario()) < LEASE.total_seconds() + 0.3
+
+
+def test_one_failed_renewal_does_not_stop_work_whose_lease_holds(tmp_path):
+    """One renewal failing while the lease still has time left is tried again; the next
+    succeeds and the work goes on."""
+
+    async def scenario() -> float:
+        stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+        try:
+            renewals = FaultyRenewals(stores.jobs, "fail", failures=1)
+            return await run_continuous_job(stores, renewals, 2.0)
+        finally:
+            await stores.close()
+
+    assert asyncio.run(scenario()) >= 2.0
