@@ -186,7 +186,7 @@ class EventHub:
                 deliveries.append(Delivery(event, None))
                 continue
             if event.conversation_id is None:
-                deliveries.append(Delivery(event, await kind.load(event.record_id), kind=kind))
+                deliveries.append(Delivery(event, await self._load(kind, event), kind=kind))
                 continue
             if event.conversation_id not in conversations:
                 conversations[event.conversation_id] = await self._conversation(
@@ -199,9 +199,21 @@ class EventHub:
                 record = to_json(conversation)
                 deliveries.append(Delivery(event, record, conversation.assignee, kind))
             else:
-                record = await kind.load(event.record_id)
+                record = await self._load(kind, event)
                 deliveries.append(Delivery(event, record, conversation.assignee, kind))
         return deliveries
+
+    async def _load(self, kind: EventTypeSpec, event: Event) -> Any:
+        """The event's record as its type loads it; None when it is gone, or when the loader
+        fails: the event still goes out (with no record, as for a record that is gone)
+        rather than stopping every stream at it."""
+        try:
+            return await kind.load(event.record_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event_record_load_failed", type=event.type, record_id=event.record_id)
+            return None
 
     async def _read_forever(self) -> None:
         loop = asyncio.get_running_loop()
