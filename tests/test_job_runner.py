@@ -1,6 +1,7 @@
 """The job runner keeping a singleton's lease, on the real SQLite job store: a store that
-fails or hangs while the runner renews must not let the work outlive its lease, and a
-passing failure must not stop work whose lease still holds.
+fails or hangs while the runner renews must not let the work outlive its lease (it is
+cancelled, even when it never looks at ``control.stopping``), and a passing failure must
+not stop work whose lease still holds.
 
 The store is the real one; only its renewals are held up or failed, on purpose, by a
 wrapper that lets the first take through."""
@@ -52,8 +53,10 @@ async def run_continuous_job(stores: Stores, renewals: FaultyRenewals, seconds: 
 
     async def work(control: JobControl) -> None:
         started = loop.time()
-        await control.sleep(seconds)
-        ran.append(loop.time() - started)
+        try:  # a job that never looks at control.stopping: the runner must cancel it
+            await asyncio.sleep(seconds)
+        finally:
+            ran.append(loop.time() - started)
         await asyncio.Event().wait()  # the runner is stopped below, which cancels this
 
     runner = JobRunner(

@@ -24,8 +24,9 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -42,7 +43,7 @@ RESTART_SECONDS = 5.0
 """The pause before a continuous job that returned or failed is started again, and before a
 runner asks again for a lease someone else holds."""
 
-Work = Callable[[JobControl, Lease | None], Awaitable[None]]
+Work = Callable[[JobControl, Lease | None], Coroutine[Any, Any, None]]
 
 
 def runner_id() -> str:
@@ -142,11 +143,18 @@ class JobRunner:
         self._controls.add(control)
         if self.stopping:
             control.stop()
-        keeper = asyncio.create_task(self._keep(name, control)) if lease is not None else None
+        running = asyncio.create_task(work(control, lease), name=f"job:{name}")
+        keeper = (
+            asyncio.create_task(self._keep(name, control, running)) if lease is not None else None
+        )
         try:
-            await work(control, lease)
+            await running
         except asyncio.CancelledError:
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # the runner is cancelled
+                running.cancel()
+                raise
+            # else the work was cancelled because its lease was lost: ask for it again
         except Exception:
             log.exception("job_failed", job=name)
             await self._pause(self.restart_seconds)
@@ -164,11 +172,11 @@ class JobRunner:
             log.exception("job_lease_failed", job=name)
             return None
 
-    async def _keep(self, name: str, control: JobControl) -> None:
+    async def _keep(self, name: str, control: JobControl, running: asyncio.Task[None]) -> None:
         """Renew the lease every third of its time to live. It is lost when another runner
         holds it, or when no renewal succeeded before it expired (a store that fails, or
-        hangs: a renewal is given only the time the lease has left); then the work is told
-        to stop."""
+        hangs: a renewal is given only the time the lease has left); then another runner
+        may run the job, so the work is cancelled at once."""
         ttl = self.lease_ttl.total_seconds()
         expires = time.monotonic() + ttl
         while not control.stopping:
@@ -188,7 +196,8 @@ class JobRunner:
                 lease = None
             if lease is None:
                 log.warning("job_lease_lost", job=name, holder=self.holder)
-                control.stop()
+                control.lose_lease()
+                running.cancel()
                 return
             expires = started + ttl
 

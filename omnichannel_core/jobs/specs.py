@@ -30,10 +30,14 @@ def _name(instance: object, attribute: attrs.Attribute[str], value: str) -> None
 class JobControl:
     """What a running job is given: whether the runner is stopping, and a sleep that ends
     early when it is. A continuous job loops until :attr:`stopping`; a periodic one may
-    ignore it (it is waited for, up to the runner's grace period)."""
+    ignore it (it is waited for, up to the runner's grace period). A singleton whose lease
+    the runner lost is cancelled at once: another runner may be running it."""
 
     def __init__(self) -> None:
         self._stop = asyncio.Event()
+        self.lease_lost = False
+        """The runner lost the job's lease (another runner may hold it): the work was
+        cancelled."""
 
     @property
     def stopping(self) -> bool:
@@ -41,6 +45,10 @@ class JobControl:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def lose_lease(self) -> None:
+        self.lease_lost = True
+        self.stop()
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep ``seconds``; False (early) when the runner is stopping."""
