@@ -51,3 +51,7 @@ def configure_logging(config: Config, stream=None) -> None:
     root.setLevel(level)
     # uvicorn's access log would repeat our one summary line per request
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's whole URL at info: channels' URLs may hold credentials
+    # (user:password@, ?token=, a bot token in the path). Their warnings still show.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -21,6 +21,9 @@ from omnichannel_core.testing.server import API_KEY, ServerProcess, running_serv
 
 SECRET = "log-test-webhook-secret-7f3a9c"
 WRONG_TOKEN = "wrong-token-never-logged-51d2"
+URL_PASSWORD = "url-password-never-logged-93ab"
+URL_TOKEN = "url-token-never-logged-0c4e"
+"""Credentials in the send URL, as a webhook service's URL may hold them."""
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,8 @@ def logged_server(
     workdir = tmp_path_factory.mktemp("logs")
     env = {
         "WEBHOOK_SECRET": SECRET,
-        "HTTP_CHANNEL_SEND_URL": receiver.url + "/inbound",
+        "HTTP_CHANNEL_SEND_URL": receiver.url.replace("http://", f"http://hook:{URL_PASSWORD}@")
+        + f"/inbound?token={URL_TOKEN}",
         "OMNICHANNEL_LOG_LEVEL": "info",
     }
     with running_server(workdir, env) as process:
@@ -129,8 +133,9 @@ def test_exactly_one_summary_line_per_request(logged_server, method, path, authe
 
 
 def test_secrets_and_message_text_never_reach_the_log(logged_server, receiver):
-    """The API key, a wrong bearer token, WEBHOOK_SECRET, the webhook signature and the text
-    of inbound and outbound messages never appear in the log at info level."""
+    """The API key, a wrong bearer token, WEBHOOK_SECRET, the webhook signature, the
+    credentials in the send URL and the text of inbound and outbound messages never appear
+    in the log at info level."""
     inbound_text = f"inbound-private-{uuid.uuid4().hex}"
     outbound_text = f"outbound-private-{uuid.uuid4().hex}"
     payload = {"id": f"in-{uuid.uuid4().hex}", "from": "+15550002", "text": inbound_text}
@@ -148,7 +153,8 @@ def test_secrets_and_message_text_never_reach_the_log(logged_server, receiver):
 
     log = logged_server.log()
     assert '"message_ids": ["msg_' in log  # the webhook was logged, just not its secrets
-    for secret in (API_KEY, WRONG_TOKEN, SECRET, signature, inbound_text, outbound_text):
+    secrets = (API_KEY, WRONG_TOKEN, SECRET, signature, URL_PASSWORD, URL_TOKEN)
+    for secret in (*secrets, inbound_text, outbound_text):
         assert secret not in log
 
 
