@@ -116,3 +116,36 @@ def test_pages_and_visitor_apis_have_their_own_headers_and_cors(tmp_path):
         modules={"pages": Pages()},
         cors_origins=(AGENT_APP,),
     )
+
+
+class SharedResource:
+    """One resource mounted for the agents and, under another policy, for visitors."""
+
+    @hookimpl
+    def register_routes(self) -> list[Route]:
+        hello = Hello()
+        visitors = RoutePolicy(cors=CorsPolicy(origins=widget_origins))
+        return [Route("/api/hello", hello), Route("/widget/hello", hello, visitors)]
+
+
+def test_one_resource_under_two_policies_is_refused(tmp_path):
+    """Protection is found by the resource a request reached, so one resource mounted under
+    two policies would take one policy for both: the module is unloaded, saying why, and
+    neither route is served (no visitor origin reaches the agents' route)."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        plugins = (await conductor.simulate_get("/api/plugins", headers=AUTH)).json
+        (failed,) = plugins["failed"]
+        assert failed["name"] == "shared"
+        assert "under another RoutePolicy" in failed["error"]
+        shop = await conductor.simulate_get("/api/hello", headers={**AUTH, "Origin": SHOP})
+        assert shop.status_code == 404
+        assert "Access-Control-Allow-Origin" not in shop.headers
+
+    run_app(
+        tmp_path,
+        {},
+        scenario,
+        environ={"WIDGET_ORIGINS": SHOP},
+        modules={"shared": SharedResource()},
+    )

@@ -243,9 +243,17 @@ class Registry:
     def _take_routes(self, entry: LoadedPlugin, result: Any) -> None:
         routes = self._items(result, Route, "Route")
         served = {route.path for route in self._all(lambda c: c.routes)}
+        # The protection of a request is found by its resource: one resource, one policy.
+        by_resource = {id(route.resource): route for route in self._all(lambda c: c.routes)}
         for route in routes:
             if route.path in served:
                 raise ContributionRefused(f"route {route.path!r} is served already")
+            earlier = by_resource.setdefault(id(route.resource), route)
+            if earlier.policy != route.policy:
+                raise ContributionRefused(
+                    f"route {route.path!r} serves the resource of {earlier.path!r} under"
+                    " another RoutePolicy: give each route its own resource"
+                )
             try:
                 check_route(route, self.policy)
             except RouteProblem as problem:
