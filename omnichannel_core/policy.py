@@ -119,19 +119,26 @@ class Policy:
         return (*SCOPE_PRESETS, *self.specs)
 
     def of_scopes(self, scopes: Iterable[str]) -> frozenset[str]:
-        """The permissions a key with these scopes has (what every caller holds included);
-        InvalidInput naming an unknown scope."""
+        """The permissions a new key with these scopes would have (what every caller holds
+        included); InvalidInput naming an unknown scope."""
+        for scope in scopes:
+            if scope not in self._presets and scope not in self.specs:
+                known = ", ".join(self.scopes)
+                raise InvalidInput(
+                    f"unknown scope {scope!r}; known scopes: {known}", field="scopes"
+                )
+        return self.granted_by(scopes)
+
+    def granted_by(self, scopes: Iterable[str]) -> frozenset[str]:
+        """The permissions a stored key with these scopes has. A scope no loaded module
+        contributes any more (it was uninstalled, disabled, or failed to load) grants
+        nothing: the key keeps working with the rest, and can still be revoked."""
         granted: set[str] = set(self.everyones)
         for scope in scopes:
             if scope in self._presets:
                 granted |= self._presets[scope]
             elif scope in self.specs:
                 granted.add(scope)
-            else:
-                known = ", ".join(self.scopes)
-                raise InvalidInput(
-                    f"unknown scope {scope!r}; known scopes: {known}", field="scopes"
-                )
         return frozenset(granted)
 
     def roles_holding(self, permission: str) -> list[Role]:

@@ -67,7 +67,7 @@ def user_principal(policy: Policy, user: User, session_id: str) -> Principal:
 
 
 def key_principal(policy: Policy, key: ApiKey) -> Principal:
-    return Principal("api_key", key.id, key.name, policy.of_scopes(key.scopes))
+    return Principal("api_key", key.id, key.name, policy.granted_by(key.scopes))
 
 
 @attrs.frozen
@@ -372,7 +372,7 @@ class Access:
 
     async def revoke_api_key(self, actor: Principal, key_id: str, client: str | None) -> ApiKey:
         held = await self.store.get_api_key(key_id)
-        check_grant(actor, self.policy.of_scopes(held.scopes), f"API key {key_id}")
+        check_grant(actor, self.policy.granted_by(held.scopes), f"API key {key_id}")
         key = await self.store.revoke_api_key(key_id, utcnow())
         await self._audit(actor, "api_key.revoked", "api_key", key.id, {"name": key.name}, client)
         return key
