@@ -4,14 +4,21 @@ not to, one job runner beside it (``omnichannel worker``), each a child process 
 The runner starts once the web server is ready (its master has checked the configuration and
 brought every store's schema up to date), which the master tells through a pipe whose
 descriptor it finds in :data:`READY_FD_VARIABLE`; a server that fails to start leaves no runner
-behind. This process forwards SIGTERM and SIGINT to both and waits for them. When the web server
-exits, the runner is stopped and ``serve`` exits with the server's status. When the runner
-exits on its own (it crashed), it is started again after a pause that doubles up to
-:data:`LONGEST_RESTART_SECONDS`, and the web server goes on meanwhile.
+behind. When the web server exits, the runner is stopped and ``serve`` exits with the
+server's status. When the runner exits on its own (it crashed), it is started again after a
+pause that doubles up to :data:`LONGEST_RESTART_SECONDS`, and the web server goes on
+meanwhile.
+
+Signals, as gunicorn takes them when it is run alone: SIGTERM, SIGINT and SIGQUIT stop both
+children; SIGHUP reloads (gunicorn starts new workers, the runner is restarted);
+:data:`WEB_ONLY_SIGNALS` go to gunicorn alone (SIGTTIN/SIGTTOU: one worker more or fewer,
+SIGUSR1: reopen its log files...). Both children are told to stop (SIGTERM) if this process
+dies without a word (SIGKILL), rather than be left running on their own.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
@@ -47,6 +54,20 @@ def tell_ready() -> None:
         pass  # serve is gone; the server itself goes on
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+WEB_ONLY_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH)
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _stop_with_parent() -> None:
+    """In a child, before it runs: be sent SIGTERM when ``serve`` dies (Linux only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: children outlive a killed serve, as they did before
+
+
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "omnichannel_core.cli", "worker"]
 
@@ -70,16 +91,21 @@ class Supervisor:
         self._restart_pause = FIRST_RESTART_SECONDS
         self._started_at = 0.0
         self._next_start: float | None = None
+        self._restart_now = False
 
     def _start(self, command: Sequence[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, env=self.env)  # noqa: S603 - our own command lines
+        return subprocess.Popen(  # noqa: S603 - our own command lines
+            command, env=self.env, preexec_fn=_stop_with_parent
+        )
 
     def _start_web(self) -> tuple[subprocess.Popen[bytes], int]:
         """The web server, and the pipe end it says it is ready on."""
         ready, ready_writer = os.pipe()
         env = {**self.env, READY_FD_VARIABLE: str(ready_writer)}
         try:
-            web = subprocess.Popen(self.web_command, env=env, pass_fds=(ready_writer,))  # noqa: S603
+            web = subprocess.Popen(  # noqa: S603 - our own command line
+                self.web_command, env=env, pass_fds=(ready_writer,), preexec_fn=_stop_with_parent
+            )
         finally:
             os.close(ready_writer)
         return web, ready
@@ -90,9 +116,24 @@ class Supervisor:
             if child is not None and child.poll() is None:
                 child.send_signal(number)
 
+    def _to_web(self, number: int, frame: FrameType | None) -> None:
+        if self.web is not None and self.web.poll() is None:
+            self.web.send_signal(number)
+
+    def _reload(self, number: int, frame: FrameType | None) -> None:
+        """SIGHUP: gunicorn reloads its workers; the runner is stopped and started again at
+        once (new code, new settings), with no pause and no error logged."""
+        self._to_web(number, frame)
+        if self.worker is not None and self.worker.poll() is None:
+            self._restart_now = True
+            self.worker.send_signal(signal.SIGTERM)
+
     def run(self) -> int:
-        for number in (signal.SIGTERM, signal.SIGINT):
+        for number in STOP_SIGNALS:
             signal.signal(number, self._forward)
+        for number in WEB_ONLY_SIGNALS:
+            signal.signal(number, self._to_web)
+        signal.signal(signal.SIGHUP, self._reload)
         self.web, ready = self._start_web()
         try:
             while True:
@@ -130,7 +171,8 @@ class Supervisor:
             self._started_at = time.monotonic()
 
     def _watch_worker(self) -> None:
-        """Start the runner again once its pause is over, if it exited on its own."""
+        """Start the runner again: at once after a reload, once its pause is over if it
+        exited on its own."""
         if self.worker is None or self.worker_command is None or self.stopping:
             return
         now = time.monotonic()
@@ -138,6 +180,11 @@ class Supervisor:
         if status is None:
             if now - self._started_at > LONGEST_RESTART_SECONDS:
                 self._restart_pause = FIRST_RESTART_SECONDS  # it ran a while: forgive
+            return
+        if self._restart_now:  # SIGHUP: it was told to stop, to be started again
+            self._restart_now = False
+            log.info("worker_reloaded")
+            self._start_worker()
             return
         if self._next_start is None:
             log.error("worker_exited", exit_status=status, restart_in=self._restart_pause)

@@ -113,3 +113,43 @@ def test_serve_restarts_a_crashed_runner_and_stops_everything_on_sigterm(tmp_pat
         assert serve.wait(timeout=30) == 0
         assert not any(is_alive(pid) for pid in started | {crashed})
         assert processes_with("OMNICHANNEL_DATA_DIR", server.env["OMNICHANNEL_DATA_DIR"]) == set()
+
+
+def test_sighup_reloads_the_web_workers_and_restarts_the_runner(tmp_path):
+    """SIGHUP to ``omnichannel serve`` reloads as gunicorn alone does: new web workers, and
+    a new job runner started at once (no error logged, no pause); serve and gunicorn's
+    master go on, and the server keeps answering."""
+    with running_server(tmp_path, {"OMNICHANNEL_WORKERS": "1"}) as server:
+        serve = server.process
+        assert serve is not None
+        runner = wait_for(lambda: child_running(serve.pid, WORKER_MARKER), "the job runner")
+        web_master = child_running(serve.pid, "gunicorn")
+        assert web_master is not None
+        web_workers = wait_for(lambda: children(web_master), "gunicorn's workers")
+
+        serve.send_signal(signal.SIGHUP)
+        wait_for(lambda: (now := children(web_master)) and not now & web_workers, "new web workers")
+        wait_for(
+            lambda: child_running(serve.pid, WORKER_MARKER) not in (None, runner),
+            "a new job runner",
+        )
+        assert serve.poll() is None and is_alive(web_master)
+        assert wait_for(lambda: server.client().get("/health").status_code == 200, "answers")
+        assert log_events(server.log(), "worker_exited") == []
+        assert len(log_events(server.log(), "worker_reloaded")) == 1
+
+
+def test_a_killed_serve_takes_its_children_with_it(tmp_path):
+    """SIGKILL to ``omnichannel serve``, which cannot forward it: gunicorn and the job
+    runner are told to stop (SIGTERM) as their parent dies, rather than be left running."""
+    with running_server(tmp_path, {}) as server:
+        serve = server.process
+        assert serve is not None
+        runner = wait_for(lambda: child_running(serve.pid, WORKER_MARKER), "the job runner")
+        web_master = child_running(serve.pid, "gunicorn")
+        assert web_master is not None
+        left = {runner, web_master, *children(web_master)}
+        serve.kill()
+        serve.wait(timeout=10)
+        wait_for(lambda: not any(is_alive(pid) for pid in left), "the children to stop")
+        assert processes_with("OMNICHANNEL_DATA_DIR", server.env["OMNICHANNEL_DATA_DIR"]) == set()
