@@ -83,6 +83,16 @@ class Policy:
             if spec.name in self.specs:
                 raise ValueError(f"permission {spec.name!r} is contributed twice")
             self.specs[spec.name] = spec
+        self._index()
+
+    def withdraw(self, names: Iterable[str]) -> None:
+        """Take back the permissions of a plugin unloaded after it contributed them: this
+        same matrix, which the other plugins may hold, stops knowing and granting them."""
+        for name in names:
+            self.specs.pop(name, None)
+        self._index()
+
+    def _index(self) -> None:
         self.everything = frozenset(self.specs)
         self.everyones = frozenset(name for name, spec in self.specs.items() if spec.everyone)
         """What every caller holds."""

@@ -17,6 +17,7 @@ import falcon.asgi
 from omnichannel_core.bodies.schema import Mode, PageOf, SchemaBook
 from omnichannel_core.policy import Policy
 from omnichannel_core.routes import Operation, Route, operations_of, responders_of
+from omnichannel_core.shared_errors import ERRORS
 
 
 class RouteProblem(Exception):
@@ -66,6 +67,12 @@ def _check_operation(where: str, operation: Any, policy: Policy) -> None:
             raise RouteProblem(
                 f"{where} needs unknown permission {operation.permission!r}; known: {known}"
             )
+    unknown = sorted(set(operation.errors) - set(ERRORS))
+    if unknown:
+        raise RouteProblem(
+            f"{where} names unknown errors {unknown}; the shared ones are"
+            f" {', '.join(sorted(ERRORS))} (declare any other in responses)"
+        )
     book = SchemaBook()
     for part in (operation.body, operation.query, operation.headers):
         if part is not None:

@@ -94,8 +94,8 @@ class Operation:
         in ``req.context.headers``.
     :param responses: status code to :class:`Response`.
     :param errors: names of the shared error responses it may give (``"NotFound"``...,
-        `web.openapi_errors`); ``Unauthorized``, ``Forbidden`` and ``TooManyRequests`` are
-        added for every authenticated operation.
+        `omnichannel_core.shared_errors`; another name unloads the plugin); ``Unauthorized``,
+        ``Forbidden`` and ``TooManyRequests`` are added for every authenticated operation.
     :param notes: sentences added to the generated description.
     :param raw_body: the description of a body the resource reads itself (a provider's own
         format): documented as any media type.

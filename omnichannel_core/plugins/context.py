@@ -81,7 +81,7 @@ class ModuleContext:
     def service(self, interface: type[T]) -> T:
         """The service some plugin offers under ``interface`` (``register_services``);
         LookupError saying none does, when none does."""
-        return self._registry.service(interface)
+        return self._registry.service(interface, self)
 
     @property
     def channels(self) -> Channels:

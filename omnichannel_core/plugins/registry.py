@@ -29,6 +29,7 @@ from omnichannel_core.plugins.bridge import original_coroutine
 from omnichannel_core.plugins.channels import Channels
 from omnichannel_core.plugins.context import Authenticator, CoreContext, ModuleContext
 from omnichannel_core.plugins.loading import LoadedPlugin, LoadedPlugins
+from omnichannel_core.plugins.settling import missing_dependency
 from omnichannel_core.policy import PermissionSpec, Policy
 from omnichannel_core.route_checks import RouteProblem, check_route, check_templates
 from omnichannel_core.routes import Route
@@ -102,19 +103,43 @@ class Registry:
         self._policy: Policy | None = None
         self._by_plugin: dict[int, Contributions] = {}
         self._contexts: dict[int, ModuleContext] = {}
+        self._services_used: dict[int, set[type]] = {}
+        """By plugin: the interfaces it asked for with ``context.service``."""
 
     # collecting ------------------------------------------------------------------------
 
     def collect(self) -> Registry:
-        """Run every phase for every plugin; returns self."""
+        """Run every phase for every plugin, then unload those that lost what they needed
+        from a plugin unloaded after them (`plugins.settling`); returns self."""
         for phase in PHASES:
             for entry in list(self.plugins.loaded):
                 if entry in self.plugins.loaded:  # not unloaded meanwhile
                     self._run(entry, phase)
             if phase == "register_permissions":
                 self._policy = Policy(self._all(lambda c: c.permissions))
-        self._policy = Policy(self._all(lambda c: c.permissions))  # without unloaded ones
+        self._settle()
         return self
+
+    def _settle(self) -> None:
+        unsettled = True
+        while unsettled:
+            unsettled = False
+            for entry, contributions in self._owned():
+                if entry.info.kind == "core":
+                    continue
+                missing = missing_dependency(
+                    routes=contributions.routes,
+                    event_types=contributions.event_types,
+                    subscribers=contributions.subscribers,
+                    services_used=self._services_used.get(id(entry.plugin), ()),
+                    policy=self.policy,
+                    known_event_types=self.event_types,
+                    offered_services=set(self._all(lambda c: list(c.services))),
+                )
+                if missing is not None:
+                    self._unload(entry, missing)
+                    unsettled = True
+                    break
 
     def _run(self, entry: LoadedPlugin, phase: str) -> None:
         context = self.context(entry)
@@ -144,7 +169,9 @@ class Registry:
     def _unload(self, entry: LoadedPlugin, reason: str) -> None:
         if entry.info.kind == "core":
             raise RuntimeError(f"the core's own plugin: {reason}")
-        self._by_plugin.pop(id(entry.plugin), None)
+        withdrawn = self._by_plugin.pop(id(entry.plugin), None)
+        if withdrawn is not None and self._policy is not None:
+            self._policy.withdraw(spec.name for spec in withdrawn.permissions)
         self.plugins.drop(entry.plugin, reason)
 
     def context(self, entry: LoadedPlugin) -> ModuleContext:
@@ -351,7 +378,13 @@ class Registry:
     def job_store(self) -> JobStore:
         return self._core_store(JobStore)
 
-    def service(self, interface: type[T]) -> T:
+    def service(self, interface: type[T], user: ModuleContext | None = None) -> T:
+        """The service offered under ``interface``; ``user``, the context asking, is
+        remembered as depending on it."""
+        if user is not None:
+            for entry in self.plugins.loaded:
+                if self._contexts.get(id(entry.plugin)) is user:
+                    self._services_used.setdefault(id(entry.plugin), set()).add(interface)
         for _, contributions in self._owned():
             if interface in contributions.services:
                 service: T = contributions.services[interface]
