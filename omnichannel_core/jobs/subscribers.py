@@ -105,15 +105,18 @@ class SubscriberFeed:
         assert self.state is not None
         cursor = self.state.cursor
         for event in events:
+            if control.stopping:
+                break  # keep what was handled; the rest is handed over next time
             if self.subscriber.wants(event):
                 outcome = await self._handle(event, control, cursor)
                 if outcome is _Outcome.STOPPING:
-                    return
+                    break
                 if outcome is _Outcome.BEHIND:
                     await self._resync()
                     return
             cursor = event.cursor
-        await self._save(cursor, failures=0, error=None)
+        if cursor != self.state.cursor:
+            await self._save(cursor, failures=0, error=None)
 
     async def _handle(self, event: Event, control: JobControl, cursor: str | None) -> _Outcome:
         """Hand ``event`` over until it is handled, the runner stops, or retention marks the
