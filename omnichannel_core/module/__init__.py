@@ -9,7 +9,7 @@ A module is a plugin (entry point group ``omnichannel.modules``) implementing so
 module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
 ``register_stores``, ``register_services``, ``register_event_types``,
 ``register_authenticators``, ``register_routes``, ``register_subscribers``,
-``register_jobs``. Each gets the module's :class:`ModuleContext`.
+``register_jobs``, ``register_commands``. Each gets the module's :class:`ModuleContext`.
 
 - **Routes**: :class:`Route` of a resource whose ``operations`` map each method to an
   :class:`Operation` (permission or ``public``, body/query/headers classes, responses);

@@ -8,7 +8,7 @@ on the server's event loop and returns its real result (or raises its real excep
 wrapper sees the same thing whether a channel is sync or async.
 
 When nothing wraps a coroutine implementation, the dispatcher skips the thread and awaits it
-on the loop directly (see ``dispatch.py``): the bridge costs nothing on that path.
+on the loop directly (see ``plugins/dispatch.py``): the bridge costs nothing on that path.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class EventReader:
     async def after(self, cursor: str | None, limit: int) -> list[Event]:
         """At most ``limit`` events after ``cursor`` (None: from the oldest kept), in log
         order; EventsExpired when events after it were pruned (see
-        `omnichannel_core.events.log.EventLog.after`)."""
+        `omnichannel_core.store.protocols.EventLog.after`)."""
         return await self._log.after(cursor, limit)
 
     async def latest(self) -> str | None:

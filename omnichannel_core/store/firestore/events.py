@@ -1,4 +1,4 @@
-"""The event log on Firestore (`omnichannel_core.events.log`): one document per event,
+"""The event log on Firestore (`omnichannel_core.store.protocols`): one document per event,
 created in the transaction of the write it logs (:func:`log_event`).
 
 Log order is commit order. An event's place is its document's ``create_time`` (the commit
@@ -369,7 +369,7 @@ async def prune_events(
 
 
 class FirestoreEventLog:
-    """:class:`omnichannel_core.events.log.EventLog` on the Firestore database."""
+    """:class:`omnichannel_core.store.protocols.EventLog` on the Firestore database."""
 
     def __init__(self, database: FirestoreDatabase) -> None:
         self.database = database

@@ -1,5 +1,5 @@
 """The job runner's leases and subscribers' cursors on Firestore
-(`omnichannel_core.jobs.store`): ``job_leases/{name}`` (``holder``, ``expires_at``,
+(`omnichannel_core.store.protocols`): ``job_leases/{name}`` (``holder``, ``expires_at``,
 ``last_run_at``) and ``subscriber_cursors/{name}`` (``cursor``, ``updated_at``,
 ``failures``, ``last_error``, ``behind``).
 
@@ -63,7 +63,7 @@ def _subscriber_fields(state: SubscriberState) -> dict[str, Any]:
 
 
 class FirestoreJobStore:
-    """:class:`omnichannel_core.jobs.store.JobStore` on the Firestore database."""
+    """:class:`omnichannel_core.store.protocols.JobStore` on the Firestore database."""
 
     def __init__(self, database: FirestoreDatabase) -> None:
         self.database = database

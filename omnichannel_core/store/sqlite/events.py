@@ -1,4 +1,4 @@
-"""The event log in SQLite (`omnichannel_core.events.log`): one row per event, appended by
+"""The event log in SQLite (`omnichannel_core.store.protocols`): one row per event, appended by
 the write it logs, inside that write's transaction (:func:`append_event`).
 
 Writes are serialized (one transaction at a time across processes, see the runner), so the
@@ -181,7 +181,7 @@ def prune_events(
 
 
 class SqliteEventLog:
-    """:class:`omnichannel_core.events.log.EventLog` on the SQLite database."""
+    """:class:`omnichannel_core.store.protocols.EventLog` on the SQLite database."""
 
     def __init__(self, database: SqliteDatabase) -> None:
         self.database = database

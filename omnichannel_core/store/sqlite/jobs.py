@@ -1,4 +1,4 @@
-"""The job runner's leases and subscribers' cursors in SQLite (`omnichannel_core.jobs.store`).
+"""The job runner's leases and subscribers' cursors in SQLite (`omnichannel_core.store.protocols`).
 
 A lease is one row per job; taking it is one conditional upsert, so two runners asking at
 once cannot both get it (writes are serialized, see the runner).
@@ -78,7 +78,7 @@ def take_lease(
 
 
 class SqliteJobStore:
-    """:class:`omnichannel_core.jobs.store.JobStore` on the SQLite database."""
+    """:class:`omnichannel_core.store.protocols.JobStore` on the SQLite database."""
 
     def __init__(self, database: SqliteDatabase) -> None:
         self.database = database

@@ -262,7 +262,7 @@ class InboxStore(Protocol):
         a case-insensitive prefix of at least one of its search words: each word of the
         display name; each identity address; for a phone-like address (up to 15 digits)
         also its digits alone and each ending of them at least 7 digits long; for an email
-        address also the part after ``@``. `omnichannel_core.store.search` defines and
+        address also the part after ``@``. `omnichannel_core.modules.inbox.store.search` defines and
         computes them; a backend stores what it computes. No wildcards. None, or only
         whitespace, matches every contact.
         """

@@ -3,17 +3,18 @@ checked in memory.
 
 Firestore has no ``LIKE`` and takes one ``array_contains`` per query. So each contact stores:
 
-- ``search_words``: its search words (`omnichannel_core.store.search`), each cut at its first
-  whitespace (a token never holds whitespace, so it can only be a prefix of that first part);
+- ``search_words``: its search words (`omnichannel_core.modules.inbox.store.search`), each
+  cut at its first whitespace (a token never holds whitespace, so it can only be a prefix of
+  that first part);
 - ``search_prefixes``: every prefix of each word, up to :data:`PREFIX_LENGTH` characters.
 
 A query picks its longest token (the likeliest to be rare), asks the index for the contacts
 whose ``search_prefixes`` contain it (cut to :data:`PREFIX_LENGTH`), newest first, and keeps
-those whose ``search_words`` match every token (`omnichannel_core.store.search.matches`, the
-definition itself). The in-memory check reads at most :data:`SCAN_LIMIT` contacts per page:
-a page that reaches it before filling up comes back short, with a cursor that goes on from
-the last contact read, so a rare combination of common tokens costs several small pages,
-never one unbounded read.
+those whose ``search_words`` match every token (``matches`` of
+`omnichannel_core.modules.inbox.store.search`, the definition itself). The in-memory check
+reads at most :data:`SCAN_LIMIT` contacts per page: a page that reaches it before filling up
+comes back short, with a cursor that goes on from the last contact read, so a rare
+combination of common tokens costs several small pages, never one unbounded read.
 """
 
 from __future__ import annotations
