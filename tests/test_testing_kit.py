@@ -460,3 +460,10 @@ def test_hook_check_names_an_argument_the_spec_lacks():
     (problem,) = hookspec_problems("extra", ExtraArgument())
     assert "retries" in problem
     assert hookspec_problems("stub", StubChannel()) == []
+
+
+def test_server_env_needs_nothing_for_an_installed_plugin(server_env):
+    """The kit's ``server_env`` is empty: an installed plugin needs nothing more in a test
+    server's environment (a repository testing an uninstalled one overrides it, as the
+    greeter's conftest does)."""
+    assert server_env == {}

@@ -133,6 +133,15 @@ def _start_or_fail(start: Callable[[Path], Emulator], workdir: Path) -> Emulator
     pytest.fail(reason, pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def server_env() -> dict[str, str]:
+    """What a test server's environment needs on top of the test's own settings to load the
+    plugin under test: nothing when it is installed (``pip install -e .``). A repository
+    that tests an uninstalled distribution overrides it (omnichannel's own tests of the
+    greeter point ``PYTHONPATH`` at a private install)."""
+    return {}
+
+
 @pytest.fixture
 def firestore_project() -> str:
     """A project id no other test uses, so a test starts from an empty database without a
@@ -155,7 +164,14 @@ def firestore_database(
 ) -> FirestoreDatabase:
     """A fresh Firestore database: a project of its own on the emulator (built, not opened:
     give it to :func:`~omnichannel_core.testing.stores.run_store`)."""
-    from omnichannel_core.store.firestore.database import FirestoreDatabase
+    try:
+        from omnichannel_core.store.firestore.database import FirestoreDatabase
+    except ImportError as error:
+        pytest.fail(
+            f"the Firestore store needs omnichannel-core's gcp extra ({error}): install"
+            " omnichannel-core with [gcp], e.g. pip install -e '/path/to/omnichannel[gcp]'",
+            pytrace=False,
+        )
     from omnichannel_core.testing.emulators import use_firestore_emulator
 
     use_firestore_emulator(monkeypatch, firestore_emulator.host_port)
