@@ -24,7 +24,14 @@ from omnichannel_core import hookimpl
 from omnichannel_core.hooktypes import ChannelHealth
 from omnichannel_core.module import StoreSpec
 from omnichannel_core.module.sqlite import SqliteDatabase, append_event
-from omnichannel_core.testing import ScriptedResponse, run_store, running_server, running_worker
+from omnichannel_core.testing import (
+    AUTH,
+    ScriptedResponse,
+    run_app,
+    run_store,
+    running_server,
+    running_worker,
+)
 from omnichannel_core.testing.hook_check import hookspec_problems
 from tests.conftest import WEBHOOK_SECRET
 from tests.fixtures.distributions import install_distributions
@@ -467,3 +474,23 @@ def test_server_env_needs_nothing_for_an_installed_plugin(server_env):
     server's environment (a repository testing an uninstalled one overrides it, as the
     greeter's conftest does)."""
     assert server_env == {}
+
+
+def test_a_plugin_given_to_run_app_stands_in_for_the_installed_one(tmp_path):
+    """Given a channel named like an installed one (``http``, the core's), run_app loads the
+    object given and leaves the installed one out: nothing fails as registered twice."""
+
+    class Stand:
+        @hookimpl
+        def health(self) -> ChannelHealth:
+            return ChannelHealth(ok=True, detail="the stand-in")
+
+    async def scenario(conductor):
+        plugins = (await conductor.simulate_get("/api/plugins", headers=AUTH)).json
+        assert plugins["failed"] == []
+        [http] = [item for item in plugins["items"] if item["name"] == "http"]
+        assert http["source"] == "<extra>"
+        health = await conductor.simulate_get("/api/channels/http/health", headers=AUTH)
+        assert health.json["detail"] == "the stand-in"
+
+    run_app(tmp_path, {"http": Stand()}, scenario)

@@ -277,7 +277,8 @@ def load_plugins(
     :param plugins_dir: folder of local plugin modules (``*.py``, not starting with ``_``).
     :param disabled: names not to load.
     :param extra: ``(channel name, plugin)`` pairs registered as channels without packaging,
-        for tests and embedding.
+        for tests and embedding; an installed channel of the same name is left out (the
+        object given stands in for it).
     :param extra_modules: ``(module name, plugin)`` pairs registered as modules likewise.
     """
     loaded = LoadedPlugins(manager=new_manager())
@@ -292,14 +293,19 @@ def load_plugins(
     )
     if core is None:
         raise RuntimeError(f"the core's own plugin did not load: {loaded.failures[-1].error}")
+    extra, extra_modules = list(extra), list(extra_modules)
+    given_modules = {name for name, _ in extra_modules}
+    given_channels = {name for name, _ in extra}
     for entry_point in sorted(entry_points(group=MODULE_GROUP), key=lambda ep: ep.name):
-        loader.load_entry_point(entry_point, "module")
+        if entry_point.name not in given_modules:  # the object given stands in for it
+            loader.load_entry_point(entry_point, "module")
     for name, plugin in extra_modules:
         loader.register(
             plugin, name=name, kind="module", distribution=None, version=None, source="<extra>"
         )
     for entry_point in sorted(entry_points(group=CHANNEL_GROUP), key=lambda ep: ep.name):
-        loader.load_entry_point(entry_point, "channel")
+        if entry_point.name not in given_channels:
+            loader.load_entry_point(entry_point, "channel")
     for name, plugin in extra:
         registered = loader.register(
             plugin, name=name, kind="channel", distribution=None, version=None, source="<extra>"

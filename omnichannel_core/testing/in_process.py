@@ -49,7 +49,8 @@ def run_app(
     **settings: Any,
 ) -> None:
     """Build the app with ``channels`` and ``modules`` (name -> plugin) on a store in
-    ``data_dir`` and run ``scenario`` against it; with ``jobs``, the job runner runs the
+    ``data_dir`` and run ``scenario`` against it (an installed plugin of the same name is left
+    out: the object given is the one tested); with ``jobs``, the job runner runs the
     registered jobs and event subscribers meanwhile (stopped, cleanly, after the scenario).
     Two runs on one ``data_dir`` share the store. ``settings`` are further :class:`Config`
     fields (e.g. ``public_url``)."""
