@@ -194,6 +194,8 @@ def _plugin_command(
 ) -> Callable[[argparse.Namespace, Config], int]:
     def run(args: argparse.Namespace, config: Config) -> int:
         async def with_stores() -> int:
+            # Run from another folder, a relative store path names another store: say which.
+            print(f"omnichannel: on {registry.database.location}", file=sys.stderr)
             await registry.open_stores()
             try:
                 return await command.run(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,3 +60,38 @@ def test_every_command_has_plain_help_that_says_what_it_does(words):
     for action in parser._actions:
         if action.option_strings:
             assert action.help, f"{action.option_strings} has no help"
+
+
+def test_a_command_says_which_store_it_runs_on(tmp_path):
+    """A module's command names the store it opened, whole: run from another folder, a
+    relative OMNICHANNEL_DATA_DIR is another store, and the operator sees which."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {
+        **os.environ,
+        "OMNICHANNEL_DATA_DIR": "omnichannel-data",
+        "OMNICHANNEL_PLUGINS_DIR": str(tmp_path / "no-plugins"),
+    }
+    env.pop("OMNICHANNEL_STORE", None)
+    created = subprocess.run(
+        [
+            OMNICHANNEL,
+            "users",
+            "create-admin",
+            "--email",
+            "ops@example.com",
+            "--name",
+            "Ops",
+            "--password",
+            "a-long-enough-password",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    database = elsewhere / "omnichannel-data" / "omnichannel.db"
+    assert f"omnichannel: on the SQLite file {database}" in created.stderr
+    assert "created admin ops@example.com" in created.stdout

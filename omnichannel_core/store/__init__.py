@@ -35,6 +35,10 @@ class Database(Protocol):
     backend: str
     """``sqlite`` or ``firestore``: which factory of a :class:`StoreSpec` builds on it."""
 
+    @property
+    def location(self) -> str:
+        """Where the data is, for people: the file, or the project."""
+
     async def migrate(self, stores: Sequence[StoreSpec]) -> dict[str, int]: ...
 
     async def open(self) -> None: ...

@@ -8,12 +8,13 @@ import asyncio
 import getpass
 
 from omnichannel_core.module import Command, ConfigError, Role
-from omnichannel_core.modules.access.passwords import MAX_LENGTH, MIN_LENGTH
+from omnichannel_core.modules.access.passwords import MAX_LENGTH, MIN_LENGTH, check_strength
 from omnichannel_core.modules.access.service import Access, command_line
 
 
 def _ask_password() -> str:
     password = getpass.getpass("Password for the new admin: ")
+    check_strength(password)  # refused now, not after it was typed twice
     if getpass.getpass("Again: ") != password:
         raise ConfigError("the two passwords differ; nothing was created")
     return password

@@ -73,6 +73,12 @@ class FirestoreDatabase:
         self._listener: Callable[[], None] = _nobody_listens
         self._latest: dict[str, int] = {}
 
+    @property
+    def location(self) -> str:
+        """The project, and the collections' prefix if any."""
+        prefix = f", collections prefixed {self.prefix!r}" if self.prefix else ""
+        return f"the Firestore project {self.settings.project}{prefix}"
+
     def on_events_logged(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (quick, not a coroutine) after each transaction of this
         process that logged events, once it is committed."""

@@ -41,6 +41,11 @@ class SqliteDatabase:
         self._latest: dict[str, int] = {}
         self._runner = SqliteRunner(self.path, events_logged=self._events_logged)
 
+    @property
+    def location(self) -> str:
+        """The file, whole."""
+        return f"the SQLite file {self.path.resolve()}"
+
     def on_events_logged(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (quick, not a coroutine) after each write of this process that
         logged events, once it is committed: how a bus learns there is news to announce."""
