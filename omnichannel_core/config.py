@@ -250,6 +250,13 @@ class Config:
             for field in attrs.fields(cls)
             if VARIABLE in field.metadata
         }
+        if values["event_retention_max_hours"] < values["event_retention_hours"]:
+            raise ConfigError(
+                "OMNICHANNEL_EVENT_RETENTION_MAX_HOURS must be at least"
+                f" OMNICHANNEL_EVENT_RETENTION_HOURS ({values['event_retention_hours']}): it is"
+                " how old an event a subscriber has not read may grow before it is pruned anyway",
+                variable="OMNICHANNEL_EVENT_RETENTION_MAX_HOURS",
+            )
         return cls(**values, environ=merged)
 
     @classmethod

@@ -280,3 +280,19 @@ def test_the_readme_documents_every_setting_with_its_default():
             # a count that also takes true/false (OMNICHANNEL_TRUST_PROXY) shows 0 as false
             spelled = {str(default), "false"} if default == 0 else {str(default)}
             assert documented[variable] in spelled, variable
+
+
+def test_retention_bound_below_the_retention_time_is_refused():
+    """The bound for what subscribers have not read is an age in total, so one shorter than
+    the retention time itself makes no sense: start-up stops, naming both variables."""
+    with pytest.raises(ConfigError) as refused:
+        config_of(
+            {
+                "OMNICHANNEL_EVENT_RETENTION_HOURS": "72",
+                "OMNICHANNEL_EVENT_RETENTION_MAX_HOURS": "10",
+            }
+        )
+    assert "OMNICHANNEL_EVENT_RETENTION_MAX_HOURS" in refused.value.message
+    assert "OMNICHANNEL_EVENT_RETENTION_HOURS (72)" in refused.value.message
+    config = config_of({"OMNICHANNEL_EVENT_RETENTION_MAX_HOURS": "72"})
+    assert config.event_retention_max_hours == 72
