@@ -58,9 +58,9 @@ class ModuleContext:
     def __init__(self, registry: Registry, owner: str) -> None:
         self._registry = registry
         self.owner = owner
-        self.log = structlog.get_logger(f"omnichannel.{owner}")
-        """A structlog logger named after the plugin: snake_case events, key/value pairs,
-        never a secret."""
+        self.log = structlog.get_logger(f"omnichannel.{owner}").bind(plugin=owner)
+        """A structlog logger whose every line names the plugin (``plugin=...``):
+        snake_case events, key/value pairs, never a secret."""
 
     @property
     def config(self) -> Config:
