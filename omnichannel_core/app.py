@@ -43,7 +43,8 @@ starts (each web worker, the job runner) load the same plugins and say nothing a
 
 def log_plugin_failures(plugins: LoadedPlugins) -> None:
     """One ``plugin_load_failed`` line per plugin that failed (to load, or later, unloaded
-    for what it contributed), one ``plugin_disabled`` per disabled one."""
+    for what it contributed), one ``plugin_disabled`` per disabled one, and a warning for a
+    name to disable that no plugin has."""
     for failure in plugins.failures:
         log.error(
             "plugin_load_failed",
@@ -54,6 +55,10 @@ def log_plugin_failures(plugins: LoadedPlugins) -> None:
         )
     for name in plugins.disabled:
         log.info("plugin_disabled", plugin=name)
+    for name in plugins.disabled_unknown:
+        log.warning(
+            "plugin_to_disable_not_found", plugin=name, variable="OMNICHANNEL_DISABLE_PLUGINS"
+        )
 
 
 def build_registry(

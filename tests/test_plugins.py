@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from omnichannel_core import hookimpl
+from omnichannel_core.app import log_plugin_failures
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
+from omnichannel_core.plugins.loading import load_plugins
 from omnichannel_core.testing.in_process import AUTH, run_app
 from omnichannel_core.testing.server import ServerProcess, other_installed_channels, running_server
 from tests.fixtures.distributions import add_local_plugin, install_distributions
@@ -402,3 +405,16 @@ def test_plain_hook_in_cross_cutting_plugin_is_rejected(plugin_server):
         "/api/channels/healthonly/messages", json={"to": "x", "text": "t"}
     )
     assert missing.status_code == 501
+
+
+def test_a_name_to_disable_that_no_plugin_has_is_warned_about():
+    """OMNICHANNEL_DISABLE_PLUGINS naming no plugin (a typo) is not silently taken: the
+    load notes it, and the server logs a warning naming it and the variable."""
+    plugins = load_plugins(None, disabled=["http", "nosuch"])
+    assert plugins.disabled == ["http"]
+    assert plugins.disabled_unknown == ["nosuch"]
+    with capture_logs() as logs:
+        log_plugin_failures(plugins)
+    [warning] = [entry for entry in logs if entry["event"] == "plugin_to_disable_not_found"]
+    assert (warning["plugin"], warning["log_level"]) == ("nosuch", "warning")
+    assert warning["variable"] == "OMNICHANNEL_DISABLE_PLUGINS"

@@ -88,6 +88,8 @@ class LoadedPlugins:
     disabled: list[str] = attrs.field(factory=list)
     disabled_channels: list[str] = attrs.field(factory=list)
     """The channels among ``disabled`` (their routes say so)."""
+    disabled_unknown: list[str] = attrs.field(factory=list)
+    """Names ``OMNICHANNEL_DISABLE_PLUGINS`` gives that no plugin has (a typo?)."""
 
     @property
     def info(self) -> list[PluginInfo]:
@@ -281,6 +283,7 @@ def load_plugins(
         object given stands in for it).
     :param extra_modules: ``(module name, plugin)`` pairs registered as modules likewise.
     """
+    disabled = set(disabled)
     loaded = LoadedPlugins(manager=new_manager())
     loader = _Loader(loaded, disabled)
     core = loader.register(
@@ -318,4 +321,5 @@ def load_plugins(
         for path in sorted(plugins_dir.glob("*.py")):
             if not path.name.startswith("_"):
                 loader.load_local(path)
+    loaded.disabled_unknown = sorted(set(disabled) - set(loaded.disabled))
     return loaded
