@@ -38,11 +38,14 @@ def sh_block_after(marker: str) -> str:
     return match["code"]
 
 
-def as_run_here(script: str, port: int) -> str:
-    """``script`` with the README's port and virtualenv replaced by this test's."""
-    return script.replace("127.0.0.1:3000", f"127.0.0.1:{port}").replace(
-        ".venv/bin/", VENV_BIN + "/"
-    )
+def as_run_here(script: str, port: int, receiver_port: int | None = None) -> str:
+    """``script`` with the README's ports and virtualenv replaced by this test's."""
+    here = script.replace("127.0.0.1:3000", f"127.0.0.1:{port}")
+    if receiver_port is not None:
+        here = here.replace("127.0.0.1:8025", f"127.0.0.1:{receiver_port}").replace(
+            '"127.0.0.1", 8025', f'"127.0.0.1", {receiver_port}'
+        )
+    return here.replace(".venv/bin/", VENV_BIN + "/")
 
 
 def reader_env(port: int, **settings: str) -> dict[str, str]:
@@ -74,16 +77,24 @@ def run_bash(script: str, cwd: Path, env: Mapping[str, str], stdin: str = "") ->
 
 
 def test_the_whole_loop_runs_as_written(tmp_path):
-    """The README's "Try the whole loop", then its command that stops the server: one
-    server starts in the background with the channel's variables, the example waits for
-    /health before it posts, the signed webhook is stored and listed, and ``kill $SERVER``
-    stops the server (it exits 0)."""
-    port = free_port()
+    """The README's "Try the whole loop", its reply, then its command that stops the
+    server: a receiver and one server start in the background with the channel's variables,
+    the example waits for /health before it posts, the signed webhook is stored and listed,
+    the reply reaches the receiver and is sent, and ``kill $SERVER $RECEIVER`` stops the
+    server (it exits 0)."""
+    port, receiver_port = free_port(), free_port()
     loop = sh_block_after("Try the whole loop")
-    stop = sh_block_after("When you are done, stop it")
-    script = as_run_here(f"{loop}\n{stop}\nwait $SERVER\necho server exited with $?\n", port)
+    reply = sh_block_after("Reply in it")
+    stop = sh_block_after("When you are done, stop both")
+    script = as_run_here(
+        f"{loop}\n{reply}\n{stop}\nwait $SERVER\necho server exited with $?\n",
+        port,
+        receiver_port,
+    )
     output = run_bash(script, tmp_path, reader_env(port))
     assert '"address": "user-42"' in output, output
+    assert 'received: {"id": "msg_' in output and '"text": "Hi Ada!"' in output, output
+    assert '"status": "sent"' in output, output
     assert output.rstrip().endswith("server exited with 0"), output
     assert "omnichannel.log" in os.listdir(tmp_path)
 
