@@ -72,12 +72,13 @@ def _rename_commands() -> str:
 @pytest.fixture(scope="module")
 def renamed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The template copied into a checkout-like folder and renamed to ``acme`` by running
-    the guide's commands there, as a reader would."""
-    workspace = tmp_path_factory.mktemp("checkout")
-    _copy_tree(TEMPLATE, workspace / TEMPLATE.relative_to(ROOT))
+    the guide's commands there, as a reader would: the copy lands beside the checkout."""
+    workspace = tmp_path_factory.mktemp("projects")
+    checkout = workspace / "omnichannel"
+    _copy_tree(TEMPLATE, checkout / TEMPLATE.relative_to(ROOT))
     subprocess.run(
         ["bash", "-euo", "pipefail", "-c", _rename_commands()],
-        cwd=workspace,
+        cwd=checkout,
         check=True,
         capture_output=True,
     )
