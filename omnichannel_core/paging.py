@@ -53,6 +53,10 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         raise _invalid() from None
     if not isinstance(key, list) or len(key) != size or not all(isinstance(k, str) for k in key):
         raise _invalid()
+    try:  # JSON may spell a lone surrogate (\ud800), which no store can take
+        "".join(key).encode()
+    except UnicodeEncodeError:
+        raise _invalid() from None
     return key
 
 

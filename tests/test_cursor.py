@@ -15,6 +15,7 @@ import pytest
 
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.paging import decode_list_cursor, encode_cursor
+from omnichannel_core.store.firestore.events import decode_position
 from omnichannel_core.testing.server import ServerProcess
 from tests.store_contract.paging import FORGED_AT, FORGED_ID_BODY, forged_keys
 from tests.support.signing import inbound_message, post_webhook, unique
@@ -85,3 +86,14 @@ def test_every_list_refuses_a_forged_cursor_with_400(client, lists, name):
     # made by no page of this list, but one could have been: it is a position like any
     plausible = encode_cursor(FORGED_AT, f"{prefix}_{FORGED_ID_BODY}")
     assert client.get(path, params={"cursor": plausible}).status_code == 200
+
+
+def test_a_cursor_spelling_a_lone_surrogate_is_refused():
+    """JSON may spell a lone surrogate (``\\ud800``), which no store can take (Firestore's
+    client failed encoding it, a 500): the cursor is refused as any other forgery."""
+    with pytest.raises(InvalidInput):
+        decode_list_cursor(encode_cursor("2026-01-02T03:04:05.678901Z", "ct_\ud800"), "ct")
+    with pytest.raises(InvalidInput):
+        decode_position(encode_cursor("99999999999999999999", "ev_\ud800"))
+    with pytest.raises(InvalidInput):
+        decode_position(encode_cursor("1", "ev_a/b"))

@@ -59,7 +59,7 @@ from google.cloud.firestore_v1.base_query import BaseQuery
 from omnichannel_core.errors import EventsExpired, InvalidInput
 from omnichannel_core.events.records import Event
 from omnichannel_core.ids import new_id
-from omnichannel_core.paging import decode_cursor, encode_cursor
+from omnichannel_core.paging import decode_cursor, encode_cursor, is_record_id
 from omnichannel_core.store.firestore.documents import exact_time
 from omnichannel_core.store.firestore.transaction import Transaction, transact
 
@@ -153,7 +153,7 @@ def decode_position(cursor: str) -> Position:
     except InvalidInput:
         raise InvalidInput("not an event cursor of this server", field="cursor") from None
     valid = nanoseconds.isascii() and nanoseconds.isdigit() and len(nanoseconds) <= 20
-    if not valid or not event_id.startswith("ev_") or "/" in event_id:
+    if not valid or not is_record_id(event_id, "ev"):
         raise InvalidInput("not an event cursor of this server", field="cursor")
     return int(nanoseconds), event_id
 
