@@ -428,3 +428,15 @@ def test_inbox_api_needs_the_api_key(server):
                 response = anonymous.request(method, path, json={})
                 assert response.status_code == 401, (key, method, path)
                 assert response.json()["error"] == "unauthenticated"
+
+
+def test_an_idempotency_key_used_in_another_conversation_names_no_message(client, receiver):
+    """The same Idempotency-Key reused in another conversation is a 409 that does not name
+    the other conversation's message (it may be none of the caller's)."""
+    headers = {"Idempotency-Key": unique("key")}
+    first_path = f"/api/conversations/{new_conversation(client)['id']}/messages"
+    other_path = f"/api/conversations/{new_conversation(client)['id']}/messages"
+    assert client.post(first_path, json={"text": "one"}, headers=headers).status_code == 201
+    conflict = client.post(other_path, json={"text": "one"}, headers=headers)
+    assert conflict.status_code == 409
+    assert "message_id" not in conflict.json()

@@ -308,10 +308,10 @@ class Inbox:
             and stored.metadata == request.metadata
         )
         if not (same_recipient and same_request):
-            raise Conflict(
-                "Idempotency-Key was already used for a different message",
-                message_id=stored.id,
-            )
+            # The message is named only in its own conversation, which the caller may see;
+            # keys are shared, and another conversation's message is none of theirs.
+            named = {"message_id": stored.id} if same_recipient else {}
+            raise Conflict("Idempotency-Key was already used for a different message", **named)
         return stored
 
     async def _deliver(self, message: Message, conversation: Conversation) -> Message:
