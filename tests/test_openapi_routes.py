@@ -16,6 +16,7 @@ from omnichannel_core.config import Config
 from omnichannel_core.plugins.registry import Registry
 from omnichannel_core.routes import operations_of
 from omnichannel_core.testing.server import API_KEY, ServerProcess, other_installed_channels
+from omnichannel_core.web.openapi import openapi_document
 from tests.support.openapi_contract import (
     OPERATIONS,
     fetch_document,
@@ -94,6 +95,25 @@ def test_documented_routes_are_the_routes_served(document, app):
         for template, item in document["paths"].items()
     }
     assert served_routes(*app) == documented
+
+
+def test_every_installed_channels_declared_routes_are_documented(tmp_path):
+    """With every installed channel loaded (Twilio's declared send and status routes,
+    Facebook's undeclared GET on its webhook), the document the app builds names exactly
+    the routes it serves, each channel's declared ones under its own path, and each served
+    operation is secured as its declaration says."""
+    app, registry = assembled(tmp_path, "")
+    document = openapi_document([route for _owner, route in registry.routes], registry.policy)
+    documented = {
+        template: {m for m in OPERATIONS if m in item}
+        for template, item in document["paths"].items()
+    }
+    assert served_routes(app, registry) == documented
+    assert documented["/api/channels/twilio/send/sms"] == {"post"}
+    assert "/api/channels/facebook/webhook" not in documented
+    for method, template, resource in served_operations(app, registry):
+        declared = operations_of(resource)["GET" if method == "head" else method.upper()]
+        assert document["paths"][template][method].get("x-permission") == declared.permission
 
 
 def test_documented_permissions_are_the_ones_the_routes_declare(document, app):
