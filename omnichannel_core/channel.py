@@ -15,15 +15,21 @@ this repository to it.
 - Settings and health: :class:`ChannelSettings`, :func:`settings_for`,
   :class:`CredentialChecker`, :func:`credentials_health` and the outcomes.
 - A channel's own routes: :class:`ChannelInbox` (what ``channel_routes`` is given: store,
-  read and send on this channel only), :class:`OutboundRequest`, and the helpers to read a
-  request as the core does (:func:`read_json_object`, :func:`idempotency_key`,
-  :func:`read_media`) and answer it (:func:`to_json`).
+  read and send on this channel only), :class:`OutboundRequest`; the declaration of what a
+  route's methods take and answer, as a module route's (:class:`Operation`,
+  :class:`Response`, :class:`PageOf`, bodies as attrs classes with :func:`field`,
+  :class:`IdempotencyHeaders`), from which the core checks the request and documents the
+  route; and the helpers to read a request by hand as the core does
+  (:func:`read_json_object`, :func:`idempotency_key`, :func:`read_media`) and answer it
+  (:func:`to_json`).
 """
 
 from __future__ import annotations
 
 from omnichannel_core import hookimpl
-from omnichannel_core.bodies.common import MAX_URL, read_media
+from omnichannel_core.bodies.common import MAX_URL, IdempotencyHeaders, read_media
+from omnichannel_core.bodies.fields import field
+from omnichannel_core.bodies.schema import PageOf
 from omnichannel_core.channel_settings import ChannelSettings, settings_for
 from omnichannel_core.config import Config
 from omnichannel_core.credential_check import (
@@ -61,6 +67,7 @@ from omnichannel_core.hooktypes import (
 from omnichannel_core.models import Consent, Conversation, DeliveryStatus, Media, Message
 from omnichannel_core.plugins.channels import HEALTH_TIMEOUT_SECONDS
 from omnichannel_core.plugins.dispatch import HOOK_THREADS_PER_CHANNEL
+from omnichannel_core.routes import Operation, Response
 from omnichannel_core.serialization import parse_json, to_json
 from omnichannel_core.services import ChannelInbox, OutboundRequest
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
@@ -87,14 +94,18 @@ __all__ = [
     "CredentialCheck",
     "CredentialChecker",
     "DeliveryStatus",
+    "IdempotencyHeaders",
     "InboundMessage",
     "InvalidInput",
     "Media",
     "Message",
     "NotFound",
     "OmnichannelError",
+    "Operation",
     "OutboundMessage",
     "OutboundRequest",
+    "PageOf",
+    "Response",
     "SendFailed",
     "SendOutcomeUnknown",
     "SendResult",
@@ -105,6 +116,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookResult",
     "credentials_health",
+    "field",
     "format_timestamp",
     "hookimpl",
     "idempotency_key",

@@ -117,7 +117,9 @@ def channel_routes(channel: str, config: Config, inbox: ChannelInbox) -> list[Ch
     endpoints or channel-specific send routes. A route may share its path with a generic
     route (``webhook``, ``status``, ``messages``, ``health``) as long as it only adds
     methods the generic route does not serve; anything else (or an exception raised here)
-    unloads the channel, reported as a failed plugin.
+    unloads the channel, reported as a failed plugin. A route's resource may declare its
+    ``operations`` as a module route's does: the core then checks each declared body, query
+    and headers and documents the route under the channel's own path.
 
     :param channel: the channel's name.
     :param config: the server's configuration.

@@ -207,7 +207,13 @@ class ChannelRoute:
     :param path: relative to the channel's prefix, e.g. ``"webhook"`` or ``"send/sms"``;
         may hold Falcon field templates such as ``"message/{id}/status"``.
     :param resource: a Falcon ASGI resource (``on_get``, ``on_post``, ``on_websocket``...;
-        not ``on_options``, which the core answers for CORS preflights).
+        not ``on_options``, which the core answers for CORS preflights). It may declare
+        ``operations``, one :class:`~omnichannel_core.routes.Operation` per upper-case
+        method, as a module route's resource does: the core reads and checks the declared
+        body, query and headers into ``req.context`` and documents the method in the OpenAPI
+        document under the channel's own path. Who may call is this route's ``public`` or
+        ``permission``, which a declared operation need not repeat (and may repeat only
+        unchanged); a method without an operation is served as is, undocumented.
     :param public: True when providers call it without credentials; the channel must then
         authenticate the request itself (a signature, a verify token).
     :param permission: required for a route that is not public: the permission every

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import falcon.asgi
 
 from omnichannel_core.bodies.schema import Mode, PageOf, SchemaBook
@@ -83,8 +84,9 @@ def _check_operation(where: str, operation: Any, policy: Policy) -> None:
 
 
 def _schema(where: str, book: SchemaBook, target: Any, mode: Mode) -> None:
-    if not isinstance(target, PageOf | type):
-        raise RouteProblem(f"{where}: {target!r} is not a body class")
+    item = target.item if isinstance(target, PageOf) else target
+    if not (isinstance(item, type) and attrs.has(item)):
+        raise RouteProblem(f"{where}: {target!r} is not a body class (an attrs class)")
     try:
         book.reference(target, mode)
     except (TypeError, AttributeError) as error:

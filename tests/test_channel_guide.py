@@ -27,6 +27,17 @@ def minimal_channel() -> tuple[str, types.ModuleType]:
     return source[1], module
 
 
+def relay_with_its_own_route() -> types.ModuleType:
+    """The minimal channel with the lines section 8 adds to it (the python block that
+    declares ``ExpiringSendResource``), run as one module."""
+    source, _ = minimal_channel()
+    blocks = re.findall(r"^```python\n(.*?)^```$", GUIDE.read_text(), re.MULTILINE | re.DOTALL)
+    [added] = [block for block in blocks if "class ExpiringSendResource" in block]
+    module = types.ModuleType("omnichannel_relay")
+    exec(compile(source + "\n" + added, "omnichannel_relay.py", "exec"), module.__dict__)
+    return module
+
+
 def test_the_guide_opens_with_a_channel_of_about_forty_lines():
     """The first example is the minimal channel: ``receive`` and ``send``, about 40 lines."""
     source, module = minimal_channel()
@@ -83,6 +94,45 @@ def test_the_minimal_channel_receives_and_sends(tmp_path):
             assert failed.status_code == 422, failed.text
             stored_failure = (await conductor.simulate_get(messages, headers=AUTH)).json["items"]
             assert stored_failure[-1]["status"] == "failed"
+
+        environ = {"RELAY_TOKEN": TOKEN, "RELAY_SEND_URL": f"{provider.url}/send"}
+        run_app(tmp_path, {"relay": channel}, scenario, environ=environ)
+
+
+def test_the_declared_route_of_section_8_is_checked_sent_and_documented(tmp_path):
+    """Relay's ``POST send/expiring`` from section 8: a bad body is refused 400 naming the
+    field, before anything is sent; a good one reaches the responder as an ExpiringSend and
+    goes out through Relay's ``send``; the route is in /api/openapi.json under Relay's
+    path, with its body's schema and the permission its ChannelRoute names."""
+    channel = relay_with_its_own_route()
+
+    with FakeProvider(answer=lambda _: ScriptedResponse.json(200, {"id": "relay-9"})) as provider:
+
+        async def scenario(conductor: testing.ASGIConductor) -> None:
+            route = "/api/channels/relay/send/expiring"
+            payload = {"to": "+15550002", "text": "soon gone", "expires_in_minutes": 0}
+            refused = await conductor.simulate_post(route, json=payload, headers=AUTH)
+            assert refused.status_code == 400, refused.text
+            assert refused.json["field"] == "expires_in_minutes"
+            assert provider.requests == []
+            anonymous = await conductor.simulate_post(
+                route, json={**payload, "expires_in_minutes": 5}
+            )
+            assert anonymous.status_code == 401
+
+            sent = await conductor.simulate_post(
+                route, json={**payload, "expires_in_minutes": 5}, headers=AUTH
+            )
+            assert sent.status_code == 201, sent.text
+            assert (sent.json["status"], sent.json["provider_message_id"]) == ("sent", "relay-9")
+            assert provider.requests[-1].json() == {"to": "+15550002", "text": "soon gone"}
+
+            document = (await conductor.simulate_get("/api/openapi.json")).json
+            operation = document["paths"][route]["post"]
+            assert operation["operationId"] == "relaySendExpiring"
+            assert operation["x-permission"] == "messages:send"
+            schema = document["components"]["schemas"]["ExpiringSend"]
+            assert schema["properties"]["expires_in_minutes"]["minimum"] == 1
 
         environ = {"RELAY_TOKEN": TOKEN, "RELAY_SEND_URL": f"{provider.url}/send"}
         run_app(tmp_path, {"relay": channel}, scenario, environ=environ)

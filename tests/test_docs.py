@@ -199,8 +199,10 @@ def test_examples_import_only_the_declared_plugin_apis(doc, index):
 
 def test_the_channel_routes_example_is_served(tmp_path):
     """The channel_routes example's routes answer as its section says: the public webhook
-    verification echoes the challenge for the right token only, and ping needs a caller
-    with the permission it names."""
+    verification echoes the challenge for the right token only; ping needs a caller with
+    the permission its route names, has its declared body checked (400 naming the field)
+    and is documented under the channel's path, where the undeclared verification is
+    not."""
     prefix = f"/api/channels/{EXAMPLE_CHANNEL}"
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
@@ -210,9 +212,19 @@ def test_the_channel_routes_example_is_served(tmp_path):
         assert (verified.status_code, verified.text) == (200, "c-1")
         refused = await conductor.simulate_get(f"{prefix}/webhook", params={"token": "x"})
         assert refused.status_code == 403
-        assert (await conductor.simulate_get(f"{prefix}/ping")).status_code == 401
-        pong = await conductor.simulate_get(f"{prefix}/ping", headers=AUTH)
-        assert (pong.status_code, pong.json) == (200, {"pong": True})
+        ping = f"{prefix}/ping"
+        assert (await conductor.simulate_post(ping, json={"text": "hi"})).status_code == 401
+        pong = await conductor.simulate_post(ping, json={"text": "hi"}, headers=AUTH)
+        assert (pong.status_code, pong.json) == (200, {"pong": "hi"})
+        bad = await conductor.simulate_post(ping, json={"text": ""}, headers=AUTH)
+        assert (bad.status_code, bad.json["field"]) == (400, "text")
+        paths = (await conductor.simulate_get("/api/openapi.json")).json["paths"]
+        documented = paths[ping]["post"]
+        assert (documented["operationId"], documented["x-permission"]) == (
+            "docsExamplePing",
+            "channels:read",
+        )
+        assert f"{prefix}/webhook" not in paths
 
     channels = {EXAMPLE_CHANNEL: _example_module("channel_routes")}
     run_app(tmp_path, channels, scenario, environ={"ECHO_TOKEN": EXAMPLE_TOKEN})

@@ -15,7 +15,8 @@ from omnichannel_core.app import assemble
 from omnichannel_core.config import Config
 from omnichannel_core.plugins.registry import Registry
 from omnichannel_core.routes import operations_of
-from omnichannel_core.testing.server import API_KEY, ServerProcess
+from omnichannel_core.testing.server import API_KEY, ServerProcess, other_installed_channels
+from omnichannel_core.web.openapi import openapi_document
 from tests.support.openapi_contract import (
     OPERATIONS,
     fetch_document,
@@ -43,7 +44,8 @@ def degraded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 def served_operations(app: Any, registry: Registry) -> Iterator[tuple[str, str, Any]]:
     """(method, documented template, resource) of every responder Falcon routes to, as
     ``falcon.inspect`` reads the app's router; what the registry declares undocumented (the
-    unknown-channel catch-all, a channel's own routes and methods) left out."""
+    unknown-channel catch-all, the methods a channel's own routes do not declare, or declare
+    ``documented=False``) left out."""
     routes = {route.path: route for _owner, route in registry.routes}
     for info in falcon.inspect.inspect_routes(app):
         route = routes[info.path]  # Falcon serves nothing the registry did not declare
@@ -67,16 +69,23 @@ def served_routes(app: Any, registry: Registry) -> dict[str, set[str]]:
     return served
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> tuple[Any, Registry]:
-    """The app assemble builds, and its registry, on a store in tmp_path."""
+def assembled(tmp_path: Path, disabled: str) -> tuple[Any, Registry]:
+    """The app assemble builds, and its registry, on a store in tmp_path, without the
+    channels ``disabled`` names (comma separated)."""
     config = Config(
         data_dir=tmp_path,
         store_url=f"sqlite:///{tmp_path / 'store.db'}",
         api_keys=(API_KEY,),
         plugins_dir=tmp_path / "plugins",
+        disabled_plugins=tuple(name for name in disabled.split(",") if name),
     )
     return assemble(config)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> tuple[Any, Registry]:
+    """The app assemble builds, and its registry, with the channels the server loads."""
+    return assembled(tmp_path, other_installed_channels())
 
 
 def test_documented_routes_are_the_routes_served(document, app):
@@ -86,6 +95,25 @@ def test_documented_routes_are_the_routes_served(document, app):
         for template, item in document["paths"].items()
     }
     assert served_routes(*app) == documented
+
+
+def test_every_installed_channels_declared_routes_are_documented(tmp_path):
+    """With every installed channel loaded (Twilio's declared send and status routes,
+    Facebook's undeclared GET on its webhook), the document the app builds names exactly
+    the routes it serves, each channel's declared ones under its own path, and each served
+    operation is secured as its declaration says."""
+    app, registry = assembled(tmp_path, "")
+    document = openapi_document([route for _owner, route in registry.routes], registry.policy)
+    documented = {
+        template: {m for m in OPERATIONS if m in item}
+        for template, item in document["paths"].items()
+    }
+    assert served_routes(app, registry) == documented
+    assert documented["/api/channels/twilio/send/sms"] == {"post"}
+    assert "/api/channels/facebook/webhook" not in documented
+    for method, template, resource in served_operations(app, registry):
+        declared = operations_of(resource)["GET" if method == "head" else method.upper()]
+        assert document["paths"][template][method].get("x-permission") == declared.permission
 
 
 def test_documented_permissions_are_the_ones_the_routes_declare(document, app):

@@ -1,10 +1,12 @@
-"""The Twilio channel's own routes, in the seed's request shape.
+"""The Twilio channel's own routes, in the seed's request shape, each declared with its
+:class:`Operation`: the core checks the body before the responder runs (400 naming the field)
+and lists the routes in ``GET /api/openapi.json``.
 
-- ``POST send/whatsapp`` and ``POST send/sms`` (``messages:send``): ``{"to": "+1234567890",
-  "message": "...", "media_urls": ["https://..."], "content_sid": "HX...",
-  "content_variables": {...}}``;
-  ``Idempotency-Key`` honoured. 201 with the stored message, 200 on an idempotent replay.
-- ``GET message/{id}/status`` (``conversations:read``; an agent sees only the messages of
+- ``POST send/whatsapp`` and ``POST send/sms`` (``messages:send``): a :class:`TwilioSend`,
+  ``{"to": "+1234567890", "message": "...", "media_urls": ["https://..."], "content_sid":
+  "HX...", "content_variables": {...}}``; ``Idempotency-Key`` honoured. 201 with the stored
+  message, 200 on an idempotent replay.
+- ``GET message/{message_id}/status`` (``conversations:read``; an agent sees only the messages of
   their own or unassigned conversations): a message by our id (``msg_...``) or Twilio's
   SID.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import attrs
 import falcon
 import falcon.asgi
 
@@ -22,84 +25,97 @@ from omnichannel_core.channel import (
     ChannelInbox,
     ChannelRoute,
     Config,
+    IdempotencyHeaders,
     InvalidInput,
     Media,
     Message,
     NotFound,
+    Operation,
     OutboundRequest,
-    idempotency_key,
-    read_json_object,
+    Response,
+    field,
     to_json,
 )
 from omnichannel_twilio.outbound import MAX_BODY_CHARACTERS, MAX_MEDIA_URLS
 from omnichannel_twilio.settings import E164, WHATSAPP_PREFIX, TwilioSettings
 
-SEND_FIELDS = frozenset({"to", "message", "media_urls", "content_sid", "content_variables"})
 CONTENT_SID = re.compile(r"^HX[0-9A-Za-z]{1,62}$")
 TWILIO_MESSAGE_SID = re.compile(r"^(SM|MM|IM)[0-9A-Za-z]{1,62}$")
+HTTPS_URL = "^https://"
 
 
-def _fail(field: str, problem: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {problem}", field=field)
+@attrs.frozen
+class TwilioSend:
+    """A message to one phone number: a text, up to 10 media URLs, or a WhatsApp template
+    (`content_sid`, with which `message` is optional)."""
+
+    to: str = field(
+        pattern=E164.pattern,
+        description="the recipient's phone number in E.164, on WhatsApp too (no prefix)",
+        message="required: an E.164 phone number like +15551234567",
+    )
+    message: str | None = field(
+        default=None,
+        max_length=MAX_BODY_CHARACTERS,
+        description="the text; required unless content_sid is given",
+    )
+    media_urls: tuple[str, ...] | None = field(
+        default=None,
+        max_items=MAX_MEDIA_URLS,
+        items={"pattern": HTTPS_URL, "maxLength": MAX_URL},
+        description=f"https URLs Twilio fetches, each at most {MAX_URL} characters",
+    )
+    content_sid: str | None = field(
+        default=None,
+        pattern=CONTENT_SID.pattern,
+        description="a WhatsApp template of Twilio's Content API",
+        message="must be a Content SID like HXb5b62575e6e4ff6129ad7c8efe1f983e",
+    )
+    content_variables: dict[str, Any] | None = field(
+        default=None, description="the template's variables; only with content_sid"
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.content_sid is None:
+            if self.content_variables is not None:
+                raise InvalidInput(
+                    "content_variables: only with content_sid", field="content_variables"
+                )
+            if self.message is None or not self.message.strip():
+                raise InvalidInput(
+                    "message: required: a non-empty string (optional with content_sid)",
+                    field="message",
+                )
+
+    def request(self) -> OutboundRequest:
+        """What to send to :attr:`to`."""
+        metadata: dict[str, Any] = {}
+        if self.content_sid is not None:
+            metadata["content_sid"] = self.content_sid
+            if self.content_variables is not None:
+                metadata["content_variables"] = self.content_variables
+        media = tuple(Media(url=url) for url in self.media_urls or ())
+        return OutboundRequest(text=self.message or None, media=media, metadata=metadata)
 
 
-def _recipient(data: dict[str, Any]) -> str:
-    to = data.get("to")
-    if not isinstance(to, str) or not E164.match(to):
-        raise _fail("to", "required: an E.164 phone number like +15551234567")
-    return to
+SEND_ERRORS = ("Conflict", "SendRejected", "SendFailed", "SendOutcomeUnknown", "ChannelUnavailable")
 
 
-def _media(value: Any) -> tuple[Media, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _fail("media_urls", "must be a list of https URLs")
-    if len(value) > MAX_MEDIA_URLS:
-        raise _fail("media_urls", f"at most {MAX_MEDIA_URLS} URLs")
-    for index, url in enumerate(value):
-        if not isinstance(url, str) or not url.startswith("https://") or len(url) > MAX_URL:
-            raise _fail(f"media_urls[{index}]", f"must be an https URL of at most {MAX_URL} chars")
-    return tuple(Media(url=url) for url in value)
-
-
-def _template(data: dict[str, Any]) -> dict[str, Any]:
-    content_sid = data.get("content_sid")
-    variables = data.get("content_variables")
-    if content_sid is None:
-        if variables is not None:
-            raise _fail("content_variables", "only with content_sid")
-        return {}
-    if not isinstance(content_sid, str) or not CONTENT_SID.match(content_sid):
-        raise _fail("content_sid", "must be a Content SID like HXb5b62575e6e4ff6129ad7c8efe1f983e")
-    if variables is None:
-        return {"content_sid": content_sid}
-    if not isinstance(variables, dict):
-        raise _fail("content_variables", "must be an object")
-    return {"content_sid": content_sid, "content_variables": variables}
-
-
-def _text(data: dict[str, Any], template: bool) -> str | None:
-    text = data.get("message")
-    if text is None and template:
-        return None
-    if not isinstance(text, str) or not (text.strip() or template):
-        raise _fail("message", "required: a non-empty string (optional with content_sid)")
-    if len(text) > MAX_BODY_CHARACTERS:
-        raise _fail("message", f"must be at most {MAX_BODY_CHARACTERS} characters")
-    return text or None
-
-
-def send_request(data: dict[str, Any]) -> tuple[str, OutboundRequest]:
-    """The recipient and what to send, from the seed's JSON body; InvalidInput (400) for
-    anything wrong, before anything is stored."""
-    unknown = sorted(set(data) - SEND_FIELDS)
-    if unknown:
-        raise _fail(unknown[0], f"unknown field; allowed: {', '.join(sorted(SEND_FIELDS))}")
-    to = _recipient(data)
-    metadata = _template(data)
-    text = _text(data, template=bool(metadata))
-    return to, OutboundRequest(text=text, media=_media(data.get("media_urls")), metadata=metadata)
+def send_operation(whatsapp: bool) -> Operation:
+    """``POST send/whatsapp`` or ``POST send/sms``."""
+    return Operation(
+        "Send a WhatsApp message" if whatsapp else "Send an SMS",
+        body=TwilioSend,
+        headers=IdempotencyHeaders,
+        responses={
+            201: Response(Message, "Sent: the new message with its delivery status."),
+            200: Response(Message, "Replayed: the message this Idempotency-Key already sent."),
+        },
+        errors=SEND_ERRORS,
+        notes="The message is stored `queued` first, then sent through Twilio"
+        + (" on WhatsApp, to `whatsapp:` + `to`." if whatsapp else " as an SMS (or MMS)."),
+        operation_id="sendWhatsapp" if whatsapp else "sendSms",
+    )
 
 
 class SendResource:
@@ -110,21 +126,33 @@ class SendResource:
         self.inbox = inbox
         self.config = config
         self.whatsapp = whatsapp
+        self.operations = {"POST": send_operation(whatsapp)}
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         # unconfigured: 503 naming what is missing, before anything is stored
         TwilioSettings.from_config(self.config).require_configured(self.channel)
-        key = idempotency_key(req)
-        data = await read_json_object(req, self.config.max_body_bytes)
-        to, request = send_request(data)
-        reply_to = WHATSAPP_PREFIX + to if self.whatsapp else None
-        message, created = await self.inbox.send(to, request, key, reply_to=reply_to)
+        body: TwilioSend = req.context.body
+        key = req.context.headers.idempotency_key
+        reply_to = WHATSAPP_PREFIX + body.to if self.whatsapp else None
+        message, created = await self.inbox.send(body.to, body.request(), key, reply_to=reply_to)
         resp.status = 201 if created else 200
         resp.media = to_json(message)
 
 
 class MessageStatusResource:
-    """``GET message/{id}/status``: the stored message, by our id or Twilio's SID."""
+    """``GET message/{message_id}/status``: the stored message, by our id or Twilio's SID."""
+
+    operations = {
+        "GET": Operation(
+            "A message, by our id or Twilio's SID",
+            responses={200: Response(Message, "The stored message.")},
+            errors=("NotFound",),
+            notes="`message_id` is our id (`msg_...`, any direction) or the SID Twilio gave a"
+            " message we sent (`SM...`, `MM...`). An agent sees only the messages of"
+            " conversations assigned to them or to nobody.",
+            operation_id="getMessageStatus",
+        )
+    }
 
     def __init__(self, channel: str, inbox: ChannelInbox) -> None:
         self.channel = channel
@@ -140,10 +168,12 @@ class MessageStatusResource:
             return await self.inbox.find_outbound(message_id)
         return None
 
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, id: str) -> None:
-        message = await self._find(id)
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str
+    ) -> None:
+        message = await self._find(message_id)
         if message is None:
-            raise NotFound(f"no {self.channel} message {id!r}", message_id=id)
+            raise NotFound(f"no {self.channel} message {message_id!r}", message_id=message_id)
         await self.inbox.check_visible(req.context.principal, message)
         resp.status = falcon.HTTP_200
         resp.media = to_json(message)
@@ -162,7 +192,7 @@ def twilio_routes(channel: str, inbox: ChannelInbox, config: Config) -> list[Cha
             permission="messages:send",
         ),
         ChannelRoute(
-            "message/{id}/status",
+            "message/{message_id}/status",
             MessageStatusResource(channel, inbox),
             permission="conversations:read",
         ),

@@ -136,6 +136,11 @@ INVALID_SENDS = {
         "media_urls",
     ),
     "unknown_field": ({"to": "+15551230001", "message": "x", "priority": "high"}, "priority"),
+    "content_sid_malformed": ({"to": "+15551230001", "content_sid": "SM123"}, "content_sid"),
+    "variables_without_template": (
+        {"to": "+15551230001", "message": "x", "content_variables": {"1": "Ada"}},
+        "content_variables",
+    ),
 }
 
 
@@ -145,8 +150,9 @@ def test_invalid_send_is_refused_before_anything_happens(
     client, inbox, fake_twilio: FakeTwilio, route, case
 ):
     """A non-E.164 recipient, a missing/empty/over-1600-character message, a non-https media
-    URL, more than 10 media URLs or an unknown field: 400 invalid_input naming the field,
-    nothing stored and nothing sent to Twilio."""
+    URL, more than 10 media URLs, an unknown field, a malformed content_sid or
+    content_variables without one: 400 invalid_input naming the field, nothing stored and
+    nothing sent to Twilio."""
     payload, field = INVALID_SENDS[case]
     phone = unique_phone()
     if payload.get("to") == "+15551230001":

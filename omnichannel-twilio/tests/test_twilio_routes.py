@@ -1,5 +1,6 @@
 """The Twilio channel's own routes through the real server: authentication, request shape,
-and the message status lookup by our id or by Twilio's SID."""
+the message status lookup by our id or by Twilio's SID, and their place in the OpenAPI
+document."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from fake_twilio import MessageAnswer, new_message_sid
 from twilio_signing import unique_phone
 
+from tests.support.openapi_contract import Contract, fetch_document
 from tests.support.users import client_for, logged_in
 
 SEND_SMS = "/api/channels/twilio/send/sms"
@@ -134,3 +136,38 @@ def test_who_may_send_and_read_through_the_twilio_routes(twilio_server, client, 
     with client_for(twilio_server, keys["read"]) as reader:
         assert reader.get(path).status_code == 200
         assert reader.post(SEND_WHATSAPP, json={}).json()["permission"] == "messages:send"
+
+
+def test_twilio_routes_are_documented_and_answer_as_documented(twilio_server, client, fake_twilio):
+    """/api/openapi.json lists the send and status routes under Twilio's own paths, with
+    the permission each needs and the send body's schema (the field rules the server
+    applies); a real send, its replay, a lookup and a refused body fit what it documents."""
+    document = fetch_document(twilio_server)
+    paths = document["paths"]
+    for path in (SEND_SMS, SEND_WHATSAPP):
+        send = paths[path]["post"]
+        assert send["x-permission"] == "messages:send"
+        assert send["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/TwilioSend"
+        }
+        assert [parameter["name"] for parameter in send["parameters"]] == ["Idempotency-Key"]
+    status_template = "/api/channels/twilio/message/{message_id}/status"
+    assert paths[status_template]["get"]["x-permission"] == "conversations:read"
+    schema = document["components"]["schemas"]["TwilioSend"]
+    assert schema["required"] == ["to"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["message"]["maxLength"] == 1600
+    assert schema["properties"]["media_urls"]["maxItems"] == 10
+
+    contract = Contract(document)
+    fake_twilio.queue(MessageAnswer.accept(new_message_sid()))
+    payload = {"to": unique_phone(), "message": "documented"}
+    key = {"Idempotency-Key": "documented-" + payload["to"]}
+    sent = contract.check(client.post(SEND_SMS, json=payload, headers=key), "post", SEND_SMS)
+    replayed = client.post(SEND_SMS, json=payload, headers=key)
+    assert replayed.status_code == 200
+    contract.check(replayed, "post", SEND_SMS)
+    contract.check(client.get(status_path(sent["id"])), "get", status_template)
+    contract.check(client.get(status_path("msg_nothing")), "get", status_template)
+    refused = client.post(SEND_WHATSAPP, json={"to": "+1555", "message": "x", "extra": 1})
+    assert contract.check(refused, "post", SEND_WHATSAPP)["field"] == "extra"

@@ -63,9 +63,11 @@ Every error is JSON: `{"error": "<code>", "message": "<what is wrong>", ...detai
 share one envelope, `{"items": [...], "next_cursor": "<opaque>" | null}`.
 
 The routes under `/api/channels/{channel}/` are mounted once per loaded channel. A channel
-may also contribute its own routes under that prefix (verification GETs, WebSockets,
-inbound-parse endpoints); those are channel specific and described by the channel's own
-documentation, not here.
+may also contribute its own routes under that prefix (send routes, verification GETs,
+WebSockets, inbound-parse endpoints). Those that declare what they take and answer are
+listed here under the channel's own path (`/api/channels/twilio/send/sms`), with an
+`operationId` that starts with the channel's name; the others are described by the
+channel's own documentation.
 """
 
 PATH_FIELD = re.compile(r"{([^}:]+)(?::[^}]*)?}")

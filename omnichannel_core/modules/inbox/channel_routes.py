@@ -2,11 +2,12 @@
 
 ``/api/channels/{name}/webhook``, ``/status``, ``/messages`` and ``/health`` are mounted for
 every channel, each bound to its channel, and documented once under ``{channel}``. A
-channel's own routes (``channel_routes`` hook) go under the same prefix; one that shares a
-path with a generic route is merged into it, adding only methods the generic route does not
-serve. A channel whose routes cannot be mounted (its ``channel_routes`` raises, or returns a
-route that is not valid) is mounted not at all, and unloaded: :func:`channel_routes` raises
-before anything of it is returned.
+channel's own routes (``channel_routes`` hook) go under the same prefix, each method with
+the operation its resource declares or a generic one (`channel_operations`), documented
+under the channel's own path; one that shares a path with a generic route is merged into
+it, adding only methods the generic route does not serve. A channel whose routes cannot be
+mounted (its ``channel_routes`` raises, or returns a route that is not valid) is mounted not
+at all, and unloaded: :func:`channel_resources` raises before anything of it is returned.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ from omnichannel_core.module import (
 )
 from omnichannel_core.modules.inbox.bodies import ChannelHealthReport, ChannelSend
 from omnichannel_core.modules.inbox.channel_inbox import ChannelInboxService
+from omnichannel_core.modules.inbox.channel_operations import (
+    check_operation_ids,
+    route_operations,
+)
 from omnichannel_core.modules.inbox.permissions import CHANNELS_READ, MESSAGES_SEND
 from omnichannel_core.modules.inbox.routes import SEND_ERRORS, SENT
 from omnichannel_core.modules.inbox.service import Inbox
@@ -240,13 +245,6 @@ def _responders(resource: object) -> dict[str, Any]:
     }
 
 
-def _contributed_operation(channel: str, route: ChannelRoute, method: str) -> Operation:
-    summary = f"{channel} {method.upper()} {route.path}"
-    if route.public:  # a provider's call: authenticated by the channel, never rate limited
-        return Operation(summary, public=True, documented=False, rate_limit=RateLimit.NONE)
-    return Operation(summary, permission=route.permission, documented=False)
-
-
 def _merge(channel: str, generic: _ChannelResource | None, route: ChannelRoute) -> MergedResource:
     """One resource serving the generic route's methods (if any) and the route's own."""
     own = _responders(generic) if generic is not None else {}
@@ -259,8 +257,12 @@ def _merge(channel: str, generic: _ChannelResource | None, route: ChannelRoute) 
             channel=channel,
         )
     operations = dict(generic.operations) if generic is not None else {}
+    # a method added to a generic path is not documented: the document describes that path
+    # once, for every channel, under {channel}
     operations.update(
-        {method.upper(): _contributed_operation(channel, route, method) for method in added}
+        route_operations(
+            channel, route, [method.upper() for method in added], documented=generic is None
+        )
     )
     merged = MergedResource(channel, operations)
     for method, responder in {**own, **added}.items():
@@ -324,11 +326,13 @@ def channel_resources(channel: str, inbox: Inbox, policy: Policy) -> list[Route]
         resources[route.path] = _merge(
             channel, generic if isinstance(generic, _ChannelResource) else None, route
         )
+    own = {path: resource.operations for path, resource in resources.items()}
+    check_operation_ids(channel, {path: own[path] for path in own if path not in GENERIC_ROUTES})
     routes = [
         Route(
             f"{channel_prefix(channel)}/{path}",
             resource,
-            document_as=TEMPLATE + path if path in GENERIC_ROUTES else "",
+            document_as=TEMPLATE + path if path in GENERIC_ROUTES else None,
         )
         for path, resource in resources.items()
     ]
