@@ -93,6 +93,21 @@ def _schema(where: str, book: SchemaBook, target: Any, mode: Mode) -> None:
         raise RouteProblem(f"{where}: {error}") from None
 
 
+def check_schemas(routes: Iterable[Route]) -> None:
+    """Describe every route's bodies in one book, as the OpenAPI document does, so two body
+    classes of one name, or one class read both ways with different schemas, fail here
+    rather than when the document is first asked for."""
+    book = SchemaBook()
+    for route in routes:
+        for method, operation in operations_of(route.resource).items():
+            for part in (operation.body, operation.query, operation.headers):
+                if part is not None:
+                    _schema(f"{method} {route.path}", book, part, Mode.REQUEST)
+            for response in operation.responses.values():
+                if response.body is not None:
+                    _schema(f"{method} {route.path}", book, response.body, Mode.RESPONSE)
+
+
 def check_templates(routes: Iterable[Route]) -> None:
     """Route every template on a scratch app, so templates Falcon refuses (two field names
     at one level) fail here rather than halfway through mounting."""

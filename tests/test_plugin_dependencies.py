@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import attrs
 from falcon import testing
 
 from omnichannel_core.module import (
@@ -152,3 +153,50 @@ def test_a_route_naming_an_unknown_error_is_refused(tmp_path):
         assert (await conductor.simulate_get("/api/openapi.json")).status_code == 200
 
     run_app(tmp_path, {}, scenario, modules={"odd": NamesAnUnknownError()})
+
+
+def _module_answering(path: str, body: type) -> object:
+    class Resource:
+        operations = {
+            "GET": Operation(
+                "Answer", permission="contacts:read", responses={200: Response(body, "It.")}
+            )
+        }
+
+        async def on_get(self, req: Any, resp: Any) -> None:
+            resp.media = {}
+
+    class Module:
+        @hookimpl
+        def register_routes(self) -> list[Route]:
+            return [Route(path, Resource())]
+
+    return Module()
+
+
+def test_two_body_classes_of_one_name_are_refused_at_start_up(tmp_path):
+    """The OpenAPI document names each body class once: a second module answering with
+    another class of the same name is unloaded, saying so, and the document answers."""
+
+    @attrs.frozen
+    class Greeting:
+        text: str
+
+    first = Greeting
+
+    @attrs.frozen
+    class Greeting:  # type: ignore[no-redef]  # another class, the same name
+        count: int
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        plugins = (await conductor.simulate_get("/api/plugins", headers=AUTH)).json
+        assert "two body classes are named 'Greeting'" in failures(plugins)["second"]
+        document = await conductor.simulate_get("/api/openapi.json")
+        assert document.status_code == 200
+        assert "/api/first" in document.json["paths"]
+
+    modules = {
+        "first": _module_answering("/api/first", first),
+        "second": _module_answering("/api/second", Greeting),
+    }
+    run_app(tmp_path, {}, scenario, modules=modules)

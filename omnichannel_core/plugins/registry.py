@@ -31,7 +31,12 @@ from omnichannel_core.plugins.context import Authenticator, CoreContext, ModuleC
 from omnichannel_core.plugins.loading import LoadedPlugin, LoadedPlugins
 from omnichannel_core.plugins.settling import missing_dependency
 from omnichannel_core.policy import PermissionSpec, Policy
-from omnichannel_core.route_checks import RouteProblem, check_route, check_templates
+from omnichannel_core.route_checks import (
+    RouteProblem,
+    check_route,
+    check_schemas,
+    check_templates,
+)
 from omnichannel_core.routes import Route
 from omnichannel_core.store import Database
 from omnichannel_core.store.protocols import AuditLog, EventLog, JobStore
@@ -288,6 +293,7 @@ class Registry:
             served.add(route.path)
         try:
             check_templates([*self._all(lambda c: c.routes), *routes])
+            check_schemas([*self._all(lambda c: c.routes), *routes])
         except RouteProblem as problem:
             raise ContributionRefused(str(problem)) from None
         self._mine(entry).routes.extend(routes)
