@@ -50,11 +50,11 @@ def whole(server: ServerProcess) -> set[int]:
     return wait_for(all_up, "serve, gunicorn's master and worker, and the job runner")
 
 
-def test_stop_leaves_no_process_and_no_open_log(tmp_path):
+def test_stop_leaves_no_process_and_no_open_log(tmp_path, monkeypatch):
     """A started server writes its log through its own descriptor: the test's process
     closed its own at once (it once left it to the garbage collector, one per server, with
     a ResourceWarning); stopping the server ends every process it started, and stopping it
-    again is harmless."""
+    again signals nothing (the group's number may be another server's by then)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         server = ServerProcess(tmp_path, {}).start()
@@ -72,6 +72,13 @@ def test_stop_leaves_no_process_and_no_open_log(tmp_path):
         status = server.stop()
     assert server_processes(server) == set()
     assert not any(is_alive(pid) for pid in started)
+
+    def never(group: int, number: int) -> None:
+        raise AssertionError(f"signal {number} to group {group}, another's now")
+
+    # The group's number is another process group's now (pids are reused).
+    monkeypatch.setattr("omnichannel_core.testing.server._group_running", lambda group: True)
+    monkeypatch.setattr("omnichannel_core.testing.server.os.killpg", never)
     assert status == server.process.returncode == server.stop()
 
 

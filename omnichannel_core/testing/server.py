@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -64,6 +65,10 @@ START_TIMEOUT_SECONDS = 60
 """Generous: a healthy server answers in a second or two, but one on the Firestore and
 Pub/Sub emulators, on a busy 2-core CI machine, once took over 20 s (each worker creates its
 Pub/Sub subscription at start). Waiting longer costs nothing when it starts."""
+
+
+_ENDED: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+"""The processes :func:`stop_process_group` saw the whole group of end."""
 
 
 def _group_running(group: int) -> bool:
@@ -114,8 +119,11 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> int | None:
     whatever of its group is left once it exited, or at once if it had exited already (a
     supervisor that died leaves gunicorn and the runner running); SIGKILL to the whole
     group when anything still runs :data:`STOP_SECONDS` after a SIGTERM. Returns its exit
-    status. Harmless to call again."""
+    status. Harmless to call again: once its group ended, it is never signalled again (its
+    number may be another process group's by then)."""
     group = process.pid
+    if process in _ENDED:
+        return process.returncode
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -123,11 +131,15 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> int | None:
         except subprocess.TimeoutExpired:
             _signal_group(group, signal.SIGKILL)
             process.wait(timeout=5)
-    if _group_running(group):
+    ended = not _group_running(group)
+    if not ended:
         _signal_group(group, signal.SIGTERM)
-        if not _group_ended(group, STOP_SECONDS):
+        ended = _group_ended(group, STOP_SECONDS)
+        if not ended:
             _signal_group(group, signal.SIGKILL)
-            _group_ended(group, 5)
+            ended = _group_ended(group, 5)
+    if ended:
+        _ENDED.add(process)
     return process.returncode
 
 
