@@ -261,6 +261,10 @@ def test_a_subscriber_named_like_the_cores_job_unloads_its_plugin(tmp_path):
 # register_commands ----------------------------------------------------------------------
 
 
+async def _command(args: argparse.Namespace) -> int:
+    return 0
+
+
 def test_a_command_used_twice_unloads_the_second_plugin(tmp_path):
     """A (group, name) another plugin's command has, the access module's ``users
     create-admin`` included, is refused by name; the program does not offer the refused
@@ -288,10 +292,6 @@ def test_a_command_used_twice_unloads_the_second_plugin(tmp_path):
     for refused_command in (["again", "ping"], ["first", "pong"]):
         with pytest.raises(SystemExit):
             parser.parse_args(refused_command)
-
-
-async def _command(args: argparse.Namespace) -> int:
-    return 0
 
 
 @pytest.mark.xfail(
