@@ -47,6 +47,26 @@ def test_message_status_of_unknown_message_is_404_json(client, identifier):
     assert response.json()["error"] == "not_found"
 
 
+def test_message_status_of_another_channels_message_is_404(client, inbox, fake_twilio):
+    """The status route reads through the Twilio channel's own ChannelInbox: a message of
+    another channel (one the generic http channel stored, for the same phone number)
+    answers 404 by its id, saying nothing of it, although /api/messages/{id} finds it;
+    the Twilio message to that number answers 200."""
+    phone = unique_phone()
+    client.post("/api/channels/http/messages", json={"to": phone, "text": "sent over http"})
+    [foreign] = inbox.messages_of(phone, "http")
+    assert client.get(f"/api/messages/{foreign['id']}").status_code == 200
+    refused = client.get(status_path(foreign["id"]))
+    assert refused.status_code == 404
+    assert refused.json()["error"] == "not_found"
+    assert "sent over http" not in refused.text
+    fake_twilio.queue(MessageAnswer.accept(new_message_sid()))
+    sent = client.post(SEND_SMS, json={"to": phone, "message": "sent over twilio"})
+    assert sent.status_code == 201, sent.text
+    own = client.get(status_path(sent.json()["id"]))
+    assert (own.status_code, own.json()["channel"]) == (200, "twilio")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

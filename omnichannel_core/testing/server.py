@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -57,10 +58,89 @@ def channels_except(keep: Iterable[str]) -> str:
     return ",".join(name for name in installed_channels() if name not in kept)
 
 
+STOP_SECONDS = 15
+"""How long stopping a server or worker waits after SIGTERM before it sends SIGKILL."""
+
 START_TIMEOUT_SECONDS = 60
 """Generous: a healthy server answers in a second or two, but one on the Firestore and
 Pub/Sub emulators, on a busy 2-core CI machine, once took over 20 s (each worker creates its
 Pub/Sub subscription at start). Waiting longer costs nothing when it starts."""
+
+
+_ENDED: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+"""The processes :func:`stop_process_group` saw the whole group of end."""
+
+
+def _group_running(group: int) -> bool:
+    """Whether a process of the process group ``group`` still runs. Read from /proc where
+    there is one, where an exited process its parent has not reaped yet (a zombie) does not
+    count; elsewhere the kernel is asked (``killpg(group, 0)``)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it exited meanwhile
+        state, _parent, its_group = stat.rsplit(")", 1)[1].split()[:3]
+        if int(its_group) == group and state != "Z":
+            return True
+    return False
+
+
+def _signal_group(group: int, number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, number)
+
+
+def _group_ended(group: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for every process of ``group`` to exit; whether they did."""
+    deadline = time.monotonic() + seconds
+    while _group_running(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> int | None:
+    """Stop ``process``, started with ``start_new_session=True``, and every process of its
+    group: SIGTERM to it, so it stops its children its own way (``omnichannel serve``
+    forwards the signal to gunicorn and the job runner and waits for them), then SIGTERM to
+    whatever of its group is left once it exited, or at once if it had exited already (a
+    supervisor that died leaves gunicorn and the runner running); SIGKILL to the whole
+    group when anything still runs :data:`STOP_SECONDS` after a SIGTERM. Returns its exit
+    status. Harmless to call again: once its group ended, it is never signalled again (its
+    number may be another process group's by then)."""
+    group = process.pid
+    if process in _ENDED:
+        return process.returncode
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            _signal_group(group, signal.SIGKILL)
+            process.wait(timeout=5)
+    ended = not _group_running(group)
+    if not ended:
+        _signal_group(group, signal.SIGTERM)
+        ended = _group_ended(group, STOP_SECONDS)
+        if not ended:
+            _signal_group(group, signal.SIGKILL)
+            ended = _group_ended(group, 5)
+    if ended:
+        _ENDED.add(process)
+    return process.returncode
 
 
 def free_port() -> int:
@@ -124,18 +204,19 @@ class ServerProcess:
         """Start gunicorn and wait for ``/health`` to answer; RuntimeError with the server's
         log when it exits or does not answer in time."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own gunicorn command line
-            self.command(),
-            cwd=self.workdir,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:  # the server has its own descriptor of it
+            self.process = subprocess.Popen(  # noqa: S603 - our own gunicorn command line
+                self.command(),
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # what it started may still run
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx.get(self.base_url + "/health", timeout=1).status_code in (200, 503):
@@ -146,16 +227,10 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not answer in {START_TIMEOUT_SECONDS}s:\n{self.log()}")
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL to the process group if it does not stop in 15 seconds."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+    def stop(self) -> int | None:
+        """Stop ``omnichannel serve`` and everything it started, even when it exited
+        already (:func:`stop_process_group`); its exit status, None if never started."""
+        return None if self.process is None else stop_process_group(self.process)
 
     def log(self) -> str:
         """What the server wrote so far (JSON log lines, one per request and event)."""
@@ -214,6 +289,7 @@ class WorkerProcess:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()}")
             if RUNNER_STARTED in self.log_path.read_bytes()[offset:]:
                 return self
@@ -226,18 +302,10 @@ class WorkerProcess:
         return None if self.process is None else self.process.pid
 
     def stop(self) -> int | None:
-        """SIGTERM to its PID (it stops its jobs and hands back their leases), then SIGKILL
-        to its process group if it does not stop in 15 seconds; its exit status."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        return self.process.returncode
+        """SIGTERM to its PID (it stops its jobs and hands back their leases), then to
+        anything left of its process group, SIGKILL if it does not stop
+        (:func:`stop_process_group`); its exit status, None if never started."""
+        return None if self.process is None else stop_process_group(self.process)
 
     def log(self) -> str:
         """What the worker wrote so far (JSON log lines)."""
