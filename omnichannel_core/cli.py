@@ -14,7 +14,7 @@ import attrs
 
 from omnichannel_core import __version__
 from omnichannel_core.app import build_registry
-from omnichannel_core.commands import Command
+from omnichannel_core.commands import CORE_COMMANDS, Command
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError, OmnichannelError
 from omnichannel_core.logs import configure_logging
@@ -25,7 +25,6 @@ from omnichannel_core.system.routes import plugins_report
 
 GUNICORN_SETTINGS = "python:omnichannel_core.gunicorn_conf"
 APP_FACTORY = "omnichannel_core.app:get_app()"
-CORE_COMMANDS = ("serve", "worker", "plugins")
 DESCRIPTION = (
     "omnichannel: one inbox for the messages of WhatsApp, SMS, Messenger and your own"
     " systems. 'serve' runs the server and its job runner, 'worker' runs the jobs alone,"

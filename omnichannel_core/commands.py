@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+CORE_COMMANDS = ("serve", "worker", "plugins")
+"""The program's own commands: no plugin's command group may take their names."""
 
 
 def _name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:

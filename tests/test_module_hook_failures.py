@@ -240,12 +240,6 @@ def test_a_job_named_like_a_subscriber_unloads_the_jobs_plugin(tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="bug: subscribers are checked before any job is known, so the core's job"
-    " 'events.prune' is the one refused, and the core cannot be unloaded: start-up fails",
-)
 def test_a_subscriber_named_like_the_cores_job_unloads_its_plugin(tmp_path):
     """A subscriber named like a job of the core is refused, and the server starts: one
     plugin's name must not stop it."""
@@ -294,12 +288,6 @@ def test_a_command_used_twice_unloads_the_second_plugin(tmp_path):
             parser.parse_args(refused_command)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=argparse.ArgumentError,
-    reason="bug: a command group named like a core command (serve, worker, plugins) is"
-    " accepted, and then building the program's parser raises 'conflicting subparser'",
-)
 def test_a_command_group_named_like_a_core_command_unloads_its_plugin(tmp_path):
     """A plugin's ``omnichannel serve now`` would shadow the core's ``serve``: it is refused,
     and the program (its help, every other plugin's command) still works."""
@@ -412,12 +400,6 @@ def test_every_hook_unloads_its_plugin_when_it_misbehaves(tmp_path, case):
     run(tmp_path, [first, *broken], scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _take_authenticators checks callable(), not that each is a coroutine"
-    " function; a plain one is taken, and every token the earlier authenticators do not"
-    " know then answers 500 (TypeError: object NoneType can't be used in 'await')",
-)
 def test_a_plain_function_authenticator_unloads_its_plugin(tmp_path):
     """An authenticator that is a plain function, not ``async def``, is refused as the
     error says ("a list of async functions"), and an unknown token still answers 401."""

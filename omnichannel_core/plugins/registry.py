@@ -12,6 +12,7 @@ unloaded: a problem there stops start-up.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ import structlog
 
 from omnichannel_core.bus.bus import create_bus
 from omnichannel_core.bus.news import News
-from omnichannel_core.commands import Command
+from omnichannel_core.commands import CORE_COMMANDS, Command
 from omnichannel_core.config import Config
 from omnichannel_core.events.records import EventTypeSpec
 from omnichannel_core.jobs.specs import Job, Subscriber
@@ -268,7 +269,9 @@ class Registry:
         self._mine(entry).event_types.extend(specs)
 
     def _take_authenticators(self, entry: LoadedPlugin, result: Any) -> None:
-        if not isinstance(result, list | tuple) or not all(callable(item) for item in result):
+        if not isinstance(result, list | tuple) or not all(
+            inspect.iscoroutinefunction(item) for item in result
+        ):
             raise ContributionRefused("must return a list of async functions")
         self._mine(entry).authenticators.extend(result)
 
@@ -315,6 +318,8 @@ class Registry:
 
     def _take_jobs(self, entry: LoadedPlugin, result: Any) -> None:
         jobs = self._items(result, Job, "Job")
+        if entry.info.kind == "core":  # its names are its own: a subscriber taking one goes
+            self._unload_subscribers_named({job.name for job in jobs})
         names = {job.name for job in self._all(lambda c: c.jobs)}
         names |= {subscriber.name for subscriber in self._all(lambda c: c.subscribers)}
         for job in jobs:
@@ -323,10 +328,23 @@ class Registry:
             names.add(job.name)
         self._mine(entry).jobs.extend(jobs)
 
+    def _unload_subscribers_named(self, names: set[str]) -> None:
+        """Jobs and subscribers share one namespace (the runner's leases); the core's jobs
+        come in a later phase than plugins' subscribers, yet keep their names."""
+        for other, contributions in self._owned():
+            taken = sorted(names & {subscriber.name for subscriber in contributions.subscribers})
+            if taken and other.info.kind != "core":
+                self._unload(other, f"register_subscribers: {taken[0]!r} is a job of the core's")
+
     def _take_commands(self, entry: LoadedPlugin, result: Any) -> None:
         commands = self._items(result, Command, "Command")
         taken = {(command.group, command.name) for command in self._all(lambda c: c.commands)}
         for command in commands:
+            if command.group in CORE_COMMANDS:
+                raise ContributionRefused(
+                    f"command group {command.group!r} is the core's own command"
+                    f" ({', '.join(CORE_COMMANDS)} are)"
+                )
             if (command.group, command.name) in taken:
                 raise ContributionRefused(f"command {command.group} {command.name} exists already")
             taken.add((command.group, command.name))
