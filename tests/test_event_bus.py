@@ -10,6 +10,7 @@ import pytest
 from google.auth.compute_engine import _metadata as gce_metadata
 
 from omnichannel_core.bus.bus import PollingBus
+from omnichannel_core.bus.news import News
 from omnichannel_core.bus.pubsub import PubSubBus, bus_credentials
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
@@ -155,3 +156,27 @@ def test_no_credentials_for_pubsub_is_a_clear_configuration_error(monkeypatch, t
     with pytest.raises(ConfigError, match="FIREBASE_PRIVATE_KEY") as raised:
         PubSubBus("omni-prod-1", "events", Config())
     assert raised.value.details["variable"] == "GOOGLE_APPLICATION_CREDENTIALS"
+
+
+def test_news_stops_when_cancelled_just_as_the_bus_rings():
+    """The process's news waiter ends when it is closed at the moment a ring arrives, at
+    whatever step of the ring it lands (Python 3.11's ``asyncio.wait_for`` swallowed such a
+    cancellation, and the server hung at shutdown)."""
+
+    async def close_after(steps: int) -> None:
+        bus = PollingBus(interval=30)
+        await bus.start()
+        news = News(bus)
+        with news.listening():
+            for _ in range(3):
+                await asyncio.sleep(0)  # the pump is waiting on the bus
+            bus.ring()
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            async with asyncio.timeout(5):
+                await news.close()
+
+    for steps in range(8):
+        started = time.monotonic()
+        asyncio.run(close_after(steps))
+        assert elapsed(started) < 2, f"closing {steps} steps after the ring hung"

@@ -15,10 +15,10 @@ log when a ring is overdue). Two kinds:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Protocol
 
 from omnichannel_core.config import Config
+from omnichannel_core.tasks import wait_until
 
 
 class EventBus(Protocol):
@@ -58,8 +58,7 @@ class PollingBus:
 
     async def wait(self, at_most: float) -> None:
         assert self._rung is not None, "start() the bus first"
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._rung.wait(), min(at_most, self.interval))
+        await wait_until(self._rung, min(at_most, self.interval))
         self._rung.clear()
 
 

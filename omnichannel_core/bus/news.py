@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import structlog
 
 from omnichannel_core.bus.bus import EventBus
+from omnichannel_core.tasks import cancel_and_wait, wait_until
 
 log = structlog.get_logger("omnichannel.events")
 
@@ -54,11 +55,7 @@ class News:
     async def wait(self, signal: asyncio.Event, at_most: float) -> bool:
         """Wait for ``signal`` (from :meth:`signal`); False when ``at_most`` seconds passed
         first."""
-        try:
-            await asyncio.wait_for(signal.wait(), at_most)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_until(signal, at_most)
 
     def tell(self) -> None:
         """Wake every reader (news, or the process is stopping)."""
@@ -79,8 +76,6 @@ class News:
 
     async def close(self) -> None:
         if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            await cancel_and_wait(self._pump)
             self._pump = None
         self.tell()

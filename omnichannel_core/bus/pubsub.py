@@ -42,6 +42,7 @@ from omnichannel_core.store.firestore.client import (
     SERVICE_ACCOUNT_VARIABLES,
     service_account_from_environment,
 )
+from omnichannel_core.tasks import wait_until
 
 log = structlog.get_logger("omnichannel.events")
 
@@ -155,8 +156,7 @@ class PubSubBus:
 
     async def wait(self, at_most: float) -> None:
         assert self._rung is not None, "start() the bus first"
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._rung.wait(), at_most)
+        await wait_until(self._rung, at_most)
         self._rung.clear()
 
     async def close(self) -> None:

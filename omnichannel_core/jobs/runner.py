@@ -34,6 +34,7 @@ from omnichannel_core.bus.news import News
 from omnichannel_core.jobs.specs import Job, JobControl, Subscriber
 from omnichannel_core.jobs.subscribers import SubscriberFeed
 from omnichannel_core.store.protocols import EventLog, JobStore, Lease
+from omnichannel_core.tasks import cancel_and_wait, wait_until
 from omnichannel_core.timestamps import utcnow
 
 log = structlog.get_logger("omnichannel.jobs")
@@ -114,11 +115,7 @@ class JobRunner:
         )
         await self._stopping.wait()
         _, pending = await asyncio.wait(tasks, timeout=self.grace) if tasks else ((), set())
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*pending)
         log.info("job_runner_stopped", holder=self.holder, cancelled=len(pending))
 
     # one unit of work, with or without its lease ------------------------------------------
@@ -161,9 +158,7 @@ class JobRunner:
         finally:
             self._controls.discard(control)
             if keeper is not None:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                await cancel_and_wait(keeper)
 
     async def _take(self, name: str) -> Lease | None:
         try:
@@ -183,10 +178,8 @@ class JobRunner:
             await asyncio.sleep(max(0.0, min(ttl / 3, expires - time.monotonic())))
             started = time.monotonic()
             try:
-                lease = await asyncio.wait_for(
-                    self.store.take_lease(name, self.holder, self.lease_ttl, utcnow()),
-                    max(expires - started, 0.001),
-                )
+                async with asyncio.timeout(max(expires - started, 0.001)):
+                    lease = await self.store.take_lease(name, self.holder, self.lease_ttl, utcnow())
             except TimeoutError:
                 lease = None
             except Exception:
@@ -202,8 +195,7 @@ class JobRunner:
             expires = started + ttl
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await wait_until(self._stopping, seconds)
 
     # what a job's work is ---------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 import attrs
 
 from omnichannel_core.events.records import Event
+from omnichannel_core.tasks import wait_until
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}(\.[a-z0-9_-]{1,64})+$")
 """``<module>.<job>``, e.g. ``greeter.count_messages``: named after the module that runs it."""
@@ -52,11 +53,7 @@ class JobControl:
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep ``seconds``; False (early) when the runner is stopping."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            return True
-        return False
+        return not await wait_until(self._stop, seconds)
 
 
 @attrs.frozen

@@ -17,7 +17,6 @@ the log), and resyncs rather than retry it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 from collections.abc import Awaitable
 
@@ -28,6 +27,7 @@ from omnichannel_core.errors import EventsExpired
 from omnichannel_core.events.records import Event
 from omnichannel_core.jobs.specs import START_LATEST, JobControl, Subscriber
 from omnichannel_core.store.protocols import EventLog, JobStore, SubscriberState
+from omnichannel_core.tasks import cancel_and_wait
 from omnichannel_core.timestamps import utcnow
 
 log = structlog.get_logger("omnichannel.jobs")
@@ -174,8 +174,4 @@ async def _first(*waits: Awaitable[object]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)

@@ -23,7 +23,9 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
   with :func:`encode_cursor` / :func:`decode_list_cursor` (a list's (timestamp, id) key,
   forged ones refused) or :func:`decode_cursor` (a key of your own shape).
 - **Events**: :class:`EventTypeSpec`, :class:`Event`; **background work**: :class:`Job`,
-  :class:`JobControl`, :class:`Subscriber`.
+  :class:`JobControl`, :class:`Subscriber`; a task of your own is stopped with
+  :func:`cancel_and_wait`, and an event waited on with :func:`wait_until` (not
+  ``asyncio.wait_for``, which can lose a cancellation on Python 3.11).
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
   :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`.
 - **Audit**: :class:`AuditEntry`, :func:`audit_entry`.
@@ -110,6 +112,7 @@ from omnichannel_core.services import (
 from omnichannel_core.store import lazy
 from omnichannel_core.store.protocols import AuditLog
 from omnichannel_core.store.specs import StoreSpec
+from omnichannel_core.tasks import cancel_and_wait, wait_until
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
 from omnichannel_core.unset import UNSET
 from omnichannel_core.web.body import read_json_object, webhook_request
@@ -187,6 +190,7 @@ __all__ = [
     "audit_entry",
     "bootstrap_keys",
     "caller_address",
+    "cancel_and_wait",
     "check_grant",
     "check_route",
     "decode_cursor",
@@ -205,5 +209,6 @@ __all__ = [
     "signing_secret",
     "to_json",
     "utcnow",
+    "wait_until",
     "webhook_request",
 ]

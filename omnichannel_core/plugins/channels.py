@@ -62,9 +62,8 @@ class Channels:
         :data:`HEALTH_TIMEOUT_SECONDS` (a sync health hook that hangs keeps its thread, but
         nobody waits for it); raises HookNotImplemented when it has no ``health``."""
         try:
-            result = await asyncio.wait_for(
-                self.dispatcher.call(channel, "health", **kwargs), HEALTH_TIMEOUT_SECONDS
-            )
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                result = await self.dispatcher.call(channel, "health", **kwargs)
         except HookNotImplemented:
             raise
         except TimeoutError:

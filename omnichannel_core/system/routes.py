@@ -158,7 +158,8 @@ class Health:
 
     async def _store_report(self) -> dict[str, Any]:
         try:
-            facts = await asyncio.wait_for(self.registry.database.ping(), STORE_TIMEOUT_SECONDS)
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+                facts = await self.registry.database.ping()
             return {"ok": True, **facts}
         except Exception as error:
             log.exception("store_health_failed")

@@ -36,7 +36,9 @@ from omnichannel_core.module import (
     InboxReader,
     News,
     NotFound,
+    cancel_and_wait,
     to_json,
+    wait_until,
 )
 
 log = structlog.get_logger("omnichannel.events")
@@ -100,11 +102,9 @@ class EventHub:
         return self._live
 
     async def head(self) -> str | None:
-        """The cursor a stream that asks for nothing older starts after: the newest event
-        the hub has read, or the log's newest when the hub is not reading (None: the log is
-        empty)."""
-        if self._live:
-            return self._cursor
+        """The cursor a stream that asks for nothing older starts after: the log's newest
+        event (None: the log is empty). Not the hub's own cursor, which may lag the log by
+        a poll: a stream opened just after an event would be told of it."""
         return await self.log.latest()
 
     async def ensure_running(self) -> None:
@@ -129,9 +129,7 @@ class EventHub:
 
     async def close(self) -> None:
         if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            await cancel_and_wait(self._pump)
             self._pump = None
         self._forget()
         self._told.set()  # wake the streams, which see the hub closed
@@ -155,11 +153,7 @@ class EventHub:
     async def wait(self, signal: asyncio.Event, at_most: float) -> bool:
         """Wait for ``signal`` (from :meth:`signal`); False when ``at_most`` seconds passed
         first."""
-        try:
-            await asyncio.wait_for(signal.wait(), at_most)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_until(signal, at_most)
 
     def buffered_after(self, cursor: str | None) -> list[Delivery] | None:
         """The buffered deliveries after ``cursor``; None when the buffer does not hold it
