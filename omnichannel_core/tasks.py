@@ -22,7 +22,12 @@ log = structlog.get_logger("omnichannel.tasks")
 
 
 async def wait_until(event: asyncio.Event, at_most: float) -> bool:
-    """Wait for ``event``; False when ``at_most`` seconds passed first."""
+    """Wait for ``event``; False when ``at_most`` seconds passed first. Always lets the
+    other tasks run once, as an await should: a loop around a set event does not hold the
+    event loop."""
+    if event.is_set():
+        await asyncio.sleep(0)
+        return True
     try:
         async with asyncio.timeout(at_most):
             await event.wait()
@@ -32,16 +37,25 @@ async def wait_until(event: asyncio.Event, at_most: float) -> bool:
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:
-    """Cancel ``tasks`` and wait until each has finished, whatever it raised; a cancellation
-    of the caller itself meanwhile still propagates (after every task has been asked)."""
+    """Cancel ``tasks`` and wait until each has finished, whatever it raised (an error is
+    logged). A cancellation of the caller that arrives meanwhile is raised once the task
+    being awaited has ended, even if that task swallowed it; one the caller was already
+    handling when it called (stopping tasks in a ``finally``) does not cut the stop short."""
+    current = asyncio.current_task()
+    before = current.cancelling() if current is not None else 0
+
+    def cancelled_meanwhile() -> bool:
+        return current is not None and current.cancelling() > before
+
     for task in tasks:
         task.cancel()
     for task in tasks:
         try:
             await task
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            if cancelled_meanwhile():
                 raise
         except Exception:
             log.exception("task_failed_as_it_stopped", task=task.get_name())
+        if cancelled_meanwhile():
+            raise asyncio.CancelledError

@@ -459,3 +459,46 @@ def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
             await stores.close()
 
     asyncio.run(scenario())
+
+
+def test_a_stream_told_nothing_of_a_busy_log_still_sends_keepalives(tmp_path, monkeypatch):
+    """Events none of which the reader may see still let keepalives through, so a client
+    that left is noticed (Falcon learns it only when the stream sends) even in a busy inbox."""
+    monkeypatch.setattr(events_routes, "KEEPALIVE_SECONDS", 0.2)
+
+    async def scenario() -> SSEvent:
+        stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+        store = stores.inbox
+        bus = PollingBus(interval=0.01)
+        await bus.start()
+        news = News(bus)
+        # No type declared: every event is one this reader is not told of.
+        hub = EventHub(EventReader(stores.events), news, {}, StoreReader(store))
+        principal = Principal("api_key", "key", "reader", frozenset({"conversations:read"}))
+
+        async def same_principal() -> Principal:
+            return principal
+
+        async def busy_log() -> None:
+            while True:
+                await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1555", "x"))
+                bus.ring()
+                await asyncio.sleep(0.02)
+
+        await hub.ensure_running()
+        stream = events_routes.Events(hub).stream(principal, same_principal, await hub.head())
+        writing = asyncio.create_task(busy_log())
+        try:
+            assert (await anext(stream)).event == "ready"
+            async with asyncio.timeout(5):
+                return await anext(stream)
+        finally:
+            writing.cancel()
+            await stream.aclose()
+            await hub.close()
+            await news.close()
+            await bus.close()
+            await stores.close()
+
+    sent = asyncio.run(scenario())
+    assert sent.comment == "keepalive" and sent.event is None

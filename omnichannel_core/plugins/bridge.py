@@ -14,6 +14,7 @@ on the loop directly (see ``plugins/dispatch.py``): the bridge costs nothing on 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -27,6 +28,8 @@ EVENT_LOOP: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.Cont
 )
 _IMPL_MARK = PROJECT_NAME + "_impl"
 ORIGINAL_COROUTINE = "__omnichannel_coroutine__"
+LOOP_CHECK_SECONDS = 1.0
+"""How often a hook thread waiting for its coroutine checks that the loop still runs."""
 
 
 def _bridge(function: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
@@ -41,10 +44,21 @@ def _bridge(function: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., 
             running = None
         if running is loop:
             raise RuntimeError("a bridged coroutine hook was called on the event loop thread")
-        return asyncio.run_coroutine_threadsafe(function(*args, **kwargs), loop).result()
+        return _result(asyncio.run_coroutine_threadsafe(function(*args, **kwargs), loop), loop)
 
     setattr(run_on_loop, ORIGINAL_COROUTINE, function)
     return run_on_loop
+
+
+def _result(future: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop) -> Any:
+    """The coroutine's outcome; RuntimeError if the loop closes first (the server stopping
+    as the hook was scheduled), so the hook's thread never waits forever for it."""
+    while True:
+        try:
+            return future.result(timeout=LOOP_CHECK_SECONDS)
+        except TimeoutError:
+            if loop.is_closed():  # nothing will run it now
+                raise RuntimeError("the server stopped before the hook finished") from None
 
 
 def original_coroutine(function: Callable[..., Any]) -> Callable[..., Any] | None:

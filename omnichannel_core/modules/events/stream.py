@@ -14,9 +14,10 @@ When the stream has events (or a keepalive) to send and its credential was last 
 ``RECHECK_SECONDS`` ago or more, it checks it again: after a logout, a deactivation, a
 revoked key or an expired access token, it sends ``event: ended`` saying why and closes,
 and a role change applies to what follows. Events within ``RECHECK_SECONDS`` of the last
-check still go out. A comment is sent when nothing happened for ``KEEPALIVE_SECONDS``, so
-proxies keep the connection, a client that left is noticed (Falcon learns it only when the
-stream sends something), and a quiet stream notices a credential that stopped holding.
+check still go out. A comment is sent when nothing was sent for ``KEEPALIVE_SECONDS``
+(nothing happened, or nothing this reader may see), so proxies keep the connection, a
+client that left is noticed (Falcon learns it only when the stream sends something), and a
+quiet stream notices a credential that stopped holding.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class Events:
         this is open (:meth:`EventHub.subscribe`)."""
         with self.hub.subscribe():
             yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
-            checked = time.monotonic()
+            checked = sent = time.monotonic()
             idle = False  # nothing happened for KEEPALIVE_SECONDS: a keepalive is due
             while self.hub.running:
                 signal = self.hub.signal()
@@ -181,8 +182,11 @@ class Events:
                     if STREAM_PERMISSION not in principal.permissions:
                         yield SSEvent(event="ended", json={"message": "permission withdrawn"})
                         return
-                if idle:
+                # Also when events came but none for this reader: only a send tells Falcon
+                # that the client left.
+                if idle or time.monotonic() - sent >= KEEPALIVE_SECONDS:
                     yield SSEvent(comment="keepalive")
+                    sent = time.monotonic()
                 for delivery in batch:
                     cursor = delivery.event.cursor
                     view = event_view(
@@ -194,4 +198,5 @@ class Events:
                             event_id=cursor,
                             json=event_body(delivery, view),
                         )
+                        sent = time.monotonic()
                 idle = not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS)
