@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from omnichannel_core.errors import InvalidInput
+from omnichannel_core.serialization import compact_json
 from omnichannel_core.timestamps import TIMESTAMP_FORMAT
 
 STORED_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -35,7 +36,7 @@ class Page:
 
 
 def encode_cursor(*key: Any) -> str:
-    raw = json.dumps(list(key), separators=(",", ":")).encode()
+    raw = compact_json(list(key)).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -15,7 +15,7 @@ from google.cloud.firestore_v1 import (
 )
 
 from omnichannel_core.errors import NotFound
-from omnichannel_core.serialization import converter
+from omnichannel_core.serialization import compact_json, converter
 
 
 def document_key(*parts: str) -> str:
@@ -66,7 +66,7 @@ def optional_time(value: datetime | None) -> datetime | None:
 def json_text(value: Any) -> str:
     """Free-form data (metadata, attributes, media) as JSON text: stored exactly as given
     (Firestore maps reject empty keys and integers beyond 64 bits), and never indexed."""
-    return json.dumps(converter.unstructure(value), separators=(",", ":"))
+    return compact_json(converter.unstructure(value))
 
 
 def existing(snapshot: DocumentSnapshot, what: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from omnichannel_core.errors import EventsExpired, InvalidInput
 from omnichannel_core.events.records import Event
+from omnichannel_core.serialization import compact_json
 from omnichannel_core.store.specs import SqliteMigration
 from omnichannel_core.store.sqlite.runner import LoggingConnection
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
@@ -87,7 +88,7 @@ def append_event(
             conversation_id,
             json.dumps(list(assignees)),
             at or format_timestamp(utcnow()),
-            json.dumps(dict(data or {}), separators=(",", ":")),
+            compact_json(dict(data or {})),
         ),
     )
     if isinstance(connection, LoggingConnection):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from omnichannel_core.errors import NotFound
 from omnichannel_core.paging import Page, encode_cursor
-from omnichannel_core.serialization import converter
+from omnichannel_core.serialization import compact_json, converter
 
 
 def json_text(value: Any) -> str:
     """A value (attrs models included) as compact JSON text, for a TEXT column."""
-    return json.dumps(converter.unstructure(value), separators=(",", ":"))
+    return compact_json(converter.unstructure(value))
 
 
 def fetch_one(

@@ -10,7 +10,6 @@ the writer's transaction, under the write lock, so the whole ingest is one atomi
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from omnichannel_core.channel import InboundMessage
@@ -134,7 +133,7 @@ def _insert_message(
             inbound.text,
             json_text(inbound.media),
             inbound.provider_message_id,
-            json.dumps(metadata, separators=(",", ":")),
+            json_text(metadata),
             now,
             now,
         ),

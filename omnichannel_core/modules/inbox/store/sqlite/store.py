@@ -139,7 +139,7 @@ class SqliteInboxStore:
                     text,
                     json_text(media),
                     idempotency_key,
-                    json.dumps(metadata, separators=(",", ":")),
+                    json_text(metadata),
                     now,
                     now,
                 ),
@@ -277,7 +277,7 @@ class SqliteInboxStore:
                 (
                     name,
                     json.dumps(list(new_tags)),
-                    json.dumps(new_attributes, separators=(",", ":")),
+                    json_text(new_attributes),
                     search_text(name, addresses),
                     now,
                     contact_id,
