@@ -39,7 +39,8 @@ async def wait_until(event: asyncio.Event, at_most: float) -> bool:
 async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:
     """Cancel ``tasks`` and wait until each has finished, whatever it raised (an error is
     logged). A cancellation of the caller that arrives meanwhile is raised once the task
-    being awaited has ended, even if that task swallowed it; one the caller was already
+    being awaited has ended, even if that task swallowed it (the tasks after it are
+    cancelled but not awaited); one the caller was already
     handling when it called (stopping tasks in a ``finally``) does not cut the stop short."""
     current = asyncio.current_task()
     before = current.cancelling() if current is not None else 0

@@ -5,6 +5,8 @@ last tests run in-process, where a module setting can be changed or the store wa
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -461,12 +463,17 @@ def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
     asyncio.run(scenario())
 
 
-def test_a_stream_told_nothing_of_a_busy_log_still_sends_keepalives(tmp_path, monkeypatch):
-    """Events none of which the reader may see still let keepalives through, so a client
-    that left is noticed (Falcon learns it only when the stream sends) even in a busy inbox."""
-    monkeypatch.setattr(events_routes, "KEEPALIVE_SECONDS", 0.2)
+@pytest.mark.parametrize(("keepalive", "every"), [(0.2, 0.02), (1.0, 0.7)])
+def test_a_stream_told_nothing_of_a_busy_log_still_sends_keepalives(
+    tmp_path, monkeypatch, keepalive, every
+):
+    """Events none of which the reader may see still let keepalives through, on time, so a
+    client that left is noticed (Falcon learns it only when the stream sends) even in a busy
+    inbox: whether they come faster than the keepalive, or a little slower than half of it
+    (each wake must not start the wait for the keepalive again)."""
+    monkeypatch.setattr(events_routes, "KEEPALIVE_SECONDS", keepalive)
 
-    async def scenario() -> SSEvent:
+    async def scenario() -> list[float]:
         stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
         store = stores.inbox
         bus = PollingBus(interval=0.01)
@@ -483,15 +490,20 @@ def test_a_stream_told_nothing_of_a_busy_log_still_sends_keepalives(tmp_path, mo
             while True:
                 await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1555", "x"))
                 bus.ring()
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(every)
 
         await hub.ensure_running()
         stream = events_routes.Events(hub).stream(principal, same_principal, await hub.head())
         writing = asyncio.create_task(busy_log())
         try:
             assert (await anext(stream)).event == "ready"
-            async with asyncio.timeout(5):
-                return await anext(stream)
+            times = [time.monotonic()]
+            async with asyncio.timeout(10):
+                for _ in range(3):
+                    sent = await anext(stream)
+                    assert sent.comment == "keepalive" and sent.event is None
+                    times.append(time.monotonic())
+            return [later - earlier for earlier, later in itertools.pairwise(times)]
         finally:
             writing.cancel()
             await stream.aclose()
@@ -500,5 +512,5 @@ def test_a_stream_told_nothing_of_a_busy_log_still_sends_keepalives(tmp_path, mo
             await bus.close()
             await stores.close()
 
-    sent = asyncio.run(scenario())
-    assert sent.comment == "keepalive" and sent.event is None
+    gaps = asyncio.run(scenario())
+    assert max(gaps) < keepalive + max(0.3 * keepalive, 0.15), gaps

@@ -19,7 +19,8 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
   shared pieces; :data:`UNSET` a field left out.
 - **Permissions**: :class:`PermissionSpec`, :class:`Role`; the caller is a
   :class:`Principal` (``req.context.principal``); :func:`check_grant`.
-- **Storage**: :class:`StoreSpec` (with :func:`lazy` factories); lists as :class:`Page`
+- **Storage**: :class:`StoreSpec` (with :func:`lazy` factories); :func:`compact_json` for
+  a JSON column; lists as :class:`Page`
   with :func:`encode_cursor` / :func:`decode_list_cursor` (a list's (timestamp, id) key,
   forged ones refused) or :func:`decode_cursor` (a key of your own shape).
 - **Events**: :class:`EventTypeSpec`, :class:`Event`; **background work**: :class:`Job`,
@@ -100,7 +101,7 @@ from omnichannel_core.routes import (
     Route,
     RoutePolicy,
 )
-from omnichannel_core.serialization import parse_json, to_json
+from omnichannel_core.serialization import compact_json, parse_json, to_json
 from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_secret
 from omnichannel_core.services import (
     ChannelInbox,
@@ -193,6 +194,7 @@ __all__ = [
     "cancel_and_wait",
     "check_grant",
     "check_route",
+    "compact_json",
     "decode_cursor",
     "decode_list_cursor",
     "encode_cursor",

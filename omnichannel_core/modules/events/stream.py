@@ -162,7 +162,6 @@ class Events:
         with self.hub.subscribe():
             yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
             checked = sent = time.monotonic()
-            idle = False  # nothing happened for KEEPALIVE_SECONDS: a keepalive is due
             while self.hub.running:
                 signal = self.hub.signal()
                 batch = self.hub.buffered_after(cursor)
@@ -172,7 +171,10 @@ class Events:
                     except EventsExpired as error:
                         yield SSEvent(event="expired", json={"message": error.message})
                         return
-                if (batch or idle) and time.monotonic() - checked >= RECHECK_SECONDS:
+                # Nothing sent for KEEPALIVE_SECONDS (nothing happened, or nothing this reader
+                # may see): only a send tells Falcon that the client left.
+                keepalive = time.monotonic() - sent >= KEEPALIVE_SECONDS
+                if (batch or keepalive) and time.monotonic() - checked >= RECHECK_SECONDS:
                     checked = time.monotonic()
                     try:
                         principal = await authenticate_again()
@@ -182,9 +184,7 @@ class Events:
                     if STREAM_PERMISSION not in principal.permissions:
                         yield SSEvent(event="ended", json={"message": "permission withdrawn"})
                         return
-                # Also when events came but none for this reader: only a send tells Falcon
-                # that the client left.
-                if idle or time.monotonic() - sent >= KEEPALIVE_SECONDS:
+                if keepalive:
                     yield SSEvent(comment="keepalive")
                     sent = time.monotonic()
                 for delivery in batch:
@@ -199,4 +199,6 @@ class Events:
                             json=event_body(delivery, view),
                         )
                         sent = time.monotonic()
-                idle = not batch and not await self.hub.wait(signal, KEEPALIVE_SECONDS)
+                if not batch:  # wait for news, at most until a keepalive is due
+                    due = sent + KEEPALIVE_SECONDS - time.monotonic()
+                    await self.hub.wait(signal, max(0.0, due))
