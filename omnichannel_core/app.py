@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import FrameType
@@ -22,6 +23,7 @@ import falcon.asgi
 import structlog
 
 from omnichannel_core.config import Config
+from omnichannel_core.errors import ConfigError
 from omnichannel_core.logs import configure_logging
 from omnichannel_core.plugins.channels import Channels
 from omnichannel_core.plugins.dispatch import ChannelDispatcher
@@ -175,3 +177,28 @@ def get_app() -> falcon.asgi.App:
     config = Config.from_environ()
     configure_logging(config)
     return create_app(config)
+
+
+def prepare_stores() -> None:
+    """Open every store of the configured server once (applying its migrations), then close
+    it: what gunicorn's master has done before forking its workers. Run in a process of its
+    own (:data:`PREPARE_STORES_COMMAND`): a store's client may leave threads and gRPC
+    state behind (Firestore's does), and workers forked from a process holding them can
+    hang in their first call. Exits 2 with one line when the configuration is refused."""
+    config = Config.from_environ()
+    configure_logging(config)
+
+    async def migrate() -> None:
+        registry = build_registry(config)
+        await registry.open_stores()
+        await registry.close_stores()
+
+    try:
+        asyncio.run(migrate())
+    except ConfigError as error:  # e.g. a store path that cannot be created or opened
+        sys.stderr.write(f"omnichannel: {error.message}\n")
+        raise SystemExit(2) from None
+
+
+PREPARE_STORES_COMMAND = ("-c", "from omnichannel_core.app import prepare_stores; prepare_stores()")
+"""``python`` arguments that run :func:`prepare_stores`."""

@@ -6,8 +6,8 @@ and the API key once, before any worker starts.
 
 from __future__ import annotations
 
-import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -74,18 +74,13 @@ control_socket = str(control_socket_path(_config))  # --no-control-socket: none 
 
 
 def on_starting(server) -> None:  # gunicorn hook: in the master, once
-    from omnichannel_core.app import FAILURES_REPORTED_VARIABLE, build_registry
+    from omnichannel_core.app import FAILURES_REPORTED_VARIABLE, PREPARE_STORES_COMMAND
 
-    async def migrate() -> None:
-        registry = build_registry(_config)
-        await registry.open_stores()
-        await registry.close_stores()
-
-    try:
-        asyncio.run(migrate())
-    except ConfigError as error:  # e.g. a store path that cannot be created or opened
-        sys.stderr.write(f"omnichannel: {error.message}\n")
-        raise SystemExit(2) from None
+    # In a process of its own: the master forks the workers, and must hold no store client
+    # (a gRPC one left behind hangs a forked worker now and then).
+    prepared = subprocess.run([sys.executable, *PREPARE_STORES_COMMAND], check=False)  # noqa: S603
+    if prepared.returncode != 0:
+        raise SystemExit(2)
     os.environ[FAILURES_REPORTED_VARIABLE] = "1"  # the workers, forked from here, say it not again
     announce_generated_key(ensure_api_key(_config))
     give_up_an_unusable_control_socket(server)
