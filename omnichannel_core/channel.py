@@ -7,6 +7,7 @@ this repository to it.
 - The values hooks receive and return: :class:`WebhookRequest`, :class:`WebhookResult`
   (:class:`InboundMessage`, :class:`StatusUpdate`, :class:`StatusWatermark`,
   :class:`WebhookResponse`), :class:`OutboundMessage`, :class:`SendResult`,
+  :class:`SendPolicy` (:class:`Sender`),
   :class:`ChannelHealth`, :class:`ChannelRoute`; the records they name (:class:`Message`,
   :class:`Conversation`, :class:`Media`, :class:`DeliveryStatus`, :class:`Consent`).
 - The errors a hook raises: :class:`WebhookRejected` (403), :class:`InvalidInput` (400),
@@ -18,16 +19,24 @@ this repository to it.
   read and send on this channel only), :class:`OutboundRequest`; the declaration of what a
   route's methods take and answer, as a module route's (:class:`Operation`,
   :class:`Response`, :class:`PageOf`, bodies as attrs classes with :func:`field`,
-  :class:`IdempotencyHeaders`), from which the core checks the request and documents the
+  :class:`IdempotencyHeaders`, :func:`send_at_field` and :func:`send_at_of` for a
+  scheduled send), from which the core checks the request and documents the
   route; and the helpers to read a request by hand as the core does
   (:func:`read_json_object`, :func:`idempotency_key`, :func:`read_media`) and answer it
-  (:func:`to_json`).
+  (:func:`to_json`); a route that sends declares :data:`SEND_ANSWERS` and answers with
+  :func:`prefer_wait` and :func:`answer_sent`.
 """
 
 from __future__ import annotations
 
 from omnichannel_core import hookimpl
-from omnichannel_core.bodies.common import MAX_URL, IdempotencyHeaders, read_media
+from omnichannel_core.bodies.common import (
+    MAX_URL,
+    IdempotencyHeaders,
+    read_media,
+    send_at_field,
+    send_at_of,
+)
 from omnichannel_core.bodies.fields import field
 from omnichannel_core.bodies.schema import PageOf
 from omnichannel_core.channel_settings import ChannelSettings, settings_for
@@ -57,6 +66,8 @@ from omnichannel_core.hooktypes import (
     ChannelRoute,
     InboundMessage,
     OutboundMessage,
+    Sender,
+    SendPolicy,
     SendResult,
     StatusUpdate,
     StatusWatermark,
@@ -72,6 +83,7 @@ from omnichannel_core.serialization import parse_json, to_json
 from omnichannel_core.services import ChannelInbox, OutboundRequest
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
 from omnichannel_core.web.body import idempotency_key, read_json_object
+from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, prefer_wait
 
 __all__ = [
     "ACCEPTED",
@@ -82,6 +94,8 @@ __all__ = [
     "MAX_URL",
     "MISSING",
     "REJECTED",
+    "SEND_ANSWERS",
+    "SEND_NOTES",
     "UNREACHABLE",
     "ChannelHealth",
     "ChannelInbox",
@@ -108,13 +122,16 @@ __all__ = [
     "Response",
     "SendFailed",
     "SendOutcomeUnknown",
+    "SendPolicy",
     "SendResult",
+    "Sender",
     "StatusUpdate",
     "StatusWatermark",
     "WebhookRejected",
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "answer_sent",
     "credentials_health",
     "field",
     "format_timestamp",
@@ -122,8 +139,11 @@ __all__ = [
     "idempotency_key",
     "parse_json",
     "parse_timestamp",
+    "prefer_wait",
     "read_json_object",
     "read_media",
+    "send_at_field",
+    "send_at_of",
     "settings_for",
     "to_json",
     "utcnow",

@@ -56,6 +56,30 @@ def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _parse_per_channel(low: float, high: float) -> Callable[[str], Mapping[str, float]]:
+    """``channel=value`` pairs, comma separated; a key may name one sender of a channel as
+    ``channel:sender`` (e.g. ``twilio:whatsapp:+14155238886=80``)."""
+
+    def parse(raw: str) -> Mapping[str, float]:
+        values: dict[str, float] = {}
+        for item in _parse_list(raw):
+            key, equals, number = item.rpartition("=")
+            key = key.strip()
+            channel = key.partition(":")[0]
+            if not equals or not channel or not key:
+                raise ValueError(f"{item!r} is not channel=number or channel:sender=number")
+            try:
+                value = float(number)
+            except ValueError:
+                raise ValueError(f"{item!r}: {number!r} is not a number") from None
+            if not low <= value <= high or value != value:
+                raise ValueError(f"{item!r}: must be between {low:g} and {high:g}")
+            values[key] = value
+        return values
+
+    return parse
+
+
 def _parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -227,6 +251,31 @@ class Config:
     """How long a singleton job's lease lasts without renewal: how long a runner that died
     keeps its jobs from the others."""
     run_worker: bool = setting("OMNICHANNEL_RUN_WORKER", _parse_bool, True)
+    send_rates: Mapping[str, float] = setting(
+        "OMNICHANNEL_SEND_RATES", _parse_per_channel(0, 100_000), {}
+    )
+    """Messages per second per channel, or per sender of a channel (``twilio=1,facebook=20,
+    twilio:whatsapp:+14155238886=80``), ``*`` for every other channel; 0: unpaced. Unset ones
+    take the channel's own default (its ``send_policy``). See docs/delivery.md."""
+    send_retry_seconds: Mapping[str, float] = setting(
+        "OMNICHANNEL_SEND_RETRY_SECONDS", _parse_per_channel(0, 7 * 86_400), {}
+    )
+    """Per channel: how long after a message is due its retryable failures are retried."""
+    send_confirm_seconds: Mapping[str, float] = setting(
+        "OMNICHANNEL_SEND_CONFIRM_SECONDS", _parse_per_channel(0, 7 * 86_400), {}
+    )
+    """Per channel: how long a message in doubt waits for the provider to confirm it."""
+    send_backoff_ms: int = setting("OMNICHANNEL_SEND_BACKOFF_MS", _parse_int(1, 3_600_000), 1000)
+    """The first retry's delay; each next one doubles (with jitter), up to 5 minutes."""
+    send_lease_seconds: int = setting("OMNICHANNEL_SEND_LEASE_SECONDS", _parse_int(2, 3600), 60)
+    """How long a runner holds a message it is sending; a runner that dies mid-send leaves
+    it in doubt once this has passed."""
+    send_concurrency: int = setting("OMNICHANNEL_SEND_CONCURRENCY", _parse_int(1, 1024), 32)
+    """Sends in flight at once in each job runner."""
+    outbox_max_age_seconds: int = setting(
+        "OMNICHANNEL_OUTBOX_MAX_AGE_SECONDS", _parse_int(1, 30 * 86_400), 900
+    )
+    """``/health`` degrades when a message due this long ago is still not sent."""
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:

@@ -91,15 +91,28 @@ class SendFailed(OmnichannelError):
     """The provider refused or could not take an outbound message.
 
     :param code: the provider's error code, when it gave one.
-    :param retryable: True when the same request may succeed later (rate limit, outage).
+    :param retryable: True when the provider provably did not take it and the same request
+        may succeed later: a 429 or 5xx answer, or no connection made. The outbox retries
+        it with backoff, up to the channel's deadline (docs/delivery.md).
+    :param retry_after: seconds the provider asked to wait (``Retry-After``), if it did.
+    :param throttled: True for a rate limit (429): the channel's pace slows down.
     """
 
     def __init__(
-        self, message: str, *, code: str | None = None, retryable: bool = False, **details: Any
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        **details: Any,
     ) -> None:
         super().__init__(message, code=code, **details)
         self.code = code
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class SendOutcomeUnknown(OmnichannelError):
@@ -107,7 +120,10 @@ class SendOutcomeUnknown(OmnichannelError):
     dropped after sending): the message may or may not have been sent.
 
     Raised by ``send`` implementations instead of retrying, which could deliver twice. The
-    core leaves the message ``sending`` (not failed) for a status callback to settle.
+    core leaves the message ``sending`` and ``in_doubt`` (not failed) for a status callback
+    or echo to settle, or the channel's confirmation deadline to fail; it is sent again (with
+    the same id) only on a channel whose :class:`~omnichannel_core.hooktypes.SendPolicy` says
+    ``resend_safe``.
     """
 
 

@@ -1,6 +1,7 @@
 """Every hook: the channel hooks, and the module hooks.
 
-**Channel hooks** (``receive``, ``status``, ``send``, ``health``, ``channel_routes``) receive
+**Channel hooks** (``receive``, ``status``, ``send``, ``send_policy``, ``health``,
+``channel_routes``) receive
 ``channel``, the name of the channel they are called for: the core dispatches per channel,
 so a channel's implementation only ever runs for its own name, while a cross-cutting
 plugin's ``wrapper=True`` implementation runs around every channel's. They may be plain
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         ChannelHealth,
         ChannelRoute,
         OutboundMessage,
+        SendPolicy,
         SendResult,
         WebhookRequest,
         WebhookResult,
@@ -82,17 +84,37 @@ def status(channel: str, request: WebhookRequest, config: Config) -> WebhookResu
 def send(channel: str, message: OutboundMessage, config: Config) -> SendResult | None:
     """Deliver a stored, queued outbound message through the provider.
 
-    Called after the message is stored, for replies in conversations and for
-    ``POST /api/channels/{channel}/messages``. Raise
-    :class:`omnichannel_core.errors.SendFailed` when the provider refuses it (with its error
-    code; ``retryable=True`` for rate limits and outages), or
-    :class:`omnichannel_core.errors.ChannelUnavailable` when the channel is not configured.
+    Called by the outbox's delivery job (never inside an API request), once per attempt, at
+    the channel's pace. Make one attempt and say how it went; the outbox retries:
+
+    - return a :class:`SendResult` when the provider took it;
+    - raise :class:`omnichannel_core.errors.SendFailed` when it did not: ``retryable=True``
+      when it provably did not take it and may later (429 with ``throttled=True`` and
+      ``retry_after``, 5xx, no connection made), else with the provider's error code;
+    - raise :class:`omnichannel_core.errors.SendOutcomeUnknown` when the request went out and
+      the answer was lost (a timeout after writing, a connection closed after the body):
+      the message is then in doubt, never sent again blindly (``resend_safe=True`` only
+      when the provider dedupes on ``message.id``);
+    - raise :class:`omnichannel_core.errors.ChannelUnavailable` when it is not configured.
 
     :param channel: the channel's name.
     :param message: what to send and to whom; ``message.id`` is stable across retries.
     :param config: the server's configuration.
     :returns: a :class:`SendResult` with the provider's message id. Stops at first
         non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def send_policy(channel: str, config: Config) -> SendPolicy | None:
+    """How the outbox paces and retries this channel's sends: the provider's published rate
+    (per sender where it limits each number apart), and how long to retry and to wait for a
+    message in doubt to be confirmed. Optional: without it a channel gets
+    :class:`SendPolicy`'s defaults. Read once in a while, not per message.
+
+    :param channel: the channel's name.
+    :param config: the server's configuration.
+    :returns: a :class:`SendPolicy`. Stops at first non-None result.
     """
 
 

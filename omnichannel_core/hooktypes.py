@@ -6,7 +6,7 @@ so a plugin cannot change what another plugin (or the core) sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,6 +189,56 @@ class SendResult:
 
     provider_message_id: str = attrs.field(validator=_identifier)
     status: DeliveryStatus = attrs.field(default=DeliveryStatus.SENT, converter=DeliveryStatus)
+
+
+DEFAULT_SEND_RATE = 10.0
+"""Messages per second on a channel that declares no ``send_policy``."""
+DEFAULT_RETRY_SECONDS = 3600.0
+DEFAULT_CONFIRM_SECONDS = 3600.0
+
+
+@attrs.frozen
+class Sender:
+    """Who a message goes out from, when the provider limits each sender apart (a Twilio
+    number; SMS and WhatsApp senders differ): its identity (a key of
+    ``OMNICHANNEL_SEND_RATES`` after ``channel:``) and the provider's default rate for it."""
+
+    identity: str = attrs.field(validator=_identifier)
+    rate: float | None = None
+    """Messages per second; None: the channel's rate."""
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be a number >= 0, not {value!r}")
+
+
+@attrs.frozen
+class SendPolicy:
+    """How the outbox sends on a channel (its ``send_policy`` hook), from the provider's
+    published limits. ``OMNICHANNEL_SEND_RATES``, ``OMNICHANNEL_SEND_RETRY_SECONDS`` and
+    ``OMNICHANNEL_SEND_CONFIRM_SECONDS`` override it.
+
+    :param rate: messages per second, shared by every runner and server; 0: unpaced.
+    :param sender: given a recipient's address (`Conversation.address`), the
+        :class:`Sender` a message to it goes out from, when the rate is per sender (None, or
+        a function answering None: one pace for the whole channel). Quick and pure: it runs
+        for every message.
+    :param retry_for: seconds after a message is due during which a retryable failure
+        (:class:`~omnichannel_core.errors.SendFailed` ``retryable``) is retried.
+    :param confirm_within: seconds a message in doubt waits for the provider's callback or
+        echo before it is ``failed`` (``not_confirmed``).
+    :param resend_safe: the provider dedupes on ``OutboundMessage.id`` (the generic HTTP
+        channel's ``Idempotency-Key``): a message in doubt is sent again, same id, with
+        backoff, until an answer comes or ``confirm_within`` passes. Never for a provider
+        that would deliver it twice.
+    """
+
+    rate: float = attrs.field(default=DEFAULT_SEND_RATE, validator=_non_negative)
+    sender: Callable[[str], Sender | None] | None = None
+    retry_for: float = attrs.field(default=DEFAULT_RETRY_SECONDS, validator=_non_negative)
+    confirm_within: float = attrs.field(default=DEFAULT_CONFIRM_SECONDS, validator=_non_negative)
+    resend_safe: bool = False
 
 
 @attrs.frozen

@@ -25,7 +25,10 @@ class DeliveryStatus(enum.StrEnum):
     """Where a message is on its way to the customer.
 
     Outbound messages move forward only: queued < sending < sent < delivered < read.
-    ``failed`` and ``undelivered`` are terminal. Inbound messages are ``received``.
+    ``failed``, ``undelivered`` and ``cancelled`` (a scheduled message called off before it
+    went) are terminal. Inbound messages are ``received``. An operator's retry of a
+    ``failed`` message (``POST /api/messages/{id}/retry``) is the one move back: to
+    ``queued``, audited. See docs/delivery.md.
     """
 
     QUEUED = "queued"
@@ -35,6 +38,7 @@ class DeliveryStatus(enum.StrEnum):
     READ = "read"
     FAILED = "failed"
     UNDELIVERED = "undelivered"
+    CANCELLED = "cancelled"
     RECEIVED = "received"
 
     @property
@@ -52,10 +56,14 @@ class DeliveryStatus(enum.StrEnum):
             return False
         if new is DeliveryStatus.RECEIVED:
             return False
+        if new is DeliveryStatus.CANCELLED:  # only what was never sent can be called off
+            return self is DeliveryStatus.QUEUED
         return new.rank > self.rank
 
 
-TERMINAL_STATUSES = frozenset({DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED})
+TERMINAL_STATUSES = frozenset(
+    {DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.CANCELLED}
+)
 STATUS_RANK: dict[DeliveryStatus, int] = {
     DeliveryStatus.RECEIVED: 0,
     DeliveryStatus.QUEUED: 0,
@@ -65,6 +73,7 @@ STATUS_RANK: dict[DeliveryStatus, int] = {
     DeliveryStatus.READ: 4,
     DeliveryStatus.FAILED: 5,
     DeliveryStatus.UNDELIVERED: 5,
+    DeliveryStatus.CANCELLED: 5,
 }
 
 
@@ -156,3 +165,18 @@ class Message:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
+    in_doubt: bool = field(
+        default=False,
+        description="The send's outcome is unknown: the provider may have the message. Set"
+        " while ``sending``; settled by the provider's callback or echo, else ``failed`` with"
+        " ``not_confirmed`` after the channel's deadline (docs/delivery.md).",
+    )
+    send_at: datetime | None = field(
+        default=None, description="Not sent before this time (a scheduled message)."
+    )
+    attempts: int = field(default=0, description="Send attempts made so far.")
+    error_details: dict[str, Any] = field(
+        factory=dict,
+        description="What the channel said of the last failure beyond its code (e.g."
+        " Graph's fbtrace_id), and whether it could be retried (``retryable``).",
+    )

@@ -144,8 +144,8 @@ class CorsPolicy:
 
     origins: Callable[[Config], Iterable[str]] = agent_origins
     methods: str = "GET, POST, PUT, PATCH, DELETE"
-    allow_headers: str = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
-    expose_headers: str = "X-Request-ID, Retry-After"
+    allow_headers: str = "Authorization, Content-Type, Idempotency-Key, Prefer, X-Request-ID"
+    expose_headers: str = "X-Request-ID, Retry-After, Preference-Applied"
     max_age_seconds: int = 600
 
 

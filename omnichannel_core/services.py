@@ -12,6 +12,7 @@ modules provide these:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
@@ -29,6 +30,8 @@ class OutboundRequest:
     text: str | None = None
     media: tuple[Media, ...] = ()
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    send_at: datetime | None = None
+    """Not sent before this time (a scheduled message); None: as soon as its pace allows."""
 
 
 @attrs.frozen
@@ -92,11 +95,14 @@ class ChannelInbox(Protocol):
         *,
         display_name: str | None = None,
         reply_to: str | None = None,
+        wait: float | None = None,
     ) -> tuple[Message, bool]:
-        """Send to the address ``to`` on this channel, opening the contact and conversation
-        when new; the message and whether it is new (False: an Idempotency-Key replay).
-        ``reply_to`` is where it goes when not ``to`` (``whatsapp:+1555...`` for the contact
-        ``+1555...``)."""
+        """Queue a message to the address ``to`` on this channel (the outbox sends it),
+        opening the contact and conversation when new; the message and whether it is new
+        (False: an Idempotency-Key replay). ``reply_to`` is where it goes when not ``to``
+        (``whatsapp:+1555...`` for the contact ``+1555...``). With ``wait`` (a caller's
+        ``Prefer: wait``, :func:`prefer_wait`), wait that long at most for the first
+        attempt: DeliveryFailed when it failed. Answer with :func:`answer_sent`."""
 
     async def get_message(self, message_id: str) -> Message:
         """A message of this channel."""

@@ -4,13 +4,16 @@ provider's JSON with :func:`read_media`, by the same rules the API applies."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
 from omnichannel_core.bodies.fields import field
 from omnichannel_core.bodies.reading import read_body
+from omnichannel_core.errors import InvalidInput
 from omnichannel_core.models import Media
+from omnichannel_core.timestamps import parse_timestamp, utcnow
 
 MAX_URL = 2_048
 MAX_MEDIA = 10
@@ -50,6 +53,44 @@ def media_of(items: MediaItems | None) -> tuple[Media, ...]:
     return tuple(
         Media(url=item) if isinstance(item, str) else item.media() for item in (items or ())
     )
+
+
+SEND_AT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"
+"""ISO 8601 with a UTC offset: a scheduled time is never guessed from the server's zone."""
+LONGEST_SCHEDULE = timedelta(days=366)
+EARLIEST_YEAR = 2000
+"""A send_at before this is a mistake, not a wish to send at once (and years before 1000
+would not keep the fixed-width form stored times sort by)."""
+
+
+def send_at_field() -> Any:
+    """A body's ``send_at``: when to send the message (ISO 8601 with an offset), or None
+    for as soon as its pace allows. Read it with :func:`send_at_of`."""
+    return field(
+        default=None,
+        pattern=SEND_AT,
+        description="Send it at this time (ISO 8601 with an offset, e.g."
+        " 2027-01-31T09:30:00+01:00, at most a year ahead), not before; cancel it until then"
+        " with POST /api/messages/{id}/cancel. A time past is now.",
+        message="must be ISO 8601 with an offset, e.g. 2027-01-31T09:30:00+01:00",
+    )
+
+
+def send_at_of(value: str | None) -> datetime | None:
+    """The time a checked ``send_at`` names; InvalidInput for a day that does not exist or
+    a time more than a year ahead. Call it in the body's ``__attrs_post_init__`` too, so
+    that a bad time is a 400 before anything is stored."""
+    if value is None:
+        return None
+    try:
+        when = parse_timestamp(value)
+    except (ValueError, OverflowError):  # no such day, or out of range once in UTC
+        raise InvalidInput(f"send_at: {value!r} is not a time", field="send_at") from None
+    if when.year < EARLIEST_YEAR:
+        raise InvalidInput(f"send_at: {value!r} is long past", field="send_at")
+    if when - utcnow() > LONGEST_SCHEDULE:
+        raise InvalidInput("send_at: at most a year ahead", field="send_at")
+    return when
 
 
 @attrs.frozen

@@ -5,16 +5,21 @@ signed with ``X-Omnichannel-Signature: sha256=<hex HMAC-SHA256 of the raw body>`
 ``WEBHOOK_SECRET``. Status callbacks: ``POST /api/channels/http/status``, signed the same way.
 Outbound: each message is POSTed as JSON to ``HTTP_CHANNEL_SEND_URL``, signed the same way,
 with the message id as ``Idempotency-Key``; a 2xx answer may name the remote id as ``{"id"}``.
+One attempt per call: the outbox retries a 429, a 5xx or a refused connection, and sends a
+message whose answer was lost again with the same key (receivers dedupe on it).
 
-This module is the example plugin authors read first: four hooks, no state.
+This module is the example plugin authors read first: five hooks, no state but a
+connection pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import hmac
 import json
+import weakref
 from typing import Any
 
 import httpx
@@ -28,6 +33,8 @@ from omnichannel_core.channel import (
     InvalidInput,
     OutboundMessage,
     SendFailed,
+    SendOutcomeUnknown,
+    SendPolicy,
     SendResult,
     StatusUpdate,
     WebhookRejected,
@@ -37,12 +44,13 @@ from omnichannel_core.channel import (
     parse_json,
     parse_timestamp,
     read_media,
+    utcnow,
 )
 
 SIGNATURE_HEADER = "X-Omnichannel-Signature"
-SEND_ATTEMPTS = 3
 SEND_TIMEOUT_SECONDS = 10.0
-RETRY_DELAY_SECONDS = 0.25
+DEFAULT_RATE = 50.0
+"""Messages per second to the receiver, unless OMNICHANNEL_SEND_RATES says otherwise."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -139,6 +147,20 @@ async def status(request: WebhookRequest, config: Config) -> WebhookResult:
     return WebhookResult(statuses=tuple(_status_update(i) for i in _items(data, "statuses")))
 
 
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop, its connections kept alive between sends."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS)
+    return client
+
+
 def _send_url(config: Config) -> str:
     url = config.environ.get("HTTP_CHANNEL_SEND_URL", "")
     if not url:
@@ -167,29 +189,56 @@ async def send(message: OutboundMessage, config: Config) -> SendResult:
         SIGNATURE_HEADER: sign(secret, body),
         "Idempotency-Key": message.id,
     }
-    failure = SendFailed("not sent")
-    async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
-        for attempt in range(SEND_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
-            try:
-                response = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as error:
-                failure = SendFailed(
-                    f"could not reach the receiver: {type(error).__name__}", retryable=True
-                )
-                continue
-            if response.is_success:
-                return SendResult(provider_message_id=_remote_id(response) or message.id)
-            retryable = response.status_code == 429 or response.status_code >= 500
-            failure = SendFailed(
-                f"receiver answered {response.status_code}",
-                code=str(response.status_code),
-                retryable=retryable,
-            )
-            if not retryable:
-                break
-    raise failure
+    try:
+        response = await _client().post(url, content=body, headers=headers)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+        # no connection was made: the receiver cannot have it
+        raise SendFailed(
+            f"could not reach the receiver: {type(error).__name__}",
+            code="unreachable",
+            retryable=True,
+        ) from None
+    except httpx.HTTPError as error:
+        # The request may have been written (a timeout, a connection closed after the body):
+        # the receiver may have it. The outbox sends it again with the same Idempotency-Key
+        # (send_policy: resend_safe), on which receivers dedupe.
+        raise SendOutcomeUnknown(
+            f"the receiver's answer was lost ({type(error).__name__})", channel="http"
+        ) from None
+    if response.is_success:
+        return SendResult(provider_message_id=_remote_id(response) or message.id)
+    throttled = response.status_code == 429
+    raise SendFailed(
+        f"receiver answered {response.status_code}",
+        code=str(response.status_code),
+        retryable=throttled or response.status_code >= 500,
+        throttled=throttled,
+        retry_after=retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delay-seconds, or an HTTP date); None without
+    one, or an unreadable one."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - utcnow()).total_seconds())
+
+
+@hookimpl
+def send_policy() -> SendPolicy:
+    """Receivers dedupe on Idempotency-Key (the channel guide asks them to), so a message in
+    doubt may be sent again with the same one. The rate is the server's default: set
+    ``OMNICHANNEL_SEND_RATES=http=N`` to what the receiver takes."""
+    return SendPolicy(rate=DEFAULT_RATE, retry_for=3600, confirm_within=600, resend_safe=True)
 
 
 def _remote_id(response: httpx.Response) -> str | None:

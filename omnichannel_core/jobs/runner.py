@@ -136,7 +136,7 @@ class JobRunner:
                     await asyncio.shield(self.store.release_lease(name, self.holder))
 
     async def _run_work(self, name: str, work: Work, lease: Lease | None) -> None:
-        control = JobControl()
+        control = JobControl(self.holder)
         self._controls.add(control)
         if self.stopping:
             control.stop()

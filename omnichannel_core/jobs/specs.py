@@ -11,6 +11,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 import attrs
 
@@ -34,7 +35,9 @@ class JobControl:
     ignore it (it is waited for, up to the runner's grace period). A singleton whose lease
     the runner lost is cancelled at once: another runner may be running it."""
 
-    def __init__(self) -> None:
+    def __init__(self, holder: str = "") -> None:
+        self.holder = holder
+        """The runner running the job, as its leases name it (unique per process)."""
         self._stop = asyncio.Event()
         self.lease_lost = False
         """The runner lost the job's lease (another runner may hold it): the work was
@@ -57,6 +60,16 @@ class JobControl:
 
 
 @attrs.frozen
+class JobReport:
+    """What a job says of its work in ``/health`` (its ``health`` function): ``ok`` False
+    degrades the server's status; ``figures`` are the job's own (JSON values)."""
+
+    ok: bool
+    detail: str = ""
+    figures: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class Job:
     """Background work a module runs.
 
@@ -67,6 +80,8 @@ class Job:
         returns or fails otherwise).
     :param singleton: one runner at a time across every server (a lease in the store);
         False: every runner process runs its own.
+    :param health: ``async def health() -> JobReport``: its report in ``/health``, asked
+        by the web server (it reads the store, not the runner's memory).
     """
 
     name: str = attrs.field(validator=_name)
@@ -74,6 +89,7 @@ class Job:
     every: timedelta | None = None
     singleton: bool = True
     description: str = ""
+    health: Callable[[], Awaitable[JobReport]] | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.every is not None and self.every <= timedelta(0):

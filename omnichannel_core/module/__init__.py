@@ -24,7 +24,7 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
   with :func:`encode_cursor` / :func:`decode_list_cursor` (a list's (timestamp, id) key,
   forged ones refused) or :func:`decode_cursor` (a key of your own shape).
 - **Events**: :class:`EventTypeSpec`, :class:`Event`; **background work**: :class:`Job`,
-  :class:`JobControl`, :class:`Subscriber`; a task of your own is stopped with
+  :class:`JobControl`, :class:`JobReport`, :class:`Subscriber`; a task of your own is stopped with
   :func:`cancel_and_wait`, and an event waited on with :func:`wait_until` (not
   ``asyncio.wait_for``, which can lose a cancellation on Python 3.11).
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
@@ -46,6 +46,8 @@ from omnichannel_core.bodies.common import (
     PageQuery,
     media_field,
     media_of,
+    send_at_field,
+    send_at_of,
 )
 from omnichannel_core.bodies.fields import field
 from omnichannel_core.bodies.schema import PageOf
@@ -73,7 +75,7 @@ from omnichannel_core.errors import (
 )
 from omnichannel_core.events.records import Event, EventTypeSpec
 from omnichannel_core.ids import new_id
-from omnichannel_core.jobs.specs import Job, JobControl, Subscriber
+from omnichannel_core.jobs.specs import Job, JobControl, JobReport, Subscriber
 from omnichannel_core.models import (
     Consent,
     Contact,
@@ -118,10 +120,13 @@ from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcno
 from omnichannel_core.unset import UNSET
 from omnichannel_core.web.body import read_json_object, webhook_request
 from omnichannel_core.web.client_address import caller_address
+from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, prefer_wait
 
 __all__ = [
     "API_POLICY",
     "SECURITY_HEADERS",
+    "SEND_ANSWERS",
+    "SEND_NOTES",
     "UNSET",
     "ApiKeys",
     "AuditEntry",
@@ -155,6 +160,7 @@ __all__ = [
     "InvalidInput",
     "Job",
     "JobControl",
+    "JobReport",
     "Media",
     "MediaInput",
     "MediaItems",
@@ -188,6 +194,7 @@ __all__ = [
     "Unauthenticated",
     "UserDirectory",
     "UserSummary",
+    "answer_sent",
     "audit_entry",
     "bootstrap_keys",
     "caller_address",
@@ -207,7 +214,10 @@ __all__ = [
     "new_id",
     "parse_json",
     "parse_timestamp",
+    "prefer_wait",
     "read_json_object",
+    "send_at_field",
+    "send_at_of",
     "signing_secret",
     "to_json",
     "utcnow",

@@ -41,7 +41,7 @@ MODULE_GROUP = "omnichannel.modules"
 PLUGIN_GROUP = "omnichannel.plugins"
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MODULE_NAME = CHANNEL_NAME
-CHANNEL_HOOKS = frozenset({"receive", "status", "send", "health", "channel_routes"})
+CHANNEL_HOOKS = frozenset({"receive", "status", "send", "send_policy", "health", "channel_routes"})
 CORE_PLUGIN = "omnichannel_core.system.plugin:SystemPlugin"
 """The kernel's own plugin: registered first, never disabled."""
 

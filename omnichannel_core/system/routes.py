@@ -18,6 +18,7 @@ import structlog
 from omnichannel_core import __version__
 from omnichannel_core.errors import EventsExpired, HookNotImplemented
 from omnichannel_core.hooktypes import ChannelHealth
+from omnichannel_core.jobs.specs import Job, JobReport
 from omnichannel_core.plugins.loading import PluginFailure, PluginInfo
 from omnichannel_core.plugins.registry import Registry
 from omnichannel_core.routes import Operation, Response
@@ -60,10 +61,13 @@ class SubscriberHealth:
 
 @attrs.frozen
 class JobHealth:
-    """A singleton job: whether a runner holds it now, and when it last finished a run."""
+    """A singleton job: whether a runner holds it now, and when it last finished a run
+    (None for a job every runner runs); a job with a ``health`` function: its ``report``
+    (``ok``, ``detail``, ``figures``), which degrades the server when not ok."""
 
-    running: bool
+    running: bool | None
     last_run_at: datetime | None
+    report: JobReport | None = None
 
 
 @attrs.frozen
@@ -200,18 +204,35 @@ class Health:
         return report
 
     async def _jobs(self) -> dict[str, JobHealth]:
-        singletons = {job.name for job in self.registry.jobs if job.singleton}
-        if not singletons:
+        shown = sorted(
+            (job for job in self.registry.jobs if job.singleton or job.health is not None),
+            key=lambda job: job.name,
+        )
+        if not shown:
             return {}
         leases = {lease.name: lease for lease in await self.registry.job_store.leases()}
         now = utcnow()
+        reports = await asyncio.gather(*(self._job_report(job) for job in shown))
         return {
-            name: JobHealth(
-                running=name in leases and leases[name].expires_at > now,
-                last_run_at=leases[name].last_run_at if name in leases else None,
+            job.name: JobHealth(
+                running=(job.name in leases and leases[job.name].expires_at > now)
+                if job.singleton
+                else None,
+                last_run_at=leases[job.name].last_run_at if job.name in leases else None,
+                report=report,
             )
-            for name in sorted(singletons)
+            for job, report in zip(shown, reports, strict=True)
         }
+
+    async def _job_report(self, job: Job) -> JobReport | None:
+        if job.health is None:
+            return None
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+                return await job.health()
+        except Exception as error:
+            log.exception("job_health_failed", job=job.name)
+            return JobReport(ok=False, detail=f"no report: {type(error).__name__}")
 
     async def report(self) -> tuple[int, HealthReport]:
         """The status code and the body of the answer."""
@@ -233,6 +254,7 @@ class Health:
             failed
             or not all(report.ok for report in channels)
             or not all(report.ok for report in subscribers.values())
+            or not all(job.report.ok for job in jobs.values() if job.report is not None)
         ):
             status = "degraded"
         else:

@@ -56,6 +56,10 @@ def _health_shape_problems(report: Any, channel: str) -> list[str]:
     ]
 
 
+SEND_WAIT_SECONDS = 20
+"""How long a send waits for the outbox's first attempt (its runner runs beside the server)."""
+
+
 class ChannelConformance(ConformanceServers):
     """Subclass as ``Test<Name>Conformance``, set :attr:`channel`, and define
     :meth:`provider`, :meth:`environ`, :meth:`inbound` and (when the channel reports
@@ -109,10 +113,12 @@ class ChannelConformance(ConformanceServers):
         response = api.post(
             f"/api/channels/{self.channel}/messages",
             json={"to": recipient, "text": "conformance: a sent message"},
+            headers={"Prefer": f"wait={SEND_WAIT_SECONDS}"},  # the first attempt's outcome
         )
         assert response.status_code == 201, (
             f"sending to {recipient!r} through POST /api/channels/{self.channel}/messages"
-            f" answered {_brief(response)}, not 201: send failed against the fake provider"
+            f" with Prefer: wait={SEND_WAIT_SECONDS} answered {_brief(response)}, not 201:"
+            " send failed against the fake provider"
         )
         message = response.json()
         assert message["provider_message_id"], (

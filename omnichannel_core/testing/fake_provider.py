@@ -69,6 +69,7 @@ class FakeProvider:
         self.answer = answer
         self.requests: list[RecordedRequest] = []
         self.script: deque[ScriptedResponse] = deque()
+        self.scripts: list[tuple[Callable[[RecordedRequest], bool], deque[ScriptedResponse]]] = []
         self._lock = threading.Lock()
         provider = self
 
@@ -83,7 +84,9 @@ class FakeProvider:
                 )
                 with provider._lock:
                     provider.requests.append(request)
-                answer = provider.answer(request) if provider.answer else provider._scripted()
+                answer = (
+                    provider.answer(request) if provider.answer else provider._scripted(request)
+                )
                 if answer.delay:
                     time.sleep(answer.delay)
                 self.send_response(answer.status)
@@ -101,13 +104,37 @@ class FakeProvider:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def _scripted(self) -> ScriptedResponse:
+    def _scripted(self, request: RecordedRequest) -> ScriptedResponse:
         with self._lock:
+            for matches, script in self.scripts:
+                if script and matches(request):
+                    return script.popleft()
             return self.script.popleft() if self.script else self.default
 
     def queue(self, *responses: ScriptedResponse) -> None:
+        """Answer the next requests with ``responses``, in order (then the default)."""
         with self._lock:
             self.script.extend(responses)
+
+    def queue_for(
+        self, matches: Callable[[RecordedRequest], bool], *responses: ScriptedResponse
+    ) -> None:
+        """Answer the next requests ``matches`` accepts with ``responses``, in order, before
+        :meth:`queue`'s: sends go out from the outbox when it is their turn, so a script for
+        one message must not be taken by another in flight."""
+        with self._lock:
+            self.scripts.append((matches, deque(responses)))
+
+    def queue_for_text(self, text: str, *responses: ScriptedResponse) -> None:
+        """:meth:`queue_for` the requests whose JSON body has this ``text``."""
+
+        def matches(request: RecordedRequest) -> bool:
+            try:
+                return request.json().get("text") == text
+            except (ValueError, AttributeError):
+                return False
+
+        self.queue_for(matches, *responses)
 
     def __enter__(self) -> FakeProvider:
         self._thread.start()

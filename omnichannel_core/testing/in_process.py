@@ -35,6 +35,8 @@ NO_RATE_LIMITS = {
     "rate_limit_per_minute": 0,
     "credential_rate_limit_per_minute": 0,
     "login_rate_limit_per_minute": 0,
+    "send_rates": {"*": 0.0},
+    "send_backoff_ms": 50,
 }
 
 

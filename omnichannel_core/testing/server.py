@@ -190,6 +190,9 @@ class ServerProcess:
             "OMNICHANNEL_RATE_LIMIT": "0",
             "OMNICHANNEL_CREDENTIAL_RATE_LIMIT": "0",
             "OMNICHANNEL_LOGIN_RATE_LIMIT": "0",
+            # Sends go out unpaced, and retries come quickly; a test about them sets its own.
+            "OMNICHANNEL_SEND_RATES": "*=0",
+            "OMNICHANNEL_SEND_BACKOFF_MS": "50",
             **env,
         }
         self.env = {k: v for k, v in settings.items() if v is not None}
@@ -321,3 +324,48 @@ def running_worker(server: ServerProcess) -> Iterator[WorkerProcess]:
         yield worker
     finally:
         worker.stop()
+
+
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """``kill -9`` a process started with ``start_new_session=True`` and everything of its
+    group, as a crash would: nothing of it gets to clean up."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+class Deployment:
+    """A server without its own job runner (``serve --no-worker``) and ``runners`` separate
+    ``omnichannel worker`` processes, on one store: the pieces a crash test kills one at a
+    time (:meth:`crash_server`, :meth:`crash_runner`) and starts again. The server's URL
+    changes when it is started again: ask :meth:`client` after a crash."""
+
+    def __init__(
+        self, workdir: Path, env: Mapping[str, str | None], *, workers: int = 2, runners: int = 2
+    ) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.workers = workers
+        self.server = ServerProcess(workdir, env, workers, job_runner=False).start()
+        self.runners = [WorkerProcess(self.server).start() for _ in range(runners)]
+
+    def crash_server(self) -> None:
+        """``kill -9`` the web server (its master and workers), then start it again."""
+        assert self.server.process is not None
+        kill_process_group(self.server.process)
+        self.server = ServerProcess(self.workdir, self.env, self.workers, job_runner=False).start()
+
+    def crash_runner(self, index: int) -> None:
+        """``kill -9`` one job runner, whatever it was doing, then start another."""
+        process = self.runners[index].process
+        assert process is not None
+        kill_process_group(process)
+        self.runners[index] = WorkerProcess(self.server).start()
+
+    def client(self, api_key: str | None = API_KEY) -> httpx.Client:
+        return self.server.client(api_key)
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        self.server.stop()

@@ -35,6 +35,7 @@ from omnichannel_core.errors import (
     WebhookRejected,
 )
 from omnichannel_core.serialization import to_json
+from omnichannel_core.web.prefer import applied, prefer_wait
 
 log = structlog.get_logger("omnichannel.web")
 
@@ -110,6 +111,9 @@ async def handle_delivery_failed(
         "stored_message": to_json(error.stored),
     }
     _write(resp, status, body)
+    waited = prefer_wait(req)  # a delivery failure is only answered to a caller who waited
+    if waited:
+        applied(resp, waited)
 
 
 async def handle_http_error(

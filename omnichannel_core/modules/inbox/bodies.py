@@ -16,6 +16,8 @@ from omnichannel_core.module import (
     field,
     media_field,
     media_of,
+    send_at_field,
+    send_at_of,
 )
 
 MAX_TEXT = 65_536
@@ -30,16 +32,21 @@ class Reply:
     text: str | None = field(default=None, max_length=MAX_TEXT)
     media: MediaItems | None = media_field()
     metadata: dict[str, Any] | None = field(default=None, description="passed to the channel")
+    send_at: str | None = send_at_field()
 
     def __attrs_post_init__(self) -> None:
         if not (self.text and self.text.strip()) and not self.media:
             raise InvalidInput(
                 "text: give a non-empty text or at least one media item", field="text"
             )
+        send_at_of(self.send_at)  # checked now: a bad time is a 400, not a failure later
 
     def request(self) -> OutboundRequest:
         return OutboundRequest(
-            text=self.text, media=media_of(self.media), metadata=dict(self.metadata or {})
+            text=self.text,
+            media=media_of(self.media),
+            metadata=dict(self.metadata or {}),
+            send_at=send_at_of(self.send_at),
         )
 
 

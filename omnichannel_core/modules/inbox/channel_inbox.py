@@ -37,10 +37,14 @@ class ChannelInboxService:
         *,
         display_name: str | None = None,
         reply_to: str | None = None,
+        wait: float | None = None,
     ) -> tuple[Message, bool]:
-        return await self._inbox.send_to(
+        message, created = await self._inbox.send_to(
             self.channel, to, request, idempotency_key, display_name, reply_to=reply_to
         )
+        if created and wait:
+            message = await self._inbox.outcome(message, wait)
+        return message, created
 
     async def get_message(self, message_id: str) -> Message:
         message = await self._store.get_message(message_id)

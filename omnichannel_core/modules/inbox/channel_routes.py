@@ -31,7 +31,9 @@ from omnichannel_core.module import (
     Response,
     Route,
     RouteProblem,
+    answer_sent,
     check_route,
+    prefer_wait,
     to_json,
     webhook_request,
 )
@@ -156,8 +158,10 @@ class ChannelMessages(_ChannelResource):
         message, created = await self.inbox.send_to(
             self.channel, body.to.strip(), body.request(), key, body.name
         )
-        resp.status = 201 if created else 200
-        resp.media = to_json(message)
+        wait = prefer_wait(req)
+        if created and wait:
+            message = await self.inbox.outcome(message, wait)
+        answer_sent(resp, message, created, wait)
 
 
 class ChannelHealthResource(_ChannelResource):

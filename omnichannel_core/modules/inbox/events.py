@@ -17,9 +17,10 @@ type                        record       data
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Any
 
-from omnichannel_core.module import EventTypeSpec, NotFound, to_json
+from omnichannel_core.module import EventTypeSpec, NotFound, format_timestamp, to_json
 from omnichannel_core.modules.inbox.permissions import CONTACTS_READ, CONVERSATIONS_READ
 from omnichannel_core.modules.inbox.store import InboxStore
 
@@ -29,6 +30,9 @@ class InboxEvent(enum.StrEnum):
     """A message was stored: inbound from a customer, or outbound, queued to be sent."""
     MESSAGE_STATUS_CHANGED = "message.status_changed"
     """An outbound message moved forward (sending, sent, delivered, read, failed...)."""
+    MESSAGE_ATTEMPT_FAILED = "message.attempt_failed"
+    """An attempt to send an outbound message failed in a way that is retried: it stays
+    queued, with the error, until the next attempt."""
     CONVERSATION_UPDATED = "conversation.updated"
     """A conversation's status, assignee or unread count was changed through the API."""
     CONTACT_UPDATED = "contact.updated"
@@ -41,6 +45,17 @@ def message_created(channel: str, direction: str, contact_id: str) -> dict[str, 
 
 def status_changed(channel: str, status: str, previous: str) -> dict[str, Any]:
     return {"channel": channel, "status": str(status), "previous": str(previous)}
+
+
+def attempt_failed(
+    channel: str, error_code: str, attempts: int, retry_at: datetime
+) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "error_code": error_code,
+        "attempts": attempts,
+        "retry_at": format_timestamp(retry_at),
+    }
 
 
 def conversation_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +111,13 @@ def event_types(store: InboxStore) -> list[EventTypeSpec]:
             CONVERSATIONS_READ,
             message,
             "an outbound message moved forward",
+        ),
+        EventTypeSpec(
+            InboxEvent.MESSAGE_ATTEMPT_FAILED,
+            "message",
+            CONVERSATIONS_READ,
+            message,
+            "an attempt to send a message failed; it is retried",
         ),
         EventTypeSpec(
             InboxEvent.CONVERSATION_UPDATED,

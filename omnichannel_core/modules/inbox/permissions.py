@@ -14,6 +14,8 @@ MESSAGES_SEND = "messages:send"
 """Sending to any address through a channel's own routes, outside a conversation."""
 CHANNELS_READ = "channels:read"
 """Channel health."""
+OUTBOX_READ = "outbox:read"
+"""What the outbox holds, per channel."""
 
 TEAM = (Role.SUPERVISOR, Role.AGENT)
 
@@ -32,4 +34,7 @@ PERMISSIONS = [
         scopes=("send",),
     ),
     PermissionSpec(CHANNELS_READ, "read channels' health", TEAM, scopes=("read", "send")),
+    PermissionSpec(
+        OUTBOX_READ, "read what the outbox holds", (Role.SUPERVISOR,), scopes=("read", "send")
+    ),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from omnichannel_core.module import (
     EventTypeSpec,
     InboxReader,
+    Job,
     ModuleContext,
     PermissionSpec,
     Route,
@@ -15,10 +16,13 @@ from omnichannel_core.module import (
     lazy,
 )
 from omnichannel_core.modules.inbox.channel_routes import channels_routes
+from omnichannel_core.modules.inbox.delivery import Delivery
 from omnichannel_core.modules.inbox.events import event_types
+from omnichannel_core.modules.inbox.outbox_routes import OutboxHealth, outbox_routes
 from omnichannel_core.modules.inbox.permissions import PERMISSIONS
 from omnichannel_core.modules.inbox.reader import StoreReader
 from omnichannel_core.modules.inbox.routes import inbox_routes
+from omnichannel_core.modules.inbox.send_policies import SendPolicies
 from omnichannel_core.modules.inbox.service import Inbox
 from omnichannel_core.modules.inbox.store import InboxStore
 from omnichannel_core.modules.inbox.store.sqlite.schema import INBOX_MIGRATIONS
@@ -42,7 +46,7 @@ class InboxModule:
         """The service of this server (one per context: each app has its own)."""
         if context not in self._services:
             store = context.store(InboxStore)
-            self._services[context] = Inbox(store, context.channels, context.config)
+            self._services[context] = Inbox(store, context.channels, context.config, context.news)
         return self._services[context]
 
     @hookimpl
@@ -64,4 +68,16 @@ class InboxModule:
     @hookimpl
     def register_routes(self, context: ModuleContext) -> list[Route]:
         inbox = self.inbox(context)
-        return [*inbox_routes(inbox, context), *channels_routes(inbox, context)]
+        return [
+            *inbox_routes(inbox, context),
+            *outbox_routes(inbox, context),
+            *channels_routes(inbox, context),
+        ]
+
+    @hookimpl
+    def register_jobs(self, context: ModuleContext) -> list[Job]:
+        store = context.store(InboxStore)
+        policies = SendPolicies(context.channels, context.config)
+        delivery = Delivery(store, context.channels, context.config, context.news, policies)
+        health = OutboxHealth(self.inbox(context), context.config)
+        return [delivery.job(health.report)]

@@ -10,6 +10,8 @@ import falcon
 import falcon.asgi
 
 from omnichannel_core.module import (
+    SEND_ANSWERS,
+    SEND_NOTES,
     UNSET,
     Contact,
     Conversation,
@@ -24,8 +26,10 @@ from omnichannel_core.module import (
     Response,
     Route,
     UserDirectory,
+    answer_sent,
     audit_entry,
     caller_address,
+    prefer_wait,
     to_json,
 )
 from omnichannel_core.modules.inbox.bodies import (
@@ -54,10 +58,7 @@ AGENTS_SEE_THEIRS = (
     " 403 `forbidden`."
 )
 
-SENT: dict[int | str, Response] = {
-    201: Response(Message, "Sent: the new message with its delivery status."),
-    200: Response(Message, "Replayed: the message this Idempotency-Key already sent."),
-}
+SENT = SEND_ANSWERS
 SEND_ERRORS = (
     "NotFound",
     "Conflict",
@@ -67,7 +68,7 @@ SEND_ERRORS = (
     "SendOutcomeUnknown",
     "SendUnavailable",
 )
-"""What a send may answer besides 201 and 200."""
+"""What a send may answer besides 202, 201 and 200."""
 
 
 class _InboxResource:
@@ -260,7 +261,7 @@ class ConversationMessages(_InboxResource):
             headers=IdempotencyHeaders,
             responses=SENT,
             errors=SEND_ERRORS,
-            notes=AGENTS_SEE_THEIRS + " The message is stored `queued` first, then sent.",
+            notes=AGENTS_SEE_THEIRS + " " + SEND_NOTES,
             operation_id="reply",
             tags=("messages",),
         ),
@@ -284,8 +285,10 @@ class ConversationMessages(_InboxResource):
         if req.context.principal.is_agent:  # and it must still be theirs when stored
             expected = (await self.visible_conversation(req, conversation_id)).assignee
         message, created = await self.inbox.reply(conversation_id, request, key, expected)
-        resp.status = 201 if created else 200
-        resp.media = to_json(message)
+        wait = prefer_wait(req)
+        if created and wait:
+            message = await self.inbox.outcome(message, wait)
+        answer_sent(resp, message, created, wait)
 
 
 class MessageItem(_InboxResource):

@@ -1,24 +1,23 @@
 """The inbox service: what happens between a channel, the store and the API.
 
 Inbound: a channel's ``receive`` result is stored (deduped, contact and conversation
-upserted) before the provider is answered. Outbound: a message is stored queued first, then
-the channel's ``send`` runs, then the provider's id and status are recorded.
+upserted) before the provider is answered. Outbound: a message is stored queued with its
+outbox entry, in one transaction, and the API answers; the outbox's delivery job
+(`omnichannel_core.modules.inbox.delivery`) sends it. A caller who asked to wait
+(``Prefer: wait``) waits here for the first attempt's outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
 from omnichannel_core.channel import (
     ChannelUnavailable,
     InboundMessage,
-    OutboundMessage,
     OutboundRequest,
-    SendFailed,
-    SendOutcomeUnknown,
-    SendResult,
     StatusUpdate,
     StatusWatermark,
     WebhookRequest,
@@ -27,6 +26,7 @@ from omnichannel_core.channel import (
 )
 from omnichannel_core.module import (
     UNSET,
+    AuditEntry,
     ChannelFailed,
     Channels,
     Config,
@@ -37,30 +37,17 @@ from omnichannel_core.module import (
     Direction,
     HookNotImplemented,
     Message,
+    News,
     NotFound,
     OmnichannelError,
     RecipientOptedOut,
+    utcnow,
 )
+from omnichannel_core.modules.inbox.failures import failure_of
 from omnichannel_core.modules.inbox.store import InboxStore, Ingested, StatusApplied
+from omnichannel_core.modules.inbox.store.outbox import REPLY, ChannelBacklog
 
 log = structlog.get_logger("omnichannel.inbox")
-
-
-def failure_code(error: OmnichannelError) -> str:
-    """The ``error_code`` a message that could not be sent keeps: the provider's code when
-    it gave one, else the kind of failure, named as the API's error answer names it
-    (``omnichannel_core.web.errors``): ``send_rejected`` or ``provider_unavailable`` (the
-    provider refused, or could not be reached), ``channel_unavailable`` (e.g. the channel
-    is not configured), ``channel_failed`` (the channel crashed or answered nonsense)."""
-    if isinstance(error, SendFailed):
-        if error.code:
-            return str(error.code)
-        return "provider_unavailable" if error.retryable else "send_rejected"
-    if isinstance(error, ChannelUnavailable):
-        return "channel_unavailable"
-    if isinstance(error, ChannelFailed):
-        return "channel_failed"
-    return "send_failed"
 
 
 class Inbox:
@@ -69,10 +56,11 @@ class Inbox:
     :param channels: the channels (``context.channels``): their hooks are called here.
     """
 
-    def __init__(self, store: InboxStore, channels: Channels, config: Config) -> None:
+    def __init__(self, store: InboxStore, channels: Channels, config: Config, news: News) -> None:
         self.store = store
         self.channels = channels
         self.config = config
+        self.news = news
 
     # inbound -------------------------------------------------------------------------
 
@@ -214,6 +202,7 @@ class Inbox:
             provider_message_id=update.provider_message_id,
             error_code=update.error_code,
             error_message=update.error_message,
+            settle=True,  # the provider has it, whatever status it reports: no longer in doubt
         )
 
     # outbound ------------------------------------------------------------------------
@@ -239,8 +228,10 @@ class Inbox:
         idempotency_key: str | None,
         display_name: str | None = None,
         reply_to: str | None = None,
+        priority: int = REPLY,
     ) -> tuple[Message, bool]:
-        """Send to an address on a channel, opening the contact and conversation if new.
+        """Send to an address on a channel, opening the contact and conversation if new;
+        ``priority`` BULK for a mass send (it yields to replies).
 
         ``to`` is the contact's identity on the channel; ``reply_to``, when given, is the
         address the message goes to (e.g. ``whatsapp:+1555...`` for the contact ``+1555...``).
@@ -259,7 +250,7 @@ class Inbox:
         _, conversation = await self.store.resolve_recipient(
             channel, to, display_name, reply_to=reply_to
         )
-        return await self._send(conversation, request, idempotency_key)
+        return await self._send(conversation, request, idempotency_key, priority=priority)
 
     def _require_send(self, channel: str) -> None:
         if not self.channels.loaded(channel):
@@ -276,6 +267,7 @@ class Inbox:
         request: OutboundRequest,
         idempotency_key: str | None,
         expected_assignee: str | None = UNSET,
+        priority: int = REPLY,
     ) -> tuple[Message, bool]:
         self._require_send(conversation.channel)
         contact = await self.store.get_contact(conversation.contact_id)
@@ -292,11 +284,14 @@ class Inbox:
             request.metadata,
             idempotency_key,
             expected_assignee=expected_assignee,
+            send_at=request.send_at,
+            priority=priority,
         )
         if not created:
             same_recipient = message.conversation_id == conversation.id
             return self._replay(message, request, same_recipient), False
-        return await self._deliver(message, conversation), True
+        log.debug("message_queued", channel=conversation.channel, message_id=message.id)
+        return message, True
 
     @staticmethod
     def _replay(stored: Message, request: OutboundRequest, same_recipient: bool) -> Message:
@@ -306,6 +301,7 @@ class Inbox:
             stored.text == request.text
             and stored.media == request.media
             and stored.metadata == request.metadata
+            and stored.send_at == request.send_at
         )
         if not (same_recipient and same_request):
             # The message is named only in its own conversation, which the caller may see;
@@ -314,66 +310,70 @@ class Inbox:
             raise Conflict("Idempotency-Key was already used for a different message", **named)
         return stored
 
-    async def _deliver(self, message: Message, conversation: Conversation) -> Message:
-        outbound = OutboundMessage(
-            id=message.id,
-            conversation_id=conversation.id,
-            to=conversation.address,
-            text=message.text,
-            media=message.media,
-            metadata=message.metadata,
-            last_inbound_at=conversation.last_inbound_at,
-        )
-        channel = conversation.channel
-        try:
-            result = await self.channels.call(channel, "send", message=outbound, config=self.config)
-            if not isinstance(result, SendResult):
-                raise ChannelFailed(
-                    f"channel {channel!r} send returned {type(result).__name__}, not SendResult",
-                    channel=channel,
-                )
-        except SendOutcomeUnknown as error:
-            applied = await self.store.advance_message(message.id, DeliveryStatus.SENDING)
-            assert applied.message is not None
-            log.warning("message_send_outcome_unknown", channel=channel, message_id=message.id)
-            raise DeliveryFailed(applied.message, error) from None
-        except (SendFailed, ChannelUnavailable, ChannelFailed) as error:
-            await self._fail(message, error)
-        except Exception as error:  # a plugin bug must not lose the stored message's state
-            log.exception("channel_send_crashed", channel=channel, message_id=message.id)
-            await self._fail(
-                message,
-                ChannelFailed(
-                    f"channel {channel!r} failed: {type(error).__name__}", channel=channel
-                ),
-            )
-        applied = await self.store.advance_message(
-            message.id, result.status, provider_message_id=result.provider_message_id
-        )
-        assert applied.message is not None
-        if applied.provider_id_conflict:
-            log.warning(
-                "provider_id_already_used",
-                channel=channel,
-                message_id=message.id,
-                provider_message_id=result.provider_message_id,
-            )
-        log.info(
-            "message_sent", channel=channel, message_id=message.id, status=applied.message.status
-        )
-        return applied.message
+    # the outcome, for a caller who waits (Prefer: wait) -------------------------------
 
-    async def _fail(self, message: Message, error: OmnichannelError) -> None:
-        code = failure_code(error)
-        applied = await self.store.advance_message(
-            message.id, DeliveryStatus.FAILED, error_code=code, error_message=error.message
-        )
-        assert applied.message is not None
-        log.warning(
-            "message_send_failed",
-            channel=message.channel,
-            message_id=message.id,
-            error_code=code,
-            reason=error.message,  # the core's and the channels' messages hold no secret
-        )
-        raise DeliveryFailed(applied.message, error)
+    async def outcome(self, message: Message, wait: float) -> Message:
+        """Wait up to ``wait`` seconds for the outbox (a job runner) to settle ``message``;
+        returns it once the provider took it, or as it is when the time is up and no attempt
+        failed (still queued: scheduled, or waiting for its pace). Raises DeliveryFailed with
+        the stored message when it failed, went in doubt, or is still being retried when
+        the time is up."""
+        deadline = time.monotonic() + wait
+        with self.news.listening():
+            while True:
+                signal = self.news.signal()  # before the read: news during it is not missed
+                current = await self.store.get_message(message.id)
+                remaining = deadline - time.monotonic()
+                if settled(current) or remaining <= 0:
+                    break
+                await self.news.wait(signal, min(remaining, OUTCOME_POLL_SECONDS))
+        if current.in_doubt or current.status.is_terminal or retrying(current):
+            raise DeliveryFailed(current, failure_of(current))
+        return current
+
+    # operators' controls -------------------------------------------------------------
+
+    async def retry(self, message_id: str, audit: AuditEntry) -> Message:
+        """Queue a failed message again (same id; audited); RecipientOptedOut when its
+        contact has opted out on its channel since."""
+        message = await self.store.get_message(message_id)
+        contact = await self.store.get_contact(message.contact_id)
+        if message.channel in contact.opted_out:
+            raise RecipientOptedOut(
+                f"the contact opted out of messages on {message.channel!r}",
+                channel=message.channel,
+                contact_id=contact.id,
+            )
+        message = await self.store.retry_failed(message_id, audit, utcnow())
+        log.info("message_retry_queued", channel=message.channel, message_id=message.id)
+        return message
+
+    async def cancel(self, message_id: str, audit: AuditEntry) -> Message:
+        """Cancel a message not yet being sent (a scheduled one; audited)."""
+        message = await self.store.cancel_outbound(message_id, audit)
+        log.info("message_cancelled", channel=message.channel, message_id=message.id)
+        return message
+
+    async def backlog(self) -> dict[str, ChannelBacklog]:
+        return await self.store.outbox_backlog(utcnow())
+
+
+OUTCOME_POLL_SECONDS = 1.0
+"""The longest a caller who waits goes without reading its message again (the bus rings
+sooner, or polls: `omnichannel_core.bus`)."""
+
+
+def settled(message: Message) -> bool:
+    """True once the outbox is done with ``message`` for a caller who waits: the provider
+    took it (its id, or a status past ``sending``), it ended (failed...), or it is in doubt.
+    A message retried after a failure is not: a later attempt may still send it."""
+    return (
+        message.provider_message_id is not None
+        or message.status.rank >= DeliveryStatus.SENT.rank
+        or message.in_doubt
+    )
+
+
+def retrying(message: Message) -> bool:
+    """Queued again after a failed attempt, with its error."""
+    return message.status is DeliveryStatus.QUEUED and message.error_code is not None

@@ -28,6 +28,7 @@ from omnichannel_core.module import (
     Page,
     parse_timestamp,
 )
+from omnichannel_core.modules.inbox.store.outbox import REPLY, OutboxStore
 
 PARKED_STATUS_TTL = timedelta(minutes=15)
 """How long a status update for a provider id not yet recorded is kept, waiting for it."""
@@ -36,6 +37,11 @@ WATERMARK_BATCH = 200
 """How many messages :meth:`Store.apply_watermark` reads, and moves, per transaction: a
 receipt for a long conversation costs several small transactions, never one unbounded read
 (on Firestore, 200 messages and their events are 400 of a commit's 500 writes)."""
+
+
+SETTLED_RANK = DeliveryStatus.SENT.rank
+"""A message that reaches this rank (``sent`` and beyond, or a terminal status) is settled:
+its outbox entry goes in the same transaction."""
 
 
 def wrote_at(inbound: InboundMessage, stored_at: datetime) -> datetime:
@@ -138,8 +144,10 @@ class StatusApplied:
     provider_id_conflict: bool = False
 
 
-class InboxStore(Protocol):
-    """What every backend implements for the inbox. All methods are coroutines."""
+class InboxStore(OutboxStore, Protocol):
+    """What every backend implements for the inbox (the outbox's part is
+    :class:`~omnichannel_core.modules.inbox.store.outbox.OutboxStore`). All methods are
+    coroutines."""
 
     parked_status_ttl: timedelta
     """How long a parked status update waits for its message; PARKED_STATUS_TTL unless a
@@ -177,12 +185,14 @@ class InboxStore(Protocol):
         metadata: dict[str, Any],
         idempotency_key: str | None,
         expected_assignee: str | None = UNSET,
+        send_at: datetime | None = None,
+        priority: int = REPLY,
     ) -> tuple[Message, bool]:
-        """Store a queued outbound message; with an idempotency key already used, return the
-        stored message and False instead. With ``expected_assignee``, store nothing and raise
-        Conflict unless the conversation's assignee is that one (None: unassigned) when the
-        message is stored: an agent's reply cannot land in a conversation just given to
-        someone else."""
+        """Store a queued outbound message and its outbox entry (due at ``send_at``, or now);
+        with an idempotency key already used, return the stored message and False instead.
+        With ``expected_assignee``, store nothing and raise Conflict unless the
+        conversation's assignee is that one (None: unassigned) when the message is stored: an
+        agent's reply cannot land in a conversation just given to someone else."""
 
     async def find_outbound_by_provider_id(
         self, channel: str, provider_message_id: str
@@ -199,8 +209,12 @@ class InboxStore(Protocol):
         provider_message_id: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        settle: bool = False,
     ) -> StatusApplied:
         """Move an outbound message forward (never back); record its provider id if new.
+
+        With ``settle`` (the provider took it, whatever status it reported), its outbox entry
+        goes in the same transaction, with the error an earlier attempt left.
 
         Recording the provider id applies, in the same transaction, every unexpired update
         parked for (the message's channel, that id), forward-only (the highest status wins;

@@ -52,6 +52,8 @@ class Layout:
         self.messages = database.collection("messages")
         self.message_keys = database.collection("message_keys")
         self.parked_statuses = database.collection("parked_statuses")
+        self.outbox_entries = database.collection("outbox")
+        self.send_paces = database.collection("send_paces")
 
     def collection(self, name: str) -> AsyncCollectionReference:
         return self.database.collection(name)
@@ -75,6 +77,13 @@ class Layout:
         return self.message_keys.document(
             document_key("provider", channel, str(direction), provider_message_id)
         )
+
+    def outbox(self, message_id: str) -> AsyncDocumentReference:
+        """A message's outbox entry (`omnichannel_core.modules.inbox.store.outbox`)."""
+        return self.outbox_entries.document(message_id)
+
+    def send_pace(self, key: str) -> AsyncDocumentReference:
+        return self.send_paces.document(document_key("pace", key))
 
     def idempotency_key(self, idempotency_key: str) -> AsyncDocumentReference:
         return self.message_keys.document(document_key("idempotency", idempotency_key))
@@ -171,6 +180,10 @@ def message_fields(message: Message) -> dict[str, Any]:
         "metadata_json": json_text(message.metadata),
         "created_at": message.created_at,
         "updated_at": message.updated_at,
+        "in_doubt": message.in_doubt,
+        "send_at": message.send_at,
+        "attempts": message.attempts,
+        "error_details_json": json_text(message.error_details),
     }
 
 
@@ -191,6 +204,10 @@ def message_from(message_id: str, data: dict[str, Any]) -> Message:
         metadata=json.loads(data["metadata_json"]),
         created_at=exact_time(data["created_at"]),
         updated_at=exact_time(data["updated_at"]),
+        in_doubt=bool(data.get("in_doubt", False)),  # absent from messages before the outbox
+        send_at=optional_time(data.get("send_at")),
+        attempts=int(data.get("attempts", 0)),
+        error_details=json.loads(data.get("error_details_json", "{}")),
     )
 
 

@@ -32,7 +32,7 @@ from omnichannel_core.module import (
 from omnichannel_core.module.firestore import Transaction, exact_time, log_event
 from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
-from omnichannel_core.modules.inbox.store import StatusApplied
+from omnichannel_core.modules.inbox.store import SETTLED_RANK, StatusApplied
 from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
     message_fields,
@@ -40,6 +40,28 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_conversation,
     read_message,
 )
+from omnichannel_core.modules.inbox.store.outbox import REPLY, OutboxState
+
+
+def entry_fields(message: Message, address: str, due_at: datetime, priority: int) -> dict[str, Any]:
+    """A new outbox entry of ``message`` to ``address``, queued until ``due_at``."""
+    return {
+        "channel": message.channel,
+        "address": address,
+        "conversation_id": message.conversation_id,
+        "state": str(OutboxState.QUEUED),
+        "priority": priority,
+        "due_at": due_at,
+        "first_due_at": due_at,
+        "failing_since": None,
+        "attempts": message.attempts,
+        "lease_holder": None,
+        "lease_until": None,
+        "doubt_until": None,
+        "resend": False,
+        "last_error": None,
+    }
+
 
 PARKABLE = tuple(status for status in DeliveryStatus if status.rank > 0)
 """The statuses a parked update can apply (``queued`` and ``received`` never move a
@@ -55,9 +77,11 @@ async def create_outbound(
     metadata: dict[str, Any],
     idempotency_key: str | None,
     expected_assignee: str | None = UNSET,
+    send_at: datetime | None = None,
+    priority: int = REPLY,
 ) -> tuple[Message, bool]:
-    """Store a queued message (see Store.create_outbound); the idempotency key is checked
-    first, then the conversation's assignee."""
+    """Store a queued message and its outbox entry (see Store.create_outbound); the
+    idempotency key is checked first, then the conversation's assignee."""
     conversation_ref = layout.conversation(conversation_id)
     if idempotency_key is None:
         [conversation_snapshot] = await transaction.get(conversation_ref)
@@ -87,10 +111,15 @@ async def create_outbound(
         metadata=dict(metadata),
         created_at=now,
         updated_at=now,
+        send_at=send_at,
     )
     if idempotency_key is not None:
         transaction.create(key_ref, message_key_fields(message))
     transaction.create(layout.message(message.id), message_fields(message))
+    due = now if send_at is None else max(send_at, now)
+    transaction.create(
+        layout.outbox(message.id), entry_fields(message, conversation.address, due, priority)
+    )
     transaction.update(conversation_ref, {"last_activity_at": now, "updated_at": now})
     log_event(
         transaction,
@@ -139,6 +168,7 @@ async def advance(
     error_message: str | None,
     ttl: timedelta,
     conversation: DocumentSnapshot | None = None,
+    settle: bool = False,
 ) -> StatusApplied:
     """Move ``start`` (read in this transaction) forward to ``status``, record its provider
     id if it has none and nobody else holds it, and apply what was parked for that id.
@@ -166,6 +196,11 @@ async def advance(
         conversation, snapshots = snapshots[0], snapshots[1:]
     now = utcnow()
     message = _moved(start, status, error_code, error_message, now) if moves else start
+    if settle or (moves and message.status.rank >= SETTLED_RANK):  # its entry goes with it
+        transaction.delete(layout.outbox(start.id))
+        message = attrs.evolve(message, in_doubt=False)
+    if settle and not message.status.is_terminal:  # an earlier attempt's error is over
+        message = attrs.evolve(message, error_code=None, error_message=None, error_details={})
     conflict = recorded = False
     if recording:
         key, parked = snapshots[0], snapshots[1:]
@@ -183,7 +218,7 @@ async def advance(
                 if snapshot.exists:
                     transaction.delete(snapshot.reference)
     changed = message.status is not start.status
-    if not changed and not recorded:
+    if not changed and not recorded and message == start:
         return StatusApplied(start, changed=False, provider_id_conflict=conflict)
     transaction.set(layout.message(start.id), message_fields(message))
     if changed:

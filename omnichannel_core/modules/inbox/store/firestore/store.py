@@ -34,6 +34,15 @@ key's parts (`firestore_documents.document_key`), so a key is found, and claimed
     channel, direction, provider id)`` dedupes inbound messages and records an outbound
     message's provider id (so a clash is seen, and a status update finds its message, by
     id); ``("idempotency", key)`` makes outbound creates idempotent.
+``outbox/{message_id}``
+    a message not yet settled (`omnichannel_core.modules.inbox.store.outbox`): ``channel``,
+    ``conversation_id``, ``state``, ``priority``, ``due_at``, ``first_due_at``, ``attempts``,
+    ``lease_holder``, ``lease_until``, ``doubt_until``, ``resend``, ``last_error``; created
+    with its message, deleted in the transaction that settles it. Due entries are found by
+    (``state``, ``priority``, ``due_at``).
+``send_paces/{key("pace", key)}``
+    a shared send pace (`omnichannel_core.modules.inbox.pace`): ``next_free``,
+    ``fraction``, ``slowed_at``. Runners reserve a second's worth of slots per write.
 ``parked_statuses/{key(channel, provider id, status)}``
     a status update that came before its message's provider id was recorded: ``channel``,
     ``provider_message_id``, ``status``, ``error_code``, ``error_message``, ``parked_at``,
@@ -48,13 +57,15 @@ Indexes. The sorted, filtered lists need the composite indexes in ``firestore.in
 at the repository root (deploy with ``firebase deploy --only firestore:indexes``; with a
 prefix, rename their collection groups): ``contacts`` (``search_prefixes`` contains,
 ``created_at`` desc), ``messages`` (``conversation_id``, ``created_at``; and
-``conversation_id``, ``status``, ``created_at`` for watermarks), and ``conversations``, one
+``conversation_id``, ``status``, ``created_at`` for watermarks), ``conversations``, one
 per combination of the ``status``, ``channel`` and ``assignee`` filters before
-``last_activity_at`` desc. Every other query uses automatic single-field indexes (the
-conversations at an address: equality on ``channel`` and ``address``, merged). Free-form
-and large fields are exempt from indexing (fewer index writes), and ``expire_at`` of parked
-statuses carries a TTL policy. The emulator needs no index, so the
-tests cannot catch a missing one: a new query means a new entry there.
+``last_activity_at`` desc, and ``outbox`` (``state``, ``priority``, ``due_at``; ``state``,
+``due_at``; ``channel``, ``state``, ``priority``, ``due_at``; ``state``, ``lease_until``).
+Every other query uses automatic single-field indexes (the conversations at an address:
+equality on ``channel`` and ``address``, merged). Free-form and large fields are exempt
+from indexing (fewer index writes), and ``expire_at`` of parked statuses carries a TTL
+policy. The emulator needs no index, so the tests cannot catch a missing one: a new query
+means a new entry there.
 
 Round trips. A transaction's first read begins it and its commit ends it
 (`firestore_transaction`), so each write costs its reads and one commit:
@@ -128,10 +139,12 @@ from omnichannel_core.modules.inbox.store.firestore.outbound import (
     apply_status,
     create_outbound,
 )
+from omnichannel_core.modules.inbox.store.firestore.outbox import FirestoreOutbox
 from omnichannel_core.modules.inbox.store.firestore.search import SCAN_LIMIT
+from omnichannel_core.modules.inbox.store.outbox import REPLY
 
 
-class FirestoreInboxStore:
+class FirestoreInboxStore(FirestoreOutbox):
     """:class:`omnichannel_core.modules.inbox.store.InboxStore` on the Firestore database."""
 
     def __init__(self, database: FirestoreDatabase) -> None:
@@ -182,6 +195,8 @@ class FirestoreInboxStore:
         metadata: dict[str, Any],
         idempotency_key: str | None,
         expected_assignee: str | None = UNSET,
+        send_at: datetime | None = None,
+        priority: int = REPLY,
     ) -> tuple[Message, bool]:
         layout = self.layout
         return await self._transact(
@@ -195,6 +210,8 @@ class FirestoreInboxStore:
                 metadata,
                 idempotency_key,
                 expected_assignee,
+                send_at,
+                priority,
             ),
         )
 
@@ -219,6 +236,7 @@ class FirestoreInboxStore:
         provider_message_id: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        settle: bool = False,
     ) -> StatusApplied:
         layout, ttl = self.layout, self.parked_status_ttl
 
@@ -234,6 +252,7 @@ class FirestoreInboxStore:
                 error_code,
                 error_message,
                 ttl,
+                settle=settle,
             )
 
         return await self._transact(("message", message_id), write)

@@ -91,6 +91,10 @@ def message_from_row(row: sqlite3.Row) -> Message:
         metadata=json.loads(row["metadata"]),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
+        in_doubt=bool(row["in_doubt"]),
+        send_at=None if row["send_at"] is None else parse_timestamp(row["send_at"]),
+        attempts=row["attempts"],
+        error_details=json.loads(row["error_details"]),
     )
 
 

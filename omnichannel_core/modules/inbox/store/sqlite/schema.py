@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from omnichannel_core.module.sqlite import SqliteMigration
 from omnichannel_core.modules.inbox.store.sqlite.contacts import recompute_search_terms
+from omnichannel_core.modules.inbox.store.sqlite.outbox import adopt_unsettled_messages
 
 INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
     # 1: contacts, identities, conversations, messages
@@ -112,4 +113,43 @@ INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
     CREATE INDEX conversations_by_address ON conversations (channel, address);
     CREATE INDEX messages_by_status ON messages (conversation_id, status, created_at);
     """,
+    # 7: the durable outbox (docs/delivery.md). Each message not yet settled has an entry;
+    # the pace shared by every runner is one row per channel (or sender). Messages also
+    # say whether they are in doubt, when they may go, and how many attempts were made.
+    """
+    ALTER TABLE messages ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN send_at TEXT;
+    ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN error_details TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE outbox (
+        message_id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        due_at TEXT NOT NULL,
+        first_due_at TEXT NOT NULL,
+        failing_since TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_holder TEXT,
+        lease_until TEXT,
+        doubt_until TEXT,
+        resend INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX outbox_by_due ON outbox (state, priority, due_at);
+    CREATE INDEX outbox_by_channel ON outbox (channel, state, priority, due_at);
+    CREATE INDEX outbox_by_lease ON outbox (state, lease_until);
+    CREATE INDEX outbox_by_doubt ON outbox (doubt_until) WHERE doubt_until IS NOT NULL;
+    CREATE TABLE send_paces (
+        key TEXT PRIMARY KEY,
+        next_free REAL NOT NULL,
+        fraction REAL NOT NULL DEFAULT 1,
+        slowed_at REAL NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    """,
+    # 8: outbound messages left queued or sending by the send-in-the-request of earlier
+    # versions may have reached the provider: they go in doubt, for their callbacks to settle
+    # or the deadline to fail, rather than stay stuck or be sent twice.
+    adopt_unsettled_messages,
 )

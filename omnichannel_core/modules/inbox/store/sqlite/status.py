@@ -12,14 +12,14 @@ transaction. Each function here runs inside the writer's transaction; a move log
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from omnichannel_core.channel import StatusUpdate
 from omnichannel_core.module import DeliveryStatus, Direction, Message, format_timestamp, utcnow
 from omnichannel_core.module.sqlite import append_event
 from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
-from omnichannel_core.modules.inbox.store import StatusApplied, statuses_behind
+from omnichannel_core.modules.inbox.store import SETTLED_RANK, StatusApplied, statuses_behind
 from omnichannel_core.modules.inbox.store.sqlite.rows import fetch_message, message_from_row
 
 
@@ -43,6 +43,36 @@ def status_event(
     )
 
 
+def attempt_event(
+    connection: sqlite3.Connection,
+    row: sqlite3.Row,
+    error_code: str,
+    attempts: int,
+    retry_at: datetime,
+    at: str,
+) -> None:
+    """Log ``message.attempt_failed`` for the message of ``row``: it is retried at
+    ``retry_at``."""
+    found = connection.execute(
+        "SELECT assignee FROM conversations WHERE id = ?", (row["conversation_id"],)
+    ).fetchone()
+    append_event(
+        connection,
+        InboxEvent.MESSAGE_ATTEMPT_FAILED,
+        row["id"],
+        row["conversation_id"],
+        (found["assignee"] if found is not None else None,),
+        at,
+        events.attempt_failed(row["channel"], error_code, attempts, retry_at),
+    )
+
+
+def settle(connection: sqlite3.Connection, message_id: str) -> None:
+    """The message was sent, or ended: its outbox entry goes, and it is no longer in doubt."""
+    connection.execute("DELETE FROM outbox WHERE message_id = ?", (message_id,))
+    connection.execute("UPDATE messages SET in_doubt = 0 WHERE id = ? AND in_doubt", (message_id,))
+
+
 def _move(
     connection: sqlite3.Connection,
     message_id: str,
@@ -56,6 +86,8 @@ def _move(
         " error_message = coalesce(?, error_message), updated_at = ? WHERE id = ?",
         (status, error_code, error_message, now, message_id),
     )
+    if status.rank >= SETTLED_RANK:
+        settle(connection, message_id)
 
 
 def _provider_id_taken(connection: sqlite3.Connection, row: sqlite3.Row, provider_id: str) -> bool:

@@ -11,6 +11,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from omnichannel_core.channel import InboundMessage, StatusUpdate
 from omnichannel_core.module import (
     UNSET,
@@ -46,6 +48,7 @@ from omnichannel_core.modules.inbox.store import (
     Ingested,
     StatusApplied,
 )
+from omnichannel_core.modules.inbox.store.outbox import REPLY
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     search_clause,
     search_text,
@@ -53,6 +56,7 @@ from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     upsert_conversation,
 )
 from omnichannel_core.modules.inbox.store.sqlite.ingest import ingest
+from omnichannel_core.modules.inbox.store.sqlite.outbox import SqliteOutbox, enqueue
 from omnichannel_core.modules.inbox.store.sqlite.rows import (
     InboundRows,
     contact_from_rows,
@@ -69,9 +73,12 @@ from omnichannel_core.modules.inbox.store.sqlite.status import (
     apply_status,
     apply_watermark,
 )
+from omnichannel_core.modules.inbox.store.sqlite.status import (
+    settle as settle_entry,
+)
 
 
-class SqliteInboxStore:
+class SqliteInboxStore(SqliteOutbox):
     """:class:`omnichannel_core.modules.inbox.store.InboxStore` on the SQLite database."""
 
     def __init__(self, database: SqliteDatabase) -> None:
@@ -110,7 +117,11 @@ class SqliteInboxStore:
         metadata: dict[str, Any],
         idempotency_key: str | None,
         expected_assignee: str | None = UNSET,
+        send_at: datetime | None = None,
+        priority: int = REPLY,
     ) -> tuple[Message, bool]:
+        scheduled = None if send_at is None else format_timestamp(send_at)
+
         def write(connection: sqlite3.Connection) -> tuple[Message, bool]:
             if idempotency_key is not None:
                 row = connection.execute(
@@ -128,8 +139,8 @@ class SqliteInboxStore:
             message_id = new_id("msg")
             connection.execute(
                 "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
-                " status, text, media, idempotency_key, metadata, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, text, media, idempotency_key, metadata, created_at, updated_at,"
+                " send_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     conversation.id,
@@ -143,8 +154,10 @@ class SqliteInboxStore:
                     compact_json(metadata),
                     now,
                     now,
+                    scheduled,
                 ),
             )
+            enqueue(connection, message_id, conversation.id, max(scheduled or now, now), priority)
             connection.execute(
                 "UPDATE conversations SET last_activity_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, conversation.id),
@@ -193,12 +206,13 @@ class SqliteInboxStore:
         provider_message_id: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        settle: bool = False,
     ) -> StatusApplied:
         def write(connection: sqlite3.Connection) -> StatusApplied:
             row = fetch_one(
                 connection, "SELECT * FROM messages WHERE id = ?", (message_id,), "message"
             )
-            return advance(
+            applied = advance(
                 connection,
                 row,
                 status,
@@ -207,6 +221,15 @@ class SqliteInboxStore:
                 error_message,
                 self.parked_status_ttl,
             )
+            if not settle:
+                return applied
+            settle_entry(connection, message_id)
+            connection.execute(
+                "UPDATE messages SET error_code = NULL, error_message = NULL, error_details = '{}'"
+                " WHERE id = ? AND status NOT IN ('failed', 'undelivered')",
+                (message_id,),
+            )
+            return attrs.evolve(applied, message=fetch_message(connection, message_id))
 
         return await self.database.write(write)
 
