@@ -19,13 +19,14 @@ from omnichannel_core.channel import (
     ChannelRoute,
     Config,
     OutboundMessage,
+    SendPolicy,
     SendResult,
     WebhookRequest,
     WebhookResult,
     hookimpl,
 )
 from omnichannel_facebook.health import channel_health
-from omnichannel_facebook.outbound import deliver
+from omnichannel_facebook.outbound import deliver, send_policy
 from omnichannel_facebook.routes import facebook_routes
 from omnichannel_facebook.settings import FacebookSettings
 from omnichannel_facebook.webhook import receive_result
@@ -41,6 +42,10 @@ class FacebookChannel:
     @hookimpl
     def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:
         return deliver(message, FacebookSettings.from_config(config), channel)
+
+    @hookimpl
+    async def send_policy(self) -> SendPolicy:
+        return send_policy()
 
     @hookimpl
     def health(self, config: Config) -> ChannelHealth:

@@ -41,6 +41,7 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendFailed,
     SendOutcomeUnknown,
+    SendPolicy,
     SendResult,
 )
 from omnichannel_facebook.graph_client import (
@@ -256,6 +257,7 @@ def _send_part(
                 f"Facebook {reason}, {SEND_ATTEMPTS} tries: {error.message}",
                 code=str(error.code if error.code is not None else error.status),
                 retryable=True,
+                throttled=error.is_rate_limit,  # the outbox slows the Page's pace
                 **error.details(),
             )
         except GraphUnreachable as error:
@@ -310,5 +312,18 @@ def deliver(
         except (SendFailed, ChannelUnavailable, SendOutcomeUnknown) as error:
             if mids:
                 _after_parts(error, len(mids), len(bodies), mids[0])
+                if isinstance(error, SendFailed):
+                    error.retryable = False  # another attempt would send the first parts again
             raise
     return SendResult(provider_message_id=mids[0], status=DeliveryStatus.SENT)
+
+
+SEND_RATE = 100.0
+"""Messages per second per Page: under Meta's 300 Send API calls per second for text (a
+message with attachments makes one call per part); 10 per second for audio and video."""
+
+
+def send_policy() -> SendPolicy:
+    """Facebook's pace, and an hour for the echo of a message in doubt (its ``metadata``
+    names our message id)."""
+    return SendPolicy(rate=SEND_RATE, retry_for=3600, confirm_within=3600)

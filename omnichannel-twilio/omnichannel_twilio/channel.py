@@ -4,8 +4,8 @@
   answered with empty TwiML once stored (:mod:`omnichannel_twilio.inbound`).
 - ``status``: ``POST /api/channels/twilio/status``, Twilio's status callbacks
   (:mod:`omnichannel_twilio.status_callbacks`).
-- ``send``: through the official SDK, on the channel's thread pool
-  (:mod:`omnichannel_twilio.outbound`).
+- ``send``: through the official SDK, on the channel's thread pool, once per call; and
+  ``send_policy``: Twilio's rates, per sender (:mod:`omnichannel_twilio.outbound`).
 - ``health``: configuration, and credentials checked against Twilio's API
   (:mod:`omnichannel_twilio.health`).
 - ``channel_routes``: the seed's ``send/whatsapp``, ``send/sms`` and ``message/{id}/status``
@@ -20,6 +20,7 @@ from omnichannel_core.channel import (
     ChannelRoute,
     Config,
     OutboundMessage,
+    SendPolicy,
     SendResult,
     WebhookRequest,
     WebhookResponse,
@@ -28,7 +29,7 @@ from omnichannel_core.channel import (
 )
 from omnichannel_twilio.health import channel_health
 from omnichannel_twilio.inbound import EMPTY_TWIML, TWIML_CONTENT_TYPE, inbound_message
-from omnichannel_twilio.outbound import deliver
+from omnichannel_twilio.outbound import deliver, send_policy
 from omnichannel_twilio.routes import twilio_routes
 from omnichannel_twilio.settings import TwilioSettings
 from omnichannel_twilio.signature import verify_signature
@@ -52,6 +53,10 @@ class TwilioChannel:
         _, auth_token = TwilioSettings.from_config(config).require_credentials(channel)
         params = verify_signature(request, auth_token)
         return status_result(params, message_id=request.query.get("message_id"))
+
+    @hookimpl
+    async def send_policy(self, config: Config) -> SendPolicy:
+        return send_policy(TwilioSettings.from_config(config))
 
     @hookimpl
     def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:

@@ -1,4 +1,5 @@
-"""Sending through Twilio's Messages API: checks first, retries for outages, clear errors.
+"""Sending through Twilio's Messages API: checks first, one attempt, clear errors (the
+outbox retries what may be retried, at the pace of :func:`send_policy`).
 
 ``message.to`` is the conversation's address: ``whatsapp:+1555...`` goes out on WhatsApp from
 ``whatsapp:`` + ``TWILIO_WHATSAPP_NUMBER``; ``+1555...`` as SMS from ``TWILIO_PHONE_NUMBER`` or
@@ -9,8 +10,6 @@ auth token nor message bodies are ever logged.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,8 +22,10 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from omnichannel_core.channel import (
     DeliveryStatus,
     OutboundMessage,
+    Sender,
     SendFailed,
     SendOutcomeUnknown,
+    SendPolicy,
     SendResult,
 )
 from omnichannel_twilio.api_client import twilio_client
@@ -35,9 +36,8 @@ log = structlog.get_logger("omnichannel.twilio")
 
 MAX_BODY_CHARACTERS = 1600
 MAX_MEDIA_URLS = 10
-SEND_ATTEMPTS = 3
-RETRY_DELAYS_SECONDS = (0.5, 1.0)
-"""Waits before the second and the third attempt, for 429, 5xx and connection errors."""
+SMS_RATE = 1.0
+WHATSAPP_RATE = 80.0
 OUTSIDE_WHATSAPP_WINDOW = 63016
 ERROR_PREFIXES = ("Unable to create record: ",)
 
@@ -155,62 +155,72 @@ def _is_retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def deliver(
-    message: OutboundMessage,
-    settings: TwilioSettings,
-    channel: str,
-    sleep: Callable[[float], None] = time.sleep,
-) -> SendResult:
-    """Send ``message``; raises SendFailed, or SendOutcomeUnknown when Twilio got the request
-    but its answer was lost. 429, 5xx and failures to connect are retried with backoff."""
+def deliver(message: OutboundMessage, settings: TwilioSettings, channel: str) -> SendResult:
+    """Send ``message`` once; raises SendFailed (``retryable`` for 429, 5xx and failures to
+    connect: the outbox retries them), or SendOutcomeUnknown when Twilio got the request but
+    its answer was lost (the status callback, whose URL names our message id, settles it)."""
     settings.require_configured(channel)
     params = create_params(message, settings, channel)
     client = twilio_client(settings)
-    failure = SendFailed("not sent", retryable=True)
-    for attempt in range(SEND_ATTEMPTS):
-        if attempt:
-            sleep(RETRY_DELAYS_SECONDS[min(attempt - 1, len(RETRY_DELAYS_SECONDS) - 1)])
-        try:
-            created = client.messages.create(**params)
-        except (TwilioRestException, TwilioServiceException) as error:
-            if not _is_retryable_status(error.status):
-                raise rejected(error) from None
-            failure = SendFailed(
-                f"Twilio did not take the message: {_twilio_message(error)}",
-                code=str(error.code or error.status),
-                retryable=True,
-                twilio_status=error.status,
-            )
-        except (requests.exceptions.RequestException, TwilioException) as error:
-            if not _never_reached_twilio(error):
-                # The request went out and the answer was lost (a read timeout, a connection
-                # dropped after sending): Twilio may have taken the message, and sending it
-                # again could deliver it twice. The status callback (its URL names our
-                # message id) settles the message later.
-                raise SendOutcomeUnknown(
-                    f"Twilio's answer was lost ({type(error).__name__}); the message may have"
-                    " been sent: do not resend, its status callback will settle it",
-                    channel=channel,
-                ) from None
-            failure = SendFailed(
-                f"Twilio could not be reached: {type(error).__name__}",
-                code="unreachable",
-                retryable=True,
-            )
-        else:
-            return _send_result(created)
-        log.warning(
-            "twilio_send_attempt_failed",
-            message_id=message.id,
-            attempt=attempt + 1,
-            error_code=failure.code,
-        )
-    raise failure
+    try:
+        created = client.messages.create(**params)
+    except (TwilioRestException, TwilioServiceException) as error:
+        if not _is_retryable_status(error.status):
+            raise rejected(error) from None
+        raise SendFailed(
+            f"Twilio did not take the message: {_twilio_message(error)}",
+            code=str(error.code or error.status),
+            retryable=True,
+            throttled=error.status == 429,
+            twilio_status=error.status,
+        ) from None
+    except ValueError:  # a 2xx whose body is not Twilio's JSON: the answer is lost
+        raise SendOutcomeUnknown(
+            "Twilio's answer could not be read; the message may have been sent: its status"
+            " callback will settle it",
+            channel=channel,
+        ) from None
+    except (requests.exceptions.RequestException, TwilioException) as error:
+        if not _never_reached_twilio(error):
+            # The request went out and the answer was lost (a read timeout, a connection
+            # dropped after sending): Twilio may have taken the message, and sending it
+            # again could deliver it twice.
+            raise SendOutcomeUnknown(
+                f"Twilio's answer was lost ({type(error).__name__}); the message may have"
+                " been sent: its status callback will settle it",
+                channel=channel,
+            ) from None
+        raise SendFailed(
+            f"Twilio could not be reached: {type(error).__name__}",
+            code="unreachable",
+            retryable=True,
+        ) from None
+    return _send_result(created, channel)
 
 
-def _send_result(created: Any) -> SendResult:
+def send_policy(settings: TwilioSettings) -> SendPolicy:
+    """Twilio's published limits: SMS from a US long code 1 message per second per number
+    (short codes, toll-free and 10DLC numbers take more: set ``OMNICHANNEL_SEND_RATES``),
+    WhatsApp 80 per second per sender; each sender is paced apart. Twilio queues what it
+    takes, so a message in doubt waits an hour for its status callback."""
+
+    def sender(address: str) -> Sender | None:
+        if address.startswith(WHATSAPP_PREFIX):
+            number = settings.whatsapp_number or "unset"
+            return Sender(f"{WHATSAPP_PREFIX}{number}", rate=WHATSAPP_RATE)
+        return Sender(settings.messaging_service_sid or settings.phone_number or "sms")
+
+    return SendPolicy(rate=SMS_RATE, sender=sender, retry_for=3600, confirm_within=3600)
+
+
+def _send_result(created: Any, channel: str) -> SendResult:
     sid = getattr(created, "sid", None)
     if not isinstance(sid, str) or not sid:
-        raise SendFailed("Twilio's answer named no message SID", code="no_sid", retryable=True)
+        # Twilio answered 2xx, so it may well have the message: in doubt, not resent.
+        raise SendOutcomeUnknown(
+            "Twilio's answer named no message SID; the message may have been sent: its"
+            " status callback will settle it",
+            channel=channel,
+        )
     status = map_status(getattr(created, "status", None)) or DeliveryStatus.QUEUED
     return SendResult(provider_message_id=sid, status=status)

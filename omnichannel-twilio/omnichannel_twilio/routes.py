@@ -4,8 +4,13 @@ and lists the routes in ``GET /api/openapi.json``.
 
 - ``POST send/whatsapp`` and ``POST send/sms`` (``messages:send``): a :class:`TwilioSend`,
   ``{"to": "+1234567890", "message": "...", "media_urls": ["https://..."], "content_sid":
-  "HX...", "content_variables": {...}}``; ``Idempotency-Key`` honoured. 201 with the stored
-  message, 200 on an idempotent replay.
+  "HX...", "content_variables": {...}, "send_at": "2027-01-31T09:30:00+01:00"}``;
+  ``Idempotency-Key`` honoured. 503 before anything is stored while the channel is not
+  configured. The message is stored ``queued`` and answered 202; the outbox sends it
+  (docs/delivery.md), ``send_at`` not before then. With ``Prefer: wait=N`` the answer
+  waits up to N seconds: 201 once Twilio took the message, or the error met (422, 504
+  in doubt, 502 while still retried) with ``stored_message``; still 202 when N seconds
+  passed before any attempt failed. 200 on an idempotent replay.
 - ``GET message/{message_id}/status`` (``conversations:read``; an agent sees only the messages of
   their own or unassigned conversations): a message by our id (``msg_...``) or Twilio's
   SID.
@@ -22,6 +27,8 @@ import falcon.asgi
 
 from omnichannel_core.channel import (
     MAX_URL,
+    SEND_ANSWERS,
+    SEND_NOTES,
     ChannelInbox,
     ChannelRoute,
     Config,
@@ -33,7 +40,11 @@ from omnichannel_core.channel import (
     Operation,
     OutboundRequest,
     Response,
+    answer_sent,
     field,
+    prefer_wait,
+    send_at_field,
+    send_at_of,
     to_json,
 )
 from omnichannel_twilio.outbound import MAX_BODY_CHARACTERS, MAX_MEDIA_URLS
@@ -74,8 +85,10 @@ class TwilioSend:
     content_variables: dict[str, Any] | None = field(
         default=None, description="the template's variables; only with content_sid"
     )
+    send_at: str | None = send_at_field()
 
     def __attrs_post_init__(self) -> None:
+        send_at_of(self.send_at)  # a bad time is a 400 before anything is stored
         if self.content_sid is None:
             if self.content_variables is not None:
                 raise InvalidInput(
@@ -95,7 +108,12 @@ class TwilioSend:
             if self.content_variables is not None:
                 metadata["content_variables"] = self.content_variables
         media = tuple(Media(url=url) for url in self.media_urls or ())
-        return OutboundRequest(text=self.message or None, media=media, metadata=metadata)
+        return OutboundRequest(
+            text=self.message or None,
+            media=media,
+            metadata=metadata,
+            send_at=send_at_of(self.send_at),
+        )
 
 
 SEND_ERRORS = ("Conflict", "SendRejected", "SendFailed", "SendOutcomeUnknown", "ChannelUnavailable")
@@ -107,12 +125,10 @@ def send_operation(whatsapp: bool) -> Operation:
         "Send a WhatsApp message" if whatsapp else "Send an SMS",
         body=TwilioSend,
         headers=IdempotencyHeaders,
-        responses={
-            201: Response(Message, "Sent: the new message with its delivery status."),
-            200: Response(Message, "Replayed: the message this Idempotency-Key already sent."),
-        },
+        responses=SEND_ANSWERS,
         errors=SEND_ERRORS,
-        notes="The message is stored `queued` first, then sent through Twilio"
+        notes=SEND_NOTES
+        + " It goes through Twilio"
         + (" on WhatsApp, to `whatsapp:` + `to`." if whatsapp else " as an SMS (or MMS)."),
         operation_id="sendWhatsapp" if whatsapp else "sendSms",
     )
@@ -134,9 +150,11 @@ class SendResource:
         body: TwilioSend = req.context.body
         key = req.context.headers.idempotency_key
         reply_to = WHATSAPP_PREFIX + body.to if self.whatsapp else None
-        message, created = await self.inbox.send(body.to, body.request(), key, reply_to=reply_to)
-        resp.status = 201 if created else 200
-        resp.media = to_json(message)
+        wait = prefer_wait(req)
+        message, created = await self.inbox.send(
+            body.to, body.request(), key, reply_to=reply_to, wait=wait
+        )
+        answer_sent(resp, message, created, wait)
 
 
 class MessageStatusResource:

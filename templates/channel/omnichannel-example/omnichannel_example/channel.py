@@ -4,7 +4,10 @@
   checked (:mod:`omnichannel_example.signature`, :mod:`omnichannel_example.payloads`).
 - ``status``: ``POST /api/channels/example/status``, delivery statuses of what we sent,
   signed the same way.
-- ``send``: ``POST {base}/v1/messages`` through httpx (:mod:`omnichannel_example.outbound`).
+- ``send``: ``POST {base}/v1/messages`` through httpx, one attempt per call
+  (:mod:`omnichannel_example.outbound`).
+- ``send_policy``: the provider's rate limit, and that it dedupes on the Idempotency-Key,
+  for the outbox that paces and retries the sends.
 - ``health``: settings present, API token accepted (:mod:`omnichannel_example.health`).
 - ``channel_routes``: ``GET webhook``, the provider's subscription handshake
   (:mod:`omnichannel_example.routes`).
@@ -21,6 +24,7 @@ from omnichannel_core.channel import (
     ChannelRoute,
     Config,
     OutboundMessage,
+    SendPolicy,
     SendResult,
     WebhookRequest,
     WebhookResult,
@@ -28,7 +32,7 @@ from omnichannel_core.channel import (
 )
 
 from omnichannel_example.health import channel_health
-from omnichannel_example.outbound import deliver
+from omnichannel_example.outbound import SEND_POLICY, deliver
 from omnichannel_example.payloads import inbound_messages, parse_body, status_updates
 from omnichannel_example.routes import channel_routes_for
 from omnichannel_example.settings import ExampleSettings
@@ -54,6 +58,11 @@ class ExampleChannel:
     @hookimpl
     async def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:
         return await deliver(message, ExampleSettings.from_config(config), channel)
+
+    @hookimpl
+    def send_policy(self) -> SendPolicy:
+        # read once in a while by each job runner, never per message
+        return SEND_POLICY
 
     @hookimpl
     async def health(self, channel: str, config: Config) -> ChannelHealth:

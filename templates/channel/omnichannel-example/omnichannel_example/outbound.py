@@ -1,24 +1,25 @@
-"""Sending: one ``POST {base}/v1/messages`` per message, through httpx.
+"""Sending: one ``POST {base}/v1/messages`` per call, through httpx.
 
 The provider takes ``{"to", "text", "attachments"}`` with ``Authorization: Bearer <token>``
 and answers ``{"id": "<its message id>"}``; its status callbacks name that id. Every request
-carries the core's message id as ``Idempotency-Key``, so the provider keeps one message
-however often the same request reaches it: that makes a retry after a rate limit (429) or
-an outage (5xx) safe, and a few are made here before giving up.
+carries the core's message id as ``Idempotency-Key``, and the provider keeps one message
+however often the same request reaches it (for a day).
 
-What the provider said decides what the core answers the API client:
+``send`` makes one attempt and says how it went; the core's outbox does the rest (retries
+with backoff, at the pace :data:`SEND_POLICY` declares):
 
-- refused for good (4xx): ``SendFailed(code=<the provider's code>)``, 422;
-- still refusing after the retries (429, 5xx, unreachable): ``SendFailed(retryable=True)``,
-  502;
-- the request went out but no answer came back: ``SendOutcomeUnknown``, 504; the message
-  stays ``sending`` and a status callback settles it. Guessing either way could lose the
-  message or send it twice.
+- taken (2xx with an id): ``SendResult``;
+- refused for good (4xx): ``SendFailed(code=<the provider's code>)``: the message fails;
+- a rate limit (429, ``throttled`` with its ``Retry-After``), an outage (5xx), or no
+  connection made: ``SendFailed(retryable=True)``: the outbox tries again later;
+- the request went out but no answer came back: ``SendOutcomeUnknown``: the message is in
+  doubt. The provider dedupes on the key, so the policy says ``resend_safe`` and the outbox
+  sends it again with the same key; for a provider that does not, a status callback would
+  have to settle it. Guessing here could lose the message or send it twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -26,16 +27,17 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendFailed,
     SendOutcomeUnknown,
+    SendPolicy,
     SendResult,
 )
 
 from omnichannel_example.settings import ExampleSettings
 
 SEND_PATH = "/v1/messages"
-SEND_ATTEMPTS = 3
-RETRY_DELAY_SECONDS = 0.5
-"""Doubled after each attempt: 0.5 s, then 1 s."""
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+SEND_POLICY = SendPolicy(rate=20.0, retry_for=3600, confirm_within=3600, resend_safe=True)
+"""The provider's published limits: 20 messages a second per account; it keeps each
+Idempotency-Key a day, so a message in doubt may be sent again for an hour."""
 
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures before the request left: the provider cannot have taken the message."""
@@ -52,6 +54,12 @@ def request_body(message: OutboundMessage) -> dict[str, Any]:
     }
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds of the provider's ``Retry-After`` (it sends whole seconds), if any."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
+
+
 def refusal(response: httpx.Response) -> SendFailed:
     """The provider's error answer as SendFailed, retryable for a rate limit or an outage.
     The provider answers ``{"error": {"code": ..., "message": ...}}``."""
@@ -61,10 +69,13 @@ def refusal(response: httpx.Response) -> SendFailed:
         error = {}
     code = error.get("code") if isinstance(error, dict) else None
     detail = error.get("message") if isinstance(error, dict) else None
+    throttled = response.status_code == 429
     return SendFailed(
         f"the provider answered {response.status_code}" + (f": {detail}" if detail else ""),
         code=str(code or response.status_code),
-        retryable=response.status_code == 429 or response.status_code >= 500,
+        retryable=throttled or response.status_code >= 500,
+        throttled=throttled,
+        retry_after=retry_after(response),
     )
 
 
@@ -82,32 +93,25 @@ def _provider_id(response: httpx.Response, channel: str) -> str:
 
 
 async def deliver(message: OutboundMessage, settings: ExampleSettings, channel: str) -> SendResult:
-    """Send ``message``: its provider id, or the errors of the module's docstring."""
+    """One attempt to send ``message``: its provider id, or the errors of the module's
+    docstring."""
     base_url, token = settings.require_api(channel)
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": message.id}
-    failure = SendFailed("not sent", retryable=True)
     async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) as client:
-        for attempt in range(SEND_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(RETRY_DELAY_SECONDS * 2 ** (attempt - 1))
-            try:
-                response = await client.post(SEND_PATH, json=request_body(message), headers=headers)
-            except NOT_SENT as error:
-                failure = SendFailed(
-                    f"the provider could not be reached: {type(error).__name__}",
-                    code="unreachable",
-                    retryable=True,
-                )
-                continue
-            except httpx.HTTPError as error:
-                raise SendOutcomeUnknown(
-                    f"the provider's answer was lost ({type(error).__name__}); the message may"
-                    " have been sent",
-                    channel=channel,
-                ) from None
-            if response.is_success:
-                return SendResult(provider_message_id=_provider_id(response, channel))
-            failure = refusal(response)
-            if not failure.retryable:
-                raise failure
-    raise failure
+        try:
+            response = await client.post(SEND_PATH, json=request_body(message), headers=headers)
+        except NOT_SENT as error:
+            raise SendFailed(
+                f"the provider could not be reached: {type(error).__name__}",
+                code="unreachable",
+                retryable=True,
+            ) from None
+        except httpx.HTTPError as error:
+            raise SendOutcomeUnknown(
+                f"the provider's answer was lost ({type(error).__name__}); the message may"
+                " have been sent",
+                channel=channel,
+            ) from None
+    if response.is_success:
+        return SendResult(provider_message_id=_provider_id(response, channel))
+    raise refusal(response)

@@ -1,10 +1,12 @@
 """Sending against a fake of the provider's API (the kit's ``fake_provider`` fixture): the
-request the provider documents, and each of its answers turned into the right error."""
+request the provider documents, one per call, and each of its answers turned into the
+right error (the core's outbox retries what is retryable, at the channel's send policy)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from omnichannel_core.channel import (
     Media,
@@ -15,6 +17,7 @@ from omnichannel_core.channel import (
 from omnichannel_core.testing import FakeProvider, ScriptedResponse, free_port
 
 from omnichannel_example import outbound
+from omnichannel_example.channel import ExampleChannel
 from omnichannel_example.settings import ExampleSettings
 
 
@@ -39,11 +42,6 @@ MESSAGE = OutboundMessage(
 def send(base_url: str) -> str:
     result = asyncio.run(outbound.deliver(MESSAGE, settings(base_url), "example"))
     return result.provider_message_id
-
-
-@pytest.fixture(autouse=True)
-def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbound, "RETRY_DELAY_SECONDS", 0.0)
 
 
 def test_send_posts_the_documented_request(fake_provider: FakeProvider) -> None:
@@ -74,24 +72,32 @@ def test_refusal_is_not_retried(fake_provider: FakeProvider) -> None:
     assert len(fake_provider.requests) == 1
 
 
-def test_rate_limit_is_retried_with_the_same_key(fake_provider: FakeProvider) -> None:
-    """A 429 is retried, with the same idempotency key, and the later success counts."""
-    fake_provider.queue(
-        ScriptedResponse.json(429, {"error": {"code": "rate_limited"}}),
-        ScriptedResponse.json(201, {"id": "p-2"}),
-    )
-    assert send(fake_provider.url) == "p-2"
-    keys = [request.headers["idempotency-key"] for request in fake_provider.requests]
-    assert keys == ["msg_1", "msg_1"]
+def test_rate_limit_is_retryable_and_throttled(fake_provider: FakeProvider) -> None:
+    """A 429 is not retried here (the outbox does, at a slower pace): SendFailed, retryable
+    and throttled, after one request."""
+    fake_provider.queue(ScriptedResponse.json(429, {"error": {"code": "rate_limited"}}))
+    with pytest.raises(SendFailed) as raised:
+        send(fake_provider.url)
+    failure = raised.value
+    assert (failure.code, failure.retryable, failure.throttled) == ("rate_limited", True, True)
+    assert len(fake_provider.requests) == 1
 
 
-def test_outage_fails_retryable_after_every_attempt(fake_provider: FakeProvider) -> None:
-    """Still 503 after every attempt: SendFailed, retryable (the API answers 502)."""
-    fake_provider.queue(*[ScriptedResponse.json(503, {})] * outbound.SEND_ATTEMPTS)
+def test_retry_after_is_passed_on() -> None:
+    """The provider's Retry-After (whole seconds) goes with the failure: the outbox does
+    not try again sooner."""
+    answer = httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {}})
+    assert outbound.refusal(answer).retry_after == 7.0
+    assert outbound.refusal(httpx.Response(503, json={})).retry_after is None
+
+
+def test_outage_is_retryable_after_one_request(fake_provider: FakeProvider) -> None:
+    """A 503: SendFailed, retryable (the outbox tries again later), after one request."""
+    fake_provider.queue(ScriptedResponse.json(503, {}))
     with pytest.raises(SendFailed) as raised:
         send(fake_provider.url)
     assert (raised.value.code, raised.value.retryable) == ("503", True)
-    assert len(fake_provider.requests) == outbound.SEND_ATTEMPTS
+    assert len(fake_provider.requests) == 1
 
 
 def test_unreachable_provider_fails_retryable() -> None:
@@ -105,9 +111,16 @@ def test_lost_answer_is_an_unknown_outcome(
     fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The provider got the request but its answer never came: SendOutcomeUnknown, and no
-    second request that could send the message twice."""
+    second request here (the outbox sends it again later, with the same key)."""
     monkeypatch.setattr(outbound, "TIMEOUT", outbound.httpx.Timeout(0.2))
     fake_provider.queue(ScriptedResponse.json(201, {"id": "p-late"}, delay=1.0))
     with pytest.raises(SendOutcomeUnknown):
         send(fake_provider.url)
     assert len(fake_provider.requests) == 1
+
+
+def test_send_policy_is_the_providers_limits() -> None:
+    """The outbox paces the channel at the provider's 20 messages a second, and may resend a
+    message in doubt: the provider keeps one message per Idempotency-Key."""
+    policy = ExampleChannel().send_policy()
+    assert (policy.rate, policy.resend_safe) == (20.0, True)
