@@ -38,6 +38,7 @@ EVERY_PERMISSION = frozenset(
         "conversations:reply",
         "messages:send",
         "channels:read",
+        "outbox:read",
         "plugins:read",
         "reports:read",
         "users:read",
@@ -61,7 +62,8 @@ AGENT_PERMISSIONS = frozenset(
 )
 ROLE_PERMISSIONS = {
     "agent": AGENT_PERMISSIONS,
-    "supervisor": AGENT_PERMISSIONS | {"messages:send", "plugins:read", "reports:read"},
+    "supervisor": AGENT_PERMISSIONS
+    | {"messages:send", "outbox:read", "plugins:read", "reports:read"},
     "admin": EVERY_PERMISSION,
 }
 
@@ -91,6 +93,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/conversations/{conversation_id}/messages"): "conversations:read",
     ("POST", "/api/conversations/{conversation_id}/messages"): "conversations:reply",
     ("GET", "/api/messages/{message_id}"): "conversations:read",
+    ("POST", "/api/messages/{message_id}/retry"): "conversations:reply",
+    ("POST", "/api/messages/{message_id}/cancel"): "conversations:reply",
+    ("GET", "/api/outbox"): "outbox:read",
     ("POST", "/api/channels/{channel}/webhook"): PUBLIC,
     ("POST", "/api/channels/{channel}/status"): PUBLIC,
     ("POST", "/api/channels/{channel}/messages"): "messages:send",

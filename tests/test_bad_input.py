@@ -115,6 +115,9 @@ def nested(levels: int) -> Any:
 
 DEEP = nested(450)  # parses, but used to overflow the stack when the stored row was read
 
+WAIT = {"Prefer": "wait=10"}
+"""Answered once the outbox has sent the message."""
+
 OUTBOUND_BODIES: dict[str, Any] = {
     "empty-object": {},
     "empty-text": {"text": ""},
@@ -137,6 +140,14 @@ OUTBOUND_BODIES: dict[str, Any] = {
     "metadata-nested-450-deep": {"text": "x", "metadata": {"a": DEEP}},
     "metadata-nested-33-deep": {"text": "x", "metadata": {"a": nested(32)}},
     "unknown-field": {"text": "x", "priority": "high"},
+    "send-at-without-offset": {"text": "x", "send_at": "2027-01-31T09:30:00"},
+    "send-at-date-only": {"text": "x", "send_at": "2027-01-31"},
+    "send-at-not-a-date": {"text": "x", "send_at": "tomorrow"},
+    "send-at-impossible-day": {"text": "x", "send_at": "2027-02-31T09:30:00Z"},
+    "send-at-number": {"text": "x", "send_at": 1767225600},
+    "send-at-in-ten-years": {"text": "x", "send_at": "2036-01-31T09:30:00+01:00"},
+    "send-at-before-year-one": {"text": "x", "send_at": "0001-01-01T00:00:00+01:00"},
+    "send-at-year-999": {"text": "x", "send_at": "0999-01-01T00:00:00Z"},
 }
 
 CASES: list[BadRequest] = [
@@ -339,6 +350,11 @@ CASES: list[BadRequest] = [
     BadRequest("query-conversations-status-bytes", "GET", "/api/conversations?status=%ff"),
     BadRequest("query-contacts-huge-search", "GET", "/api/contacts?q=" + "q" * 300),
     BadRequest("query-messages-unknown-id", "GET", "/api/messages/msg_nope", status=404),
+    # the outbox's controls: a sent message is neither retried nor cancelled
+    BadRequest("retry-a-sent-message", "POST", "/api/messages/{message}/retry", status=409),
+    BadRequest("cancel-a-sent-message", "POST", "/api/messages/{message}/cancel", status=409),
+    BadRequest("retry-unknown-message", "POST", "/api/messages/msg_nope/retry", status=404),
+    BadRequest("cancel-unknown-message", "POST", "/api/messages/msg_nope/cancel", status=404),
 ]
 
 
@@ -360,7 +376,9 @@ def world(server: ServerProcess, receiver: FakeProvider) -> World:
         conversation = client.get("/api/conversations").json()["items"][0]
         receiver.queue(ScriptedResponse.json(200, {"id": PROVIDER_ID}))
         reply = client.post(
-            f"/api/conversations/{conversation['id']}/messages", json={"text": "reply"}
+            f"/api/conversations/{conversation['id']}/messages",
+            json={"text": "reply"},
+            headers=WAIT,  # sent, before any case looks at the store
         )
         assert reply.status_code == 201
         return World(conversation["contact_id"], conversation["id"], reply.json()["id"])
@@ -455,7 +473,7 @@ def test_valid_request_after_bad_ones_still_works(client, receiver, world):
     response = client.post(
         f"/api/conversations/{world.conversation}/messages",
         json={"text": "still here"},
-        headers={"Idempotency-Key": unique("key")},
+        headers={"Idempotency-Key": unique("key"), **WAIT},
     )
     assert response.status_code == 201
     stored = client.get(f"/api/messages/{response.json()['id']}").json()
@@ -466,7 +484,9 @@ def test_reused_idempotency_key_for_another_address_stores_nothing(client, world
     """An Idempotency-Key reused on the send route with a different recipient is a 409,
     and the new recipient's contact and conversation are not created."""
     key = unique("key")
-    first = client.post(SEND, json={"to": SENDER, "text": "hi"}, headers={"Idempotency-Key": key})
+    first = client.post(
+        SEND, json={"to": SENDER, "text": "hi"}, headers={"Idempotency-Key": key, **WAIT}
+    )
     assert first.status_code == 201
     before = snapshot(client)
     other = unique("+1888")

@@ -74,6 +74,36 @@ def test_event_latency_benchmark_measures_both_setups():
         assert 0 < figures["p50_ms"] <= figures["max_ms"]
 
 
+def test_outbox_benchmark_sends_through_the_outbox_beside_a_bare_loop_and_paces():
+    """bench.outbox queues messages on the real server, whose job runner sends them to a
+    fake provider; sends them again with the channel's client alone; then paces a run. Every
+    message reaches the provider once and is stored sent."""
+    report = _run(
+        "bench.outbox",
+        "--messages=200",
+        "--warmup=20",
+        "--pace-rate=20",
+        "--pace-seconds=3",
+        "--json",
+    )
+    assert report["problems"] == []
+    outbox, bare = report["sends"]
+    assert (outbox["path"], bare["path"]) == ("outbox", "bare")
+    assert outbox["received"] == bare["received"] == 220
+    assert outbox["stored"] == {"sent": 220}
+    assert outbox["queueing"]["statuses"] == {"202": 200}
+    for send in (outbox, bare):
+        assert send["per_second"] > 0
+        assert send["sender_cpu_us_per_message"] > 0
+    assert report["ratios"]["throughput"] > 0
+    pace = report["pace"]
+    assert pace["queued"] == 66
+    assert pace["stored"] == {"sent": 66}
+    assert len(pace["per_second_counts"]) == 3
+    assert sum(pace["per_second_counts"]) == pace["in_window"]
+    assert 10 <= pace["achieved_per_second"] <= 30  # paced, not sent at once
+
+
 def _running_in_group(pgid: int) -> list[int]:
     """PIDs of process group ``pgid`` that are not zombies (one awaiting its reaper holds no
     port and no memory)."""

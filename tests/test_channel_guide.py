@@ -1,18 +1,23 @@
 """The 40-line channel that opens docs/writing-a-channel.md works as the guide says: loaded
 as a channel of the real app, a webhook with its token lands in the inbox, a wrong token is
 refused, and an agent's reply goes out to the provider's URL (a fake of it, over real HTTP)
-and comes back sent."""
+through the outbox, and comes back sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 import types
 from pathlib import Path
 
 from falcon import testing
 
 from omnichannel_core.testing import AUTH, FakeProvider, RecordedRequest, ScriptedResponse, run_app
+
+WAIT = {**AUTH, "Prefer": "wait=10"}
+"""A send answered once the outbox is done with it (sent, failed or in doubt)."""
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "writing-a-channel.md"
 TOKEN = "relay-test-token"
@@ -53,12 +58,15 @@ def test_the_minimal_channel_receives_and_sends(tmp_path):
     """A webhook with the token stores the customer's message (a retried one once); one
     without it is refused with 403; a reply in the conversation is posted to
     RELAY_SEND_URL with the customer's address and text, and is stored sent with the id
-    Relay gave; Relay refusing a send marks the reply failed."""
+    Relay gave; Relay refusing a send marks the reply failed after one attempt; an outage
+    is retried by the outbox."""
     _, channel = minimal_channel()
 
     def relay(request: RecordedRequest) -> ScriptedResponse:
         if request.json()["text"] == "refused":
             return ScriptedResponse.json(400, {"error": "no"})
+        if request.json()["text"] == "again" and len(provider.requests) == 3:
+            return ScriptedResponse.json(503, {"error": "down"})  # once: the retry is taken
         return ScriptedResponse.json(200, {"id": f"relay-{len(provider.requests)}"})
 
     with FakeProvider(answer=relay) as provider:
@@ -82,7 +90,7 @@ def test_the_minimal_channel_receives_and_sends(tmp_path):
             inbound = (await conductor.simulate_get(messages, headers=AUTH)).json["items"]
             assert [m["text"] for m in inbound] == ["hello"]
 
-            reply = await conductor.simulate_post(messages, json={"text": "hi!"}, headers=AUTH)
+            reply = await conductor.simulate_post(messages, json={"text": "hi!"}, headers=WAIT)
             assert reply.status_code == 201, reply.text
             assert (reply.json["status"], reply.json["provider_message_id"]) == (
                 "sent",
@@ -90,13 +98,25 @@ def test_the_minimal_channel_receives_and_sends(tmp_path):
             )
             assert provider.requests[-1].json() == {"to": "+15550001", "text": "hi!"}
 
-            failed = await conductor.simulate_post(messages, json={"text": "refused"}, headers=AUTH)
+            failed = await conductor.simulate_post(messages, json={"text": "refused"}, headers=WAIT)
             assert failed.status_code == 422, failed.text
             stored_failure = (await conductor.simulate_get(messages, headers=AUTH)).json["items"]
-            assert stored_failure[-1]["status"] == "failed"
+            assert (stored_failure[-1]["status"], stored_failure[-1]["attempts"]) == ("failed", 1)
+
+            again = await conductor.simulate_post(messages, json={"text": "again"}, headers=AUTH)
+            assert (again.status_code, again.json["status"]) == (202, "queued"), again.text
+            message = f"/api/messages/{again.json['id']}"
+            deadline = time.monotonic() + 5
+            while (stored := (await conductor.simulate_get(message, headers=AUTH)).json)[
+                "status"
+            ] == "queued" and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert (stored["status"], stored["provider_message_id"]) == ("sent", "relay-4")
+            assert stored["attempts"] == 2  # the 503, then the outbox's retry
+            assert [r.json()["text"] for r in provider.requests[2:]] == ["again", "again"]
 
         environ = {"RELAY_TOKEN": TOKEN, "RELAY_SEND_URL": f"{provider.url}/send"}
-        run_app(tmp_path, {"relay": channel}, scenario, environ=environ)
+        run_app(tmp_path, {"relay": channel}, scenario, environ=environ, jobs=True)
 
 
 def test_the_declared_route_of_section_8_is_checked_sent_and_documented(tmp_path):
@@ -121,9 +141,10 @@ def test_the_declared_route_of_section_8_is_checked_sent_and_documented(tmp_path
             assert anonymous.status_code == 401
 
             sent = await conductor.simulate_post(
-                route, json={**payload, "expires_in_minutes": 5}, headers=AUTH
+                route, json={**payload, "expires_in_minutes": 5}, headers=WAIT
             )
             assert sent.status_code == 201, sent.text
+            assert sent.headers["Preference-Applied"] == "wait=10"
             assert (sent.json["status"], sent.json["provider_message_id"]) == ("sent", "relay-9")
             assert provider.requests[-1].json() == {"to": "+15550002", "text": "soon gone"}
 
@@ -133,6 +154,7 @@ def test_the_declared_route_of_section_8_is_checked_sent_and_documented(tmp_path
             assert operation["x-permission"] == "messages:send"
             schema = document["components"]["schemas"]["ExpiringSend"]
             assert schema["properties"]["expires_in_minutes"]["minimum"] == 1
+            assert set(operation["responses"]) >= {"200", "201", "202"}
 
         environ = {"RELAY_TOKEN": TOKEN, "RELAY_SEND_URL": f"{provider.url}/send"}
-        run_app(tmp_path, {"relay": channel}, scenario, environ=environ)
+        run_app(tmp_path, {"relay": channel}, scenario, environ=environ, jobs=True)

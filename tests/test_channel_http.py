@@ -1,16 +1,26 @@
 """The generic HTTP channel through the real server: signed inbound webhooks, status
-callbacks, outbound sends to a receiver, and what happens when the receiver fails."""
+callbacks, outbound sends to a receiver, and what happens when the receiver fails: the
+channel makes one attempt per send, and the outbox retries a 429 or 5xx (after its
+Retry-After) and resends a message whose answer was lost with the same Idempotency-Key."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from falcon import testing
 
 from omnichannel_core.testing.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
-from omnichannel_core.testing.server import ServerProcess
+from omnichannel_core.testing.in_process import AUTH, run_app
+from omnichannel_core.testing.server import ServerProcess, free_port, running_server
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.receivers import HANG_UP, STALL, Answer, Received, Receiver
 from tests.support.signing import (
     SIGNATURE_HEADER,
     STATUS_PATH,
@@ -24,6 +34,13 @@ from tests.support.signing import (
     signature,
     unique,
 )
+
+WAIT = {"Prefer": "wait=10"}
+"""Answered once the outbox is done with the message (201 when the receiver took it). Every
+send to the module's shared receiver waits, so no send is still under way when the next
+test scripts the receiver's answers."""
+RETRY_SECONDS = 4
+"""How long the outbox server retries a retryable failure (OMNICHANNEL_SEND_RETRY_SECONDS)."""
 
 
 @pytest.fixture
@@ -207,9 +224,12 @@ def test_send_to_address_opens_contact_and_conversation(client, receiver):
     and delivers the message to the receiver, signed, with the message id as key."""
     address = unique("+1666")
     response = client.post(
-        "/api/channels/http/messages", json={"to": address, "text": "Welcome!", "name": "Bo"}
+        "/api/channels/http/messages",
+        json={"to": address, "text": "Welcome!", "name": "Bo"},
+        headers=WAIT,
     )
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
+    assert response.headers["Preference-Applied"] == "wait=10"
     message = response.json()
     assert message["status"] == "sent"
     assert message["direction"] == "outbound"
@@ -234,8 +254,10 @@ def test_send_to_existing_address_reuses_conversation(client):
     """Sending to an address that already wrote in uses its existing conversation."""
     sender = unique("+1555")
     conversation = open_conversation(client, sender)
-    response = client.post("/api/channels/http/messages", json={"to": sender, "text": "hi"})
-    assert response.status_code == 201
+    response = client.post(
+        "/api/channels/http/messages", json={"to": sender, "text": "hi"}, headers=WAIT
+    )
+    assert response.status_code == 201, response.text
     assert response.json()["conversation_id"] == conversation["id"]
 
 
@@ -244,9 +266,11 @@ def test_provider_id_from_receiver_answer_is_recorded(client, receiver):
     conversation = open_conversation(client, unique("+1555"))
     receiver.queue(ScriptedResponse.json(200, {"id": "remote-42-" + conversation["id"]}))
     response = client.post(
-        f"/api/conversations/{conversation['id']}/messages", json={"text": "hello back"}
+        f"/api/conversations/{conversation['id']}/messages",
+        json={"text": "hello back"},
+        headers=WAIT,
     )
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     message = response.json()
     assert message["provider_message_id"] == "remote-42-" + conversation["id"]
     stored = client.get(f"/api/messages/{message['id']}").json()
@@ -263,9 +287,9 @@ def sent_message(client: httpx.Client, receiver: FakeProvider) -> dict[str, Any]
     provider_id = unique("remote")
     receiver.queue(ScriptedResponse.json(200, {"id": provider_id}))
     response = client.post(
-        f"/api/conversations/{conversation['id']}/messages", json={"text": "tracked"}
+        f"/api/conversations/{conversation['id']}/messages", json={"text": "tracked"}, headers=WAIT
     )
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     message = response.json()
     assert message["provider_message_id"] == provider_id
     return message
@@ -343,57 +367,221 @@ def test_status_callback_does_not_touch_inbound_messages(client):
     assert message["status"] == "received"
 
 
-# receiver failures -----------------------------------------------------------------------
-
-
-def test_receiver_outage_is_retried_then_fails_with_502(client, receiver):
-    """A receiver answering 500 is tried three times; the message is then failed, and the
-    API answers 502 with JSON naming the stored message."""
-    conversation = open_conversation(client, unique("+1555"))
-    receiver.queue(*[ScriptedResponse(500)] * 3)
-    response = client.post(
-        f"/api/conversations/{conversation['id']}/messages", json={"text": "are you there?"}
-    )
-    assert response.status_code == 502
-    body = response.json()
-    assert body["error"] == "provider_unavailable"
-    assert "500" in body["message"]
-    message_id = body["message_id"]
-    assert len(requests_for(receiver, message_id)) == 3
-    stored = client.get(f"/api/messages/{message_id}").json()
-    assert stored["status"] == "failed"
-    assert stored["error_code"] == "500"
-    assert body["stored_message"]["id"] == message_id
-
-
-def test_receiver_recovering_within_retries_sends_once(client, receiver):
-    """A 503 followed by a 200 ends in a sent message after two attempts."""
-    conversation = open_conversation(client, unique("+1555"))
-    receiver.queue(ScriptedResponse(503), ScriptedResponse.json(200, {"id": unique("remote")}))
-    response = client.post(
-        f"/api/conversations/{conversation['id']}/messages", json={"text": "second try"}
-    )
-    assert response.status_code == 201
-    message = response.json()
-    assert message["status"] == "sent"
-    assert len(requests_for(receiver, message["id"])) == 2
+# receiver failures: one attempt per send, the outbox retries ------------------------------
 
 
 def test_receiver_rejection_is_422_and_not_retried(client, receiver):
-    """A receiver answering 400 is not retried: 422 send_rejected, message failed, code 400."""
+    """A receiver answering 400 is not retried: 422 send_rejected, message failed, code 400,
+    one attempt."""
     conversation = open_conversation(client, unique("+1555"))
     receiver.queue(ScriptedResponse.json(400, {"error": "bad recipient"}))
     response = client.post(
-        f"/api/conversations/{conversation['id']}/messages", json={"text": "rejected"}
+        f"/api/conversations/{conversation['id']}/messages", json={"text": "rejected"}, headers=WAIT
     )
-    assert response.status_code == 422
+    assert response.status_code == 422, response.text
     body = response.json()
     assert body["error"] == "send_rejected"
     message_id = body["message_id"]
     assert len(requests_for(receiver, message_id)) == 1
     stored = client.get(f"/api/messages/{message_id}").json()
-    assert stored["status"] == "failed"
-    assert stored["error_code"] == "400"
+    assert (stored["status"], stored["error_code"], stored["attempts"]) == ("failed", "400", 1)
+
+
+@pytest.fixture(scope="module")
+def flaky() -> Iterator[Receiver]:
+    """A receiver scripted per recipient: 429s with Retry-After, 5xx, lost answers."""
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def outbox_server(
+    tmp_path_factory: pytest.TempPathFactory, flaky: Receiver
+) -> Iterator[ServerProcess]:
+    """The real server sending to :func:`flaky`, retrying for :data:`RETRY_SECONDS`."""
+    env = {
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "HTTP_CHANNEL_SEND_URL": flaky.url + "/inbound",
+        "OMNICHANNEL_SEND_RETRY_SECONDS": f"http={RETRY_SECONDS}",
+    }
+    with running_server(tmp_path_factory.mktemp("outbox-server"), env) as process:
+        yield process
+
+
+@pytest.fixture
+def outbox_api(outbox_server: ServerProcess) -> Iterator[httpx.Client]:
+    with outbox_server.client() as client:
+        yield client
+
+
+def send_to(api: httpx.Client, to: str, wait: int = 10) -> httpx.Response:
+    """Send to ``to`` on the http channel, answered when the outbox is done with it (sent,
+    failed or in doubt), or still retrying after ``wait`` seconds."""
+    return api.post(
+        "/api/channels/http/messages",
+        json={"to": to, "text": f"for {to}"},
+        headers={"Prefer": f"wait={wait}"},
+        timeout=wait + 10,
+    )
+
+
+def settled(api: httpx.Client, message_id: str, seconds: float = 10) -> dict[str, Any]:
+    """The message once the outbox is done with it (neither queued nor sending), polled."""
+    deadline = time.monotonic() + seconds
+    while True:
+        message = api.get(f"/api/messages/{message_id}").json()
+        if message["status"] not in ("queued", "sending"):
+            return message
+        assert time.monotonic() < deadline, f"still {message['status']} after {seconds}s: {message}"
+        time.sleep(0.05)
+
+
+def arrived(receiver: Receiver, to: str, count: int, seconds: float = 15) -> list[Received]:
+    """The requests for ``to`` once ``count`` of them reached the receiver, polled."""
+    deadline = time.monotonic() + seconds
+    while len(requests := receiver.received(to)) < count:
+        assert time.monotonic() < deadline, f"{len(requests)} requests, not {count}"
+        time.sleep(0.02)
+    return requests
+
+
+def test_receiver_recovering_sends_on_the_outbox_retry(outbox_api, flaky):
+    """A 503 then a 200: between the two attempts the message is `queued` with the error
+    503; the outbox's retry, same Idempotency-Key and body, sends it and clears the error,
+    and a caller who waited is answered 201 once it is sent."""
+    to, remote, retry = unique("+1777"), unique("remote"), threading.Event()
+    flaky.script(to, Answer(503), then=Answer.json(200, {"id": remote}, held=retry))
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(send_to, outbox_api, to)
+        try:
+            first, _ = arrived(flaky, to, 2)  # the retry, held until the check below
+            retrying = outbox_api.get(f"/api/messages/{first.key}").json()
+            assert (retrying["status"], retrying["error_code"]) == ("queued", "503")
+            assert retrying["attempts"] == 2
+        finally:
+            retry.set()
+        response = answer.result()
+    assert response.status_code == 201, response.text
+    sent = response.json()
+    assert (sent["status"], sent["provider_message_id"]) == ("sent", remote)
+    assert (sent["error_code"], sent["error_message"], sent["attempts"]) == (None, None, 2)
+    assert outbox_api.get(f"/api/messages/{sent['id']}").json() == sent
+    first, second = flaky.received(to)
+    assert first.key == second.key == sent["id"]
+    assert first.body == second.body
+    assert is_signed_by(second.body, second.headers.get(SIGNATURE_HEADER.lower()))
+
+
+def test_receiver_outage_is_retried_until_the_deadline_then_fails(outbox_api, flaky):
+    """A receiver answering 500 to every attempt: a caller who waited is answered 502
+    provider_unavailable when the wait is over, the message still `queued` with the error
+    and retried with backoff; it fails with code 500 once the channel's retry deadline has
+    passed, and nothing is sent after that."""
+    to, retry = unique("+1777"), threading.Event()
+    flaky.script(to, Answer(500), Answer(500, held=retry), then=Answer(500))
+    try:
+        response = send_to(outbox_api, to, wait=2)  # while the second attempt is held
+    finally:
+        retry.set()
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["error"] == "provider_unavailable"
+    assert "500" in body["message"]
+    waited = body["stored_message"]
+    assert (waited["status"], waited["error_code"]) == ("queued", "500")
+    failed = settled(outbox_api, body["message_id"], seconds=RETRY_SECONDS + 10)
+    assert (failed["status"], failed["error_code"]) == ("failed", "500")
+    attempts = flaky.received(to)
+    assert len(attempts) == failed["attempts"] >= 3  # retried with backoff, not failed at once
+    assert {request.key for request in attempts} == {body["message_id"]}
+    time.sleep(0.3)  # several backoffs: a failed message is never tried again
+    assert len(flaky.received(to)) == len(attempts)
+
+
+def test_a_throttled_send_is_retried_after_its_retry_after(outbox_api, flaky):
+    """A 429 with Retry-After: 1 leaves the message `queued` with the error 429; the
+    outbox's retry does not come before that second has passed (its backoff alone is
+    50 ms), then the message is sent, and a caller who waited is answered 201."""
+    to, remote, retry = unique("+1777"), unique("remote"), threading.Event()
+    throttle = Answer.json(429, {}, headers={"Retry-After": "1"})
+    flaky.script(to, throttle, then=Answer.json(200, {"id": remote}, held=retry))
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(send_to, outbox_api, to)
+        try:
+            throttled, retried = arrived(flaky, to, 2)
+            waiting = outbox_api.get(f"/api/messages/{throttled.key}").json()
+            assert (waiting["status"], waiting["error_code"]) == ("queued", "429")
+        finally:
+            retry.set()
+        response = answer.result()
+    assert retried.at - throttled.at >= 1.0, retried.at - throttled.at
+    assert response.status_code == 201, response.text
+    sent = response.json()
+    assert (sent["status"], sent["provider_message_id"], sent["attempts"]) == ("sent", remote, 2)
+    assert throttled.key == retried.key == sent["id"]
+
+
+@pytest.mark.parametrize(
+    ("lost", "wait"),
+    [pytest.param(STALL, 20, id="read-timeout"), pytest.param(HANG_UP, 10, id="closed")],
+)
+def test_a_lost_answer_is_resent_with_the_same_key(outbox_api, flaky, lost, wait):
+    """The receiver took the request but its answer never came (the channel's read timeout,
+    or the connection closed after the body): 504 send_outcome_unknown, the message
+    `sending` and in doubt, not failed, and still so while the outbox resends it (the HTTP
+    channel is resend_safe) with the same Idempotency-Key and the same signed body, for the
+    receiver to dedupe; the resend's answer settles it `sent`."""
+    to, remote, resend = unique("+1777"), unique("remote"), threading.Event()
+    flaky.script(to, lost, then=Answer.json(200, {"id": remote}, held=resend))
+    try:
+        response = send_to(outbox_api, to, wait=wait)
+        assert response.status_code == 504, response.text
+        body = response.json()
+        assert body["error"] == "send_outcome_unknown"
+        doubted = body["stored_message"]
+        assert (doubted["status"], doubted["in_doubt"]) == ("sending", True)
+        assert doubted["attempts"] in (1, 2)  # 2 once the resend (held) was claimed
+        first, second = arrived(flaky, to, 2)
+        resending = outbox_api.get(f"/api/messages/{body['message_id']}").json()
+        assert (resending["status"], resending["in_doubt"]) == ("sending", True)
+    finally:
+        resend.set()
+    sent = settled(outbox_api, body["message_id"])
+    assert (sent["status"], sent["provider_message_id"]) == ("sent", remote)
+    assert (sent["in_doubt"], sent["attempts"]) == (False, 2)
+    assert len(flaky.received(to)) == 2
+    assert first.key == second.key == sent["id"]
+    assert (first.body, first.headers[SIGNATURE_HEADER.lower()]) == (
+        second.body,
+        second.headers[SIGNATURE_HEADER.lower()],
+    )
+
+
+def test_an_unreachable_receiver_is_retried_then_fails_unreachable(tmp_path: Path):
+    """No receiver listening: no connection made, so the receiver cannot have it: the
+    outbox retries it with backoff and fails it, code unreachable, once the retry deadline
+    (in-process, 1 s) has passed; a caller who waited that long is answered 502
+    provider_unavailable with the failed message."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        sent = await conductor.simulate_post(
+            "/api/channels/http/messages",
+            json={"to": "+15550199", "text": "anyone?"},
+            headers={**AUTH, **WAIT},
+        )
+        assert sent.status_code == 502, sent.text
+        assert sent.json["error"] == "provider_unavailable"
+        failed = sent.json["stored_message"]
+        assert (failed["status"], failed["error_code"]) == ("failed", "unreachable")
+        assert failed["attempts"] > 2
+        stored = await conductor.simulate_get(f"/api/messages/{failed['id']}", headers=AUTH)
+        assert stored.json == failed
+
+    environ = {
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "HTTP_CHANNEL_SEND_URL": f"http://127.0.0.1:{free_port()}/inbound",
+    }
+    run_app(tmp_path, {}, scenario, environ, jobs=True, send_retry_seconds={"http": 1})
 
 
 def test_post_signed_raw_bytes_helper_roundtrip(client):
@@ -420,7 +608,9 @@ def test_status_callback_arriving_before_send_returns_is_applied(client, server,
         with server.client() as sender:
             answers.append(
                 sender.post(
-                    f"/api/conversations/{conversation['id']}/messages", json={"text": "racing"}
+                    f"/api/conversations/{conversation['id']}/messages",
+                    json={"text": "racing"},
+                    headers=WAIT,
                 )
             )
 
@@ -434,7 +624,7 @@ def test_status_callback_arriving_before_send_returns_is_applied(client, server,
     sending.join(60)
     assert not sending.is_alive()
     [response] = answers
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     message = response.json()
     assert message["provider_message_id"] == provider_id
     assert message["status"] == "delivered"
@@ -449,8 +639,8 @@ def test_provider_id_reused_by_the_receiver_is_not_a_server_error(client, receiv
     provider_id = unique("remote-reused")
     receiver.queue(*[ScriptedResponse.json(200, {"id": provider_id})] * 2)
     path = f"/api/conversations/{conversation['id']}/messages"
-    first = client.post(path, json={"text": "one"})
-    second = client.post(path, json={"text": "two"})
+    first = client.post(path, json={"text": "one"}, headers=WAIT)
+    second = client.post(path, json={"text": "two"}, headers=WAIT)
     assert (first.status_code, second.status_code) == (201, 201)
     assert first.json()["provider_message_id"] == provider_id
     assert second.json()["provider_message_id"] is None

@@ -23,7 +23,9 @@ from omnichannel_core.channel import (
     OutboundRequest,
     SendResult,
     WebhookResult,
+    answer_sent,
     hookimpl,
+    prefer_wait,
     read_json_object,
     to_json,
 )
@@ -77,7 +79,8 @@ class OutboundByProviderId:
 
 
 class Send:
-    """``POST send`` ``{"to", "text", "key"?}``: ``inbox.send``; 201, or 200 on a replay."""
+    """``POST send`` ``{"to", "text", "key"?}``: ``inbox.send``; 202 queued, 201 once sent
+    (``Prefer: wait``), or 200 on a replay."""
 
     def __init__(self, inbox: ChannelInbox) -> None:
         self.inbox = inbox
@@ -85,9 +88,9 @@ class Send:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         data = await read_json_object(req, BODY_LIMIT)
         request = OutboundRequest(text=data["text"])
-        message, created = await self.inbox.send(data["to"], request, data.get("key"))
-        resp.status = 201 if created else 200
-        resp.media = to_json(message)
+        wait = prefer_wait(req)
+        message, created = await self.inbox.send(data["to"], request, data.get("key"), wait=wait)
+        answer_sent(resp, message, created, wait)
 
 
 class Receive:
@@ -130,8 +133,12 @@ class Confined:
         ]
 
 
+WAIT = {**AUTH, "Prefer": "wait=10"}
+"""A send answered once the outbox is done with it (sent, failed or in doubt)."""
+
+
 def run(scenario: Any, tmp_path: Any, **channels: Confined) -> None:
-    run_app(tmp_path, channels, scenario, {"WEBHOOK_SECRET": WEBHOOK_SECRET})
+    run_app(tmp_path, channels, scenario, {"WEBHOOK_SECRET": WEBHOOK_SECRET}, jobs=True)
 
 
 async def get(conductor: testing.ASGIConductor, path: str) -> testing.Result:
@@ -225,7 +232,7 @@ def test_send_goes_out_on_the_channel_and_outbound_is_found_on_it_only(tmp_path)
         sent = await conductor.simulate_post(
             "/api/channels/other/send",
             json={"to": to, "text": "from other", "key": "key-1"},
-            headers=AUTH,
+            headers=WAIT,
         )
         assert sent.status_code == 201, sent.text
         theirs = sent.json
@@ -239,13 +246,13 @@ def test_send_goes_out_on_the_channel_and_outbound_is_found_on_it_only(tmp_path)
         replay = await conductor.simulate_post(
             "/api/channels/probe/send",
             json={"to": to, "text": "from other", "key": "key-1"},
-            headers=AUTH,
+            headers=WAIT,
         )
         assert replay.status_code == 409, replay.text
         assert probe.sent == []
 
         own = await conductor.simulate_post(
-            "/api/channels/probe/send", json={"to": to, "text": "from probe"}, headers=AUTH
+            "/api/channels/probe/send", json={"to": to, "text": "from probe"}, headers=WAIT
         )
         assert own.status_code == 201, own.text
         mine = own.json

@@ -185,7 +185,7 @@ def test_server_serves_the_installed_channel(
     """The real server, with the installed copy on its PYTHONPATH, loads the channel from
     its entry point and serves its routes: listed in /api/plugins with its distribution
     and every hook, its health ok, its handshake answered, a signed webhook stored, and a
-    send reaching the provider's API with the token."""
+    send reaching the provider's API with the token, once."""
     env = {
         "PYTHONPATH": str(site),
         # what this environment installs (twilio, facebook) stays off; acme, installed only
@@ -209,7 +209,14 @@ def test_server_serves_the_installed_channel(
             f"omnichannel-{NAME}",
             "0.1.0",
         )
-        assert item["hooks"] == ["channel_routes", "health", "receive", "send", "status"]
+        assert item["hooks"] == [
+            "channel_routes",
+            "health",
+            "receive",
+            "send",
+            "send_policy",
+            "status",
+        ]
 
         health = api.get(f"/api/channels/{NAME}/health")
         assert health.status_code == 200, health.text
@@ -232,7 +239,11 @@ def test_server_serves_the_installed_channel(
         (stored,) = InboxReader(api).messages_with_provider_id(NAME, "m-1")
         assert stored["text"] == "hi"
 
-        sent = api.post(f"/api/channels/{NAME}/messages", json={"to": "user-1", "text": "hello"})
+        sent = api.post(
+            f"/api/channels/{NAME}/messages",
+            json={"to": "user-1", "text": "hello"},
+            headers={"Prefer": "wait=10"},  # answered once the outbox sent it
+        )
         assert sent.status_code == 201, sent.text
         assert sent.json()["provider_message_id"].startswith("p-")
         (send,) = [r for r in provider.requests if r.method == "POST"]

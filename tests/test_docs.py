@@ -61,7 +61,7 @@ def _examples(path: Path) -> list[str]:
     return [match["code"] for match in PYTHON_BLOCK.finditer(path.read_text())]
 
 
-CHANNEL_HOOKS = ["channel_routes", "health", "receive", "send", "status"]
+CHANNEL_HOOKS = ["channel_routes", "health", "receive", "send", "send_policy", "status"]
 MODULE_HOOKS = [
     "register_authenticators",
     "register_commands",

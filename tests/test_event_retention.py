@@ -63,7 +63,7 @@ def test_retention_keeps_what_a_subscriber_has_yet_to_handle_and_prunes_the_rest
 
         time.sleep(2 * PRUNE_SECONDS + 0.5)  # long enough for a prune, had anything run one
         assert pings_kept(database) == [0, 1]
-        assert _prune(server.base_url) == {"running": False, "last_run_at": None}
+        assert _prune(server.base_url) == {"running": False, "last_run_at": None, "report": None}
 
         worker = WorkerProcess(server).start()
         try:

@@ -6,8 +6,11 @@ Each drives the real app (``create_app`` with a real SQLite store) through
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import falcon.asgi
 from falcon import testing
@@ -21,19 +24,33 @@ from omnichannel_core.hooktypes import (
     ChannelRoute,
     InboundMessage,
     OutboundMessage,
+    SendPolicy,
     SendResult,
     StatusUpdate,
     WebhookRequest,
     WebhookResponse,
     WebhookResult,
 )
+from omnichannel_core.hooktypes import Sender as ProviderSender
 from omnichannel_core.models import DeliveryStatus
 from omnichannel_core.testing.in_process import AUTH, Scenario, run_app
 
 
-def _run(tmp_path: Path, channel: object, scenario: Scenario) -> None:
-    """Run ``scenario`` against the app with ``channel`` registered as ``probe``."""
-    run_app(tmp_path, {"probe": channel}, scenario, environ={"PROBE_TOKEN": "t0ken"})
+def _run(tmp_path: Path, channel: object, scenario: Scenario, **settings: Any) -> None:
+    """Run ``scenario`` against the app with ``channel`` registered as ``probe``, and the
+    job runner beside it (the outbox sends through it)."""
+    run_app(
+        tmp_path,
+        {"probe": channel},
+        scenario,
+        environ={"PROBE_TOKEN": "t0ken"},
+        jobs=True,
+        **settings,
+    )
+
+
+WAIT = {**AUTH, "Prefer": "wait=10"}
+"""Authenticated, and answered once the first attempt to send is over."""
 
 
 class Receiver:
@@ -95,7 +112,7 @@ def test_hook_status(tmp_path):
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         sent = await conductor.simulate_post(
-            "/api/channels/probe/messages", json={"to": "+300", "text": "hi"}, headers=AUTH
+            "/api/channels/probe/messages", json={"to": "+300", "text": "hi"}, headers=WAIT
         )
         assert sent.status_code == 201
         message_id, provider_id = sent.json["id"], sent.json["provider_message_id"]
@@ -127,14 +144,14 @@ class Sender:
 
 
 def test_hook_send(tmp_path):
-    """``send`` gets the stored message addressed to the conversation's contact; its provider
-    id and status are recorded; SendFailed answers 422 and leaves the message failed with the
-    provider's code."""
+    """``send`` gets the stored message addressed to the conversation's contact, from the
+    outbox; its provider id and status are recorded; SendFailed answers (a caller who
+    waited) 422 and leaves the message failed with the provider's code."""
     sender = Sender()
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         ok = await conductor.simulate_post(
-            "/api/channels/probe/messages", json={"to": "+400", "text": "hello"}, headers=AUTH
+            "/api/channels/probe/messages", json={"to": "+400", "text": "hello"}, headers=WAIT
         )
         assert ok.status_code == 201
         assert (ok.json["status"], ok.json["provider_message_id"]) == ("sent", "prov-1")
@@ -145,7 +162,7 @@ def test_hook_send(tmp_path):
         refused = await conductor.simulate_post(
             f"/api/conversations/{outbound.conversation_id}/messages",
             json={"text": "refuse me"},
-            headers=AUTH,
+            headers=WAIT,
         )
         assert refused.status_code == 422
         stored = await conductor.simulate_get(
@@ -154,6 +171,57 @@ def test_hook_send(tmp_path):
         assert (stored.json["status"], stored.json["error_code"]) == ("failed", "21610")
 
     _run(tmp_path, sender, scenario)
+
+
+class Paced:
+    """A provider that takes 4 messages per second per number, and throttles once."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {"+500": [], "+600": []}
+
+    @hookimpl
+    def send_policy(self, config: Config) -> SendPolicy:
+        return SendPolicy(
+            rate=100.0,
+            sender=lambda address: ProviderSender("slow", rate=4.0) if address == "+500" else None,
+            confirm_within=1.0,
+        )
+
+    @hookimpl
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.times[message.to].append(time.monotonic())
+        return SendResult(provider_message_id=f"prov-{message.id}")
+
+
+def test_hook_send_policy(tmp_path):
+    """``send_policy`` paces each sender apart: 6 messages to the slow sender's address
+    (4 per second) take more than a second; 6 to another address (the channel's 100 per
+    second) go at once."""
+    paced = Paced()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        ids = []
+        for address in ("+500", "+600"):
+            for number in range(6):
+                queued = await conductor.simulate_post(
+                    "/api/channels/probe/messages",
+                    json={"to": address, "text": f"{number}"},
+                    headers=AUTH,
+                )
+                assert queued.status_code == 202
+                ids.append(queued.json["id"])
+        deadline = time.monotonic() + 10
+        while sum(map(len, paced.times.values())) < 12 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [len(times) for times in paced.times.values()] == [6, 6]
+        for message_id in ids:
+            stored = await conductor.simulate_get(f"/api/messages/{message_id}", headers=AUTH)
+            assert stored.json["status"] == "sent"
+
+    _run(tmp_path, paced, scenario, send_rates={})
+    slow, fast = sorted(paced.times["+500"]), sorted(paced.times["+600"])
+    assert slow[-1] - slow[0] >= 5 / 4 - 0.1  # 4 per second: 5 slots a quarter second apart
+    assert fast[-1] - fast[0] < 1 / 4  # 100 per second: no wait worth the name
 
 
 class Unwell:

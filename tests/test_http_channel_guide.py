@@ -1,6 +1,7 @@
 """docs/channels/http.md shows the generic HTTP channel's contract as it is: its example
 bodies, posted signed, are stored (and refused unsigned), its status example moves the
-message it names, and the outbound example has the fields the channel sends."""
+message it names, the outbound example has the fields the channel sends, and the limits it
+states for sends are the channel's own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from falcon import testing
 
+from omnichannel_core.channels import http
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
 from omnichannel_core.testing import AUTH, FakeProvider, RecordedRequest, ScriptedResponse, run_app
 
@@ -68,7 +70,9 @@ def test_the_guides_examples_are_what_the_channel_takes_and_sends(tmp_path):
                 }
             ]
             reply = await conductor.simulate_post(
-                f"/api/conversations/{ada['id']}/messages", json={"text": "Hi Ada!"}, headers=AUTH
+                f"/api/conversations/{ada['id']}/messages",
+                json={"text": "Hi Ada!"},
+                headers={**AUTH, "Prefer": "wait=10"},  # answered once the outbox sent it
             )
             assert reply.status_code == 201, reply.text
             sent = provider.requests[-1]
@@ -87,4 +91,25 @@ def test_the_guides_examples_are_what_the_channel_takes_and_sends(tmp_path):
             assert message.json["status"] == status["status"]
 
         environ = {"WEBHOOK_SECRET": SECRET, "HTTP_CHANNEL_SEND_URL": f"{provider.url}/receive"}
-        run_app(tmp_path, {}, scenario, environ=environ)
+        run_app(tmp_path, {}, scenario, environ=environ, jobs=True)
+
+
+def test_the_guide_states_the_channels_send_limits():
+    """What the guide tells a receiver about sends is what the channel does: one attempt,
+    the read timeout, the retry and confirmation deadlines and the rate of its send_policy,
+    and that a message in doubt is resent with the same key, so receivers must dedupe."""
+    text = " ".join(GUIDE.read_text().split())
+    policy = http.send_policy()
+    assert policy.resend_safe
+    assert policy.retry_for == 3600, "the guide says retries last an hour"
+    stated = [
+        "one attempt per call",
+        f"no answer within {http.SEND_TIMEOUT_SECONDS:g} seconds",
+        "for up to an hour (`OMNICHANNEL_SEND_RETRY_SECONDS`",
+        f"for up to {policy.confirm_within / 60:g} minutes (`OMNICHANNEL_SEND_CONFIRM_SECONDS`",
+        f"at most {policy.rate:g} messages a second",
+        "same `Idempotency-Key`",
+        "**Dedupe on `Idempotency-Key`.**",
+    ]
+    missing = [phrase for phrase in stated if phrase not in text]
+    assert not missing, f"docs/channels/http.md no longer says: {missing}"

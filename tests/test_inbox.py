@@ -3,7 +3,9 @@ when a channel is gone, when a send fails, and when an idempotency key is reused
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 from falcon import testing
@@ -22,6 +24,9 @@ from omnichannel_core.hooktypes import (
 from omnichannel_core.testing.in_process import AUTH, run_app
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.signing import SIGNATURE_HEADER, WEBHOOK_PATH, encode, inbound_message, signature
+
+WAIT = {**AUTH, "Prefer": "wait=10"}
+"""Headers of a send answered once the outbox is done with it (sent, failed or in doubt)."""
 
 
 class Crashing:
@@ -97,14 +102,16 @@ def test_reply_on_a_channel_no_longer_loaded_is_503(tmp_path):
 
 def test_idempotency_key_replay_must_match_metadata_too(tmp_path):
     """The same Idempotency-Key with the same text but other metadata is a different message:
-    409, and the first message is the only one stored."""
+    409, and the first message is the only one stored (queued: 202, then 200 for a replay)."""
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         path = f"/api/conversations/{await _conversation_id(conductor)}/messages"
         headers = {**AUTH, "Idempotency-Key": "k-1"}
         first = {"text": "hi", "metadata": {"campaign": "a"}}
-        assert (await conductor.simulate_post(path, json=first, headers=headers)).status_code == 201
-        assert (await conductor.simulate_post(path, json=first, headers=headers)).status_code == 200
+        queued = await conductor.simulate_post(path, json=first, headers=headers)
+        assert (queued.status_code, queued.json["status"]) == (202, "queued")
+        replayed = await conductor.simulate_post(path, json=first, headers=headers)
+        assert (replayed.status_code, replayed.json["id"]) == (200, queued.json["id"])
         other = {"text": "hi", "metadata": {"campaign": "b"}}
         conflict = await conductor.simulate_post(path, json=other, headers=headers)
         assert conflict.status_code == 409
@@ -147,11 +154,11 @@ def test_reply_to_an_opted_out_contact_is_refused_until_they_opt_in(tmp_path):
         messages = await conductor.simulate_get(path, headers=AUTH)
         assert [m["direction"] for m in messages.json["items"]] == ["inbound"]
         await write("k2", "START")
-        sent = await conductor.simulate_post(path, json={"text": "welcome back"}, headers=AUTH)
-        assert sent.status_code == 201
+        sent = await conductor.simulate_post(path, json={"text": "welcome back"}, headers=WAIT)
+        assert sent.status_code == 201, sent.text
         assert sent.json["status"] == "sent"
 
-    run_app(tmp_path, {"kw": Keywords()}, scenario)
+    run_app(tmp_path, {"kw": Keywords()}, scenario, jobs=True)
 
 
 class LostAnswer:
@@ -178,20 +185,26 @@ class LostAnswer:
 
 
 def test_a_lost_send_answer_leaves_the_message_sending_for_its_callback(tmp_path):
-    """When the provider may have taken the message (SendOutcomeUnknown) the reply answers
-    504 send_outcome_unknown and the message stays `sending`, not failed; a status callback
-    naming our message id then records the provider id and moves it forward."""
+    """When the provider may have taken the message (SendOutcomeUnknown) the reply (waiting
+    with Prefer: wait) answers 504 send_outcome_unknown and the message stays `sending`
+    and in doubt, not failed, and is not sent again (the channel is not resend_safe); a
+    status callback naming our message id then records the provider id, moves it forward
+    and settles the doubt."""
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         body = json.dumps({"id": "in-1", "from": "+1555"})
         await conductor.simulate_post("/api/channels/lost/webhook", body=body)
         listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
         path = f"/api/conversations/{listed.json['items'][0]['id']}/messages"
-        lost = await conductor.simulate_post(path, json={"text": "hello"}, headers=AUTH)
-        assert lost.status_code == 504
+        lost = await conductor.simulate_post(path, json={"text": "hello"}, headers=WAIT)
+        assert lost.status_code == 504, lost.text
         assert lost.json["error"] == "send_outcome_unknown"
         message_id = lost.json["message_id"]
-        assert lost.json["stored_message"]["status"] == "sending"
+        stored = lost.json["stored_message"]
+        assert (stored["status"], stored["in_doubt"], stored["attempts"]) == ("sending", True, 1)
+        await asyncio.sleep(0.3)  # several backoffs of 50 ms: a resend would have come
+        waiting = await conductor.simulate_get(f"/api/messages/{message_id}", headers=AUTH)
+        assert (waiting.json["status"], waiting.json["attempts"]) == ("sending", 1)
         callback = await conductor.simulate_post(
             "/api/channels/lost/status", params={"message_id": message_id}, body=b""
         )
@@ -199,15 +212,20 @@ def test_a_lost_send_answer_leaves_the_message_sending_for_its_callback(tmp_path
         settled = await conductor.simulate_get(f"/api/messages/{message_id}", headers=AUTH)
         assert settled.json["status"] == "delivered"
         assert settled.json["provider_message_id"] == "P-1"
+        assert settled.json["in_doubt"] is False
 
-    run_app(tmp_path, {"lost": LostAnswer()}, scenario)
+    run_app(tmp_path, {"lost": LostAnswer()}, scenario, jobs=True)
 
 
 class FailingSend:
-    """A channel that takes inbound messages and fails every send with ``failure``."""
+    """A channel that takes inbound messages and fails every send with ``failure``; its
+    second attempt waits for :attr:`second_attempt` first (set it to go on), so a test sees
+    a retried message between two attempts however quickly the outbox retries."""
 
     def __init__(self, failure: Exception) -> None:
         self.failure = failure
+        self.attempts = 0
+        self.second_attempt = asyncio.Event()
 
     @hookimpl
     def receive(self, request: WebhookRequest) -> WebhookResult:
@@ -216,19 +234,29 @@ class FailingSend:
 
     @hookimpl
     async def send(self, message: OutboundMessage) -> SendResult:
+        self.attempts += 1
+        if self.attempts == 2:
+            await asyncio.wait_for(self.second_attempt.wait(), 30)
         raise self.failure
 
 
 async def _reply_and_read_back(
-    conductor: testing.ASGIConductor, webhook_path: str, body: bytes, headers: dict[str, str]
+    conductor: testing.ASGIConductor,
+    webhook_path: str,
+    body: bytes,
+    headers: dict[str, str],
+    wait: int = 10,
 ) -> tuple[testing.Result, dict]:
-    """Post an inbound webhook, reply in its conversation, and read the reply back."""
+    """Post an inbound webhook, reply in its conversation (waiting up to ``wait`` seconds
+    for the outbox to be done with it), and read the reply back."""
     assert (
         await conductor.simulate_post(webhook_path, body=body, headers=headers)
     ).status_code == 200
     listed = await conductor.simulate_get("/api/conversations", headers=AUTH)
     path = f"/api/conversations/{listed.json['items'][0]['id']}/messages"
-    answer = await conductor.simulate_post(path, json={"text": "hello"}, headers=AUTH)
+    answer = await conductor.simulate_post(
+        path, json={"text": "hello"}, headers={**AUTH, "Prefer": f"wait={wait}"}
+    )
     stored = await conductor.simulate_get(
         f"/api/messages/{answer.json['message_id']}", headers=AUTH
     )
@@ -237,6 +265,16 @@ async def _reply_and_read_back(
 
 def _send_failures(logs: list[dict]) -> list[dict]:
     return [line for line in logs if line["event"] == "message_send_failed"]
+
+
+async def _settled(conductor: testing.ASGIConductor, message_id: str) -> dict:
+    """The message once it left `queued` (the outbox gave up retrying), polled for 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        stored = await conductor.simulate_get(f"/api/messages/{message_id}", headers=AUTH)
+        if stored.json["status"] != "queued" or time.monotonic() > deadline:
+            return stored.json
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -254,25 +292,42 @@ def test_a_failed_send_stores_a_code_and_logs_why(tmp_path, failure, status, cod
     """Whatever makes a send fail, the stored message keeps a stable error code (the
     provider's, when it gave one; else the code the API's answer has) and the reason, and
     the message_send_failed log line says both; a crash's own text (which may hold
-    anything) reaches neither."""
+    anything) reaches neither. A retryable failure is not failed at once: a caller who
+    waits is answered when the wait is over, the message still `queued` with the error
+    while the outbox retries it; it fails with the same code once the channel's retry
+    deadline (here 2 s) has passed."""
+    channel = FailingSend(failure)
+    retryable = getattr(failure, "retryable", False)
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         body = json.dumps({"id": "in-1", "from": "+1555"}).encode()
         with capture_logs() as logs:
-            answer, stored = await _reply_and_read_back(
-                conductor, "/api/channels/acme/webhook", body, {}
-            )
-        assert answer.status_code == status
+            try:
+                answer, stored = await _reply_and_read_back(
+                    conductor, "/api/channels/acme/webhook", body, {}, wait=1 if retryable else 10
+                )
+            finally:
+                channel.second_attempt.set()  # the retry, held meanwhile, may fail now
+            if retryable:
+                waited = answer.json["stored_message"]
+                assert (waited["status"], waited["error_code"]) == ("queued", code)
+                assert not _send_failures(logs)  # not yet: it is retried
+                stored = await _settled(conductor, stored["id"])
+                assert stored["attempts"] > 2
+                retried = [line for line in logs if line["event"] == "message_send_retrying"]
+                assert retried and {line["error_code"] for line in retried} == {code}
+            else:
+                assert stored["attempts"] == 1
+        assert answer.status_code == status, answer.text
+        assert answer.json["error"] == ("send_rejected" if code == "21610" else code)
         assert stored["status"] == "failed"
         assert stored["error_code"] == code
-        if code in ("channel_failed", "channel_unavailable", "send_rejected"):
-            assert answer.json["error"] == code
         [logged] = _send_failures(logs)
         assert (logged["error_code"], logged["reason"]) == (code, stored["error_message"])
         assert logged["message_id"] == stored["id"]
         assert "s3cr3t" not in json.dumps([stored, logged])
 
-    run_app(tmp_path, {"acme": FailingSend(failure)}, scenario)
+    run_app(tmp_path, {"acme": channel}, scenario, jobs=True, send_retry_seconds={"acme": 2})
 
 
 def test_a_send_on_the_http_channel_without_its_url_stores_why(tmp_path):
@@ -285,8 +340,8 @@ def test_a_send_on_the_http_channel_without_its_url_stores_why(tmp_path):
         with capture_logs() as logs:
             answer, stored = await _reply_and_read_back(conductor, WEBHOOK_PATH, body, headers)
         assert (answer.status_code, answer.json["error"]) == (503, "channel_unavailable")
-        assert stored["error_code"] == "channel_unavailable"
+        assert (stored["status"], stored["error_code"]) == ("failed", "channel_unavailable")
         assert stored["error_message"] == "HTTP_CHANNEL_SEND_URL is not set"
         assert _send_failures(logs)[0]["reason"] == "HTTP_CHANNEL_SEND_URL is not set"
 
-    run_app(tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET})
+    run_app(tmp_path, {}, scenario, environ={"WEBHOOK_SECRET": WEBHOOK_SECRET}, jobs=True)

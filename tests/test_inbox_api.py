@@ -338,8 +338,10 @@ def test_reply_is_sent_through_the_conversation_channel(client, receiver):
     response = client.post(
         f"/api/conversations/{conversation['id']}/messages",
         json={"text": "Here is your receipt", "media": media},
+        headers={"Prefer": "wait=10"},
     )
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
+    assert response.headers["Preference-Applied"] == "wait=10"
     message = response.json()
     assert message["status"] == "sent"
     assert message["provider_message_id"] == remote_id
@@ -360,14 +362,14 @@ def test_reply_is_sent_through_the_conversation_channel(client, receiver):
 
 
 def test_reply_with_same_idempotency_key_sends_once(client, receiver):
-    """The same Idempotency-Key twice: one request to the receiver, 201 then 200, same
-    message."""
+    """The same Idempotency-Key twice: one request to the receiver, 201 (waiting for the
+    send) then 200 (the replay is never queued again, nor waited for), same message."""
     conversation = new_conversation(client)
     path = f"/api/conversations/{conversation['id']}/messages"
-    headers = {"Idempotency-Key": unique("key")}
+    headers = {"Idempotency-Key": unique("key"), "Prefer": "wait=10"}
     first = client.post(path, json={"text": "exactly once"}, headers=headers)
     second = client.post(path, json={"text": "exactly once"}, headers=headers)
-    assert (first.status_code, second.status_code) == (201, 200)
+    assert (first.status_code, second.status_code) == (201, 200), first.text
     assert second.json() == first.json()
     assert len(requests_for(receiver, first.json()["id"])) == 1
     listed = client.get(path).json()["items"]
@@ -379,8 +381,8 @@ def test_idempotency_key_with_a_different_body_is_409(client, receiver):
     conversation = new_conversation(client)
     path = f"/api/conversations/{conversation['id']}/messages"
     headers = {"Idempotency-Key": unique("key")}
-    first = client.post(path, json={"text": "original"}, headers=headers)
-    assert first.status_code == 201
+    first = client.post(path, json={"text": "original"}, headers={**headers, "Prefer": "wait=10"})
+    assert first.status_code == 201, first.text  # sent: nothing of it is still to come
     before = len(receiver.requests)
     conflict = client.post(path, json={"text": "changed"}, headers=headers)
     assert conflict.status_code == 409
@@ -399,7 +401,7 @@ def test_idempotency_key_in_another_conversation_is_409(client):
         client.post(
             f"/api/conversations/{one['id']}/messages", json=body, headers=headers
         ).status_code
-        == 201
+        == 202
     )
     response = client.post(f"/api/conversations/{other['id']}/messages", json=body, headers=headers)
     assert response.status_code == 409
@@ -436,7 +438,7 @@ def test_an_idempotency_key_used_in_another_conversation_names_no_message(client
     headers = {"Idempotency-Key": unique("key")}
     first_path = f"/api/conversations/{new_conversation(client)['id']}/messages"
     other_path = f"/api/conversations/{new_conversation(client)['id']}/messages"
-    assert client.post(first_path, json={"text": "one"}, headers=headers).status_code == 201
+    assert client.post(first_path, json={"text": "one"}, headers=headers).status_code == 202
     conflict = client.post(other_path, json={"text": "one"}, headers=headers)
     assert conflict.status_code == 409
     assert "message_id" not in conflict.json()

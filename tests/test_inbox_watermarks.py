@@ -22,6 +22,9 @@ from omnichannel_core.hooktypes import (
 from omnichannel_core.testing.in_process import AUTH, run_app
 from omnichannel_core.timestamps import parse_timestamp
 
+WAIT = {**AUTH, "Prefer": "wait=10"}
+"""A send answered once the outbox (the job runner) is done with it."""
+
 
 def _watermarks(data: dict) -> tuple[StatusWatermark, ...]:
     return tuple(
@@ -87,8 +90,8 @@ def test_watermarks_move_the_messages_they_cover(tmp_path):
         path = f"/api/conversations/{listed.json['items'][0]['id']}/messages"
         replies = []
         for text in ("first", "second"):
-            sent = await conductor.simulate_post(path, json={"text": text}, headers=AUTH)
-            assert sent.json["status"] == "sent"
+            sent = await conductor.simulate_post(path, json={"text": text}, headers=WAIT)
+            assert (sent.status_code, sent.json["status"]) == (201, "sent"), sent.text
             replies.append(sent.json)
         await _post(
             conductor,
@@ -113,7 +116,7 @@ def test_watermarks_move_the_messages_they_cover(tmp_path):
             ("second", "delivered"),
         ]
 
-    run_app(tmp_path, {"rc": channel}, scenario)
+    run_app(tmp_path, {"rc": channel}, scenario, jobs=True)
 
 
 def test_send_is_told_when_the_customer_last_wrote(tmp_path):
@@ -124,9 +127,9 @@ def test_send_is_told_when_the_customer_last_wrote(tmp_path):
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         opened = await conductor.simulate_post(
-            "/api/channels/rc/messages", json={"to": "psid-1", "text": "hello"}, headers=AUTH
+            "/api/channels/rc/messages", json={"to": "psid-1", "text": "hello"}, headers=WAIT
         )
-        assert opened.status_code == 201
+        assert opened.status_code == 201, opened.text
         conversation_path = f"/api/conversations/{opened.json['conversation_id']}"
         conversation = (await conductor.simulate_get(conversation_path, headers=AUTH)).json
         assert conversation["last_inbound_at"] is None
@@ -137,15 +140,15 @@ def test_send_is_told_when_the_customer_last_wrote(tmp_path):
         conversation = (await conductor.simulate_get(conversation_path, headers=AUTH)).json
         assert conversation["last_inbound_at"] == wrote["created_at"]
         reply = await conductor.simulate_post(
-            f"{conversation_path}/messages", json={"text": "thanks"}, headers=AUTH
+            f"{conversation_path}/messages", json={"text": "thanks"}, headers=WAIT
         )
-        assert reply.status_code == 201
+        assert reply.status_code == 201, reply.text
         assert [message.last_inbound_at for message in channel.sent] == [
             None,
             parse_timestamp(wrote["created_at"]),
         ]
 
-    run_app(tmp_path, {"rc": channel}, scenario)
+    run_app(tmp_path, {"rc": channel}, scenario, jobs=True)
 
 
 def test_a_watermark_of_the_wrong_type_is_a_502_and_nothing_is_stored(tmp_path):

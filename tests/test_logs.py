@@ -9,6 +9,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -135,7 +136,8 @@ def test_exactly_one_summary_line_per_request(logged_server, method, path, authe
 def test_secrets_and_message_text_never_reach_the_log(logged_server, receiver):
     """The API key, a wrong bearer token, WEBHOOK_SECRET, the webhook signature, the
     credentials in the send URL and the text of inbound and outbound messages never appear
-    in the log at info level."""
+    in the log at info level, the outbox's lines about the send (from the job runner that
+    made it) included."""
     inbound_text = f"inbound-private-{uuid.uuid4().hex}"
     outbound_text = f"outbound-private-{uuid.uuid4().hex}"
     payload = {"id": f"in-{uuid.uuid4().hex}", "from": "+15550002", "text": inbound_text}
@@ -144,13 +146,23 @@ def test_secrets_and_message_text_never_reach_the_log(logged_server, receiver):
 
     client = logged_server.client()
     sent = client.post(
-        "/api/channels/http/messages", json={"to": "+15550002", "text": outbound_text}
+        "/api/channels/http/messages",
+        json={"to": "+15550002", "text": outbound_text},
+        headers={"Prefer": "wait=10"},  # answered once the outbox sent it
     )
     assert sent.status_code == 201, sent.text
     assert any(outbound_text.encode() in request.body for request in receiver.requests)
     logged_server.client(WRONG_TOKEN).get("/api/contacts")
     logged_server.client(None).get("/api/contacts", headers={"Authorization": f"Basic {SECRET}"})
 
+    deadline = time.monotonic() + 5  # the runner logs the send just after recording it
+    while not [
+        line
+        for line in json_lines(logged_server.log())
+        if (line.get("event"), line.get("message_id")) == ("message_sent", sent.json()["id"])
+    ]:
+        assert time.monotonic() < deadline, "the runner logged no message_sent for the send"
+        time.sleep(0.05)
     log = logged_server.log()
     assert '"message_ids": ["msg_' in log  # the webhook was logged, just not its secrets
     secrets = (API_KEY, WRONG_TOKEN, SECRET, signature, URL_PASSWORD, URL_TOKEN)

@@ -23,7 +23,7 @@ from omnichannel_core.models import (
 )
 from omnichannel_core.serialization import format_timestamp, from_json, to_json
 
-Q, SG, ST, DL, RD, FL, UN, RC = (
+Q, SG, ST, DL, RD, FL, UN, CN, RC = (
     DeliveryStatus.QUEUED,
     DeliveryStatus.SENDING,
     DeliveryStatus.SENT,
@@ -31,20 +31,23 @@ Q, SG, ST, DL, RD, FL, UN, RC = (
     DeliveryStatus.READ,
     DeliveryStatus.FAILED,
     DeliveryStatus.UNDELIVERED,
+    DeliveryStatus.CANCELLED,
     DeliveryStatus.RECEIVED,
 )
 
 # Every status an update may move to, from each status: forward along
 # queued < sending < sent < delivered < read, or to a terminal failure; never back, never
-# out of a terminal state, and never into or out of "received" (inbound messages).
+# out of a terminal state, and never into or out of "received" (inbound messages). Only a
+# queued message (never sent) can be cancelled.
 ALLOWED_MOVES: dict[DeliveryStatus, set[DeliveryStatus]] = {
-    Q: {SG, ST, DL, RD, FL, UN},
+    Q: {SG, ST, DL, RD, FL, UN, CN},
     SG: {ST, DL, RD, FL, UN},
     ST: {DL, RD, FL, UN},
     DL: {RD, FL, UN},
     RD: {FL, UN},
     FL: set(),
     UN: set(),
+    CN: set(),
     RC: set(),
 }
 
@@ -71,8 +74,8 @@ def test_a_status_never_moves_to_itself():
 
 
 def test_terminal_statuses():
-    """failed and undelivered are terminal; nothing else is."""
-    assert {status for status in DeliveryStatus if status.is_terminal} == {FL, UN}
+    """failed, undelivered and cancelled are terminal; nothing else is."""
+    assert {status for status in DeliveryStatus if status.is_terminal} == {FL, UN, CN}
 
 
 def test_statuses_are_their_wire_values():
@@ -85,6 +88,7 @@ def test_statuses_are_their_wire_values():
         "read",
         "failed",
         "undelivered",
+        "cancelled",
         "received",
     ]
     assert [str(d) for d in Direction] == ["inbound", "outbound"]

@@ -7,12 +7,15 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
 from omnichannel_core.testing.fake_provider import FakeProvider, ScriptedResponse
 from omnichannel_core.testing.server import ServerProcess
+from omnichannel_core.timestamps import format_timestamp
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.openapi_contract import (
     Contract,
@@ -21,6 +24,9 @@ from tests.support.openapi_contract import (
     running_degraded_server,
 )
 from tests.support.users import PASSWORD, create_user
+
+WAIT = {"Prefer": "wait=10"}
+"""Answered once the first attempt to send is over."""
 
 
 def signed(data: dict) -> tuple[bytes, dict[str, str]]:
@@ -115,8 +121,11 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert [m["text"] for m in first["items"] + second["items"]] == ["hi", "hi"]
 
     key = {"Idempotency-Key": f"reply-{token}"}
-    created = client.post(f"{conversation_path}/messages", json={"text": "hello"}, headers=key)
+    created = client.post(
+        f"{conversation_path}/messages", json={"text": "hello"}, headers={**key, **WAIT}
+    )
     assert created.status_code == 201
+    assert created.headers["Preference-Applied"] == WAIT["Prefer"]
     reply = contract.check(created, "post", messages_template)
     replayed = client.post(f"{conversation_path}/messages", json={"text": "hello"}, headers=key)
     assert replayed.status_code == 200
@@ -134,8 +143,9 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert message["status"] == "delivered"
 
     sent = client.post("/api/channels/http/messages", json={"to": f"{sender}9", "text": "hey"})
-    assert sent.status_code == 201
-    contract.check(sent, "post", "/api/channels/{channel}/messages")
+    assert sent.status_code == 202
+    assert contract.check(sent, "post", "/api/channels/{channel}/messages")["status"] == "queued"
+    exercise_outbox(client, conversation_path, receiver, contract)
     health = client.get("/api/channels/http/health")
     assert health.status_code == 200
     contract.check(health, "get", "/api/channels/{channel}/health")
@@ -151,6 +161,40 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     exercised = {(method, template) for method, template, _ in contract.seen}
     documented = {(method, template) for method, template, _ in operations(contract.document)}
     assert exercised == documented
+
+
+def exercise_outbox(
+    client: httpx.Client, conversation_path: str, receiver: FakeProvider, contract: Contract
+) -> None:
+    """A scheduled message cancelled, a failed one retried, the outbox's figures, and the
+    409s of each control."""
+    when = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    paris = when.astimezone(timezone(timedelta(hours=1))).isoformat()  # with its offset
+    later = client.post(
+        f"{conversation_path}/messages", json={"text": "next month", "send_at": paris}
+    )
+    scheduled = contract.check(later, "post", "/api/conversations/{conversation_id}/messages")
+    assert (later.status_code, scheduled["send_at"]) == (202, format_timestamp(when))
+    outbox = contract.check(client.get("/api/outbox"), "get", "/api/outbox")
+    assert outbox["channels"]["http"]["scheduled"] >= 1
+    cancel_path = "/api/messages/{message_id}/cancel"
+    cancelled = client.post(f"/api/messages/{scheduled['id']}/cancel")
+    assert contract.check(cancelled, "post", cancel_path)["status"] == "cancelled"
+    again = client.post(f"/api/messages/{scheduled['id']}/cancel")
+    assert (again.status_code, contract.check(again, "post", cancel_path)["error"]) == (
+        409,
+        "conflict",
+    )
+
+    receiver.queue_for_text("retry me", ScriptedResponse.json(400, {"error": "bad number"}))
+    refused = client.post(f"{conversation_path}/messages", json={"text": "retry me"}, headers=WAIT)
+    failed = refused.json()["stored_message"]
+    retry_path = "/api/messages/{message_id}/retry"
+    retried = client.post(f"/api/messages/{failed['id']}/retry", headers=WAIT)
+    assert retried.status_code == 201
+    assert contract.check(retried, "post", retry_path)["id"] == failed["id"]
+    not_failed = client.post(f"/api/messages/{failed['id']}/retry")
+    assert contract.check(not_failed, "post", retry_path)["error"] == "conflict"
 
 
 def exercise_access(server: ServerProcess, contract: Contract) -> None:
@@ -342,17 +386,25 @@ def test_delivery_failures_fit_documented_shape(server, receiver: FakeProvider, 
     message, as documented."""
     client = server.client()
     template = "/api/channels/{channel}/messages"
-    receiver.queue(ScriptedResponse.json(400, {"error": "bad number"}))
-    refused = client.post("/api/channels/http/messages", json={"to": "+15550100", "text": "t"})
+    receiver.queue_for_text("refuse me", ScriptedResponse.json(400, {"error": "bad number"}))
+    refused = client.post(
+        "/api/channels/http/messages", json={"to": "+15550100", "text": "refuse me"}, headers=WAIT
+    )
     body = contract.check(refused, "post", template)
     assert (refused.status_code, body["error"]) == (422, "send_rejected")
     assert body["stored_message"]["status"] == "failed"
 
-    receiver.queue(*[ScriptedResponse.json(503, {})] * 3)
-    outage = client.post("/api/channels/http/messages", json={"to": "+15550100", "text": "t"})
+    receiver.queue_for_text("outage", *[ScriptedResponse.json(503, {})] * 20)
+    outage = client.post(
+        "/api/channels/http/messages",
+        json={"to": "+15550100", "text": "outage"},
+        headers={"Prefer": "wait=1"},  # still failing after a second of retries
+    )
     body = contract.check(outage, "post", template)
     assert (outage.status_code, body["error"]) == (502, "provider_unavailable")
     assert body["stored_message"]["id"] == body["message_id"]
+    assert body["stored_message"]["status"] == "queued"  # and the outbox tries again
+    assert body["stored_message"]["attempts"] >= 1
 
 
 def test_unconfigured_and_missing_hooks_fit_documented_shape(degraded_server, contract):
@@ -377,7 +429,8 @@ def test_unconfigured_and_missing_hooks_fit_documented_shape(degraded_server, co
         assert missing.status_code == 501
 
     template = "/api/channels/{channel}/messages"
-    sent = client.post("/api/channels/http/messages", json={"to": "+15550199", "text": "t"})
+    to = {"to": "+15550199", "text": "t"}
+    sent = client.post("/api/channels/http/messages", json=to, headers=WAIT)
     assert sent.status_code == 503
     stored = contract.check(sent, "post", template)["stored_message"]
     missing = client.post("/api/channels/healthonly/messages", json={"to": "x", "text": "t"})
@@ -385,7 +438,7 @@ def test_unconfigured_and_missing_hooks_fit_documented_shape(degraded_server, co
     assert contract.check(missing, "post", template)["hook"] == "send"
 
     reply = client.post(
-        f"/api/conversations/{stored['conversation_id']}/messages", json={"text": "t"}
+        f"/api/conversations/{stored['conversation_id']}/messages", json={"text": "t"}, headers=WAIT
     )
     assert reply.status_code == 503
     contract.check(reply, "post", "/api/conversations/{conversation_id}/messages")
@@ -410,7 +463,7 @@ def test_send_request_schema_agrees_with_server(server, contract, body, accepted
     errors = contract.schema_errors("/components/schemas/ChannelSend", body)
     assert (not errors) is accepted, errors
     response = server.client().post("/api/channels/http/messages", json=body)
-    assert response.status_code == (201 if accepted else 400), response.text
+    assert response.status_code == (202 if accepted else 400), response.text
     contract.check(response, "post", "/api/channels/{channel}/messages")
 
 

@@ -121,7 +121,9 @@ def test_echo_contributed_ping_needs_api_key(plugin_server):
 def test_echo_send_records_provider_id(plugin_server):
     """POST /api/channels/echo/messages runs echo's async send; its derived id is recorded."""
     response = plugin_server.client().post(
-        "/api/channels/echo/messages", json={"to": "user-out-1", "text": "hi"}
+        "/api/channels/echo/messages",
+        json={"to": "user-out-1", "text": "hi"},
+        headers={"Prefer": "wait=10"},  # answered once the outbox's runner sent it
     )
     assert response.status_code == 201
     message = response.json()
@@ -397,7 +399,9 @@ def test_plain_hook_in_cross_cutting_plugin_is_rejected(plugin_server):
     assert "takeover" in plugin_server.client(None).get("/health").json()["failed_plugins"]
 
     sent = plugin_server.client().post(
-        "/api/channels/echo/messages", json={"to": "user-takeover-1", "text": "hi"}
+        "/api/channels/echo/messages",
+        json={"to": "user-takeover-1", "text": "hi"},
+        headers={"Prefer": "wait=10"},
     )
     assert sent.status_code == 201
     assert sent.json()["provider_message_id"] == f"echo-{sent.json()['id']}"

@@ -562,7 +562,7 @@ def test_server_cors_allows_the_configured_origin(cors_server):
     for response in (ok, unauthenticated):
         assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
         exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-        assert exposed == {"X-Request-ID", "Retry-After"}
+        assert exposed == {"X-Request-ID", "Retry-After", "Preference-Applied"}
         assert "Origin" in response.headers["Vary"]
         assert "Access-Control-Allow-Credentials" not in response.headers
 
@@ -590,7 +590,7 @@ def test_server_answers_preflight_without_credentials(cors_server):
     methods = {m.strip() for m in response.headers["Access-Control-Allow-Methods"].split(",")}
     assert {"GET", "POST", "PATCH", "DELETE"} <= methods
     allowed = {h.strip() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
-    assert allowed == {"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"}
+    assert allowed == {"Authorization", "Content-Type", "Idempotency-Key", "Prefer", "X-Request-ID"}
     assert int(response.headers["Access-Control-Max-Age"]) > 0
     assert "Access-Control-Allow-Credentials" not in response.headers
 

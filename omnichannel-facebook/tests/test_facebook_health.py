@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from fake_graph import GRAPH_VERSION, PAGE_NAME, FakeGraph
 from messenger_events import APP_SECRET, PAGE_ID, PAGE_TOKEN, WRONG_SECRET, WRONG_TOKEN
+from server_waits import HEALTH, checked_health
 
-HEALTH = "/api/channels/facebook/health"
 REQUIRED = ("FACEBOOK_PAGE_ACCESS_TOKEN", "FACEBOOK_APP_SECRET", "FACEBOOK_VERIFY_TOKEN")
 
 
 def test_configured_channel_with_accepted_token_is_healthy(client, fake_graph: FakeGraph):
     """Everything set and GET /me accepted: 200, ok, credentials "accepted", the page's id
     and name; asked with the token in the header and the proof; no secret in the answer."""
-    response = client.get(HEALTH)
+    response = checked_health(client)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["channel"] == "facebook"
@@ -33,7 +33,7 @@ def test_configured_channel_with_accepted_token_is_healthy(client, fake_graph: F
 
 def test_health_check_is_cached(client, fake_graph: FakeGraph):
     """Asking again right away answers from the cache: no new request to Facebook."""
-    assert client.get(HEALTH).status_code == 200
+    assert checked_health(client).status_code == 200
     before = len(fake_graph.me_requests())
     for _ in range(3):
         assert client.get(HEALTH).json()["ok"] is True
@@ -42,6 +42,7 @@ def test_health_check_is_cached(client, fake_graph: FakeGraph):
 
 def test_server_health_reports_the_channel(client):
     """The server-wide /health lists the facebook channel's report."""
+    assert checked_health(client).status_code == 200
     response = client.get("/health")
     assert response.json()["channels"]["facebook"]["ok"] is True
 
@@ -50,7 +51,7 @@ def test_rejected_token_makes_the_channel_unhealthy(wrong_token_server):
     """Facebook answering 190 to GET /me: 503, not ok, credentials "rejected", and neither
     token appears in the answer or the log."""
     with wrong_token_server.client() as client:
-        response = client.get(HEALTH)
+        response = checked_health(client)
     assert response.status_code == 503, response.text
     body = response.json()
     assert body["ok"] is False
@@ -64,7 +65,7 @@ def test_a_wrong_app_secret_makes_the_channel_unhealthy(wrong_secret_server):
     """An app secret that is not the app's: Facebook refuses the appsecret_proof (#100), so
     503, credentials "rejected", with Graph's words; the secret is in neither answer nor log."""
     with wrong_secret_server.client() as client:
-        response = client.get(HEALTH)
+        response = checked_health(client)
     assert response.status_code == 503, response.text
     body = response.json()
     assert body["checks"]["credentials"] == "rejected"
@@ -76,7 +77,7 @@ def test_a_wrong_app_secret_makes_the_channel_unhealthy(wrong_secret_server):
 def test_unreachable_graph_makes_the_channel_unhealthy(unreachable_server):
     """Nobody answering at FACEBOOK_GRAPH_API_BASE_URL: 503, credentials "unreachable"."""
     with unreachable_server.client() as client:
-        response = client.get(HEALTH)
+        response = checked_health(client)
     assert response.status_code == 503, response.text
     assert response.json()["checks"]["credentials"] == "unreachable"
 

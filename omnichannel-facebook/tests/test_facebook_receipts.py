@@ -16,6 +16,7 @@ from messenger_events import (
     unique_psid,
     webhook,
 )
+from server_waits import WAIT
 
 
 def open_conversation(client, inbox) -> tuple[str, str]:
@@ -25,12 +26,14 @@ def open_conversation(client, inbox) -> tuple[str, str]:
 
 
 def send_replies(client, conversation_id: str, *texts: str) -> list[dict]:
+    """Each reply sent (waiting for the outbox's attempt), in order."""
     sent = []
     for text in texts:
         response = client.post(
-            f"/api/conversations/{conversation_id}/messages", json={"text": text}
+            f"/api/conversations/{conversation_id}/messages", json={"text": text}, headers=WAIT
         )
         assert response.status_code == 201, response.text
+        assert response.json()["status"] == "sent"
         sent.append(response.json())
     return sent
 

@@ -17,6 +17,7 @@ from messenger_events import (
     verify,
     webhook,
 )
+from server_waits import WAIT, checked_health
 
 
 def test_graph_calls_are_logged_without_secrets(debug_server, fake_graph: FakeGraph):
@@ -38,10 +39,10 @@ def test_graph_calls_are_logged_without_secrets(debug_server, fake_graph: FakeGr
         ).json()["items"]
         assert conversation["contact_id"] == contact["id"]
         path = f"/api/conversations/{conversation['id']}/messages"
-        assert client.post(path, json={"text": "the reply"}).status_code == 201
+        assert client.post(path, json={"text": "the reply"}, headers=WAIT).status_code == 201
         fake_graph.queue(GraphAnswer.error(INVALID_PARAMETER))
-        assert client.post(path, json={"text": "refused"}).status_code == 422
-        assert client.get("/api/channels/facebook/health").status_code == 200
+        assert client.post(path, json={"text": "refused"}, headers=WAIT).status_code == 422
+        assert checked_health(client).status_code == 200
 
     log = debug_server.log()
     for secret in (PAGE_TOKEN, APP_SECRET, VERIFY_TOKEN, fake_graph.proof, secret_text):

@@ -1,14 +1,17 @@
 """What the channel asks the Send API, decided in process: the 24-hour window and message
 tags, parts and attachment types, quick replies, the checks made before Facebook is called,
-and the backoff between tries (against the fake Graph API, with the waits recorded)."""
+the backoff between tries (against the fake Graph API, with the waits recorded), what the
+outbox may retry, and the channel's send policy."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fake_graph import GRAPH_VERSION, RATE_LIMITED, FakeGraph, GraphAnswer
 from messenger_events import APP_SECRET, PAGE_ID, PAGE_TOKEN
+from omnichannel_facebook.channel import FacebookChannel
 from omnichannel_facebook.graph_client import GraphError
 from omnichannel_facebook.outbound import (
     SEND_ATTEMPTS,
@@ -28,6 +31,7 @@ from omnichannel_core.channel import (
     Media,
     OutboundMessage,
     SendFailed,
+    SendPolicy,
 )
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -240,3 +244,42 @@ def test_a_failure_after_the_first_part_says_what_went_out(graph):
         deliver(message, _settings(graph.url), "facebook", sleep=lambda _: None, now=NOW)
     assert raised.value.message.startswith("1 of 2 parts were sent")
     assert raised.value.details["provider_message_id"] == "m_first"
+
+
+def test_a_retryable_failure_after_the_first_part_is_not_retryable(graph):
+    """Text sent, then the attachment rate limited on every try: the channel's own tries
+    (0.25, 0.5 and 1 s apart), then SendFailed that the outbox must not retry, since another
+    attempt would send the text again; it says 1 of 2 parts went out, with Graph's code."""
+    graph.queue(GraphAnswer.accept("m_text"), *[GraphAnswer.error(RATE_LIMITED)] * SEND_ATTEMPTS)
+    message = outbound("caption", (Media("https://cdn.example.test/a.jpg"),))
+    waits: list[float] = []
+    with pytest.raises(SendFailed) as raised:
+        deliver(message, _settings(graph.url), "facebook", sleep=waits.append, now=NOW)
+    assert not raised.value.retryable
+    assert raised.value.code == str(RATE_LIMITED)
+    assert raised.value.message.startswith("1 of 2 parts were sent")
+    assert raised.value.details["sent_parts"] == 1
+    assert raised.value.details["provider_message_id"] == "m_text"
+    assert waits == [0.25, 0.5, 1.0]
+
+
+def test_a_retryable_failure_of_the_first_part_stays_retryable(graph):
+    """Nothing went out yet (the first part rate limited on every try): the outbox may try
+    the whole message again."""
+    graph.queue(*[GraphAnswer.error(RATE_LIMITED)] * SEND_ATTEMPTS)
+    message = outbound("caption", (Media("https://cdn.example.test/a.jpg"),))
+    with pytest.raises(SendFailed) as raised:
+        deliver(message, _settings(graph.url), "facebook", sleep=lambda _: None, now=NOW)
+    assert raised.value.retryable
+    assert "sent_parts" not in raised.value.details
+
+
+def test_send_policy_is_messengers_pace_and_an_hour_for_the_echo():
+    """The channel's send_policy hook: 100 messages a second for the Page (no per-sender
+    pace), retryable failures retried for an hour, a message in doubt waits an hour for its
+    echo, and it is never sent again blindly (Messenger does not dedupe)."""
+    policy = asyncio.run(FacebookChannel().send_policy())
+    assert isinstance(policy, SendPolicy)
+    assert (policy.rate, policy.sender) == (100, None)
+    assert (policy.retry_for, policy.confirm_within) == (3600, 3600)
+    assert policy.resend_safe is False

@@ -3,8 +3,10 @@ the real gunicorn server configured to call it, one of each per test module."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -27,7 +29,13 @@ from twilio_signing import (
 )
 
 from omnichannel_core.testing.inbox_reader import InboxReader
-from omnichannel_core.testing.server import ServerProcess, free_port, running_server
+from omnichannel_core.testing.server import (
+    RUNNER_STARTED,
+    START_TIMEOUT_SECONDS,
+    ServerProcess,
+    free_port,
+    running_server,
+)
 
 ENABLE_ALL_CHANNELS = {"OMNICHANNEL_DISABLE_PLUGINS": ""}
 TWILIO_VARIABLES = (
@@ -71,13 +79,27 @@ def twilio_env(fake: FakeTwilio, **overrides: str | None) -> dict[str, str | Non
     }
 
 
+@contextlib.contextmanager
+def serving(workdir: Path, env: Mapping[str, str | None]) -> Iterator[ServerProcess]:
+    """``running_server``, once its job runner runs too: the outbox sends from the runner,
+    and a test's first send must not wait for it to start (a deadline of a second or two,
+    counted from when the message was queued, would pass before its first attempt)."""
+    with running_server(workdir, env) as server:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while RUNNER_STARTED.decode() not in server.log():
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the server's job runner did not start:\n{server.log()}")
+            time.sleep(0.05)
+        yield server
+
+
 @pytest.fixture(scope="module")
 def twilio_server(
     tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
 ) -> Iterator[ServerProcess]:
     """The real server with the Twilio channel configured against the fake; signatures are
     computed over OMNICHANNEL_PUBLIC_URL while the server is reached on loopback."""
-    with running_server(tmp_path_factory.mktemp("twilio"), twilio_env(fake_twilio)) as server:
+    with serving(tmp_path_factory.mktemp("twilio"), twilio_env(fake_twilio)) as server:
         yield server
 
 
@@ -86,7 +108,7 @@ def unconfigured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     """The real server with the Twilio channel loaded but no TWILIO_* variables set."""
     unset = dict.fromkeys(TWILIO_VARIABLES)  # None removes a variable the caller may have set
     env = {**ENABLE_ALL_CHANNELS, "OMNICHANNEL_PUBLIC_URL": PUBLIC_URL, **unset}
-    with running_server(tmp_path_factory.mktemp("unconfigured"), env) as server:
+    with serving(tmp_path_factory.mktemp("unconfigured"), env) as server:
         yield server
 
 
@@ -96,7 +118,7 @@ def wrong_token_server(
 ) -> Iterator[ServerProcess]:
     """Configured, but with an auth token the (fake) Twilio API refuses."""
     env = twilio_env(fake_twilio, TWILIO_AUTH_TOKEN=WRONG_TOKEN)
-    with running_server(tmp_path_factory.mktemp("wrong-token"), env) as server:
+    with serving(tmp_path_factory.mktemp("wrong-token"), env) as server:
         yield server
 
 
@@ -104,9 +126,41 @@ def wrong_token_server(
 def unreachable_server(
     tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
 ) -> Iterator[ServerProcess]:
-    """Configured, with TWILIO_API_BASE_URL pointing at a loopback port nobody listens on."""
-    env = twilio_env(fake_twilio, TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
-    with running_server(tmp_path_factory.mktemp("unreachable"), env) as server:
+    """Configured, with TWILIO_API_BASE_URL pointing at a loopback port nobody listens on;
+    the outbox gives up retrying a Twilio send 2 s after it was queued."""
+    env = twilio_env(
+        fake_twilio,
+        TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        OMNICHANNEL_SEND_RETRY_SECONDS="twilio=2",
+    )
+    with serving(tmp_path_factory.mktemp("unreachable"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def short_deadline_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """Configured against the fake, with the outbox's deadlines for Twilio cut short:
+    retryable failures are retried for 2 s after the message was queued, a message in doubt
+    waits 1 s for its callback."""
+    env = twilio_env(
+        fake_twilio,
+        OMNICHANNEL_SEND_RETRY_SECONDS="twilio=2",
+        OMNICHANNEL_SEND_CONFIRM_SECONDS="twilio=1",
+    )
+    with serving(tmp_path_factory.mktemp("short-deadlines"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def paced_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """Configured against the fake, with no OMNICHANNEL_SEND_RATES (the test servers' "*=0"
+    removed): sends go at the pace Twilio's send_policy declares."""
+    env = twilio_env(fake_twilio, OMNICHANNEL_SEND_RATES=None)
+    with serving(tmp_path_factory.mktemp("paced"), env) as server:
         yield server
 
 
@@ -117,7 +171,7 @@ def loopback_server(
     """No OMNICHANNEL_PUBLIC_URL and no trusted proxy: signatures are checked against the
     URL the server itself was called on."""
     env = twilio_env(fake_twilio, OMNICHANNEL_PUBLIC_URL=None)
-    with running_server(tmp_path_factory.mktemp("loopback"), env) as server:
+    with serving(tmp_path_factory.mktemp("loopback"), env) as server:
         yield server
 
 
@@ -128,7 +182,7 @@ def proxied_server(
     """No OMNICHANNEL_PUBLIC_URL, OMNICHANNEL_TRUST_PROXY on: the forwarded headers say
     which URL Twilio called."""
     env = twilio_env(fake_twilio, OMNICHANNEL_PUBLIC_URL=None, OMNICHANNEL_TRUST_PROXY="true")
-    with running_server(tmp_path_factory.mktemp("proxied"), env) as server:
+    with serving(tmp_path_factory.mktemp("proxied"), env) as server:
         yield server
 
 
@@ -143,7 +197,7 @@ def messaging_service_server(
         TWILIO_MESSAGING_SERVICE_SID=MESSAGING_SERVICE_SID,
         TWILIO_WHATSAPP_NUMBER=None,
     )
-    with running_server(tmp_path_factory.mktemp("service"), env) as server:
+    with serving(tmp_path_factory.mktemp("service"), env) as server:
         yield server
 
 

@@ -8,8 +8,14 @@ It serves the two endpoints the channel calls, answering the way Twilio does:
 
 Both check HTTP basic auth (account SID and auth token) and answer 401 with Twilio's
 ``{"code": 20003, "message": "Authenticate", ...}`` otherwise. Every request is recorded
-(method, path, headers, parsed form). Answers to ``Messages.json`` can be scripted one per
-request (errors, a chosen SID, a delay); unscripted requests are accepted.
+(method, path, headers, parsed form, when it arrived). Answers to ``Messages.json`` can be
+scripted one per request (errors, a chosen SID, a delay, or no answer at all: the connection
+closed once the request is read), for any recipient or for one ``To`` only; unscripted
+requests are accepted.
+
+The server's outbox sends in its job runner, after the request that queued the message was
+answered, and retries in the background: a test scripts the answers for its own recipient
+(``queue(..., to=phone)``), so a send another test left retrying never takes them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from collections import deque
 from email.utils import formatdate
@@ -62,6 +69,8 @@ class TwilioRequest:
     path: str
     headers: dict[str, str]
     form: dict[str, list[str]]
+    at: float = 0.0
+    """``time.monotonic()`` when it arrived."""
 
     def param(self, name: str) -> str | None:
         """The field's only (or first) value, or None when it was not sent."""
@@ -83,6 +92,8 @@ class MessageAnswer:
 
     ``error_code`` None means accept (201) with ``sid`` (a fresh one when None); otherwise
     answer Twilio's error JSON with ``status``. ``delay`` seconds pass before answering.
+    ``lost``: no answer at all, the connection is closed once the request was read (Twilio
+    may have taken the message; the sender cannot know).
     """
 
     error_code: int | None = None
@@ -90,16 +101,27 @@ class MessageAnswer:
     sid: str | None = None
     message: str | None = None
     delay: float = 0.0
+    lost: bool = False
 
     @classmethod
     def accept(cls, sid: str | None = None, delay: float = 0.0) -> MessageAnswer:
         return cls(sid=sid, delay=delay)
 
     @classmethod
+    def lose(cls) -> MessageAnswer:
+        """Read the request, then hang up without answering."""
+        return cls(lost=True)
+
+    @classmethod
     def error(
         cls, code: int, status: int | None = None, message: str | None = None
     ) -> MessageAnswer:
         return cls(error_code=code, status=status or ERROR_STATUSES.get(code, 400), message=message)
+
+
+class AnswerLost(ConnectionAbortedError):
+    """Raised in the fake's request thread to hang up without answering (a ConnectionError:
+    the fake's HTTP server closes the connection quietly)."""
 
 
 def error_body(code: int, status: int, message: str) -> dict[str, Any]:
@@ -115,27 +137,48 @@ class FakeTwilio:
         self.auth_token = auth_token
         self.requests: list[TwilioRequest] = []
         self.script: deque[MessageAnswer] = deque()
+        self.scripts_to: dict[str, deque[MessageAnswer]] = {}
         self._lock = threading.Lock()
         self._http = FakeProvider(answer=self._respond, keep_alive=True)
         self.url = self._http.url
 
     # scripting and inspection ---------------------------------------------------------
 
-    def queue(self, *answers: MessageAnswer) -> None:
-        """Answer the next ``Messages.json`` requests with these, in order."""
+    def queue(self, *answers: MessageAnswer, to: str | None = None) -> None:
+        """Answer the next ``Messages.json`` requests with these, in order; with ``to``,
+        only the requests to that address (``To``: ``+1555...`` or ``whatsapp:+1555...``),
+        whose script is used before the one for any recipient."""
         with self._lock:
-            self.script.extend(answers)
+            if to is None:
+                self.script.extend(answers)
+            else:
+                self.scripts_to.setdefault(to, deque()).extend(answers)
 
     def reset(self) -> None:
-        """Forget the script (what a test left unused)."""
+        """Forget the scripts (what a test left unused)."""
         with self._lock:
             self.script.clear()
+            self.scripts_to.clear()
 
     def message_requests(self, to: str | None = None) -> list[TwilioRequest]:
         """The ``Messages.json`` POSTs received, only those to ``to`` when given."""
         with self._lock:
             sent = [r for r in self.requests if r.path.endswith("/Messages.json")]
         return [r for r in sent if to is None or r.param("To") == to]
+
+    def wait_for_requests(self, to: str, count: int, seconds: float = 10.0) -> list[TwilioRequest]:
+        """The ``Messages.json`` POSTs to ``to`` once there are at least ``count`` of them
+        (the outbox sends after the API answered); AssertionError after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            sent = self.message_requests(to=to)
+            if len(sent) >= count:
+                return sent
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"{len(sent)} request(s) to {to} reached the fake in {seconds}s, not {count}"
+                )
+            time.sleep(0.02)
 
     def account_requests(self) -> list[TwilioRequest]:
         with self._lock:
@@ -145,15 +188,18 @@ class FakeTwilio:
 
     def _respond(self, received: RecordedRequest) -> ScriptedResponse:
         status, answer, delay = self._answer(received)
+        if status is None:
+            raise AnswerLost("the fake Twilio hangs up without answering (scripted)")
         return ScriptedResponse(
             status, json.dumps(answer).encode(), "application/json; charset=utf-8", delay
         )
 
-    def _answer(self, received: RecordedRequest) -> tuple[int, dict[str, Any], float]:
+    def _answer(self, received: RecordedRequest) -> tuple[int | None, dict[str, Any], float]:
+        """Twilio's status, JSON and the delay before answering; status None: no answer."""
         path = urlsplit(received.path).path
         body = received.body
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True) if body else {}
-        request = TwilioRequest(received.method, path, received.headers, form)
+        request = TwilioRequest(received.method, path, received.headers, form, time.monotonic())
         method = request.method
         with self._lock:
             self.requests.append(request)
@@ -163,10 +209,19 @@ class FakeTwilio:
         if method == "GET" and path == account_path + ".json":
             return 200, self._account(), 0.0
         if method == "POST" and path == account_path + "/Messages.json":
-            with self._lock:
-                answer = self.script.popleft() if self.script else MessageAnswer.accept()
+            answer = self._scripted(request.param("To") or "")
+            if answer.lost:
+                return None, {}, 0.0
             return (*self._message_answer(request, answer), answer.delay)
         return 404, error_body(20404, 404, f"The requested resource {path} was not found"), 0.0
+
+    def _scripted(self, to: str) -> MessageAnswer:
+        """The next answer scripted for ``to``, else for anyone, else acceptance."""
+        with self._lock:
+            for script in (self.scripts_to.get(to), self.script):
+                if script:
+                    return script.popleft()
+        return MessageAnswer.accept()
 
     def _message_answer(
         self, request: TwilioRequest, answer: MessageAnswer

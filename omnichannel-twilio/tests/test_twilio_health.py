@@ -3,8 +3,12 @@ server: configuration present, credentials accepted by the (fake) Twilio API."""
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import pytest
 from fake_twilio import FakeTwilio
+from twilio_outbox import WAIT, ended, message_when
 from twilio_signing import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -20,10 +24,23 @@ HEALTH = "/api/channels/twilio/health"
 REQUIRED = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER")
 
 
+def checked_health(client: httpx.Client, seconds: float = 10.0) -> httpx.Response:
+    """The channel's health once its credentials check is over. A check another request
+    started (the server's own /health polls as it starts) answers "checking" meanwhile, by
+    design (test_health_polls_answer_at_once_while_twilio_is_slow)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get(HEALTH)
+        if response.json()["checks"].get("credentials") != "checking":
+            return response
+        assert time.monotonic() < deadline, f"still checking after {seconds}s"
+        time.sleep(0.05)
+
+
 def test_configured_channel_with_accepted_credentials_is_healthy(client, fake_twilio: FakeTwilio):
     """Configuration present and the account fetch accepted with basic auth: 200, ok,
     checks configured=True and credentials "accepted"; the token is never shown."""
-    response = client.get(HEALTH)
+    response = checked_health(client)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["channel"] == "twilio"
@@ -40,7 +57,7 @@ def test_configured_channel_with_accepted_credentials_is_healthy(client, fake_tw
 
 def test_health_check_is_cached(client, fake_twilio: FakeTwilio):
     """Asking again right away answers from the cache: no new request to Twilio."""
-    assert client.get(HEALTH).status_code == 200
+    assert checked_health(client).status_code == 200
     before = len(fake_twilio.account_requests())
     for _ in range(3):
         assert client.get(HEALTH).json()["ok"] is True
@@ -51,7 +68,7 @@ def test_rejected_credentials_make_the_channel_unhealthy(wrong_token_server):
     """Twilio answering 401 to the account fetch: 503, not ok, credentials "rejected", and
     neither token appears in the answer."""
     with wrong_token_server.client() as client:
-        response = client.get(HEALTH)
+        response = checked_health(client)
     assert response.status_code == 503, response.text
     body = response.json()
     assert body["ok"] is False
@@ -62,34 +79,50 @@ def test_rejected_credentials_make_the_channel_unhealthy(wrong_token_server):
 
 
 def test_rejected_credentials_on_send_are_a_422_with_twilios_code(wrong_token_server):
-    """A send with credentials Twilio refuses: 422 send_rejected with code 20003."""
+    """A send with credentials Twilio refuses: 422 send_rejected with code 20003 (with
+    Prefer: wait), the message failed at once, never retried."""
     with wrong_token_server.client() as client:
         response = client.post(
-            "/api/channels/twilio/send/sms", json={"to": unique_phone(), "message": "x"}
+            "/api/channels/twilio/send/sms",
+            json={"to": unique_phone(), "message": "x"},
+            headers=WAIT,
         )
     assert response.status_code == 422, response.text
-    assert response.json()["code"] == "20003"
+    body = response.json()
+    assert (body["error"], body["code"]) == ("send_rejected", "20003")
+    assert (body["stored_message"]["status"], body["stored_message"]["attempts"]) == ("failed", 1)
     assert WRONG_TOKEN not in response.text
 
 
 def test_unreachable_twilio_makes_the_channel_unhealthy(unreachable_server):
     """Nobody answering at TWILIO_API_BASE_URL: 503, not ok, credentials "unreachable"."""
     with unreachable_server.client() as client:
-        response = client.get(HEALTH)
+        response = checked_health(client)
     assert response.status_code == 503, response.text
     assert response.json()["checks"]["credentials"] == "unreachable"
 
 
 def test_send_to_unreachable_twilio_is_provider_unavailable(unreachable_server):
-    """Connection errors are retried, then 502 provider_unavailable, message stored failed."""
+    """A connection refused is retryable: the outbox retries until Twilio's retry deadline
+    (2 s on this server), then the message is failed with error_code "unreachable"; a caller
+    waiting longer than that is answered 502 provider_unavailable (an outage, not a
+    refusal) with the failed message."""
     with unreachable_server.client() as client:
         response = client.post(
-            "/api/channels/twilio/send/sms", json={"to": unique_phone(), "message": "x"}
+            "/api/channels/twilio/send/sms",
+            json={"to": unique_phone(), "message": "x"},
+            headers=WAIT,
         )
         assert response.status_code == 502, response.text
         body = response.json()
         assert body["error"] == "provider_unavailable"
-        assert client.get(f"/api/messages/{body['message_id']}").json()["status"] == "failed"
+        assert body["stored_message"]["status"] == "failed"
+        assert body["stored_message"]["error_code"] == "unreachable"
+        assert body["stored_message"]["error_details"]["retryable"] is True
+        failed = message_when(client, body["message_id"], ended)
+    assert (failed["status"], failed["error_code"]) == ("failed", "unreachable")
+    assert "could not be reached" in failed["error_message"]
+    assert failed["attempts"] >= 2
 
 
 # unconfigured -----------------------------------------------------------------------------
@@ -130,13 +163,25 @@ def test_unconfigured_send_is_503_with_the_reason(unconfigured_server, path):
 
 
 def test_unconfigured_reply_is_503(unconfigured_server):
-    """The core's generic messages route on an unconfigured channel: 503, not 500."""
+    """The core's generic messages route on an unconfigured channel stores the message; its
+    first attempt fails: 503 channel_unavailable (with Prefer: wait), not 500, and the
+    message is failed with that code, not retried."""
     with unconfigured_server.client() as client:
         response = client.post(
-            "/api/channels/twilio/messages", json={"to": unique_phone(), "text": "x"}
+            "/api/channels/twilio/messages",
+            json={"to": unique_phone(), "text": "x"},
+            headers=WAIT,
         )
     assert response.status_code == 503, response.text
-    assert response.json()["error"] == "channel_unavailable"
+    body = response.json()
+    assert body["error"] == "channel_unavailable"
+    assert "TWILIO_ACCOUNT_SID" in body["message"]
+    stored = body["stored_message"]
+    assert (stored["status"], stored["error_code"], stored["attempts"]) == (
+        "failed",
+        "channel_unavailable",
+        1,
+    )
 
 
 @pytest.mark.parametrize("hook", ["webhook", "status"])

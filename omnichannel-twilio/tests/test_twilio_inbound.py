@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 from fake_twilio import FakeTwilio
+from twilio_outbox import WAIT
 from twilio_signing import (
     AUTH_TOKEN,
     PHONE_NUMBER,
@@ -100,13 +101,13 @@ def test_reply_goes_to_the_channel_the_customer_last_used(client, inbox, fake_tw
     assert post_webhook(client, whatsapp_form(phone)).status_code == 200
     conversation = inbox.conversation_of(phone)
     path = f"/api/conversations/{conversation['id']}/messages"
-    assert client.post(path, json={"text": "on whatsapp"}).status_code == 201
+    assert client.post(path, json={"text": "on whatsapp"}, headers=WAIT).status_code == 201
     [sent] = fake_twilio.message_requests(to="whatsapp:" + phone)
     assert sent.param("From") == "whatsapp:" + WHATSAPP_NUMBER
     assert sent.param("Body") == "on whatsapp"
 
     assert post_webhook(client, sms_form(phone)).status_code == 200
-    assert client.post(path, json={"text": "on sms"}).status_code == 201
+    assert client.post(path, json={"text": "on sms"}, headers=WAIT).status_code == 201
     [sent] = fake_twilio.message_requests(to=phone)
     assert sent.param("From") == PHONE_NUMBER
     assert sent.param("Body") == "on sms"
@@ -253,7 +254,10 @@ def test_body_that_is_not_utf8_form_data_is_refused(client, inbox):
 
 
 def _send_sms(client, phone: str, text: str):
-    return client.post("/api/channels/twilio/send/sms", json={"to": phone, "message": text})
+    """send/sms, answered once the first attempt is over (Prefer: wait)."""
+    return client.post(
+        "/api/channels/twilio/send/sms", json={"to": phone, "message": text}, headers=WAIT
+    )
 
 
 @pytest.mark.parametrize("keyword", ["STOP", " stop ", "Unsubscribe", "CANCEL", "end", "QUIT"])

@@ -4,6 +4,7 @@ sender defaulting to the phone number, and sending without a public URL."""
 from __future__ import annotations
 
 from fake_twilio import FakeTwilio
+from twilio_outbox import WAIT
 from twilio_signing import (
     MESSAGING_SERVICE_SID,
     PHONE_NUMBER,
@@ -21,7 +22,7 @@ def test_sms_goes_through_the_messaging_service(messaging_service_server, fake_t
     From; Twilio's "accepted" answer is stored as queued."""
     phone = unique_phone()
     with messaging_service_server.client() as client:
-        response = client.post(SEND_SMS, json={"to": phone, "message": "via service"})
+        response = client.post(SEND_SMS, json={"to": phone, "message": "via service"}, headers=WAIT)
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "queued"
     [sent] = fake_twilio.message_requests(to=phone)
@@ -36,7 +37,7 @@ def test_whatsapp_sender_defaults_to_the_phone_number(messaging_service_server, 
     (the messaging service is for SMS only)."""
     phone = unique_phone()
     with messaging_service_server.client() as client:
-        response = client.post(SEND_WHATSAPP, json={"to": phone, "message": "hi"})
+        response = client.post(SEND_WHATSAPP, json={"to": phone, "message": "hi"}, headers=WAIT)
     assert response.status_code == 201, response.text
     [sent] = fake_twilio.message_requests(to="whatsapp:" + phone)
     assert sent.param("From") == "whatsapp:" + PHONE_NUMBER
@@ -48,7 +49,8 @@ def test_send_without_public_url_is_503_and_nothing_sent(loopback_server, fake_t
     phone = unique_phone()
     with loopback_server.client() as client:
         response = client.post(SEND_SMS, json={"to": phone, "message": "x"})
-    assert response.status_code == 503, response.text
+        assert response.status_code == 503, response.text
+        assert client.get("/api/contacts", params={"q": phone}).json()["items"] == []
     assert response.json()["error"] == "channel_unavailable"
     assert "OMNICHANNEL_PUBLIC_URL" in response.json()["message"]
     assert fake_twilio.message_requests(to=phone) == []

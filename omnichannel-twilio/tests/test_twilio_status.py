@@ -9,16 +9,19 @@ import time
 import httpx
 import pytest
 from fake_twilio import FakeTwilio, MessageAnswer, new_message_sid
+from twilio_outbox import WAIT
 from twilio_signing import post_status, status_form, unique_phone
 
 SEND_SMS = "/api/channels/twilio/send/sms"
 
 
 def send_sms(client: httpx.Client, fake: FakeTwilio) -> tuple[dict, str]:
-    """Send an SMS the fake accepts with a known SID; returns the stored message and SID."""
+    """Send an SMS the fake accepts with a known SID, waiting for Twilio's answer (Prefer:
+    wait); returns the stored message and SID."""
     sid = new_message_sid()
-    fake.queue(MessageAnswer.accept(sid))
-    response = client.post(SEND_SMS, json={"to": unique_phone(), "message": "tracking"})
+    phone = unique_phone()
+    fake.queue(MessageAnswer.accept(sid), to=phone)
+    response = client.post(SEND_SMS, json={"to": phone, "message": "tracking"}, headers=WAIT)
     assert response.status_code == 201, response.text
     assert response.json()["provider_message_id"] == sid
     return response.json(), sid
@@ -103,15 +106,18 @@ def test_callback_for_unknown_sid_is_acknowledged_and_not_visible(client, twilio
 
 def test_callback_that_beats_the_send_answer_is_applied(client, inbox, fake_twilio):
     """Twilio may post "delivered" before its answer to the create reaches the server: the
-    callback is acknowledged and, once the SID is recorded, the message ends up delivered."""
+    callback is acknowledged and, once the SID is recorded, the message ends up delivered.
+    (The callback here names no message id, so it is parked until the SID is known.)"""
     phone = unique_phone()
     sid = new_message_sid()
-    fake_twilio.queue(MessageAnswer.accept(sid, delay=1.5))
+    fake_twilio.queue(MessageAnswer.accept(sid, delay=1.5), to=phone)
     result: dict[str, httpx.Response] = {}
 
     def send() -> None:
         with httpx.Client(base_url=str(client.base_url), headers=client.headers, timeout=30) as own:
-            result["response"] = own.post(SEND_SMS, json={"to": phone, "message": "race"})
+            result["response"] = own.post(
+                SEND_SMS, json={"to": phone, "message": "race"}, headers=WAIT
+            )
 
     sender = threading.Thread(target=send)
     sender.start()

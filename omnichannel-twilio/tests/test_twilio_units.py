@@ -29,6 +29,7 @@ from omnichannel_core.channel import (
     InvalidInput,
     Media,
     OutboundMessage,
+    Sender,
     SendFailed,
     SendOutcomeUnknown,
     WebhookRejected,
@@ -454,30 +455,63 @@ def test_the_sdk_sends_to_the_base_url(loopback_twilio: FakeProvider) -> None:
     assert sent["StatusCallback"] == [PUBLIC + "/api/channels/twilio/status?message_id=msg_1"]
 
 
-def test_rate_limits_are_retried_then_rejections_are_final(loopback_twilio: FakeProvider) -> None:
-    """429 and 500 are retried (3 attempts in all); a 400 is final with Twilio's code and
-    message."""
+TWILIO_ERRORS = {
+    "rate_limited": (429, 20429, "Too Many Requests"),
+    "internal_error": (500, 20500, "Internal"),
+    "unavailable": (503, 20503, "down"),
+    "outside_window": (400, 63016, "Outside window"),
+    "unsubscribed": (400, 21610, "Attempt to send to unsubscribed recipient"),
+    "bad_credentials": (401, 20003, "Authenticate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TWILIO_ERRORS))
+def test_one_attempt_classifies_twilios_error(loopback_twilio: FakeProvider, case: str) -> None:
+    """deliver makes exactly one request whatever Twilio answers (the outbox retries): a 429
+    is retryable and throttled (the outbox slows the pace), a 5xx retryable and not
+    throttled, a 4xx final; each with Twilio's code and HTTP status, and a 4xx with
+    Twilio's message (63016 telling to use a template)."""
+    status, code, text = TWILIO_ERRORS[case]
     settings = parse_settings(config(TWILIO_API_BASE_URL=loopback_twilio.url))
-    waits: list[float] = []
-    loopback_twilio.queue(
-        ScriptedResponse.json(429, {"code": 20429, "message": "Too Many Requests"}),
-        ScriptedResponse.json(500, {"code": 20500, "message": "Internal"}),
-        ScriptedResponse.json(201, {"sid": "SM1", "status": "queued"}),
+    loopback_twilio.queue(ScriptedResponse.json(status, {"code": code, "message": text}))
+    loopback_twilio.default = ScriptedResponse.json(201, {"sid": "SM" + "e" * 32})  # a retry
+    with pytest.raises(SendFailed) as failed:
+        outbound.deliver(outbound_message(), settings, "twilio")
+    error = failed.value
+    assert len(loopback_twilio.requests) == 1
+    assert (error.code, error.details["twilio_status"]) == (str(code), status)
+    assert error.retryable is (status == 429 or status >= 500)
+    assert error.throttled is (status == 429)
+    assert error.retry_after is None  # Twilio sends no Retry-After: the outbox's backoff
+    if not error.retryable:
+        assert error.message.startswith(text)
+    if code == 63016:
+        assert "content_sid" in error.message
+
+
+def test_one_attempt_that_twilio_takes_is_sent_once(loopback_twilio: FakeProvider) -> None:
+    """A 201 is the result at once: one request, the SID and Twilio's status."""
+    settings = parse_settings(config(TWILIO_API_BASE_URL=loopback_twilio.url))
+    loopback_twilio.queue(ScriptedResponse.json(201, {"sid": "SM1", "status": "queued"}))
+    result = outbound.deliver(outbound_message(), settings, "twilio")
+    assert (result.provider_message_id, result.status) == ("SM1", DeliveryStatus.QUEUED)
+    assert len(loopback_twilio.requests) == 1
+
+
+def test_no_connection_is_retryable_and_not_throttled() -> None:
+    """Nobody listening: the request never left, so the outbox may try again (retryable,
+    code "unreachable"); not a rate limit."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"  # bound, never listening
+        settings = parse_settings(config(TWILIO_API_BASE_URL=url))
+        with pytest.raises(SendFailed) as failed:
+            outbound.deliver(outbound_message(), settings, "twilio")
+    assert (failed.value.retryable, failed.value.throttled, failed.value.code) == (
+        True,
+        False,
+        "unreachable",
     )
-    assert outbound.deliver(outbound_message(), settings, "twilio", sleep=waits.append)
-    assert waits == [0.5, 1.0]
-    loopback_twilio.queue(*[ScriptedResponse.json(503, {"code": 20503, "message": "down"})] * 3)
-    with pytest.raises(SendFailed) as unavailable:
-        outbound.deliver(outbound_message(), settings, "twilio", sleep=waits.append)
-    assert (unavailable.value.retryable, unavailable.value.code) == (True, "20503")
-    loopback_twilio.queue(ScriptedResponse.json(400, {"code": 63016, "message": "Outside window"}))
-    with pytest.raises(SendFailed) as rejected:
-        outbound.deliver(outbound_message(), settings, "twilio", sleep=waits.append)
-    assert (rejected.value.retryable, rejected.value.code) == (False, "63016")
-    assert rejected.value.message.startswith("Outside window")
-    assert "content_sid" in rejected.value.message
-    assert rejected.value.details["twilio_status"] == 400
-    assert len(loopback_twilio.requests) == 7
 
 
 def test_a_read_timeout_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -492,12 +526,77 @@ def test_a_read_timeout_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
             outbound, "twilio_client", functools.partial(twilio_client, timeout=0.3)
         )
         with pytest.raises(SendOutcomeUnknown):
-            outbound.deliver(outbound_message(), settings, "twilio", sleep=pytest.fail)
+            outbound.deliver(outbound_message(), settings, "twilio")
         accepted, _ = listener.accept()  # the one request: no second connection is waiting
         accepted.close()
         listener.settimeout(0.2)
         with pytest.raises(TimeoutError):
             listener.accept()
+
+
+def test_a_connection_closed_after_the_request_is_an_unknown_outcome() -> None:
+    """Twilio reads the whole request, then the connection closes without an answer: it may
+    have taken the message, so SendOutcomeUnknown (the status callback settles it), never a
+    retryable failure; and the request was made once."""
+    import threading
+
+    requests_read: list[bytes] = []
+
+    def hang_up(listener: socket.socket) -> None:
+        connection, _ = listener.accept()
+        with connection:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            while len(body) < length:
+                body += connection.recv(65536)
+            requests_read.append(body)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        settings = parse_settings(config(TWILIO_API_BASE_URL=url))
+        twilio = threading.Thread(target=hang_up, args=(listener,))
+        twilio.start()
+        with pytest.raises(SendOutcomeUnknown) as unknown:
+            outbound.deliver(outbound_message(), settings, "twilio")
+        twilio.join(10)
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # no second attempt
+    assert "status callback" in unknown.value.message
+    [body] = requests_read
+    assert parse_form(body)["StatusCallback"] == [
+        PUBLIC + "/api/channels/twilio/status?message_id=msg_1"
+    ]
+
+
+# send policy: Twilio's pace, per sender ------------------------------------------------
+
+
+def test_send_policy_declares_twilios_published_limits() -> None:
+    """SMS 1 per second per sender, WhatsApp 80 per second per sender; retryable failures
+    retried for an hour, a message in doubt waiting an hour for its status callback; never
+    resent while in doubt (Twilio would deliver it twice)."""
+    settings = parse_settings(config(TWILIO_WHATSAPP_NUMBER="+14155238886"))
+    policy = outbound.send_policy(settings)
+    assert policy.rate == 1.0
+    assert (policy.retry_for, policy.confirm_within, policy.resend_safe) == (3600, 3600, False)
+    assert policy.sender("+15551234567") == Sender("+15550000000")
+    assert policy.sender("whatsapp:+15551234567") == Sender("whatsapp:+14155238886", rate=80.0)
+    service = outbound.send_policy(
+        parse_settings(config(TWILIO_MESSAGING_SERVICE_SID="MG" + "3" * 32))
+    )
+    assert service.sender("+15551234567") == Sender("MG" + "3" * 32)
+    assert service.sender("whatsapp:+15551234567") == Sender("whatsapp:+15550000000", rate=80.0)
 
 
 def test_health_checks_credentials_once_a_minute(loopback_twilio: FakeProvider) -> None:

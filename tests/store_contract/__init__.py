@@ -32,6 +32,7 @@ PARTS = (
     "fixtures",
     "inbound",
     "outbound",
+    "outbox",
     "status",
     "contacts",
     "conversations",
@@ -53,6 +54,7 @@ from tests.store_contract.fixtures import Run, StoreFixtures, inbound  # noqa: E
 from tests.store_contract.inbound import InboundContract  # noqa: E402
 from tests.store_contract.jobs import JobsContract  # noqa: E402
 from tests.store_contract.outbound import OutboundContract  # noqa: E402
+from tests.store_contract.outbox import OutboxContract  # noqa: E402
 from tests.store_contract.paging import PagingContract  # noqa: E402
 from tests.store_contract.status import StatusContract  # noqa: E402
 from tests.store_contract.watermarks import (  # noqa: E402
@@ -70,6 +72,7 @@ __all__ = [
     "JobsContract",
     "MessagingWindowContract",
     "OutboundContract",
+    "OutboxContract",
     "PagingContract",
     "Run",
     "StatusContract",
@@ -83,6 +86,7 @@ __all__ = [
 class StoreContract(
     InboundContract,
     OutboundContract,
+    OutboxContract,
     StatusContract,
     ContactsContract,
     ConversationsContract,
