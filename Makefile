@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-twilio bench-stores bench-events clean
+.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox clean
 
 CHANNELS := omnichannel-twilio omnichannel-facebook
 
@@ -42,6 +42,10 @@ bench-stores: $(BIN)/.installed
 ## bench-events: webhook-to-stream latency, one machine (poll bus) and two servers (Pub/Sub)
 bench-events: $(BIN)/.installed
 	$(BIN)/python -m bench.event_latency
+
+## bench-outbox: sends through the outbox beside a bare loop of the channel's client; pacing
+bench-outbox: $(BIN)/.installed
+	$(BIN)/python -m bench.outbox
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
