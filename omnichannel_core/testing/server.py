@@ -193,6 +193,9 @@ class ServerProcess:
             # Sends go out unpaced, and retries come quickly; a test about them sets its own.
             "OMNICHANNEL_SEND_RATES": "*=0",
             "OMNICHANNEL_SEND_BACKOFF_MS": "50",
+            # The job runner learns of a queued message, and a caller who waits of its
+            # outcome, within a poll of the event log: a short one keeps each send quick.
+            "OMNICHANNEL_EVENT_POLL_MS": "50",
             **env,
         }
         self.env = {k: v for k, v in settings.items() if v is not None}
