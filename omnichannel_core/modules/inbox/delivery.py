@@ -228,8 +228,9 @@ class Delivery:
             await cancel_and_wait(*waits)
 
     async def _finish(self, control: JobControl) -> None:
-        """Stopping: sends under way finish (the runner's grace period bounds them); those
-        still waiting for their pace are called off (nothing was claimed for them)."""
+        """Stopping: sends under way, and claimed ones waiting for their pace (two seconds of
+        it at most), finish, the runner's grace period bounding them; those not yet claimed
+        are called off."""
         waiting = [task for key, task in self._sending.items() if key not in self._claimed]
         await cancel_and_wait(*waiting)
         if self._sending:
@@ -276,17 +277,20 @@ class Delivery:
                 log.exception("send_policy_sender_failed", channel=entry.channel)
                 await self._refuse(entry, error)
                 return
-            slot = await self.pacer.turn(pace, entry.priority)
+            # Claimed first, then paced: runners never wait on a pace for the same message,
+            # so every slot goes to a send. A runner that dies while its claimed message
+            # waits (two seconds of the pace at most, `ahead`) leaves it in doubt, as if it
+            # had died sending it: possibly sent, never sent twice.
             now = utcnow()
             claimed = await self.store.claim_outbound(
                 entry.message_id, self.holder, now + self.lease, now
             )
-            if claimed is None:  # another runner took it, or it was settled or cancelled:
-                self.pacer.give_back(pace, slot)  # the slot goes to the next send
-                return
+            if claimed is None:
+                return  # another runner took it, or it was settled or cancelled
             self._claimed.add(entry.message_id)
             keeper = asyncio.create_task(self._keep_lease(entry.message_id))
             try:
+                await self.pacer.turn(pace, entry.priority)
                 if await self._opted_out(claimed):
                     return
                 await self._attempt(claimed, policy, pace.key)

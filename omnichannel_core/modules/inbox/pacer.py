@@ -20,7 +20,7 @@ from omnichannel_core.modules.inbox.store.outbox import OutboxStore
 
 BLOCK_SECONDS = 1.0
 """How many seconds of a pace's slots a runner reserves at once."""
-LATE_SECONDS = 0.5
+LATE_SECONDS = 1.0
 """How late a slot may still be spent: the store's round trip to reserve it makes the first
 slots of a block a little late; an older one was left unused (nothing waited) and goes."""
 
@@ -42,7 +42,7 @@ class Pacer:
 
     async def turn(self, pace: Pace, priority: int) -> float | None:
         """Return at this sender's slot on ``pace`` (at once when it is unpaced): the slot's
-        time, to :meth:`give_back` if it is not used."""
+        time."""
         if pace.rate <= 0:
             return None
         queue = self._queues.setdefault(pace.key, _PaceQueue())
@@ -56,14 +56,6 @@ class Pacer:
             if not ready.done():
                 ready.cancel()
             raise
-
-    def give_back(self, pace: Pace, slot: float | None) -> None:
-        """A slot its sender did not use (another runner claimed the message): the next
-        sender waiting on the pace gets it, so the rate is spent on sends, not on claims
-        lost to other runners."""
-        queue = self._queues.get(pace.key)
-        if slot is not None and queue is not None:
-            queue.slots.appendleft(slot)
 
     async def slow(self, key: str, retry_after: float | None) -> None:
         """The provider throttled ``key``: slow it for everyone, and drop this runner's
