@@ -5,12 +5,15 @@ contract test keeps the built-in channels, the template and the channel distribu
 this repository to it.
 
 - The values hooks receive and return: :class:`WebhookRequest`, :class:`WebhookResult`
-  (:class:`InboundMessage`, :class:`StatusUpdate`, :class:`StatusWatermark`,
-  :class:`WebhookResponse`), :class:`OutboundMessage`, :class:`SendResult`,
+  (:class:`InboundMessage` with its :class:`Attachment` and :class:`Thread`,
+  :class:`StatusUpdate`, :class:`StatusWatermark`, :class:`WebhookResponse`),
+  :class:`OutboundMessage`, :class:`SendResult`, :class:`MediaFetch`,
   :class:`SendPolicy` (:class:`Sender`),
   :class:`ChannelHealth`, :class:`ChannelRoute`; the records they name (:class:`Message`,
-  :class:`Conversation`, :class:`Media`, :class:`DeliveryStatus`, :class:`Consent`).
+  :class:`Conversation`, :class:`Media` (:class:`MediaRole`), :class:`DeliveryStatus`,
+  :class:`Consent`).
 - The errors a hook raises: :class:`WebhookRejected` (403), :class:`InvalidInput` (400),
+  :class:`UnsupportedMediaType` (415: a webhook body in a format it does not take),
   :class:`SendFailed`, :class:`SendOutcomeUnknown`, :class:`ChannelUnavailable`, and
   :class:`NotFound` for a channel route.
 - Settings and health: :class:`ChannelSettings`, :func:`settings_for`,
@@ -58,24 +61,35 @@ from omnichannel_core.errors import (
     OmnichannelError,
     SendFailed,
     SendOutcomeUnknown,
+    UnsupportedMediaType,
     WebhookRejected,
 )
 from omnichannel_core.hooktypes import (
     MAX_ID_LENGTH,
+    Attachment,
     ChannelHealth,
     ChannelRoute,
     InboundMessage,
+    MediaFetch,
     OutboundMessage,
     Sender,
     SendPolicy,
     SendResult,
     StatusUpdate,
     StatusWatermark,
+    Thread,
     WebhookRequest,
     WebhookResponse,
     WebhookResult,
 )
-from omnichannel_core.models import Consent, Conversation, DeliveryStatus, Media, Message
+from omnichannel_core.models import (
+    Consent,
+    Conversation,
+    DeliveryStatus,
+    Media,
+    MediaRole,
+    Message,
+)
 from omnichannel_core.plugins.channels import HEALTH_TIMEOUT_SECONDS
 from omnichannel_core.plugins.dispatch import HOOK_THREADS_PER_CHANNEL
 from omnichannel_core.routes import Operation, Response
@@ -97,6 +111,7 @@ __all__ = [
     "SEND_ANSWERS",
     "SEND_NOTES",
     "UNREACHABLE",
+    "Attachment",
     "ChannelHealth",
     "ChannelInbox",
     "ChannelRoute",
@@ -112,6 +127,8 @@ __all__ = [
     "InboundMessage",
     "InvalidInput",
     "Media",
+    "MediaFetch",
+    "MediaRole",
     "Message",
     "NotFound",
     "OmnichannelError",
@@ -127,6 +144,8 @@ __all__ = [
     "Sender",
     "StatusUpdate",
     "StatusWatermark",
+    "Thread",
+    "UnsupportedMediaType",
     "WebhookRejected",
     "WebhookRequest",
     "WebhookResponse",

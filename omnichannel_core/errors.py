@@ -29,6 +29,11 @@ class InvalidInput(OmnichannelError):
     """A request carried data the core cannot accept."""
 
 
+class UnsupportedMediaType(InvalidInput):
+    """A request's body is in a format the receiver does not take (a webhook's
+    ``Content-Type``); answered with 415."""
+
+
 class NotFound(OmnichannelError):
     """The named object does not exist."""
 

@@ -1,6 +1,7 @@
 """Every hook: the channel hooks, and the module hooks.
 
-**Channel hooks** (``receive``, ``status``, ``send``, ``send_policy``, ``health``,
+**Channel hooks** (``receive``, ``status``, ``send``, ``send_policy``,
+``normalize_address``, ``media_fetch``, ``webhook_body_limit``, ``health``,
 ``channel_routes``) receive
 ``channel``, the name of the channel they are called for: the core dispatches per channel,
 so a channel's implementation only ever runs for its own name, while a cross-cutting
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from omnichannel_core.hooktypes import (
         ChannelHealth,
         ChannelRoute,
+        MediaFetch,
         OutboundMessage,
         SendPolicy,
         SendResult,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
         WebhookResult,
     )
     from omnichannel_core.jobs.specs import Job, Subscriber
+    from omnichannel_core.models import Media
     from omnichannel_core.plugins.context import Authenticator, ModuleContext
     from omnichannel_core.policy import PermissionSpec
     from omnichannel_core.routes import Route
@@ -81,7 +84,9 @@ def status(channel: str, request: WebhookRequest, config: Config) -> WebhookResu
 
 
 @hookspec(firstresult=True)
-def send(channel: str, message: OutboundMessage, config: Config) -> SendResult | None:
+def send(
+    channel: str, message: OutboundMessage, config: Config, inbox: ChannelInbox
+) -> SendResult | None:
     """Deliver a stored, queued outbound message through the provider.
 
     Called by the outbox's delivery job (never inside an API request), once per attempt, at
@@ -100,8 +105,60 @@ def send(channel: str, message: OutboundMessage, config: Config) -> SendResult |
     :param channel: the channel's name.
     :param message: what to send and to whom; ``message.id`` is stable across retries.
     :param config: the server's configuration.
+    :param inbox: the channel's view of the inbox: the conversation's earlier messages
+        (email threads its answer on them), the bytes of ``message.media``.
     :returns: a :class:`SendResult` with the provider's message id. Stops at first
         non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def normalize_address(channel: str, address: str, config: Config) -> str | None:
+    """The canonical form of a customer's address on this channel, for an address a caller
+    sends to (a send's ``to`` and ``reply_to``): the contact is found by it, so it must be
+    the form ``receive`` gives as ``sender`` (email: lower case), else the customer's
+    answer would open a second contact.
+
+    Called by the inbox before a send to an address stores anything. Raise
+    :class:`omnichannel_core.errors.InvalidInput` for an address the channel can never send
+    to (the caller gets 400, and no contact is made). Optional: without it the address is
+    taken as given. Quick and pure.
+
+    :param channel: the channel's name.
+    :param address: the address as the caller gave it, stripped.
+    :param config: the server's configuration.
+    :returns: the address to use. Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def media_fetch(channel: str, media: Media, config: Config) -> MediaFetch | None:
+    """Say how to fetch a provider's media, which ``receive`` named by URL, into the media
+    store: the URL, its credentials and the provider's hosts (:class:`MediaFetch`).
+
+    Called by the core's media job, after the webhook was answered; the core fetches, with
+    the SSRF rules, and keeps the bytes. Without it (or when it returns None) the media
+    stays a link to the provider.
+
+    :param channel: the channel's name.
+    :param media: the item as ``receive`` gave it (``url``, ``content_type``).
+    :param config: the server's configuration.
+    :returns: a :class:`MediaFetch`. Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def webhook_body_limit(channel: str, config: Config) -> int | None:
+    """The largest webhook body, in bytes, this channel's ``receive`` takes, when it is not
+    ``OMNICHANNEL_MAX_BODY_BYTES`` (an email with its attachments: 25 MB).
+
+    A channel that answers gets every webhook body streamed to ``request.body_file`` (in
+    memory up to 1 MiB, then a temporary file), never read whole into memory, and
+    ``request.body`` empty; a larger body is refused with 413 before ``receive``.
+
+    :param channel: the channel's name.
+    :param config: the server's configuration.
+    :returns: bytes. Stops at first non-None result.
     """
 
 

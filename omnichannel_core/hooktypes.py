@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 
-from omnichannel_core.models import Consent, DeliveryStatus, Media
+from omnichannel_core.models import Consent, DeliveryStatus, Media, MediaRole
 
 MAX_ID_LENGTH = 512
 
@@ -28,6 +28,61 @@ _optional_text = attrs.validators.optional(attrs.validators.instance_of(str))
 
 def _media_tuple(media: Iterable[Media]) -> tuple[Media, ...]:
     return tuple(media)
+
+
+def _inbound_media_tuple(media: Iterable[Media | Attachment]) -> tuple[Media | Attachment, ...]:
+    return tuple(media)
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
+class Attachment:
+    """The bytes of an attachment that came inside the provider's request (an email's parts):
+    the core keeps them in the media store before the provider gets its answer, and the
+    stored message names them as :class:`Media` with an ``id``.
+
+    :param content_type: as the sender declared it; the media store checks it against the
+        bytes and its allowed types.
+    :param role: ``MediaRole.INLINE`` for an image the body shows (with its
+        ``content_id``), ``MediaRole.ORIGINAL`` for the message's full source.
+    """
+
+    content: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
+    content_type: str = attrs.field(validator=attrs.validators.instance_of(str))
+    filename: str | None = attrs.field(default=None, validator=_optional_text)
+    role: MediaRole = attrs.field(default=MediaRole.ATTACHMENT, converter=MediaRole)
+    content_id: str | None = attrs.field(default=None, validator=_optional_text)
+
+
+@attrs.frozen
+class Thread:
+    """Where an inbound message goes on a channel that keeps one conversation per thread
+    (email: as every mail client shows it) rather than one per contact and channel.
+
+    The message joins the conversation of the first of ``message_ids``, then of ``refs``,
+    the store knows (an outbound message of this channel with that id; a message of either
+    direction on this channel with that provider id), when its sender belongs there: the
+    conversation's contact, its address, or one of its ``participants``. Otherwise
+    (no ref known, or a sender from elsewhere citing the thread, which is then flagged
+    ``thread_refused`` in the message's metadata) it starts a new conversation for the
+    sender's contact. docs/hooks.md states the rule.
+
+    :param refs: provider message ids this message answers, nearest first (an email's
+        ``In-Reply-To``, then its ``References`` from the last).
+    :param participants: other addresses in the thread (an email's ``To`` and ``Cc``,
+        less the business's own), added to the conversation's ``participants``.
+    :param message_ids: the core's own ids of outbound messages among ``refs``, when the
+        channel can tell them (our emails' ``Message-ID`` embeds the message id): found
+        even when that message's provider id was never recorded (its send's answer was
+        lost, so it is in doubt).
+    """
+
+    refs: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    participants: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    message_ids: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
 
 @attrs.frozen
@@ -47,6 +102,9 @@ class WebhookRequest:
     query: Mapping[str, str]
     body: bytes
     remote_addr: str | None = None
+    body_file: BinaryIO | None = None
+    """For a channel that declares ``webhook_body_limit``: the body, streamed to a file
+    (seekable, at its start; ``body`` is then empty). Closed once ``receive`` returned."""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -75,12 +133,20 @@ class InboundMessage:
         conversation on this channel answers to the address the customer last wrote from.
     :param consent: ``Consent.OPT_OUT`` when the message asks to stop messages on this
         channel (``STOP``), ``Consent.OPT_IN`` when it asks to resume (``START``).
+    :param media: :class:`Media` the provider holds (its URL), which the core fetches into
+        the media store in a job, through the channel's ``media_fetch`` hook; or
+        :class:`Attachment` bytes that came with the request, kept before the answer.
+    :param thread: for a channel with a conversation per thread (email), what the message
+        answers (:class:`Thread`); None: the contact's one conversation on the channel.
+    :param automated: sent by a machine, not a person (an email auto-reply, a bounce):
+        stored with ``metadata["automated"] = True`` and never answered automatically, so
+        two robots cannot loop.
     """
 
     provider_message_id: str = attrs.field(validator=_identifier)
     sender: str = attrs.field(validator=_identifier)
     text: str | None = attrs.field(default=None, validator=_optional_text)
-    media: tuple[Media, ...] = attrs.field(default=(), converter=_media_tuple)
+    media: tuple[Media | Attachment, ...] = attrs.field(default=(), converter=_inbound_media_tuple)
     sender_name: str | None = attrs.field(default=None, validator=_optional_text)
     sent_at: datetime | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
@@ -90,6 +156,8 @@ class InboundMessage:
     consent: Consent | None = attrs.field(
         default=None, converter=attrs.converters.optional(Consent)
     )
+    thread: Thread | None = None
+    automated: bool = False
 
 
 @attrs.frozen
@@ -239,6 +307,22 @@ class SendPolicy:
     retry_for: float = attrs.field(default=DEFAULT_RETRY_SECONDS, validator=_non_negative)
     confirm_within: float = attrs.field(default=DEFAULT_CONFIRM_SECONDS, validator=_non_negative)
     resend_safe: bool = False
+
+
+@attrs.frozen
+class MediaFetch:
+    """How the core fetches a provider's media into the media store (the channel's
+    ``media_fetch`` hook): the URL, the headers to send (credentials), and the hosts it may
+    be fetched from. A redirect is followed only to one of ``hosts`` (credentials are sent
+    to the first URL's host only), never to a private, loopback or link-local address
+    unless ``OMNICHANNEL_MEDIA_FETCH_PRIVATE`` allows it (tests).
+
+    :param hosts: host names, or ``*.example.com`` for any of its subdomains.
+    """
+
+    url: str
+    hosts: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -90,13 +90,41 @@ class ConversationStatus(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class MediaRole(enum.StrEnum):
+    """What a media item is to its message."""
+
+    ATTACHMENT = "attachment"
+    INLINE = "inline"
+    """Shown in the body (an email's inline image, named by its ``content_id``)."""
+    ORIGINAL = "original"
+    """The message exactly as the provider delivered it (an email's full MIME source)."""
+
+
 @attrs.frozen
 class Media:
-    """One attachment: where to fetch it and what it is."""
+    """One attachment: where to fetch it and what it is.
+
+    Media the server keeps (every inbound attachment, once fetched; an agent's upload) has
+    an ``id`` in the media store, and ``url`` is then the authenticated route that serves
+    it. Until a provider's media is fetched into the store, ``id`` is None and ``url`` is
+    the provider's.
+    """
 
     url: str
     content_type: str | None = None
     filename: str | None = None
+    id: str | None = field(
+        default=None, description="The media store's id, once the server keeps it."
+    )
+    size: int | None = field(default=None, description="Bytes, once the server keeps it.")
+    role: MediaRole = field(
+        default=MediaRole.ATTACHMENT,
+        description="attachment; inline (an email's inline image); original (the message's"
+        " full source as the provider sent it, e.g. the email's MIME).",
+    )
+    content_id: str | None = field(
+        default=None, description="An inline image's Content-ID, as its HTML names it."
+    )
 
 
 @attrs.frozen
@@ -124,7 +152,9 @@ class Contact:
 
 @attrs.frozen
 class Conversation:
-    """The one thread between a contact and the business on one channel."""
+    """A thread between a contact and the business on one channel: the contact's one
+    conversation there, or, on a channel that keeps one per thread (email), one of several
+    (docs/hooks.md, ``Thread``)."""
 
     id: str
     contact_id: str
@@ -136,10 +166,32 @@ class Conversation:
     last_activity_at: datetime = attrs.field(factory=utcnow)
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
+    participants: tuple[str, ...] = field(
+        default=(),
+        description="Other addresses in this conversation's thread (an email's Cc) besides"
+        " the contact's: a message from one of them that answers the thread joins it.",
+    )
     last_inbound_at: datetime | None = None
     """When the customer last wrote (the newest inbound message's ``sent_at``, or the time it
     was stored when the provider gave none or a later one); None until they write. Providers
     such as Messenger allow free-form replies only within a window after it."""
+
+
+MEDIA_ROUTE = "/api/messages/{message_id}/media/{index}"
+"""The authenticated route that serves a message's media the server keeps (the media
+module's): the ``url`` of every such item."""
+
+
+def media_url(message_id: str, index: int) -> str:
+    """The route that serves item ``index`` of message ``message_id``'s media."""
+    return MEDIA_ROUTE.format(message_id=message_id, index=index)
+
+
+def _with_served_urls(message_id: str, media: tuple[Media, ...]) -> tuple[Media, ...]:
+    return tuple(
+        attrs.evolve(item, url=media_url(message_id, index)) if item.id is not None else item
+        for index, item in enumerate(media)
+    )
 
 
 @attrs.frozen
@@ -180,3 +232,9 @@ class Message:
         description="What the channel said of the last failure beyond its code (e.g."
         " Graph's fbtrace_id), and whether it could be retried (``retryable``).",
     )
+
+    def __attrs_post_init__(self) -> None:
+        # A kept item's url is always the route that serves it: the message's id is only
+        # known once the store made it, so it is named here rather than stored.
+        if any(item.id is not None for item in self.media):
+            object.__setattr__(self, "media", _with_served_urls(self.id, self.media))

@@ -7,7 +7,9 @@ modules provide these:
 
 - :class:`InboxReader` (the inbox): read contacts, conversations and messages;
 - :class:`UserDirectory` (access): look a user up by id;
-- :class:`ChannelInbox` (the inbox, one per channel): what a channel's own routes may do.
+- :class:`ChannelInbox` (the inbox, one per channel): what a channel's own routes may do;
+  a channel's jobs get theirs from ``context.channel_inbox()`` (through
+  :class:`ChannelInboxes`, the inbox's service behind it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from omnichannel_core.hooktypes import WebhookResult
+from omnichannel_core.hooktypes import Attachment, WebhookResult
 from omnichannel_core.models import Contact, Conversation, ConversationStatus, Media, Message
 from omnichannel_core.paging import Page
 from omnichannel_core.policy import Principal, Role
@@ -96,13 +98,23 @@ class ChannelInbox(Protocol):
         display_name: str | None = None,
         reply_to: str | None = None,
         wait: float | None = None,
+        new_conversation: bool = False,
+        principal: Principal | None = None,
     ) -> tuple[Message, bool]:
         """Queue a message to the address ``to`` on this channel (the outbox sends it),
         opening the contact and conversation when new; the message and whether it is new
         (False: an Idempotency-Key replay). ``reply_to`` is where it goes when not ``to``
-        (``whatsapp:+1555...`` for the contact ``+1555...``). With ``wait`` (a caller's
+        (``whatsapp:+1555...`` for the contact ``+1555...``). ``new_conversation`` starts
+        a new conversation with the contact even when it has one (an agent's new email
+        thread); otherwise the message goes into its most recently created conversation
+        on the channel. With ``wait`` (a caller's
         ``Prefer: wait``, :func:`prefer_wait`), wait that long at most for the first
-        attempt: DeliveryFailed when it failed. Answer with :func:`answer_sent`."""
+        attempt: DeliveryFailed when it failed. Answer with :func:`answer_sent`.
+
+        ``principal`` is the caller a route sends for (``req.context.principal``): media the
+        server keeps (``Media.id``, a body's ``media_id``) is attached only when they may
+        read it. Without one (a program's own send) such media is refused (InvalidInput):
+        a route that takes ``media_id`` must pass its caller."""
 
     async def get_message(self, message_id: str) -> Message:
         """A message of this channel."""
@@ -113,6 +125,68 @@ class ChannelInbox(Protocol):
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """A conversation of this channel."""
 
+    async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        """A conversation of this channel's messages, oldest first."""
+
+    async def read_media(self, media: Media) -> bytes:
+        """The bytes of a media item the media store keeps (``media.id``), of a message of
+        this channel (an outbound message's attachments, for ``send``); NotFound otherwise."""
+
     async def check_visible(self, principal: Principal, message: Message) -> None:
         """Raise Forbidden unless ``principal`` may see the conversation ``message`` is in
         (an agent: theirs or nobody's): every route that hands out a message asks."""
+
+
+class ChannelInboxes(Protocol):
+    """Each channel's :class:`ChannelInbox`, offered by the inbox module: what
+    ``ModuleContext.channel_inbox()`` hands a channel (its own). A channel asks its context,
+    not this."""
+
+    def of(self, channel: str) -> ChannelInbox:
+        """The :class:`ChannelInbox` of ``channel``."""
+
+
+class MediaKeeper(Protocol):
+    """The media store, as the inbox (and any module) uses it: bytes kept under an id, with
+    their content type checked and their size limited (``OMNICHANNEL_MEDIA_*``)."""
+
+    async def keep(self, attachment: Attachment) -> Media:
+        """Keep the bytes of an attachment that came with a webhook; the item a message
+        names them by (``id``, ``size``, the checked ``content_type``, ``filename``,
+        ``role``, ``content_id``; its ``url`` is set once a message holds it).
+        InvalidInput when the type is not allowed or the bytes are too many."""
+
+    async def describe(self, media: Media, principal: Principal) -> Media:
+        """The item kept under ``media.id`` as a message names it (its content type and
+        size; ``media.filename`` when given, else the uploader's), for ``principal`` to
+        attach: when they may read it (its uploader, ``media:read_all``, or one who may see
+        a message holding it: docs/media.md). InvalidInput naming the id when the store
+        keeps nothing under it or they may not read it, the one answer for both."""
+
+    async def record_holder(self, message_id: str, media: tuple[Media, ...]) -> None:
+        """Note that the stored message ``message_id`` holds each kept item (``id``) of
+        ``media``: whoever may see the message may attach them. Again: a no-op."""
+
+    async def read(self, media_id: str) -> bytes:
+        """The bytes kept under ``media_id``; NotFound when none are."""
+
+    async def expect(self, channel: str, message_id: str, media: tuple[Media, ...]) -> None:
+        """Fetch, in a job, each item of ``media`` that the provider holds (a URL, no
+        ``id``), through the channel's ``media_fetch`` hook; the message then names the
+        kept bytes (:class:`InboxMedia`). Returns once the fetches are durable; asking
+        again for one already asked is a no-op."""
+
+
+class InboxMedia(Protocol):
+    """What the media module may do with messages (the inbox provides it)."""
+
+    async def visible_message(self, principal: Principal, message_id: str) -> Message:
+        """The message, when ``principal`` may see its conversation; Forbidden otherwise,
+        NotFound for an unknown id."""
+
+    async def replace_media(
+        self, message_id: str, index: int, provider_url: str, media: Media
+    ) -> Message | None:
+        """Name ``media`` (kept in the store) as item ``index`` of the message, while that
+        item is still the provider's ``provider_url``; logs ``message.updated``. None when
+        it no longer is (replaced already) or the message has no such item."""

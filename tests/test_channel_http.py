@@ -140,13 +140,23 @@ def test_retried_webhook_stores_once(client):
 
 
 def test_inbound_media_is_stored(client):
-    """Media items in an inbound message are kept with their URL and content type."""
+    """Media items in an inbound message are kept with their URL and content type: the
+    generic channel has no ``media_fetch``, so they stay links to the sender's URL, with no
+    media store id."""
     sender = unique("+1555")
     media = [{"url": "https://example.test/a.png", "content_type": "image/png"}]
     assert post_webhook(client, inbound_message(sender, None, media=media)).status_code == 200
     [message] = messages_of(client, conversation_of(client, sender)["id"])
     assert message["media"] == [
-        {"url": "https://example.test/a.png", "content_type": "image/png", "filename": None}
+        {
+            "url": "https://example.test/a.png",
+            "content_type": "image/png",
+            "filename": None,
+            "id": None,
+            "size": None,
+            "role": "attachment",
+            "content_id": None,
+        }
     ]
 
 

@@ -89,8 +89,25 @@ class Send:
         data = await read_json_object(req, BODY_LIMIT)
         request = OutboundRequest(text=data["text"])
         wait = prefer_wait(req)
-        message, created = await self.inbox.send(data["to"], request, data.get("key"), wait=wait)
+        message, created = await self.inbox.send(
+            data["to"],
+            request,
+            data.get("key"),
+            wait=wait,
+            new_conversation=data.get("new_conversation", False),
+        )
         answer_sent(resp, message, created, wait)
+
+
+class MessagesOf:
+    """``GET conversations/{id}/messages``: ``inbox.list_messages``, one page."""
+
+    def __init__(self, inbox: ChannelInbox) -> None:
+        self.inbox = inbox
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, id: str) -> None:
+        page = await self.inbox.list_messages(id, None, 50)
+        resp.media = to_json(page)
 
 
 class Receive:
@@ -127,17 +144,40 @@ class Confined:
         return [
             ChannelRoute("messages/{id}", MessageById(inbox), permission=read),
             ChannelRoute("conversations/{id}", ConversationById(inbox), permission=read),
+            ChannelRoute("conversations/{id}/messages", MessagesOf(inbox), permission=read),
             ChannelRoute("outbound/{id}", OutboundByProviderId(inbox), permission=read),
             ChannelRoute("send", Send(inbox), permission="messages:send"),
             ChannelRoute("receive", Receive(inbox), permission="messages:send"),
         ]
 
 
+class Threading:
+    """``Confined``'s routes, and a ``send`` that takes the ``inbox`` argument, as email's
+    does to thread its answer: it notes the texts the conversation holds
+    (``list_messages``) when each message goes."""
+
+    def __init__(self) -> None:
+        self.routes = Confined()
+        self.sent: list[OutboundMessage] = []
+        self.history: list[list[str | None]] = []
+
+    @hookimpl
+    def channel_routes(self, inbox: ChannelInbox) -> list[ChannelRoute]:
+        return self.routes.channel_routes(inbox)
+
+    @hookimpl
+    async def send(self, message: OutboundMessage, inbox: ChannelInbox) -> SendResult:
+        page = await inbox.list_messages(message.conversation_id, None, 50)
+        self.history.append([item.text for item in page.items])
+        self.sent.append(message)
+        return SendResult(provider_message_id=f"provider-{len(self.sent)}")
+
+
 WAIT = {**AUTH, "Prefer": "wait=10"}
 """A send answered once the outbox is done with it (sent, failed or in doubt)."""
 
 
-def run(scenario: Any, tmp_path: Any, **channels: Confined) -> None:
+def run(scenario: Any, tmp_path: Any, **channels: Confined | Threading) -> None:
     run_app(tmp_path, channels, scenario, {"WEBHOOK_SECRET": WEBHOOK_SECRET}, jobs=True)
 
 
@@ -265,3 +305,62 @@ def test_send_goes_out_on_the_channel_and_outbound_is_found_on_it_only(tmp_path)
         assert found.json["id"] == theirs["id"]
 
     run(scenario, tmp_path, probe=probe, other=other)
+
+
+def test_send_is_given_the_channels_inbox_and_new_conversation_opens_one(tmp_path, recwarn):
+    """The outbox hands a ``send`` that declares ``inbox`` its channel's ``ChannelInbox``:
+    it reads the conversation's messages, oldest first, its own just queued among them.
+    ``new_conversation`` (``ChannelInbox.send``, or ``POST .../messages``) opens another
+    conversation with the contact, which later sends then go to. A channel whose ``send``
+    does not declare ``inbox`` (``other``) sends as before, and pluggy warns of nothing."""
+    probe, other = Threading(), Confined()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        to = unique("+1555")
+
+        async def send(text: str, **extra: Any) -> Any:
+            body = {"to": to, "text": text, **extra}
+            sent = await conductor.simulate_post(
+                "/api/channels/probe/send", json=body, headers=WAIT
+            )
+            assert sent.status_code == 201, sent.text
+            return sent.json
+
+        one = await send("one")
+        two = await send("two")
+        three = await send("three", new_conversation=True)
+        generic = await conductor.simulate_post(
+            "/api/channels/probe/messages",
+            json={"to": to, "text": "four", "new_conversation": True},
+            headers=WAIT,
+        )
+        assert generic.status_code == 201, generic.text
+        four = generic.json
+        five = await send("five")
+        assert one["conversation_id"] == two["conversation_id"]
+        conversations = {one["conversation_id"], three["conversation_id"], four["conversation_id"]}
+        assert len(conversations) == 3
+        assert five["conversation_id"] == four["conversation_id"]
+        assert probe.history == [["one"], ["one", "two"], ["three"], ["four"], ["four", "five"]]
+
+        listed = await get(
+            conductor, f"/api/channels/probe/conversations/{one['conversation_id']}/messages"
+        )
+        assert [m["text"] for m in listed.json["items"]] == ["one", "two"]
+        on_http = await http_inbound(conductor, to, "on http")
+        assert_not_found(
+            await get(
+                conductor,
+                f"/api/channels/probe/conversations/{on_http['conversation_id']}/messages",
+            ),
+            "on http",
+        )
+
+        theirs = await conductor.simulate_post(
+            "/api/channels/other/send", json={"to": to, "text": "plain"}, headers=WAIT
+        )
+        assert theirs.status_code == 201, theirs.text
+        assert [m.text for m in other.sent] == ["plain"]
+
+    run(scenario, tmp_path, probe=probe, other=other)
+    assert [str(w.message) for w in recwarn if "hookspec" in str(w.message)] == []

@@ -77,11 +77,13 @@ def two_channels() -> tuple[ChannelDispatcher, RecordingChannel, RecordingChanne
 def test_send_runs_only_the_named_channel(two_channels):
     """Calling send for alpha runs alpha's implementation and never beta's, and vice versa."""
     dispatcher, alpha, beta = two_channels
-    result = asyncio.run(dispatcher.call("alpha", "send", message=_outbound("m1"), config=None))
+    result = asyncio.run(
+        dispatcher.call("alpha", "send", message=_outbound("m1"), config=None, inbox=None)
+    )
     assert result == SendResult(provider_message_id="alpha-m1")
     assert alpha.sends == [("alpha", "m1")]
     assert beta.sends == []
-    asyncio.run(dispatcher.call("beta", "send", message=_outbound("m2"), config=None))
+    asyncio.run(dispatcher.call("beta", "send", message=_outbound("m2"), config=None, inbox=None))
     assert alpha.sends == [("alpha", "m1")]
     assert beta.sends == [("beta", "m2")]
 
@@ -93,8 +95,8 @@ def test_wrapper_runs_for_each_channel_once(two_channels):
     counter = CallCounter()
     dispatcher.manager.register(counter, name="counter")
     dispatcher = ChannelDispatcher(dispatcher.plugins)  # fresh hook callers
-    asyncio.run(dispatcher.call("alpha", "send", message=_outbound("m1"), config=None))
-    asyncio.run(dispatcher.call("beta", "send", message=_outbound("m2"), config=None))
+    asyncio.run(dispatcher.call("alpha", "send", message=_outbound("m1"), config=None, inbox=None))
+    asyncio.run(dispatcher.call("beta", "send", message=_outbound("m2"), config=None, inbox=None))
     assert counter.calls == ["alpha", "beta"]
     assert alpha.sends == [("alpha", "m1")]
 
@@ -104,7 +106,7 @@ def test_sync_hook_runs_in_a_thread_and_async_on_the_loop(two_channels):
     dispatcher, alpha, _ = two_channels
 
     async def scenario() -> int:
-        await dispatcher.call("alpha", "send", message=_outbound("m1"), config=None)
+        await dispatcher.call("alpha", "send", message=_outbound("m1"), config=None, inbox=None)
         await dispatcher.call("alpha", "health", config=None)
         return threading.get_ident()
 
@@ -118,7 +120,9 @@ def test_unknown_channel_and_missing_hook(two_channels):
     naming both, even when a cross-cutting wrapper exists for that hook."""
     dispatcher, _, _ = two_channels
     with pytest.raises(NotFound):
-        asyncio.run(dispatcher.call("gamma", "send", message=_outbound("m1"), config=None))
+        asyncio.run(
+            dispatcher.call("gamma", "send", message=_outbound("m1"), config=None, inbox=None)
+        )
     with pytest.raises(HookNotImplemented) as missing:
         asyncio.run(dispatcher.call("alpha", "receive", request=None, config=None))
     assert (missing.value.channel, missing.value.hook) == ("alpha", "receive")
@@ -148,7 +152,9 @@ def test_each_channel_runs_sync_hooks_in_its_own_pool():
         REQUEST_MARK.set("request-7")
         return [
             (
-                await dispatcher.call(name, "send", message=_outbound("m1"), config=None)
+                await dispatcher.call(
+                    name, "send", message=_outbound("m1"), config=None, inbox=None
+                )
             ).provider_message_id
             for name in ("alpha", "beta", "alpha")
         ]
@@ -233,6 +239,7 @@ def _post_timed(server: ServerProcess, channel: str, body: str) -> tuple[httpx.R
     return response, time.monotonic() - begun
 
 
+@pytest.mark.alone  # answers within a second while twelve hooks sleep
 def test_slow_sync_hooks_do_not_stall_health_or_other_channels(slow_server):
     """Twelve webhooks whose sync receive sleeps 2 s, in the only worker (more than asyncio's
     default executor has threads), all sleep at once in the slow channel's own thread pool;

@@ -463,6 +463,7 @@ def test_the_hub_reads_nothing_while_no_stream_is_open(tmp_path):
     asyncio.run(scenario())
 
 
+@pytest.mark.alone  # keepalives on time, within 0.15 s
 @pytest.mark.parametrize(("keepalive", "every"), [(0.2, 0.02), (1.0, 0.7)])
 def test_a_stream_told_nothing_of_a_busy_log_still_sends_keepalives(
     tmp_path, monkeypatch, keepalive, every

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import falcon.asgi
+import pytest
 from falcon import testing
 
 from omnichannel_core import hookimpl
 from omnichannel_core.channel import ChannelInbox as Inbox
 from omnichannel_core.config import Config
-from omnichannel_core.errors import SendFailed, WebhookRejected
+from omnichannel_core.errors import InvalidInput, SendFailed, WebhookRejected
 from omnichannel_core.hooktypes import (
     ChannelHealth,
     ChannelRoute,
@@ -193,6 +194,7 @@ class Paced:
         return SendResult(provider_message_id=f"prov-{message.id}")
 
 
+@pytest.mark.alone  # it times a pace of 1/4 s
 def test_hook_send_policy(tmp_path):
     """``send_policy`` paces each sender apart: 6 messages to the slow sender's address
     (4 per second) take more than a second; 6 to another address (the channel's 100 per
@@ -222,6 +224,48 @@ def test_hook_send_policy(tmp_path):
     slow, fast = sorted(paced.times["+500"]), sorted(paced.times["+600"])
     assert slow[-1] - slow[0] >= 5 / 4 - 0.1  # 4 per second: 5 slots a quarter second apart
     assert fast[-1] - fast[0] < 1 / 4  # 100 per second: no wait worth the name
+
+
+class Lowercase(Sender):
+    """A channel whose addresses are case-blind, and which cannot send to ``nobody``."""
+
+    @hookimpl
+    def normalize_address(self, address: str) -> str:
+        if address == "nobody":
+            raise InvalidInput("must be somebody", field="to")
+        return address.lower()
+
+
+def test_hook_normalize_address(tmp_path):
+    """``normalize_address`` gives the form a send's address is kept in: two sends to one
+    address written in two cases reach one contact and conversation, in lower case; an
+    address the channel refuses answers 400 and stores nothing."""
+    channel = Lowercase()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        first, second = [
+            await conductor.simulate_post(
+                "/api/channels/probe/messages", json={"to": to, "text": "hi"}, headers=AUTH
+            )
+            for to in ("Ann@Example.COM", "ann@example.com")
+        ]
+        assert (first.status_code, second.status_code) == (202, 202)
+        assert first.json["conversation_id"] == second.json["conversation_id"]
+        conversation = await conductor.simulate_get(
+            f"/api/conversations/{first.json['conversation_id']}", headers=AUTH
+        )
+        assert conversation.json["address"] == "ann@example.com"
+
+        refused = await conductor.simulate_post(
+            "/api/channels/probe/messages", json={"to": "nobody", "text": "hi"}, headers=AUTH
+        )
+        assert refused.status_code == 400, refused.text
+        contacts = await conductor.simulate_get("/api/contacts", headers=AUTH)
+        assert [contact["identities"] for contact in contacts.json["items"]] == [
+            [{"channel": "probe", "address": "ann@example.com"}]
+        ]
+
+    _run(tmp_path, channel, scenario)
 
 
 class Unwell:

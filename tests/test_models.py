@@ -168,7 +168,15 @@ def test_message_round_trips_through_json():
     data = to_json(message)
     assert (data["direction"], data["status"]) == ("outbound", "failed")
     assert data["media"] == [
-        {"url": "https://example.test/a.png", "content_type": "image/png", "filename": "a.png"}
+        {
+            "url": "https://example.test/a.png",
+            "content_type": "image/png",
+            "filename": "a.png",
+            "id": None,  # not kept by the media store (yet)
+            "size": None,
+            "role": "attachment",
+            "content_id": None,
+        }
     ]
     assert from_json(data, Message) == message
 

@@ -146,6 +146,7 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert sent.status_code == 202
     assert contract.check(sent, "post", "/api/channels/{channel}/messages")["status"] == "queued"
     exercise_outbox(client, conversation_path, receiver, contract)
+    exercise_media(client, conversation_path, contract)
     health = client.get("/api/channels/http/health")
     assert health.status_code == 200
     contract.check(health, "get", "/api/channels/{channel}/health")
@@ -161,6 +162,36 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     exercised = {(method, template) for method, template, _ in contract.seen}
     documented = {(method, template) for method, template, _ in operations(contract.document)}
     assert exercised == documented
+
+
+def exercise_media(client: httpx.Client, conversation_path: str, contract: Contract) -> None:
+    """An upload (and a refused one), read back, sent in a reply by its id and downloaded
+    through the message."""
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    uploaded = contract.check(
+        client.post(
+            "/api/media",
+            content=png,
+            params={"filename": "dot.png"},
+            headers={"Content-Type": "image/png"},
+        ),
+        "post",
+        "/api/media",
+    )
+    refused = client.post("/api/media", content=b"<b>", headers={"Content-Type": "text/html"})
+    assert contract.check(refused, "post", "/api/media")["error"] == "unsupported_media_type"
+    contract.check(client.get(f"/api/media/{uploaded['id']}"), "get", "/api/media/{media_id}")
+    contract.check(client.get("/api/media/med_none"), "get", "/api/media/{media_id}")
+    reply = client.post(
+        f"{conversation_path}/messages", json={"media": [{"media_id": uploaded["id"]}]}
+    )
+    assert reply.status_code == 202, reply.text
+    template = "/api/messages/{message_id}/media/{index}"
+    downloaded = client.get(reply.json()["media"][0]["url"])
+    contract.check(downloaded, "get", template)
+    assert downloaded.content == png
+    missing = client.get(f"/api/messages/{reply.json()['id']}/media/1")
+    assert contract.check(missing, "get", template)["error"] == "not_found"
 
 
 def exercise_outbox(

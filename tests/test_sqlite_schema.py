@@ -9,10 +9,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import attrs
 import pytest
 
 from omnichannel_core.errors import ConfigError
-from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.hooktypes import InboundMessage, Thread
 from omnichannel_core.policy import Role
 from omnichannel_core.store.specs import StoreSpec
 from omnichannel_core.store.sqlite.database import SqliteDatabase
@@ -277,3 +278,105 @@ def test_a_failing_step_names_its_store_and_changes_nothing(tmp_path):
     message = refused.value.message
     assert message.startswith(f"OMNICHANNEL_STORE: cannot use {path}: store 'broken', step 2: ")
     assert read_rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'") == []
+
+
+CONVERSATIONS_REBUILT = 9
+"""The inbox's step that made conversations many per contact and channel."""
+
+CONVERSATION_ROWS = """
+INSERT INTO contacts (id, display_name, created_at, updated_at)
+    VALUES ('ct_old', 'Old', '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z');
+INSERT INTO identities (channel, address, contact_id) VALUES ('email', 'old@x.test', 'ct_old');
+INSERT INTO identities (channel, address, contact_id) VALUES ('sms', '+1', 'ct_old');
+INSERT INTO conversations (id, contact_id, channel, address, status, assignee, unread_count,
+    last_activity_at, created_at, updated_at, last_inbound_at)
+    VALUES ('cv_mail', 'ct_old', 'email', 'old@x.test', 'pending', 'usr_a', 3,
+    '2024-01-03T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z',
+    '2024-01-03T00:00:00.000000Z', '2024-01-02T00:00:00.000000Z');
+INSERT INTO conversations (id, contact_id, channel, address, status, unread_count,
+    last_activity_at, created_at, updated_at)
+    VALUES ('cv_sms', 'ct_old', 'sms', '+1', 'resolved', 0, '2024-01-01T00:00:00.000000Z',
+    '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z');
+INSERT INTO messages (id, conversation_id, contact_id, channel, direction, status, text,
+    provider_message_id, created_at, updated_at)
+    VALUES ('msg_old', 'cv_mail', 'ct_old', 'email', 'inbound', 'received', 'old', 'm1',
+    '2024-01-02T00:00:00.000000Z', '2024-01-02T00:00:00.000000Z')
+"""
+"""A contact with a conversation on each of two channels, as the inbox stored them while a
+conversation was unique per contact and channel."""
+
+
+def _file_before_the_rebuild(path: Path) -> None:
+    """A file with every store at its latest version but the inbox, one step short of the
+    rebuild, holding :data:`CONVERSATION_ROWS`."""
+    specs = [
+        attrs.evolve(spec, sqlite_migrations=spec.sqlite_migrations[: CONVERSATIONS_REBUILT - 1])
+        if spec.name == "inbox"
+        else spec
+        for spec in SPECS
+    ]
+    asyncio.run(SqliteDatabase(path).migrate(specs))
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript(CONVERSATION_ROWS)
+    finally:
+        connection.close()
+
+
+def test_the_conversations_rebuild_keeps_every_row_and_index(tmp_path):
+    """The step that lifts UNIQUE (contact_id, channel) makes the conversations table
+    again: every row and column is kept (participants none), the indexes are made again,
+    the unique one gone, and the lookup of a contact's conversations has its index."""
+    path = tmp_path / "before-threads.db"
+    _file_before_the_rebuild(path)
+    columns = "id, contact_id, channel, address, status, assignee, unread_count,"
+    columns += " last_activity_at, created_at, updated_at, last_inbound_at"
+    before = read_rows(path, f"SELECT {columns} FROM conversations ORDER BY id")
+    assert len(before) == 2
+    table = "SELECT sql FROM sqlite_master WHERE name = 'conversations'"
+    indexes = "SELECT name FROM sqlite_master WHERE tbl_name = 'conversations' AND type = 'index'"
+    assert "UNIQUE (contact_id, channel)" in read_rows(path, table)[0][0]
+    with stores_on_file(path):
+        assert _versions(path)["inbox"] == LATEST["inbox"] >= CONVERSATIONS_REBUILT
+    assert read_rows(path, f"SELECT {columns} FROM conversations ORDER BY id") == before
+    assert read_rows(path, "SELECT DISTINCT participants FROM conversations") == [("[]",)]
+    assert "UNIQUE" not in read_rows(path, table)[0][0]
+    assert {name for (name,) in read_rows(path, indexes)} == {
+        "sqlite_autoindex_conversations_1",  # the primary key's
+        "conversations_by_activity",
+        "conversations_by_address",
+        "conversations_by_contact",
+    }
+    assert read_rows(path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_after_the_rebuild_a_contact_may_have_several_conversations(tmp_path):
+    """On a migrated file, the old conversations work as before (a reply, a retried
+    webhook, the one conversation found), and a contact may now have several on a channel:
+    an agent's new one becomes the current one."""
+    path = tmp_path / "threads.db"
+    _file_before_the_rebuild(path)
+    with stores_on_file(path) as stores:
+        inbox = stores.inbox
+        again = asyncio.run(inbox.ingest_inbound("email", InboundMessage("m1", "old@x.test")))
+        assert (again.created, again.message.id) == (False, "msg_old")
+        old = asyncio.run(inbox.get_conversation("cv_mail"))
+        assert (old.status, old.assignee, old.unread_count, old.participants) == (
+            "pending",
+            "usr_a",
+            3,
+            (),
+        )
+        reply = asyncio.run(
+            inbox.ingest_inbound(
+                "email", InboundMessage("m2", "old@x.test", thread=Thread(refs=("m1",)))
+            )
+        )
+        assert reply.conversation.id == "cv_mail"
+        assert reply.conversation.unread_count == 4
+        _, found = asyncio.run(inbox.resolve_recipient("sms", "+1"))
+        assert found.id == "cv_sms"
+        _, new = asyncio.run(inbox.resolve_recipient("email", "old@x.test", new_conversation=True))
+        assert new.id != "cv_mail" and new.contact_id == "ct_old"
+        plain = asyncio.run(inbox.ingest_inbound("email", InboundMessage("m3", "old@x.test")))
+        assert plain.conversation.id == new.id

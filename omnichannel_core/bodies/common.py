@@ -23,27 +23,47 @@ HTTP_URL = "^https?://"
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 
 
+MEDIA_ID = r"^med_[A-Za-z0-9_-]{1,120}$"
+
+
 @attrs.frozen
 class MediaInput:
-    """An attachment a caller gives: where to fetch it (an http or https URL) and what it
-    is."""
+    """An attachment a caller gives: where to fetch it (an http or https URL), or the id of
+    media the server keeps (``POST /api/media`` answers one); and what it is."""
 
-    url: str = field(pattern=HTTP_URL, max_length=MAX_URL, message="must be an http(s) URL")
-    content_type: str | None = field(default=None, max_length=255)
+    url: str | None = field(
+        default=None, pattern=HTTP_URL, max_length=MAX_URL, message="must be an http(s) URL"
+    )
+    media_id: str | None = field(
+        default=None,
+        pattern=MEDIA_ID,
+        description="media the server keeps: what POST /api/media answered. Give it or url.",
+        message="must be a media id (med_...), as POST /api/media answers",
+    )
+    content_type: str | None = field(
+        default=None, max_length=255, description="with url; a kept item has its own"
+    )
     filename: str | None = field(default=None, max_length=255)
 
+    def __attrs_post_init__(self) -> None:
+        if (self.url is None) == (self.media_id is None):
+            raise InvalidInput("media: give each item a url or a media_id, not both", field="media")
+
     def media(self) -> Media:
+        if self.media_id is not None:  # described by the media store before it is stored
+            return Media(url="", id=self.media_id, filename=self.filename)
+        assert self.url is not None
         return Media(url=self.url, content_type=self.content_type, filename=self.filename)
 
 
 MediaItems = tuple[str | MediaInput, ...]
-"""At most :data:`MAX_MEDIA` items, each a URL or a :class:`MediaInput`: declare a field of
-it with :func:`media_field`."""
+"""At most :data:`MAX_MEDIA` items, each a URL or a :class:`MediaInput` (a URL, or the id of
+media the server keeps): declare a field of it with :func:`media_field`."""
 
 
 def media_field(**options: Any) -> Any:
     """A body field of :data:`MediaItems` (or None): at most :data:`MAX_MEDIA` items, each an
-    http(s) URL or a :class:`MediaInput`."""
+    http(s) URL or a :class:`MediaInput` (``{"url": ...}`` or ``{"media_id": ...}``)."""
     url = {"pattern": HTTP_URL, "maxLength": MAX_URL, "x-invalid": "must be an http(s) URL"}
     return field(default=None, max_items=MAX_MEDIA, items=url, **options)
 
@@ -99,11 +119,19 @@ class _MediaList:
 
 
 def read_media(value: Any) -> tuple[Media, ...]:
-    """Media from JSON (None, or a list of URLs and ``{url, content_type?, filename?}``), or
-    InvalidInput naming the item at fault (``media[2].url: must be an http(s) URL``)."""
+    """Media from a provider's JSON (None, or a list of URLs and ``{url, content_type?,
+    filename?}``), or InvalidInput naming the item at fault (``media[2].url: must be an
+    http(s) URL``). A provider names media by URL: ``media_id`` is the API's alone (the
+    server's own media is for its agents to attach, not for a webhook to name)."""
     if value is None:  # most webhooks: the body reader's checks would cost a tenth of one
         return ()
-    return media_of(read_body({"media": value}, _MediaList).media)
+    media = media_of(read_body({"media": value}, _MediaList).media)
+    for index, item in enumerate(media):
+        if item.id is not None:
+            raise InvalidInput(
+                f"media[{index}]: a provider names media by url", field=f"media[{index}]"
+            )
+    return media
 
 
 @attrs.frozen

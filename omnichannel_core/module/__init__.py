@@ -28,7 +28,10 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
   :func:`cancel_and_wait`, and an event waited on with :func:`wait_until` (not
   ``asyncio.wait_for``, which can lose a cancellation on Python 3.11).
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
-  :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`.
+  :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`;
+  :class:`ChannelInboxes` (the inbox's), behind ``context.channel_inbox()``, which a
+  channel's own jobs use; the media store, :class:`MediaKeeper` (and the inbox's
+  :class:`InboxMedia`); :func:`media_url`, the route of a kept item.
 - **Audit**: :class:`AuditEntry`, :func:`audit_entry`.
 - Errors (mapped to HTTP in one place): :class:`InvalidInput` (400),
   :class:`Unauthenticated` (401), :class:`Forbidden` (403), :class:`NotFound` (404),
@@ -86,6 +89,7 @@ from omnichannel_core.models import (
     Identity,
     Media,
     Message,
+    media_url,
 )
 from omnichannel_core.paging import Page, decode_cursor, decode_list_cursor, encode_cursor
 from omnichannel_core.plugins.channels import Channels
@@ -107,7 +111,10 @@ from omnichannel_core.serialization import compact_json, parse_json, to_json
 from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_secret
 from omnichannel_core.services import (
     ChannelInbox,
+    ChannelInboxes,
+    InboxMedia,
     InboxReader,
+    MediaKeeper,
     OutboundRequest,
     UserDirectory,
     UserSummary,
@@ -134,6 +141,7 @@ __all__ = [
     "Authenticator",
     "ChannelFailed",
     "ChannelInbox",
+    "ChannelInboxes",
     "ChannelUnavailable",
     "Channels",
     "Command",
@@ -156,6 +164,7 @@ __all__ = [
     "HookNotImplemented",
     "IdempotencyHeaders",
     "Identity",
+    "InboxMedia",
     "InboxReader",
     "InvalidInput",
     "Job",
@@ -164,6 +173,7 @@ __all__ = [
     "Media",
     "MediaInput",
     "MediaItems",
+    "MediaKeeper",
     "Message",
     "ModuleContext",
     "News",
@@ -211,6 +221,7 @@ __all__ = [
     "lazy",
     "media_field",
     "media_of",
+    "media_url",
     "new_id",
     "parse_json",
     "parse_timestamp",

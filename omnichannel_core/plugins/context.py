@@ -18,6 +18,7 @@ from omnichannel_core.bus.news import News
 from omnichannel_core.config import Config
 from omnichannel_core.events.records import Event, EventTypeSpec
 from omnichannel_core.policy import Policy, Principal
+from omnichannel_core.services import ChannelInbox, ChannelInboxes
 from omnichannel_core.store.protocols import AuditLog, EventLog
 
 if TYPE_CHECKING:
@@ -53,11 +54,14 @@ class ModuleContext:
 
     :param registry: the registry of the server.
     :param owner: the plugin's name (its stores are registered under it).
+    :param channel: the plugin is a channel (named ``owner``): it may store its inbound
+        messages from its own jobs (:meth:`channel_inbox`).
     """
 
-    def __init__(self, registry: Registry, owner: str) -> None:
+    def __init__(self, registry: Registry, owner: str, *, channel: bool = False) -> None:
         self._registry = registry
         self.owner = owner
+        self._channel = channel
         self.log = structlog.get_logger(f"omnichannel.{owner}").bind(plugin=owner)
         """A structlog logger whose every line names the plugin (``plugin=...``):
         snake_case events, key/value pairs, never a secret."""
@@ -86,6 +90,15 @@ class ModuleContext:
     @property
     def channels(self) -> Channels:
         return self._registry.channels
+
+    def channel_inbox(self) -> ChannelInbox:
+        """A channel's own :class:`~omnichannel_core.services.ChannelInbox`, the one its
+        routes get, for the work it does outside a request (a mailbox its job polls):
+        ``await context.channel_inbox().receive(result)`` stores inbound messages as a
+        webhook's. LookupError for a plugin that is not a channel."""
+        if not self._channel:
+            raise LookupError(f"{self.owner} is not a channel: only a channel has an inbox")
+        return self.service(ChannelInboxes).of(self.owner)
 
     @property
     def events(self) -> EventReader:

@@ -41,7 +41,13 @@ MODULE_GROUP = "omnichannel.modules"
 PLUGIN_GROUP = "omnichannel.plugins"
 CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MODULE_NAME = CHANNEL_NAME
-CHANNEL_HOOKS = frozenset({"receive", "status", "send", "send_policy", "health", "channel_routes"})
+CHANNEL_HOOKS = frozenset(
+    name
+    for name, spec in vars(hookspecs).items()
+    if hasattr(spec, f"{PROJECT_NAME}_spec") and not name.startswith("register_")
+)
+"""Every hook but the module hooks (``register_*``): dispatched per channel, and only a
+channel implements them plainly (others wrap them)."""
 CORE_PLUGIN = "omnichannel_core.system.plugin:SystemPlugin"
 """The kernel's own plugin: registered first, never disabled."""
 

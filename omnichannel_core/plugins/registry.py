@@ -185,7 +185,8 @@ class Registry:
         key = id(entry.plugin)
         if key not in self._contexts:
             kind = CoreContext if entry.info.kind == "core" else ModuleContext
-            self._contexts[key] = kind(self, entry.info.name)
+            channel = entry.info.kind == "channel"
+            self._contexts[key] = kind(self, entry.info.name, channel=channel)
         return self._contexts[key]
 
     def _mine(self, entry: LoadedPlugin) -> Contributions:

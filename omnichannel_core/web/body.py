@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from typing import Any, BinaryIO
 
 import falcon
 import falcon.asgi
@@ -16,22 +17,53 @@ from omnichannel_core.serialization import parse_json
 from omnichannel_core.web.client_address import client_address
 
 CHUNK = 64 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
+"""How much of a streamed webhook body (:func:`spool_raw`) is kept in memory; the rest goes
+to a temporary file (in the system's temporary folder: ``TMPDIR``)."""
+
+
+def _too_large(limit: int) -> falcon.HTTPContentTooLarge:
+    return falcon.HTTPContentTooLarge(description=f"request body is larger than {limit} bytes")
 
 
 async def read_raw(req: falcon.asgi.Request, limit: int) -> bytes:
     """The whole body, or 413 when it is (or announces to be) larger than ``limit``."""
     if req.content_length is not None and req.content_length > limit:
-        raise falcon.HTTPContentTooLarge(description=f"request body is larger than {limit} bytes")
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in req.stream:
         size += len(chunk)
         if size > limit:
-            raise falcon.HTTPContentTooLarge(
-                description=f"request body is larger than {limit} bytes"
-            )
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def spool_raw(req: falcon.asgi.Request, limit: int) -> BinaryIO:
+    """The whole body in a temporary file, rewound: in memory up to
+    :data:`SPOOL_IN_MEMORY`, on disk beyond, so a large body (an email with its
+    attachments) is never held whole. 413 before anything is read when the body announces
+    more than ``limit`` bytes, and as soon as it passes ``limit`` otherwise. The caller
+    closes the file.
+
+    The file is written on the event loop: a chunk is at most as large as the server's read
+    buffer, and a write to a temporary file lands in the page cache."""
+    if req.content_length is not None and req.content_length > limit:
+        raise _too_large(limit)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
+    try:
+        size = 0
+        async for chunk in req.stream:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return spool  # type: ignore[return-value]  # a SpooledTemporaryFile is a binary file
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -75,9 +107,9 @@ def public_url(req: falcon.asgi.Request, config: Config) -> str:
     return req.uri
 
 
-async def webhook_request(req: falcon.asgi.Request, config: Config) -> WebhookRequest:
-    """The framework-free request a channel's ``receive`` or ``status`` gets."""
-    body = await read_raw(req, config.max_body_bytes)
+def _webhook_request(
+    req: falcon.asgi.Request, config: Config, body: bytes, body_file: BinaryIO | None
+) -> WebhookRequest:
     return WebhookRequest(
         method=req.method,
         url=public_url(req, config),
@@ -86,4 +118,22 @@ async def webhook_request(req: falcon.asgi.Request, config: Config) -> WebhookRe
         query={k: v[-1] if isinstance(v, list) else v for k, v in req.params.items()},
         body=body,
         remote_addr=client_address(req, config.trust_proxy, config.proxy_header),
+        body_file=body_file,
     )
+
+
+async def webhook_request(
+    req: falcon.asgi.Request, config: Config, body_limit: int | None = None
+) -> WebhookRequest:
+    """The framework-free request a channel's ``receive`` or ``status`` gets: the body in
+    ``body``, up to ``OMNICHANNEL_MAX_BODY_BYTES``; or, with ``body_limit`` (the channel's
+    ``webhook_body_limit``), streamed to ``body_file`` (:func:`spool_raw`; the caller
+    closes it) up to that many bytes, with ``body`` empty."""
+    if body_limit is None:
+        return _webhook_request(req, config, await read_raw(req, config.max_body_bytes), None)
+    body_file = await spool_raw(req, body_limit)
+    try:
+        return _webhook_request(req, config, b"", body_file)
+    except BaseException:
+        body_file.close()
+        raise

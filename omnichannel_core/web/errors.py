@@ -32,6 +32,7 @@ from omnichannel_core.errors import (
     SendFailed,
     SendOutcomeUnknown,
     Unauthenticated,
+    UnsupportedMediaType,
     WebhookRejected,
 )
 from omnichannel_core.serialization import to_json
@@ -40,6 +41,7 @@ from omnichannel_core.web.prefer import applied, prefer_wait
 log = structlog.get_logger("omnichannel.web")
 
 STATUS_BY_ERROR: list[tuple[type[OmnichannelError], int, str]] = [
+    (UnsupportedMediaType, 415, "unsupported_media_type"),
     (InvalidInput, 400, "invalid_input"),
     (Unauthenticated, 401, "unauthenticated"),
     (Forbidden, 403, "forbidden"),

@@ -34,6 +34,7 @@ PARTS = (
     "outbound",
     "outbox",
     "status",
+    "threads",
     "contacts",
     "conversations",
     "paging",
@@ -57,6 +58,7 @@ from tests.store_contract.outbound import OutboundContract  # noqa: E402
 from tests.store_contract.outbox import OutboxContract  # noqa: E402
 from tests.store_contract.paging import PagingContract  # noqa: E402
 from tests.store_contract.status import StatusContract  # noqa: E402
+from tests.store_contract.threads import ThreadsContract  # noqa: E402
 from tests.store_contract.watermarks import (  # noqa: E402
     MessagingWindowContract,
     WatermarksContract,
@@ -78,6 +80,7 @@ __all__ = [
     "StatusContract",
     "StoreContract",
     "StoreFixtures",
+    "ThreadsContract",
     "WatermarksContract",
     "inbound",
 ]
@@ -88,6 +91,7 @@ class StoreContract(
     OutboundContract,
     OutboxContract,
     StatusContract,
+    ThreadsContract,
     ContactsContract,
     ConversationsContract,
     PagingContract,

@@ -62,6 +62,11 @@ class ChannelSend(Reply):
         message="required: the recipient's address on this channel",
     )
     name: str | None = field(default=None, max_length=MAX_NAME)
+    new_conversation: bool = field(
+        default=False,
+        description="start a new conversation with this contact, on channels that keep"
+        " several (email)",
+    )
 
 
 @attrs.frozen

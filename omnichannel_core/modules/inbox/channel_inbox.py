@@ -4,10 +4,34 @@ its store."""
 
 from __future__ import annotations
 
+import re
+
 from omnichannel_core.channel import OutboundRequest, WebhookResult
-from omnichannel_core.module import ChannelFailed, Conversation, Message, NotFound, Principal
+from omnichannel_core.module import (
+    ChannelFailed,
+    Conversation,
+    Media,
+    Message,
+    NotFound,
+    Page,
+    Principal,
+)
 from omnichannel_core.modules.inbox.service import Inbox
 from omnichannel_core.modules.inbox.visibility import check_message_visible
+
+SERVED_MEDIA = re.compile(r"^/api/messages/(?P<message_id>[^/]+)/media/(?P<index>\d{1,4})$")
+"""A kept item's url (`omnichannel_core.module.media_url`): its message and place."""
+
+
+class ChannelInboxesService:
+    """:class:`omnichannel_core.services.ChannelInboxes`: behind
+    ``context.channel_inbox()``, which hands each channel its own."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    def of(self, channel: str) -> ChannelInboxService:
+        return ChannelInboxService(channel, self._inbox)
 
 
 class ChannelInboxService:
@@ -38,9 +62,18 @@ class ChannelInboxService:
         display_name: str | None = None,
         reply_to: str | None = None,
         wait: float | None = None,
+        new_conversation: bool = False,
+        principal: Principal | None = None,
     ) -> tuple[Message, bool]:
         message, created = await self._inbox.send_to(
-            self.channel, to, request, idempotency_key, display_name, reply_to=reply_to
+            self.channel,
+            to,
+            request,
+            idempotency_key,
+            display_name,
+            reply_to=reply_to,
+            new_conversation=new_conversation,
+            principal=principal,
         )
         if created and wait:
             message = await self._inbox.outcome(message, wait)
@@ -62,6 +95,26 @@ class ChannelInboxService:
                 f"no {self.channel} conversation {conversation_id!r}", id=conversation_id
             )
         return conversation
+
+    async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        await self.get_conversation(conversation_id)  # NotFound: another channel's, or none
+        return await self._store.list_messages(conversation_id, cursor, limit)
+
+    async def read_media(self, media: Media) -> bytes:
+        """The bytes of ``media``, an item of a message of this channel the server keeps
+        (whose ``url`` is the route naming its message and place): NotFound for any
+        other."""
+        served = SERVED_MEDIA.match(media.url)
+        if media.id is None or served is None:
+            raise NotFound(f"media {media.url!r} is not kept by the server", url=media.url)
+        message = await self.get_message(served["message_id"])  # NotFound: another channel's
+        index = int(served["index"])
+        if index >= len(message.media) or message.media[index].id != media.id:
+            raise NotFound(f"message {message.id!r} holds no media {media.id!r}", id=media.id)
+        keeper = self._inbox.media_keeper()
+        if keeper is None:
+            raise NotFound("the media store is not loaded", id=media.id)
+        return await keeper.read(media.id)
 
     async def check_visible(self, principal: Principal, message: Message) -> None:
         await check_message_visible(self._store, principal, message)

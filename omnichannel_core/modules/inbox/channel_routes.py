@@ -2,6 +2,8 @@
 
 ``/api/channels/{name}/webhook``, ``/status``, ``/messages`` and ``/health`` are mounted for
 every channel, each bound to its channel, and documented once under ``{channel}``. A
+webhook's body is read whole, or streamed to a file for a channel that declares
+``webhook_body_limit`` (an email with its attachments). A
 channel's own routes (``channel_routes`` hook) go under the same prefix, each method with
 the operation its resource declares or a generic one (`channel_operations`), documented
 under the channel's own path; one that shares a path with a generic route is merged into
@@ -13,14 +15,16 @@ at all, and unloaded: :func:`channel_resources` raises before anything of it is 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import falcon
 import falcon.asgi
+import structlog
 
-from omnichannel_core.channel import ChannelRoute, WebhookResponse
+from omnichannel_core.channel import ChannelRoute, WebhookRequest, WebhookResponse
 from omnichannel_core.module import (
+    ChannelFailed,
     IdempotencyHeaders,
     ModuleContext,
     NotFound,
@@ -46,6 +50,8 @@ from omnichannel_core.modules.inbox.channel_operations import (
 from omnichannel_core.modules.inbox.permissions import CHANNELS_READ, MESSAGES_SEND
 from omnichannel_core.modules.inbox.routes import SEND_ERRORS, SENT
 from omnichannel_core.modules.inbox.service import Inbox
+
+log = structlog.get_logger("omnichannel.inbox")
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "websocket")
 ROUTE_PATH = re.compile(r"^[A-Za-z0-9_.~{}:-]+(/[A-Za-z0-9_.~{}:-]+)*$")
@@ -78,6 +84,7 @@ def provider_callback(hook: str, summary: str, operation_id: str) -> Operation:
             "WebhookRejected",
             "NotFound",
             "PayloadTooLarge",
+            "UnsupportedMediaType",
             "NotImplemented",
             "ChannelFailed",
             "ChannelUnavailable",
@@ -100,13 +107,66 @@ class _ChannelResource:
         self.inbox = inbox
 
 
+_UNASKED = -1
+
+
+class _ProviderCallback(_ChannelResource):
+    """A route whose body is the provider's: read whole (up to
+    ``OMNICHANNEL_MAX_BODY_BYTES``), or streamed to a file for a channel that declares
+    ``webhook_body_limit``, asked once per process: the usual webhook pays one comparison."""
+
+    def __init__(self, channel: str, inbox: Inbox) -> None:
+        super().__init__(channel, inbox)
+        self._body_limit: int | None = _UNASKED
+
+    async def answer(
+        self,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        handle: Callable[[str, WebhookRequest], Awaitable[WebhookResponse]],
+    ) -> None:
+        limit = self._body_limit
+        if limit == _UNASKED:  # the first call in this process
+            limit = self._body_limit = await webhook_body_limit(self.inbox, self.channel)
+        request = await webhook_request(req, self.inbox.config, limit)
+        try:
+            response = await handle(self.channel, request)
+        finally:
+            if request.body_file is not None:
+                request.body_file.close()
+        _write_webhook_response(resp, response)
+
+
+async def webhook_body_limit(inbox: Inbox, channel: str) -> int | None:
+    """What the channel's ``webhook_body_limit`` answers: None without the hook;
+    ChannelFailed (502) when it raises or answers anything but a positive whole number."""
+    if not inbox.channels.implements(channel, "webhook_body_limit"):
+        return None
+    try:
+        limit = await inbox.channels.call(channel, "webhook_body_limit", config=inbox.config)
+    except Exception as error:
+        log.exception("channel_hook_crashed", channel=channel, hook="webhook_body_limit")
+        raise ChannelFailed(
+            f"channel {channel!r} webhook_body_limit failed: {type(error).__name__}",
+            channel=channel,
+        ) from None
+    if limit is None:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ChannelFailed(
+            f"channel {channel!r} webhook_body_limit returned {limit!r}, not a number of bytes",
+            channel=channel,
+        )
+    return limit
+
+
 def _write_webhook_response(resp: falcon.asgi.Response, response: WebhookResponse) -> None:
     resp.status = response.status
     resp.content_type = response.content_type
     resp.data = response.body
 
 
-class ChannelWebhook(_ChannelResource):
+class ChannelWebhook(_ProviderCallback):
     """``POST .../webhook``: the provider's inbound messages, through ``receive``."""
 
     operations = {
@@ -116,12 +176,10 @@ class ChannelWebhook(_ChannelResource):
     }
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        request = await webhook_request(req, self.inbox.config)
-        response = await self.inbox.receive_webhook(self.channel, request)
-        _write_webhook_response(resp, response)
+        await self.answer(req, resp, self.inbox.receive_webhook)
 
 
-class ChannelStatus(_ChannelResource):
+class ChannelStatus(_ProviderCallback):
     """``POST .../status``: the provider's delivery-status callbacks, through ``status``."""
 
     operations = {
@@ -131,9 +189,7 @@ class ChannelStatus(_ChannelResource):
     }
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        request = await webhook_request(req, self.inbox.config)
-        response = await self.inbox.receive_status(self.channel, request)
-        _write_webhook_response(resp, response)
+        await self.answer(req, resp, self.inbox.receive_status)
 
 
 class ChannelMessages(_ChannelResource):
@@ -156,7 +212,13 @@ class ChannelMessages(_ChannelResource):
         body: ChannelSend = req.context.body
         key = req.context.headers.idempotency_key
         message, created = await self.inbox.send_to(
-            self.channel, body.to.strip(), body.request(), key, body.name
+            self.channel,
+            body.to.strip(),
+            body.request(),
+            key,
+            body.name,
+            new_conversation=body.new_conversation,
+            principal=req.context.principal,
         )
         wait = prefer_wait(req)
         if created and wait:

@@ -45,6 +45,8 @@ from omnichannel_core.channel import (
 )
 from omnichannel_core.module import (
     ChannelFailed,
+    ChannelInbox,
+    ChannelInboxes,
     Channels,
     Config,
     Job,
@@ -96,7 +98,11 @@ def backoff(attempts: int, first: float, retry_after: float | None = None) -> fl
 
 
 class Delivery:
-    """The job's work in one runner (``holder`` names it in leases)."""
+    """The job's work in one runner (``holder`` names it in leases).
+
+    :param inboxes: each channel's :class:`ChannelInbox`, which its ``send`` is given
+        (``inbox``): the conversation's earlier messages, the bytes of its media.
+    """
 
     def __init__(
         self,
@@ -105,12 +111,15 @@ class Delivery:
         config: Config,
         news: News,
         policies: SendPolicies,
+        inboxes: ChannelInboxes,
     ) -> None:
         self.store = store
         self.channels = channels
         self.config = config
         self.news = news
         self.policies = policies
+        self.inboxes = inboxes
+        self._inboxes: dict[str, ChannelInbox] = {}
         self.holder = ""  # the runner's, once it runs the job
         self.pacer = Pacer(store)
         self.lease = timedelta(seconds=config.send_lease_seconds)
@@ -360,8 +369,16 @@ class Delivery:
             metadata=message.metadata,
             last_inbound_at=claimed.last_inbound_at,
         )
+        if channel not in self._inboxes:
+            self._inboxes[channel] = self.inboxes.of(channel)
         try:
-            result = await self.channels.call(channel, "send", message=outbound, config=self.config)
+            result = await self.channels.call(
+                channel,
+                "send",
+                message=outbound,
+                config=self.config,
+                inbox=self._inboxes[channel],
+            )
             if not isinstance(result, SendResult):
                 raise ChannelFailed(
                     f"channel {channel!r} send returned {type(result).__name__}, not SendResult",

@@ -8,6 +8,8 @@ type                        record       data
 ==========================  ===========  ================================================
 ``message.created``         message      ``channel``, ``direction``, ``contact_id``
 ``message.status_changed``  message      ``channel``, ``status`` (now), ``previous``
+``message.updated``         message      ``channel``, ``fields``: what changed (``media``:
+                                         a provider's media is now kept by the server)
 ``conversation.updated``    conversation ``changes``: ``{field: [before, after]}`` for
                                          ``status``, ``assignee``, ``unread_count``
 ``contact.updated``         contact      ``fields``: the fields that changed
@@ -30,6 +32,9 @@ class InboxEvent(enum.StrEnum):
     """A message was stored: inbound from a customer, or outbound, queued to be sent."""
     MESSAGE_STATUS_CHANGED = "message.status_changed"
     """An outbound message moved forward (sending, sent, delivered, read, failed...)."""
+    MESSAGE_UPDATED = "message.updated"
+    """A stored message changed other than by its status: a provider's media it names was
+    fetched into the media store (its item now has an ``id``)."""
     MESSAGE_ATTEMPT_FAILED = "message.attempt_failed"
     """An attempt to send an outbound message failed in a way that is retried: it stays
     queued, with the error, until the next attempt."""
@@ -45,6 +50,10 @@ def message_created(channel: str, direction: str, contact_id: str) -> dict[str, 
 
 def status_changed(channel: str, status: str, previous: str) -> dict[str, Any]:
     return {"channel": channel, "status": str(status), "previous": str(previous)}
+
+
+def message_updated(channel: str, fields: list[str]) -> dict[str, Any]:
+    return {"channel": channel, "fields": sorted(fields)}
 
 
 def attempt_failed(
@@ -111,6 +120,13 @@ def event_types(store: InboxStore) -> list[EventTypeSpec]:
             CONVERSATIONS_READ,
             message,
             "an outbound message moved forward",
+        ),
+        EventTypeSpec(
+            InboxEvent.MESSAGE_UPDATED,
+            "message",
+            CONVERSATIONS_READ,
+            message,
+            "a message changed: a provider's media it names is now kept by the server",
         ),
         EventTypeSpec(
             InboxEvent.MESSAGE_ATTEMPT_FAILED,

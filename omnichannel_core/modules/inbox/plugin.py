@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from omnichannel_core.module import (
+    ChannelInboxes,
     EventTypeSpec,
+    InboxMedia,
     InboxReader,
     Job,
+    MediaKeeper,
     ModuleContext,
     PermissionSpec,
     Route,
@@ -15,9 +18,11 @@ from omnichannel_core.module import (
     hookimpl,
     lazy,
 )
+from omnichannel_core.modules.inbox.channel_inbox import ChannelInboxesService
 from omnichannel_core.modules.inbox.channel_routes import channels_routes
 from omnichannel_core.modules.inbox.delivery import Delivery
 from omnichannel_core.modules.inbox.events import event_types
+from omnichannel_core.modules.inbox.media import MessageMedia
 from omnichannel_core.modules.inbox.outbox_routes import OutboxHealth, outbox_routes
 from omnichannel_core.modules.inbox.permissions import PERMISSIONS
 from omnichannel_core.modules.inbox.reader import StoreReader
@@ -46,7 +51,13 @@ class InboxModule:
         """The service of this server (one per context: each app has its own)."""
         if context not in self._services:
             store = context.store(InboxStore)
-            self._services[context] = Inbox(store, context.channels, context.config, context.news)
+            self._services[context] = Inbox(
+                store,
+                context.channels,
+                context.config,
+                context.news,
+                media=lambda: context.service(MediaKeeper),
+            )
         return self._services[context]
 
     @hookimpl
@@ -59,7 +70,11 @@ class InboxModule:
 
     @hookimpl
     def register_services(self, context: ModuleContext) -> dict[type, Any]:
-        return {InboxReader: StoreReader(context.store(InboxStore))}
+        return {
+            InboxReader: StoreReader(context.store(InboxStore)),
+            ChannelInboxes: ChannelInboxesService(self.inbox(context)),
+            InboxMedia: MessageMedia(context.store(InboxStore)),
+        }
 
     @hookimpl
     def register_event_types(self, context: ModuleContext) -> list[EventTypeSpec]:
@@ -78,6 +93,9 @@ class InboxModule:
     def register_jobs(self, context: ModuleContext) -> list[Job]:
         store = context.store(InboxStore)
         policies = SendPolicies(context.channels, context.config)
-        delivery = Delivery(store, context.channels, context.config, context.news, policies)
+        inboxes = ChannelInboxesService(self.inbox(context))
+        delivery = Delivery(
+            store, context.channels, context.config, context.news, policies, inboxes
+        )
         health = OutboxHealth(self.inbox(context), context.config)
         return [delivery.job(health.report)]

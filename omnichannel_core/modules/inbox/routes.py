@@ -284,7 +284,9 @@ class ConversationMessages(_InboxResource):
         expected = UNSET
         if req.context.principal.is_agent:  # and it must still be theirs when stored
             expected = (await self.visible_conversation(req, conversation_id)).assignee
-        message, created = await self.inbox.reply(conversation_id, request, key, expected)
+        message, created = await self.inbox.reply(
+            conversation_id, request, key, expected, principal=req.context.principal
+        )
         wait = prefer_wait(req)
         if created and wait:
             message = await self.inbox.outcome(message, wait)

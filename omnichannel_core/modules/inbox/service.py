@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -36,14 +37,24 @@ from omnichannel_core.module import (
     DeliveryStatus,
     Direction,
     HookNotImplemented,
+    MediaKeeper,
     Message,
     News,
     NotFound,
     OmnichannelError,
+    Principal,
     RecipientOptedOut,
     utcnow,
 )
 from omnichannel_core.modules.inbox.failures import failure_of
+from omnichannel_core.modules.inbox.media import (
+    comparable,
+    described,
+    expect_fetches,
+    has_media,
+    keep_attachments,
+    record_holder,
+)
 from omnichannel_core.modules.inbox.store import InboxStore, Ingested, StatusApplied
 from omnichannel_core.modules.inbox.store.outbox import REPLY, ChannelBacklog
 
@@ -54,13 +65,32 @@ class Inbox:
     """What happens between the channels, the store and the API.
 
     :param channels: the channels (``context.channels``): their hooks are called here.
+    :param media: finds the media store (``context.service(MediaKeeper)``), once every
+        module offered its services; LookupError when none does.
     """
 
-    def __init__(self, store: InboxStore, channels: Channels, config: Config, news: News) -> None:
+    def __init__(
+        self,
+        store: InboxStore,
+        channels: Channels,
+        config: Config,
+        news: News,
+        media: Callable[[], MediaKeeper] | None = None,
+    ) -> None:
         self.store = store
         self.channels = channels
         self.config = config
         self.news = news
+        self._media = media
+
+    def media_keeper(self) -> MediaKeeper | None:
+        """The media store; None when no module offers one (the media module disabled)."""
+        if self._media is None:
+            return None
+        try:
+            return self._media()
+        except LookupError:
+            return None
 
     # inbound -------------------------------------------------------------------------
 
@@ -113,10 +143,18 @@ class Inbox:
     async def ingest(self, channel: str, messages: tuple[InboundMessage, ...]) -> list[Ingested]:
         """Store inbound messages (one commit for a batch, in order); returns once durable.
 
-        The new messages' ids go into the request's summary log line.
+        The new messages' ids go into the request's summary log line. Media first
+        (`omnichannel_core.modules.inbox.media`): attachments are kept before the messages
+        are stored, and the provider's media queued for the media job after.
         """
         if not messages:
             return []
+        with_media = has_media(messages)
+        keeper = self.media_keeper() if with_media else None
+        if with_media:
+            messages = tuple(
+                await asyncio.gather(*(keep_attachments(keeper, inbound) for inbound in messages))
+            )
         if len(messages) == 1:  # the usual webhook: no tasks to make
             ingested = [await self.store.ingest_inbound(channel, messages[0])]
         else:
@@ -134,6 +172,8 @@ class Inbox:
                 message_id=item.message_id,
                 conversation_id=item.conversation_id,
             )
+        if with_media:
+            await expect_fetches(keeper, channel, messages, ingested)
         return ingested
 
     async def apply_statuses(self, channel: str, statuses: tuple[StatusUpdate, ...]) -> None:
@@ -213,12 +253,16 @@ class Inbox:
         request: OutboundRequest,
         idempotency_key: str | None,
         expected_assignee: str | None = UNSET,
+        principal: Principal | None = None,
     ) -> tuple[Message, bool]:
         """Send ``request`` in a conversation; returns the message and whether it is new.
         With ``expected_assignee``, only while the conversation is assigned to that one
-        (None: nobody), else Conflict and nothing stored."""
+        (None: nobody), else Conflict and nothing stored. ``principal``: the caller, who
+        must be able to read each item named by ``media_id`` (none without one)."""
         conversation = await self.store.get_conversation(conversation_id)
-        return await self._send(conversation, request, idempotency_key, expected_assignee)
+        return await self._send(
+            conversation, request, idempotency_key, expected_assignee, principal=principal
+        )
 
     async def send_to(
         self,
@@ -229,14 +273,21 @@ class Inbox:
         display_name: str | None = None,
         reply_to: str | None = None,
         priority: int = REPLY,
+        new_conversation: bool = False,
+        principal: Principal | None = None,
     ) -> tuple[Message, bool]:
         """Send to an address on a channel, opening the contact and conversation if new;
         ``priority`` BULK for a mass send (it yields to replies).
 
         ``to`` is the contact's identity on the channel; ``reply_to``, when given, is the
         address the message goes to (e.g. ``whatsapp:+1555...`` for the contact ``+1555...``).
+        ``new_conversation`` opens a new conversation with the contact even when it has one
+        (an agent's new email thread); otherwise the message goes into the contact's most
+        recently created conversation on the channel.
         """
         self._require_send(channel)  # before anything is written
+        to = await self._address(channel, to)
+        reply_to = await self._address(channel, reply_to) if reply_to is not None else None
         if idempotency_key is not None:
             # A replay is answered before the recipient is looked up, so a key reused for
             # another address is refused without creating that address's contact.
@@ -248,9 +299,21 @@ class Inbox:
                 )
                 return self._replay(stored, request, same_recipient), False
         _, conversation = await self.store.resolve_recipient(
-            channel, to, display_name, reply_to=reply_to
+            channel, to, display_name, reply_to=reply_to, new_conversation=new_conversation
         )
-        return await self._send(conversation, request, idempotency_key, priority=priority)
+        return await self._send(
+            conversation, request, idempotency_key, priority=priority, principal=principal
+        )
+
+    async def _address(self, channel: str, address: str) -> str:
+        """The channel's canonical form of ``address`` (its ``normalize_address``), or
+        ``address`` for a channel without one; InvalidInput for one it cannot send to."""
+        if not self.channels.implements(channel, "normalize_address"):
+            return address
+        normal = await self.channels.call(
+            channel, "normalize_address", address=address, config=self.config
+        )
+        return address if normal is None else str(normal)
 
     def _require_send(self, channel: str) -> None:
         if not self.channels.loaded(channel):
@@ -268,6 +331,7 @@ class Inbox:
         idempotency_key: str | None,
         expected_assignee: str | None = UNSET,
         priority: int = REPLY,
+        principal: Principal | None = None,
     ) -> tuple[Message, bool]:
         self._require_send(conversation.channel)
         contact = await self.store.get_contact(conversation.contact_id)
@@ -277,6 +341,8 @@ class Inbox:
                 channel=conversation.channel,
                 contact_id=contact.id,
             )
+        keeper = self.media_keeper()
+        request = await described(keeper, request, principal)  # media ids: 400 if not theirs
         message, created = await self.store.create_outbound(
             conversation.id,
             request.text,
@@ -287,6 +353,7 @@ class Inbox:
             send_at=request.send_at,
             priority=priority,
         )
+        await record_holder(keeper, message)  # who sees it may attach its media; twice: no-op
         if not created:
             same_recipient = message.conversation_id == conversation.id
             return self._replay(message, request, same_recipient), False
@@ -299,7 +366,7 @@ class Inbox:
         otherwise a Conflict: the key was used for a different message."""
         same_request = (
             stored.text == request.text
-            and stored.media == request.media
+            and comparable(stored.media) == comparable(request.media)
             and stored.metadata == request.metadata
             and stored.send_at == request.send_at
         )

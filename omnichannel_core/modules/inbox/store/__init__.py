@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import attrs
 
@@ -52,6 +52,16 @@ def wrote_at(inbound: InboundMessage, stored_at: datetime) -> datetime:
     if inbound.sent_at is None:
         return stored_at
     return min(parse_timestamp(inbound.sent_at), stored_at)
+
+
+def stored_media(inbound: InboundMessage) -> tuple[Media, ...]:
+    """The media an inbound message is stored with. The inbox keeps every
+    :class:`~omnichannel_core.channel.Attachment` in the media store, and names it as
+    :class:`Media`, before it stores the message: bytes reaching a store are a bug."""
+    for item in inbound.media:
+        if not isinstance(item, Media):
+            raise TypeError(f"inbound media must be kept before it is stored, not {item!r:.80}")
+    return cast("tuple[Media, ...]", inbound.media)
 
 
 WATERMARKED_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
@@ -160,11 +170,22 @@ class InboxStore(OutboxStore, Protocol):
     async def ingest_inbound(self, channel: str, inbound: InboundMessage) -> Ingested:
         """Store an inbound message, upserting its contact and conversation, atomically.
 
-        Dedupes on (channel, provider_message_id): a second call with the same pair changes
-        nothing and answers ``created=False`` with the stored message. The contact is found
-        by ``inbound.sender``; the conversation answers to ``inbound.reply_to or
-        inbound.sender``; ``inbound.consent`` adds the channel to (opt-out) or removes it from
-        (opt-in) the contact's ``opted_out``.
+        Dedupes on (channel, provider_message_id) before anything else: a second call with
+        the same pair changes nothing and answers ``created=False`` with the stored message.
+        The contact is found (or made) by ``inbound.sender``; ``inbound.consent`` adds the
+        channel to (opt-out) or removes it from (opt-in) the contact's ``opted_out``.
+
+        The conversation (`omnichannel_core.modules.inbox.store.threads`): with
+        ``inbound.thread`` None, the contact's conversation on the channel (the most
+        recently created, when it has several), made if none. With a thread, the
+        conversation of its first ref a message of this channel holds as provider id (either
+        direction; outbound first) when the sender is that conversation's contact or one of
+        its ``participants``; else a new conversation of the sender's contact, the message's
+        metadata then holding ``thread_refused: true`` when a ref was known. The thread's
+        participants are added to the conversation's (less its own address). The
+        conversation answers to ``inbound.reply_to or inbound.sender`` when the sender is
+        its contact; a participant's message leaves its address alone.
+        ``inbound.automated`` is stored as ``metadata["automated"] = True``.
         """
 
     async def resolve_recipient(
@@ -173,9 +194,12 @@ class InboxStore(OutboxStore, Protocol):
         address: str,
         display_name: str | None = None,
         reply_to: str | None = None,
+        new_conversation: bool = False,
     ) -> tuple[Contact, Conversation]:
-        """The contact reached at ``address`` on ``channel`` and its conversation there,
-        created if new; the conversation answers to ``reply_to`` when given, else ``address``."""
+        """The contact reached at ``address`` on ``channel`` and its conversation there (the
+        most recently created), created if new, or with ``new_conversation`` a new one even
+        when it has some (an agent starting a new email thread); the conversation answers
+        to ``reply_to`` when given, else ``address``."""
 
     async def create_outbound(
         self,
@@ -257,6 +281,15 @@ class InboxStore(OutboxStore, Protocol):
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
         """A conversation's messages, oldest first."""
 
+    async def replace_media(
+        self, message_id: str, index: int, provider_url: str, media: Media
+    ) -> Message | None:
+        """Put ``media`` (kept in the media store) in place of item ``index`` of the
+        message's media while that item is still the provider's ``provider_url`` (no
+        ``id``), logging ``message.updated``; None, changing nothing, when it no longer is
+        or there is no such item (`store.media.with_kept_media`). NotFound for an unknown
+        message."""
+
     async def get_contact(self, contact_id: str) -> Contact:
         """The contact, or raise NotFound."""
 
@@ -307,6 +340,7 @@ class InboxStore(OutboxStore, Protocol):
     # - message.status_changed: advance_message, apply_status and apply_watermark, when the
     #   status moved (a parked update applied when its message records the provider id
     #   included), one per message moved;
+    # - message.updated: replace_media (``fields``: ``["media"]``);
     # - conversation.updated: update_conversation (``assignees``: after, then before when
     #   the assignee changed);
     # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the

@@ -141,6 +141,7 @@ def conversation_fields(conversation: Conversation) -> dict[str, Any]:
         "created_at": conversation.created_at,
         "updated_at": conversation.updated_at,
         "last_inbound_at": conversation.last_inbound_at,
+        "participants": list(conversation.participants),
     }
 
 
@@ -158,6 +159,7 @@ def conversation_from(conversation_id: str, data: dict[str, Any]) -> Conversatio
         updated_at=exact_time(data["updated_at"]),
         # absent from conversations written before the field existed
         last_inbound_at=optional_time(data.get("last_inbound_at")),
+        participants=tuple(data.get("participants", ())),  # absent before threads
     )
 
 

@@ -7,7 +7,9 @@ the contact and conversation the identity names, and the commit, which creates t
 message and the ``message.created`` event and updates the conversation. A new sender costs
 two: the same first read finds nothing, and the commit creates the identity, contact and
 conversation too. A duplicate (the key exists) reads the stored message, contact and
-conversation and writes nothing.
+conversation and writes nothing. A message that names a thread reads the provider keys of
+its refs (both directions) in the first read, and the conversation of the first one known,
+instead of the identity's, in the second (`omnichannel_core.modules.inbox.store.threads`).
 
 The dedupe is the key document: it is read in the transaction and created by its commit, so
 of two ingests of one provider id, one commits and the other is aborted, runs again, and
@@ -29,14 +31,13 @@ from omnichannel_core.module import (
     Direction,
     Identity,
     Message,
-    format_timestamp,
     new_id,
     utcnow,
 )
 from omnichannel_core.module.firestore import Transaction, log_event
 from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
-from omnichannel_core.modules.inbox.store import Ingested, wrote_at
+from omnichannel_core.modules.inbox.store import Ingested, stored_media, wrote_at
 from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
     contact_fields,
@@ -47,11 +48,24 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_conversation,
     read_message,
 )
+from omnichannel_core.modules.inbox.store.threads import (
+    REF_DIRECTIONS,
+    belongs,
+    first_known,
+    inbound_metadata,
+    thread_message_ids,
+    thread_refs,
+    with_participants,
+)
 
 
-def _identity_fields(identity: Identity, contact_id: str, conversation_id: str) -> dict[str, str]:
-    """An identity document: the contact at an address, and that contact's conversation on
-    the channel (a contact gains identities only when it is made, so the two go together)."""
+def _identity_fields(
+    identity: Identity, contact_id: str, conversation_id: str | None
+) -> dict[str, str | None]:
+    """An identity document: the contact at an address, and that contact's most recently
+    created conversation on the channel, None while it has none (a participant of another
+    contact's thread). A contact gains identities only when it is made, so the two go
+    together."""
     return {
         "channel": identity.channel,
         "address": identity.address,
@@ -72,11 +86,9 @@ def with_consent(contact: Contact, channel: str, consent: Consent | None) -> Con
 
 
 def _new_message(
-    channel: str, inbound: InboundMessage, contact_id: str, conversation_id: str
+    channel: str, inbound: InboundMessage, contact_id: str, conversation_id: str, refused: bool
 ) -> Message:
-    metadata = dict(inbound.metadata)
-    if inbound.sent_at is not None:
-        metadata["sent_at"] = format_timestamp(inbound.sent_at)
+    metadata = inbound_metadata(inbound, refused)
     now = utcnow()
     return Message(
         id=new_id("msg"),
@@ -86,7 +98,7 @@ def _new_message(
         direction=Direction.INBOUND,
         status=DeliveryStatus.RECEIVED,
         text=inbound.text,
-        media=inbound.media,
+        media=stored_media(inbound),
         provider_message_id=inbound.provider_message_id,
         metadata=metadata,
         created_at=now,
@@ -100,7 +112,17 @@ async def ingest(
     """Store ``inbound`` (deduped), creating or updating its contact and conversation."""
     identity_ref = layout.identity(channel, inbound.sender)
     key_ref = layout.provider_key(channel, Direction.INBOUND, inbound.provider_message_id)
-    identity, key = await transaction.get(identity_ref, key_ref)
+    refs = thread_refs(inbound.thread)
+    ours = thread_message_ids(inbound.thread)
+    ref_keys = [(ref, direction) for ref in refs for direction in REF_DIRECTIONS]
+    identity, key, *cited = await transaction.get(
+        identity_ref,
+        key_ref,
+        *(layout.provider_key(channel, direction, ref) for ref, direction in ref_keys),
+        *(layout.message(message_id) for message_id in ours),
+    )
+    ours_cited = cited[len(ref_keys) :]
+    cited = cited[: len(ref_keys)]
     if key.exists:  # a duplicate: nothing is written
         ids = key.to_dict() or {}
         stored = await transaction.get(
@@ -114,80 +136,88 @@ async def ingest(
             read_conversation(stored[2]),
             created=False,
         )
-    address = inbound.reply_to or inbound.sender
-    if identity.exists:
-        ids = identity.to_dict() or {}
-        contact_ref = layout.contact(ids["contact_id"])
-        conversation_ref = layout.conversation(ids["conversation_id"])
-        contact_snapshot, conversation_snapshot = await transaction.get(
-            contact_ref, conversation_ref
-        )
-        known = read_contact(contact_snapshot)
-        contact = known
-        if inbound.sender_name and known.display_name is None:
-            contact = attrs.evolve(known, display_name=inbound.sender_name)
-        contact = with_consent(contact, channel, inbound.consent)
-        current = read_conversation(conversation_snapshot)
-        message = _new_message(channel, inbound, contact.id, current.id)
-        reopened = current.status is ConversationStatus.RESOLVED
-        wrote = wrote_at(inbound, message.created_at)
-        if current.last_inbound_at is not None:
-            wrote = max(wrote, current.last_inbound_at)
-        conversation = attrs.evolve(
-            current,
-            address=address,
-            unread_count=current.unread_count + 1,
-            last_activity_at=message.created_at,
-            updated_at=message.created_at,
-            status=ConversationStatus.OPEN if reopened else current.status,
-            last_inbound_at=wrote,
-        )
-        if contact is not known:
-            contact = attrs.evolve(contact, updated_at=message.created_at)
-            transaction.set(contact_ref, contact_fields(contact))
-        transaction.update(
-            conversation_ref,
-            {
-                "address": conversation.address,
-                "unread_count": conversation.unread_count,
-                "last_activity_at": conversation.last_activity_at,
-                "updated_at": conversation.updated_at,
-                "status": str(conversation.status),
-                "last_inbound_at": conversation.last_inbound_at,
-            },
-        )
-        consented = contact.opted_out != known.opted_out
+    ids = (identity.to_dict() or {}) if identity.exists else {}
+    if inbound.thread is None:
+        target = ids.get("conversation_id")
     else:
-        contact_id, conversation_id = new_id("ct"), new_id("cv")
-        message = _new_message(channel, inbound, contact_id, conversation_id)
-        now = message.created_at
-        plain = Contact(
-            id=contact_id,
+        ours_known = (
+            (message_id, Direction.OUTBOUND, snapshot.get("conversation_id"))
+            for message_id, snapshot in zip(ours, ours_cited, strict=True)
+            if snapshot.exists
+            and snapshot.get("channel") == channel
+            and snapshot.get("direction") == Direction.OUTBOUND
+        )
+        known = (
+            (ref, direction, snapshot.get("conversation_id"))
+            for (ref, direction), snapshot in zip(ref_keys, cited, strict=True)
+            if snapshot.exists
+        )
+        target = first_known(ours_known, ours) or first_known(known, refs)
+    reads = [layout.contact(ids["contact_id"])] if identity.exists else []
+    if target is not None:
+        reads.append(layout.conversation(target))
+    snapshots = await transaction.get(*reads) if reads else []
+    current = read_conversation(snapshots[-1]) if target is not None else None
+    refused = False
+    sender_contact_id = ids.get("contact_id")
+    if (
+        inbound.thread is not None
+        and current is not None
+        and not belongs(
+            inbound.sender,
+            sender_contact_id,
+            (current.contact_id, current.address, current.participants),
+        )
+    ):
+        current, refused = None, True  # a sender from elsewhere citing the thread
+    if identity.exists:
+        known_contact = read_contact(snapshots[0])
+        contact = known_contact
+        if inbound.sender_name and known_contact.display_name is None:
+            contact = attrs.evolve(known_contact, display_name=inbound.sender_name)
+    else:
+        known_contact = None
+        contact = Contact(
+            id=new_id("ct"),
             display_name=inbound.sender_name,
             identities=(Identity(channel, inbound.sender),),
-            created_at=now,
-            updated_at=now,
         )
-        contact = with_consent(plain, channel, inbound.consent)
-        conversation = Conversation(
-            id=conversation_id,
-            contact_id=contact_id,
-            channel=channel,
-            address=address,
-            status=ConversationStatus.OPEN,
-            unread_count=1,
-            last_activity_at=now,
-            created_at=now,
-            updated_at=now,
-            last_inbound_at=wrote_at(inbound, now),
-        )
-        transaction.create(
-            identity_ref,
-            _identity_fields(contact.identities[0], contact_id, conversation_id),
-        )
-        transaction.create(layout.contact(contact_id), contact_fields(contact))
-        transaction.create(layout.conversation(conversation_id), conversation_fields(conversation))
-        consented = contact is not plain
+    named = contact
+    contact = with_consent(named, channel, inbound.consent)
+    consented = contact.opted_out != named.opted_out
+    message = _new_message(
+        channel, inbound, contact.id, current.id if current else new_id("cv"), refused
+    )
+    now = message.created_at
+    if current is None:
+        conversation = _opened(inbound, contact.id, channel, message)
+        transaction.create(layout.conversation(conversation.id), conversation_fields(conversation))
+    else:
+        conversation = _joined(inbound, current, contact.id, message)
+        changes = {
+            "address": conversation.address,
+            "unread_count": conversation.unread_count,
+            "last_activity_at": conversation.last_activity_at,
+            "updated_at": conversation.updated_at,
+            "status": str(conversation.status),
+            "last_inbound_at": conversation.last_inbound_at,
+        }
+        if conversation.participants != current.participants:
+            changes["participants"] = list(conversation.participants)
+        transaction.update(layout.conversation(conversation.id), changes)
+    # The identity names the contact's most recently created conversation on the channel
+    # (None for a participant who has none yet).
+    own = conversation.id if current is None else ids.get("conversation_id")
+    if known_contact is None:
+        contact = attrs.evolve(contact, created_at=now, updated_at=now)
+        transaction.create(identity_ref, _identity_fields(contact.identities[0], contact.id, own))
+        transaction.create(layout.contact(contact.id), contact_fields(contact))
+    else:
+        if own != ids.get("conversation_id"):
+            transaction.update(identity_ref, {"conversation_id": own})
+        if contact is not known_contact:
+            contact = attrs.evolve(contact, updated_at=now)
+            transaction.set(layout.contact(contact.id), contact_fields(contact))
     transaction.create(key_ref, message_key_fields(message))
     transaction.create(layout.message(message.id), message_fields(message))
     if consented:
@@ -210,6 +240,55 @@ async def ingest(
     return Ingested.of(message, contact, conversation, created=True)
 
 
+def _opened(
+    inbound: InboundMessage, contact_id: str, channel: str, message: Message
+) -> Conversation:
+    """The new conversation ``message`` opens for the sender's contact."""
+    address = inbound.reply_to or inbound.sender
+    now = message.created_at
+    return Conversation(
+        id=message.conversation_id,
+        contact_id=contact_id,
+        channel=channel,
+        address=address,
+        status=ConversationStatus.OPEN,
+        unread_count=1,
+        last_activity_at=now,
+        created_at=now,
+        updated_at=now,
+        participants=with_participants((), inbound.thread, (address, inbound.sender)),
+        last_inbound_at=wrote_at(inbound, now),
+    )
+
+
+def _joined(
+    inbound: InboundMessage, current: Conversation, contact_id: str, message: Message
+) -> Conversation:
+    """``current`` once ``message`` joined it: one more unread, reopened, answering to where
+    its contact last wrote from (a message joining a thread leaves the address: a Reply-To
+    in a reply, forgeable like its From, joins the participants instead), the thread's
+    participants added."""
+    address = current.address
+    if inbound.thread is None and current.contact_id == contact_id:
+        address = inbound.reply_to or inbound.sender
+    wrote = wrote_at(inbound, message.created_at)
+    if current.last_inbound_at is not None:
+        wrote = max(wrote, current.last_inbound_at)
+    reopened = current.status is ConversationStatus.RESOLVED
+    return attrs.evolve(
+        current,
+        address=address,
+        unread_count=current.unread_count + 1,
+        last_activity_at=message.created_at,
+        updated_at=message.created_at,
+        status=ConversationStatus.OPEN if reopened else current.status,
+        last_inbound_at=wrote,
+        participants=with_participants(
+            current.participants, inbound.thread, (address, inbound.sender)
+        ),
+    )
+
+
 async def resolve_recipient(
     transaction: Transaction,
     layout: Layout,
@@ -217,9 +296,11 @@ async def resolve_recipient(
     address: str,
     display_name: str | None,
     reply_to: str | None,
+    new_conversation: bool = False,
 ) -> tuple[Contact, Conversation]:
-    """The contact at ``address`` on ``channel`` and its conversation there, made if new; a
-    name given when the contact has none fills it in; the conversation answers to
+    """The contact at ``address`` on ``channel`` and its conversation there (the one its
+    identity names: the most recently created), made if new or when ``new_conversation``
+    asks; a name given when the contact has none fills it in; the conversation answers to
     ``reply_to or address``."""
     answer_to = reply_to or address
     identity_ref = layout.identity(channel, address)
@@ -233,15 +314,7 @@ async def resolve_recipient(
             created_at=now,
             updated_at=now,
         )
-        conversation = Conversation(
-            id=new_id("cv"),
-            contact_id=contact.id,
-            channel=channel,
-            address=answer_to,
-            last_activity_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+        conversation = _new_conversation(contact.id, channel, answer_to)
         fields = _identity_fields(contact.identities[0], contact.id, conversation.id)
         transaction.create(identity_ref, fields)
         transaction.create(layout.contact(contact.id), contact_fields(contact))
@@ -249,14 +322,34 @@ async def resolve_recipient(
         return contact, conversation
     ids = identity.to_dict() or {}
     contact_ref = layout.contact(ids["contact_id"])
-    conversation_ref = layout.conversation(ids["conversation_id"])
-    contact_snapshot, conversation_snapshot = await transaction.get(contact_ref, conversation_ref)
-    contact = read_contact(contact_snapshot)
+    current_id = None if new_conversation else ids.get("conversation_id")
+    reads = [contact_ref] if current_id is None else [contact_ref, layout.conversation(current_id)]
+    snapshots = await transaction.get(*reads)
+    contact = read_contact(snapshots[0])
     if display_name and contact.display_name is None:
         contact = attrs.evolve(contact, display_name=display_name, updated_at=now)
         transaction.set(contact_ref, contact_fields(contact))
-    conversation = read_conversation(conversation_snapshot)
+    if current_id is None:
+        conversation = _new_conversation(contact.id, channel, answer_to)
+        transaction.create(layout.conversation(conversation.id), conversation_fields(conversation))
+        transaction.update(identity_ref, {"conversation_id": conversation.id})
+        return contact, conversation
+    conversation = read_conversation(snapshots[1])
     if conversation.address != answer_to:
         conversation = attrs.evolve(conversation, address=answer_to)
-        transaction.update(conversation_ref, {"address": answer_to})
+        transaction.update(layout.conversation(current_id), {"address": answer_to})
     return contact, conversation
+
+
+def _new_conversation(contact_id: str, channel: str, address: str) -> Conversation:
+    """An open conversation with nothing in it yet, for an outbound message."""
+    now = utcnow()
+    return Conversation(
+        id=new_id("cv"),
+        contact_id=contact_id,
+        channel=channel,
+        address=address,
+        last_activity_at=now,
+        created_at=now,
+        updated_at=now,
+    )

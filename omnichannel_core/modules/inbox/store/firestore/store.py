@@ -14,12 +14,15 @@ key's parts (`firestore_documents.document_key`), so a key is found, and claimed
     ``channel``, ``address``, ``contact_id``, ``conversation_id``: finds the sender of an
     inbound message by id, with its conversation on that channel, in the ingest's first
     read; creating it claims the address, so two first messages of a new sender make one
-    contact. A contact gains identities only when it is made, so an identity and the
-    conversation of (contact, channel) go together.
+    contact. A contact gains identities only when it is made, so an identity names the
+    contact's conversation on its channel: the most recently created when it has several
+    (a thread each, or an agent's new one), moved to each new one in the transaction that
+    creates it; None for a contact met only as a participant of another's thread.
 ``conversations/{conversation_id}``
     ``contact_id``, ``channel``, ``address``, ``status``, ``assignee``, ``unread_count``,
     ``last_activity_at``, ``created_at``, ``updated_at``, ``last_inbound_at`` (absent from
-    documents written before it existed: read as None until the next inbound message).
+    documents written before it existed: read as None until the next inbound message),
+    ``participants`` (the thread's other addresses; absent before threads: none).
     Listed by (``last_activity_at``, id), most recent first, with equality filters on
     ``status``, ``channel``, ``assignee`` (an agent's view: ``assignee == me OR assignee ==
     null``); found by ``channel`` and ``address`` for a watermark.
@@ -33,7 +36,9 @@ key's parts (`firestore_documents.document_key`), so a key is found, and claimed
     document each, created in the transaction that stores what they guard. ``("provider",
     channel, direction, provider id)`` dedupes inbound messages and records an outbound
     message's provider id (so a clash is seen, and a status update finds its message, by
-    id); ``("idempotency", key)`` makes outbound creates idempotent.
+    id), and finds the conversation a threaded message answers (`store.threads`: each
+    ref's two keys, outbound and inbound, read by id); ``("idempotency", key)`` makes
+    outbound creates idempotent.
 ``outbox/{message_id}``
     a message not yet settled (`omnichannel_core.modules.inbox.store.outbox`): ``channel``,
     ``conversation_id``, ``state``, ``priority``, ``due_at``, ``first_due_at``, ``attempts``,
@@ -79,7 +84,11 @@ ingest, new sender          1: identity + key             identity, contact, con
                                                           key, message, event
 ingest, duplicate           2: identity + key, then       nothing
                             message, contact, conversation
-resolve_recipient           1 (new) or 2 (known)          3 (new), 0-2 (known)
+ingest, with a thread       as above, the first read      as above; a new conversation
+                            adding 2 keys per ref, the    moves the identity to it
+                            second the ref's conversation
+resolve_recipient           1 (new) or 2 (known)          3 (new), 0-2 (known), 2-3 (a new
+                                                          conversation asked: it, identity)
 create_outbound             1: conversation (+ key)       message, conversation, event (+key)
 advance_message             2: message, then              message, event; with a provider
                             conversation (+ key and 6     id: its key, parked deletes
@@ -134,6 +143,7 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_message,
 )
 from omnichannel_core.modules.inbox.store.firestore.ingest import ingest, resolve_recipient
+from omnichannel_core.modules.inbox.store.firestore.media import replace_media
 from omnichannel_core.modules.inbox.store.firestore.outbound import (
     advance,
     apply_status,
@@ -180,11 +190,14 @@ class FirestoreInboxStore(FirestoreOutbox):
         address: str,
         display_name: str | None = None,
         reply_to: str | None = None,
+        new_conversation: bool = False,
     ) -> tuple[Contact, Conversation]:
         layout = self.layout
         return await self._transact(
             ("identity", channel, address),
-            lambda t: resolve_recipient(t, layout, channel, address, display_name, reply_to),
+            lambda t: resolve_recipient(
+                t, layout, channel, address, display_name, reply_to, new_conversation
+            ),
         )
 
     async def create_outbound(
@@ -299,6 +312,15 @@ class FirestoreInboxStore(FirestoreOutbox):
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
         return await conversations.list_messages(self.layout, conversation_id, cursor, limit)
+
+    async def replace_media(
+        self, message_id: str, index: int, provider_url: str, media: Media
+    ) -> Message | None:
+        layout = self.layout
+        return await self._transact(
+            ("message", message_id),
+            lambda t: replace_media(t, layout, message_id, index, provider_url, media),
+        )
 
     async def get_contact(self, contact_id: str) -> Contact:
         return read_contact(await self.layout.contact(contact_id).get())

@@ -73,13 +73,16 @@ SELECT contacts.*,
     conversations.address AS conversation_address
 FROM identities
 JOIN contacts ON contacts.id = identities.contact_id
-LEFT JOIN conversations
-    ON conversations.contact_id = contacts.id AND conversations.channel = identities.channel
+LEFT JOIN conversations ON conversations.id = (
+    SELECT latest.id FROM conversations AS latest
+    WHERE latest.contact_id = contacts.id AND latest.channel = identities.channel
+    ORDER BY latest.created_at DESC, latest.id DESC LIMIT 1
+)
 WHERE identities.channel = ? AND identities.address = ?
 """
 """One read of everything about the contact at an address: its row, its identities as JSON,
-and its conversation on that channel (columns ``conversation_id``, ``conversation_address``;
-NULL when it has none yet)."""
+and its conversation on that channel, the most recently created when it has several
+(columns ``conversation_id``, ``conversation_address``; NULL when it has none yet)."""
 
 
 def find_sender(connection: sqlite3.Connection, channel: str, address: str) -> sqlite3.Row | None:
@@ -165,14 +168,22 @@ def apply_consent(
 
 
 def upsert_conversation(
-    connection: sqlite3.Connection, contact_id: str, channel: str, address: str, now: str
+    connection: sqlite3.Connection,
+    contact_id: str,
+    channel: str,
+    address: str,
+    now: str,
+    new_conversation: bool = False,
 ) -> str:
-    """The id of the contact's conversation on ``channel``, opened if new; it answers to the
-    address the contact last wrote from."""
-    row = connection.execute(
-        "SELECT id, address FROM conversations WHERE contact_id = ? AND channel = ?",
-        (contact_id, channel),
-    ).fetchone()
+    """The id of the contact's conversation on ``channel`` (the most recently created), opened
+    if it has none or ``new_conversation`` asks; it answers to ``address``."""
+    row = None
+    if not new_conversation:
+        row = connection.execute(
+            "SELECT id, address FROM conversations WHERE contact_id = ? AND channel = ?"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (contact_id, channel),
+        ).fetchone()
     if row is not None:
         if row["address"] != address:
             connection.execute(

@@ -66,6 +66,7 @@ def conversation_from_row(row: sqlite3.Row) -> Conversation:
         last_activity_at=parse_timestamp(row["last_activity_at"]),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
+        participants=tuple(json.loads(row["participants"])),
         last_inbound_at=_optional_time(row["last_inbound_at"]),
     )
 

@@ -152,4 +152,36 @@ INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
     # versions may have reached the provider: they go in doubt, for their callbacks to settle
     # or the deadline to fail, rather than stay stuck or be sent twice.
     adopt_unsettled_messages,
+    # 9: several conversations per contact and channel (an email thread each), and the other
+    # addresses of a conversation's thread. SQLite cannot drop UNIQUE (contact_id, channel)
+    # in place: the table is made again without it, every row copied, its indexes made
+    # again, and the contact's conversations on a channel found by a plain index, newest
+    # first (`store.threads`).
+    """
+    CREATE TABLE conversations_rebuilt (
+        id TEXT PRIMARY KEY,
+        contact_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        status TEXT NOT NULL,
+        assignee TEXT,
+        unread_count INTEGER NOT NULL DEFAULT 0,
+        last_activity_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        last_inbound_at TEXT,
+        participants TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO conversations_rebuilt (id, contact_id, channel, address, status, assignee,
+        unread_count, last_activity_at, created_at, updated_at, last_inbound_at)
+        SELECT id, contact_id, channel, address, status, assignee, unread_count,
+            last_activity_at, created_at, updated_at, last_inbound_at
+        FROM conversations;
+    DROP TABLE conversations;
+    ALTER TABLE conversations_rebuilt RENAME TO conversations;
+    CREATE INDEX conversations_by_activity ON conversations (last_activity_at DESC, id DESC);
+    CREATE INDEX conversations_by_address ON conversations (channel, address);
+    CREATE INDEX conversations_by_contact
+        ON conversations (contact_id, channel, created_at DESC, id DESC);
+    """,
 )

@@ -56,6 +56,7 @@ from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     upsert_conversation,
 )
 from omnichannel_core.modules.inbox.store.sqlite.ingest import ingest
+from omnichannel_core.modules.inbox.store.sqlite.media import replace_media
 from omnichannel_core.modules.inbox.store.sqlite.outbox import SqliteOutbox, enqueue
 from omnichannel_core.modules.inbox.store.sqlite.rows import (
     InboundRows,
@@ -98,12 +99,13 @@ class SqliteInboxStore(SqliteOutbox):
         address: str,
         display_name: str | None = None,
         reply_to: str | None = None,
+        new_conversation: bool = False,
     ) -> tuple[Contact, Conversation]:
         def write(connection: sqlite3.Connection) -> tuple[Contact, Conversation]:
             now = format_timestamp(utcnow())
             contact = upsert_contact(connection, channel, address, display_name, now)
             conversation_id = upsert_conversation(
-                connection, contact[0]["id"], channel, reply_to or address, now
+                connection, contact[0]["id"], channel, reply_to or address, now, new_conversation
             )
             return contact_from_rows(contact), fetch_conversation(connection, conversation_id)
 
@@ -271,6 +273,13 @@ class SqliteInboxStore(SqliteOutbox):
             )
 
         return await self.database.read(read)
+
+    async def replace_media(
+        self, message_id: str, index: int, provider_url: str, media: Media
+    ) -> Message | None:
+        return await self.database.write(
+            lambda c: replace_media(c, message_id, index, provider_url, media)
+        )
 
     async def get_contact(self, contact_id: str) -> Contact:
         return await self.database.read(lambda c: fetch_contact(c, contact_id))
