@@ -8,6 +8,7 @@ Channels read their own variables from ``Config.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -147,6 +148,70 @@ def _parse_event_bus(raw: str) -> str:
     raise ValueError(f"must be poll or pubsub://PROJECT/TOPIC, got {raw!r}")
 
 
+MEDIA_TYPE = r"^[a-z0-9][a-z0-9!#$&^_.+-]*/([a-z0-9][a-z0-9!#$&^_.+-]*|\*)$"
+DEFAULT_MEDIA_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+    "image/bmp",
+    "image/tiff",
+    "audio/*",
+    "video/*",
+    "application/pdf",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+    "application/zip",
+    "text/plain",
+    "text/csv",
+    "text/calendar",
+    "text/vcard",
+    "message/rfc822",
+    "message/delivery-status",
+    "text/rfc822-headers",
+    "application/ms-tnef",
+    "application/octet-stream",
+)
+"""What the media store keeps unless ``OMNICHANNEL_MEDIA_TYPES`` says otherwise: pictures
+(no SVG: it can carry script), sound, video, PDF and office documents, plain text, calendar
+invites and contact cards, whole emails and the parts of a bounce, Outlook's winmail.dat,
+and other files as ``application/octet-stream`` (always served as a
+download). docs/media.md explains the choice."""
+
+
+def _parse_media_types(raw: str) -> tuple[str, ...]:
+    """Content types, comma-separated, ``type/*`` for every subtype of a type."""
+    types = tuple(item.lower() for item in _parse_list(raw))
+    for item in types:
+        if not re.match(MEDIA_TYPE, item):
+            raise ValueError(f"{item!r} is not a content type like image/png or audio/*")
+    return types
+
+
+def _parse_media_store(raw: str) -> str:
+    """``gs://BUCKET[/PREFIX]`` (Google Cloud Storage), or a folder (a path, or
+    ``file:///absolute/path``)."""
+    value = raw.strip()
+    if value.startswith("gs://"):
+        bucket = value.removeprefix("gs://").split("/", 1)[0]
+        if not re.match(r"^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$", bucket):
+            raise ValueError(f"must be gs://BUCKET[/PREFIX] with a bucket's name, got {raw!r}")
+        return value.rstrip("/")
+    if "://" in value and not value.startswith("file:///"):
+        raise ValueError(f"must be gs://BUCKET[/PREFIX], file:///PATH or a folder, got {raw!r}")
+    return value
+
+
 def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -276,12 +341,31 @@ class Config:
         "OMNICHANNEL_OUTBOX_MAX_AGE_SECONDS", _parse_int(1, 30 * 86_400), 900
     )
     """``/health`` degrades when a message due this long ago is still not sent."""
+    media_store: str = setting("OMNICHANNEL_MEDIA_STORE", _parse_media_store, "")
+    """Where the media store keeps bytes: ``gs://BUCKET[/PREFIX]``, or a folder; empty:
+    ``<data_dir>/media``."""
+    media_max_bytes: int = setting(
+        "OMNICHANNEL_MEDIA_MAX_BYTES", _parse_int(1024, 2 * 1024**3), 26_214_400
+    )
+    """The largest item the media store keeps (an upload, an attachment, a fetched file)."""
+    media_types: tuple[str, ...] = setting(
+        "OMNICHANNEL_MEDIA_TYPES", _parse_media_types, DEFAULT_MEDIA_TYPES
+    )
+    media_fetch_private: bool = setting("OMNICHANNEL_MEDIA_FETCH_PRIVATE", _parse_bool, False)
+    """Let the media job fetch a provider's media from private, loopback and link-local
+    addresses (tests, whose fake providers listen on 127.0.0.1); never in production."""
+    media_fetch_retry_seconds: int = setting(
+        "OMNICHANNEL_MEDIA_FETCH_RETRY_SECONDS", _parse_int(0, 7 * 86_400), 3600
+    )
+    """How long a provider's media that failed in a way worth retrying is tried again."""
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.store_url:
             default = f"sqlite:///{self.data_dir / 'omnichannel.db'}"
             object.__setattr__(self, "store_url", default)
+        if not self.media_store:
+            object.__setattr__(self, "media_store", str(self.data_dir / "media"))
 
     @classmethod
     def from_environ(

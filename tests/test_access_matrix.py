@@ -46,6 +46,8 @@ EVERY_PERMISSION = frozenset(
         "api_keys:manage",
         "audit:read",
         "settings:manage",
+        "media:upload",
+        "media:read_all",
     }
 )
 AGENT_PERMISSIONS = frozenset(
@@ -58,6 +60,7 @@ AGENT_PERMISSIONS = frozenset(
         "conversations:reply",
         "channels:read",
         "users:read",
+        "media:upload",
     }
 )
 ROLE_PERMISSIONS = {
@@ -110,6 +113,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("DELETE", "/api/api-keys/{key_id}"): "api_keys:manage",
     ("GET", "/api/audit"): "audit:read",
     ("GET", "/api/events"): "conversations:read",
+    ("POST", "/api/media"): "media:upload",
+    ("GET", "/api/media/{media_id}"): "media:upload",
+    ("GET", "/api/messages/{message_id}/media/{index}"): "conversations:read",
 }
 
 # Operations of the document this test does not call, each with the reason. None today; an
@@ -241,6 +247,8 @@ def world(server: ServerProcess, admin: httpx.Client) -> World:
             "user_id": target_user["id"],
             "key_id": kept_key["id"],
             "channel": "http",
+            "media_id": "med_not_kept_here",  # unknown: allowed callers get 404
+            "index": "0",  # the http message has no media: allowed callers get 404
         },
         tokens=tokens,
         emails=emails,

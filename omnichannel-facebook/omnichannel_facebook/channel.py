@@ -4,6 +4,8 @@
   messages, postbacks, referrals, receipts and echoes (:mod:`omnichannel_facebook.webhook`).
   Plain, not a coroutine: customers' names are looked up over the network.
 - ``send``: the Send API, on the channel's thread pool (:mod:`omnichannel_facebook.outbound`).
+- ``media_fetch``: an attachment's CDN URL, for the core's media store
+  (:mod:`omnichannel_facebook.media`).
 - ``health``: configuration, and the page token checked against the Graph API
   (:mod:`omnichannel_facebook.health`).
 - ``channel_routes``: the subscription handshake, ``GET webhook``
@@ -18,6 +20,8 @@ from omnichannel_core.channel import (
     ChannelHealth,
     ChannelRoute,
     Config,
+    Media,
+    MediaFetch,
     OutboundMessage,
     SendPolicy,
     SendResult,
@@ -26,6 +30,7 @@ from omnichannel_core.channel import (
     hookimpl,
 )
 from omnichannel_facebook.health import channel_health
+from omnichannel_facebook.media import media_fetch_of
 from omnichannel_facebook.outbound import deliver, send_policy
 from omnichannel_facebook.routes import facebook_routes
 from omnichannel_facebook.settings import FacebookSettings
@@ -46,6 +51,10 @@ class FacebookChannel:
     @hookimpl
     async def send_policy(self) -> SendPolicy:
         return send_policy()
+
+    @hookimpl
+    async def media_fetch(self, media: Media, config: Config) -> MediaFetch:
+        return media_fetch_of(media, config)
 
     @hookimpl
     def health(self, config: Config) -> ChannelHealth:

@@ -57,6 +57,9 @@ def facebook_env(graph: FakeGraph, **overrides: str | None) -> dict[str, str | N
         "FACEBOOK_VERIFY_TOKEN": VERIFY_TOKEN,
         "FACEBOOK_GRAPH_API_VERSION": GRAPH_VERSION,
         "FACEBOOK_GRAPH_API_BASE_URL": graph.url,
+        # Attachments are fetched from the fake's CDN only: the tests' fbcdn.net URLs are
+        # never looked up, nor fetched from Facebook.
+        "FACEBOOK_MEDIA_HOSTS": "127.0.0.1",
         **overrides,
     }
 
@@ -132,6 +135,21 @@ def unreachable_server(
     """Configured, with the Graph API base URL on a loopback port nobody listens on."""
     env = facebook_env(fake_graph, FACEBOOK_GRAPH_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
     with running_server(tmp_path_factory.mktemp("unreachable"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def media_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_graph: FakeGraph
+) -> Iterator[ServerProcess]:
+    """The real server against the fake Graph API, allowed to fetch from loopback, where
+    the fake's CDN is (FACEBOOK_MEDIA_HOSTS=127.0.0.1, from facebook_env)."""
+    env = facebook_env(
+        fake_graph,
+        OMNICHANNEL_MEDIA_FETCH_PRIVATE="1",
+        OMNICHANNEL_MEDIA_FETCH_RETRY_SECONDS="2",
+    )
+    with running_server(tmp_path_factory.mktemp("facebook-media"), env) as server:
         yield server
 
 

@@ -9,6 +9,10 @@ It serves the three endpoints the channel calls, answering the way the Graph API
 - ``GET /{version}/{psid}?fields=...``: the profile set for that PSID (or a scripted Graph
   error for it); an unknown PSID answers Graph's ``#100`` "Unsupported get request".
 
+Beside it, the fake's CDN (:attr:`FakeGraph.cdn_url`) serves the bytes of attachments
+(:meth:`FakeGraph.add_attachment`) at signed-looking URLs, to anyone, as Facebook's CDN
+does; any other path answers 403, as an expired CDN URL does.
+
 Every call must carry the page token (``Authorization: Bearer`` or ``access_token``) and the
 right ``appsecret_proof``; otherwise Graph's 400 ``OAuthException`` (190 for the token, 100
 for the proof). Every request is recorded: method, path, query, headers, JSON body.
@@ -131,6 +135,9 @@ class FakeGraph:
         self._lock = threading.Lock()
         self._http = FakeProvider(answer=self._respond, keep_alive=True)
         self.url = self._http.url
+        self.attachments: dict[str, tuple[bytes, str]] = {}
+        self._cdn = FakeProvider(answer=self._serve_attachment)
+        self.cdn_url = self._cdn.url
 
     # scripting and inspection ---------------------------------------------------------
 
@@ -143,6 +150,16 @@ class FakeGraph:
         """What ``GET /{psid}`` answers: the profile's fields, or an error."""
         with self._lock:
             self.profiles[psid] = profile
+
+    def add_attachment(self, content: bytes, content_type: str, name: str = "file") -> str:
+        """Keep an attachment's bytes on the CDN; its URL, as a webhook names it."""
+        key = uuid.uuid4().hex
+        with self._lock:
+            self.attachments[key] = (content, content_type)
+        return f"{self.cdn_url}/v/t39/{key}/{name}?_nc_cat=1&oh=00_{key[:8]}&oe=6700AB12"
+
+    def cdn_requests(self) -> list[RecordedRequest]:
+        return list(self._cdn.requests)
 
     def reset(self) -> None:
         """Forget the script (what a test left unused)."""
@@ -237,9 +254,19 @@ class FakeGraph:
             return 400, graph_error_body(100, message, 33, "GraphMethodException")
         return 200, {**profile, "id": psid}
 
+    def _serve_attachment(self, received: RecordedRequest) -> ScriptedResponse:
+        parts = urlsplit(received.path).path.split("/")
+        found = self.attachments.get(parts[3]) if len(parts) > 3 else None
+        if found is None:
+            return ScriptedResponse(403, b"URL signature expired", "text/plain")
+        content, content_type = found
+        return ScriptedResponse(200, content, content_type)
+
     def __enter__(self) -> FakeGraph:
         self._http.__enter__()
+        self._cdn.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._cdn.__exit__(*exc)
         self._http.__exit__(*exc)

@@ -6,6 +6,8 @@
   (:mod:`omnichannel_twilio.status_callbacks`).
 - ``send``: through the official SDK, on the channel's thread pool, once per call; and
   ``send_policy``: Twilio's rates, per sender (:mod:`omnichannel_twilio.outbound`).
+- ``media_fetch``: an inbound message's ``MediaUrl``, with the account's basic auth, for
+  the core's media store (:mod:`omnichannel_twilio.media`).
 - ``health``: configuration, and credentials checked against Twilio's API
   (:mod:`omnichannel_twilio.health`).
 - ``channel_routes``: the seed's ``send/whatsapp``, ``send/sms`` and ``message/{id}/status``
@@ -19,6 +21,8 @@ from omnichannel_core.channel import (
     ChannelInbox,
     ChannelRoute,
     Config,
+    Media,
+    MediaFetch,
     OutboundMessage,
     SendPolicy,
     SendResult,
@@ -29,6 +33,7 @@ from omnichannel_core.channel import (
 )
 from omnichannel_twilio.health import channel_health
 from omnichannel_twilio.inbound import EMPTY_TWIML, TWIML_CONTENT_TYPE, inbound_message
+from omnichannel_twilio.media import media_fetch_of
 from omnichannel_twilio.outbound import deliver, send_policy
 from omnichannel_twilio.routes import twilio_routes
 from omnichannel_twilio.settings import TwilioSettings
@@ -62,6 +67,10 @@ class TwilioChannel:
     def send(self, channel: str, message: OutboundMessage, config: Config) -> SendResult:
         # plain: the SDK blocks, so the core runs this on the channel's thread pool
         return deliver(message, TwilioSettings.from_config(config), channel)
+
+    @hookimpl
+    async def media_fetch(self, channel: str, media: Media, config: Config) -> MediaFetch:
+        return media_fetch_of(media, config, channel)
 
     @hookimpl
     def health(self, config: Config) -> ChannelHealth:

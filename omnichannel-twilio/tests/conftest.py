@@ -75,6 +75,8 @@ def twilio_env(fake: FakeTwilio, **overrides: str | None) -> dict[str, str | Non
         "TWILIO_WHATSAPP_NUMBER": WHATSAPP_NUMBER,
         "TWILIO_API_BASE_URL": fake.url,
         "OMNICHANNEL_PUBLIC_URL": PUBLIC_URL,
+        # Media is fetched from the fake's CDN only, never from Twilio's real hosts.
+        "TWILIO_MEDIA_HOSTS": "localhost",
         **overrides,
     }
 
@@ -198,6 +200,22 @@ def messaging_service_server(
         TWILIO_WHATSAPP_NUMBER=None,
     )
     with serving(tmp_path_factory.mktemp("service"), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def media_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_twilio: FakeTwilio
+) -> Iterator[ServerProcess]:
+    """The real server against the fake Twilio, allowed to fetch from loopback, with the
+    fake's CDN (``localhost``) as Twilio's media host."""
+    env = twilio_env(
+        fake_twilio,
+        OMNICHANNEL_MEDIA_FETCH_PRIVATE="1",
+        OMNICHANNEL_MEDIA_FETCH_RETRY_SECONDS="2",
+        TWILIO_MEDIA_HOSTS="localhost",
+    )
+    with serving(tmp_path_factory.mktemp("twilio-media"), env) as server:
         yield server
 
 

@@ -5,8 +5,13 @@ It serves the two endpoints the channel calls, answering the way Twilio does:
 - ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (form body): 201 with a message
   resource (``sid`` "SM" + 32 hex, ``status`` "queued", ...), or a scripted error.
 - ``GET /2010-04-01/Accounts/{AccountSid}.json``: 200 with the account resource.
+- ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}``: the
+  media an inbound message's ``MediaUrl`` names (:meth:`FakeTwilio.add_media`), answered as
+  Twilio does: a ``307`` to where the file is, its CDN, which is a second server reached as
+  ``localhost`` (:attr:`FakeTwilio.cdn_url`; another host than the API's ``127.0.0.1``) and
+  serves the bytes without credentials.
 
-Both check HTTP basic auth (account SID and auth token) and answer 401 with Twilio's
+All three check HTTP basic auth (account SID and auth token) and answer 401 with Twilio's
 ``{"code": 20003, "message": "Authenticate", ...}`` otherwise. Every request is recorded
 (method, path, headers, parsed form, when it arrived). Answers to ``Messages.json`` can be
 scripted one per request (errors, a chosen SID, a delay, or no answer at all: the connection
@@ -119,6 +124,14 @@ class MessageAnswer:
         return cls(error_code=code, status=status or ERROR_STATUSES.get(code, 400), message=message)
 
 
+class Redirect(Exception):
+    """Raised while answering to send a ``307`` to ``location``."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
 class AnswerLost(ConnectionAbortedError):
     """Raised in the fake's request thread to hang up without answering (a ConnectionError:
     the fake's HTTP server closes the connection quietly)."""
@@ -141,6 +154,10 @@ class FakeTwilio:
         self._lock = threading.Lock()
         self._http = FakeProvider(answer=self._respond, keep_alive=True)
         self.url = self._http.url
+        self.media: dict[str, tuple[bytes, str]] = {}
+        """Media by its SID: the bytes and their type."""
+        self._cdn = FakeProvider(answer=self._serve_media)
+        self.cdn_url = self._cdn.url.replace("127.0.0.1", "localhost")
 
     # scripting and inspection ---------------------------------------------------------
 
@@ -180,6 +197,25 @@ class FakeTwilio:
                 )
             time.sleep(0.02)
 
+    def add_media(self, content: bytes, content_type: str) -> str:
+        """Keep media for an inbound message, as Twilio does; its ``MediaUrl`` on this API."""
+        media_sid = "ME" + uuid.uuid4().hex
+        with self._lock:
+            self.media[media_sid] = (content, content_type)
+        message = (
+            f"{self.url}/{API_VERSION}/Accounts/{self.account_sid}/Messages/MM{uuid.uuid4().hex}"
+        )
+        return f"{message}/Media/{media_sid}"
+
+    def media_requests(self) -> list[TwilioRequest]:
+        """The API's ``GET .../Media/ME...`` requests."""
+        with self._lock:
+            return [r for r in self.requests if "/Media/" in r.path]
+
+    def cdn_requests(self) -> list[RecordedRequest]:
+        """What the CDN was asked."""
+        return list(self._cdn.requests)
+
     def account_requests(self) -> list[TwilioRequest]:
         with self._lock:
             return [r for r in self.requests if r.method == "GET" and "/Messages" not in r.path]
@@ -187,7 +223,10 @@ class FakeTwilio:
     # answering -------------------------------------------------------------------------
 
     def _respond(self, received: RecordedRequest) -> ScriptedResponse:
-        status, answer, delay = self._answer(received)
+        try:
+            status, answer, delay = self._answer(received)
+        except Redirect as redirect:
+            return ScriptedResponse(307, b"", headers={"Location": redirect.location})
         if status is None:
             raise AnswerLost("the fake Twilio hangs up without answering (scripted)")
         return ScriptedResponse(
@@ -208,6 +247,15 @@ class FakeTwilio:
         account_path = f"/{API_VERSION}/Accounts/{self.account_sid}"
         if method == "GET" and path == account_path + ".json":
             return 200, self._account(), 0.0
+        _, media, media_sid = path.rpartition("/Media/")
+        if method == "GET" and path.startswith(account_path + "/Messages/") and media:
+            if media_sid not in self.media:
+                return (
+                    404,
+                    error_body(20404, 404, f"The requested resource {path} was not found"),
+                    0.0,
+                )
+            raise Redirect(f"{self.cdn_url}/media/{media_sid}")
         if method == "POST" and path == account_path + "/Messages.json":
             answer = self._scripted(request.param("To") or "")
             if answer.lost:
@@ -277,9 +325,19 @@ class FakeTwilio:
             "uri": f"{uri}.json",
         }
 
+    def _serve_media(self, received: RecordedRequest) -> ScriptedResponse:
+        """The CDN: the bytes of ``/media/ME...``, to anyone who has the URL."""
+        media = self.media.get(received.path.removeprefix("/media/"))
+        if media is None:
+            return ScriptedResponse(404, b"<Error>NoSuchKey</Error>", "application/xml")
+        content, content_type = media
+        return ScriptedResponse(200, content, content_type)
+
     def __enter__(self) -> FakeTwilio:
         self._http.__enter__()
+        self._cdn.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._cdn.__exit__(*exc)
         self._http.__exit__(*exc)

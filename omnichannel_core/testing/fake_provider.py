@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,12 +29,14 @@ class RecordedRequest:
 
 @attrs.frozen
 class ScriptedResponse:
-    """One answer; ``delay`` seconds pass before it is sent."""
+    """One answer; ``delay`` seconds pass before it is sent; ``headers`` are sent besides
+    ``Content-Type`` and ``Content-Length`` (a redirect's ``Location``)."""
 
     status: int = 200
     body: bytes = b"{}"
     content_type: str = "application/json"
     delay: float = 0.0
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def json(cls, status: int, data: Any, delay: float = 0.0) -> ScriptedResponse:
@@ -97,6 +99,8 @@ class FakeProvider:
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(answer.body)
 
