@@ -30,6 +30,7 @@ INSTALL_GUIDES = [
     *sorted((ROOT / "templates").rglob("README.md")),
     ROOT / "omnichannel-twilio" / "README.md",
     ROOT / "omnichannel-facebook" / "README.md",
+    ROOT / "omnichannel-email" / "README.md",
 ]
 
 
@@ -61,7 +62,17 @@ def _examples(path: Path) -> list[str]:
     return [match["code"] for match in PYTHON_BLOCK.finditer(path.read_text())]
 
 
-CHANNEL_HOOKS = ["channel_routes", "health", "receive", "send", "send_policy", "status"]
+CHANNEL_HOOKS = [
+    "channel_routes",
+    "health",
+    "media_fetch",
+    "normalize_address",
+    "receive",
+    "send",
+    "send_policy",
+    "status",
+    "webhook_body_limit",
+]
 MODULE_HOOKS = [
     "register_authenticators",
     "register_commands",

@@ -81,8 +81,11 @@ CHANNEL_TESTS = [
 ]
 
 GREETER = ROOT / "tests" / "fixtures" / "omnichannel-greeter"
-MODULE_DISTRIBUTION_SOURCES = [GREETER / "omnichannel_greeter"]
-MODULE_DISTRIBUTION_TESTS = [GREETER / "tests"]
+EMAIL = ROOT / "omnichannel-email"
+MODULE_DISTRIBUTION_SOURCES = [GREETER / "omnichannel_greeter", EMAIL / "omnichannel_email"]
+"""Distributions that bring module features (the email channel's IMAP job and its store
+are a module's): they import the module API, which includes the channel API."""
+MODULE_DISTRIBUTION_TESTS = [GREETER / "tests", EMAIL / "tests"]
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,51 @@
+"""The email channel's settings: what health calls missing or invalid."""
+
+from __future__ import annotations
+
+from omnichannel_email.settings import RECEIVING, parse_settings
+
+from omnichannel_core.channel import Config
+
+SECRET = "s" * 20
+
+
+def test_an_empty_from_address_is_missing():
+    """A variable set to nothing (a container template's ``EMAIL_FROM_ADDRESS=``) is
+    missing, not silently unusable: health names it, and sending says why."""
+    settings = parse_settings(
+        Config(
+            environ={
+                "EMAIL_FROM_ADDRESS": "",
+                "EMAIL_SMTP_HOST": "smtp.example.com",
+                "EMAIL_INBOUND_SECRET": SECRET,
+            }
+        )
+    )
+    assert settings.missing == ("EMAIL_FROM_ADDRESS",)
+    assert settings.can_send is False
+    assert "EMAIL_FROM_ADDRESS" in settings.problems
+
+
+def test_an_address_that_is_no_address_is_invalid():
+    """A From address that does not parse is named as invalid, not as missing."""
+    settings = parse_settings(
+        Config(
+            environ={
+                "EMAIL_FROM_ADDRESS": "support",
+                "EMAIL_SMTP_HOST": "smtp.example.com",
+                "EMAIL_INBOUND_SECRET": SECRET,
+            }
+        )
+    )
+    assert settings.missing == ()
+    assert settings.invalid == (
+        "EMAIL_FROM_ADDRESS must be an email address like support@example.com",
+    )
+
+
+def test_with_neither_webhook_nor_imap_there_is_no_way_to_receive():
+    """Health says the channel cannot receive until one of the two ways is set up."""
+    settings = parse_settings(
+        Config(environ={"EMAIL_FROM_ADDRESS": "a@example.com", "EMAIL_SMTP_HOST": "smtp.x.com"})
+    )
+    assert settings.missing == (RECEIVING,)
