@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.servers import REPO_ROOT
 
 TIMEOUT_SECONDS = 180
@@ -74,6 +76,7 @@ def test_event_latency_benchmark_measures_both_setups():
         assert 0 < figures["p50_ms"] <= figures["max_ms"]
 
 
+@pytest.mark.alone  # it checks the achieved pace
 def test_outbox_benchmark_sends_through_the_outbox_beside_a_bare_loop_and_paces():
     """bench.outbox queues messages on the real server, whose job runner sends them to a
     fake provider; sends them again with the channel's client alone; then paces a run. Every

@@ -30,6 +30,9 @@ from twilio_signing import (
 
 from omnichannel_core.testing.server import Deployment
 
+# Kills timed against sends in flight: alone in a parallel run.
+pytestmark = pytest.mark.alone
+
 SENDS = 300
 CONFIRM_SECONDS = 15
 """How long a message in doubt waits for its callback here (an hour by default)."""

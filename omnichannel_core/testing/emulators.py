@@ -40,6 +40,14 @@ Facts measured on the development machine (Cloud SDK 528.0.0, OpenJDK 17, loopba
   ``request.auth`` (uid = ``sub``) and judged by the rules; ``allow read, write: if false``
   answers 403 PERMISSION_DENIED to both. A Bearer value that is not a JWT answers 400
   "invalid jwt".
+
+Parallel runs (pytest-xdist) share one emulator of each kind between their workers
+(:func:`shared_emulator`): each test uses a project of its own, so the workers cannot see
+each other's data, and each emulator started costs a Java server's start, its JIT warm-up and
+100-300 MB. The first worker to need one starts it under a file lock in a folder the xdist
+controller hands every worker, and records its address and process group there; the others
+read the record; the controller stops every recorded emulator once all its workers are done
+(:func:`stop_shared_emulators`), since a worker may finish while others still use it.
 """
 
 from __future__ import annotations
@@ -47,12 +55,14 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,22 +94,28 @@ class EmulatorError(RuntimeError):
 
 @attrs.define
 class Emulator:
-    """One running emulator: where it listens, its process (the group leader) and its log."""
+    """One running emulator: where it listens, its process (the group leader) and its log.
+
+    ``process`` is None for an emulator another process started (a parallel run's shared
+    one, :func:`shared_emulator`): it is then known by its process group ``pgid`` alone."""
 
     name: str
     host_port: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
     log_path: Path
+    pgid: int = attrs.field(kw_only=True)
+    """The process group of gcloud and every child it spawned (start_new_session)."""
     stopped: bool = attrs.field(default=False, init=False)
+
+    @pgid.default
+    def _leader_pid(self) -> int:
+        if self.process is None:
+            raise TypeError("an Emulator without its process needs its pgid")
+        return self.process.pid
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host_port}"
-
-    @property
-    def pgid(self) -> int:
-        """The process group of gcloud and every child it spawned (start_new_session)."""
-        return self.process.pid
 
     def group_alive(self) -> bool:
         """Whether any process of the group still exists (a zombie awaiting its reaper counts
@@ -118,7 +134,8 @@ class Emulator:
                 _signal_group(self.pgid, signal.SIGKILL)
                 if not _wait_group_gone(self, STOP_TIMEOUT_SECONDS):
                     raise EmulatorError(f"{self.name} emulator group {self.pgid} survived SIGKILL")
-        _reap(self.process)
+        if self.process is not None:
+            _reap(self.process)
         self.stopped = True
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
@@ -162,6 +179,57 @@ def load_firestore_rules(emulator: Emulator, project: str, rules_text: str) -> N
     response = httpx.put(url, json=body, timeout=30)
     if response.status_code != 200:
         raise EmulatorError(f"rules rejected ({response.status_code}): {response.text}")
+
+
+SHARED_RECORD_SUFFIX = ".emulator.json"
+
+
+def shared_emulator(name: str, start: Callable[[Path], Emulator], folder: Path) -> Emulator:
+    """The emulator ``name`` that every process handed ``folder`` shares: the one recorded
+    there if it still runs, else one ``start`` starts now (in ``folder / name``), recorded.
+
+    The check and the start hold an exclusive lock on ``folder / (name + ".lock")``, so two
+    workers asking at once start one emulator. The emulator is not stopped when the process
+    that started it exits (another may still use it): :func:`stop_shared_emulators` stops it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"{name}{SHARED_RECORD_SUFFIX}"
+    with (folder / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if record.exists():
+            emulator = _recorded(record)
+            if emulator.group_alive():
+                return emulator
+        emulator = start(folder / name)
+        atexit.unregister(emulator.stop)
+        known = {
+            "name": emulator.name,
+            "host_port": emulator.host_port,
+            "log_path": str(emulator.log_path),
+            "pgid": emulator.pgid,
+        }
+        record.write_text(json.dumps(known))
+        return emulator
+
+
+def stop_shared_emulators(folder: Path) -> None:
+    """Stops every emulator :func:`shared_emulator` recorded in ``folder`` (by process
+    group: they may have been started by processes that exited since)."""
+    for record in sorted(folder.glob(f"*{SHARED_RECORD_SUFFIX}")):
+        _recorded(record).stop()
+        record.unlink()
+
+
+def _recorded(record: Path) -> Emulator:
+    """The emulator a record of :func:`shared_emulator` names, without its process."""
+    known = json.loads(record.read_text())
+    return Emulator(
+        name=known["name"],
+        host_port=known["host_port"],
+        process=None,
+        log_path=Path(known["log_path"]),
+        pgid=known["pgid"],
+    )
 
 
 def fake_id_token(project: str, uid: str) -> str:
@@ -209,7 +277,7 @@ def _start(name: str, gcloud_args: list[str], workdir: Path) -> Emulator:
     emulator = Emulator(name=name, host_port=host_port, process=process, log_path=log_path)
     atexit.register(emulator.stop)
     try:
-        _wait_ready(emulator)
+        _wait_ready(emulator, process)
     except BaseException:
         emulator.stop()
         raise
@@ -229,14 +297,14 @@ def _gcloud_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def _wait_ready(emulator: Emulator) -> None:
+def _wait_ready(emulator: Emulator, process: subprocess.Popen[bytes]) -> None:
     """Polls ``GET /`` until it answers "Ok" (both emulators do once they serve requests)."""
     started = time.monotonic()
     deadline = started + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if emulator.process.poll() is not None:
+        if process.poll() is not None:
             raise EmulatorError(
-                f"{emulator.name} emulator exited with {emulator.process.returncode} before "
+                f"{emulator.name} emulator exited with {process.returncode} before "
                 f"answering on {emulator.host_port}; log tail:\n{emulator.log_tail()}"
             )
         try:
@@ -260,7 +328,8 @@ def _signal_group(pgid: int, signum: int) -> None:
 def _wait_group_gone(emulator: Emulator, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(emulator.process, block=False)
+        if emulator.process is not None:
+            _reap(emulator.process, block=False)
         if not emulator.group_alive():
             return True
         time.sleep(0.1)

@@ -13,7 +13,9 @@ runs them in a separate ``omnichannel worker`` process on the same store.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -143,11 +145,40 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> int | None:
     return process.returncode
 
 
+WORKER_PORTS = range(20000, 32768)
+"""Where a worker of a parallel run (pytest-xdist) takes its ports: below Linux's ephemeral
+range (32768-60999), so no ``bind(0)`` or outgoing connection is ever handed one."""
+
+
 def free_port() -> int:
-    """A loopback port nobody listens on now (for a server, or for an unreachable URL)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on now (for a server, or for an unreachable URL).
+
+    The port is bound only later, by the server it is for, and until then the kernel may hand
+    it to anyone asking for any port (``bind(0)``). In a parallel run, where other workers ask
+    all the time, worker ``i`` of ``n`` takes its ports from :data:`WORKER_PORTS` instead, only
+    those equal to ``i`` modulo ``n``: no other worker, and no ``bind(0)``, is given one.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1...: set by xdist in its workers
+    if worker is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    index, count = int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    ports = WORKER_PORTS[index::count]
+    for _ in range(len(ports)):
+        port = ports[next(_worker_tries) % len(ports)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or in TIME_WAIT
+            return port
+    raise RuntimeError(f"no free port left for xdist worker {worker} of {count}")
+
+
+_worker_tries = itertools.count(random.randrange(len(WORKER_PORTS)))  # noqa: S311 - no secret
+"""Which of its ports a worker tries next: from a random one on, so runs that follow each
+other do not take the same ports again."""
 
 
 class ServerProcess:
