@@ -54,6 +54,8 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 _WHITESPACE = re.compile(r"\s+")
 _ADDRESS_SEPARATORS = re.compile(r"[\s<>()\[\],;:\"]+")
 _ADDRESS_SHAPE = re.compile(r"[^@]+@[^@]+\.[^@]+")
+_ANGLE_ADDRESS = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
+"""An address in angle brackets: in a name-addr, the mailbox (RFC 5322 3.4)."""
 CORE_MESSAGE_ID = re.compile(r"msg_[0-9a-z]{26}")
 """A core message id: ``msg_`` and 26 characters of lower-case Crockford base32. Checked
 exactly, so a colleague's own mail on our domain (Thunderbird makes its Message-IDs on the
@@ -155,7 +157,13 @@ def _plausible(address: str) -> bool:
 def addresses(message: Message, name: str) -> list[Mailbox]:
     """The mailboxes of the ``name`` headers (every one of them, in order, while their
     :data:`MAX_PARSED_CHARS` last), each an address with a domain; groups are flattened. A
-    header that does not parse still gives what in it is shaped like an address."""
+    header that does not parse still gives what in it is shaped like an address.
+
+    A header the parser reads only with a defect and that has addresses in angle brackets
+    gives those: ``victim@x.example <attacker@evil.example>`` is parsed as the bare
+    address in front, but the mailbox is the one in brackets, the one mail clients show
+    and DMARC checks, so a stranger cannot pass for a customer by writing the customer's
+    address as a display name."""
     found: list[Mailbox] = []
     parse_budget, scan_budget = MAX_PARSED_CHARS, MAX_SCANNED_CHARS
     for value in raw_values(message, name):
@@ -173,6 +181,8 @@ def addresses(message: Message, name: str) -> list[Mailbox]:
                 if item.username and item.domain:
                     display_name = no_surrogates((item.display_name or "")[:MAX_NAME_LENGTH])
                     parsed.append(Mailbox(display_name, no_surrogates(item.addr_spec)))
+            if header.defects:
+                parsed = _bracketed(head, parsed) or parsed
         except Exception:  # the stdlib parser has crash bugs on hostile input
             parsed = []
         if not parsed and scan_budget > 0:
@@ -182,6 +192,14 @@ def addresses(message: Message, name: str) -> list[Mailbox]:
             parsed = [Mailbox("", word) for word in words if _ADDRESS_SHAPE.fullmatch(word)]
         found.extend(mailbox for mailbox in parsed if _plausible(mailbox.address))
     return found
+
+
+def _bracketed(raw: str, parsed: list[Mailbox]) -> list[Mailbox]:
+    """The addresses in angle brackets in ``raw``, with the names the parser found for
+    them (none for an address it did not find)."""
+    names = {mailbox.address: mailbox.name for mailbox in parsed}
+    found = [no_surrogates(address) for address in _ANGLE_ADDRESS.findall(raw)]
+    return [Mailbox(names.get(address, ""), address) for address in found]
 
 
 def message_ids(value: str | None) -> list[str]:

@@ -137,13 +137,26 @@ def _sender(message: Message, own_address: str | None) -> Mailbox:
     ``Return-Path``). ``X-Original-From`` only when ``From`` is the business's own address:
     its support address is a list (a Google Group) that rewrote ``From`` to itself for
     DMARC. Anyone can write ``X-Original-From`` and ``List-Id``, so a list header is never
-    reason enough: a stranger would be stored as the customer they name."""
+    reason enough: a stranger would be stored as the customer they name.
+
+    A ``From`` of several mailboxes names its author in ``Sender`` (RFC 5322 3.6.2); without
+    one it is refused: which of them wrote is anyone's guess, and DMARC does not check such
+    a mail either."""
     for name in ("from", "sender", "reply-to", "return-path"):
         found = addresses(message, name)
         if found:
             break
     else:
         raise InvalidInput("the mail has no sender address (From)", field="From")
+    if name == "from" and len({mailbox.address.lower() for mailbox in found}) > 1:
+        sender = addresses(message, "sender")
+        if len(sender) != 1:
+            raise InvalidInput(
+                "the mail's From names several mailboxes and no single Sender: its author"
+                " is unknown",
+                field="From",
+            )
+        return sender[0]
     if name == "from" and own_address and found[0].address.lower() == own_address.lower():
         original = addresses(message, "x-original-from")
         if original:

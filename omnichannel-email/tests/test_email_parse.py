@@ -386,6 +386,32 @@ def test_sender_falls_back_to_sender_and_reply_to_headers() -> None:
     assert message.sender == "desk@customer.example"
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("victim@customer.example <attacker@evil.example>", "attacker@evil.example"),
+        ('"victim@customer.example" <attacker@evil.example>', "attacker@evil.example"),
+        ("<attacker@evil.example>victim@customer.example", "attacker@evil.example"),
+        ("Doe, Jane <jane@customer.example>", "jane@customer.example"),
+    ],
+)
+def test_the_sender_is_the_address_in_angle_brackets(header: str, expected: str) -> None:
+    """An address written as a display name, or beside the mailbox outside its brackets, is
+    not the sender: the address in angle brackets is (the one mail clients show and DMARC
+    checks), so nobody passes for a customer by writing their address as a name."""
+    assert only_message(mail(f"From: {header}")).sender == expected
+
+
+def test_a_from_of_several_mailboxes_needs_a_sender() -> None:
+    """Several authors in From: the Sender header says who sent it; without one the mail is
+    refused (400), never filed under one of them at a guess."""
+    several = "From: victim@customer.example, attacker@evil.example"
+    with pytest.raises(InvalidInput, match="several mailboxes"):
+        mail_result(mail(several), SETTINGS)
+    signed = only_message(mail(f"{several}\nSender: Desk <desk@customer.example>"))
+    assert signed.sender == "desk@customer.example"
+
+
 # ids, thread, dates ---------------------------------------------------------------------
 
 
