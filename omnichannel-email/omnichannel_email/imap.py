@@ -21,12 +21,16 @@ what was stored. A mail the parser refuses (no mail at all) is skipped and recor
 one too large, so it does not stop the folder; anything else that fails (the server, the
 store) is tried again after a pause that doubles up to a minute, from the position: no
 mail is passed over. Except a poison mail: when parsing or storing the same mail (its
-UIDVALIDITY and UID) fails :data:`MAX_ATTEMPTS` times in a row with anything but a
-connection error (``OSError``: the store's or the server's link), it is skipped and
-recorded with the error, so one mail that trips a bug never stalls the folder. The count
-is kept in the job's memory (a restarted runner counts again), and a store that is down
-cannot record the skip either, so an outage does not pass mail over; a skipped mail stays
-in the folder, untouched, to be filed again once the cause is fixed.
+UIDVALIDITY and UID) fails :data:`MAX_ATTEMPTS` times in a row with an error its content
+can trip (:data:`MAIL_FAULTS`: a ``ValueError`` such as a ``UnicodeError``, a
+``TypeError``, a ``KeyError``...), it is skipped and recorded with the error, so one mail
+that trips a bug never stalls the folder. Any other error is the store's or a server's
+(``OSError``, ``sqlite3.Error``, Google's API errors, a timeout): never counted, however
+long it lasts, since a store that is down says nothing about the mail. The count is kept
+in the job's memory (a restarted runner counts again); the pause before the next attempt
+starts again at a second only once a mail is stored or a session lasted a minute, so the
+attempts at one mail are at least 1 + 2 + 4 s apart. A skipped mail stays in the folder,
+untouched, to be filed again once the cause is fixed.
 
 **Health.** The job's report in ``/health`` is read from the store (the web server
 answers it, not the runner): ``idle``, ``polling``, ``fetching`` or ``error``, since when,
@@ -75,6 +79,20 @@ POSITION_WRITE_SECONDS = 1.0
 """At most one write of the position per this many seconds while a backlog is taken."""
 MAX_ATTEMPTS = 3
 """Failures in a row at parsing or storing one mail before it is skipped as poison."""
+MAIL_FAULTS: tuple[type[Exception], ...] = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    InvalidInput,
+    LookupError,
+    RecursionError,
+    TypeError,
+    ValueError,
+)
+"""What a mail's content can make the code that parses or stores it raise, the same at
+every attempt: only these count toward skipping it. The store's and the servers' errors
+(``OSError``, ``sqlite3.Error``, ``google.api_core`` errors, ``httpx`` errors) subclass
+none of them."""
 MAX_REASON_CHARS = 500
 
 
@@ -142,6 +160,8 @@ class ImapPoller:
         self._failing: tuple[int, int] | None = None
         """The mail (UIDVALIDITY, UID) that failed last, and how many times in a row."""
         self._failures = 0
+        self._stored_since_failure = False
+        """A mail was stored since the last failure: the next pause is the first again."""
 
     # the work ---------------------------------------------------------------------------
 
@@ -153,13 +173,14 @@ class ImapPoller:
         pause = FIRST_PAUSE_SECONDS
         try:
             while not control.stopping:
+                connected_at: float | None = None
                 try:
                     async with ImapSession.open(
                         self.server, self.folder, self.settings.ca_file
                     ) as session:
                         log.info("imap_connected", mailbox=self.mailbox, idle=session.can_idle)
+                        connected_at = time.monotonic()
                         await self._set(PollerState.FETCHING)
-                        pause = FIRST_PAUSE_SECONDS
                         await self._serve(session, control, inbox, parser)
                 except ImapError as error:
                     log.warning("imap_failed", mailbox=self.mailbox, error=str(error))
@@ -169,6 +190,11 @@ class ImapPoller:
                     await self._failed(f"{type(error).__name__}: {error}")
                 else:
                     continue
+                served = connected_at is not None and (
+                    time.monotonic() - connected_at > LONGEST_PAUSE_SECONDS
+                )
+                if self._stored_since_failure or served:  # it went on a while: start over
+                    pause, self._stored_since_failure = FIRST_PAUSE_SECONDS, False
                 if not await control.sleep(pause):
                     break
                 pause = min(pause * 2, LONGEST_PAUSE_SECONDS)
@@ -266,6 +292,7 @@ class ImapPoller:
             await self._skip(progress, uid, f"not a mail we can read: {refused}", len(raw))
             return
         log.info("imap_mail_stored", mailbox=self.mailbox, uid=uid, size=len(raw))
+        self._stored_since_failure = True
         await progress.took(uid)
 
     async def _store_mail(
@@ -283,9 +310,9 @@ class ImapPoller:
 
     async def _poison(self, progress: _Progress, uid: int, error: Exception, size: int) -> bool:
         """Count a failure at the mail ``uid``; at the :data:`MAX_ATTEMPTS`-th in a row,
-        skip it (True). A connection error (the store's or the server's) is never the
-        mail's fault: not counted."""
-        if isinstance(error, OSError):
+        skip it (True). Only :data:`MAIL_FAULTS` count: anything else is the store's or a
+        server's fault, not the mail's."""
+        if not isinstance(error, MAIL_FAULTS) or isinstance(error, OSError):
             return False
         mail = (progress.uidvalidity, uid)
         self._failures = self._failures + 1 if self._failing == mail else 1

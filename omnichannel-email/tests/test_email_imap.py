@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import cast
 
 import pytest
 from dovecot import PASSWORD, Dovecot
+from google.api_core.exceptions import ServiceUnavailable
 from omnichannel_email.imap import MAX_ATTEMPTS, ImapPoller
 from omnichannel_email.imap_client import ImapError, ImapSession
 from omnichannel_email.imap_store import STORE, ImapStore, Position, SkippedMail
@@ -469,16 +471,28 @@ def test_a_mail_that_fails_to_store_three_times_is_skipped_not_retried_forever(
     assert position is not None and position.last_uid == 2
 
 
-def test_a_mail_whose_storing_loses_the_connection_is_never_skipped(dovecot, sqlite_database):
-    """A connection error (OSError: the store's link lost) is not the mail's fault: tried
-    again as often as it takes, the mail is stored once the store answers, never skipped."""
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError("reset"),
+        sqlite3.OperationalError("database is locked"),
+        ServiceUnavailable("503 the Firestore backend is unavailable"),
+    ],
+    ids=["connection lost", "sqlite locked", "firestore unavailable"],
+)
+def test_a_mail_whose_storing_fails_in_the_store_is_never_skipped(dovecot, sqlite_database, error):
+    """The store's errors (a lost connection, a locked database, Firestore's 503) are not
+    the mail's fault: however many times they come, the mail is tried again after the
+    usual pauses and stored once the store answers, never skipped."""
     mail_lost, after = mail("Stored once the store is back"), mail("After it")
-    inbox = _FailingInbox(message_id(mail_lost), ConnectionResetError("reset"), times=3)
-    # three failures: 1 + 2 + 4 s of pauses, and a session opened again after each
+    inbox = _FailingInbox(message_id(mail_lost), error, times=MAX_ATTEMPTS + 1)
+    started = time.monotonic()
     skipped, position = _run_poller(dovecot, sqlite_database, inbox, [mail_lost, after], seconds=60)
     assert inbox.stored == [message_id(mail_lost), message_id(after)]
     assert skipped == []
     assert position is not None and position.last_uid == 2
+    # four failures with no mail stored between them: pauses of 1 + 2 + 4 + 8 s
+    assert time.monotonic() - started >= 15
 
 
 class _ArrivalInbox(_FailingInbox):
