@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -141,11 +143,19 @@ def stored_files(tmp_path: Path) -> list[Path]:
     return [path for path in (tmp_path / "media").rglob("*") if path.is_file()]
 
 
+def media_records(tmp_path: Path) -> int:
+    """How many media items the SQLite store describes (each file is one or more of them)."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "store.db")) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM media_items").fetchone()
+    return int(count)
+
+
 def test_attachments_are_kept_before_the_webhook_is_answered(tmp_path):
     """Each attachment is in the media store when the provider gets its answer: the stored
     message names it by id with its checked type, size, name, role and Content-ID, and the
     route that serves it as url; one of a type the store does not keep is left out and
-    listed with why. A retried webhook stores the message, and the bytes, once."""
+    listed with why. A retried webhook stores the message, the bytes and their media records
+    once."""
 
     async def scenario(conductor: testing.ASGIConductor) -> None:
         body = {
@@ -189,10 +199,13 @@ def test_attachments_are_kept_before_the_webhook_is_answered(tmp_path):
         )
 
         assert len(stored_files(tmp_path)) == 2
-        again = await conductor.simulate_post(WEBHOOK, json=body)
-        assert again.status_code == 200
+        records = media_records(tmp_path)
+        for _ in range(3):
+            again = await conductor.simulate_post(WEBHOOK, json=body)
+            assert again.status_code == 200
         assert await message_of(conductor, body["from"]) == message
         assert len(stored_files(tmp_path)) == 2
+        assert media_records(tmp_path) == records  # none left over by the retries
 
     app(tmp_path, scenario)
 

@@ -119,15 +119,18 @@ class OutboundContract(StoreFixtures):
         assert contact.identities[0].address == "+15550011"
         assert conversation.address == "whatsapp:+15550011"
 
-    def test_find_outbound_by_provider_id(self, store, run):
-        """An outbound message is found by its channel and provider id once recorded; another
-        channel's id, an inbound message's id or an unknown id find None."""
+    def test_find_by_provider_id(self, store, run):
+        """A message is found by its channel, direction and provider id (an outbound one once
+        recorded); another channel, the other direction or an unknown id find None."""
         conversation = self._conversation(store, run)
         message, _ = run(store.create_outbound(conversation.id, "x", (), {}, None))
         run(store.advance_message(message.id, DeliveryStatus.SENT, provider_message_id="SM1"))
-        run(store.ingest_inbound("sms", inbound("SM2")))
-        found = run(store.find_outbound_by_provider_id("sms", "SM1"))
+        received = run(store.ingest_inbound("sms", inbound("SM2")))
+        found = run(store.find_by_provider_id("sms", Direction.OUTBOUND, "SM1"))
         assert found is not None and found.id == message.id
-        assert run(store.find_outbound_by_provider_id("other", "SM1")) is None
-        assert run(store.find_outbound_by_provider_id("sms", "SM2")) is None
-        assert run(store.find_outbound_by_provider_id("sms", "nope")) is None
+        found = run(store.find_by_provider_id("sms", Direction.INBOUND, "SM2"))
+        assert found is not None and found.id == received.message_id
+        assert run(store.find_by_provider_id("other", Direction.OUTBOUND, "SM1")) is None
+        assert run(store.find_by_provider_id("sms", Direction.OUTBOUND, "SM2")) is None
+        assert run(store.find_by_provider_id("sms", Direction.INBOUND, "SM1")) is None
+        assert run(store.find_by_provider_id("sms", Direction.OUTBOUND, "nope")) is None

@@ -10,6 +10,7 @@ from omnichannel_core.channel import OutboundRequest, WebhookResult
 from omnichannel_core.module import (
     ChannelFailed,
     Conversation,
+    Direction,
     Media,
     Message,
     NotFound,
@@ -86,7 +87,9 @@ class ChannelInboxService:
         return message
 
     async def find_outbound(self, provider_message_id: str) -> Message | None:
-        return await self._store.find_outbound_by_provider_id(self.channel, provider_message_id)
+        return await self._store.find_by_provider_id(
+            self.channel, Direction.OUTBOUND, provider_message_id
+        )
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         conversation = await self._store.get_conversation(conversation_id)

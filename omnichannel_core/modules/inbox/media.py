@@ -1,11 +1,13 @@
 """The inbox's side of the media store (the media module's :class:`MediaKeeper`).
 
 - Inbound, before a message is stored: every :class:`Attachment` that came with the
-  webhook is kept, and the message names it as :class:`Media` with an ``id``; one the store
-  refuses (a type it does not take, too many bytes) is left out and listed, with why, in
-  the message's ``metadata["media_refused"]``: the customer's text is never lost over a
-  file. After it is stored: each item the provider holds (a URL, no ``id``) is queued for
-  the media job, which fetches it through the channel's ``media_fetch`` hook.
+  webhook is kept (unless the message is stored already: a provider's retry, a mail fetched
+  again, adds no media record), and the message names it as :class:`Media` with an ``id``;
+  one the store refuses (a type it does not take, too many bytes) is left out and listed,
+  with why, in the message's ``metadata["media_refused"]``: the customer's text is never
+  lost over a file. After it is stored: each item the provider holds (a URL, no ``id``)
+  is queued for the media job, which fetches it through the channel's ``media_fetch``
+  hook.
 - Outbound, before a message is stored: each item a caller names by ``media_id`` is
   described by the store (its type and size) when the caller may read it, or refused with
   400, the same for an id they may not read as for one the store does not know (docs/media.md);
@@ -25,6 +27,7 @@ import attrs
 
 from omnichannel_core.channel import Attachment, InboundMessage, OutboundRequest
 from omnichannel_core.module import (
+    Direction,
     InvalidInput,
     Media,
     MediaKeeper,
@@ -43,12 +46,22 @@ def has_media(messages: Sequence[InboundMessage]) -> bool:
     return any(inbound.media for inbound in messages)
 
 
-async def keep_attachments(keeper: MediaKeeper | None, inbound: InboundMessage) -> InboundMessage:
+async def keep_attachments(
+    keeper: MediaKeeper | None, store: InboxStore, channel: str, inbound: InboundMessage
+) -> InboundMessage:
     """``inbound`` as the store takes it: its attachments kept and named as media (those
     refused listed in its metadata), and every other item a provider's URL (an ``id`` a
-    channel gave is dropped: only the media store names its own items)."""
+    channel gave is dropped: only the media store names its own items). A message with
+    attachments that is stored already (the same provider id) keeps none: it is a
+    duplicate, which the store ignores, and its bytes are kept already."""
     if not inbound.media:
         return inbound
+    if any(isinstance(item, Attachment) for item in inbound.media):
+        stored = await store.find_by_provider_id(
+            channel, Direction.INBOUND, inbound.provider_message_id
+        )
+        if stored is not None:
+            return attrs.evolve(inbound, media=())
 
     async def kept(item: Media | Attachment) -> Media | dict[str, Any]:
         if isinstance(item, Media):

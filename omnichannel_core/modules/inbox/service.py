@@ -153,7 +153,12 @@ class Inbox:
         keeper = self.media_keeper() if with_media else None
         if with_media:
             messages = tuple(
-                await asyncio.gather(*(keep_attachments(keeper, inbound) for inbound in messages))
+                await asyncio.gather(
+                    *(
+                        keep_attachments(keeper, self.store, channel, inbound)
+                        for inbound in messages
+                    )
+                )
             )
         if len(messages) == 1:  # the usual webhook: no tasks to make
             ingested = [await self.store.ingest_inbound(channel, messages[0])]

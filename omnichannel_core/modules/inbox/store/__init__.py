@@ -23,6 +23,7 @@ from omnichannel_core.module import (
     Conversation,
     ConversationStatus,
     DeliveryStatus,
+    Direction,
     Media,
     Message,
     Page,
@@ -218,10 +219,11 @@ class InboxStore(OutboxStore, Protocol):
         conversation's assignee is that one (None: unassigned) when the message is stored: an
         agent's reply cannot land in a conversation just given to someone else."""
 
-    async def find_outbound_by_provider_id(
-        self, channel: str, provider_message_id: str
+    async def find_by_provider_id(
+        self, channel: str, direction: Direction, provider_message_id: str
     ) -> Message | None:
-        """The outbound message the provider knows by this id on ``channel``, if any."""
+        """The message of ``direction`` the provider knows by this id on ``channel``, if
+        any (an inbound one is unique by it; an outbound one once its send recorded it)."""
 
     async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:
         """The outbound message stored under this idempotency key, if any."""

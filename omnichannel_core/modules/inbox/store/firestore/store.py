@@ -228,10 +228,10 @@ class FirestoreInboxStore(FirestoreOutbox):
             ),
         )
 
-    async def find_outbound_by_provider_id(
-        self, channel: str, provider_message_id: str
+    async def find_by_provider_id(
+        self, channel: str, direction: Direction, provider_message_id: str
     ) -> Message | None:
-        key = self.layout.provider_key(channel, Direction.OUTBOUND, provider_message_id)
+        key = self.layout.provider_key(channel, direction, provider_message_id)
         return await self._message_of_key(await key.get())
 
     async def find_by_idempotency_key(self, idempotency_key: str) -> Message | None:

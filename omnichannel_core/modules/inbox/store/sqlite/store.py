@@ -179,14 +179,14 @@ class SqliteInboxStore(SqliteOutbox):
 
         return await self.database.write(write)
 
-    async def find_outbound_by_provider_id(
-        self, channel: str, provider_message_id: str
+    async def find_by_provider_id(
+        self, channel: str, direction: Direction, provider_message_id: str
     ) -> Message | None:
         def read(connection: sqlite3.Connection) -> Message | None:
             row = connection.execute(
-                "SELECT * FROM messages WHERE channel = ? AND direction = 'outbound'"
+                "SELECT * FROM messages WHERE channel = ? AND direction = ?"
                 " AND provider_message_id = ?",
-                (channel, provider_message_id),
+                (channel, str(direction), provider_message_id),
             ).fetchone()
             return None if row is None else message_from_row(row)
 
