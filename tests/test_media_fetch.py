@@ -109,9 +109,17 @@ def test_private_addresses_are_refused_unless_allowed(cdn):
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),  # loopback, written as IPv6
         ("::ffff:8.8.8.8", True),
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of the metadata service
+        ("64:ff9b:1::a9fe:a9fe", False),  # local-use NAT64
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        ("240.0.0.1", False),  # reserved
     ],
 )
 def test_only_public_addresses_count_as_public(address, public):
+    """Private, loopback, link-local, shared and reserved addresses are refused, written as
+    IPv4 or as any IPv6 form that carries an IPv4 address."""
     assert is_public(address) is public
 
 

@@ -70,13 +70,25 @@ def host_allowed(host: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+EMBEDDING_IPV4 = tuple(
+    ipaddress.ip_network(network)
+    for network in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")
+)
+"""IPv6 networks whose addresses carry an IPv4 one (IPv4-compatible, NAT64, 6to4,
+Teredo): refused outright, since what they reach is an IPv4 address that may be private,
+and no provider serves media from one."""
+
+
 def is_public(address: str) -> bool:
     """True for an address on the public internet (an IPv4-mapped IPv6 address counts as
-    its IPv4 one)."""
+    its IPv4 one; one of :data:`EMBEDDING_IPV4` never does)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif any(ip in network for network in EMBEDDING_IPV4):
+            return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
 async def checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
