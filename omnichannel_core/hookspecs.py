@@ -148,17 +148,22 @@ def media_fetch(channel: str, media: Media, config: Config) -> MediaFetch | None
 
 
 @hookspec(firstresult=True)
-def webhook_body_limit(channel: str, config: Config) -> int | None:
-    """The largest webhook body, in bytes, this channel's ``receive`` takes, when it is not
-    ``OMNICHANNEL_MAX_BODY_BYTES`` (an email with its attachments: 25 MB).
+def webhook_body_limit(channel: str, request: WebhookRequest, config: Config) -> int | None:
+    """The largest body, in bytes, this webhook (or status callback) may have, when it is
+    not ``OMNICHANNEL_MAX_BODY_BYTES`` (an email with its attachments: 25 MB). Asked for
+    each request before a byte of its body is read, so a channel that authenticates its
+    provider by a header (a secret, not a signature of the body) refuses a stranger here,
+    by raising :class:`WebhookRejected` (or :class:`ChannelUnavailable`), before the body is
+    streamed.
 
-    A channel that answers gets every webhook body streamed to ``request.body_file`` (in
+    A channel that answers a number gets the body streamed to ``request.body_file`` (in
     memory up to 1 MiB, then a temporary file), never read whole into memory, and
     ``request.body`` empty; a larger body is refused with 413 before ``receive``.
 
     :param channel: the channel's name.
+    :param request: the request's method, URL, headers and query; ``body`` is still empty.
     :param config: the server's configuration.
-    :returns: bytes. Stops at first non-None result.
+    :returns: bytes, or None for the usual plain body. Stops at first non-None result.
     """
 
 

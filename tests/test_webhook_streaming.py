@@ -151,8 +151,9 @@ def test_other_channels_are_still_capped_at_max_body_bytes(server):
 
 
 class _Limited:
-    """A channel whose ``webhook_body_limit`` answers ``limit``, and whose ``receive``
-    stores the body it was handed, from the file or the plain body."""
+    """A channel whose ``webhook_body_limit`` answers ``limit``, whose ``receive`` stores
+    the body it was handed, from the file or the plain body, and whose ``status`` takes
+    any."""
 
     def __init__(self, limit: object) -> None:
         self.limit = limit
@@ -166,6 +167,10 @@ class _Limited:
         text = (request.body_file.read() if request.body_file else request.body).decode()
         kind = "file" if request.body_file is not None else "body"
         return WebhookResult(messages=(InboundMessage(text, "someone", text=kind),))
+
+    @hookimpl
+    def status(self, request: WebhookRequest) -> WebhookResult:
+        return WebhookResult()
 
 
 @pytest.mark.parametrize("limit", [0, -5, "big", 2.5, True])
@@ -211,3 +216,27 @@ def test_the_status_route_streams_too(tmp_path: Path):
         assert response.json["message"] == "request body is larger than 1024 bytes"
 
     run_app(tmp_path, {"limited": _Limited(1024)}, scenario)
+
+
+def test_a_channel_without_the_routes_hook_answers_501_before_the_body_limit(tmp_path: Path):
+    """The status route of a channel that declares ``webhook_body_limit`` but no ``status``
+    answers 501 before the hook is asked or the body read."""
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        response = await conductor.simulate_post("/api/channels/spooled/status", body=b"s" * 2048)
+        assert response.status_code == 501
+        assert response.json["error"] == "not_implemented"
+
+    run_app(tmp_path, {"spooled": _ReceiveOnly()}, scenario)
+
+
+class _ReceiveOnly:
+    """A channel with ``receive`` and a ``webhook_body_limit`` that must never be asked."""
+
+    @hookimpl
+    def webhook_body_limit(self) -> int:
+        raise AssertionError("asked for a route the channel has no hook for")
+
+    @hookimpl
+    def receive(self, request: WebhookRequest) -> WebhookResult:
+        return WebhookResult()

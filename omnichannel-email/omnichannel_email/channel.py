@@ -3,8 +3,8 @@
 - ``receive``: ``POST /api/channels/email/webhook``, a raw MIME message
   (``message/rfc822``) authenticated by ``EMAIL_INBOUND_SECRET``
   (:mod:`omnichannel_email.webhook`), parsed into a message or a bounce
-  (:mod:`omnichannel_email.parse`); ``webhook_body_limit``: mail up to
-  ``EMAIL_MAX_MESSAGE_BYTES``, streamed to a file.
+  (:mod:`omnichannel_email.parse`); ``webhook_body_limit``: the secret checked on the
+  headers, then mail up to ``EMAIL_MAX_MESSAGE_BYTES``, streamed to a file.
 - ``send``: over SMTP, threaded on the conversation's earlier mail
   (:mod:`omnichannel_email.smtp`, :mod:`omnichannel_email.compose`); ``send_policy``;
   ``normalize_address``: one address, lower case, as mail that comes in is kept
@@ -49,8 +49,11 @@ class EmailChannel:
         return mail_result(mail_source(request), settings)
 
     @hookimpl
-    def webhook_body_limit(self, config: Config) -> int:
-        return EmailSettings.from_config(config).max_message_bytes
+    def webhook_body_limit(self, channel: str, request: WebhookRequest, config: Config) -> int:
+        # the secret is checked here, on the headers, before a byte of a mail is streamed
+        settings = EmailSettings.from_config(config)
+        authenticate(request, settings, channel)
+        return settings.max_message_bytes
 
     @hookimpl
     async def send(

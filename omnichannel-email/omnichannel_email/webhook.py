@@ -4,8 +4,9 @@
 ``EMAIL_INBOUND_SECRET``, as ``Authorization: Bearer <secret>`` (a Postfix pipe, an SES
 Lambda) or as the password of HTTP basic auth, any user name, so that a provider that only
 takes a URL can carry it (``https://inbound:<secret>@chat.example.com/...``). It is compared
-in constant time. The channel declares ``webhook_body_limit``, so the body arrives streamed
-to a file (``request.body_file``), and stays there:
+in constant time, first by the channel's ``webhook_body_limit`` on the headers alone, so a
+caller without it is refused before a byte of its body is read (and again in ``receive``).
+The body then arrives streamed to a file (``request.body_file``), and stays there:
 
 - ``message/rfc822`` (or ``application/octet-stream``): the body is the mail;
 - ``multipart/form-data`` or ``application/x-www-form-urlencoded``: a form, whose field

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import email
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -326,3 +328,21 @@ def test_encoded_words_that_do_not_decode_are_stored_replaced(provider, inbox):
     assert message["text"] == "Hello"
     assert message["metadata"]["email"]["from"].startswith("\ufffd Ana <ana-")
     assert message["metadata"]["email"]["subject"] == "\ufffd order"
+
+
+def test_a_caller_without_the_secret_is_refused_before_its_body_is_read(server):
+    """The secret is checked on the headers: a caller announcing 20 MB without it gets 403
+    at once, after the first kilobyte of the body (the server hands a request on when its
+    body starts), not the rest: nothing is streamed to disk for it."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST {WEBHOOK} HTTP/1.1\r\nHost: {host}\r\nContent-Type: message/rfc822\r\n"
+        f"Content-Length: {20 * 1024 * 1024}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        started = time.monotonic()
+        connection.sendall(head.encode() + b"x" * 1024)
+        answer = connection.recv(65536).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 403"), answer
+    assert "EMAIL_INBOUND_SECRET" in answer
+    assert time.monotonic() - started < 5  # answered without waiting for the body

@@ -125,7 +125,7 @@ from omnichannel_core.store.specs import StoreSpec
 from omnichannel_core.tasks import cancel_and_wait, wait_until
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
 from omnichannel_core.unset import UNSET
-from omnichannel_core.web.body import read_json_object, webhook_request
+from omnichannel_core.web.body import read_json_object, webhook_head, webhook_request
 from omnichannel_core.web.client_address import caller_address
 from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, prefer_wait
 
@@ -233,5 +233,6 @@ __all__ = [
     "to_json",
     "utcnow",
     "wait_until",
+    "webhook_head",
     "webhook_request",
 ]

@@ -107,6 +107,12 @@ def public_url(req: falcon.asgi.Request, config: Config) -> str:
     return req.uri
 
 
+def webhook_head(req: falcon.asgi.Request, config: Config) -> WebhookRequest:
+    """The request as a channel sees it before its body is read (``webhook_body_limit``):
+    everything but the body."""
+    return _webhook_request(req, config, b"", None)
+
+
 def _webhook_request(
     req: falcon.asgi.Request, config: Config, body: bytes, body_file: BinaryIO | None
 ) -> WebhookRequest:

@@ -25,9 +25,11 @@ import structlog
 from omnichannel_core.channel import ChannelRoute, WebhookRequest, WebhookResponse
 from omnichannel_core.module import (
     ChannelFailed,
+    HookNotImplemented,
     IdempotencyHeaders,
     ModuleContext,
     NotFound,
+    OmnichannelError,
     Operation,
     PluginLoadError,
     Policy,
@@ -39,6 +41,7 @@ from omnichannel_core.module import (
     check_route,
     prefer_wait,
     to_json,
+    webhook_head,
     webhook_request,
 )
 from omnichannel_core.modules.inbox.bodies import ChannelHealthReport, ChannelSend
@@ -107,17 +110,20 @@ class _ChannelResource:
         self.inbox = inbox
 
 
-_UNASKED = -1
-
-
 class _ProviderCallback(_ChannelResource):
     """A route whose body is the provider's: read whole (up to
-    ``OMNICHANNEL_MAX_BODY_BYTES``), or streamed to a file for a channel that declares
-    ``webhook_body_limit``, asked once per process: the usual webhook pays one comparison."""
+    ``OMNICHANNEL_MAX_BODY_BYTES``), or, for a channel that declares
+    ``webhook_body_limit``, streamed to a file once the hook, asked with the request's
+    headers, admitted it. A channel without the route's ``hook`` answers 501 before its
+    body is read. What the channel implements is asked once per process: the usual webhook
+    pays one comparison."""
+
+    hook = "receive"
 
     def __init__(self, channel: str, inbox: Inbox) -> None:
         super().__init__(channel, inbox)
-        self._body_limit: int | None = _UNASKED
+        self._limits: bool | None = None
+        self._implemented = False
 
     async def answer(
         self,
@@ -125,9 +131,15 @@ class _ProviderCallback(_ChannelResource):
         resp: falcon.asgi.Response,
         handle: Callable[[str, WebhookRequest], Awaitable[WebhookResponse]],
     ) -> None:
-        limit = self._body_limit
-        if limit == _UNASKED:  # the first call in this process
-            limit = self._body_limit = await webhook_body_limit(self.inbox, self.channel)
+        if self._limits is None:  # the first call in this process
+            self._limits = self.inbox.channels.implements(self.channel, "webhook_body_limit")
+            self._implemented = self.inbox.channels.implements(self.channel, self.hook)
+        if not self._implemented:
+            raise HookNotImplemented(self.channel, self.hook)
+        limit = None
+        if self._limits:
+            head = webhook_head(req, self.inbox.config)
+            limit = await webhook_body_limit(self.inbox, self.channel, head)
         request = await webhook_request(req, self.inbox.config, limit)
         try:
             response = await handle(self.channel, request)
@@ -137,13 +149,16 @@ class _ProviderCallback(_ChannelResource):
         _write_webhook_response(resp, response)
 
 
-async def webhook_body_limit(inbox: Inbox, channel: str) -> int | None:
-    """What the channel's ``webhook_body_limit`` answers: None without the hook;
-    ChannelFailed (502) when it raises or answers anything but a positive whole number."""
-    if not inbox.channels.implements(channel, "webhook_body_limit"):
-        return None
+async def webhook_body_limit(inbox: Inbox, channel: str, head: WebhookRequest) -> int | None:
+    """What the channel's ``webhook_body_limit`` answers for the request ``head`` (its body
+    unread): its refusal (WebhookRejected, ChannelUnavailable...) as it raised it;
+    ChannelFailed (502) when it crashes or answers anything but a positive whole number."""
     try:
-        limit = await inbox.channels.call(channel, "webhook_body_limit", config=inbox.config)
+        limit = await inbox.channels.call(
+            channel, "webhook_body_limit", request=head, config=inbox.config
+        )
+    except OmnichannelError:
+        raise
     except Exception as error:
         log.exception("channel_hook_crashed", channel=channel, hook="webhook_body_limit")
         raise ChannelFailed(
@@ -181,6 +196,8 @@ class ChannelWebhook(_ProviderCallback):
 
 class ChannelStatus(_ProviderCallback):
     """``POST .../status``: the provider's delivery-status callbacks, through ``status``."""
+
+    hook = "status"
 
     operations = {
         "POST": provider_callback(
