@@ -1,26 +1,12 @@
 """An answer as a MIME message, threaded under the conversation's earlier mail.
 
-The headers that make Gmail, Outlook, Apple Mail and Thunderbird show an answer under the
-customer's mail (RFC 5322 section 3.6.4):
-
 - ``Message-ID: <{message.id}@{domain}>``: ours, deterministic, so a bounce or a reply
   naming it finds the message even when the SMTP answer was lost;
-- ``In-Reply-To``: the latest earlier mail of the conversation (the customer's or ours);
-- ``References``: the first customer mail's own ``References`` (the thread as their client
-  knew it before it reached us), then every mail of the conversation in order; a long list
-  keeps its first and its last :data:`REFERENCES_KEPT_AT_END` (the middle is what clients
-  need least);
-- ``Subject``: ``metadata.email.subject`` when the message gives one, else ``Re:`` and the
-  latest subject of the conversation (never ``Re: Re:``), else ``EMAIL_DEFAULT_SUBJECT``.
+- ``In-Reply-To``, ``References`` and ``Subject``: :mod:`omnichannel_email.thread_headers`.
 
-Mail flagged ``automated`` (auto-replies) is left out of the thread: an answer replies to
-the person, not to their out-of-office notice. A message flagged ``automated`` is sent with
-``Auto-Submitted: auto-generated`` (RFC 3834), so the customer's robots do not answer it; an
-agent's answer carries none.
-
-The thread is read through the channel's inbox, oldest first, at most
-:data:`MAX_THREAD_MESSAGES` messages: a longer conversation threads on its first ones.
-Media the media store keeps are attached; a link to media it does not keep goes in the body.
+A message flagged ``automated`` is sent with ``Auto-Submitted: auto-generated`` (RFC 3834),
+so the customer's robots do not answer it; an agent's answer carries none. Media the media
+store keeps are attached; a link to media it does not keep goes in the body.
 """
 
 from __future__ import annotations
@@ -43,28 +29,21 @@ import structlog
 from omnichannel_core.channel import (
     ChannelInbox,
     Media,
-    Message,
     NotFound,
     OutboundMessage,
     SendFailed,
 )
 from omnichannel_email.settings import EmailSettings
 from omnichannel_email.templates import Bodies, Link, message_template, render_bodies
+from omnichannel_email.thread_headers import (
+    earlier_messages,
+    email_metadata,
+    subject_of,
+    thread_ids,
+)
 
 log = structlog.get_logger("omnichannel.email")
 
-MAX_THREAD_MESSAGES = 500
-"""The most earlier messages read to thread an answer."""
-THREAD_PAGE = 100
-REFERENCES_KEPT_AT_END = 10
-MAX_SUBJECT = 400
-REPLY_PREFIX = re.compile(r"\s*(re|aw|sv|antw)(\[\d+\])?\s*:", re.IGNORECASE)
-MESSAGE_ID = re.compile(r"[!-;=?A-~]+@[!-;=?A-~]+\Z")
-"""A provider id that is a real Message-ID (a mail without one got ``sha256:...``) that a
-header can carry: printable ASCII without ``<``, ``>`` or a second ``@``. An id of a
-customer's client that is not (``<café-1@example.org>``, kept as written to thread their
-own mail) is left out of ``In-Reply-To`` and ``References``: our headers are 7-bit, and
-encoding it would fail every answer in the thread."""
 MIME_TYPE = re.compile(r"([a-z0-9][a-z0-9!#$&^_.+-]*)/([a-z0-9][a-z0-9!#$&^_.+-]*)\Z")
 FILENAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
@@ -136,90 +115,6 @@ def recipient_of(to: str) -> str:
             code="invalid_recipient",
         )
     return Address(username=address.username, domain=domain).addr_spec
-
-
-def email_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """``metadata["email"]`` when it is an object, else nothing."""
-    value = metadata.get("email")
-    return value if isinstance(value, dict) else {}
-
-
-def _automated(message: Message) -> bool:
-    return message.metadata.get("automated") is True
-
-
-async def earlier_messages(inbox: ChannelInbox, message: OutboundMessage) -> list[Message]:
-    """The conversation's messages before ``message``, oldest first, at most
-    :data:`MAX_THREAD_MESSAGES`."""
-    earlier: list[Message] = []
-    cursor: str | None = None
-    while len(earlier) < MAX_THREAD_MESSAGES:
-        page = await inbox.list_messages(message.conversation_id, cursor, THREAD_PAGE)
-        for item in page.items:
-            if item.id == message.id:
-                return earlier
-            earlier.append(item)
-        if page.next_cursor is None:
-            return earlier
-        cursor = page.next_cursor
-    log.warning(
-        "email_thread_truncated",
-        conversation_id=message.conversation_id,
-        message_id=message.id,
-        read=len(earlier),
-    )
-    return earlier[:MAX_THREAD_MESSAGES]
-
-
-def _stored_references(message: Message) -> list[str]:
-    """The ``References`` a stored mail carried (a list of ids, or the header's text)."""
-    value = email_metadata(message.metadata).get("references")
-    if isinstance(value, str):
-        value = re.findall(r"<([^<>\s]+)>", value) or value.split()
-    if not isinstance(value, list):
-        return []
-    return [ref.strip("<>") for ref in value if isinstance(ref, str)]
-
-
-def thread_ids(earlier: Sequence[Message]) -> tuple[str | None, tuple[str, ...]]:
-    """``In-Reply-To`` and ``References`` (ids without brackets) of an answer after the
-    ``earlier`` messages of its conversation."""
-    mails = [
-        item
-        for item in earlier
-        if item.provider_message_id
-        and MESSAGE_ID.match(item.provider_message_id)
-        and not _automated(item)
-    ]
-    if not mails:
-        return None, ()
-    first_inbound = next((item for item in mails if item.direction == "inbound"), None)
-    head = _stored_references(first_inbound) if first_inbound is not None else []
-    references: list[str] = []
-    for ref in [*head, *(item.provider_message_id or "" for item in mails)]:
-        if MESSAGE_ID.match(ref) and ref not in references:
-            references.append(ref)
-    if len(references) > REFERENCES_KEPT_AT_END + 1:
-        references = [references[0], *references[-REFERENCES_KEPT_AT_END:]]
-    return mails[-1].provider_message_id, tuple(references)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:MAX_SUBJECT]
-
-
-def subject_of(message: OutboundMessage, earlier: Sequence[Message], default: str) -> str:
-    """The answer's subject: its own, else ``Re:`` the thread's latest, else ``default``."""
-    own = email_metadata(message.metadata).get("subject")
-    if isinstance(own, str) and own.strip():
-        return _one_line(own)
-    for item in reversed(earlier):
-        subject = email_metadata(item.metadata).get("subject")
-        if _automated(item) or not isinstance(subject, str) or not subject.strip():
-            continue
-        subject = _one_line(subject)
-        return subject if REPLY_PREFIX.match(subject) else f"Re: {subject}"
-    return default
 
 
 def _part_type(media: Media) -> tuple[str, str]:
@@ -324,8 +219,8 @@ async def compose(
     recipient = recipient_of(message.to)
     email = email_metadata(message.metadata)
     template = message_template(email)
-    earlier = await earlier_messages(inbox, message)
-    in_reply_to, references = thread_ids(earlier)
+    earlier = await earlier_messages(inbox, message, domain)
+    in_reply_to, references = thread_ids(earlier, domain)
     subject = subject_of(message, earlier, settings.default_subject)
     parts, links = await attachments_of(inbox, message, settings.max_message_bytes)
     envelope = Envelope(

@@ -26,6 +26,8 @@ DEFAULT_SUBJECT = "Your message"
 DEFAULT_IMAP_FOLDER = "INBOX"
 RECEIVING = "a way to receive (EMAIL_INBOUND_SECRET, or EMAIL_IMAP_HOST and its login)"
 """What health names when neither the webhook nor IMAP is set up."""
+RECEIVING_ONLY = ("EMAIL_INBOUND_SECRET", "EMAIL_IMAP_", "EMAIL_MAX_MESSAGE_BYTES")
+"""The variables only receiving reads: an invalid one never stops sending."""
 DEFAULT_IMAP_POLL_SECONDS = 60
 """How often a server without IMAP IDLE is asked for new mail."""
 
@@ -87,14 +89,35 @@ class EmailSettings(ChannelSettings):
         return settings_for(config, parse_settings)
 
     @property
+    def invalid_for_sending(self) -> tuple[str, ...]:
+        """The invalid values that concern sending: all but the receiving side's
+        (:data:`RECEIVING_ONLY`), so a wrong IMAP port or a short webhook secret never
+        stops the answers."""
+        return tuple(problem for problem in self.invalid if not problem.startswith(RECEIVING_ONLY))
+
+    @property
     def can_send(self) -> bool:
-        return self.from_address is not None and self.smtp is not None and not self.invalid
+        return (
+            self.from_address is not None and self.smtp is not None and not self.invalid_for_sending
+        )
 
     def require_sending(self, channel: str) -> tuple[str, MailServer]:
         """The From address and the SMTP server, or ChannelUnavailable naming what is
-        missing."""
-        if self.from_address is None or self.smtp is None or self.invalid:
-            raise ChannelUnavailable(f"email channel cannot send: {self.problems}", channel=channel)
+        missing or invalid for sending."""
+        if not self.can_send or self.from_address is None or self.smtp is None:
+            missing = [
+                name
+                for name, value in (
+                    ("EMAIL_FROM_ADDRESS", self.from_address),
+                    ("EMAIL_SMTP_HOST", self.smtp),
+                )
+                if value is None
+            ]
+            problems = "; ".join(
+                ([f"missing {', '.join(missing)}"] if missing else [])
+                + list(self.invalid_for_sending)
+            )
+            raise ChannelUnavailable(f"email channel cannot send: {problems}", channel=channel)
         return self.from_address, self.smtp
 
 
@@ -189,7 +212,8 @@ def _path(config: Config, name: str, invalid: list[str], directory: bool) -> Pat
 
 
 def parse_settings(config: Config) -> EmailSettings:
-    """Read the ``EMAIL_*`` variables from ``config`` (the README's table lists them)."""
+    """Read the ``EMAIL_*`` variables from ``config`` (docs/channels/email.md lists them
+    all, with their defaults)."""
     invalid: list[str] = []
     from_address = _address(config, "EMAIL_FROM_ADDRESS", invalid)
     smtp = _server(config, "EMAIL_SMTP", SMTP_PORTS, Security.STARTTLS, invalid)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.utils import parsedate_to_datetime
@@ -15,17 +17,16 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from omnichannel_email.compose import (
+from omnichannel_email.compose import Envelope, build_mail, recipient_of
+from omnichannel_email.templates import Bodies
+from omnichannel_email.thread_headers import (
     MAX_THREAD_MESSAGES,
+    REFERENCES_KEPT_AT_END,
     THREAD_PAGE,
-    Envelope,
-    build_mail,
     earlier_messages,
-    recipient_of,
     subject_of,
     thread_ids,
 )
-from omnichannel_email.templates import Bodies
 from smtp_server import (
     FROM_ADDRESS,
     FROM_NAME,
@@ -392,6 +393,69 @@ def test_ids_that_are_not_printable_ascii_are_left_out_of_the_thread(client, smt
     assert mail.message["References"].split() == [f"<{root}>", f"<{theirs}>"]
 
 
+LONG_THREAD = 520
+"""More customer mails than a page of the inbox many times over, and than the 500 messages
+the thread was once read to (from the oldest)."""
+
+
+def test_an_answer_in_a_long_conversation_replies_to_the_latest_mail(client, smtp):
+    """In a conversation of more than LONG_THREAD mails, the answer replies to the latest
+    (In-Reply-To) and cites the first and the last REFERENCES_KEPT_AT_END (References), as
+    the inbox lists them: the whole conversation is read, not its oldest messages."""
+    sender, now = unique_address(), time.monotonic_ns()
+    first = f"first.{now}@mail.test"
+    post_mail(client, customer_mail(sender, first, "Order", "Where is it?"))
+    conversation = conversation_of(client, first)
+
+    def follow_up(number: int) -> None:
+        mail = customer_mail(
+            sender, f"f{number}.{now}@mail.test", "Re: Order", "Any news?", In_Reply_To=f"<{first}>"
+        )
+        post_mail(client, mail)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(follow_up, range(LONG_THREAD)))
+    latest = f"latest.{now}@mail.test"
+    post_mail(
+        client, customer_mail(sender, latest, "Re: Order", "Hello?", In_Reply_To=f"<{first}>")
+    )
+    assert conversation_of(client, latest) == conversation
+
+    answer = reply(client, conversation, "It left today.")
+    assert answer.status_code == 201, answer.text
+    listed = [m["provider_message_id"] for m in InboxReader(client).messages(conversation)]
+    assert len(listed) == LONG_THREAD + 3 and listed[0] == first and listed[-2] == latest
+    [mail] = accepted(smtp, sender)
+    assert mail.message["In-Reply-To"] == f"<{latest}>"
+    cited = [first, *listed[-1 - REFERENCES_KEPT_AT_END : -1]]
+    assert mail.message["References"].split() == [f"<{ref}>" for ref in cited]
+
+
+def test_an_answer_in_doubt_is_cited_by_the_next(client, smtp: SmtpServer):
+    """An answer whose SMTP answer was lost (in doubt: the customer may have it) is cited by
+    the next answer under the Message-ID it was sent with, though no provider id was
+    recorded: In-Reply-To names it, References cites the thread then it."""
+    sender, theirs = unique_address(), f"q.{time.monotonic_ns()}@mail.test"
+    post_mail(client, customer_mail(sender, theirs, "Order", "Where is it?"))
+    conversation = conversation_of(client, theirs)
+    smtp.script(sender, Answer.dropped())
+    doubtful = client.post(
+        f"/api/conversations/{conversation}/messages", json={"text": "Checking."}
+    )
+    assert doubtful.status_code == 202, doubtful.text
+    lost = message_when(client, doubtful.json()["id"], lambda m: m["in_doubt"])
+    assert lost["provider_message_id"] is None
+    ours = f"{lost['id']}@{MESSAGE_ID_DOMAIN}"
+
+    answer = reply(client, conversation, "It left today.")
+    assert answer.status_code == 201, answer.text
+    mails = {mail.message["Message-ID"]: mail.message for mail in smtp.wait_for(sender, 2)}
+    assert f"<{ours}>" in mails  # the server had it, though its answer was lost
+    latest = mails[f"<{answer.json()['provider_message_id']}>"]
+    assert latest["In-Reply-To"] == f"<{ours}>"
+    assert latest["References"].split() == [f"<{theirs}>", f"<{ours}>"]
+
+
 def upload(client: httpx.Client, content: bytes, content_type: str, filename: str) -> str:
     response = client.post(
         "/api/media",
@@ -499,11 +563,18 @@ def test_unreachable_server_is_retried_then_failed(tmp_path_factory, tls_certifi
 # threading and MIME, as composed ----------------------------------------------------------
 
 
+OUR_DOMAIN = "example.test"
+
+
 def stored(
     number: int,
     direction: str,
     provider_id: str | None,
     subject: str | None = None,
+    *,
+    status: str | None = None,
+    in_doubt: bool = False,
+    error_code: str | None = None,
     **metadata,
 ) -> Message:
     """A stored message of a conversation, as the inbox lists it."""
@@ -516,9 +587,11 @@ def stored(
         contact_id="ct_1",
         channel="email",
         direction=direction,
-        status="received" if direction == "inbound" else "sent",
+        status=status or ("received" if direction == "inbound" else "sent"),
         provider_message_id=provider_id,
         metadata={"email": email, **metadata},
+        in_doubt=in_doubt,
+        error_code=error_code,
     )
 
 
@@ -530,12 +603,12 @@ def test_thread_starts_with_the_customers_own_references():
     earlier = [
         stored(1, "inbound", "a@mail.test", "Help", references=["root@x.test", "mid@x.test"]),
         stored(2, "outbound", "msg_2@example.test"),
-        stored(3, "outbound", None),  # failed: never sent
+        stored(3, "outbound", None, status="failed", error_code="smtp_554"),  # never sent
         stored(4, "inbound", "sha256:" + "0" * 64),
         stored(5, "inbound", "ooo@mail.test", "Out of office", automated=True),
         stored(6, "inbound", "c@mail.test", "Re: Help"),
     ]
-    in_reply_to, references = thread_ids(earlier)
+    in_reply_to, references = thread_ids(earlier, OUR_DOMAIN)
     assert in_reply_to == "c@mail.test"
     assert references == (
         "root@x.test",
@@ -544,14 +617,32 @@ def test_thread_starts_with_the_customers_own_references():
         "msg_2@example.test",
         "c@mail.test",
     )
-    assert thread_ids([]) == (None, ())
+    assert thread_ids([], OUR_DOMAIN) == (None, ())
+
+
+def test_answers_of_ours_in_doubt_are_cited_by_the_id_they_were_sent_with():
+    """An answer of ours in doubt (sending, its SMTP answer lost), or failed once its doubt
+    lapsed (not_confirmed), may be in the customer's mailbox: it is cited as
+    <message id@EMAIL_MESSAGE_ID_DOMAIN>, the Message-ID it was sent with. One that failed
+    for an answer of the server's, or is still queued, never left and is not."""
+    earlier = [
+        stored(1, "inbound", "a@mail.test", "Help"),
+        stored(2, "outbound", None, status="sending", in_doubt=True),
+        stored(3, "outbound", None, status="failed", error_code="5.1.1"),
+        stored(4, "outbound", None, status="failed", error_code="not_confirmed"),
+        stored(5, "outbound", None, status="queued"),
+    ]
+    in_reply_to, references = thread_ids(earlier, OUR_DOMAIN)
+    assert in_reply_to == "msg_4@example.test"
+    assert references == ("a@mail.test", "msg_2@example.test", "msg_4@example.test")
+    assert thread_ids(earlier, None) == ("a@mail.test", ("a@mail.test",))
 
 
 def test_long_thread_keeps_its_first_and_last_references():
     """A thread of 30 mails cites the first and the last ten: the root keeps the thread
     whole in every client, the latest keep it precise."""
     earlier = [stored(n, "inbound", f"m{n}@mail.test") for n in range(30)]
-    _, references = thread_ids(earlier)
+    _, references = thread_ids(earlier, OUR_DOMAIN)
     assert references == ("m0@mail.test", *(f"m{n}@mail.test" for n in range(20, 30)))
 
 
@@ -638,13 +729,19 @@ def test_tls_from_the_start(tmp_path_factory, tls_smtp: SmtpServer):
 
 
 class PagedConversation:
-    """A conversation of ``size`` messages listed oldest first, a page at a time, counting
-    the pages read (the read side of the channel's inbox, nothing more)."""
+    """A conversation of ``messages`` listed oldest first, a page at a time, counting the
+    pages read (the read side of the channel's inbox, nothing more)."""
 
-    def __init__(self, size: int, ours: int) -> None:
-        self.messages = [stored(n, "inbound", f"m{n}@mail.test") for n in range(size)]
-        self.messages[ours] = stored(ours, "outbound", None)
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
         self.pages = 0
+
+    @classmethod
+    def of_mails(cls, size: int, ours: int) -> PagedConversation:
+        """``size`` customer mails, with ours (being sent) at ``ours``."""
+        messages = [stored(n, "inbound", f"m{n}@mail.test") for n in range(size)]
+        messages[ours] = stored(ours, "outbound", None, status="sending")
+        return cls(messages)
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int):
         self.pages += 1
@@ -654,21 +751,78 @@ class PagedConversation:
         return SimpleNamespace(items=self.messages[start:end], next_cursor=more)
 
 
+def read_thread(conversation: PagedConversation, ours: int) -> list[Message]:
+    message = OutboundMessage(id=f"msg_{ours}", conversation_id="cv_1", to="a@x.test")
+    return asyncio.run(earlier_messages(conversation, message, OUR_DOMAIN))
+
+
 def test_thread_reads_stop_at_the_message_sent():
-    """The earlier messages are read up to the one being sent, not after it."""
-    conversation = PagedConversation(size=250, ours=120)
-    message = OutboundMessage(id="msg_120", conversation_id="cv_1", to="a@x.test")
-    earlier = asyncio.run(earlier_messages(conversation, message))
-    assert [item.id for item in earlier] == [f"msg_{n}" for n in range(120)]
+    """The earlier messages are read up to the one being sent, not after it: what is kept
+    ends with the last mail before it."""
+    conversation = PagedConversation.of_mails(size=3 * THREAD_PAGE, ours=THREAD_PAGE + 20)
+    earlier = read_thread(conversation, THREAD_PAGE + 20)
+    assert earlier[-1].id == f"msg_{THREAD_PAGE + 19}"
     assert conversation.pages == 2
+
+
+def test_thread_reads_reach_the_latest_messages():
+    """A conversation many pages long is read to the end: the answer replies to the latest
+    mail and cites the first and the last ones, whatever the length."""
+    size = 12 * THREAD_PAGE + 7
+    conversation = PagedConversation.of_mails(size=size, ours=size - 1)
+    earlier = read_thread(conversation, size - 1)
+    in_reply_to, references = thread_ids(earlier, OUR_DOMAIN)
+    assert in_reply_to == f"m{size - 2}@mail.test"
+    last = range(size - 1 - REFERENCES_KEPT_AT_END, size - 1)
+    assert references == ("m0@mail.test", *(f"m{n}@mail.test" for n in last))
+    assert len(earlier) == REFERENCES_KEPT_AT_END + 1  # kept: what the headers need
+
+
+def random_conversation(chance: random.Random, size: int) -> list[Message]:
+    """Customer mails (some with References, some auto-replies, some without a real
+    Message-ID) and answers of ours (sent, in doubt, failed, with and without a subject)."""
+    messages = []
+    for n in range(size):
+        kind = chance.choice(["mail", "mail", "auto", "hashed", "sent", "doubt", "failed"])
+        subject = chance.choice([None, None, f"Subject {n}"])
+        if kind == "mail":
+            refs = [f"r{n}.{i}@x.test" for i in range(chance.randrange(3))]
+            messages.append(stored(n, "inbound", f"m{n}@mail.test", subject, references=refs))
+        elif kind == "auto":
+            messages.append(stored(n, "inbound", f"m{n}@mail.test", subject, automated=True))
+        elif kind == "hashed":
+            messages.append(stored(n, "inbound", f"sha256:{n:064d}", subject))
+        elif kind == "sent":
+            messages.append(stored(n, "outbound", f"msg_{n}@{OUR_DOMAIN}", subject))
+        elif kind == "doubt":
+            messages.append(stored(n, "outbound", None, subject, status="sending", in_doubt=True))
+        else:
+            messages.append(stored(n, "outbound", None, subject, status="failed", error_code="x"))
+    return messages
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_what_the_thread_keeps_threads_as_the_whole_conversation(seed):
+    """The few messages kept while reading (the first mail, the first customer mail, the
+    latest subject, the last mails) give the same In-Reply-To, References and Subject as
+    every message of the conversation would."""
+    chance = random.Random(seed)
+    size = chance.choice([0, 1, 5, 30, 3 * THREAD_PAGE + 11])
+    messages = random_conversation(chance, size)
+    everything = list(messages)
+    messages.append(stored(size, "outbound", None, status="sending"))
+    earlier = read_thread(PagedConversation(messages), size)
+    assert thread_ids(earlier, OUR_DOMAIN) == thread_ids(everything, OUR_DOMAIN)
+    message = OutboundMessage(id=f"msg_{size}", conversation_id="cv_1", to="a@x.test")
+    default = "Your message"
+    assert subject_of(message, earlier, default) == subject_of(message, everything, default)
 
 
 def test_thread_reads_are_bounded():
     """A conversation longer than MAX_THREAD_MESSAGES is read no further than that: an
-    answer in a huge thread threads on its first messages, at a bounded cost."""
-    last = MAX_THREAD_MESSAGES * 3 - 1
-    conversation = PagedConversation(size=last + 1, ours=last)
-    message = OutboundMessage(id=f"msg_{last}", conversation_id="cv_1", to="a@x.test")
-    earlier = asyncio.run(earlier_messages(conversation, message))
-    assert len(earlier) == MAX_THREAD_MESSAGES
+    answer in a huge thread threads on the messages read, at a bounded cost."""
+    last = MAX_THREAD_MESSAGES + THREAD_PAGE * 2
+    conversation = PagedConversation.of_mails(size=last + 1, ours=last)
+    earlier = read_thread(conversation, last)
     assert conversation.pages == MAX_THREAD_MESSAGES // THREAD_PAGE
+    assert earlier[-1].id == f"msg_{MAX_THREAD_MESSAGES - 1}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from omnichannel_email.settings import RECEIVING, parse_settings
 
-from omnichannel_core.channel import Config
+from omnichannel_core.channel import ChannelUnavailable, Config
 
 SECRET = "s" * 20
 
@@ -49,3 +50,28 @@ def test_with_neither_webhook_nor_imap_there_is_no_way_to_receive():
         Config(environ={"EMAIL_FROM_ADDRESS": "a@example.com", "EMAIL_SMTP_HOST": "smtp.x.com"})
     )
     assert settings.missing == (RECEIVING,)
+
+
+def test_a_receiving_setting_that_is_invalid_never_stops_sending():
+    """A short webhook secret, a wrong IMAP port or a too small mail limit is reported (the
+    webhook or the poller is off), but answers still go out; an invalid sending value stops
+    them, naming it."""
+    sending = {"EMAIL_FROM_ADDRESS": "support@example.com", "EMAIL_SMTP_HOST": "smtp.x.com"}
+    settings = parse_settings(
+        Config(
+            environ={
+                **sending,
+                "EMAIL_INBOUND_SECRET": "short",
+                "EMAIL_IMAP_HOST": "imap.x.com",
+                "EMAIL_IMAP_PORT": "99999",
+                "EMAIL_MAX_MESSAGE_BYTES": "100",
+            }
+        )
+    )
+    assert len(settings.invalid) == 4  # the IMAP login is missing too
+    assert settings.can_send is True
+    assert settings.require_sending("email") == ("support@example.com", settings.smtp)
+    broken = parse_settings(Config(environ={**sending, "EMAIL_SMTP_PORT": "0"}))
+    assert broken.can_send is False
+    with pytest.raises(ChannelUnavailable, match="EMAIL_SMTP_PORT must be a port number"):
+        broken.require_sending("email")
