@@ -228,7 +228,7 @@ async def _login(client: IMAP4, server: MailServer) -> None:
     assert server.username is not None and server.password is not None  # settings check it
     login = await client.login(server.username, server.password)
     if login.result != "OK":
-        raise ImapError(f"login refused for {server.username}: {_text(login.lines)}")
+        raise ImapError(f"login refused (EMAIL_IMAP_USERNAME): {_text(login.lines)}")
     await asyncio.wait_for(client.protocol.capability(), COMMAND_SECONDS)  # may differ now
 
 

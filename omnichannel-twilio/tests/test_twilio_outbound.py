@@ -423,6 +423,7 @@ def test_lost_answer_without_callback_fails_as_not_confirmed(
 # pace: Twilio's send_policy, per sender ---------------------------------------------------
 
 
+@pytest.mark.alone  # gaps between arrivals: a loaded machine delays one send, not its slot
 def test_sms_go_one_per_second_per_sender_while_whatsapp_is_not_held(
     paced_server, fake_twilio: FakeTwilio
 ):
