@@ -195,11 +195,44 @@ def addresses(message: Message, name: str) -> list[Mailbox]:
 
 
 def _bracketed(raw: str, parsed: list[Mailbox]) -> list[Mailbox]:
-    """The addresses in angle brackets in ``raw``, with the names the parser found for
-    them (none for an address it did not find)."""
+    """The addresses in angle brackets in ``raw``, outside quoted strings and comments
+    (``"<victim@x>" attacker@evil`` names no bracketed address), each with the name
+    written before it (between the last comma and the ``<``), or the parser's."""
+    bare = _blank_quotes_and_comments(raw)
     names = {mailbox.address: mailbox.name for mailbox in parsed}
-    found = [no_surrogates(address) for address in _ANGLE_ADDRESS.findall(raw)]
-    return [Mailbox(names.get(address, ""), address) for address in found]
+    found: list[Mailbox] = []
+    for match in _ANGLE_ADDRESS.finditer(bare):
+        address = no_surrogates(match.group(1))
+        start = bare.rfind(",", 0, match.start()) + 1
+        written = raw[start : match.start()].strip().strip('"').strip()
+        name = no_surrogates(written[:MAX_NAME_LENGTH]) or names.get(address, "")
+        found.append(Mailbox(name, address))
+    return found
+
+
+def _blank_quotes_and_comments(raw: str) -> str:
+    """``raw`` with every character of its quoted strings and comments (RFC 5322: nested,
+    with backslash escapes; an unclosed one runs to the end) made a space: the same length,
+    so positions in it are positions in ``raw``."""
+    out: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in raw:
+        hidden = quoted or depth > 0
+        if escaped:
+            escaped = False
+        elif hidden and char == "\\":
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            depth += 1
+            hidden = True
+        elif depth and char == ")":
+            depth -= 1
+        elif char == '"':
+            quoted = hidden = True
+        out.append(" " if hidden else char)
+    return "".join(out)
 
 
 def message_ids(value: str | None) -> list[str]:

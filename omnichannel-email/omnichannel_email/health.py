@@ -98,7 +98,7 @@ def imap_login(server: MailServer, context: ssl.SSLContext) -> CredentialCheck:
                 client.starttls(ssl_context=context)
             # a refused login is answered late on purpose (Dovecot waits 2 s): give the login
             # what is left of the check, not one step's COMMAND_SECONDS
-            client.sock.settimeout(max(deadline - time.monotonic(), COMMAND_SECONDS))
+            client.sock.settimeout(max(deadline - time.monotonic(), 0.5))
             client.login(server.username or "", server.password or "")
         finally:
             with suppress(imaplib.IMAP4.error, OSError):

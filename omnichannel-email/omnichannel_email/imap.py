@@ -23,13 +23,14 @@ store) is tried again after a pause that doubles up to a minute, from the positi
 mail is passed over. Except a poison mail: when parsing or storing the same mail (its
 UIDVALIDITY and UID) fails :data:`MAX_ATTEMPTS` times in a row with an error its content
 can trip (:data:`MAIL_FAULTS`: a ``ValueError`` such as a ``UnicodeError``, a
-``TypeError``, a ``KeyError``...), it is skipped and recorded with the error, so one mail
-that trips a bug never stalls the folder. Any other error is the store's or a server's
-(``OSError``, ``sqlite3.Error``, Google's API errors, a timeout): never counted, however
-long it lasts, since a store that is down says nothing about the mail. The count is kept
+``TypeError``, a ``KeyError``, the ``email`` package's own...), it is skipped and
+recorded with the error, so one mail that trips a bug never stalls the folder. Any other
+error is the store's or a server's (``OSError``, ``sqlite3.Error``, Google's API errors, a
+timeout): never counted, however long it lasts, since a store that is down says nothing
+about the mail. The count is kept
 in the job's memory (a restarted runner counts again); the pause before the next attempt
 starts again at a second only once a mail is stored or a session lasted a minute, so the
-attempts at one mail are at least 1 + 2 + 4 s apart. A skipped mail stays in the folder,
+attempts at one mail are spread over at least 1 + 2 s. A skipped mail stays in the folder,
 untouched, to be filed again once the cause is fixed.
 
 **Health.** The job's report in ``/health`` is read from the store (the web server
@@ -42,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from email.errors import MessageError
 
 import structlog
 
@@ -85,6 +87,8 @@ MAIL_FAULTS: tuple[type[Exception], ...] = (
     AttributeError,
     InvalidInput,
     LookupError,
+    MessageError,
+    NotImplementedError,
     RecursionError,
     TypeError,
     ValueError,

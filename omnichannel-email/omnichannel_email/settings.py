@@ -26,7 +26,7 @@ DEFAULT_SUBJECT = "Your message"
 DEFAULT_IMAP_FOLDER = "INBOX"
 RECEIVING = "a way to receive (EMAIL_INBOUND_SECRET, or EMAIL_IMAP_HOST and its login)"
 """What health names when neither the webhook nor IMAP is set up."""
-RECEIVING_ONLY = ("EMAIL_INBOUND_SECRET", "EMAIL_IMAP_", "EMAIL_MAX_MESSAGE_BYTES")
+RECEIVING_ONLY = ("EMAIL_INBOUND_SECRET", "EMAIL_IMAP_")
 """The variables only receiving reads: an invalid one never stops sending."""
 DEFAULT_IMAP_POLL_SECONDS = 60
 """How often a server without IMAP IDLE is asked for new mail."""

@@ -393,13 +393,31 @@ def test_sender_falls_back_to_sender_and_reply_to_headers() -> None:
         ('"victim@customer.example" <attacker@evil.example>', "attacker@evil.example"),
         ("<attacker@evil.example>victim@customer.example", "attacker@evil.example"),
         ("Doe, Jane <jane@customer.example>", "jane@customer.example"),
+        # brackets inside a comment or a quoted string are not the mailbox's
+        ("attacker@evil.example (<victim@customer.example>) junk", "attacker@evil.example"),
+        ("attacker@evil.example (Foo <victim@customer.example>", "attacker@evil.example"),
+        ('"Jo <jo@old.example>" <jo@new.example> x', "jo@new.example"),
     ],
 )
 def test_the_sender_is_the_address_in_angle_brackets(header: str, expected: str) -> None:
     """An address written as a display name, or beside the mailbox outside its brackets, is
     not the sender: the address in angle brackets is (the one mail clients show and DMARC
-    checks), so nobody passes for a customer by writing their address as a name."""
+    checks), so nobody passes for a customer by writing their address as a name; and
+    brackets inside a comment or a quoted name are not a mailbox either."""
     assert only_message(mail(f"From: {header}")).sender == expected
+
+
+def test_brackets_in_a_quoted_string_are_not_the_sender() -> None:
+    """``"<victim@...>" attacker@evil``: the quoted text is part of the attacker's address
+    as the parser reads it, never the victim's address."""
+    sender = only_message(mail('From: "<victim@customer.example>" attacker@evil.example')).sender
+    assert sender.endswith("@evil.example") and not sender.startswith("victim@")
+
+
+def test_a_bracketed_sender_keeps_the_name_written_before_it() -> None:
+    """A header the parser reads with a defect still gives the sender's name."""
+    message = only_message(mail("From: Jane Doe [Sales] <jane@customer.example>"))
+    assert (message.sender, message.sender_name) == ("jane@customer.example", "Jane Doe [Sales]")
 
 
 def test_a_from_of_several_mailboxes_needs_a_sender() -> None:

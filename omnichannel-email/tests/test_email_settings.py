@@ -53,9 +53,9 @@ def test_with_neither_webhook_nor_imap_there_is_no_way_to_receive():
 
 
 def test_a_receiving_setting_that_is_invalid_never_stops_sending():
-    """A short webhook secret, a wrong IMAP port or a too small mail limit is reported (the
-    webhook or the poller is off), but answers still go out; an invalid sending value stops
-    them, naming it."""
+    """A short webhook secret or a wrong IMAP port is reported (the webhook is off, the
+    poller reads the default), but answers still go out; an invalid value sending reads (a
+    port, or EMAIL_MAX_MESSAGE_BYTES, which caps attachments too) stops them, naming it."""
     sending = {"EMAIL_FROM_ADDRESS": "support@example.com", "EMAIL_SMTP_HOST": "smtp.x.com"}
     settings = parse_settings(
         Config(
@@ -69,6 +69,17 @@ def test_a_receiving_setting_that_is_invalid_never_stops_sending():
         )
     )
     assert len(settings.invalid) == 4  # the IMAP login is missing too
+    assert settings.can_send is False  # EMAIL_MAX_MESSAGE_BYTES caps attachments too
+    settings = parse_settings(
+        Config(
+            environ={
+                **sending,
+                "EMAIL_INBOUND_SECRET": "short",
+                "EMAIL_IMAP_HOST": "imap.x.com",
+                "EMAIL_IMAP_PORT": "99999",
+            }
+        )
+    )
     assert settings.can_send is True
     assert settings.require_sending("email") == ("support@example.com", settings.smtp)
     broken = parse_settings(Config(environ={**sending, "EMAIL_SMTP_PORT": "0"}))

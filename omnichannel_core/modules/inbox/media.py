@@ -60,8 +60,10 @@ async def keep_attachments(
         stored = await store.find_by_provider_id(
             channel, Direction.INBOUND, inbound.provider_message_id
         )
-        if stored is not None:
-            return attrs.evolve(inbound, media=())
+        if stored is not None:  # the provider's items stay: their fetch may be due still
+            return attrs.evolve(
+                inbound, media=tuple(item for item in inbound.media if isinstance(item, Media))
+            )
 
     async def kept(item: Media | Attachment) -> Media | dict[str, Any]:
         if isinstance(item, Media):
