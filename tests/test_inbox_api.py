@@ -409,11 +409,13 @@ def test_idempotency_key_in_another_conversation_is_409(client):
 
 
 def test_reply_to_unknown_conversation_is_404_and_sends_nothing(client, receiver):
-    """A reply to an unknown conversation is a JSON 404 and reaches no receiver."""
-    before = len(receiver.requests)
-    response = client.post("/api/conversations/cv_nope/messages", json={"text": "hi"})
+    """A reply to an unknown conversation is a JSON 404, is not stored, and reaches no
+    receiver (looked for by its own text: other tests' queued sends may arrive meanwhile)."""
+    text = unique("never-sent")
+    response = client.post("/api/conversations/cv_nope/messages", json={"text": text})
     assert response.status_code == 404
-    assert len(receiver.requests) == before
+    assert response.json()["error"] == "not_found"
+    assert not any(text.encode() in request.body for request in receiver.requests)
 
 
 def test_inbox_api_needs_the_api_key(server):

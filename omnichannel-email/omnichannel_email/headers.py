@@ -196,8 +196,8 @@ def addresses(message: Message, name: str) -> list[Mailbox]:
 
 def _bracketed(raw: str, parsed: list[Mailbox]) -> list[Mailbox]:
     """The addresses in angle brackets in ``raw``, outside quoted strings and comments
-    (``"<victim@x>" attacker@evil`` names no bracketed address), each with the name
-    written before it (between the last comma and the ``<``), or the parser's."""
+    (``"<victim@x>" attacker@evil`` names no bracketed address), each with the parser's
+    name for it, else the name written before it (between the last comma and the ``<``)."""
     bare = _blank_quotes_and_comments(raw)
     names = {mailbox.address: mailbox.name for mailbox in parsed}
     found: list[Mailbox] = []
@@ -205,7 +205,9 @@ def _bracketed(raw: str, parsed: list[Mailbox]) -> list[Mailbox]:
         address = no_surrogates(match.group(1))
         start = bare.rfind(",", 0, match.start()) + 1
         written = raw[start : match.start()].strip().strip('"').strip()
-        name = no_surrogates(written[:MAX_NAME_LENGTH]) or names.get(address, "")
+        if "=?" in written:  # encoded-words, decoded as the parser decodes a name
+            written = str(policy.default.header_factory("x-name", written))
+        name = names.get(address) or no_surrogates(written[:MAX_NAME_LENGTH])
         found.append(Mailbox(name, address))
     return found
 
