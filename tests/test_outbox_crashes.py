@@ -52,13 +52,31 @@ class CountingReceiver:
     def __init__(self) -> None:
         self.provider = FakeProvider(answer=self._answer, keep_alive=True)
         self.arrivals: list[tuple[float, str]] = []
+        self.in_flight = 0
+        """Sends received and not yet answered."""
         self._lock = threading.Lock()
 
     def _answer(self, request: RecordedRequest) -> ScriptedResponse:
         key = request.headers.get("idempotency-key", "")
         with self._lock:
             self.arrivals.append((time.monotonic(), key))
-        return ScriptedResponse.json(200, {"id": f"remote-{key}"}, delay=random.uniform(0, 0.2))
+            self.in_flight += 1
+        try:
+            time.sleep(random.uniform(0, 0.2))  # the handler's own thread: sends overlap
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        return ScriptedResponse.json(200, {"id": f"remote-{key}"})
+
+    def wait_for_sends_in_flight(self, count: int, seconds: float = 10.0) -> None:
+        """Until ``count`` sends are being answered at once (or ``seconds`` pass): a kill
+        then cuts sends off, which is what the crash test is for."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.in_flight >= count:
+                    return
+            time.sleep(0.002)
 
     def counts(self) -> Counter[str]:
         with self._lock:
@@ -134,6 +152,7 @@ def crash_run(workdir: Path, env: dict[str, str], receiver: CountingReceiver, co
             ):
                 while sum(future.done() for future in futures) < stage:
                     time.sleep(0.01)
+                receiver.wait_for_sends_in_flight(2)  # both runners' sends, most likely
                 action()
                 print(f"{time.monotonic() - started:.1f}s: {stage} accepted, killed")
             accepted = [future.result() for future in futures]
