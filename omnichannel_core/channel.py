@@ -19,12 +19,17 @@ this repository to it.
 - Settings and health: :class:`ChannelSettings`, :func:`settings_for`,
   :class:`CredentialChecker`, :func:`credentials_health` and the outcomes.
 - A channel's own routes: :class:`ChannelInbox` (what ``channel_routes`` is given: store,
-  read and send on this channel only), :class:`OutboundRequest`; the declaration of what a
-  route's methods take and answer, as a module route's (:class:`Operation`,
+  read and send on this channel only; what ``receive`` stored, :class:`Received` with its
+  :class:`RefusedMedia`; ``follow``, a :class:`ConversationFeed` of
+  :class:`ConversationEvent`, or :class:`EventsExpired`), :class:`OutboundRequest`; the
+  declaration of what a route's methods take and answer, as a module route's
+  (:class:`Operation`,
   :class:`Response`, :class:`PageOf`, bodies as attrs classes with :func:`field`,
   :class:`IdempotencyHeaders`, :func:`send_at_field` and :func:`send_at_of` for a
   scheduled send), from which the core checks the request and documents the
-  route; and the helpers to read a request by hand as the core does
+  route; how a route browsers call is protected (:class:`RoutePolicy` with its
+  :class:`CorsPolicy`, :class:`OriginsSetting`, :data:`SECURITY_HEADERS`, :data:`API_POLICY`,
+  :class:`RateLimit`); and the helpers to read a request by hand as the core does
   (:func:`read_json_object`, :func:`idempotency_key`, :func:`read_media`) and answer it
   (:func:`to_json`); a route that sends declares :data:`SEND_ANSWERS` and answers with
   :func:`prefer_wait` and :func:`answer_sent`.
@@ -56,6 +61,7 @@ from omnichannel_core.credential_check import (
 )
 from omnichannel_core.errors import (
     ChannelUnavailable,
+    EventsExpired,
     InvalidInput,
     NotFound,
     OmnichannelError,
@@ -92,15 +98,32 @@ from omnichannel_core.models import (
 )
 from omnichannel_core.plugins.channels import HEALTH_TIMEOUT_SECONDS
 from omnichannel_core.plugins.dispatch import HOOK_THREADS_PER_CHANNEL
-from omnichannel_core.routes import Operation, Response
+from omnichannel_core.routes import (
+    API_POLICY,
+    SECURITY_HEADERS,
+    CorsPolicy,
+    Operation,
+    OriginsSetting,
+    RateLimit,
+    Response,
+    RoutePolicy,
+)
 from omnichannel_core.serialization import parse_json, to_json
-from omnichannel_core.services import ChannelInbox, OutboundRequest
+from omnichannel_core.services import (
+    ChannelInbox,
+    ConversationEvent,
+    ConversationFeed,
+    OutboundRequest,
+    Received,
+    RefusedMedia,
+)
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
 from omnichannel_core.web.body import idempotency_key, read_json_object
 from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, prefer_wait
 
 __all__ = [
     "ACCEPTED",
+    "API_POLICY",
     "CHECKING",
     "HEALTH_TIMEOUT_SECONDS",
     "HOOK_THREADS_PER_CHANNEL",
@@ -108,6 +131,7 @@ __all__ = [
     "MAX_URL",
     "MISSING",
     "REJECTED",
+    "SECURITY_HEADERS",
     "SEND_ANSWERS",
     "SEND_NOTES",
     "UNREACHABLE",
@@ -120,9 +144,13 @@ __all__ = [
     "Config",
     "Consent",
     "Conversation",
+    "ConversationEvent",
+    "ConversationFeed",
+    "CorsPolicy",
     "CredentialCheck",
     "CredentialChecker",
     "DeliveryStatus",
+    "EventsExpired",
     "IdempotencyHeaders",
     "InboundMessage",
     "InvalidInput",
@@ -133,10 +161,15 @@ __all__ = [
     "NotFound",
     "OmnichannelError",
     "Operation",
+    "OriginsSetting",
     "OutboundMessage",
     "OutboundRequest",
     "PageOf",
+    "RateLimit",
+    "Received",
+    "RefusedMedia",
     "Response",
+    "RoutePolicy",
     "SendFailed",
     "SendOutcomeUnknown",
     "SendPolicy",

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from omnichannel_core.models import Consent, DeliveryStatus, Media, MediaRole
+from omnichannel_core.routes import RoutePolicy
 
 MAX_ID_LENGTH = 512
 
@@ -356,9 +357,22 @@ class ChannelRoute:
         ``req.context.principal``; a route that hands out messages must also check them with
         ``inbox.check_visible(principal, message)``, since agents see only their own or
         unassigned conversations.
+    :param policy: for a route browsers call (a visitor's chat widget, a script other sites
+        load): how its responses are protected, as a module route's
+        (:class:`~omnichannel_core.routes.RoutePolicy`): its security headers, and the
+        origins that may call it from a browser (CORS) and open its WebSockets (a
+        handshake from another site's page is refused with 3403), e.g.
+        ``RoutePolicy(cors=CorsPolicy(origins=OriginsSetting("WEBCHAT_ALLOWED_ORIGINS")))``.
+        With a policy, the route's public methods are rate limited per client address
+        (and per credential, when one is presented), as a module's public route is. None
+        (the default): the agents' API's policy (``API_POLICY``: its strict headers, the
+        ``OMNICHANNEL_CORS_ORIGINS``), and public methods are a provider's callbacks, not
+        counted, since providers burst from many addresses. Not on a path the core serves
+        for every channel (``webhook``, ``status``, ``messages``, ``health``).
     """
 
     path: str
     resource: object
     public: bool = False
     permission: str | None = None
+    policy: RoutePolicy | None = None

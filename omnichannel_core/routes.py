@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from omnichannel_core.bodies.schema import PageOf, Schema
-from omnichannel_core.config import Config
+from omnichannel_core.config import Config, _parse_origins
 
 JSON = "application/json"
 
@@ -135,11 +135,31 @@ def agent_origins(config: Config) -> Iterable[str]:
 
 
 @attrs.frozen
+class OriginsSetting:
+    """A :class:`CorsPolicy`'s ``origins`` read from the environment variable ``variable``,
+    written as ``OMNICHANNEL_CORS_ORIGINS`` is (exact ``scheme://host[:port]`` origins,
+    comma-separated, no ``*``), e.g.
+    ``CorsPolicy(origins=OriginsSetting("WEBCHAT_ALLOWED_ORIGINS"))``. Unset or empty: none.
+    A value that is not such a list raises ValueError naming the variable."""
+
+    variable: str
+
+    def __call__(self, config: Config) -> tuple[str, ...]:
+        try:
+            return _parse_origins(config.environ.get(self.variable, ""))
+        except ValueError as error:
+            raise ValueError(f"{self.variable}: {error}") from None
+
+
+@attrs.frozen
 class CorsPolicy:
     """Which browser origins may call a route, and what they may send.
 
     :param origins: the allowed origins, from the configuration (evaluated once, when the
-        route is mounted): exact ``scheme://host[:port]`` values.
+        route is mounted): exact ``scheme://host[:port]`` values; :class:`OriginsSetting`
+        reads them from a variable of the environment. A route's WebSockets take browsers
+        from these origins (and the server's own) only, once there is one
+        (`web.protection.Cors`).
     """
 
     origins: Callable[[Config], Iterable[str]] = agent_origins

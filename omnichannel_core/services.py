@@ -9,11 +9,15 @@ modules provide these:
 - :class:`UserDirectory` (access): look a user up by id;
 - :class:`ChannelInbox` (the inbox, one per channel): what a channel's own routes may do;
   a channel's jobs get theirs from ``context.channel_inbox()`` (through
-  :class:`ChannelInboxes`, the inbox's service behind it).
+  :class:`ChannelInboxes`, the inbox's service behind it);
+- :class:`LiveEvents` (events): this process's reader of the event log, which
+  ``ChannelInbox.follow`` draws on.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,6 +27,7 @@ from omnichannel_core.hooktypes import Attachment, WebhookResult
 from omnichannel_core.models import Contact, Conversation, ConversationStatus, Media, Message
 from omnichannel_core.paging import Page
 from omnichannel_core.policy import Principal, Role
+from omnichannel_core.timestamps import format_timestamp
 
 
 @attrs.frozen
@@ -34,6 +39,107 @@ class OutboundRequest:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     send_at: datetime | None = None
     """Not sent before this time (a scheduled message); None: as soon as its pace allows."""
+
+
+@attrs.frozen
+class RefusedMedia:
+    """An attachment the media store would not keep (its type not allowed, too large, no
+    media store): the message was stored without it (``metadata["media_refused"]``)."""
+
+    filename: str | None
+    content_type: str | None
+    size: int | None
+    reason: str
+
+    @classmethod
+    def listed_in(cls, metadata: Mapping[str, Any]) -> tuple[RefusedMedia, ...]:
+        """The refusals a message's ``metadata["media_refused"]`` lists."""
+        listed = metadata.get("media_refused")
+        if not isinstance(listed, list | tuple):
+            return ()
+        return tuple(cls._of(entry) for entry in listed)
+
+    @classmethod
+    def _of(cls, entry: object) -> RefusedMedia:
+        if not isinstance(entry, Mapping):
+            return cls(None, None, None, str(entry))
+        filename, content_type = entry.get("filename"), entry.get("content_type")
+        size, reason = entry.get("size"), entry.get("reason")
+        return cls(
+            filename if isinstance(filename, str) else None,
+            content_type if isinstance(content_type, str) else None,
+            size if isinstance(size, int) and not isinstance(size, bool) else None,
+            reason if isinstance(reason, str) else "not kept",
+        )
+
+
+@attrs.frozen
+class Received:
+    """What :meth:`ChannelInbox.receive` stored for one inbound message.
+
+    :param message_id: the stored message's id (the one stored first, for a duplicate).
+    :param conversation_id: the conversation it is in.
+    :param created: False when the message was stored already (the same provider message
+        id on this channel): nothing was written.
+    :param media_refused: the attachments left out (:class:`RefusedMedia`), as the stored
+        message lists them: a duplicate answers what its first delivery was told.
+    """
+
+    message_id: str
+    conversation_id: str
+    created: bool
+    media_refused: tuple[RefusedMedia, ...] = ()
+
+
+@attrs.frozen
+class ConversationEvent:
+    """An event of a followed conversation (:meth:`ChannelInbox.follow`), as
+    ``GET /api/events`` tells an agent of it.
+
+    :param cursor: where it is in the event log: what a client resumes ``after``.
+    :param type: ``message.created``, ``message.status_changed``, ``message.updated``,
+        ``conversation.updated``, or a type another module declares.
+    :param record_name: what ``record`` is (``message``, ``conversation``...: the event
+        type's record), the key of the record in :meth:`body`.
+    :param record: the record as it is now, JSON-ready, as an agent sees it (a message's
+        every field, its metadata included); None when it is gone. What a customer is
+        shown of it is the channel's choice.
+    :param data: what the event carries besides the record, by type (``message.created``:
+        ``channel``, ``direction``; ``message.status_changed``: ``status``, ``previous``;
+        ``conversation.updated``: ``changes``); docs/events.md lists them.
+    """
+
+    cursor: str
+    type: str
+    at: datetime
+    conversation_id: str
+    record_name: str
+    record: Any
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The event as the stream's ``data`` (``type``, ``at``, ``conversation_id``, and
+        the record under its name)."""
+        return {
+            "type": self.type,
+            "at": format_timestamp(self.at),
+            "conversation_id": self.conversation_id,
+            self.record_name: self.record,
+        }
+
+
+class ConversationFeed(Protocol):
+    """The events of some conversations as they happen (:meth:`ChannelInbox.follow`): an
+    async iterator, ended when the server stops."""
+
+    @property
+    def cursor(self) -> str | None:
+        """Where the feed stands in the event log: a new follow ``after`` it misses nothing
+        of these conversations (None: before the oldest event, on an empty log)."""
+
+    def __aiter__(self) -> AsyncIterator[ConversationEvent]: ...
+
+    async def __anext__(self) -> ConversationEvent: ...
 
 
 @attrs.frozen
@@ -85,9 +191,32 @@ class ChannelInbox(Protocol):
 
     channel: str
 
-    async def receive(self, result: WebhookResult) -> None:
+    async def receive(self, result: WebhookResult) -> tuple[Received, ...]:
         """Store what ``result`` holds, as a webhook's would be: messages (deduped), then
-        statuses, then watermarks. Returns once it is durable."""
+        statuses, then watermarks. Returns once it is durable: what was stored for each of
+        ``result.messages``, in their order (:class:`Received`: the message and
+        conversation ids, whether it is new, the attachments refused)."""
+
+    def follow(
+        self, conversation_ids: Collection[str], after: str | None = None
+    ) -> AbstractAsyncContextManager[ConversationFeed]:
+        """The events of these conversations of this channel as they happen, in log order,
+        from any server, read by this process's one reader of the event log::
+
+            async with inbox.follow([conversation_id], after=cursor) as events:
+                async for event in events:  # ConversationEvent
+                    await socket.send_media(event.body() | {"cursor": event.cursor})
+
+        ``after`` is a cursor a :class:`ConversationEvent` gave (or ``feed.cursor``): the
+        feed first replays what followed it; None starts with what happens next. Entering
+        raises NotFound for a conversation that is not this channel's (check first that
+        the caller may follow each), EventsExpired when the log no longer keeps what
+        followed ``after`` (read the history instead, then follow from None), and
+        InvalidInput for a cursor the log never gave. The feed ends when the server stops;
+        leaving the block (or cancelling the task in it) releases it. A slow reader holds
+        nothing back: it reads on from its own cursor. To follow one more conversation,
+        follow again ``after=feed.cursor``. LookupError when the events module is not
+        loaded."""
 
     async def send(
         self,
@@ -144,6 +273,19 @@ class ChannelInboxes(Protocol):
 
     def of(self, channel: str) -> ChannelInbox:
         """The :class:`ChannelInbox` of ``channel``."""
+
+
+class LiveEvents(Protocol):
+    """This process's reader of the event log (the events module's), shared by every
+    stream and socket open in it: it reads the log once per wake of the bus, whichever
+    server wrote the events. What :meth:`ChannelInbox.follow` draws on; a channel asks its
+    ``ChannelInbox``, not this."""
+
+    def follow(
+        self, conversation_ids: Collection[str], after: str | None = None
+    ) -> AbstractAsyncContextManager[ConversationFeed]:
+        """The events of these conversations, any channel's, after ``after`` (None: from
+        now), as :meth:`ChannelInbox.follow` describes."""
 
 
 class MediaKeeper(Protocol):

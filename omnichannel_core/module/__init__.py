@@ -30,8 +30,11 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
   :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`;
   :class:`ChannelInboxes` (the inbox's), behind ``context.channel_inbox()``, which a
-  channel's own jobs use; the media store, :class:`MediaKeeper` (and the inbox's
-  :class:`InboxMedia`); :func:`media_url`, the route of a kept item.
+  channel's own jobs use (:class:`Received`, :class:`RefusedMedia`: what ``receive``
+  stored; :class:`ConversationFeed` of :class:`ConversationEvent`: what ``follow``
+  yields), drawing on the events module's :class:`LiveEvents`; the media store,
+  :class:`MediaKeeper` (and the inbox's :class:`InboxMedia`); :func:`media_url`, the
+  route of a kept item.
 - **Audit**: :class:`AuditEntry`, :func:`audit_entry`.
 - Errors (mapped to HTTP in one place): :class:`InvalidInput` (400),
   :class:`Unauthenticated` (401), :class:`Forbidden` (403), :class:`NotFound` (404),
@@ -112,10 +115,15 @@ from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_sec
 from omnichannel_core.services import (
     ChannelInbox,
     ChannelInboxes,
+    ConversationEvent,
+    ConversationFeed,
     InboxMedia,
     InboxReader,
+    LiveEvents,
     MediaKeeper,
     OutboundRequest,
+    Received,
+    RefusedMedia,
     UserDirectory,
     UserSummary,
 )
@@ -151,6 +159,8 @@ __all__ = [
     "Consent",
     "Contact",
     "Conversation",
+    "ConversationEvent",
+    "ConversationFeed",
     "ConversationStatus",
     "CorsPolicy",
     "DeliveryFailed",
@@ -170,6 +180,7 @@ __all__ = [
     "Job",
     "JobControl",
     "JobReport",
+    "LiveEvents",
     "Media",
     "MediaInput",
     "MediaItems",
@@ -191,7 +202,9 @@ __all__ = [
     "Principal",
     "RateLimit",
     "RateLimited",
+    "Received",
     "RecipientOptedOut",
+    "RefusedMedia",
     "Response",
     "Role",
     "Route",

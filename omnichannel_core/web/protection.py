@@ -19,7 +19,9 @@ the channel authenticates them by signature. Unmatched routes are not counted ei
 
 Security headers and CORS are each route's own (`omnichannel_core.routes.RoutePolicy`):
 the agents' API gets strict headers and the ``OMNICHANNEL_CORS_ORIGINS`` list, a page may
-run its own scripts, a visitor API may allow the sites it is embedded in.
+run its own scripts, a visitor API may allow the sites it is embedded in. The same origins
+hold for the route's WebSockets, which browsers open across sites without asking CORS
+(cross-site WebSocket hijacking): see :class:`Cors`.
 
 Over a limit, the request is refused with :class:`~omnichannel_core.errors.RateLimited`
 (429 with ``Retry-After``).
@@ -40,12 +42,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
+from urllib.parse import urlsplit
 
 import falcon
 import falcon.asgi
 
 from omnichannel_core.config import Config
-from omnichannel_core.errors import RateLimited
+from omnichannel_core.errors import Forbidden, RateLimited
 from omnichannel_core.routes import RateLimit
 from omnichannel_core.web.client_address import client_address
 from omnichannel_core.web.middleware import presented_bearer
@@ -187,6 +190,12 @@ class RateLimits:
                 )
 
 
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, as browsers write it in ``Origin``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 class SecurityHeaders:
     """The headers of the route's policy on every response (the agents' API policy when no
     route matched); HSTS only on responses sent over HTTPS."""
@@ -225,10 +234,20 @@ class Cors:
     answered here, 204, before authentication, since browsers send it without credentials.
     Falcon's ``CORSMiddleware`` is not used: it allows whatever headers the preflight asks
     for and sends no ``Vary: Origin``.
+
+    A browser opens a WebSocket to any site without asking CORS, and tells the page's
+    origin in ``Origin``. On a route whose policy lists origins, a handshake whose
+    ``Origin`` is neither one of them nor the server's own (the ``Host`` it was sent to, or
+    ``OMNICHANNEL_PUBLIC_URL``) is refused before the route runs or authentication is
+    asked (closed with 3403 and the reason), so that no site but those listed can open
+    the socket from its visitors' browsers. A handshake without ``Origin`` is let through:
+    only programs send none, and they could send any; the route authenticates them as
+    any caller. A route whose policy lists no origin takes any, as over HTTP.
     """
 
-    def __init__(self, mounts: Mounts) -> None:
+    def __init__(self, mounts: Mounts, public_url: str | None = None) -> None:
         self.mounts = mounts
+        self.public_origin = _origin_of(public_url) if public_url else None
 
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: Any, params: dict
@@ -244,6 +263,28 @@ class Cors:
             resp.set_header("Access-Control-Allow-Headers", cors.allow_headers)
             resp.set_header("Access-Control-Max-Age", str(cors.max_age_seconds))
             resp.complete = True
+
+    async def process_resource_ws(
+        self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
+    ) -> None:
+        if resource is None:
+            return
+        allowed = self.mounts.origins(resource)
+        origin = req.get_header("Origin")
+        if not allowed or origin is None:
+            return
+        origin = origin.rstrip("/").lower()
+        if origin in allowed or self._own(origin, req):
+            return
+        raise Forbidden(f"origin {origin[:64]} may not open this WebSocket")
+
+    def _own(self, origin: str, req: falcon.asgi.Request) -> bool:
+        """Whether ``origin`` is the server's own: its public URL's, or the host the
+        handshake was sent to (a page the server served itself needs no CORS)."""
+        if origin == self.public_origin:
+            return True
+        host = req.get_header("Host")
+        return host is not None and urlsplit(origin).netloc == host.lower()
 
     async def process_response(
         self,
@@ -272,5 +313,5 @@ def protection_middleware(
     limits = RateLimits(config, mounts)
     if limits.active:
         middleware.append(limits)
-    middleware.append(Cors(mounts))
+    middleware.append(Cors(mounts, config.public_url))
     return middleware

@@ -21,7 +21,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import attrs
@@ -168,14 +168,20 @@ class EventHub:
                 return list(itertools.islice(self._buffer, position + 1, None))
         return None
 
-    async def read_log(self, cursor: str | None, limit: int = READ_BATCH) -> list[Delivery]:
+    async def read_log(
+        self, cursor: str | None, limit: int = READ_BATCH, only: Collection[str] | None = None
+    ) -> list[Delivery]:
         """Deliveries after ``cursor`` read from the log itself (raises EventsExpired).
-        Each conversation the events name is read once."""
+        Each conversation the events name is read once. With ``only``, the events of
+        other conversations come unloaded, as of no type (no record, nobody is told):
+        only their cursors count."""
         events = await self.log.after(cursor, limit)
         conversations: dict[str, Conversation | None] = {}
         deliveries = []
         for event in events:
             kind = self.types.get(event.type)
+            if only is not None and event.conversation_id not in only:
+                kind = None
             if kind is None:  # logged by a plugin that is gone: nobody is told
                 deliveries.append(Delivery(event, None))
                 continue

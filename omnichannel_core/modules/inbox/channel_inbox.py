@@ -4,20 +4,28 @@ its store."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Callable, Collection
 
-from omnichannel_core.channel import OutboundRequest, WebhookResult
+from omnichannel_core.channel import InboundMessage, OutboundRequest, WebhookResult
 from omnichannel_core.module import (
     ChannelFailed,
     Conversation,
+    ConversationFeed,
     Direction,
+    LiveEvents,
     Media,
     Message,
     NotFound,
     Page,
     Principal,
+    Received,
+    RefusedMedia,
 )
+from omnichannel_core.modules.inbox.media import REFUSED
 from omnichannel_core.modules.inbox.service import Inbox
+from omnichannel_core.modules.inbox.store import Ingested
 from omnichannel_core.modules.inbox.visibility import check_message_visible
 
 SERVED_MEDIA = re.compile(r"^/api/messages/(?P<message_id>[^/]+)/media/(?P<index>\d{1,4})$")
@@ -26,33 +34,56 @@ SERVED_MEDIA = re.compile(r"^/api/messages/(?P<message_id>[^/]+)/media/(?P<index
 
 class ChannelInboxesService:
     """:class:`omnichannel_core.services.ChannelInboxes`: behind
-    ``context.channel_inbox()``, which hands each channel its own."""
+    ``context.channel_inbox()``, which hands each channel its own.
 
-    def __init__(self, inbox: Inbox) -> None:
+    :param live: the events module's :class:`LiveEvents` (LookupError when it is not
+        loaded), which ``follow`` draws on.
+    """
+
+    def __init__(self, inbox: Inbox, live: Callable[[], LiveEvents] | None = None) -> None:
         self._inbox = inbox
+        self._live = live
 
     def of(self, channel: str) -> ChannelInboxService:
-        return ChannelInboxService(channel, self._inbox)
+        return ChannelInboxService(channel, self._inbox, self._live)
 
 
 class ChannelInboxService:
     """:class:`omnichannel_core.channel.ChannelInbox` for the channel ``channel``."""
 
-    def __init__(self, channel: str, inbox: Inbox) -> None:
+    def __init__(
+        self, channel: str, inbox: Inbox, live: Callable[[], LiveEvents] | None = None
+    ) -> None:
         self.channel = channel
         self._inbox = inbox
         self._store = inbox.store
+        self._live = live
 
-    async def receive(self, result: WebhookResult) -> None:
+    async def receive(self, result: WebhookResult) -> tuple[Received, ...]:
         if not isinstance(result, WebhookResult):
             raise ChannelFailed(
                 f"channel {self.channel!r} gave a {type(result).__name__}, not a WebhookResult",
                 channel=self.channel,
             )
         self._inbox.check_watermarks(self.channel, "receive", result)
-        await self._inbox.ingest(self.channel, result.messages)
+        ingested = await self._inbox.ingest(self.channel, result.messages)
         await self._inbox.apply_statuses(self.channel, result.statuses)
         await self._inbox.apply_watermarks(self.channel, result.watermarks)
+        return tuple(map(received, result.messages, ingested))
+
+    @contextlib.asynccontextmanager
+    async def follow(
+        self, conversation_ids: Collection[str], after: str | None = None
+    ) -> AsyncIterator[ConversationFeed]:
+        if isinstance(conversation_ids, str):  # one id, not its characters
+            raise TypeError("follow takes a collection of conversation ids, not a string")
+        wanted = frozenset(conversation_ids)
+        for conversation_id in wanted:
+            await self.get_conversation(conversation_id)  # NotFound: another channel's
+        if self._live is None:
+            raise LookupError("no loaded plugin offers LiveEvents (the events module)")
+        async with self._live().follow(wanted, after) as feed:
+            yield feed
 
     async def send(
         self,
@@ -121,3 +152,18 @@ class ChannelInboxService:
 
     async def check_visible(self, principal: Principal, message: Message) -> None:
         await check_message_visible(self._store, principal, message)
+
+
+def received(inbound: InboundMessage, ingested: Ingested) -> Received:
+    """What ``receive`` answers for ``inbound``, stored as ``ingested``: the refusals its
+    stored message lists, read only when it came with media (or a channel's own list), so
+    the usual message builds no model."""
+    refused: tuple[RefusedMedia, ...] = ()
+    if inbound.media or REFUSED in inbound.metadata:
+        refused = RefusedMedia.listed_in(ingested.message.metadata)
+    return Received(
+        message_id=ingested.message_id,
+        conversation_id=ingested.conversation_id,
+        created=ingested.created,
+        media_refused=refused,
+    )

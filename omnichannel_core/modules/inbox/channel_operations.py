@@ -11,6 +11,11 @@ every channel (``webhook``...), which the document describes once, under ``{chan
 
 A method the resource does not declare gets a generic operation, as before declarations
 existed: the route's permission (or public), nothing read, nothing documented.
+
+Rate limits: a public route without a ``policy`` is a provider's callback, never counted
+(providers burst from many addresses, and the channel checks their signature); a public
+route with one is called by browsers (a visitor's widget), and its methods are counted per
+address as a module's public route's are, unless an operation says otherwise.
 """
 
 from __future__ import annotations
@@ -31,9 +36,18 @@ WORD = re.compile(r"[A-Za-z0-9]+")
 def generic_operation(channel: str, route: ChannelRoute, method: str) -> Operation:
     """The operation of a method the route's resource does not declare."""
     summary = f"{channel} {method} {route.path}"
-    if route.public:  # a provider's call: authenticated by the channel, never rate limited
-        return Operation(summary, public=True, documented=False, rate_limit=RateLimit.NONE)
+    if route.public:
+        return Operation(
+            summary, public=True, documented=False, rate_limit=public_rate_limit(route)
+        )
     return Operation(summary, permission=route.permission, documented=False)
+
+
+def public_rate_limit(route: ChannelRoute) -> RateLimit:
+    """What counts a public method that says nothing: a route with a policy is called by
+    browsers, counted per address (DEFAULT); one without is a provider's callback,
+    authenticated by the channel and never counted (NONE)."""
+    return RateLimit.NONE if route.policy is None else RateLimit.DEFAULT
 
 
 def _who(public: bool, permission: str | None) -> str:
@@ -55,9 +69,9 @@ def declared_operation(
     channel: str, route: ChannelRoute, method: str, declared: Any, *, documented: bool
 ) -> Operation:
     """``declared`` completed from the route: who may call (from the ChannelRoute; an
-    operation that restates it must agree), the operation id, the tags. Not rate limited
-    when public, as a provider's call. ``documented`` False for a method added to a path
-    the core serves for every channel."""
+    operation that restates it must agree), the operation id, the tags. Public and left
+    at ``RateLimit.DEFAULT``: as :func:`public_rate_limit` says. ``documented`` False for a
+    method added to a path the core serves for every channel."""
     where = f"channel {channel!r} route {route.path!r} {method}"
     if not isinstance(declared, Operation):
         raise PluginLoadError(
@@ -74,7 +88,7 @@ def declared_operation(
         )
     rate_limit = declared.rate_limit
     if route.public and rate_limit is RateLimit.DEFAULT:
-        rate_limit = RateLimit.NONE
+        rate_limit = public_rate_limit(route)
     return attrs.evolve(
         declared,
         public=route.public,

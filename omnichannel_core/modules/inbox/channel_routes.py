@@ -7,7 +7,9 @@ webhook's body is read whole, or streamed to a file for a channel that declares
 channel's own routes (``channel_routes`` hook) go under the same prefix, each method with
 the operation its resource declares or a generic one (`channel_operations`), documented
 under the channel's own path; one that shares a path with a generic route is merged into
-it, adding only methods the generic route does not serve. A channel whose routes cannot be
+it, adding only methods the generic route does not serve. A route's ``policy`` (headers,
+CORS origins, for a route browsers call) is its own: never on a generic path, which every
+provider calls, and the agents' API's when it gives none. A channel whose routes cannot be
 mounted (its ``channel_routes`` raises, or returns a route that is not valid) is mounted not
 at all, and unloaded: :func:`channel_resources` raises before anything of it is returned.
 """
@@ -24,9 +26,12 @@ import structlog
 
 from omnichannel_core.channel import ChannelRoute, WebhookRequest, WebhookResponse
 from omnichannel_core.module import (
+    API_POLICY,
     ChannelFailed,
+    Config,
     HookNotImplemented,
     IdempotencyHeaders,
+    LiveEvents,
     ModuleContext,
     NotFound,
     OmnichannelError,
@@ -36,6 +41,7 @@ from omnichannel_core.module import (
     RateLimit,
     Response,
     Route,
+    RoutePolicy,
     RouteProblem,
     answer_sent,
     check_route,
@@ -392,8 +398,40 @@ def _check_route(channel: str, route: Any, seen: set[str]) -> ChannelRoute:
     return route
 
 
-def channel_resources(channel: str, inbox: Inbox, policy: Policy) -> list[Route]:
-    """The generic and contributed routes of one channel, all checked.
+def _check_policy(channel: str, route: ChannelRoute, config: Config) -> None:
+    """PluginLoadError for a ``policy`` that is not a RoutePolicy, one on a path the core
+    serves for every channel (a provider's webhook must not take a site's CORS), or one
+    whose origins cannot be read from the configuration (the channel's setting is wrong:
+    the channel is unloaded, naming it, rather than the server failing to start)."""
+    if route.policy is None:
+        return
+    where = f"channel {channel!r} route {route.path!r}"
+    if not isinstance(route.policy, RoutePolicy):
+        raise PluginLoadError(
+            f"{where}: policy must be a RoutePolicy, not {type(route.policy).__name__}",
+            channel=channel,
+        )
+    if route.path in GENERIC_ROUTES:
+        raise PluginLoadError(
+            f"{where}: the core serves {route.path!r} for every channel under the agents'"
+            " API's policy; give a route with its own policy a path of its own",
+            channel=channel,
+        )
+    try:
+        origins = list(route.policy.cors.origins(config))
+    except Exception as error:
+        raise PluginLoadError(
+            f"{where}: its CORS origins cannot be read: {error}", channel=channel
+        ) from None
+    if not all(isinstance(origin, str) for origin in origins):
+        raise PluginLoadError(f"{where}: CORS origins must be strings", channel=channel)
+
+
+def channel_resources(
+    channel: str, inbox: Inbox, policy: Policy, live: Callable[[], LiveEvents] | None = None
+) -> list[Route]:
+    """The generic and contributed routes of one channel, all checked (``live``: what its
+    ``ChannelInbox.follow`` draws on).
 
     Raises :class:`PluginLoadError` when the contributed routes are not valid, and lets
     through whatever the channel's ``channel_routes`` raises.
@@ -401,10 +439,13 @@ def channel_resources(channel: str, inbox: Inbox, policy: Policy) -> list[Route]
     resources: dict[str, Any] = {path: cls(channel, inbox) for path, cls in GENERIC_ROUTES.items()}
     seen: set[str] = set()
     contributed = inbox.channels.contributed_routes(
-        channel, config=inbox.config, inbox=ChannelInboxService(channel, inbox)
+        channel, config=inbox.config, inbox=ChannelInboxService(channel, inbox, live)
     )
+    policies: dict[str, RoutePolicy] = {}
     for route in contributed:
         route = _check_route(channel, route, seen)
+        _check_policy(channel, route, inbox.config)
+        policies[route.path] = route.policy or API_POLICY
         generic = resources.get(route.path)
         resources[route.path] = _merge(
             channel, generic if isinstance(generic, _ChannelResource) else None, route
@@ -415,6 +456,7 @@ def channel_resources(channel: str, inbox: Inbox, policy: Policy) -> list[Route]
         Route(
             f"{channel_prefix(channel)}/{path}",
             resource,
+            policies.get(path, API_POLICY),
             document_as=TEMPLATE + path if path in GENERIC_ROUTES else None,
         )
         for path, resource in resources.items()
@@ -434,7 +476,9 @@ def channels_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
     channels = context.channels
     for channel in list(channels.names):
         try:
-            routes += channel_resources(channel, inbox, context.policy)
+            routes += channel_resources(
+                channel, inbox, context.policy, lambda: context.service(LiveEvents)
+            )
         except PluginLoadError as error:
             channels.drop(channel, error.message)
         except Exception as error:

@@ -10,6 +10,7 @@ from omnichannel_core.module import (
     InboxMedia,
     InboxReader,
     Job,
+    LiveEvents,
     MediaKeeper,
     ModuleContext,
     PermissionSpec,
@@ -60,6 +61,10 @@ class InboxModule:
             )
         return self._services[context]
 
+    def channel_inboxes(self, context: ModuleContext) -> ChannelInboxesService:
+        """Each channel's inbox; ``follow`` draws on the events module's hub."""
+        return ChannelInboxesService(self.inbox(context), live=lambda: context.service(LiveEvents))
+
     @hookimpl
     def register_permissions(self) -> list[PermissionSpec]:
         return PERMISSIONS
@@ -72,7 +77,7 @@ class InboxModule:
     def register_services(self, context: ModuleContext) -> dict[type, Any]:
         return {
             InboxReader: StoreReader(context.store(InboxStore)),
-            ChannelInboxes: ChannelInboxesService(self.inbox(context)),
+            ChannelInboxes: self.channel_inboxes(context),
             InboxMedia: MessageMedia(context.store(InboxStore)),
         }
 
@@ -93,7 +98,7 @@ class InboxModule:
     def register_jobs(self, context: ModuleContext) -> list[Job]:
         store = context.store(InboxStore)
         policies = SendPolicies(context.channels, context.config)
-        inboxes = ChannelInboxesService(self.inbox(context))
+        inboxes = self.channel_inboxes(context)
         delivery = Delivery(
             store, context.channels, context.config, context.news, policies, inboxes
         )
