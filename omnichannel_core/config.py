@@ -104,7 +104,7 @@ def _parse_proxy_hops(raw: str) -> int:
         ) from None
 
 
-def _parse_origins(raw: str) -> tuple[str, ...]:
+def parse_origins(raw: str) -> tuple[str, ...]:
     """Exact browser origins (``scheme://host[:port]``, nothing after), comma-separated.
     Stored as browsers send them in ``Origin``: lower case, no trailing slash."""
     origins = tuple(origin.rstrip("/").lower() for origin in _parse_list(raw))
@@ -290,7 +290,7 @@ class Config:
     login_rate_limit_per_minute: int = setting(
         "OMNICHANNEL_LOGIN_RATE_LIMIT", _parse_int(0, RATE_LIMIT_MAX), 10
     )
-    cors_origins: tuple[str, ...] = setting("OMNICHANNEL_CORS_ORIGINS", _parse_origins, ())
+    cors_origins: tuple[str, ...] = setting("OMNICHANNEL_CORS_ORIGINS", parse_origins, ())
     jwt_secret: str | None = setting("OMNICHANNEL_JWT_SECRET", _parse_secret(32), None, secret=True)
     access_token_minutes: int = setting("OMNICHANNEL_ACCESS_TOKEN_MINUTES", _parse_int(1, 1440), 15)
     refresh_token_days: int = setting("OMNICHANNEL_REFRESH_TOKEN_DAYS", _parse_int(1, 365), 30)

@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 
 from omnichannel_core.bodies.schema import PageOf, Schema
-from omnichannel_core.config import Config, _parse_origins
+from omnichannel_core.config import Config, parse_origins
 
 JSON = "application/json"
 
@@ -146,7 +146,7 @@ class OriginsSetting:
 
     def __call__(self, config: Config) -> tuple[str, ...]:
         try:
-            return _parse_origins(config.environ.get(self.variable, ""))
+            return parse_origins(config.environ.get(self.variable, ""))
         except ValueError as error:
             raise ValueError(f"{self.variable}: {error}") from None
 

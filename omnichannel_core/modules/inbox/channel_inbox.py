@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 from omnichannel_core.channel import InboundMessage, OutboundRequest, WebhookResult
 from omnichannel_core.module import (
     ChannelFailed,
+    ChannelUnavailable,
     Conversation,
     ConversationFeed,
     Direction,
@@ -37,7 +38,7 @@ class ChannelInboxesService:
     ``context.channel_inbox()``, which hands each channel its own.
 
     :param live: the events module's :class:`LiveEvents` (LookupError when it is not
-        loaded), which ``follow`` draws on.
+        loaded, which ``follow`` answers as ChannelUnavailable), which ``follow`` draws on.
     """
 
     def __init__(self, inbox: Inbox, live: Callable[[], LiveEvents] | None = None) -> None:
@@ -80,9 +81,15 @@ class ChannelInboxService:
         wanted = frozenset(conversation_ids)
         for conversation_id in wanted:
             await self.get_conversation(conversation_id)  # NotFound: another channel's
-        if self._live is None:
-            raise LookupError("no loaded plugin offers LiveEvents (the events module)")
-        async with self._live().follow(wanted, after) as feed:
+        try:
+            if self._live is None:
+                raise LookupError("no LiveEvents given")
+            live = self._live()
+        except LookupError:  # the events module is disabled, or failed to load
+            raise ChannelUnavailable(
+                "live events are off: the events module is not loaded", channel=self.channel
+            ) from None
+        async with live.follow(wanted, after) as feed:
             yield feed
 
     async def send(
