@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox clean
 
-CHANNELS := omnichannel-twilio omnichannel-facebook omnichannel-email
+CHANNELS := omnichannel-twilio omnichannel-facebook omnichannel-email omnichannel-webchat
 
 $(BIN)/.installed: pyproject.toml $(foreach channel,$(CHANNELS),$(channel)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)

@@ -15,7 +15,9 @@ this repository to it.
 - The errors a hook raises: :class:`WebhookRejected` (403), :class:`InvalidInput` (400),
   :class:`UnsupportedMediaType` (415: a webhook body in a format it does not take),
   :class:`SendFailed`, :class:`SendOutcomeUnknown`, :class:`ChannelUnavailable`, and
-  :class:`NotFound` for a channel route.
+  for a channel route :class:`NotFound`, :class:`Unauthenticated` (401: a route that
+  checks a credential of its own, such as a chat visitor's token), :class:`Forbidden`
+  (403) and :class:`RateLimited` (429).
 - Settings and health: :class:`ChannelSettings`, :func:`settings_for`,
   :class:`CredentialChecker`, :func:`credentials_health` and the outcomes.
 - A channel's own routes: :class:`ChannelInbox` (what ``channel_routes`` is given: store,
@@ -33,6 +35,11 @@ this repository to it.
   (:func:`read_json_object`, :func:`idempotency_key`, :func:`read_media`) and answer it
   (:func:`to_json`); a route that sends declares :data:`SEND_ANSWERS` and answers with
   :func:`prefer_wait` and :func:`answer_sent`.
+- A channel's own limits and keys: :class:`TokenBuckets` (a rate limit per key, e.g. per
+  visitor; :func:`address_key` counts an IPv6 client by its /64), and
+  :func:`derived_secret` (a key of the channel's own derived from the server's signing
+  secret, the same on every server); :func:`caller_address`, the client's address as the
+  core's limits count it (behind ``OMNICHANNEL_TRUST_PROXY`` proxies).
 """
 
 from __future__ import annotations
@@ -62,11 +69,14 @@ from omnichannel_core.credential_check import (
 from omnichannel_core.errors import (
     ChannelUnavailable,
     EventsExpired,
+    Forbidden,
     InvalidInput,
     NotFound,
     OmnichannelError,
+    RateLimited,
     SendFailed,
     SendOutcomeUnknown,
+    Unauthenticated,
     UnsupportedMediaType,
     WebhookRejected,
 )
@@ -109,6 +119,7 @@ from omnichannel_core.routes import (
     RoutePolicy,
 )
 from omnichannel_core.serialization import parse_json, to_json
+from omnichannel_core.server_secrets import derived_secret
 from omnichannel_core.services import (
     ChannelInbox,
     ConversationEvent,
@@ -119,7 +130,9 @@ from omnichannel_core.services import (
 )
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
 from omnichannel_core.web.body import idempotency_key, read_json_object
+from omnichannel_core.web.client_address import caller_address
 from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, prefer_wait
+from omnichannel_core.web.protection import TokenBuckets, address_key
 
 __all__ = [
     "ACCEPTED",
@@ -151,6 +164,7 @@ __all__ = [
     "CredentialChecker",
     "DeliveryStatus",
     "EventsExpired",
+    "Forbidden",
     "IdempotencyHeaders",
     "InboundMessage",
     "InvalidInput",
@@ -166,6 +180,7 @@ __all__ = [
     "OutboundRequest",
     "PageOf",
     "RateLimit",
+    "RateLimited",
     "Received",
     "RefusedMedia",
     "Response",
@@ -178,13 +193,18 @@ __all__ = [
     "StatusUpdate",
     "StatusWatermark",
     "Thread",
+    "TokenBuckets",
+    "Unauthenticated",
     "UnsupportedMediaType",
     "WebhookRejected",
     "WebhookRequest",
     "WebhookResponse",
     "WebhookResult",
+    "address_key",
     "answer_sent",
+    "caller_address",
     "credentials_health",
+    "derived_secret",
     "field",
     "format_timestamp",
     "hookimpl",

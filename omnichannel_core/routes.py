@@ -160,6 +160,12 @@ class CorsPolicy:
         reads them from a variable of the environment. A route's WebSockets take browsers
         from these origins (and the server's own) only, once there is one
         (`web.protection.Cors`).
+    :param refuse_others: over HTTP too, a request a browser sends from any other origin
+        (its ``Origin`` neither listed nor the server's own) is refused with 403 before the
+        route runs, not only left without CORS headers: for a route other sites' pages
+        call (a chat widget's), where a request must not even be acted on; with no origin
+        listed, every other site's is refused, on WebSockets too. Requests without
+        ``Origin`` (programs) pass, as on a WebSocket.
     """
 
     origins: Callable[[Config], Iterable[str]] = agent_origins
@@ -167,6 +173,7 @@ class CorsPolicy:
     allow_headers: str = "Authorization, Content-Type, Idempotency-Key, Prefer, X-Request-ID"
     expose_headers: str = "X-Request-ID, Retry-After, Preference-Applied"
     max_age_seconds: int = 600
+    refuse_others: bool = False
 
 
 @attrs.frozen

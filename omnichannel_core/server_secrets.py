@@ -1,4 +1,5 @@
-"""The server's own secrets: the bootstrap API key and the access-token signing secret.
+"""The server's own secrets: the bootstrap API key and the access-token signing secret, and
+the keys derived from the latter for other purposes (a chat widget's visitor tokens).
 
 Each comes from its variable (``OMNICHANNEL_API_KEY``, ``OMNICHANNEL_JWT_SECRET``) or, when
 that is not set, from a file in the data directory that the first start creates (mode 0600,
@@ -98,3 +99,14 @@ def signing_secret(config: Config) -> str:
     path = config.data_dir / SIGNING_SECRET_FILE
     create_secret_file(path, lambda: secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def derived_secret(config: Config, purpose: str) -> bytes:
+    """A 32-byte key of its own for ``purpose`` (e.g. ``"webchat-visitor-tokens"``), derived
+    from the access-token signing secret (HMAC-SHA256): kept like it, so the same on every
+    server that shares ``OMNICHANNEL_JWT_SECRET``, and changed with it. No one holding the
+    derived key learns the signing secret, and keys of two purposes are unrelated."""
+    if not purpose:
+        raise ValueError("a derived secret needs a purpose")
+    label = b"omnichannel derived secret:" + purpose.encode()
+    return hmac.new(signing_secret(config).encode(), label, hashlib.sha256).digest()

@@ -14,7 +14,6 @@ The fixtures (``tls_certificates``, ``smtp``, ``email_server``) are imported by
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
 import logging
@@ -23,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,12 +38,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from omnichannel_core.testing.server import (
-    RUNNER_STARTED,
-    START_TIMEOUT_SECONDS,
     ServerProcess,
     channels_except,
     free_port,
-    running_server,
+    serving,
 )
 
 HOST = "127.0.0.1"
@@ -349,18 +346,6 @@ def email_env(smtp: SmtpServer | None, **overrides: str | None) -> dict[str, str
         **(smtp.env() if smtp is not None else {}),
         **overrides,
     }
-
-
-@contextlib.contextmanager
-def serving(workdir: Path, env: Mapping[str, str | None]) -> Iterator[ServerProcess]:
-    """``running_server``, once its job runner runs: the outbox sends from the runner."""
-    with running_server(workdir, env) as server:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while RUNNER_STARTED.decode() not in server.log():
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"the server's job runner did not start:\n{server.log()}")
-            time.sleep(0.05)
-        yield server
 
 
 MESSAGE_TEMPLATES = {

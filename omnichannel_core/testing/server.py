@@ -300,6 +300,18 @@ RUNNER_STARTED = b'"job_runner_started"'
 """What the worker's JSON log holds once its runner runs every job and subscriber."""
 
 
+@contextlib.contextmanager
+def serving(workdir: Path, env: Mapping[str, str | None]) -> Iterator[ServerProcess]:
+    """``running_server``, once its job runner runs: the outbox sends from the runner."""
+    with running_server(workdir, env) as server:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while RUNNER_STARTED.decode() not in server.log():
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the server's job runner did not start:\n{server.log()}")
+            time.sleep(0.05)
+        yield server
+
+
 class WorkerProcess:
     """``omnichannel worker`` for a :class:`ServerProcess`: the same environment and working
     folder, so the same store and plugins; its log in ``worker.log`` there.

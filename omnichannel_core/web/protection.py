@@ -263,20 +263,26 @@ class Cors:
             resp.set_header("Access-Control-Allow-Headers", cors.allow_headers)
             resp.set_header("Access-Control-Max-Age", str(cors.max_age_seconds))
             resp.complete = True
+        elif resource is not None and self.mounts.policy(resource).cors.refuse_others:
+            self._check_origin(req, resource, "call this route")
 
     async def process_resource_ws(
         self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket, resource: Any, params: dict
     ) -> None:
-        if resource is None:
-            return
+        if resource is not None:
+            self._check_origin(req, resource, "open this WebSocket")
+
+    def _check_origin(self, req: falcon.asgi.Request, resource: Any, doing: str) -> None:
+        """Forbidden when a browser sends the request from an origin the route's policy
+        does not list (none listed: any origin may, unless the policy refuses others)."""
         allowed = self.mounts.origins(resource)
         origin = req.get_header("Origin")
-        if not allowed or origin is None:
+        if origin is None or not (allowed or self.mounts.policy(resource).cors.refuse_others):
             return
         origin = origin.rstrip("/").lower()
         if origin in allowed or self._own(origin, req):
             return
-        raise Forbidden(f"origin {origin[:64]} may not open this WebSocket")
+        raise Forbidden(f"origin {origin[:64]} may not {doing}")
 
     def _own(self, origin: str, req: falcon.asgi.Request) -> bool:
         """Whether ``origin`` is the server's own: its public URL's, or the host the

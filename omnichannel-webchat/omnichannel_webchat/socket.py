@@ -1,0 +1,167 @@
+"""``socket``: a visitor's WebSocket (protocol: docs/channels/webchat.md).
+
+The first frame is ``hello`` with the visitor's token (never in the URL, which logs and
+proxies keep), and where the widget stands (``after``: an event cursor; ``since``: its last
+message). Then two things run at once: the visitor's stream (:mod:`omnichannel_webchat.stream`)
+is sent as it comes, and the visitor's frames are read and answered (``message`` → ``ack``,
+``typing``, ``read``, ``ping`` → ``pong``). A refused frame gets an ``error`` frame and the
+socket stays open; a bad token closes it with 4401, so the widget starts a new session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from omnichannel_core.channel import (
+    InvalidInput,
+    NotFound,
+    OmnichannelError,
+    RateLimited,
+    Unauthenticated,
+    utcnow,
+)
+from omnichannel_webchat.stream import VisitorStream
+from omnichannel_webchat.tokens import Visitor
+from omnichannel_webchat.visitors import Visitors
+
+HELLO_SECONDS = 10.0
+"""How long a new socket may wait before saying ``hello``."""
+MAX_FRAME_CHARS = 64 * 1024
+"""The longest frame a visitor may send (a message's text is limited further)."""
+MAX_CURSOR = 128
+
+CLOSE_BAD_HELLO = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NO_HELLO = 4408
+CLOSE_TOO_BIG = 1009
+CLOSE_RESTART = 1012
+"""The server is stopping: the widget reconnects (to another worker or server)."""
+
+
+class VisitorSocket:
+    """The visitor's WebSocket; public, for the sites of ``WEBCHAT_ALLOWED_ORIGINS`` only
+    (the core refuses a handshake from any other with 3403)."""
+
+    def __init__(self, visitors: Visitors) -> None:
+        self.visitors = visitors
+
+    async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
+        await ws.accept()
+        try:
+            hello = await asyncio.wait_for(self._frame(ws), HELLO_SECONDS)
+        except TimeoutError:
+            await ws.close(CLOSE_NO_HELLO)
+            return
+        except (falcon.WebSocketDisconnected, _Closed):
+            return
+        try:
+            visitor, after, since = self._hello(hello)
+        except Unauthenticated as error:
+            await ws.close(CLOSE_UNAUTHENTICATED, error.message[:120])
+            return
+        except InvalidInput as error:
+            await ws.close(CLOSE_BAD_HELLO, error.message[:120])
+            return
+        await Session(ws, self.visitors, visitor).run(
+            VisitorStream(self.visitors, visitor, after, since)
+        )
+
+    async def _frame(self, ws: falcon.asgi.WebSocket) -> Any:
+        return await read_frame(ws)
+
+    def _hello(self, frame: Any) -> tuple[Visitor, str | None, str | None]:
+        if not isinstance(frame, dict) or frame.get("type") != "hello":
+            raise InvalidInput("the first frame must be hello")
+        visitor = self.visitors.authenticate(frame.get("token"))
+        after, since = frame.get("after"), frame.get("since")
+        for name, value in (("after", after), ("since", since)):
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_CURSOR):
+                raise InvalidInput(f"{name} must be a string of at most {MAX_CURSOR} characters")
+        return visitor, after, since
+
+
+class _Closed(Exception):
+    """The socket was closed for a frame it sent (too big)."""
+
+
+async def read_frame(ws: falcon.asgi.WebSocket) -> Any:
+    """The next frame, parsed; an ``error`` for one that is not JSON."""
+    text = await ws.receive_text()
+    if len(text) > MAX_FRAME_CHARS:
+        await ws.close(CLOSE_TOO_BIG, "frame too big")
+        raise _Closed
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+class Session:
+    """One open socket of a visitor: their stream out, their frames in."""
+
+    def __init__(self, ws: falcon.asgi.WebSocket, visitors: Visitors, visitor: Visitor) -> None:
+        self.ws = ws
+        self.visitors = visitors
+        self.visitor = visitor
+        self._sending = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._sending:
+            await self.ws.send_media(frame)
+
+    async def run(self, stream: VisitorStream) -> None:
+        pump = asyncio.create_task(self._pump(stream))
+        try:
+            while not pump.done():
+                frame = await read_frame(self.ws)
+                if self.visitor.expires_at <= utcnow():
+                    await self.ws.close(CLOSE_UNAUTHENTICATED, "the visitor token expired")
+                    return
+                await self._answer(frame)
+        except (falcon.WebSocketDisconnected, _Closed):
+            pass
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, falcon.WebSocketDisconnected):
+                await pump
+
+    async def _pump(self, stream: VisitorStream) -> None:
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            async for frame in stream.frames():
+                await self.send(frame)
+            await self.ws.close(CLOSE_RESTART, "the server is stopping")
+
+    async def _answer(self, frame: Any) -> None:
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        client_id = frame.get("client_id") if kind == "message" else None
+        try:
+            if kind == "message":
+                message, _ = await self.visitors.write(self.visitor, client_id, frame.get("text"))
+                await self.send({"type": "ack", "client_id": client_id, "message": message})
+            elif kind == "typing":
+                await self.visitors.typing(self.visitor)
+            elif kind == "read":
+                await self.visitors.read(self.visitor, frame.get("up_to"))
+            elif kind == "ping":
+                self.visitors.check_signal(self.visitor)
+                await self.send({"type": "pong"})
+            else:
+                raise InvalidInput("frames are JSON objects of type message, typing, read or ping")
+        except (InvalidInput, NotFound, RateLimited) as error:
+            await self.send(_error(error, client_id))
+
+
+def _error(error: OmnichannelError, client_id: Any) -> dict[str, Any]:
+    code = {RateLimited: "too_many_requests", NotFound: "not_found"}.get(
+        type(error), "invalid_input"
+    )
+    frame: dict[str, Any] = {"type": "error", "error": code, "message": error.message}
+    if isinstance(client_id, str):
+        frame["client_id"] = client_id
+    return frame

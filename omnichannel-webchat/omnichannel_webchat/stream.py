@@ -1,0 +1,174 @@
+"""A visitor's conversation as it happens, resumed with no gap and no double.
+
+The widget remembers the last event cursor it was given and the last message it shows, and
+sends both on every (re)connect. The stream then:
+
+- replays the events after that cursor, when the event log still holds them;
+- otherwise (a first visit, a cursor too old or unknown) starts following from now and
+  *then* reads the history after that message: whatever happened in between is in one or
+  the other, and a message in both is sent once;
+- follows the conversation live, through the process's one reader of the event log
+  (``ChannelInbox.follow``), which any server's writes wake: the agent's reply needs no
+  socket on the server that sent it.
+
+A visitor with no conversation yet waits for their first message (stored by this process,
+or found by a look every :data:`LOOK_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from omnichannel_core.channel import (
+    ChannelInbox,
+    Conversation,
+    ConversationFeed,
+    DeliveryStatus,
+    EventsExpired,
+    InvalidInput,
+    StatusUpdate,
+    WebhookResult,
+    format_timestamp,
+    to_json,
+)
+from omnichannel_webchat.frames import Frame, conversation_state, frame_of, visitor_message
+from omnichannel_webchat.tokens import Visitor
+from omnichannel_webchat.visitors import Visitors
+
+HISTORY_LIMIT = 200
+"""The most messages a first visit (or a resync from too long ago) is sent."""
+PAGE = 100
+LOOK_SECONDS = 5.0
+"""How often a visitor with no conversation yet looks for one their other tab started."""
+
+
+class VisitorStream:
+    """The frames one connection of ``visitor`` is sent, from ``after`` (an event cursor)
+    or ``since`` (a message id), as an async iterator; :attr:`cursor` is where a new
+    connection resumes after what this one sent."""
+
+    def __init__(
+        self, visitors: Visitors, visitor: Visitor, after: str | None, since: str | None
+    ) -> None:
+        self.visitors = visitors
+        self.inbox: ChannelInbox = visitors.inbox
+        self.visitor = visitor
+        self.cursor = after
+        self.since = since
+        self._sent: dict[str, str | None] = {}  # message id -> status last sent
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        rotated = self.visitors.rotated(self.visitor)
+        if rotated is not None:
+            token, fresh = rotated
+            yield {"type": "token", "token": token, "expires_at": _at(fresh)}
+        conversation = await self.visitors.conversation(self.visitor)
+        yield {
+            "type": "ready",
+            "visitor": self.visitor.public(),
+            "conversation": None if conversation is None else _state(conversation),
+            "cursor": self.cursor,
+        }
+        if conversation is None:
+            conversation = await self._first_conversation()
+            self.cursor = None  # what was before it is not theirs: read its history
+            yield {"type": "conversation", "conversation": _state(conversation)}
+        async with contextlib.AsyncExitStack() as stack:
+            feed, replayed = await self._follow(stack, conversation)
+            if not replayed:
+                for frame in await self._history(conversation):
+                    yield frame
+            async for event in feed:
+                self.cursor = event.cursor
+                told = frame_of(event)
+                if told is None or not self._fresh(told):
+                    continue
+                yield told | {"cursor": event.cursor}
+                await self._delivered(told)
+            self.cursor = feed.cursor
+
+    async def _follow(
+        self, stack: contextlib.AsyncExitStack, conversation: Conversation
+    ) -> tuple[ConversationFeed, bool]:
+        """The feed of the conversation, held open by ``stack``: after :attr:`cursor`
+        (replayed: True) when the log still holds it, else from now (the caller reads the
+        history first)."""
+        if self.cursor is not None:
+            try:
+                feed = await stack.enter_async_context(
+                    self.inbox.follow([conversation.id], after=self.cursor)
+                )
+                return feed, True
+            except (EventsExpired, InvalidInput):
+                pass  # too old, or another server's log: read the history instead
+        feed = await stack.enter_async_context(self.inbox.follow([conversation.id]))
+        self.cursor = feed.cursor
+        return feed, False
+
+    async def _history(self, conversation: Conversation) -> list[Frame]:
+        """The messages after :attr:`since` (the last :data:`HISTORY_LIMIT` of them, or of
+        the whole conversation when ``since`` is not one of its messages)."""
+        messages: list[Frame] = []
+        page_cursor: str | None = None
+        while True:
+            page = await self.inbox.list_messages(conversation.id, page_cursor, PAGE)
+            for message in page.items:
+                if message.id == self.since:
+                    messages.clear()  # the widget has it and what came before
+                    continue
+                shown = visitor_message(to_json(message))
+                if shown is not None:
+                    messages.append(shown)
+            page_cursor = page.next_cursor
+            if page_cursor is None:
+                break
+        frames = []
+        for shown in messages[-HISTORY_LIMIT:]:
+            frame = {"type": "message", "message": shown}
+            if self._fresh(frame):
+                frames.append(frame)
+        frames.append({"type": "conversation", "conversation": _state(conversation)})
+        return frames
+
+    def _fresh(self, frame: Frame) -> bool:
+        """Whether a message frame tells the widget something new (a message it was not
+        sent, or a new status of one); other frames always do."""
+        if frame["type"] != "message":
+            return True
+        message = frame["message"]
+        if self._sent.get(message["id"], "") == message["status"]:
+            return False
+        self._sent[message["id"]] = message["status"]
+        return True
+
+    async def _delivered(self, frame: Frame) -> None:
+        """An agent's message sent to the visitor's widget is ``delivered``."""
+        message = frame.get("message")
+        if message is None or message["from"] != "agent" or message["status"] != "sent":
+            return
+        update = StatusUpdate(provider_message_id=message["id"], status=DeliveryStatus.DELIVERED)
+        await self.inbox.receive(WebhookResult(statuses=(update,)))
+
+    async def _first_conversation(self) -> Conversation:
+        """The visitor's conversation once they have one: when this process stores their
+        first message, or when a look finds one another server or tab started."""
+        started = self.visitors.started(self.visitor)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(started.wait(), LOOK_SECONDS)
+                conversation = await self.visitors.conversation(self.visitor)
+                if conversation is not None:
+                    return conversation
+        finally:
+            self.visitors.forget(self.visitor, started)
+
+
+def _state(conversation: Conversation) -> Frame:
+    return conversation_state(to_json(conversation))
+
+
+def _at(visitor: Visitor) -> str:
+    return format_timestamp(visitor.expires_at)

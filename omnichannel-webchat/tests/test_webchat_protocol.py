@@ -1,0 +1,350 @@
+"""The visitor API through the real server: sessions, the socket, resync, the fallback, and
+the security rules (origins, tokens, identity, limits). The browser's side is
+test_webchat_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from visitor_client import PREFIX, VisitorClient, new_client_id
+from webchat_servers import IDENTITY_SECRET, OTHER_ORIGIN
+
+from omnichannel_core.testing.server import ServerProcess
+
+pytestmark = pytest.mark.anyio
+
+
+def reply(server: ServerProcess, conversation_id: str, text: str) -> dict[str, Any]:
+    with server.client() as agent:
+        answer = agent.post(f"/api/conversations/{conversation_id}/messages", json={"text": text})
+        assert answer.status_code in (201, 202), answer.text
+        return answer.json()
+
+
+def visitor_of(server: ServerProcess, site: Any) -> VisitorClient:
+    return VisitorClient(server.base_url, site.origin)
+
+
+async def test_a_visitor_writes_and_the_agent_answers_over_the_socket(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        session = await visitor.start()
+        assert session["conversation"] is None
+        assert session["settings"]["title"] == "Acme support"
+        async with visitor.socket() as socket:
+            client_id = new_client_id()
+            await socket.send({"type": "message", "client_id": client_id, "text": "hello?"})
+            ack = await socket.until("ack", client_id=client_id)
+            assert ack["message"]["from"] == "visitor"
+            conversation = await socket.until("conversation")
+            conversation_id = conversation["conversation"]["id"]
+            with webchat_server.client() as agent:
+                messages = agent.get(f"/api/conversations/{conversation_id}/messages").json()
+            assert [m["text"] for m in messages["items"]] == ["hello?"]
+            reply(webchat_server, conversation_id, "Hi, how can I help?")
+            shown = await socket.until("message", **{"from": "agent"})
+            assert shown["message"]["text"] == "Hi, how can I help?"
+            assert "metadata" not in shown["message"]
+        # delivered once a widget had it
+        for _ in range(50):
+            with webchat_server.client() as agent:
+                items = agent.get(f"/api/conversations/{conversation_id}/messages").json()["items"]
+            if items[-1]["status"] == "delivered":
+                break
+            await asyncio.sleep(0.1)
+        assert items[-1]["status"] == "delivered"
+
+
+async def test_a_resend_after_a_drop_is_stored_once_and_ids_are_per_visitor(webchat_server, site):
+    async with visitor_of(webchat_server, site) as one, visitor_of(webchat_server, site) as two:
+        await one.start()
+        await two.start()
+        client_id = new_client_id()
+        first = await one.write("once", client_id)
+        again = await one.write("once", client_id)
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert first.json()["message"]["id"] == again.json()["message"]["id"]
+        # the same client id from another visitor is their own message, not a duplicate
+        theirs = await two.write("mine", client_id)
+        assert theirs.status_code == 201
+        assert theirs.json()["message"]["id"] != first.json()["message"]["id"]
+
+
+async def test_a_reconnect_replays_what_was_missed_once_in_order(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        written = (await visitor.write("first")).json()["message"]
+        async with visitor.socket() as socket:
+            await socket.until("message", id=written["id"])
+            cursor = socket.cursor
+        await visitor.start()
+        conversation_id = visitor.conversation["id"]
+        for n in range(3):
+            reply(webchat_server, conversation_id, f"missed {n}")
+        await asyncio.sleep(0.5)  # sent by the outbox while no socket was open
+        async with visitor.socket(after=cursor, since=written["id"]) as socket:
+            texts = [m["text"] for m in await socket.messages(3)]
+            assert texts == ["missed 0", "missed 1", "missed 2"]
+            with pytest.raises(TimeoutError):  # and nothing twice
+                await socket.until("message", timeout=1, text="missed 0")
+
+
+async def test_a_reconnect_without_a_cursor_reads_the_history_after_the_last_message(
+    webchat_server, site
+):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        first = (await visitor.write("one")).json()["message"]
+        await visitor.write("two")
+        await visitor.start()
+        async with visitor.socket(since=first["id"]) as socket:
+            (message,) = await socket.messages(1)
+            assert message["text"] == "two"
+        async with visitor.socket() as socket:  # a new device: the whole history
+            assert [m["text"] for m in await socket.messages(2)] == ["one", "two"]
+
+
+async def test_a_resolved_conversation_reaches_the_widget(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        await visitor.write("bye")
+        await visitor.start()
+        async with visitor.socket() as socket:
+            with webchat_server.client() as agent:
+                agent.patch(
+                    f"/api/conversations/{visitor.conversation['id']}", json={"status": "resolved"}
+                ).raise_for_status()
+            frame = await socket.until("conversation")
+            while frame["conversation"]["status"] != "resolved":
+                frame = await socket.until("conversation")
+
+
+async def test_typing_and_read_go_both_ways(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        await visitor.write("hi")
+        await visitor.start()
+        conversation_id = visitor.conversation["id"]
+        async with visitor.socket() as socket:
+            with webchat_server.client() as agent:
+                assert agent.post(f"/api/conversations/{conversation_id}/typing").status_code == 204
+            typing = await socket.until("typing")
+            assert typing["typing"] is True
+            sent = reply(webchat_server, conversation_id, "read me")
+            await socket.until("message", text="read me")
+            await socket.send({"type": "read", "up_to": sent["id"]})
+            await socket.send({"type": "typing"})
+        for _ in range(50):
+            with webchat_server.client() as agent:
+                status = agent.get(f"/api/messages/{sent['id']}").json()["status"]
+            if status == "read":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "read"
+
+
+async def test_the_long_polling_fallback_gets_the_same_frames(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        await visitor.write("by polling")
+        await visitor.start()
+        first = (await visitor.post("poll", json={"wait": 1})).json()
+        assert first["frames"][0]["type"] == "ready"
+        assert [f["message"]["text"] for f in first["frames"] if f["type"] == "message"] == [
+            "by polling"
+        ]
+        waiting = asyncio.create_task(
+            visitor.post("poll", json={"after": first["cursor"], "wait": 10})
+        )
+        await asyncio.sleep(0.3)
+        reply(webchat_server, visitor.conversation["id"], "polled answer")
+        answer = (await waiting).json()
+        texts = [f["message"]["text"] for f in answer["frames"] if f["type"] == "message"]
+        assert "polled answer" in texts
+
+
+async def test_a_visitor_reads_only_their_own_conversation(webchat_server, site):
+    async with visitor_of(webchat_server, site) as one, visitor_of(webchat_server, site) as two:
+        await one.start()
+        await two.start()
+        theirs = (await one.write("private")).json()["message"]
+        refused = await two.post("read", json={"up_to": theirs["id"]})
+        assert refused.status_code == 404
+        media = await two.http.get(f"{PREFIX}/media/{theirs['id']}/0", headers=two.headers())
+        assert media.status_code == 404
+        assert "private" not in media.text
+
+
+async def test_origins_are_checked_on_http_and_on_connect(webchat_server, site):
+    async with httpx.AsyncClient(base_url=webchat_server.base_url) as client:
+        allowed = await client.post(f"{PREFIX}/session", json={}, headers={"Origin": site.origin})
+        assert allowed.headers["Access-Control-Allow-Origin"] == site.origin
+        refused = await client.post(f"{PREFIX}/session", json={}, headers={"Origin": OTHER_ORIGIN})
+        assert refused.status_code == 403
+        assert "Access-Control-Allow-Origin" not in refused.headers
+        preflight = await client.options(
+            f"{PREFIX}/message",
+            headers={"Origin": site.origin, "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.status_code == 204
+        # the agents' API stays closed to the site
+        api = await client.get("/api/conversations", headers={"Origin": site.origin})
+        assert "Access-Control-Allow-Origin" not in api.headers
+    url = "ws" + webchat_server.base_url.removeprefix("http") + f"{PREFIX}/socket"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with websockets.connect(url, additional_headers={"Origin": OTHER_ORIGIN}) as ws:
+            await ws.recv()
+    assert closed.value.rcvd.code == 3403
+
+
+async def test_tokens_are_the_visitors_own(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        # a visitor token is no agent credential
+        async with httpx.AsyncClient(base_url=webchat_server.base_url) as client:
+            api = await client.get("/api/conversations", headers=visitor.headers())
+            assert api.status_code == 401
+        # and an agent's key is no visitor token
+        with webchat_server.client() as agent:
+            as_visitor = agent.post(
+                f"{PREFIX}/message", json={"client_id": new_client_id(), "text": "x"}
+            )
+        assert as_visitor.status_code == 401
+        # a forged token is refused on the socket with 4401
+        forged = VisitorClient(webchat_server.base_url, site.origin, visitor.token[:-3] + "AAA")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with forged.socket():
+                pass
+        assert closed.value.rcvd.code == 4401
+        # and an unknown token on POST session is a new visitor, not an error
+        fresh = await forged.http.post(f"{PREFIX}/session", json={"token": "v1.x.y"})
+        await forged.http.aclose()
+        assert fresh.status_code == 200
+        assert fresh.json()["visitor"]["id"] != visitor.visitor["id"]
+
+
+async def test_a_socket_without_hello_is_closed(webchat_server, site):
+    url = "ws" + webchat_server.base_url.removeprefix("http") + f"{PREFIX}/socket"
+    async with websockets.connect(url, additional_headers={"Origin": site.origin}) as ws:
+        await ws.send(json.dumps({"type": "message", "text": "no hello"}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 4400
+
+
+def sign(user_id: str) -> str:
+    return hmac.new(IDENTITY_SECRET.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+async def test_a_verified_user_is_the_same_contact_on_every_device(webchat_server, site):
+    async with visitor_of(webchat_server, site) as laptop:
+        await laptop.start(user_id="u-42", user_hash=sign("u-42"), name="Ada")
+        assert laptop.visitor == {
+            "id": "user:u-42",
+            "verified": True,
+            "name": "Ada",
+            "email": None,
+        }
+        await laptop.write("from the laptop")
+    async with visitor_of(webchat_server, site) as phone:
+        await phone.start(user_id="u-42", user_hash=sign("u-42"))
+        async with phone.socket() as socket:
+            (message,) = await socket.messages(1)
+            assert message["text"] == "from the laptop"
+
+
+async def test_a_forged_identity_is_refused(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        refused = await visitor.http.post(
+            f"{PREFIX}/session", json={"user_id": "u-42", "user_hash": sign("u-43")}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "forbidden"
+        assert IDENTITY_SECRET not in refused.text
+
+
+async def test_bad_input_gets_a_clear_4xx(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        bad_id = await visitor.post("message", json={"client_id": "x", "text": "hi"})
+        assert bad_id.status_code == 400
+        assert "client_id" in bad_id.json()["message"]
+        too_long = await visitor.write("x" * 5000)
+        assert too_long.status_code == 400
+        assert "4000" in too_long.json()["message"]
+        not_json = await visitor.post(
+            "message", content=b"hi", headers={"Content-Type": "text/plain"}
+        )
+        assert not_json.status_code in (400, 415)
+        no_token = await visitor.http.post(f"{PREFIX}/typing")
+        assert no_token.status_code == 401
+        async with visitor.socket() as socket:
+            await socket.send({"type": "message", "client_id": "short", "text": "x"})
+            error = await socket.until("error")
+            assert error["error"] == "invalid_input"
+            await socket.send({"type": "ping"})
+            await socket.until("pong")  # the socket stays open
+
+
+async def test_a_file_lands_in_the_media_store_and_the_visitor_downloads_it(webchat_server, site):
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    )
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        sent = await visitor.post(
+            f"files?client_id={new_client_id()}&filename=dot.png",
+            content=png,
+            headers={**visitor.headers(), "Content-Type": "image/png"},
+        )
+        assert sent.status_code == 201, sent.text
+        message = sent.json()["message"]
+        assert message["media"][0]["filename"] == "dot.png"
+        download = await visitor.http.get(
+            f"{PREFIX}/media/{message['id']}/0", headers=visitor.headers()
+        )
+        assert download.status_code == 200
+        assert download.content == png
+        assert "sandbox" in download.headers["Content-Security-Policy"]
+        refused = await visitor.post(
+            f"files?client_id={new_client_id()}&filename=x.exe",
+            content=b"MZ\x90\x00 not a picture",
+            headers={**visitor.headers(), "Content-Type": "application/x-msdownload"},
+        )
+        assert refused.status_code == 415
+
+
+async def test_visitors_are_rate_limited(tmp_path, site):
+    from webchat_servers import webchat_serving
+
+    with webchat_serving(tmp_path, site.origin, WEBCHAT_MESSAGES_PER_MINUTE="3") as server:
+        async with visitor_of(server, site) as visitor:
+            await visitor.start()
+            codes = [(await visitor.write(f"m{n}")).status_code for n in range(5)]
+            assert codes[:3] == [201, 201, 201]
+            assert codes[3:] == [429, 429]
+
+
+async def test_widget_js_is_served_within_its_size_budget(webchat_server):
+    import gzip
+
+    async with httpx.AsyncClient(base_url=webchat_server.base_url) as client:
+        script = await client.get(f"{PREFIX}/widget.js")
+    assert script.status_code == 200
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert "max-age" in script.headers["Cache-Control"]
+    assert len(gzip.compress(script.content, 9)) < 30_000
+
+
+def test_health_names_the_allowed_sites(webchat_server, site):
+    with webchat_server.client() as agent:
+        health = agent.get("/api/channels/webchat/health").json()
+    assert health["ok"] is True
+    assert site.origin in health["detail"]
