@@ -98,7 +98,8 @@ class ConversationEvent:
 
     :param cursor: where it is in the event log: what a client resumes ``after``.
     :param type: ``message.created``, ``message.status_changed``, ``message.updated``,
-        ``conversation.updated``, or a type another module declares.
+        ``conversation.updated``, ``conversation.typing``, or a type another module
+        declares.
     :param record_name: what ``record`` is (``message``, ``conversation``...: the event
         type's record), the key of the record in :meth:`body`.
     :param record: the record as it is now, JSON-ready, as an agent sees it (a message's
@@ -106,7 +107,8 @@ class ConversationEvent:
         shown of it is the channel's choice.
     :param data: what the event carries besides the record, by type (``message.created``:
         ``channel``, ``direction``; ``message.status_changed``: ``status``, ``previous``;
-        ``conversation.updated``: ``changes``); docs/events.md lists them.
+        ``conversation.updated``: ``changes``; ``conversation.typing``: ``by``, ``user_id``,
+        ``until``); docs/events.md lists them.
     """
 
     cursor: str
@@ -253,6 +255,27 @@ class ChannelInbox(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """A conversation of this channel."""
+
+    async def find_conversation(self, address: str) -> Conversation | None:
+        """The conversation of the contact at ``address`` on this channel that a
+        :meth:`send` to it would go into (its most recently created), or None, creating
+        nothing: a visitor's returning session finds its conversation without creating a
+        contact. The address is taken in the channel's form (its ``normalize_address``, as
+        :meth:`send` takes it; InvalidInput when that refuses it)."""
+
+    async def fill_contact(self, conversation_id: str, attributes: Mapping[str, str]) -> None:
+        """Give the contact of this conversation of this channel these attributes where it
+        has none of that name (what a visitor told a chat's pre-chat form: ``email``): what
+        an agent or an earlier form set is never overwritten. NotFound for a conversation
+        that is not this channel's."""
+
+    async def typing(self, conversation_id: str) -> None:
+        """The contact of this conversation of this channel is typing (a chat widget's
+        visitor): logs ``conversation.typing`` (``by: "contact"``), which agents' streams and
+        :meth:`follow` show until its ``until``, or until the contact's message arrives.
+        Call it as often as the visitor types: the inbox logs at most one such event per
+        conversation every few seconds, the others return having written nothing.
+        NotFound for a conversation that is not this channel's."""
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
         """A conversation of this channel's messages, oldest first."""

@@ -95,6 +95,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("PATCH", "/api/conversations/{conversation_id}"): "conversations:write",
     ("GET", "/api/conversations/{conversation_id}/messages"): "conversations:read",
     ("POST", "/api/conversations/{conversation_id}/messages"): "conversations:reply",
+    ("POST", "/api/conversations/{conversation_id}/typing"): "conversations:reply",
     ("GET", "/api/messages/{message_id}"): "conversations:read",
     ("POST", "/api/messages/{message_id}/retry"): "conversations:reply",
     ("POST", "/api/messages/{message_id}/cancel"): "conversations:reply",

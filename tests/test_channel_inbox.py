@@ -1,10 +1,12 @@
 """A channel's own routes get a ``ChannelInbox`` confined to that channel: through them, a
 message or conversation of another channel is not found (404), whatever its id, while the
 channel's own are; what they receive is stored under the channel, what they send goes out
-on it, and an outbound message is found by provider id on the channel only.
+on it, an outbound message is found by provider id on the channel only, and a
+conversation by address likewise.
 
 Two instances of one small channel (``probe`` and ``other``), whose routes hand the
-inbox's answers out by id, beside the built-in ``http`` channel, in the real app in-process.
+inbox's answers out by id, beside the built-in ``http`` channel, in the real app in-process;
+for the lookup by address, two that keep their ``ChannelInbox`` and call it directly.
 """
 
 from __future__ import annotations
@@ -173,11 +175,28 @@ class Threading:
         return SendResult(provider_message_id=f"provider-{len(self.sent)}")
 
 
+class Keeper:
+    """A channel that keeps the ``ChannelInbox`` its routes are given, whose addresses are
+    lower case (its ``normalize_address``, as email's are)."""
+
+    def __init__(self) -> None:
+        self.inbox: ChannelInbox | None = None
+
+    @hookimpl
+    def normalize_address(self, address: str) -> str:
+        return address.lower()
+
+    @hookimpl
+    def channel_routes(self, inbox: ChannelInbox) -> list[ChannelRoute]:
+        self.inbox = inbox
+        return []
+
+
 WAIT = {**AUTH, "Prefer": "wait=10"}
 """A send answered once the outbox is done with it (sent, failed or in doubt)."""
 
 
-def run(scenario: Any, tmp_path: Any, **channels: Confined | Threading) -> None:
+def run(scenario: Any, tmp_path: Any, **channels: Confined | Threading | Keeper) -> None:
     run_app(tmp_path, channels, scenario, {"WEBHOOK_SECRET": WEBHOOK_SECRET}, jobs=True)
 
 
@@ -364,3 +383,31 @@ def test_send_is_given_the_channels_inbox_and_new_conversation_opens_one(tmp_pat
 
     run(scenario, tmp_path, probe=probe, other=other)
     assert [str(w.message) for w in recwarn if "hookspec" in str(w.message)] == []
+
+
+def test_find_conversation_finds_a_returning_visitor_on_its_channel_only(tmp_path):
+    """``find_conversation`` answers the conversation a visitor's messages went into, by
+    their address in whatever case the channel's ``normalize_address`` folds, as a send
+    would; another channel's inbox finds nothing at that address; an address nobody wrote
+    from answers None, and no contact is made for it."""
+    keeper, other = Keeper(), Keeper()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        assert keeper.inbox is not None and other.inbox is not None
+        visitor = unique("vis_").lower()
+        message = InboundMessage(unique("in"), visitor, "hello again")
+        (received,) = await keeper.inbox.receive(WebhookResult(messages=(message,)))
+        found = await keeper.inbox.find_conversation(visitor.upper())
+        assert found is not None
+        assert (found.id, found.channel, found.address) == (
+            received.conversation_id,
+            "keeper",
+            visitor,
+        )
+        assert await other.inbox.find_conversation(visitor) is None
+        stranger = unique("vis_").lower()
+        assert await keeper.inbox.find_conversation(stranger) is None
+        contacts = await get(conductor, f"/api/contacts?q={stranger}")
+        assert contacts.json["items"] == []
+
+    run(scenario, tmp_path, keeper=keeper, other=other)

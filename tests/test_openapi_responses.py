@@ -55,9 +55,9 @@ def degraded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 
 
 def test_every_operation_answers_as_documented(server, receiver: FakeProvider, contract):
-    """A real session (signed webhook, list, search, get, patch, reply, replay, send, status
-    callback) touches every documented operation, and each answer fits its documented
-    schema."""
+    """A real session (signed webhook, list, search, get, patch, reply, replay, typing,
+    send, status callback) touches every documented operation, and each answer fits its
+    documented schema."""
     client, anonymous = server.client(), server.client(None)
     token = hashlib.sha256(b"every-operation").hexdigest()[:10]
     sender = f"+1555{int(token, 16) % 10**7:07d}"
@@ -132,6 +132,12 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert contract.check(replayed, "post", messages_template)["id"] == reply["id"]
     conflict = client.post(f"{conversation_path}/messages", json={"text": "other"}, headers=key)
     assert contract.check(conflict, "post", messages_template)["error"] == "conflict"
+    typing_template = "/api/conversations/{conversation_id}/typing"
+    typing = client.post(f"{conversation_path}/typing")
+    assert typing.status_code == 204
+    contract.check(typing, "post", typing_template)
+    unknown = client.post("/api/conversations/cv_unknown/typing")
+    assert contract.check(unknown, "post", typing_template)["error"] == "not_found"
 
     raw, headers = signed({"id": reply["provider_message_id"], "status": "delivered"})
     response = anonymous.post("/api/channels/http/status", content=raw, headers=headers)

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from omnichannel_core.errors import EventsExpired, InvalidInput
+from omnichannel_core.errors import EventsExpired, InvalidInput, NotFound
 from omnichannel_core.events.records import Event
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, DeliveryStatus, utcnow
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.store.protocols import EventLog
+from omnichannel_core.timestamps import format_timestamp
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound
 
 
@@ -151,6 +152,31 @@ class EventsContract(StoreFixtures):
         )
         contact_events = [e for e in events if e.type == InboxEvent.CONTACT_UPDATED]
         assert all(e.conversation_id is None and e.assignees == () for e in contact_events)
+
+    def test_typing_is_logged_alone_with_the_conversations_assignee(self, store, run):
+        """log_typing logs one conversation.typing about the conversation, naming its
+        assignee, with ``by``, ``user_id`` and ``until`` as data, and changes nothing else:
+        the conversation reads back as it was. An unknown conversation is NotFound, and
+        nothing is logged."""
+        conversation_id = run(store.ingest_inbound("sms", inbound("p1"))).conversation_id
+        assigned = run(store.update_conversation(conversation_id, assignee="usr_a"))
+        start = run(self.events.latest())
+        until = utcnow() + timedelta(seconds=6)
+        run(store.log_typing(conversation_id, "contact", None, until))
+        run(store.log_typing(conversation_id, "user", "usr_a", until))
+        with pytest.raises(NotFound):
+            run(store.log_typing("cv_missing", "contact", None, until))
+        events = logged(self.events, run, start)
+        assert kinds(events) == [("conversation.typing", conversation_id)] * 2
+        assert [(e.conversation_id, e.assignees) for e in events] == [
+            (conversation_id, ("usr_a",))
+        ] * 2
+        stamp = format_timestamp(until)
+        assert [e.data for e in events] == [
+            {"by": "contact", "user_id": None, "until": stamp},
+            {"by": "user", "user_id": "usr_a", "until": stamp},
+        ]
+        assert run(store.get_conversation(conversation_id)) == assigned
 
     def test_reading_from_a_cursor_returns_what_follows_in_order(self, store, run):
         """events_after(cursor) returns exactly the events logged after it, in the order

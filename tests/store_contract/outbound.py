@@ -43,6 +43,30 @@ class OutboundContract(StoreFixtures):
         assert contact.id == ingested.contact.id
         assert conversation.id == ingested.conversation.id
 
+    def test_find_conversation_finds_what_resolve_recipient_would_and_writes_nothing(
+        self, store, run
+    ):
+        """find_conversation answers the conversation resolve_recipient picks for an address
+        (an inbound sender's, or one an agent wrote to), as stored, and writes nothing: no
+        event, no change to the conversation."""
+        ingested = run(store.ingest_inbound("sms", inbound("p1", "+15550003")))
+        _, written_to = run(store.resolve_recipient("sms", "+15550004", "Bob"))
+        start = run(self.events.latest())
+        found = run(store.find_conversation("sms", "+15550003"))
+        assert found == run(store.get_conversation(ingested.conversation_id))
+        assert run(store.find_conversation("sms", "+15550004")) == written_to
+        assert run(store.resolve_recipient("sms", "+15550004"))[1] == written_to
+        assert run(self.events.latest()) == start
+
+    def test_find_conversation_of_an_unknown_address_is_none_and_makes_no_contact(self, store, run):
+        """An address no contact is reached at on the channel, even one known on another
+        channel, answers None, and no contact or conversation is made for it."""
+        run(store.ingest_inbound("email", inbound("p1", "ann@example.test")))
+        assert run(store.find_conversation("sms", "+15550009")) is None
+        assert run(store.find_conversation("sms", "ann@example.test")) is None
+        assert len(run(store.list_contacts(None, None, 10)).items) == 1
+        assert len(run(store.list_conversations(None, None, None, None, 10)).items) == 1
+
     def test_create_outbound_stores_a_queued_message(self, store, run):
         """An outbound message is stored queued, on the conversation's channel and contact,
         with its text, media and metadata; without a key every call makes a new message."""

@@ -242,6 +242,21 @@ class ThreadsContract(StoreFixtures):
         assert own.contact.id == cat.contact.id
         assert run(store.resolve_recipient("email", CAT))[1].id == own.conversation.id
 
+    def test_find_conversation_follows_new_conversations_and_skips_a_participants(self, store, run):
+        """find_conversation answers the contact's most recently created conversation on
+        the channel, as resolve_recipient would: a new one once opened
+        (``new_conversation``); a contact met only as a participant of another's thread has
+        none of its own (None), until it gets one."""
+        _, first = run(store.resolve_recipient("email", ANN, "Ann"))
+        assert run(store.find_conversation("email", ANN)) == first
+        _, second = run(store.resolve_recipient("email", ANN, new_conversation=True))
+        assert run(store.find_conversation("email", ANN)) == second
+        run(store.ingest_inbound("email", mail("m1", participants=(CAT,))))
+        run(store.ingest_inbound("email", mail("c1", sender=CAT, refs=("m1",))))
+        assert run(store.find_conversation("email", CAT)) is None
+        own = run(store.ingest_inbound("email", mail("c2", sender=CAT))).conversation
+        assert run(store.find_conversation("email", CAT)) == own
+
     def test_a_send_to_a_participant_opens_a_conversation_of_their_own(self, store, run):
         """An agent's send to a contact met only as a participant of another's thread
         opens that contact's own conversation, never the thread it took part in."""

@@ -111,3 +111,16 @@ class SimulatedStream:
                 if any(name in sent for name in names):
                     return sent
                 await asyncio.sleep(0.01)
+
+    async def first(self, name: str) -> ServerEvent:
+        """The first event named ``name`` the stream sent, parsed (waiting for it)."""
+        async with asyncio.timeout(10):
+            while True:
+                *complete, _ = self.body.decode().split("\n\n")  # the last may be partial
+                for block in complete:
+                    lines = block.splitlines()
+                    fields = dict(line.split(": ", 1) for line in lines if ": " in line)
+                    if fields.get("event") == name:
+                        return ServerEvent(name, fields.get("id"), json.loads(fields["data"]))
+                self.body += await self.result.stream.read()
+                await asyncio.sleep(0.01)

@@ -2,11 +2,12 @@
 events, filtered by what the caller may see (`views.event_view`).
 
 Each event goes out as ``event: <type>``, ``id: <cursor>`` and ``data: {"type", "at",
-"conversation_id", "<message|conversation|contact>": <the record as it is now>}``. A client
-that reconnects sends the last id it got as ``Last-Event-ID`` (browsers' ``EventSource``
-does) or ``?after=``, and gets everything it missed, in order; ``0`` (:data:`FROM_OLDEST`)
-replays the log from the oldest event it still keeps; with neither, the stream starts with
-what happens next. The first thing sent is ``event: ready`` (with ``retry``) and the cursor
+"conversation_id", "<message|conversation|contact>": <the record as it is now>, "data":
+<what the event carries besides, by type: docs/events.md>}``. A client that reconnects
+sends the last id it got as ``Last-Event-ID`` (browsers' ``EventSource`` does) or
+``?after=``, and gets everything it missed, in order; ``0`` (:data:`FROM_OLDEST`) replays
+the log from the oldest event it still keeps; with neither, the stream starts with what
+happens next. The first thing sent is ``event: ready`` (with ``retry``) and the cursor
 the stream starts after (null: before the oldest event kept), so a client knows it is
 listening.
 
@@ -63,26 +64,33 @@ WITHDRAWN_FIELDS = ("id", "status", "assignee")
 
 
 def event_body(delivery: Delivery, view: EventView = EventView.FULL) -> dict[str, Any]:
+    """The event's ``data:``: its type, time, conversation and record, and what the event
+    carries besides (its ``data``: ``conversation.typing``'s ``by``...), which a withdrawn
+    view leaves out."""
     event = delivery.event
     record = delivery.record
     if view is EventView.WITHDRAWN and record is not None:
         record = {name: record.get(name) for name in WITHDRAWN_FIELDS}
     kind = delivery.kind
-    return {
+    body = {
         "type": event.type,
         "at": format_timestamp(event.at),
         "conversation_id": event.conversation_id,
         (kind.record if kind is not None else "record"): record,
     }
+    if view is not EventView.WITHDRAWN:
+        body["data"] = dict(event.data)
+    return body
 
 
 STREAM = (
     '`text/event-stream`. First `event: ready`, `retry: 2000` and `data: {"after":'
     " <cursor, or null: from the oldest event kept>}`, then one event per change:"
     " `event: <type>` (`message.created`, `message.status_changed`,"
-    " `conversation.updated`, `contact.updated`, and the types other modules declare),"
-    ' `id: <cursor>`, `data: {"type", "at", "conversation_id",'
-    ' "<message|conversation|contact>": <the record as it is now>}`. Comments keep an idle'
+    " `conversation.updated`, `conversation.typing`, `contact.updated`, and the types other"
+    ' modules declare), `id: <cursor>`, `data: {"type", "at", "conversation_id",'
+    ' "<message|conversation|contact>": <the record as it is now>, "data": <what the event'
+    " carries besides, by type>}`. Comments keep an idle"
     " connection alive. The stream ends with `event: ended` when the credential stops being"
     " valid, or `event: expired` when it fell behind the kept history."
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 
 from omnichannel_core.channel import InboundMessage, OutboundRequest, WebhookResult
 from omnichannel_core.module import (
@@ -24,6 +24,7 @@ from omnichannel_core.module import (
     Received,
     RefusedMedia,
 )
+from omnichannel_core.modules.inbox.events import TypingParty
 from omnichannel_core.modules.inbox.media import REFUSED
 from omnichannel_core.modules.inbox.service import Inbox
 from omnichannel_core.modules.inbox.store import Ingested
@@ -136,6 +137,24 @@ class ChannelInboxService:
                 f"no {self.channel} conversation {conversation_id!r}", id=conversation_id
             )
         return conversation
+
+    async def find_conversation(self, address: str) -> Conversation | None:
+        return await self._inbox.find_conversation(self.channel, address)
+
+    async def fill_contact(self, conversation_id: str, attributes: Mapping[str, str]) -> None:
+        conversation = await self.get_conversation(conversation_id)
+        contact = await self._store.get_contact(conversation.contact_id)
+        missing = {
+            name: value for name, value in attributes.items() if name not in contact.attributes
+        }
+        if missing:
+            await self._store.update_contact(
+                contact.id, attributes={**contact.attributes, **missing}
+            )
+
+    async def typing(self, conversation_id: str) -> None:
+        await self.get_conversation(conversation_id)  # NotFound: another channel's, or none
+        await self._inbox.typing(conversation_id, TypingParty.CONTACT)
 
     async def list_messages(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
         await self.get_conversation(conversation_id)  # NotFound: another channel's, or none

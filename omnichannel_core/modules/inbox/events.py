@@ -12,6 +12,9 @@ type                        record       data
                                          a provider's media is now kept by the server)
 ``conversation.updated``    conversation ``changes``: ``{field: [before, after]}`` for
                                          ``status``, ``assignee``, ``unread_count``
+``conversation.typing``     conversation ``by``: ``contact`` or ``user``; ``user_id`` (None
+                                         for the contact, or a program); ``until``: show
+                                         it until then, or until that party's message
 ``contact.updated``         contact      ``fields``: the fields that changed
 ==========================  ===========  ================================================
 """
@@ -40,8 +43,19 @@ class InboxEvent(enum.StrEnum):
     queued, with the error, until the next attempt."""
     CONVERSATION_UPDATED = "conversation.updated"
     """A conversation's status, assignee or unread count was changed through the API."""
+    CONVERSATION_TYPING = "conversation.typing"
+    """Someone is typing in a conversation: its contact (a chat widget's visitor) or a user
+    answering it. Changes nothing; logged at most every few seconds per party
+    (`omnichannel_core.modules.inbox.typing`)."""
     CONTACT_UPDATED = "contact.updated"
     """A contact's name, tags or attributes changed, or it opted out or in on a channel."""
+
+
+class TypingParty(enum.StrEnum):
+    """Who is typing, in ``conversation.typing``'s ``by``."""
+
+    CONTACT = "contact"
+    USER = "user"
 
 
 def message_created(channel: str, direction: str, contact_id: str) -> dict[str, Any]:
@@ -75,6 +89,10 @@ def conversation_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[
         if before[name] != after[name]
     }
     return {"changes": changes}
+
+
+def typing(by: str, user_id: str | None, until: datetime) -> dict[str, Any]:
+    return {"by": str(by), "user_id": user_id, "until": format_timestamp(until)}
 
 
 def contact_changes(fields: list[str]) -> dict[str, Any]:
@@ -141,6 +159,13 @@ def event_types(store: InboxStore) -> list[EventTypeSpec]:
             CONVERSATIONS_READ,
             conversation,
             "a conversation's status, assignee or unread count changed",
+        ),
+        EventTypeSpec(
+            InboxEvent.CONVERSATION_TYPING,
+            "conversation",
+            CONVERSATIONS_READ,
+            conversation,
+            "someone is typing in a conversation: its contact, or a user",
         ),
         EventTypeSpec(
             InboxEvent.CONTACT_UPDATED,

@@ -39,6 +39,7 @@ from omnichannel_core.modules.inbox.bodies import (
     ConversationUpdate,
     Reply,
 )
+from omnichannel_core.modules.inbox.events import TypingParty
 from omnichannel_core.modules.inbox.permissions import (
     CONTACTS_READ,
     CONTACTS_WRITE,
@@ -293,6 +294,42 @@ class ConversationMessages(_InboxResource):
         answer_sent(resp, message, created, wait)
 
 
+class ConversationTyping(_InboxResource):
+    """``POST /api/conversations/{conversation_id}/typing``: the caller is typing an answer
+    in the conversation (``conversation.typing``, throttled by the inbox)."""
+
+    operations = {
+        "POST": Operation(
+            "Say the caller is typing in a conversation",
+            permission=CONVERSATIONS_REPLY,
+            responses={
+                204: Response(
+                    None,
+                    "Noted: `conversation.typing` is logged, unless one of the caller's was"
+                    " these last seconds.",
+                )
+            },
+            errors=("NotFound",),
+            notes=AGENTS_SEE_THEIRS
+            + " Logs `conversation.typing` (`by` `user`, the caller's `user_id`, null"
+            " for an API key) for the realtime stream and the conversation's channel (a web"
+            " chat shows it to the visitor); at most one per caller and conversation every"
+            " 3 seconds, so a client may call it on every keystroke.",
+            operation_id="signalTyping",
+            tags=("conversations",),
+        )
+    }
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, conversation_id: str
+    ) -> None:
+        principal: Principal = req.context.principal
+        await self.visible_conversation(req, conversation_id)  # as a reply: 404, or 403
+        user_id = principal.id if principal.kind == "user" else None
+        await self.inbox.typing(conversation_id, TypingParty.USER, user_id)
+        resp.status = 204
+
+
 class MessageItem(_InboxResource):
     """``GET /api/messages/{message_id}``: a message with its delivery status."""
 
@@ -324,6 +361,7 @@ def inbox_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
         "/api/conversations": Conversations,
         "/api/conversations/{conversation_id}": ConversationItem,
         "/api/conversations/{conversation_id}/messages": ConversationMessages,
+        "/api/conversations/{conversation_id}/typing": ConversationTyping,
         "/api/messages/{message_id}": MessageItem,
     }
     return [Route(path, resource(inbox, context)) for path, resource in resources.items()]

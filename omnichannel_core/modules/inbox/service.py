@@ -4,7 +4,9 @@ Inbound: a channel's ``receive`` result is stored (deduped, contact and conversa
 upserted) before the provider is answered. Outbound: a message is stored queued with its
 outbox entry, in one transaction, and the API answers; the outbox's delivery job
 (`omnichannel_core.modules.inbox.delivery`) sends it. A caller who asked to wait
-(``Prefer: wait``) waits here for the first attempt's outcome.
+(``Prefer: wait``) waits here for the first attempt's outcome. Typing signals, a
+contact's (through its channel) and a user's (through the API), are throttled here
+(`omnichannel_core.modules.inbox.typing`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
 
@@ -46,6 +49,7 @@ from omnichannel_core.module import (
     RecipientOptedOut,
     utcnow,
 )
+from omnichannel_core.modules.inbox.events import TypingParty
 from omnichannel_core.modules.inbox.failures import failure_of
 from omnichannel_core.modules.inbox.media import (
     comparable,
@@ -57,6 +61,7 @@ from omnichannel_core.modules.inbox.media import (
 )
 from omnichannel_core.modules.inbox.store import InboxStore, Ingested, StatusApplied
 from omnichannel_core.modules.inbox.store.outbox import REPLY, ChannelBacklog
+from omnichannel_core.modules.inbox.typing import SHOWN_SECONDS, TypingThrottle
 
 log = structlog.get_logger("omnichannel.inbox")
 
@@ -82,6 +87,7 @@ class Inbox:
         self.config = config
         self.news = news
         self._media = media
+        self._typing = TypingThrottle()
 
     def media_keeper(self) -> MediaKeeper | None:
         """The media store; None when no module offers one (the media module disabled)."""
@@ -310,6 +316,12 @@ class Inbox:
             conversation, request, idempotency_key, priority=priority, principal=principal
         )
 
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None:
+        """The conversation a send to ``address`` on ``channel`` would go into (without
+        ``new_conversation``), the address taken in the channel's form as a send takes it;
+        None when there is none yet. Writes nothing."""
+        return await self.store.find_conversation(channel, await self._address(channel, address))
+
     async def _address(self, channel: str, address: str) -> str:
         """The channel's canonical form of ``address`` (its ``normalize_address``), or
         ``address`` for a channel without one; InvalidInput for one it cannot send to."""
@@ -402,6 +414,25 @@ class Inbox:
         if current.in_doubt or current.status.is_terminal or retrying(current):
             raise DeliveryFailed(current, failure_of(current))
         return current
+
+    # typing --------------------------------------------------------------------------
+
+    async def typing(
+        self, conversation_id: str, by: TypingParty, user_id: str | None = None
+    ) -> None:
+        """Log that ``by`` (the contact, or the user ``user_id``) is typing in the
+        conversation, to be shown for ``SHOWN_SECONDS``: at most once per party and
+        conversation every ``THROTTLE_SECONDS`` in this process, a call within that returning
+        having written nothing. NotFound for an unknown conversation (when it writes)."""
+        key = (conversation_id, str(by), user_id)
+        if not self._typing.admit(key):
+            return
+        until = utcnow() + timedelta(seconds=SHOWN_SECONDS)
+        try:
+            await self.store.log_typing(conversation_id, by, user_id, until)
+        except BaseException:
+            self._typing.forget(key)  # not logged: the next signal may be
+            raise
 
     # operators' controls -------------------------------------------------------------
 

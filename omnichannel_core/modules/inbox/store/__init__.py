@@ -202,6 +202,12 @@ class InboxStore(OutboxStore, Protocol):
         when it has some (an agent starting a new email thread); the conversation answers
         to ``reply_to`` when given, else ``address``."""
 
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None:
+        """The conversation :meth:`resolve_recipient` would pick for ``address`` on
+        ``channel`` (without ``new_conversation``): the most recently created of the contact
+        reached there; None when no contact is, or it has no conversation on the channel (a
+        contact met only as a participant of another's thread). Writes nothing."""
+
     async def create_outbound(
         self,
         conversation_id: str,
@@ -319,6 +325,14 @@ class InboxStore(OutboxStore, Protocol):
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """The conversation, or raise NotFound."""
 
+    async def log_typing(
+        self, conversation_id: str, by: str, user_id: str | None, until: datetime
+    ) -> None:
+        """Log ``conversation.typing`` for the conversation, with its assignee, in a write
+        of its own that changes nothing else: ``by`` (``contact`` or ``user``) is typing,
+        ``user_id`` the user (None for the contact, or a program), shown until ``until``.
+        NotFound for an unknown conversation. Callers throttle (the inbox service does)."""
+
     async def update_conversation(
         self,
         conversation_id: str,
@@ -346,7 +360,8 @@ class InboxStore(OutboxStore, Protocol):
     # - conversation.updated: update_conversation (``assignees``: after, then before when
     #   the assignee changed);
     # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the
-    #   contact's ``opted_out``.
+    #   contact's ``opted_out``;
+    # - conversation.typing: log_typing, and only it (``assignees``: the assignee).
 
     async def list_conversations(
         self,

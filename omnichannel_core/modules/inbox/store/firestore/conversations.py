@@ -1,9 +1,10 @@
-"""Conversations on Firestore: changes made through the API (with their audit entry), the
-filtered list, and a conversation's messages."""
+"""Conversations on Firestore: changes made through the API (with their audit entry),
+typing, the conversation at an address, the filtered list, and a conversation's messages."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -81,6 +82,40 @@ async def update_conversation(
         ),
     )
     return changed
+
+
+async def log_typing(
+    transaction: Transaction,
+    layout: Layout,
+    conversation: Conversation,
+    by: str,
+    user_id: str | None,
+    until: datetime,
+) -> None:
+    """Log ``conversation.typing`` with the assignee of ``conversation``, read before the
+    transaction: the conversation is neither written nor locked by it, so a typing visitor
+    holds up no message landing there; an assignment made meanwhile is one the stream
+    checks anyway (who has the conversation now)."""
+    log_event(
+        transaction,
+        layout.database,
+        InboxEvent.CONVERSATION_TYPING,
+        conversation.id,
+        conversation.id,
+        (conversation.assignee,),
+        events.typing(by, user_id, until),
+    )
+
+
+async def find_conversation(layout: Layout, channel: str, address: str) -> Conversation | None:
+    """The conversation the identity at (``channel``, ``address``) names (its contact's most
+    recently created there), read by id; None when there is no such identity, or it names
+    none (a contact met only as a participant of another's thread)."""
+    identity = await layout.identity(channel, address).get()
+    conversation_id = identity.get("conversation_id") if identity.exists else None
+    if conversation_id is None:
+        return None
+    return read_conversation(await layout.conversation(conversation_id).get())
 
 
 async def list_conversations(

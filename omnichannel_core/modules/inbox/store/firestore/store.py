@@ -99,6 +99,10 @@ apply_watermark, per batch  query (conversations at the   message, event per mes
 of up to 200 messages       address, then the batch),
                             1: conversation + messages
 update_contact/conversation 1                             the record, event (+ audit entry)
+log_typing                  1: conversation, before the   event
+                            commit (no lock)
+find_conversation           2, no transaction: identity,  nothing
+                            then its conversation
 ==========================  ============================  ==================================
 
 Writers of one key in one process take turns (``FirestoreDatabase.transact``) instead of
@@ -199,6 +203,9 @@ class FirestoreInboxStore(FirestoreOutbox):
                 t, layout, channel, address, display_name, reply_to, new_conversation
             ),
         )
+
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None:
+        return await conversations.find_conversation(self.layout, channel, address)
 
     async def create_outbound(
         self,
@@ -375,6 +382,15 @@ class FirestoreInboxStore(FirestoreOutbox):
         except AlreadyExists:  # the one document it creates under a caller's id
             assert audit is not None
             raise Conflict(f"audit entry {audit.id!r} exists", id=audit.id) from None
+
+    async def log_typing(
+        self, conversation_id: str, by: str, user_id: str | None, until: datetime
+    ) -> None:
+        layout, conversation = self.layout, await self.get_conversation(conversation_id)
+        await self._transact(
+            ("typing", conversation_id),
+            lambda t: conversations.log_typing(t, layout, conversation, by, user_id, until),
+        )
 
     async def list_conversations(
         self,

@@ -50,6 +50,7 @@ from omnichannel_core.modules.inbox.store import (
 )
 from omnichannel_core.modules.inbox.store.outbox import REPLY
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
+    find_sender,
     search_clause,
     search_text,
     upsert_contact,
@@ -110,6 +111,15 @@ class SqliteInboxStore(SqliteOutbox):
             return contact_from_rows(contact), fetch_conversation(connection, conversation_id)
 
         return await self.database.write(write)
+
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None:
+        def read(connection: sqlite3.Connection) -> Conversation | None:
+            sender = find_sender(connection, channel, address)
+            if sender is None or sender["conversation_id"] is None:
+                return None
+            return fetch_conversation(connection, sender["conversation_id"])
+
+        return await self.database.read(read)
 
     async def create_outbound(
         self,
@@ -349,6 +359,22 @@ class SqliteInboxStore(SqliteOutbox):
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         return await self.database.read(lambda c: fetch_conversation(c, conversation_id))
+
+    async def log_typing(
+        self, conversation_id: str, by: str, user_id: str | None, until: datetime
+    ) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            conversation = fetch_conversation(connection, conversation_id)
+            append_event(
+                connection,
+                InboxEvent.CONVERSATION_TYPING,
+                conversation_id,
+                conversation_id,
+                (conversation.assignee,),
+                data=events.typing(by, user_id, until),
+            )
+
+        await self.database.write(write)
 
     async def update_conversation(
         self,
