@@ -39,6 +39,7 @@ MAX_CURSOR = 128
 CLOSE_BAD_HELLO = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NO_HELLO = 4408
+CLOSE_TOO_MANY = 4429
 CLOSE_TOO_BIG = 1009
 CLOSE_RESTART = 1012
 """The server is stopping: the widget reconnects (to another worker or server)."""
@@ -54,7 +55,7 @@ class VisitorSocket:
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         await ws.accept()
         try:
-            hello = await asyncio.wait_for(self._frame(ws), HELLO_SECONDS)
+            hello = await asyncio.wait_for(read_frame(ws), HELLO_SECONDS)
         except TimeoutError:
             await ws.close(CLOSE_NO_HELLO)
             return
@@ -68,12 +69,12 @@ class VisitorSocket:
         except InvalidInput as error:
             await ws.close(CLOSE_BAD_HELLO, error.message[:120])
             return
-        await Session(ws, self.visitors, visitor).run(
-            VisitorStream(self.visitors, visitor, after, since)
-        )
-
-    async def _frame(self, ws: falcon.asgi.WebSocket) -> Any:
-        return await read_frame(ws)
+        try:
+            with self.visitors.socket(visitor):
+                stream = VisitorStream(self.visitors, visitor, after, since)
+                await Session(ws, self.visitors, visitor).run(stream)
+        except RateLimited as error:
+            await ws.close(CLOSE_TOO_MANY, error.message[:120])
 
     def _hello(self, frame: Any) -> tuple[Visitor, str | None, str | None]:
         if not isinstance(frame, dict) or frame.get("type") != "hello":

@@ -7,8 +7,9 @@ on this channel (:mod:`omnichannel_webchat.tokens`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from omnichannel_core.channel import (
@@ -39,6 +40,8 @@ MAX_NAME = 100
 MAX_EMAIL = 254
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FILENAME_MAX = 200
+SOCKETS_PER_VISITOR = 10
+"""The most sockets one visitor holds open in one process (tabs of one browser)."""
 
 
 class Visitors:
@@ -56,6 +59,7 @@ class Visitors:
         self._signals = TokenBuckets(limits.messages_per_minute * 4)  # typing, read, pings
         self._sessions = TokenBuckets(limits.sessions_per_minute)
         self._started: dict[str, asyncio.Event] = {}
+        self._sockets: dict[str, int] = {}
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -135,6 +139,25 @@ class Visitors:
         if self._started.get(visitor.address) is event and not event.is_set():
             self._started.pop(visitor.address, None)
 
+    @contextlib.contextmanager
+    def socket(self, visitor: Visitor) -> Iterator[None]:
+        """One more open socket of ``visitor``; RateLimited past
+        :data:`SOCKETS_PER_VISITOR` in this process."""
+        held = self._sockets.get(visitor.address, 0)
+        if held >= SOCKETS_PER_VISITOR:
+            raise RateLimited(
+                f"a visitor may keep {SOCKETS_PER_VISITOR} sockets open", retry_after=10
+            )
+        self._sockets[visitor.address] = held + 1
+        try:
+            yield
+        finally:
+            left = self._sockets[visitor.address] - 1
+            if left:
+                self._sockets[visitor.address] = left
+            else:
+                del self._sockets[visitor.address]
+
     # -- writing ----------------------------------------------------------------------------
 
     async def write(
@@ -176,6 +199,8 @@ class Visitors:
             raise UnsupportedMediaType(f"the file was not kept: {reason}", field="file")
         if received.created:
             self.started(visitor).set()
+            if visitor.email:  # the pre-chat form's: the contact's email, unless it has one
+                await self.inbox.fill_contact(received.conversation_id, {"email": visitor.email})
         message = await self.inbox.get_message(received.message_id)
         frame = visitor_message(to_json(message))
         assert frame is not None  # an inbound message is always shown to its visitor

@@ -5,6 +5,7 @@ test_webchat_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import websockets
 from visitor_client import PREFIX, VisitorClient, new_client_id
-from webchat_servers import IDENTITY_SECRET, OTHER_ORIGIN
+from webchat_servers import IDENTITY_SECRET, OTHER_ORIGIN, VISITOR_SECRET
 
 from omnichannel_core.testing.server import ServerProcess
 
@@ -348,3 +349,91 @@ def test_health_names_the_allowed_sites(webchat_server, site):
         health = agent.get("/api/channels/webchat/health").json()
     assert health["ok"] is True
     assert site.origin in health["detail"]
+
+
+def minted(address: str, issued_days_ago: float, days: int = 30) -> str:
+    """A token as the server makes them, issued that long ago."""
+    from datetime import timedelta
+
+    from omnichannel_webchat import tokens
+
+    from omnichannel_core.channel import utcnow
+
+    issued = utcnow() - timedelta(days=issued_days_ago)
+    token, _ = tokens.issue(address, VISITOR_SECRET.encode(), issued, days)
+    return token
+
+
+async def test_tokens_expire_and_rotate(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        address = visitor.visitor["id"]
+        # an expired token: the socket closes with 4401, and the session starts anew
+        visitor.token = minted(address, 31)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with visitor.socket():
+                pass
+        assert closed.value.rcvd.code == 4401
+        fresh = await visitor.start()
+        assert fresh["visitor"]["id"] != address
+        # a token two days old still works, and is replaced: on the socket and by session
+        old = minted(address, 2)
+        visitor.token = old
+        async with visitor.socket() as socket:
+            assert socket.ready["visitor"]["id"] == address
+        again = VisitorClient(webchat_server.base_url, site.origin, old)
+        async with again:
+            renewed = await again.start()
+        assert renewed["token"] != old
+        assert renewed["visitor"]["id"] == address
+
+
+async def test_a_rotated_token_comes_first_on_the_socket(webchat_server, site):
+    from visitor_client import Socket
+
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        visitor.token = minted(visitor.visitor["id"], 2)
+        socket = Socket(visitor, None, None)
+        import json as json_module
+
+        async with websockets.connect(socket.url, additional_headers={"Origin": site.origin}) as ws:
+            await ws.send(json_module.dumps({"type": "hello", "token": visitor.token}))
+            first = json_module.loads(await ws.recv())
+        assert first["type"] == "token"
+        assert first["token"] != visitor.token
+
+
+async def test_one_visitor_keeps_at_most_ten_sockets(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(10):
+                await stack.enter_async_context(visitor.socket())
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with visitor.socket():
+                    pass
+            assert closed.value.rcvd.code == 4429
+
+
+async def test_the_prechat_form_fills_the_contact_without_overwriting(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start(name="Grace", email="grace@example.com")
+        assert visitor.visitor["name"] == "Grace"
+        await visitor.write("hello")
+        await visitor.start()
+        with webchat_server.client() as agent:
+            conversation = agent.get(f"/api/conversations/{visitor.conversation['id']}").json()
+            contact = agent.get(f"/api/contacts/{conversation['contact_id']}").json()
+            assert contact["display_name"] == "Grace"
+            assert contact["attributes"]["email"] == "grace@example.com"
+            agent.patch(
+                f"/api/contacts/{contact['id']}", json={"attributes": {"email": "g@corp.example"}}
+            ).raise_for_status()
+        await visitor.start(email="other@example.com")
+        await visitor.write("again")
+        with webchat_server.client() as agent:
+            contact = agent.get(f"/api/contacts/{contact['id']}").json()
+        assert contact["attributes"]["email"] == "g@corp.example"
+        bad = await visitor.http.post(f"{PREFIX}/session", json={"email": "not an email"})
+        assert bad.status_code == 400

@@ -18,6 +18,8 @@ import pytest
 from omnichannel_core.testing.server import ServerProcess, channels_except, free_port, serving
 
 IDENTITY_SECRET = "site-identity-secret-0123456789abcdef"
+VISITOR_SECRET = "visitor-token-secret-0123456789abcdef"
+"""Set, so that tests can make tokens of their own (old, expired) as the server would."""
 OTHER_ORIGIN = "http://evil.test"
 
 
@@ -68,6 +70,7 @@ def webchat_env(site_origin: str, **overrides: str | None) -> dict[str, str | No
         "OMNICHANNEL_DISABLE_PLUGINS": channels_except(["webchat"]),
         "WEBCHAT_ALLOWED_ORIGINS": site_origin,
         "WEBCHAT_IDENTITY_SECRET": IDENTITY_SECRET,
+        "WEBCHAT_VISITOR_SECRET": VISITOR_SECRET,
         "WEBCHAT_TITLE": "Acme support",
         "OMNICHANNEL_RATE_LIMIT": "100000",
         **overrides,
