@@ -377,3 +377,59 @@ def test_a_websocket_route_without_origins_takes_any_origin(tmp_path):
             assert ws.close_code == 3403
 
     run_app(tmp_path, {"probe": channel}, scenario)
+
+
+REFUSING = RoutePolicy(
+    cors=CorsPolicy(
+        origins=OriginsSetting("PROBE_ALLOWED_ORIGINS"), methods="GET, POST", refuse_others=True
+    )
+)
+
+
+def test_a_policy_that_refuses_others_refuses_them_over_http_and_websockets(tmp_path):
+    """With ``refuse_others``, a request a browser sends from an unlisted origin is refused
+    (403 JSON, before the route runs), not only left without CORS; the listed origin, the
+    server's own pages and programs (no Origin) pass. With no origin listed, every other
+    site is refused, on WebSockets too."""
+    posted: list[str] = []
+
+    class Recorder:
+        async def on_post(self, req: Any, resp: Any) -> None:
+            posted.append(req.get_header("Origin") or "-")
+            resp.media = {"ok": True}
+
+        async def on_websocket(self, req: Any, ws: Any) -> None:
+            await ws.accept()
+            await ws.send_text("hi")
+            await ws.receive_text()
+
+    channel = routes_channel(ChannelRoute("guarded", Recorder(), public=True, policy=REFUSING))
+    path = "/api/channels/probe/guarded"
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        refused = await conductor.simulate_post(path, json={}, headers={"Origin": EVIL})
+        assert refused.status_code == 403
+        assert refused.json["error"] == "forbidden"
+        assert "Access-Control-Allow-Origin" not in refused.headers
+        allowed = await conductor.simulate_post(path, json={}, headers={"Origin": SHOP})
+        assert allowed.status_code == 200
+        assert allowed.headers["Access-Control-Allow-Origin"] == SHOP
+        program = await conductor.simulate_post(path, json={})
+        assert program.status_code == 200
+        assert posted == [SHOP, "-"]  # the refused request never reached the route
+        async with conductor.simulate_ws(path, headers={"Origin": EVIL}) as ws:
+            with pytest.raises(WebSocketDisconnected):
+                await ws.receive_text()
+            assert ws.close_code == 3403
+
+    run_app(tmp_path, {"probe": channel}, scenario, {"PROBE_ALLOWED_ORIGINS": SHOP})
+
+    async def unset_scenario(conductor: testing.ASGIConductor) -> None:
+        refused = await conductor.simulate_post(path, json={}, headers={"Origin": SHOP})
+        assert refused.status_code == 403
+        async with conductor.simulate_ws(path, headers={"Origin": SHOP}) as ws:
+            with pytest.raises(WebSocketDisconnected):
+                await ws.receive_text()
+            assert ws.close_code == 3403
+
+    run_app(tmp_path / "unset", {"probe": channel}, unset_scenario)
