@@ -31,6 +31,7 @@ INSTALL_GUIDES = [
     ROOT / "omnichannel-twilio" / "README.md",
     ROOT / "omnichannel-facebook" / "README.md",
     ROOT / "omnichannel-email" / "README.md",
+    ROOT / "omnichannel-webchat" / "README.md",
 ]
 
 

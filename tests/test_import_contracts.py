@@ -76,12 +76,14 @@ CHANNEL_SOURCES = [
     CORE / "channels",
     ROOT / "omnichannel-twilio" / "omnichannel_twilio",
     ROOT / "omnichannel-facebook" / "omnichannel_facebook",
+    ROOT / "omnichannel-webchat" / "omnichannel_webchat",
     ROOT / "templates" / "channel" / "omnichannel-example" / "omnichannel_example",
     ROOT / "plugins",
 ]
 CHANNEL_TESTS = [
     ROOT / "omnichannel-twilio" / "tests",
     ROOT / "omnichannel-facebook" / "tests",
+    ROOT / "omnichannel-webchat" / "tests",
     ROOT / "templates" / "channel" / "omnichannel-example" / "tests",
 ]
 

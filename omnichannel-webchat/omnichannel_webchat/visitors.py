@@ -136,8 +136,9 @@ class Visitors:
         return self._started.setdefault(visitor.address, asyncio.Event())
 
     def forget(self, visitor: Visitor, event: asyncio.Event) -> None:
-        if self._started.get(visitor.address) is event and not event.is_set():
-            self._started.pop(visitor.address, None)
+        """A socket stops waiting on ``event`` (from :meth:`started`)."""
+        if self._started.get(visitor.address) is event:
+            del self._started[visitor.address]
 
     @contextlib.contextmanager
     def socket(self, visitor: Visitor) -> Iterator[None]:
@@ -198,7 +199,9 @@ class Visitors:
             reason = received.media_refused[0].reason
             raise UnsupportedMediaType(f"the file was not kept: {reason}", field="file")
         if received.created:
-            self.started(visitor).set()
+            waiting = self._started.get(visitor.address)  # a socket of theirs, here
+            if waiting is not None:
+                waiting.set()
             if visitor.email:  # the pre-chat form's: the contact's email, unless it has one
                 await self.inbox.fill_contact(received.conversation_id, {"email": visitor.email})
         message = await self.inbox.get_message(received.message_id)
