@@ -187,6 +187,38 @@ def test_an_agents_reply_on_one_server_reaches_a_feed_on_the_other(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_visitor_writing_into_a_resolved_conversation_reopens_it_for_the_feed(tmp_path):
+    """A feed following a resolved conversation learns that the visitor's new message
+    reopened it: message.created, then conversation.updated with the conversation open
+    and ``changes`` ``{"status": ["resolved", "open"]}``; the next message, into an open
+    conversation, brings its message.created alone."""
+
+    async def scenario() -> None:
+        async with two_servers(tmp_path) as (first, second):
+            visitor = unique("vis_")
+            mine = await first.visitor_writes(visitor, "hello")
+            resolved = await first.conductor.simulate_patch(
+                f"/api/conversations/{mine}", json={"status": "resolved"}, headers=AUTH
+            )
+            assert resolved.status_code == 200, resolved.text
+            async with second.inbox.follow([mine]) as feed:
+                assert await first.visitor_writes(visitor, "back again") == mine
+                created = await next_event(feed)
+                assert (created.type, created.record["text"]) == ("message.created", "back again")
+                updated = await next_event(feed)
+                assert (updated.type, updated.conversation_id) == ("conversation.updated", mine)
+                assert updated.record["status"] == "open"
+                assert updated.data == {"changes": {"status": ["resolved", "open"]}}
+                await first.visitor_writes(visitor, "still here")
+                again = await next_event(feed)
+                assert (again.type, again.record["text"]) == ("message.created", "still here")
+                await first.agent_replies(mine, "welcome back")
+                reply = await next_event(feed)
+                assert (reply.type, reply.record["text"]) == ("message.created", "welcome back")
+
+    asyncio.run(scenario())
+
+
 def test_a_follow_after_a_cursor_replays_what_followed_it(tmp_path):
     """Following again after an event's cursor replays, in order, the events of the
     conversation that followed it, with the same cursors, then goes on live; following

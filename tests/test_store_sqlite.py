@@ -15,9 +15,11 @@ import pytest
 from omnichannel_core.audit import AuditEntry
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
+from omnichannel_core.models import ConversationStatus
 from omnichannel_core.store import open_database
 from omnichannel_core.store.sqlite.database import SqliteDatabase
 from tests.store_contract import StoreContract
+from tests.store_contract.fixtures import inbound
 from tests.support.sqlite_files import read_rows, stores_on_file
 from tests.support.stores import open_stores
 
@@ -82,6 +84,44 @@ def test_audit_log_is_append_only_in_the_file(tmp_path, statement):
         connection.close()
     assert read_rows(path, "SELECT * FROM audit_log") == before
     assert len(before) == 1
+
+
+def test_a_reopening_message_costs_one_event_insert_and_logs_it_last(tmp_path):
+    """An inbound message from a known sender takes its four statements (the sender's read,
+    which also brings its conversation's status, the message, the conversation, the event);
+    one that reopens a resolved conversation adds only the insert of its
+    conversation.updated, logged after the message's message.created."""
+
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+        try:
+            first = await stores.inbox.ingest_inbound("sms", inbound("p1"))
+            statements: list[str] = []
+            await stores.database.write(lambda c: c.set_trace_callback(statements.append))
+            statements.clear()
+            await stores.inbox.ingest_inbound("sms", inbound("p2"))
+            ordinary = list(statements)
+            await stores.inbox.update_conversation(
+                first.conversation_id, status=ConversationStatus.RESOLVED
+            )
+            start = await stores.events.latest()
+            statements.clear()
+            await stores.inbox.ingest_inbound("sms", inbound("p3"))
+            reopening = list(statements)
+            await stores.database.write(lambda c: c.set_trace_callback(None))
+            logged = [event.type for event in await stores.events.after(start, 10)]
+            return ordinary, reopening, logged
+        finally:
+            await stores.close()
+
+    ordinary, reopening, logged = asyncio.run(scenario())
+
+    def work(statements: list[str]) -> list[str]:
+        return [s.split()[0] for s in statements if s.split()[0] not in ("BEGIN", "COMMIT")]
+
+    assert work(ordinary) == ["SELECT", "INSERT", "UPDATE", "INSERT"]
+    assert work(reopening) == [*work(ordinary), "INSERT"]
+    assert logged == ["message.created", "conversation.updated"]
 
 
 # ------------------------------------------------------------- across processes

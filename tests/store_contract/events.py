@@ -11,7 +11,7 @@ import pytest
 
 from omnichannel_core.errors import EventsExpired, InvalidInput, NotFound
 from omnichannel_core.events.records import Event
-from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
+from omnichannel_core.hooktypes import InboundMessage, StatusUpdate, Thread
 from omnichannel_core.ids import new_id
 from omnichannel_core.models import ConversationStatus, DeliveryStatus, utcnow
 from omnichannel_core.modules.inbox.events import InboxEvent
@@ -29,6 +29,11 @@ def logged(log: EventLog, run: Run[Any], after: str | None = None) -> list[Event
         if len(page) < 3:
             return events
         after = page[-1].cursor
+
+
+def mail(provider_message_id: str, thread: Thread) -> InboundMessage:
+    """An inbound email from one sender, in ``thread``."""
+    return InboundMessage(provider_message_id, "ann@example.test", "mail", thread=thread)
 
 
 def opt_out(provider_message_id: str) -> InboundMessage:
@@ -111,6 +116,67 @@ class EventsContract(StoreFixtures):
             ("usr_b", "usr_a"),
         ]
         assert all(event.conversation_id == conversation_id for event in events)
+
+    def test_a_message_reopening_a_conversation_logs_the_status_change(self, store, run):
+        """A new inbound message into a resolved conversation logs, beside its
+        message.created, conversation.updated about the conversation (its assignee, the
+        status change ``["resolved", "open"]`` alone as data), so a stream sees it open
+        again; a message into an open or pending conversation, and a duplicate into a
+        resolved one, log no conversation.updated."""
+        first = run(store.ingest_inbound("sms", inbound("p1")))
+        conversation_id = first.conversation_id
+        run(store.update_conversation(conversation_id, assignee="usr_a"))
+        run(store.update_conversation(conversation_id, status=ConversationStatus.RESOLVED))
+        start = run(self.events.latest())
+        run(store.ingest_inbound("sms", inbound("p1")))  # a duplicate: nothing logged
+        assert logged(self.events, run, start) == []
+        reopening = run(store.ingest_inbound("sms", inbound("p2")))
+        assert reopening.conversation.status is ConversationStatus.OPEN
+        events = logged(self.events, run, start)
+        assert sorted(kinds(events)) == [
+            ("conversation.updated", conversation_id),
+            ("message.created", reopening.message_id),
+        ]
+        [updated] = [e for e in events if e.type == InboxEvent.CONVERSATION_UPDATED]
+        assert (updated.conversation_id, updated.assignees) == (conversation_id, ("usr_a",))
+        assert updated.data == {"changes": {"status": ["resolved", "open"]}}
+        start = run(self.events.latest())
+        again = run(store.ingest_inbound("sms", inbound("p3")))  # open now: no change
+        run(store.update_conversation(conversation_id, status=ConversationStatus.PENDING))
+        pending_start = run(self.events.latest())
+        pending = run(store.ingest_inbound("sms", inbound("p4")))
+        assert pending.conversation.status is ConversationStatus.PENDING
+        assert kinds(logged(self.events, run, start)) == [
+            ("message.created", again.message_id),
+            ("conversation.updated", conversation_id),
+            ("message.created", pending.message_id),
+        ]
+        assert kinds(logged(self.events, run, pending_start)) == [
+            ("message.created", pending.message_id)
+        ]
+
+    def test_a_mail_reopening_its_threads_conversation_logs_the_status_change(self, store, run):
+        """A reply joining a resolved thread's conversation (found by the thread, not the
+        sender) reopens it and logs the change as a plain message does; a first mail,
+        which opens a new conversation, logs no conversation.updated."""
+        first = run(store.ingest_inbound("email", mail("m1", Thread(refs=()))))
+        conversation_id = first.conversation_id
+        start = run(self.events.latest())
+        assert kinds(logged(self.events, run)) == [("message.created", first.message_id)]
+        run(store.update_conversation(conversation_id, status=ConversationStatus.RESOLVED))
+        reply = run(store.ingest_inbound("email", mail("m2", Thread(refs=("m1",)))))
+        assert reply.conversation_id == conversation_id
+        events = logged(self.events, run, start)
+        assert sorted(kinds(events)) == [
+            ("conversation.updated", conversation_id),
+            ("conversation.updated", conversation_id),
+            ("message.created", reply.message_id),
+        ]
+        assert [e.data for e in events if e.type == InboxEvent.CONVERSATION_UPDATED] == [
+            {"changes": {"status": ["open", "resolved"]}},
+            {"changes": {"status": ["resolved", "open"]}},
+        ]
+        assert run(store.get_conversation(conversation_id)).status is ConversationStatus.OPEN
 
     def test_outbound_messages_and_their_statuses_are_logged(self, store, run):
         """create_outbound logs message.created (an idempotent repeat does not); each move
@@ -348,8 +414,9 @@ class EventsContract(StoreFixtures):
         a plain string: message.created its channel, direction and contact;
         message.status_changed the status it moved to and the one before (a parked update
         applied and a watermark included); conversation.updated ``{field: [before, after]}``
-        of what changed; contact.updated the fields that changed, the consent of an inbound
-        message included."""
+        of what changed, the reopening of a resolved conversation by an inbound message
+        included; contact.updated the fields that changed, the consent of an inbound message
+        included."""
         ingested = run(store.ingest_inbound("sms", inbound("p1")))
         contact_id, conversation_id = ingested.message.contact_id, ingested.conversation_id
         message, _ = run(store.create_outbound(conversation_id, "hi", (), {}, None))
@@ -383,4 +450,7 @@ class EventsContract(StoreFixtures):
         assert after_stop == {
             ("contact.updated", contact_id): {"fields": ["opted_out"]},
             ("message.created", stop.message_id): {**created, "direction": "inbound"},
+            ("conversation.updated", conversation_id): {
+                "changes": {"status": ["resolved", "open"]}
+            },
         }

@@ -12,6 +12,8 @@ type                        record       data
                                          a provider's media is now kept by the server)
 ``conversation.updated``    conversation ``changes``: ``{field: [before, after]}`` for
                                          ``status``, ``assignee``, ``unread_count``
+                                         (a reopening contact's message: ``status``
+                                         alone, ``["resolved", "open"]``)
 ``conversation.typing``     conversation ``by``: ``contact`` or ``user``; ``user_id`` (None
                                          for the contact, or a program); ``until``: show
                                          it until then, or until that party's message
@@ -42,7 +44,8 @@ class InboxEvent(enum.StrEnum):
     """An attempt to send an outbound message failed in a way that is retried: it stays
     queued, with the error, until the next attempt."""
     CONVERSATION_UPDATED = "conversation.updated"
-    """A conversation's status, assignee or unread count was changed through the API."""
+    """A conversation's status, assignee or unread count was changed through the API, or
+    its status by the contact's message that reopened it (resolved, now open)."""
     CONVERSATION_TYPING = "conversation.typing"
     """Someone is typing in a conversation: its contact (a chat widget's visitor) or a user
     answering it. Changes nothing; logged at most every few seconds per party
@@ -158,7 +161,7 @@ def event_types(store: InboxStore) -> list[EventTypeSpec]:
             "conversation",
             CONVERSATIONS_READ,
             conversation,
-            "a conversation's status, assignee or unread count changed",
+            "a conversation's status, assignee or unread count changed, or a message reopened it",
         ),
         EventTypeSpec(
             InboxEvent.CONVERSATION_TYPING,

@@ -358,7 +358,9 @@ class InboxStore(OutboxStore, Protocol):
     #   included), one per message moved;
     # - message.updated: replace_media (``fields``: ``["media"]``);
     # - conversation.updated: update_conversation (``assignees``: after, then before when
-    #   the assignee changed);
+    #   the assignee changed), and ingest_inbound when the new message reopened a resolved
+    #   conversation (``changes``: ``{"status": ["resolved", "open"]}``; logged after the
+    #   message's message.created, in the same transaction; ``assignees``: the assignee);
     # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the
     #   contact's ``opted_out``;
     # - conversation.typing: log_typing, and only it (``assignees``: the assignee).

@@ -4,7 +4,8 @@ allows.
 A message from a known sender costs three round trips: one read of the sender's identity
 and of the message's dedupe key (whose first read also begins the transaction), one read of
 the contact and conversation the identity names, and the commit, which creates the key, the
-message and the ``message.created`` event and updates the conversation. A new sender costs
+message and the ``message.created`` event (and ``conversation.updated`` when the message
+reopens a resolved conversation) and updates the conversation. A new sender costs
 two: the same first read finds nothing, and the commit creates the identity, contact and
 conversation too. A duplicate (the key exists) reads the stored message, contact and
 conversation and writes nothing. A message that names a thread reads the provider keys of
@@ -237,6 +238,21 @@ async def ingest(
         (conversation.assignee,),
         events.message_created(channel, Direction.INBOUND, contact.id),
     )
+    if current is not None and conversation.status != current.status:  # reopened
+        # Only then, and after the message as on SQLite; but the two events share the
+        # commit's time, and the log orders those by id, random within a millisecond
+        # (`omnichannel_core.store.firestore.events`): a reader may get them either way.
+        log_event(
+            transaction,
+            layout.database,
+            InboxEvent.CONVERSATION_UPDATED,
+            conversation.id,
+            conversation.id,
+            (conversation.assignee,),
+            events.conversation_changes(
+                {"status": current.status}, {"status": conversation.status}
+            ),
+        )
     return Ingested.of(message, contact, conversation, created=True)
 
 

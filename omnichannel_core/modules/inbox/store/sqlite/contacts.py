@@ -70,7 +70,8 @@ SELECT contacts.*,
         WHERE known.contact_id = contacts.id ORDER BY channel, address
     )) AS identity_list,
     conversations.id AS conversation_id,
-    conversations.address AS conversation_address
+    conversations.address AS conversation_address,
+    conversations.status AS conversation_status
 FROM identities
 JOIN contacts ON contacts.id = identities.contact_id
 LEFT JOIN conversations ON conversations.id = (
@@ -82,7 +83,8 @@ WHERE identities.channel = ? AND identities.address = ?
 """
 """One read of everything about the contact at an address: its row, its identities as JSON,
 and its conversation on that channel, the most recently created when it has several
-(columns ``conversation_id``, ``conversation_address``; NULL when it has none yet)."""
+(columns ``conversation_id``, ``conversation_address``, ``conversation_status``; NULL when it
+has none yet)."""
 
 
 def find_sender(connection: sqlite3.Connection, channel: str, address: str) -> sqlite3.Row | None:

@@ -3,11 +3,12 @@
 A message from a known sender takes four statements: one read of the sender's contact, its
 identities and its conversation on the channel; the message insert, which is also the dedupe
 (a duplicate inserts nothing and writes nothing else); the conversation update; and the
-``message.created`` event. A new sender adds the inserts of its contact, identity and
-conversation. A message that names a thread (`omnichannel_core.modules.inbox.store.threads`)
-adds one read of the messages its refs name and one of their conversation. Every statement
-runs in the writer's transaction, under the write lock, so the whole ingest is one atomic
-step.
+``message.created`` event. A message that reopens a resolved conversation adds its
+``conversation.updated`` event (the status it had comes with the read that found the
+conversation). A new sender adds the inserts of its contact, identity and conversation. A
+message that names a thread (`omnichannel_core.modules.inbox.store.threads`) adds one read of
+the messages its refs name and one of their conversation. Every statement runs in the
+writer's transaction, under the write lock, so the whole ingest is one atomic step.
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ from omnichannel_core.modules.inbox.store.threads import (
 @attrs.frozen
 class _Place:
     """Where a new inbound message goes: the id of the conversation it joins (None: a new
-    one), that conversation's row when a thread was looked up, and whether a known thread
-    refused its sender."""
+    one) and its status before the message (read with the row that found it, so telling
+    whether the message reopens it costs no statement), that conversation's row when a
+    thread was looked up, and whether a known thread refused its sender."""
 
     conversation_id: str | None
+    status: str | None = None
     thread_row: sqlite3.Row | None = None
     refused: bool = False
 
@@ -67,7 +70,9 @@ def _place(
 ) -> _Place:
     """The conversation ``inbound`` joins, by the rule of `store.threads`."""
     if inbound.thread is None:
-        return _Place(sender["conversation_id"] if sender is not None else None)
+        if sender is None:
+            return _Place(None)
+        return _Place(sender["conversation_id"], sender["conversation_status"])
     refs = thread_refs(inbound.thread)
     ours = thread_message_ids(inbound.thread)
     row = _thread_conversation(connection, channel, refs, ours) if refs or ours else None
@@ -76,7 +81,7 @@ def _place(
     participants = json.loads(row["participants"])
     sender_contact = sender["id"] if sender is not None else None
     if belongs(inbound.sender, sender_contact, (row["contact_id"], row["address"], participants)):
-        return _Place(row["id"], row)
+        return _Place(row["id"], row["status"], row)
     return _Place(None, refused=True)
 
 
@@ -193,6 +198,21 @@ def ingest(
         now,
         events.message_created(channel, Direction.INBOUND, contact_id),
     )
+    # A message into a resolved conversation reopens it (the UPDATE above): the change is
+    # logged after the message, as it happened, so whoever follows the conversation learns
+    # it is open again. Only then: an ordinary message logs no conversation.updated.
+    if place.status == ConversationStatus.RESOLVED:
+        append_event(
+            connection,
+            InboxEvent.CONVERSATION_UPDATED,
+            conversation_id,
+            conversation_id,
+            (conversation["assignee"],),
+            now,
+            events.conversation_changes(
+                {"status": place.status}, {"status": conversation["status"]}
+            ),
+        )
     return message, contact, conversation, True
 
 
