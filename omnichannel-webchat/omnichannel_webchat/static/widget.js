@@ -1382,6 +1382,12 @@
       if (!res.ok) throw new Error('session ' + res.status);
       const answer = await res.json();
       adoptSession(answer);
+      // An open socket is the visitor of its hello's token, without the name and email: say
+      // hello again with the new token, so what they write next fills in the contact.
+      if (T.mode === 'ws' && T.ws) {
+        closeSocket();
+        connect();
+      }
       if (S.visitor && !S.visitor.name && name) S.visitor = { ...S.visitor, name };
       S.prechatSkipped = true; // answered: not asked again
       changed();
