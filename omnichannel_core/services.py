@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
@@ -200,7 +200,10 @@ class ChannelInbox(Protocol):
         conversation ids, whether it is new, the attachments refused)."""
 
     def follow(
-        self, conversation_ids: Collection[str], after: str | None = None
+        self,
+        conversation_ids: Collection[str],
+        after: str | None = None,
+        max_behind: timedelta | None = None,
     ) -> AbstractAsyncContextManager[ConversationFeed]:
         """The events of these conversations of this channel as they happen, in log order,
         from any server, read by this process's one reader of the event log::
@@ -217,8 +220,14 @@ class ChannelInbox(Protocol):
         InvalidInput for a cursor the log never gave. The feed ends when the server stops;
         leaving the block (or cancelling the task in it) releases it. A slow reader holds
         nothing back: it reads on from its own cursor. To follow one more conversation,
-        follow again ``after=feed.cursor``. LookupError when the events module is not
-        loaded."""
+        follow again ``after=feed.cursor``. ChannelUnavailable when the events module is
+        not loaded.
+
+        ``max_behind`` bounds what a replay may cost: the feed reads the whole log after
+        ``after``, every conversation's events, to find these ones'. A cursor whose next
+        event is older than that raises EventsExpired, as a pruned one does, so a client
+        back from a long sleep (or one sending an old cursor on purpose) reads its
+        conversation's history instead, which costs only that conversation's messages."""
 
     async def send(
         self,
@@ -266,8 +275,10 @@ class ChannelInbox(Protocol):
     async def fill_contact(self, conversation_id: str, attributes: Mapping[str, str]) -> None:
         """Give the contact of this conversation of this channel these attributes where it
         has none of that name (what a visitor told a chat's pre-chat form: ``email``): what
-        an agent or an earlier form set is never overwritten. NotFound for a conversation
-        that is not this channel's."""
+        an agent or an earlier form set is never overwritten, even when set at the same
+        moment (one transaction). Logs ``contact.updated`` when it set one; writes nothing
+        when the contact had them all. NotFound for a conversation that is not this
+        channel's."""
 
     async def typing(self, conversation_id: str) -> None:
         """The contact of this conversation of this channel is typing (a chat widget's
@@ -305,7 +316,10 @@ class LiveEvents(Protocol):
     ``ChannelInbox``, not this."""
 
     def follow(
-        self, conversation_ids: Collection[str], after: str | None = None
+        self,
+        conversation_ids: Collection[str],
+        after: str | None = None,
+        max_behind: timedelta | None = None,
     ) -> AbstractAsyncContextManager[ConversationFeed]:
         """The events of these conversations, any channel's, after ``after`` (None: from
         now), as :meth:`ChannelInbox.follow` describes."""

@@ -11,9 +11,11 @@ for the lookup by address, two that keep their ``ChannelInbox`` and call it dire
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import falcon
+import pytest
 from falcon import testing
 
 from omnichannel_core.channel import (
@@ -411,3 +413,64 @@ def test_find_conversation_finds_a_returning_visitor_on_its_channel_only(tmp_pat
         assert contacts.json["items"] == []
 
     run(scenario, tmp_path, keeper=keeper, other=other)
+
+
+def test_fill_contact_adds_only_missing_attributes_and_loses_no_concurrent_write(tmp_path):
+    """``fill_contact`` gives the conversation's contact the attributes it lacks and keeps
+    those an agent set; fills racing each other and an agent's change lose none of them
+    (each is one transaction of the store, not a read then a write); another channel's
+    inbox does not find the conversation."""
+    keeper, other = Keeper(), Keeper()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        assert keeper.inbox is not None and other.inbox is not None
+        message = InboundMessage(unique("in"), unique("vis_").lower(), "hello")
+        (received,) = await keeper.inbox.receive(WebhookResult(messages=(message,)))
+        conversation = await keeper.inbox.get_conversation(received.conversation_id)
+        path = f"/api/contacts/{conversation.contact_id}"
+        patched = await conductor.simulate_patch(
+            path, json={"attributes": {"email": "agent@example.test"}}, headers=AUTH
+        )
+        assert patched.status_code == 200, patched.text
+        await keeper.inbox.fill_contact(
+            conversation.id, {"email": "form@example.test", "name": "Ann"}
+        )
+        contact = (await get(conductor, path)).json
+        assert contact["attributes"] == {"email": "agent@example.test", "name": "Ann"}
+
+        async def agent() -> None:
+            change = {"attributes": {**contact["attributes"], "agent": "note"}}
+            result = await conductor.simulate_patch(path, json=change, headers=AUTH)
+            assert result.status_code == 200, result.text
+
+        fills = [keeper.inbox.fill_contact(conversation.id, {f"f{n}": "x"}) for n in range(8)]
+        await asyncio.gather(*fills[:4], agent(), *fills[4:])
+        attributes = (await get(conductor, path)).json["attributes"]
+        assert attributes["agent"] == "note"  # no fill wrote back what it read before
+        assert {"email", "name", "agent"} <= set(attributes)
+        with pytest.raises(NotFound):
+            await other.inbox.fill_contact(conversation.id, {"email": "x@example.test"})
+
+    run(scenario, tmp_path, keeper=keeper, other=other)
+
+
+def test_concurrent_fills_keep_every_attribute(tmp_path):
+    """Ten ``fill_contact`` calls at once, each with an attribute of its own, leave all ten
+    on the contact."""
+    keeper = Keeper()
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        assert keeper.inbox is not None
+        message = InboundMessage(unique("in"), unique("vis_").lower(), "hello")
+        (received,) = await keeper.inbox.receive(WebhookResult(messages=(message,)))
+        await asyncio.gather(
+            *(
+                keeper.inbox.fill_contact(received.conversation_id, {f"f{n}": str(n)})
+                for n in range(10)
+            )
+        )
+        conversation = await keeper.inbox.get_conversation(received.conversation_id)
+        contact = (await get(conductor, f"/api/contacts/{conversation.contact_id}")).json
+        assert contact["attributes"] == {f"f{n}": str(n) for n in range(10)}
+
+    run(scenario, tmp_path, keeper=keeper)

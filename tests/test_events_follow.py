@@ -247,6 +247,33 @@ def test_a_follow_after_a_cursor_replays_what_followed_it(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_cursor_further_behind_than_max_behind_is_refused_on_entry(tmp_path):
+    """With ``max_behind``, a cursor whose next event is older than that raises
+    EventsExpired (the caller reads its conversation's history instead of the feed reading
+    the whole log since); a recent one replays as usual."""
+
+    async def scenario() -> None:
+        async with two_servers(tmp_path) as (first, second):
+            visitor = unique("vis_")
+            mine = await first.visitor_writes(visitor, "one")
+            async with second.inbox.follow([mine]) as feed:
+                await first.visitor_writes(visitor, "two")
+                await first.visitor_writes(visitor, "three")
+                early = (await next_event(feed)).cursor
+            await asyncio.sleep(0.3)
+            with pytest.raises(EventsExpired):
+                async with second.inbox.follow(
+                    [mine], after=early, max_behind=timedelta(seconds=0.2)
+                ):
+                    pytest.fail("the block ran")
+            async with second.inbox.follow(
+                [mine], after=early, max_behind=timedelta(minutes=5)
+            ) as feed:
+                assert (await next_event(feed)).record["text"] == "three"
+
+    asyncio.run(scenario())
+
+
 def test_a_cursor_older_than_the_log_keeps_is_refused_on_entry(tmp_path):
     """After the log was pruned past a cursor, following after it raises EventsExpired
     before the block runs (the caller reads the history, then follows from now); a cursor

@@ -125,3 +125,34 @@ def test_a_stream_from_after_0_replays_the_log_from_its_oldest_event(servers):
             assert post_webhook(a, inbound_message(sender, "live")).status_code == 200
         assert stream.next_of("message.created").data["message"]["text"] == "live"
     assert texts[-2:] == ["replayed 1", "replayed 2"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/messages/__x__"),
+        ("GET", "/api/messages/a%2Fb"),
+        ("GET", "/api/messages/%2E%2E"),
+        ("GET", "/api/messages/__x__/media/0"),
+        ("POST", "/api/messages/__x__/retry"),
+        ("POST", "/api/messages/__x__/cancel"),
+        ("GET", "/api/contacts/__x__"),
+        ("PATCH", "/api/contacts/a%2Fb"),
+        ("GET", "/api/conversations/__x__"),
+        ("PATCH", "/api/conversations/__x__"),
+        ("GET", "/api/conversations/a%2Fb/messages"),
+        ("POST", "/api/conversations/__x__/typing"),
+        ("GET", "/api/users/__x__"),
+        ("GET", "/api/api-keys/" + "k" * 1500),
+        ("GET", "/api/media/__x__"),
+    ],
+)
+def test_an_id_no_document_can_have_is_not_found(servers, method, path):
+    """On Firestore an id from the URL that no document can have (a reserved name, ``..``,
+    too long for a query) answers 404 like any unknown id, not 500; an escaped slash is
+    taken as a slash, so matches no route (the stores' contract has ``a/b`` itself)."""
+    first, _ = servers
+    body = {"tags": []} if "contacts" in path else {"status": "pending"}
+    with first.client() as client:
+        response = client.request(method, path, json=body if method == "PATCH" else None)
+    assert response.status_code == 404, response.text

@@ -163,6 +163,27 @@ class TestFirestoreBehaviour(StoreFixtures):
         assert set(moves) <= {DeliveryStatus.DELIVERED, DeliveryStatus.READ}
         assert len(run(clients[2].events.after(start, 50))) == len(moves)
 
+    def test_attributes_added_at_once_on_several_clients_are_all_kept(self, clients, run):
+        """Two forms adding attributes to one contact at once, each on a client of its own,
+        beside an agent's change of its tags on a third, lose nothing: both attributes, the
+        agent's tags, and one contact.updated per write. (Three writers only: the emulator
+        makes each contended transaction wait about two seconds.)"""
+        contact = run(clients[0].inbox.ingest_inbound("sms", inbound("p1"))).contact
+        start = run(clients[0].events.latest())
+
+        async def write_all() -> None:
+            await asyncio.gather(
+                clients[1].inbox.add_contact_attributes(contact.id, {"email": "a@example.test"}),
+                clients[0].inbox.update_contact(contact.id, tags=("vip",)),
+                clients[2].inbox.add_contact_attributes(contact.id, {"plan": "gold"}),
+            )
+
+        run(write_all())
+        stored = run(clients[3].inbox.get_contact(contact.id))
+        assert stored.attributes == {"email": "a@example.test", "plan": "gold"}
+        assert stored.tags == ("vip",)
+        assert len(run(clients[3].events.after(start, 50))) == 3
+
     def test_concurrent_idempotent_creates_on_several_clients_store_one(self, clients, run):
         """Creates with one idempotency key on several clients at once store one message."""
         conversation = self._conversation(clients[0].inbox, run)

@@ -189,3 +189,62 @@ def test_processes_ingesting_the_same_ids_store_each_once(tmp_path):
     unread = read_rows(path, "SELECT sum(unread_count) FROM conversations")
     assert unread == [(PROVIDER_IDS_PER_PROCESS,)]
     assert read_rows(path, "SELECT count(*) FROM events") == [(PROVIDER_IDS_PER_PROCESS,)]
+
+
+ATTRIBUTES_PER_PROCESS = 30
+
+
+def _add_attributes_in_process(path: str, contact_id: str, worker: int, start: Any) -> None:
+    """Child process: add attributes of its own, and one every worker gives, to one
+    contact, all at once."""
+
+    async def add() -> None:
+        stores = await open_stores(SqliteDatabase(path))
+        try:
+            await asyncio.gather(
+                *(
+                    stores.inbox.add_contact_attributes(
+                        contact_id, {f"w{worker}-{n}": n, "email": f"{worker}@example.test"}
+                    )
+                    for n in range(ATTRIBUTES_PER_PROCESS)
+                )
+            )
+        finally:
+            await stores.close()
+
+    start.wait(TIMEOUT_SECONDS)
+    asyncio.run(add())
+
+
+def test_processes_adding_attributes_to_one_contact_lose_none(tmp_path):
+    """Two OS processes adding attributes to one contact at once, on one file, leave every
+    attribute each added; a name both give is set once, by one of them; each write that
+    set something logged one contact.updated."""
+    path = tmp_path / "shared.db"
+    with stores_on_file(path) as stores:
+        contact_id = asyncio.run(stores.inbox.ingest_inbound("sms", inbound("p1"))).contact.id
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(
+            target=_add_attributes_in_process, args=(str(path), contact_id, worker, start)
+        )
+        for worker in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(TIMEOUT_SECONDS)
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    with stores_on_file(path) as stores:
+        attributes = asyncio.run(stores.inbox.get_contact(contact_id)).attributes
+    assert attributes.pop("email") in {"0@example.test", "1@example.test"}
+    assert attributes == {
+        f"w{worker}-{n}": n for worker in range(2) for n in range(ATTRIBUTES_PER_PROCESS)
+    }
+    logged = read_rows(path, "SELECT count(*) FROM events WHERE type = 'contact.updated'")
+    assert logged == [(2 * ATTRIBUTES_PER_PROCESS,)]

@@ -11,12 +11,16 @@ helpers every Firestore store of the core uses. Importing it needs Google's clie
   entry in one.
 - :class:`KeysetQuery`: a list in pages with the core's cursors; :func:`document_key`,
   :func:`document`, :func:`existing`, :func:`exact_time`, :func:`optional_time`,
-  :func:`json_text`: documents.
+  :func:`json_text`: documents. :func:`document` answers NotFound for an id from a request
+  that no document can have (``a/b``, ``..``, ``__x__``); :func:`is_record_id` tells
+  whether a value can be an id of your records before a query compares a field with it
+  (Firestore refuses a value of about 1,500 bytes or more with an error).
 - :data:`FirestoreMigration`: a step that moves documents.
 """
 
 from __future__ import annotations
 
+from omnichannel_core.paging import is_record_id
 from omnichannel_core.store.firestore.audit import queue_audit
 from omnichannel_core.store.firestore.database import FirestoreDatabase
 from omnichannel_core.store.firestore.documents import (
@@ -44,6 +48,7 @@ __all__ = [
     "exact_time",
     "existing",
     "is_document_id",
+    "is_record_id",
     "json_text",
     "log_event",
     "optional_time",

@@ -15,7 +15,7 @@ from omnichannel_core.ids import new_id
 from omnichannel_core.models import utcnow
 from omnichannel_core.modules.access.records import Refreshed, RefreshOutcome, User
 from omnichannel_core.policy import Role
-from tests.store_contract.fixtures import Run, StoreFixtures
+from tests.store_contract.fixtures import IMPOSSIBLE_IDS, Run, StoreFixtures
 from tests.store_contract.paging import INVALID_CURSORS, all_pages, forged_cursors
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -92,6 +92,24 @@ class AccessContract(StoreFixtures):
         for call in calls:
             with pytest.raises(NotFound):
                 run(call)
+
+    def test_access_ids_no_record_can_have_are_not_found(self, run):
+        """An id no record can have (``a/b``, ``..``, ``__x__``, empty, too long) is NotFound
+        like any unknown one, for every access read or change by id."""
+        self._user(run)
+        for bad in IMPOSSIBLE_IDS:
+            calls = [
+                self.access.get_user(bad),
+                self.access.user_credentials_by_id(bad),
+                self.access.update_user(bad, display_name="x"),
+                self.access.create_session(bad, "token-1", utcnow() + HOUR),
+                self.access.get_api_key(bad),
+                self.access.revoke_api_key(bad, T0),
+                self.access.touch_api_key(bad, T0),
+            ]
+            for call in calls:
+                with pytest.raises(NotFound):
+                    run(call)
 
     def test_list_users_oldest_first_in_pages(self, run):
         """Users are listed oldest first; following next_cursor at any page size yields each

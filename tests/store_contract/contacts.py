@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
+from omnichannel_core.errors import NotFound
+from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store import InboxStore
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound
 
 
 class ContactsContract(StoreFixtures):
-    """What ``update_contact`` and ``list_contacts`` promise."""
+    """What ``update_contact``, ``add_contact_attributes`` and ``list_contacts`` promise."""
 
     def _contacts(
         self, store: InboxStore, run: Run[Any], *people: tuple[str, str | None]
@@ -43,6 +48,78 @@ class ContactsContract(StoreFixtures):
         assert cleared.display_name is None
         assert cleared.identities == contact.identities
         assert run(store.get_contact(contact.id)) == cleared
+
+    def test_add_contact_attributes_sets_only_missing_ones(self, store, run):
+        """add_contact_attributes sets the attributes the contact lacks and never changes one
+        it has (by name, whatever the value); the rest of the contact is kept, and it answers
+        the contact as stored."""
+        contact = run(store.ingest_inbound("sms", inbound("p1", sender_name="Ann"))).contact
+        run(store.update_contact(contact.id, tags=("vip",), attributes={"email": "agent@x"}))
+        added = run(
+            store.add_contact_attributes(contact.id, {"email": "form@x", "plan": "gold", "n": 1})
+        )
+        assert added.attributes == {"email": "agent@x", "plan": "gold", "n": 1}
+        assert (added.display_name, added.tags, added.identities) == (
+            "Ann",
+            ("vip",),
+            contact.identities,
+        )
+        assert added.updated_at >= contact.updated_at
+        assert run(store.get_contact(contact.id)) == added
+        again = run(store.add_contact_attributes(contact.id, {"plan": "silver", "email": ""}))
+        assert again == added
+
+    def test_add_contact_attributes_logs_only_a_change(self, store, run):
+        """A contact.updated (``fields``: ``["attributes"]``, no conversation or assignee)
+        when an attribute was set; nothing logged, nor written, when it had them all or
+        none was given."""
+        contact = run(store.ingest_inbound("sms", inbound("p1"))).contact
+        start = run(self.events.latest())
+        run(store.add_contact_attributes(contact.id, {"email": "ann@example.test"}))
+        [event] = run(self.events.after(start, 10))
+        assert (event.type, event.record_id, event.conversation_id, event.assignees) == (
+            InboxEvent.CONTACT_UPDATED,
+            contact.id,
+            None,
+            (),
+        )
+        assert event.data == {"fields": ["attributes"]}
+        stored = run(store.get_contact(contact.id))
+        for nothing_new in ({"email": "other@example.test"}, {}):
+            assert run(store.add_contact_attributes(contact.id, nothing_new)) == stored
+        assert run(self.events.after(event.cursor, 10)) == []
+        assert run(store.get_contact(contact.id)) == stored
+
+    def test_add_contact_attributes_of_an_unknown_contact_is_not_found(self, store, run):
+        """NotFound for a contact that does not exist, and nothing logged."""
+        start = run(self.events.latest())
+        with pytest.raises(NotFound):
+            run(store.add_contact_attributes("ct_missing", {"email": "a@x"}))
+        assert run(self.events.after(start, 10)) == []
+
+    def test_add_contact_attributes_at_once_lose_nothing(self, store, run):
+        """Ten writers adding attributes to one contact at once: each one's own attribute is
+        there afterwards, a name they all give is set once (by one of them), and each logged
+        one contact.updated."""
+        contact = run(store.ingest_inbound("sms", inbound("p1"))).contact
+        start = run(self.events.latest())
+
+        async def race() -> None:
+            await asyncio.gather(
+                *(
+                    store.add_contact_attributes(contact.id, {f"form{n}": n, "email": f"{n}@x"})
+                    for n in range(10)
+                )
+            )
+
+        run(race())
+        attributes = run(store.get_contact(contact.id)).attributes
+        assert {name: attributes[name] for name in attributes if name != "email"} == {
+            f"form{n}": n for n in range(10)
+        }
+        assert attributes["email"] in {f"{n}@x" for n in range(10)}
+        updates = [event.type for event in run(self.events.after(start, 50))]
+        assert updates == [InboxEvent.CONTACT_UPDATED] * 10
 
     def test_update_contact_name_changes_what_search_finds(self, store, run):
         """After a rename, search finds the contact by the new name, not the old one."""

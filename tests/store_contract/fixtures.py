@@ -20,6 +20,10 @@ from tests.support.stores import Stores, open_stores
 T = TypeVar("T")
 Run = Callable[[Awaitable[T]], T]
 
+IMPOSSIBLE_IDS = ("a/b", "..", ".", "__x__", "", "x" * 1501)
+"""Ids a request may carry that no record of any backend has, some of which no Firestore
+document can have (a path, a reserved name, too long): each is just an unknown id."""
+
 
 def inbound(
     provider_message_id: str,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import collections
 import contextlib
 from collections.abc import AsyncIterator, Callable, Collection
+from datetime import timedelta
 
-from omnichannel_core.module import ConversationEvent
+from omnichannel_core.module import ConversationEvent, EventsExpired, utcnow
 from omnichannel_core.modules.events.hub import Delivery, EventHub
 
 WAIT_SECONDS = 15.0
@@ -30,7 +31,10 @@ class HubEvents:
 
     @contextlib.asynccontextmanager
     async def follow(
-        self, conversation_ids: Collection[str], after: str | None = None
+        self,
+        conversation_ids: Collection[str],
+        after: str | None = None,
+        max_behind: timedelta | None = None,
     ) -> AsyncIterator[Feed]:
         hub = self._hub()
         wanted = frozenset(conversation_ids)
@@ -39,7 +43,15 @@ class HubEvents:
             if after is None:
                 start = await hub.head()
             else:
-                await hub.log.after(after, 1)  # EventsExpired or InvalidInput now
+                following = await hub.log.after(after, 1)  # EventsExpired or InvalidInput now
+                if max_behind is not None and following:
+                    behind = utcnow() - following[0].at
+                    if behind > max_behind:  # replaying would read the whole log since
+                        raise EventsExpired(
+                            f"the cursor is {behind.total_seconds():.0f} s behind: read the"
+                            " history instead",
+                            cursor=after,
+                        )
                 start = after
             yield Feed(hub, wanted, start)
 

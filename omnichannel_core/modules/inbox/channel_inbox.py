@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from datetime import timedelta
 
 from omnichannel_core.channel import InboundMessage, OutboundRequest, WebhookResult
 from omnichannel_core.module import (
@@ -75,7 +76,10 @@ class ChannelInboxService:
 
     @contextlib.asynccontextmanager
     async def follow(
-        self, conversation_ids: Collection[str], after: str | None = None
+        self,
+        conversation_ids: Collection[str],
+        after: str | None = None,
+        max_behind: timedelta | None = None,
     ) -> AsyncIterator[ConversationFeed]:
         if isinstance(conversation_ids, str):  # one id, not its characters
             raise TypeError("follow takes a collection of conversation ids, not a string")
@@ -90,7 +94,7 @@ class ChannelInboxService:
             raise ChannelUnavailable(
                 "live events are off: the events module is not loaded", channel=self.channel
             ) from None
-        async with live.follow(wanted, after) as feed:
+        async with live.follow(wanted, after, max_behind) as feed:
             yield feed
 
     async def send(
@@ -143,14 +147,8 @@ class ChannelInboxService:
 
     async def fill_contact(self, conversation_id: str, attributes: Mapping[str, str]) -> None:
         conversation = await self.get_conversation(conversation_id)
-        contact = await self._store.get_contact(conversation.contact_id)
-        missing = {
-            name: value for name, value in attributes.items() if name not in contact.attributes
-        }
-        if missing:
-            await self._store.update_contact(
-                contact.id, attributes={**contact.attributes, **missing}
-            )
+        if attributes:  # one transaction: an agent's change meanwhile is never overwritten
+            await self._store.add_contact_attributes(conversation.contact_id, attributes)
 
     async def typing(self, conversation_id: str) -> None:
         await self.get_conversation(conversation_id)  # NotFound: another channel's, or none

@@ -37,10 +37,15 @@ def is_document_id(value: str) -> bool:
     )
 
 
-def document(collection: AsyncCollectionReference, document_id: str) -> AsyncDocumentReference:
-    """The document ``document_id`` of ``collection``; NotFound if no document can have it."""
+def document(
+    collection: AsyncCollectionReference, document_id: str, what: str | None = None
+) -> AsyncDocumentReference:
+    """The document ``document_id`` of ``collection``; NotFound, as for any unknown id, if
+    no document can have it (an id from a request: ``a/b``, ``..``, ``__x__``, ``""``), so
+    it never names another path or raises the client's ValueError. ``what`` names the
+    record in the error (default: the collection)."""
     if not is_document_id(document_id):
-        raise NotFound(f"{collection.id} {document_id!r} not found", id=document_id)
+        raise NotFound(f"{what or collection.id} {document_id!r} not found", id=document_id)
     return collection.document(document_id)
 
 

@@ -9,7 +9,7 @@ transaction, and each write logs its events (`events.py`) in that transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -310,6 +310,15 @@ class InboxStore(OutboxStore, Protocol):
     ) -> Contact:
         """Change the given fields; raise NotFound for an unknown id."""
 
+    async def add_contact_attributes(
+        self, contact_id: str, attributes: Mapping[str, Any]
+    ) -> Contact:
+        """Set each of ``attributes`` the contact does not have yet (by name; those it has
+        keep their values), in one transaction, so a change made meanwhile (an agent's
+        ``update_contact``) is never overwritten; the contact as stored after. Logs
+        ``contact.updated`` (``fields``: ``["attributes"]``) when it set one, and writes
+        nothing when it had them all. NotFound for an unknown id."""
+
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
         """Contacts, newest first, filtered by ``search``.
 
@@ -361,8 +370,8 @@ class InboxStore(OutboxStore, Protocol):
     #   the assignee changed), and ingest_inbound when the new message reopened a resolved
     #   conversation (``changes``: ``{"status": ["resolved", "open"]}``; logged after the
     #   message's message.created, in the same transaction; ``assignees``: the assignee);
-    # - contact.updated: update_contact, and ingest_inbound when ``consent`` changed the
-    #   contact's ``opted_out``;
+    # - contact.updated: update_contact, add_contact_attributes when it set one, and
+    #   ingest_inbound when ``consent`` changed the contact's ``opted_out``;
     # - conversation.typing: log_typing, and only it (``assignees``: the assignee).
 
     async def list_conversations(

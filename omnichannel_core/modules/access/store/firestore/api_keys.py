@@ -23,6 +23,7 @@ from omnichannel_core.module.firestore import (
     decode_position,
     exact_time,
     is_document_id,
+    is_record_id,
 )
 from omnichannel_core.modules.access.records import ApiKey
 from omnichannel_core.modules.access.store.firestore.documents import (
@@ -64,7 +65,10 @@ async def create_api_key(
 
 
 async def _key_document(layout: Layout, key_id: str) -> DocumentSnapshot:
-    """The key's document, found by its id (an id never moves to another document)."""
+    """The key's document, found by its id (an id never moves to another document);
+    NotFound for one no key can have, which the query would refuse (a value too long)."""
+    if not is_record_id(key_id, "key"):
+        raise NotFound(f"API key {key_id!r} not found", id=key_id)
     query = layout.keys.where(filter=FieldFilter("id", "==", key_id)).limit(1)
     async for snapshot in query.stream():
         return snapshot

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 from google.cloud.firestore_v1 import FieldFilter
 
 from omnichannel_core.module import UNSET, Contact, Page, utcnow
-from omnichannel_core.module.firestore import KeysetQuery, Transaction, log_event
+from omnichannel_core.module.firestore import KeysetQuery, Transaction, json_text, log_event
 from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store.firestore.documents import (
@@ -53,6 +54,33 @@ async def update_contact(
         InboxEvent.CONTACT_UPDATED,
         contact_id,
         data=events.contact_changes(changed),
+    )
+    return contact
+
+
+async def add_contact_attributes(
+    transaction: Transaction, layout: Layout, contact_id: str, attributes: Mapping[str, Any]
+) -> Contact:
+    """Set each of ``attributes`` the contact does not have yet, keeping the others, and log
+    ``contact.updated`` (``fields``: ``["attributes"]``); write nothing when it has them
+    all. One transaction: an agent's change in between makes it read again."""
+    reference = layout.contact(contact_id)
+    [snapshot] = await transaction.get(reference)
+    before = read_contact(snapshot)
+    missing = {name: value for name, value in attributes.items() if name not in before.attributes}
+    if not missing:
+        return before
+    contact = attrs.evolve(before, attributes={**before.attributes, **missing}, updated_at=utcnow())
+    transaction.update(
+        reference,
+        {"attributes_json": json_text(contact.attributes), "updated_at": contact.updated_at},
+    )
+    log_event(
+        transaction,
+        layout.database,
+        InboxEvent.CONTACT_UPDATED,
+        contact_id,
+        data=events.contact_changes(["attributes"]),
     )
     return contact
 

@@ -30,6 +30,7 @@ from omnichannel_core.module import (
 )
 from omnichannel_core.module.firestore import (
     FirestoreDatabase,
+    document,
     document_key,
     exact_time,
     existing,
@@ -58,14 +59,17 @@ class Layout:
     def collection(self, name: str) -> AsyncCollectionReference:
         return self.database.collection(name)
 
+    # A record's document, by an id that may come from a request: NotFound when no
+    # document can have it (`firestore_documents.document`), as for any unknown id.
+
     def contact(self, contact_id: str) -> AsyncDocumentReference:
-        return self.contacts.document(contact_id)
+        return document(self.contacts, contact_id, "contact")
 
     def conversation(self, conversation_id: str) -> AsyncDocumentReference:
-        return self.conversations.document(conversation_id)
+        return document(self.conversations, conversation_id, "conversation")
 
     def message(self, message_id: str) -> AsyncDocumentReference:
-        return self.messages.document(message_id)
+        return document(self.messages, message_id, "message")
 
     def identity(self, channel: str, address: str) -> AsyncDocumentReference:
         return self.identities.document(document_key(channel, address))
@@ -80,7 +84,7 @@ class Layout:
 
     def outbox(self, message_id: str) -> AsyncDocumentReference:
         """A message's outbox entry (`omnichannel_core.modules.inbox.store.outbox`)."""
-        return self.outbox_entries.document(message_id)
+        return document(self.outbox_entries, message_id, "message")
 
     def send_pace(self, key: str) -> AsyncDocumentReference:
         return self.send_paces.document(document_key("pace", key))

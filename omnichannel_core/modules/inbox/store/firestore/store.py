@@ -99,6 +99,8 @@ apply_watermark, per batch  query (conversations at the   message, event per mes
 of up to 200 messages       address, then the batch),
                             1: conversation + messages
 update_contact/conversation 1                             the record, event (+ audit entry)
+add_contact_attributes      1                             the contact, event (nothing when
+                                                          it has every attribute)
 log_typing                  1: conversation, before the   event
                             commit (no lock)
 find_conversation           2, no transaction: identity,  nothing
@@ -112,6 +114,7 @@ aborting each other; across processes Firestore's transactions decide.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -345,6 +348,15 @@ class FirestoreInboxStore(FirestoreOutbox):
             lambda t: contacts.update_contact(
                 t, layout, contact_id, display_name, tags, attributes
             ),
+        )
+
+    async def add_contact_attributes(
+        self, contact_id: str, attributes: Mapping[str, Any]
+    ) -> Contact:
+        layout, wanted = self.layout, dict(attributes)
+        return await self._transact(
+            ("contact", contact_id),
+            lambda t: contacts.add_contact_attributes(t, layout, contact_id, wanted),
         )
 
     async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -332,6 +333,34 @@ class SqliteInboxStore(SqliteOutbox):
                 contact_id,
                 at=now,
                 data=events.contact_changes(changed),
+            )
+            return fetch_contact(connection, contact_id)
+
+        return await self.database.write(write)
+
+    async def add_contact_attributes(
+        self, contact_id: str, attributes: Mapping[str, Any]
+    ) -> Contact:
+        wanted = dict(attributes)
+
+        def write(connection: sqlite3.Connection) -> Contact:
+            contact = fetch_contact(connection, contact_id)
+            missing = {
+                name: value for name, value in wanted.items() if name not in contact.attributes
+            }
+            if not missing:
+                return contact
+            now = format_timestamp(utcnow())
+            connection.execute(
+                "UPDATE contacts SET attributes = ?, updated_at = ? WHERE id = ?",
+                (compact_json({**contact.attributes, **missing}), now, contact_id),
+            )
+            append_event(
+                connection,
+                InboxEvent.CONTACT_UPDATED,
+                contact_id,
+                at=now,
+                data=events.contact_changes(["attributes"]),
             )
             return fetch_contact(connection, contact_id)
 
