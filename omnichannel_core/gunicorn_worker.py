@@ -23,8 +23,23 @@ def unwrapped(listener: Any) -> socket.socket:
     return inner if isinstance(inner, socket.socket) else listener
 
 
+WS_MAX_FRAME_BYTES = 256 * 1024
+"""The largest WebSocket frame a client may send (uvicorn's default is 16 MiB, taken whole
+into memory before any route sees it, even from a client that never authenticates). No
+socket of ours takes more: a chat visitor's frames are at most 64 K characters."""
+WS_MAX_QUEUE = 8
+"""Frames received and not yet read, per socket."""
+
+
 class UvicornWorker(uvicorn_worker.UvicornWorker):
-    """``uvicorn_worker.UvicornWorker`` serving the unwrapped listening sockets."""
+    """``uvicorn_worker.UvicornWorker`` serving the unwrapped listening sockets, with
+    WebSocket frames limited (:data:`WS_MAX_FRAME_BYTES`)."""
+
+    CONFIG_KWARGS = {
+        **uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
+        "ws_max_size": WS_MAX_FRAME_BYTES,
+        "ws_max_queue": WS_MAX_QUEUE,
+    }
 
     def run(self) -> None:
         self.sockets: list[socket.socket] = [unwrapped(listener) for listener in self.sockets]

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from importlib import resources
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 import falcon
@@ -43,7 +44,7 @@ from omnichannel_webchat.visitors import CLIENT_ID, Visitors, file_name
 VISITOR_CORS = CorsPolicy(
     origins=ALLOWED_ORIGINS,
     methods="GET, POST",
-    allow_headers="Authorization, Content-Type, X-Request-ID",
+    allow_headers="Authorization, Content-Type, X-Filename, X-Request-ID",
     expose_headers="X-Request-ID, Retry-After, Content-Disposition",
     refuse_others=True,
 )
@@ -221,7 +222,8 @@ class MessagesResource(Visiting):
 
 
 class FilesResource(Visiting):
-    """``POST files?client_id=&filename=``: a visitor sends a file, the body its bytes."""
+    """``POST files?client_id=``: a visitor sends a file, the body its bytes, its name in
+    ``X-Filename`` (percent-encoded: a header, not the URL, which proxies log)."""
 
     operations = {
         "POST": Operation(
@@ -249,10 +251,10 @@ class FilesResource(Visiting):
         attachment = Attachment(
             content=content,
             content_type=content_type,
-            filename=file_name(req.get_param("filename")),
+            filename=file_name(unquote(req.get_header("X-Filename") or "")),
         )
         message, created = await self.visitors.write(
-            visitor, req.get_param("client_id"), req.get_param("text"), attachment
+            visitor, req.get_param("client_id"), None, attachment
         )
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"message": message, "created": created}
@@ -366,7 +368,9 @@ class MediaResource(Visiting):
     ) -> None:
         visitor = self.visitor(req)
         message = await self.visitors.message(visitor, message_id)
-        if not index.isdigit() or int(index) >= len(message.media):
+        if not (index.isascii() and index.isdigit() and len(index) <= 4) or int(index) >= len(
+            message.media
+        ):
             raise NotFound(f"message {message_id!r} has no file {index[:8]!r}")
         media = message.media[int(index)]
         content = await self.visitors.inbox.read_media(media)
@@ -389,7 +393,7 @@ def visitor_routes(visitors: Visitors, config: Any) -> list[ChannelRoute]:
         visiting("read", ReadResource(visitors)),
         visiting("poll", PollResource(visitors)),
         visiting("media/{message_id}/{index}", MediaResource(visitors), MEDIA_POLICY),
-        visiting("socket", VisitorSocket(visitors)),
+        visiting("socket", VisitorSocket(visitors, config)),
     ]
 
 

@@ -19,11 +19,13 @@ import falcon
 import falcon.asgi
 
 from omnichannel_core.channel import (
+    Config,
     InvalidInput,
     NotFound,
     OmnichannelError,
     RateLimited,
     Unauthenticated,
+    caller_address,
     utcnow,
 )
 from omnichannel_webchat.stream import VisitorStream
@@ -41,6 +43,11 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NO_HELLO = 4408
 CLOSE_TOO_MANY = 4429
 CLOSE_TOO_BIG = 1009
+CLOSE_UNSUPPORTED = 1003
+CLOSE_IDLE = 4408
+IDLE_SECONDS = 75.0
+"""A socket that sends nothing for this long is closed: the widget pings every 25 s, so
+only a dead or abandoned client stays silent (protocol pings do not count)."""
 CLOSE_RESTART = 1012
 """The server is stopping: the widget reconnects (to another worker or server)."""
 
@@ -49,8 +56,9 @@ class VisitorSocket:
     """The visitor's WebSocket; public, for the sites of ``WEBCHAT_ALLOWED_ORIGINS`` only
     (the core refuses a handshake from any other with 3403)."""
 
-    def __init__(self, visitors: Visitors) -> None:
+    def __init__(self, visitors: Visitors, config: Config) -> None:
         self.visitors = visitors
+        self.config = config
 
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         await ws.accept()
@@ -70,7 +78,7 @@ class VisitorSocket:
             await ws.close(CLOSE_BAD_HELLO, error.message[:120])
             return
         try:
-            with self.visitors.socket(visitor):
+            with self.visitors.socket(visitor, caller_address(req, self.config)):
                 stream = VisitorStream(self.visitors, visitor, after, since)
                 await Session(ws, self.visitors, visitor).run(stream)
         except RateLimited as error:
@@ -92,8 +100,13 @@ class _Closed(Exception):
 
 
 async def read_frame(ws: falcon.asgi.WebSocket) -> Any:
-    """The next frame, parsed; an ``error`` for one that is not JSON."""
-    text = await ws.receive_text()
+    """The next frame, parsed (None for one that is not JSON); a binary frame closes the
+    socket (1003)."""
+    try:
+        text = await ws.receive_text()
+    except falcon.PayloadTypeError:
+        await ws.close(CLOSE_UNSUPPORTED, "frames are JSON text")
+        raise _Closed from None
     if len(text) > MAX_FRAME_CHARS:
         await ws.close(CLOSE_TOO_BIG, "frame too big")
         raise _Closed
@@ -120,9 +133,14 @@ class Session:
         pump = asyncio.create_task(self._pump(stream))
         try:
             while not pump.done():
-                frame = await read_frame(self.ws)
-                if self.visitor.expires_at <= utcnow():
-                    await self.ws.close(CLOSE_UNAUTHENTICATED, "the visitor token expired")
+                left = (self.visitor.expires_at - utcnow()).total_seconds()
+                try:
+                    frame = await asyncio.wait_for(read_frame(self.ws), min(IDLE_SECONDS, left))
+                except TimeoutError:
+                    if self.visitor.expires_at <= utcnow():
+                        await self.ws.close(CLOSE_UNAUTHENTICATED, "the visitor token expired")
+                    else:
+                        await self.ws.close(CLOSE_IDLE, "idle: ping every 25 s")
                     return
                 await self._answer(frame)
         except (falcon.WebSocketDisconnected, _Closed):
@@ -153,6 +171,7 @@ class Session:
                 self.visitors.check_signal(self.visitor)
                 await self.send({"type": "pong"})
             else:
+                self.visitors.check_signal(self.visitor)  # a flood of bad frames is limited too
                 raise InvalidInput("frames are JSON objects of type message, typing, read or ping")
         except (InvalidInput, NotFound, RateLimited) as error:
             await self.send(_error(error, client_id))

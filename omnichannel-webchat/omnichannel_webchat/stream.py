@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from omnichannel_core.channel import (
     ChannelInbox,
@@ -40,8 +41,12 @@ from omnichannel_webchat.visitors import Visitors
 HISTORY_LIMIT = 200
 """The most messages a first visit (or a resync from too long ago) is sent."""
 PAGE = 100
-LOOK_SECONDS = 5.0
-"""How often a visitor with no conversation yet looks for one their other tab started."""
+LOOK_SECONDS = 30.0
+"""How often a visitor with no conversation yet looks for one their tab on another worker
+or server started (one on this worker wakes it at once)."""
+MAX_BEHIND = timedelta(minutes=15)
+"""The furthest back a replay goes: a widget back from a longer sleep reads its
+conversation's history instead (cheap), not the whole event log since (ChannelInbox.follow)."""
 
 
 class VisitorStream:
@@ -98,7 +103,7 @@ class VisitorStream:
         if self.cursor is not None:
             try:
                 feed = await stack.enter_async_context(
-                    self.inbox.follow([conversation.id], after=self.cursor)
+                    self.inbox.follow([conversation.id], after=self.cursor, max_behind=MAX_BEHIND)
                 )
                 return feed, True
             except (EventsExpired, InvalidInput):

@@ -16,6 +16,7 @@ from omnichannel_core.channel import (
     Attachment,
     ChannelInbox,
     Conversation,
+    Forbidden,
     InboundMessage,
     InvalidInput,
     NotFound,
@@ -25,6 +26,7 @@ from omnichannel_core.channel import (
     Unauthenticated,
     UnsupportedMediaType,
     WebhookResult,
+    address_key,
     to_json,
     utcnow,
 )
@@ -42,6 +44,12 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FILENAME_MAX = 200
 SOCKETS_PER_VISITOR = 10
 """The most sockets one visitor holds open in one process (tabs of one browser)."""
+SOCKETS_PER_ADDRESS = 200
+"""The most sockets one client address (an IPv6 /64) holds open in one process: an office
+behind one NAT fits, a flood of fresh visitor tokens does not."""
+FILLED_KEPT = 100_000
+"""Visitors whose pre-chat answers this process has given their contact (remembered, so
+it is done once, not on every message)."""
 
 
 class Visitors:
@@ -60,6 +68,7 @@ class Visitors:
         self._sessions = TokenBuckets(limits.sessions_per_minute)
         self._started: dict[str, asyncio.Event] = {}
         self._sockets: dict[str, int] = {}
+        self._filled: dict[str, None] = {}
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -67,7 +76,11 @@ class Visitors:
         """The visitor a token names; Unauthenticated for anything else."""
         if not isinstance(token, str):
             raise Unauthenticated("a visitor token is needed")
-        return tokens.read(token, self.settings().token_key, utcnow())
+        settings = self.settings()
+        visitor = tokens.read(token, settings.token_key, utcnow())
+        if settings.identity_required and not visitor.verified:
+            raise Unauthenticated("this chat is for signed-in users now: start a new session")
+        return visitor
 
     def start(self, body: dict[str, Any], address: str) -> tuple[str, Visitor]:
         """``POST session``: the visitor's token (a new one when theirs is due, or a new
@@ -91,7 +104,10 @@ class Visitors:
                 raise InvalidInput("user_id and user_hash go together, both strings")
             visitor_address = verified_address(user_id, user_hash, settings.identity_secrets)
         elif settings.identity_required:
-            raise Unauthenticated("this chat is for signed-in users: user_id and user_hash needed")
+            raise Forbidden(
+                "this chat is for signed-in users: user_id and user_hash needed",
+                identity_required=True,
+            )
         elif current is not None and not current.verified:
             visitor_address = current.address
         else:
@@ -103,7 +119,7 @@ class Visitors:
             ):
                 return body["token"], current
         if not visitor_address:
-            wait = self._sessions.take(address)
+            wait = self._sessions.take(address_key(address))
             if wait > 0:
                 raise RateLimited(
                     "too many new chat visitors from this address", retry_after=int(wait) + 1
@@ -141,23 +157,26 @@ class Visitors:
             del self._started[visitor.address]
 
     @contextlib.contextmanager
-    def socket(self, visitor: Visitor) -> Iterator[None]:
-        """One more open socket of ``visitor``; RateLimited past
-        :data:`SOCKETS_PER_VISITOR` in this process."""
-        held = self._sockets.get(visitor.address, 0)
-        if held >= SOCKETS_PER_VISITOR:
-            raise RateLimited(
-                f"a visitor may keep {SOCKETS_PER_VISITOR} sockets open", retry_after=10
-            )
-        self._sockets[visitor.address] = held + 1
+    def socket(self, visitor: Visitor, address: str) -> Iterator[None]:
+        """One more open socket of ``visitor``, from the client ``address``; RateLimited
+        past :data:`SOCKETS_PER_VISITOR` or :data:`SOCKETS_PER_ADDRESS` in this process."""
+        limits = {
+            f"visitor {visitor.address}": SOCKETS_PER_VISITOR,
+            f"address {address_key(address)}": SOCKETS_PER_ADDRESS,
+        }
+        for key, limit in limits.items():
+            if self._sockets.get(key, 0) >= limit:
+                kind = key.split(" ", 1)[0]
+                raise RateLimited(f"a {kind} may keep {limit} sockets open", retry_after=10)
+        for key in limits:
+            self._sockets[key] = self._sockets.get(key, 0) + 1
         try:
             yield
         finally:
-            left = self._sockets[visitor.address] - 1
-            if left:
-                self._sockets[visitor.address] = left
-            else:
-                del self._sockets[visitor.address]
+            for key in limits:
+                self._sockets[key] -= 1
+                if not self._sockets[key]:
+                    del self._sockets[key]
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -202,8 +221,12 @@ class Visitors:
             waiting = self._started.get(visitor.address)  # a socket of theirs, here
             if waiting is not None:
                 waiting.set()
-            if visitor.email:  # the pre-chat form's: the contact's email, unless it has one
+            if visitor.email and visitor.address not in self._filled:
+                # the pre-chat form's: the contact's email, unless it has one; once
                 await self.inbox.fill_contact(received.conversation_id, {"email": visitor.email})
+                self._filled[visitor.address] = None
+                if len(self._filled) > FILLED_KEPT:
+                    del self._filled[next(iter(self._filled))]
         message = await self.inbox.get_message(received.message_id)
         frame = visitor_message(to_json(message))
         assert frame is not None  # an inbound message is always shown to its visitor
@@ -256,8 +279,10 @@ def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value.strip()) > limit:
-        raise InvalidInput(f"{name} must be a string of at most {limit} characters", field=name)
+    if not isinstance(value, str) or len(value.strip()) > limit or not value.isprintable():
+        raise InvalidInput(
+            f"{name} must be printable text of at most {limit} characters", field=name
+        )
     return value.strip() or None
 
 

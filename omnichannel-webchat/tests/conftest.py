@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from webchat_servers import (
     IDENTITY_SECRET,  # noqa: F401 - used by tests through the module
     site,  # noqa: F401 - fixtures, found by pytest here
+    two_servers,  # noqa: F401
     webchat_server,  # noqa: F401
 )
 

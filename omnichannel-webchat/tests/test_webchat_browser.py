@@ -35,10 +35,9 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
-from webchat_servers import IDENTITY_SECRET, Site, webchat_env, webchat_serving
+from webchat_servers import IDENTITY_SECRET, Site, webchat_serving
 
-from omnichannel_core.testing.emulators import Emulator
-from omnichannel_core.testing.server import API_KEY, ServerProcess, free_port, serving
+from omnichannel_core.testing.server import API_KEY, ServerProcess, free_port
 from tests.support.sse import open_stream
 
 CHROMIUM = "/usr/bin/chromium"
@@ -349,28 +348,6 @@ def test_a_verified_user_finds_their_history_on_another_device(browser, site, we
 
 
 # 5. Two servers on Firestore and Pub/Sub ----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def two_servers(
-    tmp_path_factory: pytest.TempPathFactory,
-    firestore_emulator: Emulator,
-    pubsub_emulator: Emulator,
-    site: Site,
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    project = f"demo-webchat-browser-{uuid.uuid4().hex[:10]}"
-    env = webchat_env(
-        site.origin,
-        OMNICHANNEL_STORE=f"firestore://{project}",
-        FIRESTORE_EMULATOR_HOST=firestore_emulator.host_port,
-        OMNICHANNEL_EVENT_BUS=f"pubsub://{project}/events",
-        PUBSUB_EMULATOR_HOST=pubsub_emulator.host_port,
-        OMNICHANNEL_JWT_SECRET="webchat-browser-jwt-secret-0123456789abcdef",
-    )
-    with contextlib.ExitStack() as stack:
-        first = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-browser-a"), env))
-        second = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-browser-b"), env))
-        yield first, second
 
 
 def test_a_reply_through_server_b_reaches_the_socket_on_server_a(context, site, two_servers):

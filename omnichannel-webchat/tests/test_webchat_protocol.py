@@ -9,14 +9,17 @@ import contextlib
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from omnichannel_webchat import tokens
 from visitor_client import PREFIX, VisitorClient, new_client_id
-from webchat_servers import IDENTITY_SECRET, OTHER_ORIGIN, VISITOR_SECRET
+from webchat_servers import IDENTITY_SECRET, OTHER_ORIGIN, VISITOR_SECRET, webchat_serving
 
+from omnichannel_core.channel import utcnow
 from omnichannel_core.testing.server import ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -301,13 +304,13 @@ async def test_a_file_lands_in_the_media_store_and_the_visitor_downloads_it(webc
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         sent = await visitor.post(
-            f"files?client_id={new_client_id()}&filename=dot.png",
+            f"files?client_id={new_client_id()}",
             content=png,
-            headers={**visitor.headers(), "Content-Type": "image/png"},
+            headers={"Content-Type": "image/png", "X-Filename": "d%C3%B4t.png"},
         )
         assert sent.status_code == 201, sent.text
         message = sent.json()["message"]
-        assert message["media"][0]["filename"] == "dot.png"
+        assert message["media"][0]["filename"] == "dôt.png"
         download = await visitor.http.get(
             f"{PREFIX}/media/{message['id']}/0", headers=visitor.headers()
         )
@@ -315,22 +318,30 @@ async def test_a_file_lands_in_the_media_store_and_the_visitor_downloads_it(webc
         assert download.content == png
         assert "sandbox" in download.headers["Content-Security-Policy"]
         refused = await visitor.post(
-            f"files?client_id={new_client_id()}&filename=x.exe",
+            f"files?client_id={new_client_id()}",
             content=b"MZ\x90\x00 not a picture",
-            headers={**visitor.headers(), "Content-Type": "application/x-msdownload"},
+            headers={"Content-Type": "application/x-msdownload", "X-Filename": "x.exe"},
         )
         assert refused.status_code == 415
 
 
 async def test_visitors_are_rate_limited(tmp_path, site):
-    from webchat_servers import webchat_serving
-
-    with webchat_serving(tmp_path, site.origin, WEBCHAT_MESSAGES_PER_MINUTE="3") as server:
+    with webchat_serving(
+        tmp_path, site.origin, WEBCHAT_MESSAGES_PER_MINUTE="3", WEBCHAT_SESSIONS_PER_MINUTE="2"
+    ) as server:
         async with visitor_of(server, site) as visitor:
             await visitor.start()
             codes = [(await visitor.write(f"m{n}")).status_code for n in range(5)]
             assert codes[:3] == [201, 201, 201]
             assert codes[3:] == [429, 429]
+            await visitor.start()  # the same visitor: not a new one
+        new_visitors = []
+        for _ in range(3):
+            async with visitor_of(server, site) as fresh:
+                answer = await fresh.http.post(f"{PREFIX}/session", json={})
+                new_visitors.append(answer.status_code)
+        assert new_visitors == [200, 429, 429]  # one more new visitor was the first's
+        assert "Retry-After" in answer.headers
 
 
 async def test_widget_js_is_served_within_its_size_budget(webchat_server):
@@ -437,3 +448,49 @@ async def test_the_prechat_form_fills_the_contact_without_overwriting(webchat_se
         assert contact["attributes"]["email"] == "g@corp.example"
         bad = await visitor.http.post(f"{PREFIX}/session", json={"email": "not an email"})
         assert bad.status_code == 400
+
+
+async def test_odd_frames_and_paths_get_clear_answers_never_a_crash(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        written = (await visitor.write("mine")).json()["message"]
+        for index in ("²", "9" * 5000, "-1", "99"):
+            odd = await visitor.http.get(
+                f"{PREFIX}/media/{written['id']}/{index}", headers=visitor.headers()
+            )
+            assert odd.status_code == 404, index
+        url = "ws" + webchat_server.base_url.removeprefix("http") + f"{PREFIX}/socket"
+        async with websockets.connect(url, additional_headers={"Origin": site.origin}) as ws:
+            await ws.send(b"\x00binary")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+        assert closed.value.rcvd.code == 1003
+        async with websockets.connect(
+            url, additional_headers={"Origin": site.origin}, max_size=None
+        ) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.send("x" * (300 * 1024))  # past the server's 256 KiB frames
+                await ws.recv()
+        assert closed.value.rcvd.code == 1009
+    assert "Traceback" not in webchat_server.log()
+
+
+async def test_a_socket_closes_when_its_token_expires(webchat_server, site):
+    async with visitor_of(webchat_server, site) as visitor:
+        await visitor.start()
+        issued = utcnow() - timedelta(days=30) + timedelta(seconds=2)
+        visitor.token, _ = tokens.issue(visitor.visitor["id"], VISITOR_SECRET.encode(), issued, 30)
+        async with visitor.socket() as socket:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await socket.receive(timeout=10)
+        assert closed.value.rcvd.code == 4401
+
+
+async def test_a_chat_for_signed_in_users_refuses_anonymous_visitors(tmp_path, site):
+    with webchat_serving(tmp_path, site.origin, WEBCHAT_IDENTITY_REQUIRED="true") as server:
+        async with visitor_of(server, site) as visitor:
+            refused = await visitor.http.post(f"{PREFIX}/session", json={})
+            assert refused.status_code == 403
+            assert refused.json()["identity_required"] is True
+            await visitor.start(user_id="u-7", user_hash=sign("u-7"))
+            assert visitor.visitor["verified"] is True

@@ -5,42 +5,10 @@ through the event log and the bus. A visitor token from one server works on the 
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from visitor_client import VisitorClient, new_client_id
-from webchat_servers import webchat_env
-
-from omnichannel_core.testing.emulators import Emulator
-from omnichannel_core.testing.server import ServerProcess, serving
 
 pytestmark = pytest.mark.anyio
-
-JWT_SECRET = "webchat-scale-out-jwt-secret-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def two_servers(
-    tmp_path_factory: pytest.TempPathFactory,
-    firestore_emulator: Emulator,
-    pubsub_emulator: Emulator,
-    site,
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    project = f"demo-webchat-{uuid.uuid4().hex[:10]}"
-    env = webchat_env(
-        site.origin,
-        OMNICHANNEL_STORE=f"firestore://{project}",
-        FIRESTORE_EMULATOR_HOST=firestore_emulator.host_port,
-        OMNICHANNEL_EVENT_BUS=f"pubsub://{project}/events",
-        PUBSUB_EMULATOR_HOST=pubsub_emulator.host_port,
-        OMNICHANNEL_JWT_SECRET=JWT_SECRET,
-    )
-    with contextlib.ExitStack() as stack:
-        first = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-a"), env))
-        second = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-b"), env))
-        yield first, second
 
 
 async def test_the_socket_on_a_gets_the_reply_sent_through_b(two_servers, site):

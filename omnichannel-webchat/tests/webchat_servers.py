@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from omnichannel_core.testing.emulators import Emulator
 from omnichannel_core.testing.server import ServerProcess, channels_except, free_port, serving
 
 IDENTITY_SECRET = "site-identity-secret-0123456789abcdef"
@@ -73,6 +75,7 @@ def webchat_env(site_origin: str, **overrides: str | None) -> dict[str, str | No
         "WEBCHAT_VISITOR_SECRET": VISITOR_SECRET,
         "WEBCHAT_TITLE": "Acme support",
         "OMNICHANNEL_RATE_LIMIT": "100000",
+        "WEBCHAT_SESSIONS_PER_MINUTE": "100000",  # the tests' visitors all come from loopback
         **overrides,
     }
 
@@ -89,3 +92,30 @@ def webchat_serving(
 ) -> Iterator[ServerProcess]:
     with serving(workdir, webchat_env(site_origin, **overrides)) as server:
         yield server
+
+
+TWO_SERVERS_JWT_SECRET = "webchat-two-servers-jwt-secret-0123456789abcdef"
+"""Shared by both servers, as in production: the visitor key derives from it."""
+
+
+@pytest.fixture(scope="session")
+def two_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+    firestore_emulator: Emulator,
+    pubsub_emulator: Emulator,
+    site: Site,
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers sharing Firestore and Pub/Sub (their official emulators): one inbox."""
+    project = f"demo-webchat-{uuid.uuid4().hex[:10]}"
+    env = webchat_env(
+        site.origin,
+        OMNICHANNEL_STORE=f"firestore://{project}",
+        FIRESTORE_EMULATOR_HOST=firestore_emulator.host_port,
+        OMNICHANNEL_EVENT_BUS=f"pubsub://{project}/events",
+        PUBSUB_EMULATOR_HOST=pubsub_emulator.host_port,
+        OMNICHANNEL_JWT_SECRET=TWO_SERVERS_JWT_SECRET,
+    )
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-a"), env))
+        second = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-b"), env))
+        yield first, second

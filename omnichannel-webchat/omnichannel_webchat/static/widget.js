@@ -1321,13 +1321,11 @@
   }
 
   async function sendUpload(upload) {
-    const query =
-      '?client_id=' +
-      encodeURIComponent(upload.client_id) +
-      '&filename=' +
-      encodeURIComponent(upload.file.name);
+    // the name in a header, not the URL: proxies log URLs
+    const query = '?client_id=' + encodeURIComponent(upload.client_id);
+    const headers = { 'X-Filename': encodeURIComponent(upload.file.name) };
     try {
-      const res = await request('POST', '/files' + query, upload.file);
+      const res = await request('POST', '/files' + query, upload.file, { headers });
       if (res.ok) {
         const body = await res.json();
         if (body && body.message) receiveMessage(body.message);
@@ -1413,7 +1411,7 @@
 
   /** fetch P+path: JSON bodies as JSON, a Blob as is; the token as a Bearer (never in a URL). */
   function request(method, path, body, options = {}) {
-    const headers = {};
+    const headers = { ...(options.headers || {}) };
     if (options.auth !== false && S.token) headers.Authorization = 'Bearer ' + S.token;
     let payload;
     if (body instanceof Blob) {
