@@ -39,7 +39,9 @@ this repository to it.
   visitor; :func:`address_key` counts an IPv6 client by its /64), and
   :func:`derived_secret` (a key of the channel's own derived from the server's signing
   secret, the same on every server); :func:`caller_address`, the client's address as the
-  core's limits count it (behind ``OMNICHANNEL_TRUST_PROXY`` proxies).
+  core's limits count it (behind ``OMNICHANNEL_TRUST_PROXY`` proxies);
+  :func:`presented_bearer`, the token of ``Authorization: Bearer``, read as the core reads
+  it; :func:`close_reason`, a message cut to fit a WebSocket close frame.
 """
 
 from __future__ import annotations
@@ -131,6 +133,8 @@ from omnichannel_core.services import (
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
 from omnichannel_core.web.body import idempotency_key, read_json_object
 from omnichannel_core.web.client_address import caller_address
+from omnichannel_core.web.errors import close_reason
+from omnichannel_core.web.middleware import presented_bearer
 from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, prefer_wait
 from omnichannel_core.web.protection import TokenBuckets, address_key
 
@@ -203,6 +207,7 @@ __all__ = [
     "address_key",
     "answer_sent",
     "caller_address",
+    "close_reason",
     "credentials_health",
     "derived_secret",
     "field",
@@ -212,6 +217,7 @@ __all__ = [
     "parse_json",
     "parse_timestamp",
     "prefer_wait",
+    "presented_bearer",
     "read_json_object",
     "read_media",
     "send_at_field",

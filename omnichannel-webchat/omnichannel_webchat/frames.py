@@ -26,6 +26,8 @@ def visitor_message(record: Any) -> Frame | None:
     inbound = record.get("direction") == "inbound"
     if not inbound and record.get("status") not in SHOWN_OUTBOUND:
         return None
+    if not record.get("text") and not record.get("media"):
+        return None  # a file the media store refused after all: nothing to show
     provider_id = record.get("provider_message_id") or ""
     return {
         "id": record["id"],

@@ -10,8 +10,8 @@ each visitor is limited too (:mod:`omnichannel_webchat.visitors`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import gzip
+import hashlib
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
@@ -28,17 +28,21 @@ from omnichannel_core.channel import (
     InvalidInput,
     NotFound,
     Operation,
-    RateLimited,
     Response,
     RoutePolicy,
     Unauthenticated,
     caller_address,
     field,
+    format_timestamp,
+    presented_bearer,
+    to_json,
 )
+from omnichannel_webchat.frames import conversation_state
+from omnichannel_webchat.polling import collect
 from omnichannel_webchat.settings import ALLOWED_ORIGINS, WebchatSettings
 from omnichannel_webchat.socket import VisitorSocket
 from omnichannel_webchat.stream import VisitorStream
-from omnichannel_webchat.tokens import Visitor
+from omnichannel_webchat.tokens import MAX_TOKEN_LENGTH, Visitor
 from omnichannel_webchat.visitors import CLIENT_ID, Visitors, file_name
 
 VISITOR_CORS = CorsPolicy(
@@ -58,31 +62,30 @@ MEDIA_POLICY = RoutePolicy(
     cors=VISITOR_CORS,
 )
 """A file the visitor downloads: a sandbox for anything a browser would render."""
-WIDGET_POLICY = RoutePolicy(cors=CorsPolicy(origins=lambda config: ()))
-"""``widget.js``: a classic script any page may load (it needs no CORS); the routes it
+WIDGET_POLICY = RoutePolicy(
+    headers={**SECURITY_HEADERS, "Cross-Origin-Resource-Policy": "cross-origin"},
+    cors=CorsPolicy(origins=lambda config: ()),
+)
+"""``widget.js``: a classic script any page may load (it needs no CORS; pages that ask
+``Cross-Origin-Embedder-Policy: require-corp`` need its resource policy); the routes it
 calls are what refuse the sites not allowed."""
 POLL_WAIT_MAX = 25.0
 WIDGET_CACHE = "public, max-age=300"
-
-
-def bearer(req: falcon.asgi.Request) -> str | None:
-    header = req.get_header("Authorization") or ""
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 @attrs.frozen
 class SessionBody:
     """Start or resume a visitor's session."""
 
-    token: str | None = field(default=None, max_length=2048, description="the visitor's token")
+    token: str | None = field(
+        default=None, max_length=MAX_TOKEN_LENGTH, description="the visitor's token"
+    )
     user_id: str | None = field(default=None, max_length=128, description="the site's user id")
     user_hash: str | None = field(
         default=None, max_length=128, description="hex HMAC-SHA256 of user_id (identity)"
     )
     name: str | None = field(default=None, max_length=100, description="pre-chat form")
     email: str | None = field(default=None, max_length=254, description="pre-chat form")
-    lang: str | None = field(default=None, max_length=16, description="the widget's language")
 
 
 @attrs.frozen
@@ -135,14 +138,16 @@ class Visiting:
         self.visitors = visitors
 
     def visitor(self, req: falcon.asgi.Request) -> Visitor:
-        token = bearer(req)
+        token = presented_bearer(req)
         if token is None:
             raise Unauthenticated("send the visitor token as Authorization: Bearer")
         return self.visitors.authenticate(token)
 
 
 class WidgetScript:
-    """``GET widget.js``: the widget, a classic script a page loads with one tag."""
+    """``GET widget.js``: the widget, a classic script a page loads with one tag; gzipped
+    for browsers that take it (all do), with an ``ETag`` so a page load after the cache
+    time costs a 304."""
 
     operations = {
         "GET": Operation(
@@ -150,7 +155,8 @@ class WidgetScript:
             responses={
                 200: Response(
                     None, "JavaScript", schema={"type": "string"}, media_type="text/javascript"
-                )
+                ),
+                304: Response(None, "Not modified: the browser's copy is current."),
             },
             operation_id="widgetScript",
         )
@@ -160,11 +166,22 @@ class WidgetScript:
         self.script = (
             resources.files("omnichannel_webchat").joinpath("static/widget.js").read_bytes()
         )
+        self.gzipped = gzip.compress(self.script, 9, mtime=0)
+        self.etag = '"' + hashlib.sha256(self.script).hexdigest()[:32] + '"'
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.content_type = "text/javascript; charset=utf-8"
         resp.cache_control = [WIDGET_CACHE]
-        resp.data = self.script
+        resp.set_header("ETag", self.etag)
+        resp.append_header("Vary", "Accept-Encoding")
+        if self.etag in (req.get_header("If-None-Match") or ""):
+            resp.status = falcon.HTTP_304
+            return
+        resp.content_type = "text/javascript; charset=utf-8"
+        if "gzip" in (req.get_header("Accept-Encoding") or ""):
+            resp.set_header("Content-Encoding", "gzip")
+            resp.data = self.gzipped
+        else:
+            resp.data = self.script
 
 
 class SessionResource:
@@ -191,11 +208,11 @@ class SessionResource:
         settings: WebchatSettings = self.visitors.settings()
         resp.media = {
             "token": token,
-            "expires_at": visitor.expires_at.isoformat(),
+            "expires_at": format_timestamp(visitor.expires_at),
             "visitor": visitor.public(),
             "conversation": None
             if conversation is None
-            else {"id": conversation.id, "status": str(conversation.status)},
+            else conversation_state(to_json(conversation)),
             "settings": settings.for_widget(),
         }
 
@@ -318,32 +335,6 @@ class PollResource(Visiting):
         resp.media = {"frames": frames, "cursor": stream.cursor}
 
 
-async def collect(stream: VisitorStream, wait: float) -> list[dict[str, Any]]:
-    """The frames ``stream`` has now, or the first that comes within ``wait`` seconds, and
-    any that come with it; ``ready`` alone counts as nothing new."""
-    frames: list[dict[str, Any]] = []
-    news = asyncio.Event()
-
-    async def pump() -> None:
-        async for frame in stream.frames():
-            frames.append(frame)
-            if frame["type"] != "ready":
-                news.set()
-
-    task = asyncio.create_task(pump())
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(news.wait(), wait)
-            await asyncio.sleep(0.05)  # what comes with it: the rest of a replay
-        if task.done() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return frames
-
-
 class MediaResource(Visiting):
     """``GET media/{message_id}/{index}``: a file of the visitor's own conversation."""
 
@@ -395,6 +386,3 @@ def visitor_routes(visitors: Visitors, config: Any) -> list[ChannelRoute]:
         visiting("media/{message_id}/{index}", MediaResource(visitors), MEDIA_POLICY),
         visiting("socket", VisitorSocket(visitors, config)),
     ]
-
-
-__all__ = ["RateLimited", "visitor_routes"]

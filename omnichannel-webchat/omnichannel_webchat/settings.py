@@ -120,6 +120,12 @@ def parse_settings(config: Config) -> WebchatSettings:
         invalid.append(str(error))
         origins = ()
     visitor_secret = read("WEBCHAT_VISITOR_SECRET", _secret, None)
+    identity_required = read("WEBCHAT_IDENTITY_REQUIRED", _bool, False)
+    identity_secrets: tuple[bytes, ...] = read("WEBCHAT_IDENTITY_SECRET", _secrets, ())
+    if identity_required and not identity_secrets:
+        invalid.append(
+            "WEBCHAT_IDENTITY_REQUIRED: needs WEBCHAT_IDENTITY_SECRET, or nobody can chat"
+        )
     upload_max = min(
         read("WEBCHAT_UPLOAD_MAX_BYTES", _whole(1, 2**31), DEFAULT_UPLOAD_MAX_BYTES),
         config.media_max_bytes,
@@ -129,8 +135,8 @@ def parse_settings(config: Config) -> WebchatSettings:
         token_key=(
             visitor_secret.encode() if visitor_secret else derived_secret(config, TOKEN_PURPOSE)
         ),
-        identity_secrets=read("WEBCHAT_IDENTITY_SECRET", _secrets, ()),
-        identity_required=read("WEBCHAT_IDENTITY_REQUIRED", _bool, False),
+        identity_secrets=identity_secrets,
+        identity_required=identity_required,
         title=read("WEBCHAT_TITLE", _text(80), DEFAULT_TITLE),
         greeting=read("WEBCHAT_GREETING", _text(500), None),
         color=read("WEBCHAT_COLOR", _color, DEFAULT_COLOR),
@@ -171,7 +177,7 @@ def _bool(raw: str) -> bool:
 
 def _whole(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
             raise ValueError(f"must be a whole number from {low} to {high}")
         return int(raw)
 

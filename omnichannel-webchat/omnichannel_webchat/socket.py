@@ -26,6 +26,7 @@ from omnichannel_core.channel import (
     RateLimited,
     Unauthenticated,
     caller_address,
+    close_reason,
     utcnow,
 )
 from omnichannel_webchat.stream import VisitorStream
@@ -63,7 +64,8 @@ class VisitorSocket:
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         await ws.accept()
         try:
-            hello = await asyncio.wait_for(read_frame(ws), HELLO_SECONDS)
+            async with asyncio.timeout(HELLO_SECONDS):  # not wait_for: it may lose a cancel
+                hello = await read_frame(ws)
         except TimeoutError:
             await ws.close(CLOSE_NO_HELLO)
             return
@@ -72,17 +74,17 @@ class VisitorSocket:
         try:
             visitor, after, since = self._hello(hello)
         except Unauthenticated as error:
-            await ws.close(CLOSE_UNAUTHENTICATED, error.message[:120])
+            await ws.close(CLOSE_UNAUTHENTICATED, close_reason(error.message))
             return
         except InvalidInput as error:
-            await ws.close(CLOSE_BAD_HELLO, error.message[:120])
+            await ws.close(CLOSE_BAD_HELLO, close_reason(error.message))
             return
         try:
             with self.visitors.socket(visitor, caller_address(req, self.config)):
                 stream = VisitorStream(self.visitors, visitor, after, since)
-                await Session(ws, self.visitors, visitor).run(stream)
+                await Session(ws, self.visitors, stream).run()
         except RateLimited as error:
-            await ws.close(CLOSE_TOO_MANY, error.message[:120])
+            await ws.close(CLOSE_TOO_MANY, close_reason(error.message))
 
     def _hello(self, frame: Any) -> tuple[Visitor, str | None, str | None]:
         if not isinstance(frame, dict) or frame.get("type") != "hello":
@@ -117,25 +119,58 @@ async def read_frame(ws: falcon.asgi.WebSocket) -> Any:
 
 
 class Session:
-    """One open socket of a visitor: their stream out, their frames in."""
+    """One open socket of a visitor: their stream out, their frames in, at once; whichever
+    ends first (the visitor left, the server stops, the stream failed) ends the other."""
 
-    def __init__(self, ws: falcon.asgi.WebSocket, visitors: Visitors, visitor: Visitor) -> None:
+    def __init__(
+        self, ws: falcon.asgi.WebSocket, visitors: Visitors, stream: VisitorStream
+    ) -> None:
         self.ws = ws
         self.visitors = visitors
-        self.visitor = visitor
+        self.stream = stream
         self._sending = asyncio.Lock()
+
+    @property
+    def visitor(self) -> Visitor:
+        """The visitor as the latest token sent says (a rotation moves the expiry on)."""
+        return self.stream.visitor
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._sending:
             await self.ws.send_media(frame)
 
-    async def run(self, stream: VisitorStream) -> None:
-        pump = asyncio.create_task(self._pump(stream))
+    async def run(self) -> None:
+        pump = asyncio.create_task(self._pump())
+        reader = asyncio.create_task(self._read())
         try:
-            while not pump.done():
+            done, _ = await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]  # the core closes with 1011
+        finally:
+            pump.cancel()
+            reader.cancel()
+            await asyncio.gather(pump, reader, return_exceptions=True)
+
+    async def _pump(self) -> None:
+        with contextlib.suppress(falcon.WebSocketDisconnected):
+            async for frame in self.stream.frames():
+                await self.send(frame)
+            await self.ws.close(CLOSE_RESTART, "the server is stopping")
+
+    async def _read(self) -> None:
+        """The visitor's frames, answered, until they leave, go silent for
+        :data:`IDLE_SECONDS`, or their token expires; a token due for rotation is replaced
+        on the way."""
+        with contextlib.suppress(falcon.WebSocketDisconnected, _Closed):
+            while True:
+                rotated = self.visitors.rotated(self.visitor)
+                if rotated is not None:
+                    await self.send(self.stream.adopt(*rotated))
                 left = (self.visitor.expires_at - utcnow()).total_seconds()
                 try:
-                    frame = await asyncio.wait_for(read_frame(self.ws), min(IDLE_SECONDS, left))
+                    async with asyncio.timeout(min(IDLE_SECONDS, left)):
+                        frame = await read_frame(self.ws)
                 except TimeoutError:
                     if self.visitor.expires_at <= utcnow():
                         await self.ws.close(CLOSE_UNAUTHENTICATED, "the visitor token expired")
@@ -143,18 +178,6 @@ class Session:
                         await self.ws.close(CLOSE_IDLE, "idle: ping every 25 s")
                     return
                 await self._answer(frame)
-        except (falcon.WebSocketDisconnected, _Closed):
-            pass
-        finally:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, falcon.WebSocketDisconnected):
-                await pump
-
-    async def _pump(self, stream: VisitorStream) -> None:
-        with contextlib.suppress(falcon.WebSocketDisconnected):
-            async for frame in stream.frames():
-                await self.send(frame)
-            await self.ws.close(CLOSE_RESTART, "the server is stopping")
 
     async def _answer(self, frame: Any) -> None:
         kind = frame.get("type") if isinstance(frame, dict) else None

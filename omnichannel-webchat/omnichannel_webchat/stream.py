@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from omnichannel_core.channel import (
     ChannelInbox,
@@ -29,6 +29,7 @@ from omnichannel_core.channel import (
     DeliveryStatus,
     EventsExpired,
     InvalidInput,
+    NotFound,
     StatusUpdate,
     WebhookResult,
     format_timestamp,
@@ -46,13 +47,20 @@ LOOK_SECONDS = 30.0
 or server started (one on this worker wakes it at once)."""
 MAX_BEHIND = timedelta(minutes=15)
 """The furthest back a replay goes: a widget back from a longer sleep reads its
-conversation's history instead (cheap), not the whole event log since (ChannelInbox.follow)."""
+conversation's messages instead (ChannelInbox.follow), not every event of the log since."""
 
 
 class VisitorStream:
     """The frames one connection of ``visitor`` is sent, from ``after`` (an event cursor)
-    or ``since`` (a message id), as an async iterator; :attr:`cursor` is where a new
-    connection resumes after what this one sent."""
+    or ``since`` (a message id), as an async iterator.
+
+    :attr:`cursor` is where a new connection resumes: it only ever names a point before
+    which the visitor was sent everything (a history read is done before it moves), so a
+    connection cut anywhere, or a poll answered early, leaves no gap. :attr:`visitor` is
+    the visitor as the latest token sent says (a rotation gives a later expiry);
+    :attr:`settled` is set once what was missed has been sent (the history, or the replay
+    has begun) and live events are next.
+    """
 
     def __init__(
         self, visitors: Visitors, visitor: Visitor, after: str | None, since: str | None
@@ -62,13 +70,13 @@ class VisitorStream:
         self.visitor = visitor
         self.cursor = after
         self.since = since
+        self.settled = asyncio.Event()
         self._sent: dict[str, str | None] = {}  # message id -> status last sent
 
     async def frames(self) -> AsyncIterator[Frame]:
         rotated = self.visitors.rotated(self.visitor)
         if rotated is not None:
-            token, fresh = rotated
-            yield {"type": "token", "token": token, "expires_at": _at(fresh)}
+            yield self.adopt(*rotated)
         conversation = await self.visitors.conversation(self.visitor)
         yield {
             "type": "ready",
@@ -77,16 +85,21 @@ class VisitorStream:
             "cursor": self.cursor,
         }
         if conversation is None:
+            self.settled.set()  # nothing was missed
             conversation = await self._first_conversation()
             self.cursor = None  # what was before it is not theirs: read its history
-            yield {"type": "conversation", "conversation": _state(conversation)}
         async with contextlib.AsyncExitStack() as stack:
             feed, replayed = await self._follow(stack, conversation)
             if not replayed:
-                for frame in await self._history(conversation):
+                history = await self._history(conversation)
+                for frame in history:
                     yield frame
+                self.cursor = feed.cursor  # only now: everything before it was sent
+                for frame in history:
+                    await self._delivered(frame)
+            self.settled.set()
             async for event in feed:
-                self.cursor = event.cursor
+                self.cursor = event.cursor  # set before the frame is handed on, never after
                 told = frame_of(event)
                 if told is None or not self._fresh(told):
                     continue
@@ -94,12 +107,17 @@ class VisitorStream:
                 await self._delivered(told)
             self.cursor = feed.cursor
 
+    def adopt(self, token: str, fresh: Visitor) -> Frame:
+        """The ``token`` frame of a rotation; the stream speaks for ``fresh`` from now."""
+        self.visitor = fresh
+        return {"type": "token", "token": token, "expires_at": _at(fresh)}
+
     async def _follow(
         self, stack: contextlib.AsyncExitStack, conversation: Conversation
     ) -> tuple[ConversationFeed, bool]:
         """The feed of the conversation, held open by ``stack``: after :attr:`cursor`
-        (replayed: True) when the log still holds it, else from now (the caller reads the
-        history first)."""
+        (replayed: True) when the log still holds it and it is recent, else from now (the
+        caller reads the history first; :attr:`cursor` is left where it was)."""
         if self.cursor is not None:
             try:
                 feed = await stack.enter_async_context(
@@ -108,34 +126,48 @@ class VisitorStream:
                 return feed, True
             except (EventsExpired, InvalidInput):
                 pass  # too old, or another server's log: read the history instead
-        feed = await stack.enter_async_context(self.inbox.follow([conversation.id]))
-        self.cursor = feed.cursor
-        return feed, False
+        return await stack.enter_async_context(self.inbox.follow([conversation.id])), False
 
     async def _history(self, conversation: Conversation) -> list[Frame]:
-        """The messages after :attr:`since` (the last :data:`HISTORY_LIMIT` of them, or of
-        the whole conversation when ``since`` is not one of its messages)."""
+        """What the widget missed, read once the feed is open: the messages created or
+        changed since :attr:`since` was (an agent's reply scheduled before it and sent
+        after it included), or the last :data:`HISTORY_LIMIT` when ``since`` is not one of
+        this conversation's; then the conversation's state as it is now."""
+        changed_after = await self._since_time(conversation)
         messages: list[Frame] = []
         page_cursor: str | None = None
         while True:
             page = await self.inbox.list_messages(conversation.id, page_cursor, PAGE)
             for message in page.items:
-                if message.id == self.since:
-                    messages.clear()  # the widget has it and what came before
+                if changed_after is not None and message.updated_at <= changed_after:
                     continue
                 shown = visitor_message(to_json(message))
-                if shown is not None:
+                if shown is not None and shown["id"] != self.since:
                     messages.append(shown)
             page_cursor = page.next_cursor
             if page_cursor is None:
                 break
-        frames = []
-        for shown in messages[-HISTORY_LIMIT:]:
-            frame = {"type": "message", "message": shown}
-            if self._fresh(frame):
-                frames.append(frame)
-        frames.append({"type": "conversation", "conversation": _state(conversation)})
+        frames = [
+            frame
+            for frame in (
+                {"type": "message", "message": shown} for shown in messages[-HISTORY_LIMIT:]
+            )
+            if self._fresh(frame)
+        ]
+        current = await self.inbox.get_conversation(conversation.id)  # after the feed opened
+        frames.append({"type": "conversation", "conversation": _state(current)})
         return frames
+
+    async def _since_time(self, conversation: Conversation) -> datetime | None:
+        """When the widget's last message was made, if it is one of this conversation's:
+        what was made or changed after that is what the widget lacks."""
+        if self.since is None:
+            return None
+        try:
+            message = await self.inbox.get_message(self.since)
+        except (NotFound, InvalidInput):
+            return None
+        return message.created_at if message.conversation_id == conversation.id else None
 
     def _fresh(self, frame: Frame) -> bool:
         """Whether a message frame tells the widget something new (a message it was not
@@ -159,16 +191,15 @@ class VisitorStream:
     async def _first_conversation(self) -> Conversation:
         """The visitor's conversation once they have one: when this process stores their
         first message, or when a look finds one another server or tab started."""
-        started = self.visitors.started(self.visitor)
-        try:
+        with self.visitors.waiting(self.visitor) as started:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(started.wait(), LOOK_SECONDS)
+                    async with asyncio.timeout(LOOK_SECONDS):  # not wait_for, which may lose
+                        await started.wait()  # a cancellation on Python 3.11
                 conversation = await self.visitors.conversation(self.visitor)
                 if conversation is not None:
                     return conversation
-        finally:
-            self.visitors.forget(self.visitor, started)
+                started.clear()
 
 
 def _state(conversation: Conversation) -> Frame:

@@ -24,7 +24,9 @@ from omnichannel_core.channel import Unauthenticated, format_timestamp
 
 VERSION = "v1"
 ROTATE_AFTER = timedelta(days=1)
-MAX_TOKEN_LENGTH = 2048
+MAX_TOKEN_LENGTH = 4096
+"""Longer than any token :func:`issue` makes (its claims are bounded: the longest address,
+name and email fit, in UTF-8, with room to spare)."""
 ANONYMOUS_PREFIX = "vis_"
 VERIFIED_PREFIX = "user:"
 
@@ -50,7 +52,10 @@ class Visitor:
         return self.address.startswith(VERIFIED_PREFIX)
 
     def due_for_rotation(self, now: datetime) -> bool:
-        return now - self.issued_at >= ROTATE_AFTER
+        """Whether a fresh token should replace this one: a day after it was made, or
+        halfway to its expiry when it lasts less than two days."""
+        lifetime = self.expires_at - self.issued_at
+        return now - self.issued_at >= min(ROTATE_AFTER, lifetime / 2)
 
     def public(self) -> dict[str, Any]:
         """What the visitor's own widget is shown of them."""
@@ -86,9 +91,12 @@ def issue(
         claims["name"] = name
     if email:
         claims["email"] = email
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
     signed = f"{VERSION}.{payload}"
-    return f"{signed}.{_b64(_sign(signed, key))}", visitor
+    token = f"{signed}.{_b64(_sign(signed, key))}"
+    if len(token) > MAX_TOKEN_LENGTH:  # the claims' limits keep it far below
+        raise ValueError(f"a visitor token of {len(token)} characters")
+    return token, visitor
 
 
 def read(token: str, key: bytes, now: datetime) -> Visitor:

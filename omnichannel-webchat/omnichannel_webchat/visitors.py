@@ -66,7 +66,7 @@ class Visitors:
         self._messages = TokenBuckets(limits.messages_per_minute)
         self._signals = TokenBuckets(limits.messages_per_minute * 4)  # typing, read, pings
         self._sessions = TokenBuckets(limits.sessions_per_minute)
-        self._started: dict[str, asyncio.Event] = {}
+        self._started: dict[str, tuple[asyncio.Event, int]] = {}  # event, waiters
         self._sockets: dict[str, int] = {}
         self._filled: dict[str, None] = {}
 
@@ -146,15 +146,21 @@ class Visitors:
     async def conversation(self, visitor: Visitor) -> Conversation | None:
         return await self.inbox.find_conversation(visitor.address)
 
-    def started(self, visitor: Visitor) -> asyncio.Event:
-        """Set when this process stores the visitor's first message: a socket of theirs
-        waiting for their conversation then follows it."""
-        return self._started.setdefault(visitor.address, asyncio.Event())
-
-    def forget(self, visitor: Visitor, event: asyncio.Event) -> None:
-        """A socket stops waiting on ``event`` (from :meth:`started`)."""
-        if self._started.get(visitor.address) is event:
-            del self._started[visitor.address]
+    @contextlib.contextmanager
+    def waiting(self, visitor: Visitor) -> Iterator[asyncio.Event]:
+        """An event set when this process stores a message of ``visitor``'s: a connection
+        of theirs waiting for their first conversation then looks at once. One event per
+        visitor, shared by their waiting connections, dropped when the last leaves."""
+        event, waiters = self._started.get(visitor.address, (asyncio.Event(), 0))
+        self._started[visitor.address] = (event, waiters + 1)
+        try:
+            yield event
+        finally:
+            event, waiters = self._started[visitor.address]
+            if waiters == 1:
+                del self._started[visitor.address]
+            else:
+                self._started[visitor.address] = (event, waiters - 1)
 
     @contextlib.contextmanager
     def socket(self, visitor: Visitor, address: str) -> Iterator[None]:
@@ -204,6 +210,10 @@ class Visitors:
             raise InvalidInput(
                 f"text is longer than {settings.text_max_chars} characters", field="text"
             )
+        if attachment is not None and not _allowed(attachment.content_type, settings.upload_types):
+            raise UnsupportedMediaType(
+                f"files of type {attachment.content_type} are not taken", field="file"
+            )  # refused before anything is stored: no empty message for the agents
         self._take(self._messages, visitor, "messages")
         inbound = InboundMessage(
             provider_message_id=f"{visitor.address}:{client_id}",  # namespaced: see module doc
@@ -218,9 +228,9 @@ class Visitors:
             reason = received.media_refused[0].reason
             raise UnsupportedMediaType(f"the file was not kept: {reason}", field="file")
         if received.created:
-            waiting = self._started.get(visitor.address)  # a socket of theirs, here
+            waiting = self._started.get(visitor.address)  # a connection of theirs, here
             if waiting is not None:
-                waiting.set()
+                waiting[0].set()
             if visitor.email and visitor.address not in self._filled:
                 # the pre-chat form's: the contact's email, unless it has one; once
                 await self.inbox.fill_contact(received.conversation_id, {"email": visitor.email})
@@ -284,6 +294,12 @@ def _optional_text(body: dict[str, Any], name: str, limit: int) -> str | None:
             f"{name} must be printable text of at most {limit} characters", field=name
         )
     return value.strip() or None
+
+
+def _allowed(content_type: str, allowed: tuple[str, ...]) -> bool:
+    """Whether the media store takes ``content_type`` by its list (``image/*`` names a
+    family); it checks the bytes too, and may still refuse."""
+    return content_type in allowed or content_type.split("/", 1)[0] + "/*" in allowed
 
 
 def file_name(raw: str | None) -> str | None:

@@ -102,6 +102,8 @@ class Socket:
         frame = json.loads(await asyncio.wait_for(self._socket.recv(), timeout))
         if frame.get("cursor"):
             self.cursor = frame["cursor"]
+        if frame["type"] == "token":  # a rotation: keep the fresh one, as the widget does
+            self.visitor.token = frame["token"]
         return frame
 
     async def until(self, kind: str, timeout: float = 10, **matching: Any) -> dict[str, Any]:

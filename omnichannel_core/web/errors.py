@@ -150,6 +150,12 @@ WEBSOCKET_INTERNAL_ERROR = 1011
 MAX_CLOSE_REASON = 123  # bytes: a close frame's payload is 125, two of them the code
 
 
+def close_reason(message: str) -> str:
+    """``message`` cut to what a WebSocket close frame carries (123 bytes of UTF-8, never
+    half a character)."""
+    return message.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
+
+
 def _also_for_websockets(handler: ErrorHandler) -> Callable[..., Awaitable[None]]:
     """``handler``, which also closes a WebSocket that failed: Falcon calls error handlers
     with no response and the socket as ``ws`` then. The close code is 3000 + the status the
@@ -183,7 +189,7 @@ def _also_for_websockets(handler: ErrorHandler) -> Callable[..., Awaitable[None]
         if ws.unaccepted:
             await ws.accept()
         code = WEBSOCKET_INTERNAL_ERROR if status >= 500 else 3000 + status
-        await ws.close(code, reason=message.encode()[:MAX_CLOSE_REASON].decode(errors="ignore"))
+        await ws.close(code, reason=close_reason(message))
 
     return handle
 

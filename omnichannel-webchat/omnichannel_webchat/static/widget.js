@@ -1434,7 +1434,7 @@
 
   /** POST session's body: who the visitor is, as far as this page knows. */
   function sessionBody() {
-    const body = { lang: LANG };
+    const body = {};
     if (S.token) body.token = S.token;
     if (opts.userId && opts.userHash && !S.identityRejected) {
       body.user_id = opts.userId;
@@ -1679,13 +1679,17 @@
       );
       return stop(t('unavailable'));
     }
+    if (code === 3429 || code === 4429) {
+      // too many sockets or handshakes: wait longer; not a sign that WebSockets are blocked
+      return scheduleReconnect(5000 + backoff.next());
+    }
     if (!wasReady && ++T.wsFails >= 3 && T.mode === 'ws') {
       // Three opens in a row never got to "ready": WebSockets do not get through here.
       console.warn('[webchat] the WebSocket does not connect: long polling instead');
       T.mode = 'poll';
       return scheduleReconnect(0);
     }
-    scheduleReconnect(code === 3429 ? 5000 + backoff.next() : undefined);
+    scheduleReconnect();
   }
 
   // App-level ping: browsers do not expose protocol pings, so a dead socket would look open.
