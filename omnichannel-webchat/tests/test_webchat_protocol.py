@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import hmac
 import json
@@ -16,7 +17,7 @@ import httpx
 import pytest
 import websockets
 from omnichannel_webchat import tokens
-from visitor_client import PREFIX, VisitorClient, new_client_id
+from visitor_client import PREFIX, Socket, VisitorClient, new_client_id
 from webchat_servers import IDENTITY_SECRET, OTHER_ORIGIN, VISITOR_SECRET, webchat_serving
 
 from omnichannel_core.channel import utcnow
@@ -59,6 +60,9 @@ def visitor_of(server: ServerProcess, site: Any) -> VisitorClient:
 
 
 async def test_a_visitor_writes_and_the_agent_answers_over_the_socket(webchat_server, site):
+    """A visitor's message over the socket is acknowledged and stored in a new conversation the
+    agents' API shows; the agent's reply reaches the socket without the message's metadata, and
+    is then ``delivered``."""
     async with visitor_of(webchat_server, site) as visitor:
         session = await visitor.start()
         assert session["conversation"] is None
@@ -88,6 +92,8 @@ async def test_a_visitor_writes_and_the_agent_answers_over_the_socket(webchat_se
 
 
 async def test_a_resend_after_a_drop_is_stored_once_and_ids_are_per_visitor(webchat_server, site):
+    """A resend with the same client id is the stored message (200, same id); the same client
+    id from another visitor is their own new message, so no visitor can suppress another's."""
     async with visitor_of(webchat_server, site) as one, visitor_of(webchat_server, site) as two:
         await one.start()
         await two.start()
@@ -103,6 +109,8 @@ async def test_a_resend_after_a_drop_is_stored_once_and_ids_are_per_visitor(webc
 
 
 async def test_a_reconnect_replays_what_was_missed_once_in_order(webchat_server, site):
+    """Replies sent while no socket was open are replayed after the widget's cursor, in order,
+    and nothing comes twice (a message comes again only with a new status)."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         written = (await visitor.write("first")).json()["message"]
@@ -126,6 +134,8 @@ async def test_a_reconnect_replays_what_was_missed_once_in_order(webchat_server,
 async def test_a_reconnect_without_a_cursor_reads_the_history_after_the_last_message(
     webchat_server, site
 ):
+    """Without a cursor the socket sends the messages after ``since``; a new device (no
+    ``since``) gets the whole history."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         first = (await visitor.write("one")).json()["message"]
@@ -139,6 +149,7 @@ async def test_a_reconnect_without_a_cursor_reads_the_history_after_the_last_mes
 
 
 async def test_a_resolved_conversation_reaches_the_widget(webchat_server, site):
+    """An agent resolving the conversation reaches the open socket as a ``conversation`` frame."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         await visitor.write("bye")
@@ -154,6 +165,8 @@ async def test_a_resolved_conversation_reaches_the_widget(webchat_server, site):
 
 
 async def test_typing_and_read_go_both_ways(webchat_server, site):
+    """An agent's typing reaches the socket; the visitor's ``read`` of the agent's reply makes
+    it ``read`` for the agents."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         await visitor.write("hi")
@@ -167,7 +180,6 @@ async def test_typing_and_read_go_both_ways(webchat_server, site):
             sent = reply(webchat_server, conversation_id, "read me")
             await socket.until("message", text="read me")
             await socket.send({"type": "read", "up_to": sent["id"]})
-            await socket.send({"type": "typing"})
         for _ in range(50):
             with webchat_server.client() as agent:
                 status = agent.get(f"/api/messages/{sent['id']}").json()["status"]
@@ -178,6 +190,7 @@ async def test_typing_and_read_go_both_ways(webchat_server, site):
 
 
 async def test_the_long_polling_fallback_gets_the_same_frames(webchat_server, site):
+    """Long polling gets the history at once, then waits for the agent's reply and answers it."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         await visitor.write("by polling")
@@ -198,6 +211,8 @@ async def test_the_long_polling_fallback_gets_the_same_frames(webchat_server, si
 
 
 async def test_a_visitor_reads_only_their_own_conversation(webchat_server, site):
+    """Another visitor can neither mark read nor download a visitor's message: 404, nothing of
+    it in the answer."""
     async with visitor_of(webchat_server, site) as one, visitor_of(webchat_server, site) as two:
         await one.start()
         await two.start()
@@ -210,6 +225,8 @@ async def test_a_visitor_reads_only_their_own_conversation(webchat_server, site)
 
 
 async def test_origins_are_checked_on_http_and_on_connect(webchat_server, site):
+    """The visitor routes answer CORS to the allowed site only and refuse another site's page
+    (403, and 3403 on the socket); the agents' API gives the site no CORS."""
     async with httpx.AsyncClient(base_url=webchat_server.base_url) as client:
         allowed = await client.post(f"{PREFIX}/session", json={}, headers={"Origin": site.origin})
         assert allowed.headers["Access-Control-Allow-Origin"] == site.origin
@@ -232,6 +249,9 @@ async def test_origins_are_checked_on_http_and_on_connect(webchat_server, site):
 
 
 async def test_tokens_are_the_visitors_own(webchat_server, site):
+    """A visitor token is no credential of the agents' API, an API key is no visitor token, a
+    forged token closes the socket with 4401, and an unknown token on ``session`` starts a new
+    visitor."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         # a visitor token is no agent credential
@@ -258,6 +278,7 @@ async def test_tokens_are_the_visitors_own(webchat_server, site):
 
 
 async def test_a_socket_without_hello_is_closed(webchat_server, site):
+    """A first frame that is not ``hello`` closes the socket with 4400."""
     url = "ws" + webchat_server.base_url.removeprefix("http") + f"{PREFIX}/socket"
     async with websockets.connect(url, additional_headers={"Origin": site.origin}) as ws:
         await ws.send(json.dumps({"type": "message", "text": "no hello"}))
@@ -271,6 +292,8 @@ def sign(user_id: str) -> str:
 
 
 async def test_a_verified_user_is_the_same_contact_on_every_device(webchat_server, site):
+    """A visitor with a valid identity proof is ``user:<id>``, and a second device with the
+    same proof sees their history."""
     async with visitor_of(webchat_server, site) as laptop:
         await laptop.start(user_id="u-42", user_hash=sign("u-42"), name="Ada")
         assert laptop.visitor == {
@@ -288,6 +311,8 @@ async def test_a_verified_user_is_the_same_contact_on_every_device(webchat_serve
 
 
 async def test_a_forged_identity_is_refused(webchat_server, site):
+    """A proof made for another user id is refused with 403, and the answer never holds the
+    secret."""
     async with visitor_of(webchat_server, site) as visitor:
         refused = await visitor.http.post(
             f"{PREFIX}/session", json={"user_id": "u-42", "user_hash": sign("u-43")}
@@ -298,6 +323,8 @@ async def test_a_forged_identity_is_refused(webchat_server, site):
 
 
 async def test_bad_input_gets_a_clear_4xx(webchat_server, site):
+    """Bad client ids, too long texts, non-JSON bodies and missing tokens get 4xx JSON naming
+    the problem; a bad frame gets an ``error`` frame and the socket stays open."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         bad_id = await visitor.post("message", json={"client_id": "x", "text": "hi"})
@@ -321,6 +348,8 @@ async def test_bad_input_gets_a_clear_4xx(webchat_server, site):
 
 
 async def test_a_file_lands_in_the_media_store_and_the_visitor_downloads_it(webchat_server, site):
+    """A picture sent with its name in ``X-Filename`` is kept by the media store and downloaded
+    back, sandboxed; a type the store does not take is refused with 415."""
     png = bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
         "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
@@ -350,6 +379,9 @@ async def test_a_file_lands_in_the_media_store_and_the_visitor_downloads_it(webc
 
 
 async def test_visitors_are_rate_limited(tmp_path, site):
+    """Past ``WEBCHAT_MESSAGES_PER_MINUTE`` a visitor's messages get 429, and past
+    ``WEBCHAT_SESSIONS_PER_MINUTE`` new visitors from one address do, with ``Retry-After``; a
+    known visitor's session is not counted."""
     with webchat_serving(
         tmp_path, site.origin, WEBCHAT_MESSAGES_PER_MINUTE="3", WEBCHAT_SESSIONS_PER_MINUTE="2"
     ) as server:
@@ -369,8 +401,9 @@ async def test_visitors_are_rate_limited(tmp_path, site):
 
 
 async def test_widget_js_is_served_within_its_size_budget(webchat_server):
-    import gzip
-
+    """``widget.js`` is served as JavaScript, gzipped under the 30 kB budget, cacheable with an
+    ``ETag`` (304 when current), loadable by other origins' pages, and plain when gzip is not
+    asked for."""
     async with httpx.AsyncClient(base_url=webchat_server.base_url) as client:
         script = await client.get(f"{PREFIX}/widget.js")  # httpx asks for gzip, and inflates
         assert script.status_code == 200
@@ -389,6 +422,7 @@ async def test_widget_js_is_served_within_its_size_budget(webchat_server):
 
 
 def test_health_names_the_allowed_sites(webchat_server, site):
+    """The channel's health is ok and names the allowed site."""
     with webchat_server.client() as agent:
         health = agent.get("/api/channels/webchat/health").json()
     assert health["ok"] is True
@@ -397,18 +431,14 @@ def test_health_names_the_allowed_sites(webchat_server, site):
 
 def minted(address: str, issued_days_ago: float, days: int = 30) -> str:
     """A token as the server makes them, issued that long ago."""
-    from datetime import timedelta
-
-    from omnichannel_webchat import tokens
-
-    from omnichannel_core.channel import utcnow
-
     issued = utcnow() - timedelta(days=issued_days_ago)
     token, _ = tokens.issue(address, VISITOR_SECRET.encode(), issued, days)
     return token
 
 
 async def test_tokens_expire_and_rotate(webchat_server, site):
+    """An expired token closes the socket with 4401 and starts a new visitor on ``session``; a
+    two-day-old token still works and is replaced by a fresh one for the same visitor."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         address = visitor.visitor["id"]
@@ -433,22 +463,20 @@ async def test_tokens_expire_and_rotate(webchat_server, site):
 
 
 async def test_a_rotated_token_comes_first_on_the_socket(webchat_server, site):
-    from visitor_client import Socket
-
+    """A token due for rotation gets a ``token`` frame first thing on the socket."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         visitor.token = minted(visitor.visitor["id"], 2)
         socket = Socket(visitor, None, None)
-        import json as json_module
-
         async with websockets.connect(socket.url, additional_headers={"Origin": site.origin}) as ws:
-            await ws.send(json_module.dumps({"type": "hello", "token": visitor.token}))
-            first = json_module.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "hello", "token": visitor.token}))
+            first = json.loads(await ws.recv())
         assert first["type"] == "token"
         assert first["token"] != visitor.token
 
 
 async def test_one_visitor_keeps_at_most_ten_sockets(webchat_server, site):
+    """A visitor's eleventh socket in one worker is closed with 4429."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         async with contextlib.AsyncExitStack() as stack:
@@ -461,6 +489,8 @@ async def test_one_visitor_keeps_at_most_ten_sockets(webchat_server, site):
 
 
 async def test_the_prechat_form_fills_the_contact_without_overwriting(webchat_server, site):
+    """The pre-chat form's name and email fill the contact; an email an agent set is never
+    overwritten; a malformed email is 400."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start(name="Grace", email="grace@example.com")
         assert visitor.visitor["name"] == "Grace"
@@ -484,6 +514,8 @@ async def test_the_prechat_form_fills_the_contact_without_overwriting(webchat_se
 
 
 async def test_odd_frames_and_paths_get_clear_answers_never_a_crash(webchat_server, site):
+    """Odd media indexes answer 404, a binary frame closes the socket with 1003, a frame over
+    256 KiB with 1009, and the server logs no traceback."""
     async with visitor_of(webchat_server, site) as visitor:
         await visitor.start()
         written = (await visitor.write("mine")).json()["message"]
@@ -530,6 +562,8 @@ async def test_a_socket_whose_token_nears_expiry_gets_a_fresh_one_and_stays_open
 
 
 async def test_a_chat_for_signed_in_users_refuses_anonymous_visitors(tmp_path, site):
+    """With ``WEBCHAT_IDENTITY_REQUIRED`` a session without a proof is refused with 403 saying
+    so; a verified visitor gets one."""
     with webchat_serving(tmp_path, site.origin, WEBCHAT_IDENTITY_REQUIRED="true") as server:
         async with visitor_of(server, site) as visitor:
             refused = await visitor.http.post(f"{PREFIX}/session", json={})
