@@ -4,12 +4,14 @@ layers import only downwards.
 - A channel (the built-in HTTP channel, the Twilio and Facebook distributions, the channel
   template, the local plugins of ``plugins/``) imports from the core only
   ``omnichannel_core`` (``hookimpl``) and ``omnichannel_core.channel``; its tests may add
-  ``omnichannel_core.testing``.
+  ``omnichannel_core.testing``, and never import the core's own tests (``tests.support``...),
+  which no installed core ships: what they need is the kit's.
 - The email distribution is a channel with a module's features (the IMAP job and the store
   where it keeps its place): only the files that bring those (``channel.py``, which
   registers them, ``imap.py``, ``imap_client.py`` and the store of ``imap_store/``) may
   import the module API; the rest of ``omnichannel_email`` is channel code, held to the
-  channel API. Its tests may use the module API and the test kit.
+  channel API. Its tests may use the module API and the test kit, and, a channel's tests,
+  not the core's own tests either.
 - A module of ``omnichannel_core/modules/`` imports from the core only ``omnichannel_core``,
   ``omnichannel_core.module`` (and ``.sqlite``, ``.firestore``), ``omnichannel_core.channel``
   and its own package: never another module's, nor a private part of the core. A module
@@ -257,6 +259,22 @@ def test_channel_tests_import_only_the_channel_api_and_the_test_kit(path):
         and not source.startswith(TEST_KIT + ".")
     ]
     assert private == [], f"{relative(path)} imports what a channel's tests may not"
+
+
+CORE_TESTS = "tests"
+"""The core's own test package (``tests/``: ``tests.support``, ``tests.fixtures``)."""
+
+
+@pytest.mark.parametrize("path", python_files(*CHANNEL_TESTS, EMAIL / "tests"), ids=relative)
+def test_channel_tests_never_import_the_cores_tests(path):
+    """A channel's tests import nothing of the core's test package: a channel's repository
+    has the installed core, whose kit (``omnichannel_core.testing``) is all it gets."""
+    private = [
+        f"line {line}: {source}"
+        for line, source in imported(path)
+        if source == CORE_TESTS or source.startswith(CORE_TESTS + ".")
+    ]
+    assert private == [], f"{relative(path)} imports the core's tests"
 
 
 @pytest.mark.parametrize("facade", ["omnichannel_core.channel", "omnichannel_core.module"])

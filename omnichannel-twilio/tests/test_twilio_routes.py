@@ -9,8 +9,8 @@ from fake_twilio import MessageAnswer, new_message_sid
 from twilio_outbox import WAIT
 from twilio_signing import unique_phone
 
-from tests.support.openapi_contract import Contract, fetch_document
-from tests.support.users import client_for, logged_in
+from omnichannel_core.testing.openapi_contract import Contract, fetch_document
+from omnichannel_core.testing.users import client_for, logged_in
 
 SEND_SMS = "/api/channels/twilio/send/sms"
 SEND_WHATSAPP = "/api/channels/twilio/send/whatsapp"

@@ -37,8 +37,8 @@ from playwright.sync_api import (
 )
 from webchat_servers import IDENTITY_SECRET, Site, webchat_serving
 
+from omnichannel_core.testing.event_stream import open_stream
 from omnichannel_core.testing.server import API_KEY, ServerProcess, free_port
-from tests.support.sse import open_stream
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -98,13 +98,18 @@ class Widget:
 
     @classmethod
     def load(
-        cls, context: BrowserContext, site: Site, server: ServerProcess, **data: str
+        cls,
+        context: BrowserContext,
+        site: Site,
+        server: ServerProcess,
+        page_lang: str = "en",
+        **data: str,
     ) -> Widget:
-        """A new tab on a page of ``site`` embedding the widget of ``server`` with ``data``
-        attributes (``user_id="x"`` is ``data-user-id="x"``)."""
+        """A new tab on a page of ``site`` (``<html lang=page_lang>``) embedding the widget of
+        ``server`` with ``data`` attributes (``user_id="x"`` is ``data-user-id="x"``)."""
         page = context.new_page()
         widget = cls(page, server)
-        page.goto(embedding_page(site, server, **data))
+        page.goto(embedding_page(site, server, page_lang, **data))
         return widget
 
     def online(self, state: str = "online") -> Widget:
@@ -150,11 +155,11 @@ class Widget:
         return conversation_of(server or self.server, self.visitor_id())["id"]
 
 
-def embedding_page(site: Site, server: ServerProcess, **data: str) -> str:
+def embedding_page(site: Site, server: ServerProcess, page_lang: str = "en", **data: str) -> str:
     attributes = {"test-hooks": "true", **{name.replace("_", "-"): v for name, v in data.items()}}
     tags = " ".join(f'data-{name}="{html.escape(value)}"' for name, value in attributes.items())
     page = f"""<!doctype html>
-<html lang="en">
+<html lang="{html.escape(page_lang)}">
 <head><meta charset="utf-8"><title>Acme shop</title></head>
 <body>
 <h1>Acme shop</h1>
@@ -218,6 +223,9 @@ def sign(user_id: str) -> str:
 def test_the_agent_sees_what_the_visitor_writes_in_the_api_and_the_stream(
     context, site, webchat_server
 ):
+    """What the visitor types in the widget reaches the agents' event stream as an inbound
+    webchat ``message.created`` of the visitor's conversation, and is the one message the API
+    lists there."""
     widget = Widget.load(context, site, webchat_server).online()
     with open_stream(webchat_server.base_url, API_KEY) as (response, events):
         assert response.status_code == 200
@@ -253,6 +261,8 @@ SHOWN_AT = """text => {
 
 @pytest.mark.alone  # a deadline under a second: not measured under the other workers' load
 def test_the_agents_reply_is_shown_within_a_second(context, site, webchat_server, record_property):
+    """An agent's reply is visible in the widget less than a second after the agent's POST
+    (timed in the page, recorded as ``reply_latency_seconds``)."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.write("Is anyone there?")
@@ -274,6 +284,8 @@ def test_the_agents_reply_is_shown_within_a_second(context, site, webchat_server
 def test_what_the_agent_sends_while_the_network_is_down_arrives_once_in_order(
     context, site, webchat_server
 ):
+    """Three replies sent while the browser is offline (the widget says so) are shown once each,
+    in order, after the visitor's message, once the network is back."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.write("I may lose my connection")
@@ -291,6 +303,8 @@ def test_what_the_agent_sends_while_the_network_is_down_arrives_once_in_order(
 
 
 def test_a_reload_shows_the_history_once_in_order(context, site, webchat_server):
+    """After a reload the widget shows the visitor's message and the agent's answer once each,
+    in order, and a message written then comes after them without repeating them."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.write("Before the reload")
@@ -308,6 +322,10 @@ def test_a_reload_shows_the_history_once_in_order(context, site, webchat_server)
 
 
 def test_a_verified_user_finds_their_history_on_another_device(browser, site, webchat_server):
+    """A user the site signed in (a valid ``user_hash``) is ``user:<id>``, verified, and finds
+    on a second browser profile what they wrote and were answered on the first; a forged hash
+    makes an anonymous visitor (the console says it could not be verified) who sees none of
+    it."""
     user_id = f"u-{uuid.uuid4().hex[:12]}"
     signed = {"user_id": user_id, "user_hash": sign(user_id)}
     with contextlib.ExitStack() as stack:
@@ -351,6 +369,8 @@ def test_a_verified_user_finds_their_history_on_another_device(browser, site, we
 
 
 def test_a_reply_through_server_b_reaches_the_socket_on_server_a(context, site, two_servers):
+    """With the widget's socket on server A, an agent's reply through server B (sharing
+    Firestore and Pub/Sub) is shown over that same socket, without a reconnect."""
     first, second = two_servers
     sockets: list[str] = []
     page = context.new_page()
@@ -377,6 +397,9 @@ XSS = (
 
 
 def test_markup_in_an_agents_text_stays_inert(context, site, webchat_server):
+    """An agent's text holding an ``<img onerror>``, a ``<script>`` and a ``javascript:`` URL is
+    shown as text: no element is made of it, no script runs, and only the https address
+    becomes a link (new tab, ``noopener noreferrer``)."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.write("Show me something")
@@ -399,6 +422,9 @@ def test_markup_in_an_agents_text_stays_inert(context, site, webchat_server):
 
 
 def test_typing_is_shown_both_ways(context, site, webchat_server):
+    """An agent's typing shows "Agent is typing…" in the widget until their message; the
+    visitor's typing reaches the agents' stream as ``conversation.typing`` by the contact,
+    even when their first message came without an input event."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     # a first message without an input event (as pasted by script): the widget's typing
@@ -430,6 +456,8 @@ def test_typing_is_shown_both_ways(context, site, webchat_server):
 
 
 def test_read_receipts_go_both_ways(context, site, webchat_server):
+    """An agent's message shown in the open widget becomes read in the API; the agent reading
+    the conversation (``unread_count`` 0) turns the visitor's message from Sent to Seen."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     mine = widget.write("Please read this")
@@ -454,6 +482,8 @@ def test_read_receipts_go_both_ways(context, site, webchat_server):
 
 
 def test_the_badge_counts_what_came_while_the_panel_was_closed(context, site, webchat_server):
+    """A reply arriving while the panel is closed shows a badge of 1, which the launcher's label
+    says too; opening the panel shows the reply and clears both."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.write("Call me back")
@@ -475,6 +505,9 @@ def test_the_badge_counts_what_came_while_the_panel_was_closed(context, site, we
 
 
 def test_the_widget_works_with_the_keyboard_alone(context, site, webchat_server):
+    """Tab reaches the launcher, Enter opens the dialog with its labelled textarea focused,
+    Enter sends, Escape closes it and gives the focus back to the launcher; ``aria-expanded``
+    follows."""
     widget = Widget.load(context, site, webchat_server).online()
     page = widget.page
     page.keyboard.press("Tab")
@@ -500,6 +533,8 @@ def test_the_widget_works_with_the_keyboard_alone(context, site, webchat_server)
 
 
 def test_the_widget_speaks_spanish(context, site, webchat_server):
+    """With ``data-lang="es"`` the launcher, the textarea's label and placeholder, the close
+    button, the log and a message's status are in Spanish."""
     widget = Widget.load(context, site, webchat_server, lang="es").online()
     page = widget.page
     page.get_by_role("button", name="Abrir chat").click()
@@ -512,10 +547,54 @@ def test_the_widget_speaks_spanish(context, site, webchat_server):
     expect(mine.locator("[data-part=status]")).to_have_text("Enviado")
 
 
+def test_the_pages_language_picks_spanish_without_data_lang(context, site, webchat_server):
+    """On a page in Spanish (``<html lang="es">``) embedding the widget without ``data-lang``,
+    the widget speaks Spanish, although the browser's own language is English."""
+    widget = Widget.load(context, site, webchat_server, page_lang="es").online()
+    page = widget.page
+    assert page.evaluate("navigator.language") == "en-US"
+    page.get_by_role("button", name="Abrir chat").click()
+    expect(page.get_by_label("Escribe tu mensaje")).to_be_focused()
+
+
+# The conversation resolved, and opened again ---------------------------------------------------
+
+
+def test_the_resolved_note_shows_until_the_visitor_writes_again(context, site, webchat_server):
+    """When an agent resolves the conversation the widget shows its resolved note; the
+    visitor's next message opens the conversation again (the API says ``open``) and the note
+    goes."""
+    widget = Widget.load(context, site, webchat_server).online()
+    widget.open()
+    widget.write("Thanks, that is all")
+    conversation_id = widget.conversation_id()
+    note = widget.page.locator("[data-part=resolved]")
+    expect(note).to_be_hidden()
+    with webchat_server.client() as agent:
+        agent.patch(
+            f"/api/conversations/{conversation_id}", json={"status": "resolved"}
+        ).raise_for_status()
+    expect(note).to_be_visible()
+    expect(note).to_have_text("This conversation was resolved. Write a message to open it again.")
+
+    widget.write("One more thing")
+    expect(note).to_be_hidden()
+
+    def reopened() -> bool:
+        with webchat_server.client() as agent:
+            answer = agent.get(f"/api/conversations/{conversation_id}")
+        return answer.json()["status"] == "open"
+
+    eventually(reopened, what="the conversation open again")
+
+
 # 12-13. Files, the pre-chat form -------------------------------------------------------------
 
 
 def test_a_picture_sent_from_the_widget_reaches_the_agent(context, site, webchat_server):
+    """A PNG picked in the widget is shown as a picture fetched back from the server, with a
+    download link, and the agents' API has it as the message's media: its name, type and
+    bytes."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.page.locator("[data-part=file-input]").set_input_files(
@@ -549,6 +628,8 @@ def prechat_server(tmp_path_factory: pytest.TempPathFactory, site: Site) -> Iter
 
 
 def test_the_required_prechat_form_names_the_contact(context, site, prechat_server):
+    """With ``WEBCHAT_PRECHAT=required`` the form comes first (no skip, no textarea); the name
+    and email filled in become the contact's display name and ``email`` attribute."""
     widget = Widget.load(context, site, prechat_server).online()
     page = widget.page
     widget.launcher.click()
@@ -577,6 +658,8 @@ def test_the_required_prechat_form_names_the_contact(context, site, prechat_serv
 
 
 def test_the_long_polling_fallback_writes_and_receives(context, site, webchat_server):
+    """With ``data-transport="poll"`` the widget opens no WebSocket, and still sends the
+    visitor's message and shows the agent's answer."""
     sockets: list[str] = []
     context.on("websocket", lambda socket: sockets.append(socket.url))  # none expected
     widget = Widget.load(context, site, webchat_server, transport="poll").online("polling")
@@ -589,6 +672,9 @@ def test_the_long_polling_fallback_writes_and_receives(context, site, webchat_se
 
 
 def test_a_site_that_is_not_allowed_cannot_chat(context, webchat_server, tmp_path):
+    """On a page of an origin ``WEBCHAT_ALLOWED_ORIGINS`` does not list, the browser's CORS
+    check refuses the session: the widget stays connecting and keeps trying, opens no socket,
+    and what the visitor typed is stored nowhere."""
     (tmp_path / "site").mkdir()
     with Site(tmp_path / "site", free_port()) as other_site:
         page = context.new_page()
@@ -632,6 +718,8 @@ def test_a_site_that_is_not_allowed_cannot_chat(context, webchat_server, tmp_pat
     reason="writes docs/channels/webchat-widget.png: run with WEBCHAT_SCREENSHOT=1",
 )
 def test_screenshot_for_the_docs(context, site, webchat_server):
+    """Writes the docs' picture of the widget (an exchange in the open panel, and the launcher)
+    and keeps it under 150 kB."""
     widget = Widget.load(context, site, webchat_server).online()
     widget.open()
     widget.write("Hi! Can I change the delivery address of my order?")

@@ -18,6 +18,8 @@ KEY = b"k" * 32
 
 
 def test_a_token_names_its_visitor_until_it_expires():
+    """A token read back gives the address, name and email it was issued with (not verified)
+    until its 30 days are over; a second later it is refused as expired."""
     now = utcnow()
     token, _ = tokens.issue("vis_abc", KEY, now, 30, name="Ada", email="ada@example.com")
     read = tokens.read(token, KEY, now + timedelta(days=29))
@@ -28,6 +30,8 @@ def test_a_token_names_its_visitor_until_it_expires():
 
 
 def test_a_token_is_due_for_rotation_after_a_day():
+    """A token read two days after it was issued is due for a new one; at the moment it was
+    issued it is not."""
     now = utcnow()
     token, visitor = tokens.issue("vis_abc", KEY, now - timedelta(days=2), 30)
     assert tokens.read(token, KEY, now).due_for_rotation(now)
@@ -46,6 +50,9 @@ def test_a_token_is_due_for_rotation_after_a_day():
     ],
 )
 def test_a_forged_or_foreign_token_is_refused(forged):
+    """A token with a changed signature, version or claims, a string shaped like an agent's
+    JWT, an empty or a 5000-character one: each is Unauthenticated, and the error never
+    repeats the genuine token."""
     token, _ = tokens.issue("vis_abc", KEY, utcnow(), 30)
     with pytest.raises(Unauthenticated) as refused:
         tokens.read(forged(token), KEY, utcnow())
@@ -53,12 +60,16 @@ def test_a_forged_or_foreign_token_is_refused(forged):
 
 
 def test_another_servers_key_does_not_read_the_token():
+    """A token signed with one key is refused under another: a server with another visitor key
+    does not take it."""
     token, _ = tokens.issue("vis_abc", KEY, utcnow(), 30)
     with pytest.raises(Unauthenticated):
         tokens.read(token, b"other" * 8, utcnow())
 
 
 def test_new_addresses_are_unguessable_and_distinct():
+    """A thousand new visitor addresses are all different, each ``vis_`` and at least 24 random
+    characters."""
     addresses = {tokens.new_address() for _ in range(1000)}
     assert len(addresses) == 1000
     assert all(address.startswith("vis_") and len(address) >= 28 for address in addresses)
@@ -72,11 +83,15 @@ def proof(user_id: str, secret: bytes = SECRET) -> str:
 
 
 def test_an_identity_proof_makes_a_verified_address():
+    """The site's HMAC-SHA256 of a user id, as hex of either case, makes the verified address
+    ``user:<id>``."""
     assert verified_address("u-1", proof("u-1"), (SECRET,)) == "user:u-1"
     assert verified_address("u-1", proof("u-1").upper(), (SECRET,)) == "user:u-1"
 
 
 def test_during_a_rotation_either_secret_proves_it():
+    """With two identity secrets configured (during a rotation), a proof made with either is
+    accepted."""
     new = b"n" * 32
     assert verified_address("u-1", proof("u-1", new), (new, SECRET)) == "user:u-1"
     assert verified_address("u-1", proof("u-1"), (new, SECRET)) == "user:u-1"
@@ -94,6 +109,8 @@ def test_during_a_rotation_either_secret_proves_it():
     ],
 )
 def test_a_wrong_proof_is_refused(user_id, user_hash, secrets, error):
+    """Another user's proof, an empty one, or no secret configured is Forbidden; an empty user
+    id, one with a newline or over 128 characters is InvalidInput."""
     with pytest.raises(error):
         verified_address(user_id, user_hash, secrets)
 
@@ -105,6 +122,9 @@ def settings(tmp_path, **environ: str) -> WebchatSettings:
 
 
 def test_settings_name_what_is_missing_or_wrong_never_a_secret(tmp_path):
+    """Without WEBCHAT_ALLOWED_ORIGINS the problem names it; a wildcard origin, a short identity
+    secret, a bad colour and an unknown pre-chat mode are each named, and the secret's value
+    is neither in the problems nor in the settings' repr."""
     unset = settings(tmp_path)
     assert unset.problems == "missing WEBCHAT_ALLOWED_ORIGINS"
     wrong = settings(
@@ -127,6 +147,8 @@ def test_settings_name_what_is_missing_or_wrong_never_a_secret(tmp_path):
 
 
 def test_settings_read_the_widgets_options(tmp_path):
+    """Origins, title, colour (lower-cased), pre-chat mode and upload limit are read, and what
+    the widget is sent holds them and no key (no bytes at all)."""
     read = settings(
         tmp_path,
         WEBCHAT_ALLOWED_ORIGINS="https://shop.example,https://www.shop.example",
@@ -149,6 +171,9 @@ def test_settings_read_the_widgets_options(tmp_path):
 
 
 def test_the_visitor_key_is_derived_from_the_signing_secret_unless_set(tmp_path):
+    """Without WEBCHAT_VISITOR_SECRET, two servers with the same OMNICHANNEL_JWT_SECRET derive
+    the same visitor key, which is not the signing secret itself; WEBCHAT_VISITOR_SECRET,
+    when set, is the key."""
     jwt = {"OMNICHANNEL_JWT_SECRET": "j" * 40}
     one = settings(tmp_path / "a", **jwt)
     two = settings(tmp_path / "b", **jwt)

@@ -105,7 +105,9 @@ def two_servers(
     pubsub_emulator: Emulator,
     site: Site,
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Two servers sharing Firestore and Pub/Sub (their official emulators): one inbox."""
+    """Two servers sharing Firestore and Pub/Sub (their official emulators): one inbox.
+    Neither is given ``WEBCHAT_VISITOR_SECRET``: both derive the visitor key from their one
+    ``OMNICHANNEL_JWT_SECRET``, as servers deployed side by side do."""
     project = f"demo-webchat-{uuid.uuid4().hex[:10]}"
     env = webchat_env(
         site.origin,
@@ -114,6 +116,7 @@ def two_servers(
         OMNICHANNEL_EVENT_BUS=f"pubsub://{project}/events",
         PUBSUB_EMULATOR_HOST=pubsub_emulator.host_port,
         OMNICHANNEL_JWT_SECRET=TWO_SERVERS_JWT_SECRET,
+        WEBCHAT_VISITOR_SECRET=None,  # unset (ServerProcess drops None): derived on both
     )
     with contextlib.ExitStack() as stack:
         first = stack.enter_context(serving(tmp_path_factory.mktemp("webchat-a"), env))

@@ -1,6 +1,7 @@
 """The kit for testing a channel or a module: the conformance suite, the real server (and a
-separate worker), a fake provider API, the in-process app, and a module's store on each
-backend. docs/plugins.md ("Testing a channel") and docs/writing-a-module.md show it in use::
+separate worker), a fake provider API, the in-process app, a module's store on each
+backend, and the agents' event stream read over HTTP. docs/plugins.md ("Testing a channel")
+and docs/writing-a-module.md show it in use::
 
     from omnichannel_core.testing import ChannelConformance, FakeProvider, WebhookCall
     from omnichannel_core.testing import run_app, run_store, running_server, running_worker
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omnichannel_core.testing.conformance import ChannelConformance
+    from omnichannel_core.testing.event_stream import EventStream, ServerEvent, open_stream
     from omnichannel_core.testing.fake_provider import (
         FakeProvider,
         RecordedRequest,
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "ChannelConformance": "conformance",
+    "EventStream": "event_stream",
+    "ServerEvent": "event_stream",
+    "open_stream": "event_stream",
     "WebhookCall": "webhook_call",
     "FakeProvider": "fake_provider",
     "RecordedRequest": "fake_provider",
@@ -59,16 +64,19 @@ __all__ = [
     "API_KEY",
     "AUTH",
     "ChannelConformance",
+    "EventStream",
     "FakeProvider",
     "InProcessApp",
     "InboxReader",
     "RecordedRequest",
     "ScriptedResponse",
+    "ServerEvent",
     "ServerProcess",
     "WebhookCall",
     "WorkerProcess",
     "channels_except",
     "free_port",
+    "open_stream",
     "run_app",
     "run_store",
     "running_server",
