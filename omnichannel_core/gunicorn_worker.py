@@ -29,6 +29,10 @@ into memory before any route sees it, even from a client that never authenticate
 socket of ours takes more: a chat visitor's frames are at most 64 K characters."""
 WS_MAX_QUEUE = 8
 """Frames received and not yet read, per socket."""
+WS_DEFLATE = False
+"""No per-message compression: browsers ask for it, and it holds some 40 KiB of zlib state
+per open socket (about half of an idle chat visitor's memory, measured with
+``make bench-webchat``) to shrink frames of a few hundred bytes."""
 
 
 class UvicornWorker(uvicorn_worker.UvicornWorker):
@@ -39,6 +43,7 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):
         **uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
         "ws_max_size": WS_MAX_FRAME_BYTES,
         "ws_max_queue": WS_MAX_QUEUE,
+        "ws_per_message_deflate": WS_DEFLATE,
     }
 
     def run(self) -> None:

@@ -402,3 +402,34 @@ def test_feeds_end_when_the_server_stops(tmp_path):
                     assert [event async for event in feed] == []
 
     asyncio.run(scenario())
+
+
+def test_many_feeds_are_served_from_the_hubs_buffer_never_reading_the_log(tmp_path):
+    """Feeds opened while the hub is idle, or while it reads, start where the hub is (or
+    where it caught up): the next event reaches each of them from the buffer, with the log
+    read once for all, whatever their number (a thousand sockets on one worker)."""
+
+    async def scenario() -> None:
+        async with hub_on_a_store(tmp_path) as (hub, live, store):
+            stored = await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "a"))
+            conversation = stored.conversation_id
+            feeds = []
+            async with contextlib.AsyncExitStack() as stack:
+                for _ in range(50):
+                    feeds.append(await stack.enter_async_context(live.follow([conversation])))
+                await until(lambda: hub.reading)
+                reads = 0
+                read_log = hub.read_log
+
+                async def counted(*args: Any, **kwargs: Any) -> Any:
+                    nonlocal reads
+                    reads += 1
+                    return await read_log(*args, **kwargs)
+
+                hub.read_log = counted  # type: ignore[method-assign]
+                await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "b"))
+                got = [await next_event(feed) for feed in feeds]
+                assert {event.record["text"] for event in got} == {"b"}
+                assert reads <= 2  # the hub's own read (and its empty follow-up), no feed's
+
+    asyncio.run(scenario())

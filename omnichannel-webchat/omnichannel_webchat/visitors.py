@@ -173,7 +173,7 @@ class Visitors:
         for key, limit in limits.items():
             if self._sockets.get(key, 0) >= limit:
                 kind = key.split(" ", 1)[0]
-                raise RateLimited(f"a {kind} may keep {limit} sockets open", retry_after=10)
+                raise RateLimited(f"one {kind} may keep {limit} sockets open", retry_after=10)
         for key in limits:
             self._sockets[key] = self._sockets.get(key, 0) + 1
         try:

@@ -41,7 +41,9 @@ class HubEvents:
         await hub.ensure_running()
         with hub.subscribe():  # the hub reads the log while a feed is open
             if after is None:
-                start = await hub.head()
+                # where the hub has read to when it reads (served from its buffer: a
+                # thousand sockets opening never read the log each), else the log's head
+                start = hub.cursor if hub.reading else await hub.head()
             else:
                 following = await hub.log.after(after, 1)  # EventsExpired or InvalidInput now
                 if max_behind is not None and following:

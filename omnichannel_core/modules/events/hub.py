@@ -88,6 +88,7 @@ class EventHub:
         self.inbox = inbox
         self._buffer: collections.deque[Delivery] = collections.deque(maxlen=buffer_size)
         self._cursor: str | None = None
+        self._base: str | None = None  # the cursor just before the buffer's first delivery
         self._live = False
         self._told = asyncio.Event()
         self._subscribers = 0
@@ -155,17 +156,30 @@ class EventHub:
         first."""
         return await wait_until(signal, at_most)
 
+    @property
+    def cursor(self) -> str | None:
+        """Where the hub has read the log to, while it is :attr:`reading`: a feed starting
+        here is served from the buffer, never reading the log itself."""
+        return self._cursor if self._live else None
+
     def buffered_after(self, cursor: str | None) -> list[Delivery] | None:
         """The buffered deliveries after ``cursor``; None when the buffer does not hold it
         (it is older, or newer than the hub has read, or the hub is not reading), so the
-        caller reads the log."""
+        caller reads the log. Costs the deliveries newer than ``cursor``, not the buffer:
+        every feed of the process asks at every read."""
         if cursor is None or not self._live:
             return None
         if cursor == self._cursor:
             return []
-        for position in range(len(self._buffer) - 1, -1, -1):
-            if self._buffer[position].event.cursor == cursor:
-                return list(itertools.islice(self._buffer, position + 1, None))
+        newer: list[Delivery] = []
+        for delivery in reversed(self._buffer):
+            if delivery.event.cursor == cursor:
+                newer.reverse()
+                return newer
+            newer.append(delivery)
+        if cursor == self._base:  # where the hub caught up, or the last one pushed out
+            newer.reverse()
+            return newer
         return None
 
     async def read_log(
@@ -246,11 +260,13 @@ class EventHub:
         hub), so what it holds would go stale; :meth:`_catch_up` starts again."""
         self._live = False
         self._buffer.clear()
+        self._base = None
 
     async def _catch_up(self) -> None:
         """Follow the log again from its head, and wake the streams, which look again (the
         ones opened meanwhile read what they missed from the log itself)."""
         self._cursor = await self.log.latest()
+        self._base = self._cursor
         self._live = True
         self._tell_streams()
 
@@ -264,6 +280,10 @@ class EventHub:
             if not deliveries:
                 return
             self._refresh_buffered(deliveries)
+            overflow = len(self._buffer) + len(deliveries) - (self._buffer.maxlen or 0)
+            if overflow > 0:  # the oldest are pushed out: the base moves to the last of them
+                pushed = [*itertools.islice(self._buffer, overflow), *deliveries][:overflow]
+                self._base = pushed[-1].event.cursor
             self._buffer.extend(deliveries)
             self._cursor = deliveries[-1].event.cursor
             self._tell_streams()
