@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox clean
+.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat clean
 
 CHANNELS := omnichannel-twilio omnichannel-facebook omnichannel-email omnichannel-webchat
 
@@ -46,6 +46,10 @@ bench-events: $(BIN)/.installed
 ## bench-outbox: sends through the outbox beside a bare loop of the channel's client; pacing
 bench-outbox: $(BIN)/.installed
 	$(BIN)/python -m bench.outbox
+
+## bench-webchat: 2000 webchat sockets: memory per socket, reply latency; beside bare Falcon
+bench-webchat: $(BIN)/.installed
+	$(BIN)/python -m bench.webchat_sockets
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
