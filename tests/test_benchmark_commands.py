@@ -76,6 +76,21 @@ def test_event_latency_benchmark_measures_both_setups():
         assert 0 < figures["p50_ms"] <= figures["max_ms"]
 
 
+def test_webchat_benchmark_holds_sockets_and_counts_each_reply_once():
+    """bench.webchat_sockets opens visitor sockets on the real server and on a bare Falcon
+    app, measures their memory, and times agents' replies to them: every reply arrives once,
+    on its own visitor's socket, and nothing is reported wrong."""
+    report = _run("bench.webchat_sockets", "--sockets=50", "--replies=10", "--json")
+    assert report["problems"] == []
+    assert [target["target"] for target in report["targets"]] == ["omnichannel", "bare falcon"]
+    for target in report["targets"]:
+        assert target["sockets_ready"] == 50
+        replies = target["replies"]
+        assert (replies["arrived"], replies["missing"], replies["duplicated"]) == (10, 0, 0)
+        assert replies["misdirected"] == 0
+        assert 0 < replies["p50_ms"] <= replies["max_ms"]
+
+
 @pytest.mark.alone  # it checks the achieved pace
 def test_outbox_benchmark_sends_through_the_outbox_beside_a_bare_loop_and_paces():
     """bench.outbox queues messages on the real server, whose job runner sends them to a
