@@ -433,3 +433,23 @@ def test_many_feeds_are_served_from_the_hubs_buffer_never_reading_the_log(tmp_pa
                 assert reads <= 2  # the hub's own read (and its empty follow-up), no feed's
 
     asyncio.run(scenario())
+
+
+def test_a_feed_from_now_is_told_nothing_logged_before_it_opened(tmp_path):
+    """A feed opened with no cursor while the hub lags the log (an event logged, not yet
+    read by the hub) is served from the hub's buffer, yet is not told that event: only what
+    follows the log's head as it opened, so a history read then is not repeated."""
+
+    async def scenario() -> None:
+        async with hub_on_a_store(tmp_path) as (hub, live, store):
+            stored = await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "a"))
+            conversation = stored.conversation_id
+            async with live.follow([conversation]) as warm:
+                await until(lambda: hub.reading)
+                await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "before"))
+                async with live.follow([conversation]) as feed:
+                    assert (await next_event(warm)).record["text"] == "before"
+                    await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "after"))
+                    assert (await next_event(feed)).record["text"] == "after"
+
+    asyncio.run(scenario())

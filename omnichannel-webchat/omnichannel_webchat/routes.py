@@ -327,11 +327,17 @@ class PollResource(Visiting):
         )
     }
 
+    def __init__(self, visitors: Visitors, config: Any) -> None:
+        super().__init__(visitors)
+        self.config = config
+
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         visitor = self.visitor(req)
         body: PollBody = req.context.body
-        stream = VisitorStream(self.visitors, visitor, body.after, body.since)
-        frames = await collect(stream, body.wait)
+        # a waiting poll holds a connection as a socket does: counted with the sockets
+        with self.visitors.socket(visitor, caller_address(req, self.config)):
+            stream = VisitorStream(self.visitors, visitor, body.after, body.since)
+            frames = await collect(stream, body.wait)
         resp.media = {"frames": frames, "cursor": stream.cursor}
 
 
@@ -382,7 +388,7 @@ def visitor_routes(visitors: Visitors, config: Any) -> list[ChannelRoute]:
         visiting("files", FilesResource(visitors)),
         visiting("typing", TypingResource(visitors)),
         visiting("read", ReadResource(visitors)),
-        visiting("poll", PollResource(visitors)),
+        visiting("poll", PollResource(visitors, config)),
         visiting("media/{message_id}/{index}", MediaResource(visitors), MEDIA_POLICY),
         visiting("socket", VisitorSocket(visitors, config)),
     ]

@@ -41,9 +41,12 @@ class HubEvents:
         await hub.ensure_running()
         with hub.subscribe():  # the hub reads the log while a feed is open
             if after is None:
-                # where the hub has read to when it reads (served from its buffer: a
-                # thousand sockets opening never read the log each), else the log's head
-                start = hub.cursor if hub.reading else await hub.head()
+                # From the log's head; read from where the hub has read to while it reads
+                # (served from its buffer: a thousand sockets opening never read the log
+                # each), skipping what comes before the head.
+                read_from = hub.cursor  # taken first: never past the head read next
+                head = await hub.head()
+                yield Feed(hub, wanted, head if read_from is None else read_from, head)
             else:
                 following = await hub.log.after(after, 1)  # EventsExpired or InvalidInput now
                 if max_behind is not None and following:
@@ -54,19 +57,28 @@ class HubEvents:
                             " history instead",
                             cursor=after,
                         )
-                start = after
-            yield Feed(hub, wanted, start)
+                yield Feed(hub, wanted, after)
 
 
 class Feed:
     """:class:`omnichannel_core.services.ConversationFeed`: the events of ``wanted``
-    after ``cursor``."""
+    after ``cursor``, or after ``skip_through`` when given: the feed reads from ``cursor``
+    (a point the hub's buffer holds) and drops what comes up to that one (the log's head
+    when it was opened), so it is told nothing twice that a history read at opening
+    already had."""
 
-    def __init__(self, hub: EventHub, wanted: frozenset[str], cursor: str | None) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        wanted: frozenset[str],
+        cursor: str | None,
+        skip_through: str | None = None,
+    ) -> None:
         self._hub = hub
         self._wanted = wanted
         self._read_to = cursor
-        self._cursor = cursor
+        self._skip_through = skip_through if skip_through != cursor else None
+        self._cursor = skip_through if skip_through is not None else cursor
         self._pending: collections.deque[ConversationEvent] = collections.deque()
 
     @property
@@ -87,13 +99,25 @@ class Feed:
             if not batch:
                 await self._hub.wait(signal, WAIT_SECONDS)
                 continue
-            self._pending.extend(event for event in map(self._event_of, batch) if event is not None)
             self._read_to = batch[-1].event.cursor
-            if not self._pending:  # none of ours: a new follow may start after them
-                self._cursor = self._read_to
+            batch = self._after_skipped(batch)
+            self._pending.extend(event for event in map(self._event_of, batch) if event is not None)
+            if not self._pending and self._skip_through is None:
+                self._cursor = self._read_to  # none of ours: a new follow may start after
         event = self._pending.popleft()
         self._cursor = event.cursor if self._pending else self._read_to
         return event
+
+    def _after_skipped(self, batch: list[Delivery]) -> list[Delivery]:
+        """``batch`` without what comes up to ``skip_through`` (all of it until that one
+        is reached)."""
+        if self._skip_through is None:
+            return batch
+        for position, delivery in enumerate(batch):
+            if delivery.event.cursor == self._skip_through:
+                self._skip_through = None
+                return batch[position + 1 :]
+        return []
 
     def _event_of(self, delivery: Delivery) -> ConversationEvent | None:
         """The delivery as a feed tells it; None when it is not one of the feed's
