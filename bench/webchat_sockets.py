@@ -59,7 +59,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -948,20 +948,7 @@ def measure_webchat(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env.update(WEBCHAT_ENV)
     env["OMNICHANNEL_DISABLE_PLUGINS"] = channels_except(["webchat"])  # webchat alone
     server = ServeProcess(workdir, env)
-    try:
-        server.start()
-        assert server.process is not None
-        report = uvloop.run(webchat_target(server.port, server.process.pid, api_key, args))
-    except BaseException:
-        server.stop()
-        sys.stderr.write(f"--- server log ({workdir.name}) ---\n{server.log()[-TAIL_CHARS:]}\n")
-        raise
-    server.stop()
-    log = server.log()
-    report["server_errors_logged"] = error_lines(log)
-    if report["problems"]:
-        report["server_log_tail"] = log[-TAIL_CHARS:]
-    return report
+    return measured(server, workdir, lambda pid: webchat_target(server.port, pid, api_key, args))
 
 
 def measure_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -969,10 +956,20 @@ def measure_bare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         workdir, free_port(), args.workers, secrets.token_hex(16), secrets.token_hex(16)
     )
     server = GunicornServer("bare", BARE_APP, workdir, env)
+    return measured(server, workdir, lambda pid: bare_target(server.port, pid, args))
+
+
+def measured(
+    server: GunicornServer | ServeProcess,
+    workdir: Path,
+    target: Callable[[int], Coroutine[Any, Any, dict[str, Any]]],
+) -> dict[str, Any]:
+    """``target(pid)`` run against ``server`` once it has started; its log's tail printed
+    if the run fails, and kept in the report if the report names a problem."""
     try:
         server.start()
         assert server.process is not None
-        report = uvloop.run(bare_target(server.port, server.process.pid, args))
+        report = uvloop.run(target(server.process.pid))
     except BaseException:
         server.stop()
         sys.stderr.write(f"--- server log ({workdir.name}) ---\n{server.log()[-TAIL_CHARS:]}\n")
