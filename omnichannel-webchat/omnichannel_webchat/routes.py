@@ -169,6 +169,11 @@ class WidgetScript:
         self.gzipped = gzip.compress(self.script, 9, mtime=0)
         self.etag = '"' + hashlib.sha256(self.script).hexdigest()[:32] + '"'
 
+    async def on_head(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """As GET, without the body (uptime checks, caches)."""
+        await self.on_get(req, resp)
+        resp.data = None
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.cache_control = [WIDGET_CACHE]
         resp.set_header("ETag", self.etag)

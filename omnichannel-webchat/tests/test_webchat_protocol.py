@@ -419,6 +419,9 @@ async def test_widget_js_is_served_within_its_size_budget(webchat_server):
         assert again.status_code == 304
         plain = await client.get(f"{PREFIX}/widget.js", headers={"Accept-Encoding": "identity"})
         assert plain.content == script.content
+        head = await client.head(f"{PREFIX}/widget.js")  # uptime checks and caches ask so
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["ETag"] == script.headers["ETag"]
 
 
 def test_health_names_the_allowed_sites(webchat_server, site):

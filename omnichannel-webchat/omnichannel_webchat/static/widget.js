@@ -333,6 +333,7 @@
     token: null,
     tokenAt: 0, // when this tab got the token: between tabs, the newest wins
     expiresAt: null,
+    sessionFailures: 0, // session requests in a row that never reached the server
     visitor: null, // {id, verified, name, email}
     conversation: null, // {id, status} | null
     settings: {},
@@ -1471,9 +1472,21 @@
     try {
       res = await request('POST', '/session', body, { auth: false });
     } catch (e) {
+      // A page whose origin is not allowed sees only a network error (the refusal has no
+      // CORS headers, so the browser hides it): say what to check, once.
+      if (navigator.onLine && ++S.sessionFailures === 3) {
+        console.error(
+          '[webchat] cannot reach the chat server at ' +
+            srcUrl.origin +
+            ': is it up, and is this page\'s origin (' +
+            location.origin +
+            ') in its WEBCHAT_ALLOWED_ORIGINS? (localhost and 127.0.0.1 are different origins)'
+        );
+      }
       scheduleReconnect();
       return false;
     }
+    S.sessionFailures = 0;
     if (res.status === 403 && body.user_id) {
       const answer = await res.json().catch(() => ({}));
       console.warn(
