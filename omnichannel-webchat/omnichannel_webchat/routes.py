@@ -159,7 +159,15 @@ class WidgetScript:
                 304: Response(None, "Not modified: the browser's copy is current."),
             },
             operation_id="widgetScript",
-        )
+        ),
+        "HEAD": Operation(
+            "The chat widget's script's headers (uptime checks, caches)",
+            responses={
+                200: Response(None, "The headers GET would answer, no body."),
+                304: Response(None, "Not modified: the browser's copy is current."),
+            },
+            operation_id="widgetScriptHead",
+        ),
     }
 
     def __init__(self) -> None:
