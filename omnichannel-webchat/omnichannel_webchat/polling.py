@@ -11,12 +11,13 @@ frame that was not sent: a poll answered early, or cut, leaves no gap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from omnichannel_webchat.stream import VisitorStream
 
 SETTLE_SECONDS = 10.0
-"""The longest a poll waits for its history to be read before it answers what it has."""
+"""The longest a poll waits for its history to be read; then it waits for news as usual."""
 GRACE_SECONDS = 0.05
 """How long a poll keeps collecting once something new came: the rest of a burst."""
 
@@ -28,10 +29,11 @@ async def collect(stream: VisitorStream, wait: float) -> list[dict[str, Any]]:
     news = asyncio.Event()
 
     async def pump() -> None:
-        async for frame in stream.frames():
-            frames.append(frame)
-            if frame["type"] not in ("ready", "token"):
-                news.set()
+        async with contextlib.aclosing(stream.frames()) as told:  # its feed freed at once
+            async for frame in told:
+                frames.append(frame)
+                if frame["type"] not in ("ready", "token"):
+                    news.set()
 
     task = asyncio.create_task(pump())
     try:

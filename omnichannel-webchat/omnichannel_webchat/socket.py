@@ -154,8 +154,9 @@ class Session:
 
     async def _pump(self) -> None:
         with contextlib.suppress(falcon.WebSocketDisconnected):
-            async for frame in self.stream.frames():
-                await self.send(frame)
+            async with contextlib.aclosing(self.stream.frames()) as frames:  # its feed freed
+                async for frame in frames:  # when the socket ends, not when collected
+                    await self.send(frame)
             await self.ws.close(CLOSE_RESTART, "the server is stopping")
 
     async def _read(self) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 
 from omnichannel_core.channel import (
@@ -45,6 +45,8 @@ PAGE = 100
 LOOK_SECONDS = 30.0
 """How often a visitor with no conversation yet looks for one their tab on another worker
 or server started (one on this worker wakes it at once)."""
+SINCE_MARGIN = timedelta(minutes=5)
+"""How far before the widget's last message the history looks (:meth:`_since_time`)."""
 MAX_BEHIND = timedelta(minutes=15)
 """The furthest back a replay goes: a widget back from a longer sleep reads its
 conversation's messages instead (ChannelInbox.follow), not every event of the log since."""
@@ -73,30 +75,31 @@ class VisitorStream:
         self.settled = asyncio.Event()
         self._sent: dict[str, str | None] = {}  # message id -> status last sent
 
-    async def frames(self) -> AsyncIterator[Frame]:
+    async def frames(self) -> AsyncGenerator[Frame, None]:
         rotated = self.visitors.rotated(self.visitor)
         if rotated is not None:
             yield self.adopt(*rotated)
-        conversation = await self.visitors.conversation(self.visitor)
-        yield {
-            "type": "ready",
-            "visitor": self.visitor.public(),
-            "conversation": None if conversation is None else _state(conversation),
-            "cursor": self.cursor,
-        }
-        if conversation is None:
-            self.settled.set()  # nothing was missed
-            conversation = await self._first_conversation()
-            self.cursor = None  # what was before it is not theirs: read its history
+        with self.visitors.waiting(self.visitor) as started:  # before looking: no wake lost
+            conversation = await self.visitors.conversation(self.visitor)
+            yield {
+                "type": "ready",
+                "visitor": self.visitor.public(),
+                "conversation": None if conversation is None else _state(conversation),
+                "cursor": self.cursor,
+            }
+            if conversation is None:
+                self.settled.set()  # nothing was missed
+                conversation = await self._first_conversation(started)
+                self.cursor = None  # what was before it is not theirs: read its history
         async with contextlib.AsyncExitStack() as stack:
             feed, replayed = await self._follow(stack, conversation)
             if not replayed:
-                history = await self._history(conversation)
-                for frame in history:
+                *missed, state = await self._history(conversation)
+                for frame in missed:
                     yield frame
                 self.cursor = feed.cursor  # only now: everything before it was sent
-                for frame in history:
-                    await self._delivered(frame)
+                yield state | {"cursor": feed.cursor}  # the widget resumes from here
+                await self._delivered(*missed)
             self.settled.set()
             async for event in feed:
                 self.cursor = event.cursor  # set before the frame is handed on, never after
@@ -159,15 +162,20 @@ class VisitorStream:
         return frames
 
     async def _since_time(self, conversation: Conversation) -> datetime | None:
-        """When the widget's last message was made, if it is one of this conversation's:
-        what was made or changed after that is what the widget lacks."""
+        """A while before the widget's last message was made, if it is one of this
+        conversation's: what was made or changed after that is what the widget may lack.
+        The margin (:data:`SINCE_MARGIN`) covers a reply sent just before that message
+        whose frame had not reached the widget yet, and clocks of servers apart; what the
+        widget has already it drops by id."""
         if self.since is None:
             return None
         try:
             message = await self.inbox.get_message(self.since)
         except (NotFound, InvalidInput):
             return None
-        return message.created_at if message.conversation_id == conversation.id else None
+        if message.conversation_id != conversation.id:
+            return None
+        return message.created_at - SINCE_MARGIN
 
     def _fresh(self, frame: Frame) -> bool:
         """Whether a message frame tells the widget something new (a message it was not
@@ -180,26 +188,29 @@ class VisitorStream:
         self._sent[message["id"]] = message["status"]
         return True
 
-    async def _delivered(self, frame: Frame) -> None:
-        """An agent's message sent to the visitor's widget is ``delivered``."""
-        message = frame.get("message")
-        if message is None or message["from"] != "agent" or message["status"] != "sent":
-            return
-        update = StatusUpdate(provider_message_id=message["id"], status=DeliveryStatus.DELIVERED)
-        await self.inbox.receive(WebhookResult(statuses=(update,)))
+    async def _delivered(self, *frames: Frame) -> None:
+        """The agents' messages these frames sent to the visitor's widget are ``delivered``
+        (one write for all)."""
+        updates = tuple(
+            StatusUpdate(provider_message_id=message["id"], status=DeliveryStatus.DELIVERED)
+            for message in (frame.get("message") for frame in frames)
+            if message is not None and message["from"] == "agent" and message["status"] == "sent"
+        )
+        if updates:
+            await self.inbox.receive(WebhookResult(statuses=updates))
 
-    async def _first_conversation(self) -> Conversation:
+    async def _first_conversation(self, started: asyncio.Event) -> Conversation:
         """The visitor's conversation once they have one: when this process stores their
-        first message, or when a look finds one another server or tab started."""
-        with self.visitors.waiting(self.visitor) as started:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(LOOK_SECONDS):  # not wait_for, which may lose
-                        await started.wait()  # a cancellation on Python 3.11
-                conversation = await self.visitors.conversation(self.visitor)
-                if conversation is not None:
-                    return conversation
-                started.clear()
+        message (``started`` is set), or when a look every :data:`LOOK_SECONDS` finds one
+        another worker, server or tab started."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOOK_SECONDS):  # not wait_for, which may lose
+                    await started.wait()  # a cancellation on Python 3.11
+            started.clear()  # before looking: a message stored meanwhile sets it again
+            conversation = await self.visitors.conversation(self.visitor)
+            if conversation is not None:
+                return conversation
 
 
 def _state(conversation: Conversation) -> Frame:

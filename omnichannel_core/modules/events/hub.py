@@ -159,7 +159,7 @@ class EventHub:
     @property
     def cursor(self) -> str | None:
         """Where the hub has read the log to, while it is :attr:`reading`: a feed starting
-        here is served from the buffer, never reading the log itself."""
+        here is served from the buffer (unless it falls more than the buffer behind)."""
         return self._cursor if self._live else None
 
     def buffered_after(self, cursor: str | None) -> list[Delivery] | None:
