@@ -40,7 +40,7 @@ from omnichannel_core.channel import (
 )
 from omnichannel_core.config import Config
 from omnichannel_core.module import ChannelInboxes, LiveEvents
-from omnichannel_core.modules.events.follow import HubEvents
+from omnichannel_core.modules.events.follow import Feed, HubEvents
 from omnichannel_core.modules.events.hub import EventHub
 from omnichannel_core.modules.inbox.events import event_types
 from omnichannel_core.modules.inbox.reader import StoreReader
@@ -451,5 +451,34 @@ def test_a_feed_from_now_is_told_nothing_logged_before_it_opened(tmp_path):
                     assert (await next_event(warm)).record["text"] == "before"
                     await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "after"))
                     assert (await next_event(feed)).record["text"] == "after"
+
+    asyncio.run(scenario())
+
+
+def test_a_feed_from_now_starts_at_the_head_when_the_log_was_pruned_past_the_hub(tmp_path):
+    """A feed opened with no cursor starts where the hub had read to; when the log is
+    pruned past that point before the feed reads, the feed starts from the log's head as
+    it opened (all it lost is what it would have skipped) instead of failing (a race CI
+    met: the hub still live at an old cursor when a prune ran)."""
+
+    async def scenario() -> None:
+        async with hub_on_a_store(tmp_path) as (hub, live, store):
+            first = await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "a"))
+            conversation = first.conversation_id
+            stale = await hub.log.latest()
+            await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "b"))
+            head = await hub.log.latest()
+            async with live.follow([conversation]):
+                await until(lambda: hub.reading)
+                pruner = await open_stores(SqliteDatabase(tmp_path / "store.db"))
+                try:  # as the job runner of another server does
+                    await pruner.events.prune(utcnow() + timedelta(seconds=1))
+                finally:
+                    await pruner.close()
+                with pytest.raises(EventsExpired):
+                    await hub.read_log(stale)
+                feed = Feed(hub, frozenset([conversation]), stale, head)
+                await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "after"))
+                assert (await next_event(feed)).record["text"] == "after"
 
     asyncio.run(scenario())

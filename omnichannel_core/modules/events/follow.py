@@ -95,7 +95,7 @@ class Feed:
             signal = self._hub.signal()  # before looking: news meanwhile is not missed
             batch = self._hub.buffered_after(self._read_to)
             if batch is None:
-                batch = await self._hub.read_log(self._read_to, only=self._wanted)
+                batch = await self._read_log()
             if not batch:
                 await self._hub.wait(signal, WAIT_SECONDS)
                 continue
@@ -107,6 +107,19 @@ class Feed:
         event = self._pending.popleft()
         self._cursor = event.cursor if self._pending else self._read_to
         return event
+
+    async def _read_log(self) -> list[Delivery]:
+        """What follows the feed's cursor, read from the log itself. A feed opened from
+        now starts from where the hub had read to; when the log was pruned past that point
+        before the feed caught up with the head, it starts from the head instead: what it
+        lost is what it would have skipped."""
+        try:
+            return await self._hub.read_log(self._read_to, only=self._wanted)
+        except EventsExpired:
+            if self._skip_through is None:
+                raise
+            self._read_to, self._skip_through = self._skip_through, None
+            return await self._hub.read_log(self._read_to, only=self._wanted)
 
     def _after_skipped(self, batch: list[Delivery]) -> list[Delivery]:
         """``batch`` without what comes up to ``skip_through`` (all of it until that one
