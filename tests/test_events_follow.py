@@ -477,8 +477,12 @@ def test_a_feed_from_now_starts_at_the_head_when_the_log_was_pruned_past_the_hub
                     await pruner.close()
                 with pytest.raises(EventsExpired):
                     await hub.read_log(stale)
-                feed = Feed(hub, frozenset([conversation]), stale, head)
+                assert await hub.log.latest() == head  # the head survives the prune
+                feed = Feed(hub, frozenset([conversation]), stale, head, from_now=True)
+                # a log empty when the feed opened (Firestore's head after a whole prune)
+                empty = Feed(hub, frozenset([conversation]), stale, None, from_now=True)
                 await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "after"))
                 assert (await next_event(feed)).record["text"] == "after"
+                assert (await next_event(empty)).record["text"] == "after"
 
     asyncio.run(scenario())

@@ -46,7 +46,8 @@ class HubEvents:
                 # each), skipping what comes before the head.
                 read_from = hub.cursor  # taken first: never past the head read next
                 head = await hub.head()
-                yield Feed(hub, wanted, head if read_from is None else read_from, head)
+                cursor = head if read_from is None else read_from
+                yield Feed(hub, wanted, cursor, head, from_now=True)
             else:
                 following = await hub.log.after(after, 1)  # EventsExpired or InvalidInput now
                 if max_behind is not None and following:
@@ -73,6 +74,7 @@ class Feed:
         wanted: frozenset[str],
         cursor: str | None,
         skip_through: str | None = None,
+        from_now: bool = False,
     ) -> None:
         self._hub = hub
         self._wanted = wanted
@@ -80,6 +82,9 @@ class Feed:
         self._skip_through = skip_through if skip_through != cursor else None
         self._cursor = skip_through if skip_through is not None else cursor
         self._pending: collections.deque[ConversationEvent] = collections.deque()
+        self._restart: tuple[str | None] | None = (skip_through,) if from_now else None
+        """For a feed opened from now, until it reads past the head it was opened at: that
+        head, to read from instead when the log was pruned past the hub's cursor."""
 
     @property
     def cursor(self) -> str | None:
@@ -101,6 +106,8 @@ class Feed:
                 continue
             self._read_to = batch[-1].event.cursor
             batch = self._after_skipped(batch)
+            if self._skip_through is None:
+                self._restart = None  # past the head: what expires now was not skipped
             self._pending.extend(event for event in map(self._event_of, batch) if event is not None)
             if not self._pending and self._skip_through is None:
                 self._cursor = self._read_to  # none of ours: a new follow may start after
@@ -116,9 +123,9 @@ class Feed:
         try:
             return await self._hub.read_log(self._read_to, only=self._wanted)
         except EventsExpired:
-            if self._skip_through is None:
+            if self._restart is None:
                 raise
-            self._read_to, self._skip_through = self._skip_through, None
+            (self._read_to,), self._skip_through, self._restart = self._restart, None, None
             return await self._hub.read_log(self._read_to, only=self._wanted)
 
     def _after_skipped(self, batch: list[Delivery]) -> list[Delivery]:

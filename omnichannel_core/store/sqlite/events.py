@@ -154,8 +154,11 @@ def _newest_seq(connection: sqlite3.Connection) -> int:
 
 
 def latest_event_cursor(connection: sqlite3.Connection) -> str | None:
-    row = connection.execute("SELECT max(seq) AS seq FROM events").fetchone()
-    return None if row["seq"] is None else str(row["seq"])
+    """The newest event's cursor, kept or pruned: after a prune that emptied the log, the
+    last one it deleted (reading after it raises nothing), not None (the log's start, which
+    the prune made expired for every older cursor)."""
+    seq = _newest_seq(connection)
+    return None if seq == 0 else str(seq)
 
 
 def prune_events(
