@@ -148,6 +148,18 @@ class Contact:
     """Channels on which the contact asked not to be messaged (bulk sends skip them there)."""
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
+    emails: tuple[str, ...] = ()
+    """The person's email addresses, lowercased (the profile's; an ``email`` identity is
+    how the email channel reaches them, and is usually one of these too)."""
+    phones: tuple[str, ...] = ()
+    """The person's phone numbers, E.164 (``+`` and digits)."""
+    company: str | None = None
+    locale: str | None = None
+    """A BCP 47 language tag: ``es``, ``pt-BR``."""
+    timezone: str | None = None
+    """An IANA time zone: ``Europe/Madrid``."""
+    avatar: str | None = None
+    """The id of the picture kept in the media store (GET /api/media/{id})."""
 
 
 @attrs.frozen

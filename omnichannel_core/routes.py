@@ -59,6 +59,8 @@ class Response:
         free-form document).
     :param media_type: of the body.
     :param headers: documented response headers, name to schema.
+    :param alternatives: other media types the same answer may come in, each with its
+        body's schema (an export as CSV, or as JSON with ``?format=json``).
     """
 
     body: type | PageOf | None = None
@@ -66,6 +68,7 @@ class Response:
     schema: Schema | None = None
     media_type: str = JSON
     headers: Mapping[str, Schema] = attrs.field(factory=dict)
+    alternatives: Mapping[str, Schema] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -23,8 +23,16 @@ from typing import Any, Protocol
 
 import attrs
 
+from omnichannel_core.audit import AuditEntry
 from omnichannel_core.hooktypes import Attachment, WebhookResult
-from omnichannel_core.models import Contact, Conversation, ConversationStatus, Media, Message
+from omnichannel_core.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Identity,
+    Media,
+    Message,
+)
 from omnichannel_core.paging import Page
 from omnichannel_core.policy import Principal, Role
 from omnichannel_core.timestamps import format_timestamp
@@ -355,6 +363,33 @@ class MediaKeeper(Protocol):
         kept bytes (:class:`InboxMedia`). Returns once the fetches are durable; asking
         again for one already asked is a no-op."""
 
+    async def forget(
+        self,
+        media_ids: Collection[str],
+        message_ids: Collection[str] = (),
+        keep_shared: bool = False,
+    ) -> int:
+        """Erase what the store keeps of these items and messages (erasing a contact:
+        their messages' media, an email's ``original.eml`` source among them), and return
+        how many of ``media_ids`` named an item.
+
+        Each item of ``media_ids`` goes: its record (type, size, name, uploader), which
+        messages hold it, the fetch that kept it; then its bytes, unless another item still
+        names the same bytes (bytes are kept once per content: they go with the last item
+        naming them). Every fetch recorded for ``message_ids`` goes too, done, failed or
+        pending (each holds the provider's URL and the file's name); one under way is not
+        written back. An id the store does not know (never kept, or forgotten already) is
+        skipped: forgetting again is a no-op. Safe while the same bytes are being uploaded:
+        no item is ever left naming deleted bytes (the upload puts them back).
+
+        An id is forgotten for every message that holds it, the caller's or not: pass only
+        items the erased messages alone hold, or ``keep_shared``: then an item that a
+        message not in ``message_ids`` holds too (an agent's upload sent to several
+        contacts) is kept, and not counted. Bytes outside the store are not touched (the
+        provider's copies, an IMAP mailbox's mail, a Cloud Storage bucket's old versions).
+        Raises when a deletion fails; calling again finishes it (bytes whose deletion
+        failed are deleted by a call at least five minutes later)."""
+
 
 class InboxMedia(Protocol):
     """What the media module may do with messages (the inbox provides it)."""
@@ -369,3 +404,121 @@ class InboxMedia(Protocol):
         """Name ``media`` (kept in the store) as item ``index`` of the message, while that
         item is still the provider's ``provider_url``; logs ``message.updated``. None when
         it no longer is (replaced already) or the message has no such item."""
+
+
+@attrs.frozen
+class ContactActivity:
+    """What a contact's conversations say of them (segments filter on it)."""
+
+    last_activity_at: datetime | None = None
+    """The latest activity of any of their conversations; None: they have none."""
+    statuses: tuple[ConversationStatus, ...] = ()
+    """The statuses their conversations are in, each once."""
+    channels: tuple[str, ...] = ()
+    """The channels they have conversations on, each once."""
+
+
+class ContactBook(Protocol):
+    """The contacts, as the CRM module works them (the inbox provides it: a contact and its
+    identities live in the inbox's store, written in the transaction that stores the message
+    that made them). Profile values come checked (the CRM's bodies); each method raises
+    NotFound for an unknown contact id.
+
+    A contact merged into another is kept as a pointer to it: reading it answers the
+    survivor (whose ``id`` differs from the one asked), and a webhook retried for a message
+    it once held still finds it. Lists and scans skip it.
+    """
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        """The contact (the survivor, for one merged away)."""
+
+    async def list_contacts(
+        self, search: str | None, cursor: str | None, limit: int, visible_to: str | None = None
+    ) -> Page:
+        """As ``GET /api/contacts`` lists them (newest first, ``search`` as documented
+        there); with ``visible_to`` (an agent's user id) only those with a conversation
+        assigned to that user or to nobody."""
+
+    async def visible_to(self, contact_id: str, user_id: str) -> bool:
+        """Whether the contact has a conversation assigned to ``user_id`` or to nobody: what
+        an agent may see of contacts (docs/access.md)."""
+
+    async def scan(self, cursor: str | None, limit: int) -> Page:
+        """Every contact once, in a stable order (by id), a page of up to ``limit`` at a
+        time: a whole pass (segments, exports). ``next_cursor`` is None on the last page."""
+
+    async def activity(self, contact_ids: Collection[str]) -> dict[str, ContactActivity]:
+        """Each contact's :class:`ContactActivity` (an empty one for a contact with no
+        conversation, or an unknown id)."""
+
+    async def find(
+        self, emails: Collection[str] = (), phones: Collection[str] = (), limit: int = 20
+    ) -> list[Contact]:
+        """Contacts (at most ``limit``, oldest first) having any of ``emails`` (lowercase)
+        or ``phones`` (E.164) in their profile or as an identity's address (an ``email``
+        channel's address; a phone-like address on any channel: ``+``, digits, perhaps
+        after a ``whatsapp:`` prefix)."""
+
+    async def create_contact(
+        self, identities: Collection[Identity] = (), **profile: Any
+    ) -> Contact:
+        """A new contact with these identities and profile (``update_contact``'s fields);
+        logs ``contact.created``. Conflict, storing nothing, when an identity is another
+        contact's (its id in the error's ``contact_id``)."""
+
+    async def update_contact(self, contact_id: str, **changes: Any) -> Contact:
+        """Change the given fields: ``display_name``, ``tags``, ``attributes`` (replaced
+        whole), ``emails``, ``phones``, ``company``, ``locale``, ``timezone``, ``avatar``.
+        Logs ``contact.updated`` with the names of the fields that changed; writes nothing
+        when none did."""
+
+    async def add_identity(self, contact_id: str, identity: Identity) -> Contact:
+        """Reach the contact at ``identity`` too: the next message from that address is
+        theirs. A no-op when it is theirs already; Conflict (the holder's id in the error's
+        ``contact_id``) when it is another contact's: merge them instead."""
+
+    async def remove_identity(self, contact_id: str, identity: Identity) -> Contact:
+        """Stop reaching the contact at ``identity``: the next message from that address
+        makes a new contact. Their conversations keep their address. NotFound when the
+        contact has no such identity."""
+
+    async def merge(
+        self, survivor_id: str, merged_id: str, audit: AuditEntry | None = None
+    ) -> Contact:
+        """Move everything of ``merged_id`` to ``survivor_id`` and keep ``merged_id`` only as
+        a pointer to it (docs/crm.md, "Merging", has the rule for conflicting values);
+        the survivor as stored after. Logs ``contact.merged`` (``data.merged_id``), and
+        appends ``audit`` (when given) in the same transaction as the first step. Safe
+        against messages arriving for either meanwhile: each lands on the survivor.
+        InvalidInput when the two are one contact; NotFound for either unknown; Conflict
+        (the survivor's id in ``contact_id``), changing nothing, when ``merged_id`` was
+        merged away already (a merge retried)."""
+
+    async def erase(self, contact_id: str, audit: AuditEntry | None = None) -> dict[str, int]:
+        """Erase the contact (GDPR): its profile and identities, and every contact merged
+        into it, go (the id stays, as a tombstone: reading it is NotFound); its
+        conversations and messages, and the messages it sent in others' conversations, are
+        redacted in place (docs/crm.md, "Erasure", says what is left); the media those
+        messages alone hold are forgotten (:meth:`MediaKeeper.forget`). Logs
+        ``contact.erased`` (modules forget what they hold of the contact), and appends
+        ``audit`` in the same transaction as the first write. Counts of what this call did:
+        ``messages``, ``conversations``, ``identities``, ``media``. Calling again finishes
+        an erasure interrupted. NotFound for an unknown (or erased) id; Conflict (the
+        survivor in ``contact_id``) for one merged away."""
+
+    async def contact_data(
+        self, contact_id: str
+    ) -> tuple[Contact, list[Conversation], list[Message]]:
+        """Everything the inbox stores about a contact (an export of their data): the
+        contact, its conversations (oldest first), and every message of them and every
+        message it sent in others' (oldest first), whole. NotFound for an unknown id."""
+
+
+class Audiences(Protocol):
+    """The CRM's segments, as other modules (campaigns) take their audience from them (the
+    CRM module provides it)."""
+
+    async def audience(self, segment_id: str) -> AsyncIterator[Contact]:
+        """Every contact the segment holds now, once each, in scan order (by id), read a
+        page at a time as the caller goes on. NotFound for an unknown segment, raised by
+        this call, before any contact is read."""

@@ -40,4 +40,7 @@ def _parse_timestamp_text(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: before the first UTC instant Python has
+        raise ValueError(f"{value!r} is out of the range of times") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -484,5 +485,37 @@ def test_a_feed_from_now_starts_at_the_head_when_the_log_was_pruned_past_the_hub
                 await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "after"))
                 assert (await next_event(feed)).record["text"] == "after"
                 assert (await next_event(empty)).record["text"] == "after"
+
+    asyncio.run(scenario())
+
+
+def test_buffered_contact_events_follow_the_contacts_conversations(tmp_path):
+    """A contact event in the hub's buffer is told to whom the contact's conversations say
+    now, as one read from the log would be: assigning its conversation to someone else
+    changes its audience; erasing the contact drops the buffered records naming it."""
+
+    async def scenario() -> None:
+        async with hub_on_a_store(tmp_path) as (hub, live, store):
+            stored = await store.ingest_inbound("sms", InboundMessage(unique("in"), "+1", "a"))
+            async with live.follow([stored.conversation_id]):
+                await until(lambda: hub.reading)
+                start = hub.cursor
+
+                def buffered() -> list[Any]:
+                    return hub.buffered_after(start) or []
+
+                contact_id = stored.message.contact_id
+                await store.update_contact(contact_id, tags=("vip",))
+                await until(lambda: len(hub.buffered_after(start) or []) == 1)
+                (told,) = hub.buffered_after(start) or []
+                assert told.audience == frozenset({None})
+                await store.update_conversation(stored.conversation_id, assignee="usr_other")
+                await until(lambda: len(hub.buffered_after(start) or []) == 2)
+                told, _ = hub.buffered_after(start) or []
+                assert told.audience == frozenset({"usr_other"})
+                await store.erase_contact(contact_id, None)
+                await until(lambda: any(d.event.type == "contact.erased" for d in buffered()))
+                named = [d for d in buffered() if contact_id in json.dumps(d.record)]
+                assert [d.event.type for d in named] == []  # the message, the contact...
 
     asyncio.run(scenario())

@@ -49,6 +49,11 @@ EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31})+$")
 RecordLoader = Callable[[str], Awaitable[Any]]
 """``async def load(record_id) -> JSON-ready record, or None when it is gone``."""
 
+AudienceLoader = Callable[[str], Awaitable[frozenset[str | None]]]
+"""``async def audience(record_id) -> the assignees whose conversations make the record
+visible to an agent`` (None in it: a conversation assigned to nobody, which every agent
+sees)."""
+
 
 def _type_name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not EVENT_TYPE_NAME.match(value):
@@ -66,6 +71,11 @@ class EventTypeSpec:
         conversation (``conversation_id`` set) also follows the conversation's own rule (an
         agent: only theirs or nobody's).
     :param load: reads the record as it is now, JSON-ready (None: gone).
+    :param audience: for an event about no conversation, who among agents may be told of
+        it: an agent is told only when their id, or None, is in what it answers for the
+        record (read once per event). Without it, every reader holding the permission is
+        (a contact event is told only to the agents who may see the contact:
+        docs/access.md).
     """
 
     name: str = attrs.field(validator=_type_name)
@@ -73,3 +83,4 @@ class EventTypeSpec:
     permission: str
     load: RecordLoader
     description: str = ""
+    audience: AudienceLoader | None = None

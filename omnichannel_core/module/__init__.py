@@ -29,6 +29,8 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
   ``asyncio.wait_for``, which can lose a cancellation on Python 3.11).
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
   :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`;
+  :class:`ContactBook` (the inbox's contacts, as the CRM works them), :class:`Audiences`
+  (the CRM's segments' members);
   :class:`ChannelInboxes` (the inbox's), behind ``context.channel_inbox()``, which a
   channel's own jobs use (:class:`Received`, :class:`RefusedMedia`: what ``receive``
   stored; :class:`ConversationFeed` of :class:`ConversationEvent`: what ``follow``
@@ -114,8 +116,11 @@ from omnichannel_core.routes import (
 from omnichannel_core.serialization import compact_json, parse_json, to_json
 from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_secret
 from omnichannel_core.services import (
+    Audiences,
     ChannelInbox,
     ChannelInboxes,
+    ContactActivity,
+    ContactBook,
     ConversationEvent,
     ConversationFeed,
     InboxMedia,
@@ -145,6 +150,7 @@ __all__ = [
     "SEND_NOTES",
     "UNSET",
     "ApiKeys",
+    "Audiences",
     "AuditEntry",
     "AuditLog",
     "Authenticator",
@@ -159,6 +165,8 @@ __all__ = [
     "Conflict",
     "Consent",
     "Contact",
+    "ContactActivity",
+    "ContactBook",
     "Conversation",
     "ConversationEvent",
     "ConversationFeed",

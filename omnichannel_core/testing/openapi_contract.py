@@ -79,7 +79,8 @@ class Contract:
             return None
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         content = documented.get("content", {})
-        key = media_type if media_type in content else "*/*"
+        ranges = (media_type, media_type.split("/")[0] + "/*", "*/*")  # as OpenAPI matches
+        key = next((candidate for candidate in ranges if candidate in content), media_type)
         assert key in content, f"{method.upper()} {template} {status}: {media_type} undocumented"
         self.seen.add((method, template, status))
         if media_type != "application/json":

@@ -163,6 +163,8 @@ class DocumentBuilder:
             schema = self.book.reference(response.body, Mode.RESPONSE)
         if schema is not None:
             answer["content"] = {response.media_type: {"schema": schema}}
+            for media_type, other in response.alternatives.items():
+                answer["content"][media_type] = {"schema": other}
         return answer
 
     def operation(self, method: str, operation: Operation) -> Schema:

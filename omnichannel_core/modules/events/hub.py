@@ -63,6 +63,9 @@ class Delivery:
     record: Any
     assignee_now: str | None = None
     kind: EventTypeSpec | None = None
+    audience: frozenset[str | None] | None = None
+    """For an event about no conversation whose type declares an audience: what it
+    answered (None: it failed, and no agent is told)."""
 
 
 class EventHub:
@@ -200,7 +203,9 @@ class EventHub:
                 deliveries.append(Delivery(event, None))
                 continue
             if event.conversation_id is None:
-                deliveries.append(Delivery(event, await self._load(kind, event), kind=kind))
+                record = await self._load(kind, event)
+                audience = await self._audience(kind, event)
+                deliveries.append(Delivery(event, record, kind=kind, audience=audience))
                 continue
             if event.conversation_id not in conversations:
                 conversations[event.conversation_id] = await self._conversation(
@@ -227,6 +232,20 @@ class EventHub:
             raise
         except Exception:
             log.exception("event_record_load_failed", type=event.type, record_id=event.record_id)
+            return None
+
+    async def _audience(self, kind: EventTypeSpec, event: Event) -> frozenset[str | None] | None:
+        """Who among agents may be told of an event about no conversation, as its type
+        says; None when its type says nothing (everyone with the permission is told) or
+        when saying fails (no agent is: a contact not shown is safer than one shown)."""
+        if kind.audience is None:
+            return None
+        try:
+            return await kind.audience(event.record_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event_audience_load_failed", type=event.type, record_id=event.record_id)
             return None
 
     async def _read_forever(self) -> None:
@@ -280,6 +299,7 @@ class EventHub:
             if not deliveries:
                 return
             self._refresh_buffered(deliveries)
+            await self._refresh_audiences(deliveries)
             overflow = len(self._buffer) + len(deliveries) - (self._buffer.maxlen or 0)
             if overflow > 0:  # the oldest are pushed out: the base moves to the last of them
                 pushed = [*itertools.islice(self._buffer, overflow), *deliveries][:overflow]
@@ -313,6 +333,46 @@ class EventHub:
                 )
             else:
                 self._buffer[position] = attrs.evolve(delivery, assignee_now=now.assignee_now)
+
+    async def _refresh_audiences(self, deliveries: list[Delivery]) -> None:
+        """Bring the buffered events about no conversation (a contact's) up to date with
+        those just read: when a newer event names the same record, or a conversation of
+        that contact changed, their audience is read again (and their record taken from
+        the newer event), as a stream reading the log would be told. When the newer one
+        finds the record gone (a contact erased), the buffered records naming it (the
+        contact's messages) go too: a replay from the buffer shows nothing of it."""
+        contacts: dict[str, Delivery | None] = {}
+        for delivery in deliveries:
+            if delivery.kind is None:
+                continue
+            if delivery.kind.audience is not None:
+                contacts[delivery.event.record_id] = delivery
+            elif isinstance(delivery.record, dict) and delivery.event.conversation_id:
+                contact_id = delivery.record.get("contact_id")
+                if isinstance(contact_id, str):
+                    contacts.setdefault(contact_id, None)
+        if not contacts:
+            return
+        gone = {record_id for record_id, now in contacts.items() if now and now.record is None}
+        audiences: dict[str, frozenset[str | None] | None] = {}
+        for position, delivery in enumerate(self._buffer):
+            kind, record = delivery.kind, delivery.record
+            if isinstance(record, dict) and record.get("contact_id") in gone:
+                self._buffer[position] = attrs.evolve(delivery, record=None)
+                continue
+            if kind is None or kind.audience is None:
+                continue
+            record_id = delivery.event.record_id
+            if record_id not in contacts:
+                continue
+            if record_id not in audiences:
+                audiences[record_id] = await self._audience(kind, delivery.event)
+            newer = contacts[record_id]
+            self._buffer[position] = attrs.evolve(
+                delivery,
+                record=delivery.record if newer is None else newer.record,
+                audience=audiences[record_id],
+            )
 
     async def _conversation(self, conversation_id: str) -> Conversation | None:
         try:

@@ -198,7 +198,11 @@ class Events:
                 for delivery in batch:
                     cursor = delivery.event.cursor
                     view = event_view(
-                        principal, delivery.event, delivery.kind, delivery.assignee_now
+                        principal,
+                        delivery.event,
+                        delivery.kind,
+                        delivery.assignee_now,
+                        delivery.audience,
                     )
                     if view is not EventView.HIDDEN:
                         yield SSEvent(

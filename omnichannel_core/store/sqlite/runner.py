@@ -62,6 +62,10 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     # FULL: a commit is synced before it returns, so an acknowledged webhook survives a crash.
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
+    # Deleted and overwritten content is zeroed, not left in free pages: an erased contact's
+    # data (`omnichannel_core.modules.inbox.store.erasure`) leaves the file once the WAL is
+    # checkpointed.
+    connection.execute("PRAGMA secure_delete = ON")
     if readonly:
         connection.execute("PRAGMA query_only = ON")
     return connection
