@@ -3,7 +3,9 @@ bucket (`gcs`), chosen by ``OMNICHANNEL_MEDIA_STORE``.
 
 Bytes are named by their SHA-256 (hex): the same bytes are kept once, however many
 messages or retried webhooks bring them, and a name never changes what it holds, so a
-write that is repeated, or races another, is harmless.
+write that is repeated, or races another, is harmless. Deleting bytes is not: other items
+may name them, and an upload may be recording one that does. Only the keeper deletes, by
+the order `omnichannel_core.modules.media.keeper` explains.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ class Blobs(Protocol):
 
     async def get(self, digest: str) -> bytes:
         """The bytes kept under ``digest``; NotFound when there are none."""
+
+    async def exists(self, digest: str) -> bool:
+        """Whether bytes are kept under ``digest`` (durably, as ``put`` left them)."""
+
+    async def delete(self, digest: str) -> None:
+        """Delete the bytes kept under ``digest``, durably; none kept (deleted already, or
+        never put) is no error."""
 
     def describe(self) -> str:
         """Where the bytes go, for logs and ``/health`` (no secret)."""
@@ -70,6 +79,22 @@ class LocalBlobs:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             raise NotFound(f"no media bytes {digest!r}", sha256=digest) from None
+
+    async def exists(self, digest: str) -> bool:
+        return await asyncio.to_thread(self.path(digest).exists)
+
+    async def delete(self, digest: str) -> None:
+        await asyncio.to_thread(self._delete, self.path(digest))
+
+    @staticmethod
+    def _delete(path: Path) -> None:
+        """Unlink the file and flush its folder. The empty folders stay: a ``put`` of other
+        bytes may be about to write in them."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        _sync_folder(path.parent)
 
     @staticmethod
     def _put(path: Path, content: bytes) -> None:

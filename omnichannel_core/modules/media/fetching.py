@@ -13,6 +13,9 @@ other (a host the channel does not allow, a 404, a type the store does not keep)
 once. Then the message keeps the provider's URL, and the fetch records why
 (``GET /api/messages/{id}/media/{index}`` says it). A runner that dies mid-fetch leaves the
 item pending: the next runner fetches it again (keeping the same bytes twice is harmless).
+An item kept for a message that no longer names the provider's URL there (fetched twice, or
+its contact erased meanwhile) is forgotten at once, and a fetch forgotten while under way
+(`keeper.Keeper.forget`) is not written back.
 
 It wakes when the event log grows (a new message) and when the next item is due, and
 looks at least every :data:`IDLE_SECONDS`.
@@ -194,18 +197,25 @@ class Fetching:
         # before the message names it: who may see the message may attach it (access.py)
         await self.store.add_holders(fetch.message_id, [stored.id])
         try:
-            await self.inbox().replace_media(fetch.message_id, fetch.index, fetch.media.url, media)
+            replaced = await self.inbox().replace_media(
+                fetch.message_id, fetch.index, fetch.media.url, media
+            )
         except NotFound:
+            await self.keeper.forget([stored.id])
             return await self._give_up(fetch, "the message is gone")
+        if replaced is None:
+            # the message names something else there now (an earlier run's item, or the
+            # contact was erased meanwhile): the item just kept is nobody's
+            await self.keeper.forget([stored.id])
         done = attrs.evolve(
             fetch,
             state=FetchState.DONE,
             due_at=None,
             error=None,
-            media_id=stored.id,
+            media_id=stored.id if replaced is not None else None,
             updated_at=utcnow(),
         )
-        await self.store.save_fetch(done)
+        await self.store.save_fetch(done)  # forgotten meanwhile (an erasure): stays so
         log.info(
             "media_fetched",
             channel=fetch.channel,

@@ -2,11 +2,13 @@
 objects ``PREFIX/sha256/<digest>``.
 
 The client is google-cloud-storage's, with the server's Application Default Credentials
-(on Google Cloud, the service account of the machine; it needs ``storage.objects.create``
-and ``storage.objects.get`` on the bucket). With ``STORAGE_EMULATOR_HOST`` set it talks to
-an emulator without credentials (the tests' gcp-storage-emulator). Its calls block, so
-they run on threads. An object is written once: an upload that finds the name taken
-(``if_generation_match=0``) leaves it, since a name holds the same bytes.
+(on Google Cloud, the service account of the machine; it needs ``storage.objects.create``,
+``storage.objects.get`` and, to forget media, ``storage.objects.delete`` on the bucket).
+With ``STORAGE_EMULATOR_HOST`` set it talks to an emulator without credentials (the tests'
+gcp-storage-emulator). Its calls block, so they run on threads. An object is written once:
+an upload that finds the name taken (``if_generation_match=0``) leaves it, since a name
+holds the same bytes. A bucket that keeps noncurrent versions (Object Versioning) or a
+soft-delete window keeps deleted bytes for that long: for erasure, turn versioning off.
 """
 
 from __future__ import annotations
@@ -70,3 +72,19 @@ class GcsBlobs:
     def _get(self, name: str) -> bytes:
         content: bytes = self.bucket().blob(name).download_as_bytes(timeout=TIMEOUT_SECONDS)
         return content
+
+    async def exists(self, digest: str) -> bool:
+        name = self._name(digest)
+        return await asyncio.to_thread(self._exists, name)
+
+    def _exists(self, name: str) -> bool:
+        found: bool = self.bucket().blob(name).exists(timeout=TIMEOUT_SECONDS)
+        return found
+
+    async def delete(self, digest: str) -> None:
+        name = self._name(digest)
+        await asyncio.to_thread(self._delete, name)
+
+    def _delete(self, name: str) -> None:
+        with contextlib.suppress(exceptions.NotFound):  # deleted already: done
+            self.bucket().blob(name).delete(timeout=TIMEOUT_SECONDS)

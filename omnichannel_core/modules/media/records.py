@@ -76,3 +76,13 @@ class FetchBacklog:
 
     pending: int
     next_due_at: datetime | None
+
+
+@attrs.frozen
+class ForgottenItems:
+    """What :meth:`~omnichannel_core.modules.media.store.MediaStore.forget_media` deleted."""
+
+    items: int
+    """How many of the ids named an item (each deleted, with its holders and fetches)."""
+    digests: tuple[str, ...]
+    """The SHA-256 of the bytes they named, each once: each is claimed for erasure."""

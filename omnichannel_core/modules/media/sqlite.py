@@ -1,17 +1,26 @@
-"""The media module's store on SQLite (tables ``media_items``, ``media_holders`` and
-``media_fetches``)."""
+"""The media module's store on SQLite (tables ``media_items``, ``media_holders``,
+``media_fetches`` and ``media_erasures``).
+
+Every write runs in one transaction of the database's single writer: the claim that
+:meth:`SqliteMediaStore.add_media` reads and the one :meth:`SqliteMediaStore.forget_media`
+takes are serialized with each other."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from omnichannel_core.module import Media, NotFound, format_timestamp, parse_timestamp
 from omnichannel_core.module.sqlite import SqliteDatabase, SqliteMigration, json_text
-from omnichannel_core.modules.media.records import FetchState, PendingFetch, StoredMedia
+from omnichannel_core.modules.media.records import (
+    FetchState,
+    ForgottenItems,
+    PendingFetch,
+    StoredMedia,
+)
 
 MIGRATIONS: tuple[SqliteMigration, ...] = (
     """
@@ -47,9 +56,20 @@ MIGRATIONS: tuple[SqliteMigration, ...] = (
         PRIMARY KEY (media_id, message_id)
     ) WITHOUT ROWID
     """,
+    """
+    CREATE INDEX media_items_sha256 ON media_items (sha256);
+    CREATE INDEX media_fetches_media_id ON media_fetches (media_id) WHERE media_id IS NOT NULL;
+    CREATE TABLE media_erasures (
+        sha256 TEXT NOT NULL,
+        claim TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        PRIMARY KEY (sha256, claim)
+    ) WITHOUT ROWID
+    """,
 )
-"""Steps 1 and 2 (which messages hold an item: who may attach it). Never change a released
-step: append the next one."""
+"""Steps 1, 2 (which messages hold an item: who may attach it) and 3 (forgetting: items and
+fetches found by what they name, erasure claims). Never change a released step: append the
+next one."""
 
 
 def _time(value: datetime | None) -> str | None:
@@ -110,9 +130,9 @@ INSERT_FETCH = (
     " ON CONFLICT (message_id, idx) DO NOTHING"
 )
 SAVE_FETCH = (
-    "INSERT OR REPLACE INTO media_fetches (message_id, idx, channel, media, state, attempts,"
-    " due_at, failing_since, error, media_id, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "UPDATE media_fetches SET channel = ?, media = ?, state = ?, attempts = ?, due_at = ?,"
+    " failing_since = ?, error = ?, media_id = ?, updated_at = ?"
+    " WHERE message_id = ? AND idx = ?"
 )
 
 
@@ -120,8 +140,14 @@ class SqliteMediaStore:
     def __init__(self, database: SqliteDatabase) -> None:
         self.database = database
 
-    async def add_media(self, media: StoredMedia) -> None:
-        def write(connection: sqlite3.Connection) -> None:
+    async def add_media(self, media: StoredMedia) -> datetime | None:
+        def write(connection: sqlite3.Connection) -> datetime | None:
+            claimed = connection.execute(
+                "SELECT max(claimed_at) AS newest FROM media_erasures WHERE sha256 = ?",
+                (media.sha256,),
+            ).fetchone()
+            if claimed["newest"] is not None:
+                return parse_timestamp(claimed["newest"])
             connection.execute(
                 "INSERT INTO media_items"
                 " (id, content_type, size, filename, sha256, created_at, uploaded_by)"
@@ -136,8 +162,9 @@ class SqliteMediaStore:
                     media.uploaded_by,
                 ),
             )
+            return None
 
-        await self.database.write(write)
+        return await self.database.write(write)
 
     async def get_media(self, media_id: str) -> StoredMedia:
         def read(connection: sqlite3.Connection) -> StoredMedia:
@@ -194,10 +221,8 @@ class SqliteMediaStore:
 
     async def save_fetch(self, fetch: PendingFetch) -> None:
         def write(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                SAVE_FETCH,
-                _fetch_values(fetch),
-            )
+            message_id, index, *fields = _fetch_values(fetch)
+            connection.execute(SAVE_FETCH, (*fields, message_id, index))
 
         await self.database.write(write)
 
@@ -229,3 +254,76 @@ class SqliteMediaStore:
             return int(row["pending"])
 
         return await self.database.read(read)
+
+    async def forget_media(
+        self, media_ids: Collection[str], claim: str, now: datetime
+    ) -> ForgottenItems:
+        unique = list(dict.fromkeys(media_ids))
+
+        def write(connection: sqlite3.Connection) -> ForgottenItems:
+            forgotten = 0
+            digests: dict[str, None] = {}
+            for media_id in unique:
+                row = connection.execute(
+                    "DELETE FROM media_items WHERE id = ? RETURNING sha256", (media_id,)
+                ).fetchone()
+                connection.execute("DELETE FROM media_holders WHERE media_id = ?", (media_id,))
+                connection.execute("DELETE FROM media_fetches WHERE media_id = ?", (media_id,))
+                if row is not None:
+                    forgotten += 1
+                    digests[row["sha256"]] = None
+            connection.executemany(
+                "INSERT INTO media_erasures (sha256, claim, claimed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (sha256, claim) DO NOTHING",
+                [(digest, claim, format_timestamp(now)) for digest in digests],
+            )
+            return ForgottenItems(forgotten, tuple(digests))
+
+        return await self.database.write(write)
+
+    async def forget_fetches(self, message_ids: Collection[str]) -> int:
+        unique = list(dict.fromkeys(message_ids))
+
+        def write(connection: sqlite3.Connection) -> int:
+            return sum(
+                connection.execute(
+                    "DELETE FROM media_fetches WHERE message_id = ?", (message_id,)
+                ).rowcount
+                for message_id in unique
+            )
+
+        return await self.database.write(write) if unique else 0
+
+    async def sha256_in_use(self, sha256: str) -> bool:
+        def read(connection: sqlite3.Connection) -> bool:
+            row = connection.execute(
+                "SELECT 1 FROM media_items WHERE sha256 = ? LIMIT 1", (sha256,)
+            ).fetchone()
+            return row is not None
+
+        return await self.database.read(read)
+
+    async def release_erasure(self, sha256: str, claim: str) -> None:
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "DELETE FROM media_erasures WHERE sha256 = ? AND claim = ?", (sha256, claim)
+            )
+
+        await self.database.write(write)
+
+    async def take_over_erasures(self, before: datetime, claim: str, now: datetime) -> list[str]:
+        def write(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute(
+                "SELECT sha256 FROM media_erasures GROUP BY sha256 HAVING max(claimed_at) < ?",
+                (format_timestamp(before),),
+            ).fetchall()
+            taken = [row["sha256"] for row in rows]
+            for sha256 in taken:
+                connection.execute("DELETE FROM media_erasures WHERE sha256 = ?", (sha256,))
+                connection.execute(
+                    "INSERT INTO media_erasures (sha256, claim, claimed_at) VALUES (?, ?, ?)",
+                    (sha256, claim, format_timestamp(now)),
+                )
+            return taken
+
+        return await self.database.write(write)
