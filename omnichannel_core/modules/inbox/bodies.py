@@ -70,29 +70,6 @@ class ChannelSend(Reply):
 
 
 @attrs.frozen
-class ContactUpdate:
-    """Give at least one field; ``null`` clears the display name."""
-
-    __schema_extra__ = {"minProperties": 1}
-
-    display_name: str | None = field(default=UNSET, max_length=MAX_NAME)
-    tags: tuple[str, ...] = field(
-        default=UNSET,
-        max_items=MAX_TAGS,
-        items={"minLength": 1},
-        message="must be a list of at most 100 non-empty strings",
-    )
-    attributes: dict[str, Any] = field(default=UNSET, description="replaces the attributes")
-
-    def changes(self) -> dict[str, Any]:
-        """Keyword arguments for ``InboxStore.update_contact``: only the fields given."""
-        changes = {name: value for name, value in attrs.asdict(self).items() if value is not UNSET}
-        if "tags" in changes:
-            changes["tags"] = tuple(dict.fromkeys(changes["tags"]))
-        return changes
-
-
-@attrs.frozen
 class ConversationUpdate:
     """Give at least one field."""
 
@@ -114,13 +91,6 @@ class ConversationUpdate:
     def changes(self) -> dict[str, Any]:
         """Keyword arguments for ``InboxStore.update_conversation``: only the fields given."""
         return {name: value for name, value in attrs.asdict(self).items() if value is not UNSET}
-
-
-@attrs.frozen
-class ContactsQuery(PageQuery):
-    q: str | None = field(
-        default=None, max_length=MAX_NAME, description="search display names and addresses"
-    )
 
 
 @attrs.frozen

@@ -18,6 +18,14 @@ type                        record       data
                                          for the contact, or a program); ``until``: show
                                          it until then, or until that party's message
 ``contact.updated``         contact      ``fields``: the fields that changed
+                                         (``identities``: one was added or removed)
+``contact.created``         contact      ``fields``: the profile fields it was made with
+                                         (through the API; a first message's contact
+                                         comes with its ``message.created``)
+``contact.merged``          contact      ``merged_id``: the contact merged into this
+                                         one (the survivor), now a pointer to it
+``contact.erased``          contact      nothing: the contact was erased (its record
+                                         loads as None; its messages load redacted)
 ==========================  ===========  ================================================
 """
 
@@ -51,7 +59,16 @@ class InboxEvent(enum.StrEnum):
     answering it. Changes nothing; logged at most every few seconds per party
     (`omnichannel_core.modules.inbox.typing`)."""
     CONTACT_UPDATED = "contact.updated"
-    """A contact's name, tags or attributes changed, or it opted out or in on a channel."""
+    """A contact's profile (name, tags, attributes, emails, phones...) or identities
+    changed, or it opted out or in on a channel."""
+    CONTACT_CREATED = "contact.created"
+    """A contact was made through the API (`ContactBook.create_contact`)."""
+    CONTACT_MERGED = "contact.merged"
+    """Another contact (``merged_id``) was merged into this one: its identities,
+    conversations and messages are this one's now."""
+    CONTACT_ERASED = "contact.erased"
+    """The contact was erased (`store.erasure`): its profile and identities are gone, its
+    messages and conversations redacted. Modules forget what they hold of it."""
 
 
 class TypingParty(enum.StrEnum):
@@ -100,6 +117,16 @@ def typing(by: str, user_id: str | None, until: datetime) -> dict[str, Any]:
 
 def contact_changes(fields: list[str]) -> dict[str, Any]:
     return {"fields": sorted(fields)}
+
+
+def contact_created(fields: list[str]) -> dict[str, Any]:
+    """``contact.created``'s data: the profile fields the contact was made with."""
+    return {"fields": sorted(fields)}
+
+
+def contact_merged(merged_id: str) -> dict[str, Any]:
+    """``contact.merged``'s data (logged on the survivor): the id merged into it."""
+    return {"merged_id": merged_id}
 
 
 def _plain(value: Any) -> Any:
@@ -176,5 +203,30 @@ def event_types(store: InboxStore) -> list[EventTypeSpec]:
             CONTACTS_READ,
             contact,
             "a contact changed, or opted out or in on a channel",
+            audience=store.contact_audience,
+        ),
+        EventTypeSpec(
+            InboxEvent.CONTACT_CREATED,
+            "contact",
+            CONTACTS_READ,
+            contact,
+            "a contact was made through the API",
+            audience=store.contact_audience,
+        ),
+        EventTypeSpec(
+            InboxEvent.CONTACT_MERGED,
+            "contact",
+            CONTACTS_READ,
+            contact,
+            "another contact was merged into this one",
+            audience=store.contact_audience,
+        ),
+        EventTypeSpec(
+            InboxEvent.CONTACT_ERASED,
+            "contact",
+            CONTACTS_READ,
+            contact,
+            "a contact was erased: forget what you hold of it",
+            audience=store.contact_audience,
         ),
     ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from omnichannel_core.module import (
     ChannelInboxes,
+    ContactBook,
     EventTypeSpec,
     InboxMedia,
     InboxReader,
@@ -21,6 +22,7 @@ from omnichannel_core.module import (
 )
 from omnichannel_core.modules.inbox.channel_inbox import ChannelInboxesService
 from omnichannel_core.modules.inbox.channel_routes import channels_routes
+from omnichannel_core.modules.inbox.contact_book import StoreContactBook
 from omnichannel_core.modules.inbox.delivery import Delivery
 from omnichannel_core.modules.inbox.events import event_types
 from omnichannel_core.modules.inbox.media import MessageMedia
@@ -31,6 +33,7 @@ from omnichannel_core.modules.inbox.routes import inbox_routes
 from omnichannel_core.modules.inbox.send_policies import SendPolicies
 from omnichannel_core.modules.inbox.service import Inbox
 from omnichannel_core.modules.inbox.store import InboxStore
+from omnichannel_core.modules.inbox.store.firestore_steps import FIRESTORE_MIGRATIONS
 from omnichannel_core.modules.inbox.store.sqlite.schema import INBOX_MIGRATIONS
 
 STORE = StoreSpec(
@@ -39,6 +42,7 @@ STORE = StoreSpec(
     sqlite=lazy("omnichannel_core.modules.inbox.store.sqlite.store", "SqliteInboxStore"),
     firestore=lazy("omnichannel_core.modules.inbox.store.firestore.store", "FirestoreInboxStore"),
     sqlite_migrations=INBOX_MIGRATIONS,
+    firestore_migrations=FIRESTORE_MIGRATIONS,
 )
 
 
@@ -79,6 +83,9 @@ class InboxModule:
             InboxReader: StoreReader(context.store(InboxStore)),
             ChannelInboxes: self.channel_inboxes(context),
             InboxMedia: MessageMedia(context.store(InboxStore)),
+            ContactBook: StoreContactBook(
+                context.store(InboxStore), media=lambda: context.service(MediaKeeper)
+            ),
         }
 
     @hookimpl

@@ -1,4 +1,5 @@
-"""The inbox API: contacts, conversations and their messages, single messages.
+"""The inbox API: conversations and their messages, single messages (the contacts API is
+the CRM module's).
 
 Each resource declares its operations (the permission each method needs, checked by the
 core); an agent's limits to their own or unassigned conversations are applied here, through
@@ -13,7 +14,6 @@ from omnichannel_core.module import (
     SEND_ANSWERS,
     SEND_NOTES,
     UNSET,
-    Contact,
     Conversation,
     IdempotencyHeaders,
     InvalidInput,
@@ -33,16 +33,12 @@ from omnichannel_core.module import (
     to_json,
 )
 from omnichannel_core.modules.inbox.bodies import (
-    ContactsQuery,
-    ContactUpdate,
     ConversationsQuery,
     ConversationUpdate,
     Reply,
 )
 from omnichannel_core.modules.inbox.events import TypingParty
 from omnichannel_core.modules.inbox.permissions import (
-    CONTACTS_READ,
-    CONTACTS_WRITE,
     CONVERSATIONS_READ,
     CONVERSATIONS_REPLY,
     CONVERSATIONS_WRITE,
@@ -83,60 +79,6 @@ class _InboxResource:
     ) -> Conversation:
         """The conversation, if the caller may see it (an agent: theirs or nobody's)."""
         return await visible_conversation(self.store, req.context.principal, conversation_id)
-
-
-class Contacts(_InboxResource):
-    """``GET /api/contacts?q=&cursor=&limit=``"""
-
-    operations = {
-        "GET": Operation(
-            "List contacts, newest first, or search them",
-            permission=CONTACTS_READ,
-            query=ContactsQuery,
-            responses={200: Response(PageOf(Contact), "One page of contacts.")},
-            operation_id="listContacts",
-            tags=("contacts",),
-        )
-    }
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        query: ContactsQuery = req.context.query
-        resp.media = to_json(await self.store.list_contacts(query.q, query.cursor, query.limit))
-
-
-class ContactItem(_InboxResource):
-    """``GET`` and ``PATCH /api/contacts/{contact_id}``"""
-
-    operations = {
-        "GET": Operation(
-            "Get a contact",
-            permission=CONTACTS_READ,
-            responses={200: Response(Contact, "The contact.")},
-            errors=("NotFound",),
-            operation_id="getContact",
-            tags=("contacts",),
-        ),
-        "PATCH": Operation(
-            "Change a contact's display name, tags or attributes",
-            permission=CONTACTS_WRITE,
-            body=ContactUpdate,
-            responses={200: Response(Contact, "The contact as changed.")},
-            errors=("NotFound",),
-            operation_id="updateContact",
-            tags=("contacts",),
-        ),
-    }
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, contact_id: str
-    ) -> None:
-        resp.media = to_json(await self.store.get_contact(contact_id))
-
-    async def on_patch(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, contact_id: str
-    ) -> None:
-        changes = req.context.body.changes()
-        resp.media = to_json(await self.store.update_contact(contact_id, **changes))
 
 
 class Conversations(_InboxResource):
@@ -356,8 +298,6 @@ class MessageItem(_InboxResource):
 
 def inbox_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
     resources = {
-        "/api/contacts": Contacts,
-        "/api/contacts/{contact_id}": ContactItem,
         "/api/conversations": Conversations,
         "/api/conversations/{conversation_id}": ConversationItem,
         "/api/conversations/{conversation_id}/messages": ConversationMessages,

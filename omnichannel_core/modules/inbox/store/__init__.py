@@ -9,7 +9,7 @@ transaction, and each write logs its events (`events.py`) in that transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -20,15 +20,18 @@ from omnichannel_core.module import (
     UNSET,
     AuditEntry,
     Contact,
+    ContactActivity,
     Conversation,
     ConversationStatus,
     DeliveryStatus,
     Direction,
+    Identity,
     Media,
     Message,
     Page,
     parse_timestamp,
 )
+from omnichannel_core.modules.inbox.store.erasure import Erasure
 from omnichannel_core.modules.inbox.store.outbox import REPLY, OutboxStore
 
 PARKED_STATUS_TTL = timedelta(minutes=15)
@@ -299,16 +302,97 @@ class InboxStore(OutboxStore, Protocol):
         message."""
 
     async def get_contact(self, contact_id: str) -> Contact:
-        """The contact, or raise NotFound."""
+        """The contact, or raise NotFound; for a contact merged away, the survivor (whose
+        ``id`` differs from the one asked)."""
 
-    async def update_contact(
-        self,
-        contact_id: str,
-        display_name: str | None = UNSET,
-        tags: tuple[str, ...] = UNSET,
-        attributes: dict[str, Any] = UNSET,
+    async def update_contact(self, contact_id: str, **changes: Any) -> Contact:
+        """Change the given profile fields (`store.profiles.PROFILE_FIELDS`: lists and
+        ``attributes`` replaced whole), search words and reach following; log
+        ``contact.updated`` with the names of the fields that changed, and write nothing when
+        none did. InvalidInput for a field that is not one; NotFound for an unknown id; a
+        merged-away id changes the survivor."""
+
+    async def create_contact(
+        self, identities: Collection[Identity] = (), profile: Mapping[str, Any] | None = None
     ) -> Contact:
-        """Change the given fields; raise NotFound for an unknown id."""
+        """A new contact with ``identities`` and ``profile`` (``update_contact``'s fields),
+        logging ``contact.created`` (``fields``: the profile's names). Conflict, storing
+        nothing, when an identity is another contact's (its id in ``contact_id``)."""
+
+    async def add_identity(self, contact_id: str, identity: Identity) -> Contact:
+        """Make ``identity`` the contact's too (logs ``contact.updated``, ``fields``:
+        ``["identities"]``); nothing when it is already; Conflict (the holder in
+        ``contact_id``) when another contact holds it.
+
+        The next message through it joins the contact's conversation on that channel by
+        the rule of every identity: **a contact's messages on a channel, through whichever
+        of its identities there, join its most recently created conversation on that
+        channel** (threads aside, `store.threads`). An identity added to a contact that has
+        conversations on its channel therefore leads to the newest of them."""
+
+    async def remove_identity(self, contact_id: str, identity: Identity) -> Contact:
+        """Stop reaching the contact at ``identity`` (logs ``contact.updated``); its
+        conversations keep their address. NotFound when the contact has no such identity."""
+
+    async def merge_contacts(
+        self, survivor_id: str, merged_id: str, audit: AuditEntry | None = None
+    ) -> Contact:
+        """Move ``merged_id``'s identities, conversations and messages to ``survivor_id``,
+        its profile by `store.profiles.merged_profile`, and leave ``merged_id`` as a
+        tombstone (``merged_into``) that every read follows; log ``contact.merged`` on the
+        survivor (``merged_id``), and append ``audit`` in the same transaction (the first,
+        on a store that needs two). The survivor as stored after.
+
+        A message arriving meanwhile for either contact lands on the survivor, and once the
+        call returns nothing (identity, conversation, message, key) names ``merged_id``.
+        InvalidInput when both are one contact; NotFound for an unknown one; Conflict (the
+        survivor in ``contact_id``) when ``merged_id`` was merged already, after finishing
+        what that merge may have left to move (a merge retried after a crash)."""
+
+    async def erase_contact(self, contact_id: str, audit: AuditEntry | None = None) -> Erasure:
+        """Erase the contact, and every contact merged into it, as `store.erasure` says,
+        keeping their ids; log ``contact.erased`` and append ``audit`` in the same
+        transaction as the first write. What this call did, and the media ids the media
+        store is still to forget (:meth:`finish_erasure` once it did).
+
+        Safe to call again: an erasure interrupted (on a store that needs several
+        transactions) is finished, one finished redacts nothing more; neither logs nor
+        audits again. NotFound for an unknown id; Conflict (the survivor in ``contact_id``)
+        for a contact merged away: erase the survivor."""
+
+    async def finish_erasure(self, contact_id: str) -> None:
+        """The media of the erasure of ``contact_id`` are forgotten: drop their ids from
+        its tombstone."""
+
+    async def contact_records(
+        self, contact_id: str
+    ) -> tuple[Contact, list[Conversation], list[Message]]:
+        """All the store holds about a contact (the survivor, for one merged away): the
+        contact, its conversations (oldest first), and their messages with those it sent
+        in others' conversations (oldest first). NotFound for an unknown or erased id."""
+
+    async def find_contacts(
+        self, emails: Collection[str] = (), phones: Collection[str] = (), limit: int = 20
+    ) -> list[Contact]:
+        """Contacts (at most ``limit``, oldest first) whose reach (`store.profiles`) holds
+        any of ``emails`` or ``phones``; never a tombstone."""
+
+    async def contact_visible_to(self, contact_id: str, user_id: str) -> bool:
+        """Whether the contact (the survivor, for one merged away) has a conversation
+        assigned to ``user_id`` or to nobody. NotFound for an unknown id."""
+
+    async def contact_audience(self, contact_id: str) -> frozenset[str | None]:
+        """The assignees of the contact's conversations (None: one assigned to nobody):
+        the agents told of its events (`contact_audience` in the inbox's event types). An
+        empty set for a contact with none, or an unknown id (a merged one's are the
+        survivor's: its events are logged on the survivor)."""
+
+    async def scan_contacts(self, cursor: str | None, limit: int) -> Page:
+        """Every contact but tombstones, by id, ``limit`` at a time."""
+
+    async def contact_activity(self, contact_ids: Collection[str]) -> dict[str, ContactActivity]:
+        """Each id's :class:`ContactActivity` from the conversations it owns (an empty one
+        for none)."""
 
     async def add_contact_attributes(
         self, contact_id: str, attributes: Mapping[str, Any]
@@ -319,16 +403,21 @@ class InboxStore(OutboxStore, Protocol):
         ``contact.updated`` (``fields``: ``["attributes"]``) when it set one, and writes
         nothing when it had them all. NotFound for an unknown id."""
 
-    async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        """Contacts, newest first, filtered by ``search``.
+    async def list_contacts(
+        self, search: str | None, cursor: str | None, limit: int, visible_to: str | None = None
+    ) -> Page:
+        """Contacts, newest first, filtered by ``search``, never a tombstone; with
+        ``visible_to`` (a user id) only those with a conversation assigned to that user or
+        to nobody.
 
         ``search`` is split on whitespace into tokens; a contact matches when every token is
         a case-insensitive prefix of at least one of its search words: each word of the
-        display name; each identity address; for a phone-like address (up to 15 digits)
-        also its digits alone and each ending of them at least 7 digits long; for an email
-        address also the part after ``@``. `omnichannel_core.modules.inbox.store.search` defines and
-        computes them; a backend stores what it computes. No wildcards. None, or only
-        whitespace, matches every contact.
+        display name; each identity address, profile email and phone; for a phone-like
+        address (up to 15 digits) also its digits alone and each ending of them at least 7
+        digits long; for an email address also the part after ``@``.
+        `omnichannel_core.modules.inbox.store.search` defines and computes them; a backend
+        stores what it computes. No wildcards. None, or only whitespace, matches every
+        contact.
         """
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
@@ -370,8 +459,11 @@ class InboxStore(OutboxStore, Protocol):
     #   the assignee changed), and ingest_inbound when the new message reopened a resolved
     #   conversation (``changes``: ``{"status": ["resolved", "open"]}``; logged after the
     #   message's message.created, in the same transaction; ``assignees``: the assignee);
-    # - contact.updated: update_contact, add_contact_attributes when it set one, and
+    # - contact.updated: update_contact and add_contact_attributes when they changed
+    #   something, add_identity and remove_identity (``fields``: ``["identities"]``), and
     #   ingest_inbound when ``consent`` changed the contact's ``opted_out``;
+    # - contact.created: create_contact; contact.merged: merge_contacts (on the survivor);
+    # - contact.erased: erase_contact (once, by the call that erases);
     # - conversation.typing: log_typing, and only it (``assignees``: the assignee).
 
     async def list_conversations(

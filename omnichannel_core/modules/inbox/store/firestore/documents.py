@@ -9,6 +9,7 @@ read after it.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from google.cloud.firestore_v1 import (
@@ -27,9 +28,11 @@ from omnichannel_core.module import (
     Identity,
     Media,
     Message,
+    NotFound,
 )
 from omnichannel_core.module.firestore import (
     FirestoreDatabase,
+    Transaction,
     document,
     document_key,
     exact_time,
@@ -38,6 +41,7 @@ from omnichannel_core.module.firestore import (
     optional_time,
 )
 from omnichannel_core.modules.inbox.store.firestore.search import search_fields
+from omnichannel_core.modules.inbox.store.profiles import reach, search_addresses
 
 
 class Layout:
@@ -101,7 +105,6 @@ class Layout:
 
 
 def contact_fields(contact: Contact) -> dict[str, Any]:
-    addresses = [identity.address for identity in contact.identities]
     return {
         "display_name": contact.display_name,
         "identities": [
@@ -113,11 +116,23 @@ def contact_fields(contact: Contact) -> dict[str, Any]:
         "opted_out": list(contact.opted_out),
         "created_at": contact.created_at,
         "updated_at": contact.updated_at,
-        **search_fields(contact.display_name, addresses),
+        "emails": list(contact.emails),
+        "phones": list(contact.phones),
+        "company": contact.company,
+        "locale": contact.locale,
+        "timezone": contact.timezone,
+        "avatar": contact.avatar,
+        "reach": reach(contact),
+        **search_fields(contact.display_name, search_addresses(contact)),
     }
 
 
 def contact_from(contact_id: str, data: dict[str, Any]) -> Contact:
+    if data.get("erased_at") is not None:  # a duplicate webhook's answer: nothing is left
+        at = exact_time(data["erased_at"])
+        return Contact(
+            id=contact_id, display_name=None, identities=(), created_at=at, updated_at=at
+        )
     return Contact(
         id=contact_id,
         display_name=data["display_name"],
@@ -127,7 +142,45 @@ def contact_from(contact_id: str, data: dict[str, Any]) -> Contact:
         opted_out=tuple(data["opted_out"]),
         created_at=exact_time(data["created_at"]),
         updated_at=exact_time(data["updated_at"]),
+        # absent from contacts written before the CRM's profile fields
+        emails=tuple(data.get("emails", ())),
+        phones=tuple(data.get("phones", ())),
+        company=data.get("company"),
+        locale=data.get("locale"),
+        timezone=data.get("timezone"),
+        avatar=data.get("avatar"),
     )
+
+
+def tombstone_fields(survivor_id: str, at: datetime) -> dict[str, Any]:
+    """What is left of a contact merged into ``survivor_id``: a pointer. With no
+    ``created_at``, ``search_prefixes`` nor ``reach``, no list, search or lookup of contacts
+    (each ordered by, or filtered on, one of them) ever reads it."""
+    return {"merged_into": survivor_id, "updated_at": at}
+
+
+def erased_fields(at: datetime, media_ids: list[str], survivor_id: str | None) -> dict[str, Any]:
+    """What is left of an erased contact (`store.erasure`): when it was erased, the media
+    its erasure has still to forget, and, for one merged away, its pointer. Like a merge's
+    tombstone, no list, search or lookup reads it."""
+    fields: dict[str, Any] = {"erased_at": at, "updated_at": at, "erased_media": media_ids}
+    if survivor_id is not None:
+        fields["merged_into"] = survivor_id
+    return fields
+
+
+def is_erased(snapshot: DocumentSnapshot) -> bool:
+    """Whether a contact's document is an erased contact's tombstone."""
+    return snapshot.exists and (snapshot.to_dict() or {}).get("erased_at") is not None
+
+
+def merged_into(snapshot: DocumentSnapshot) -> str | None:
+    """The survivor a contact's document points to, None when it is a live contact (or
+    missing)."""
+    if not snapshot.exists:
+        return None
+    survivor = (snapshot.to_dict() or {}).get("merged_into")
+    return survivor if isinstance(survivor, str) else None
 
 
 # Conversations
@@ -237,3 +290,28 @@ def read_conversation(snapshot: DocumentSnapshot) -> Conversation:
 
 def read_message(snapshot: DocumentSnapshot) -> Message:
     return message_from(snapshot.id, existing(snapshot, "message"))
+
+
+async def live_contact(layout: Layout, contact_id: str) -> DocumentSnapshot:
+    """The contact's document, or the survivor's for a contact merged away (outside a
+    transaction); NotFound for an unknown id."""
+    snapshot = await layout.contact(contact_id).get()
+    while (survivor := merged_into(snapshot)) is not None:
+        snapshot = await layout.contact(survivor).get()
+    existing(snapshot, "contact")
+    if is_erased(snapshot):
+        raise NotFound(f"contact {contact_id!r} not found (erased)", id=contact_id)
+    return snapshot
+
+
+async def live_contact_in(
+    transaction: Transaction, layout: Layout, snapshot: DocumentSnapshot, erased: bool = False
+) -> DocumentSnapshot:
+    """``snapshot`` of a contact, or, read in ``transaction``, the survivor's when it is a
+    tombstone; NotFound when missing, or erased (unless ``erased``: a duplicate's answer)."""
+    while (survivor := merged_into(snapshot)) is not None:
+        [snapshot] = await transaction.get(layout.contact(survivor))
+    existing(snapshot, "contact")
+    if is_erased(snapshot) and not erased:
+        raise NotFound(f"contact {snapshot.id!r} not found (erased)", id=snapshot.id)
+    return snapshot

@@ -43,12 +43,14 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
     contact_fields,
     conversation_fields,
+    live_contact_in,
     message_fields,
     message_key_fields,
     read_contact,
     read_conversation,
     read_message,
 )
+from omnichannel_core.modules.inbox.store.profiles import sorted_identities
 from omnichannel_core.modules.inbox.store.threads import (
     REF_DIRECTIONS,
     belongs,
@@ -60,19 +62,38 @@ from omnichannel_core.modules.inbox.store.threads import (
 )
 
 
-def _identity_fields(
+def identity_fields(
     identity: Identity, contact_id: str, conversation_id: str | None
 ) -> dict[str, str | None]:
     """An identity document: the contact at an address, and that contact's most recently
     created conversation on the channel, None while it has none (a participant of another
-    contact's thread). A contact gains identities only when it is made, so the two go
-    together."""
+    contact's thread); every identity of a contact on one channel names the same one
+    (:func:`point_identities`)."""
     return {
         "channel": identity.channel,
         "address": identity.address,
         "contact_id": contact_id,
         "conversation_id": conversation_id,
     }
+
+
+def point_identities(
+    transaction: Transaction,
+    layout: Layout,
+    contact: Contact,
+    channel: str,
+    conversation_id: str | None,
+    through: Identity,
+) -> None:
+    """Make ``conversation_id`` (the contact's newest on ``channel``) the one each of the
+    contact's identities on ``channel`` names, ``through`` (the identity the write came
+    by) included: a contact's messages on a channel join its most recently created
+    conversation there, through whichever of its identities they come
+    (`InboxStore.add_identity`)."""
+    for identity in sorted_identities([through, *contact.identities]):
+        if identity.channel == channel:
+            reference = layout.identity(identity.channel, identity.address)
+            transaction.update(reference, {"conversation_id": conversation_id})
 
 
 def with_consent(contact: Contact, channel: str, consent: Consent | None) -> Contact:
@@ -131,9 +152,11 @@ async def ingest(
             layout.contact(ids["contact_id"]),
             layout.conversation(ids["conversation_id"]),
         )
+        # merged: the survivor; erased: its tombstone, as a contact with nothing
+        sender = await live_contact_in(transaction, layout, stored[1], erased=True)
         return Ingested.of(
             read_message(stored[0]),
-            read_contact(stored[1]),
+            read_contact(sender),
             read_conversation(stored[2]),
             created=False,
         )
@@ -207,18 +230,20 @@ async def ingest(
             changes["participants"] = list(conversation.participants)
         transaction.update(layout.conversation(conversation.id), changes)
     # The identity names the contact's most recently created conversation on the channel
-    # (None for a participant who has none yet).
+    # (None for a participant who has none yet); a new one is named by each of the
+    # contact's identities on the channel.
     own = conversation.id if current is None else ids.get("conversation_id")
     if known_contact is None:
         contact = attrs.evolve(contact, created_at=now, updated_at=now)
-        transaction.create(identity_ref, _identity_fields(contact.identities[0], contact.id, own))
+        transaction.create(identity_ref, identity_fields(contact.identities[0], contact.id, own))
         transaction.create(layout.contact(contact.id), contact_fields(contact))
-    else:
-        if own != ids.get("conversation_id"):
-            transaction.update(identity_ref, {"conversation_id": own})
-        if contact is not known_contact:
-            contact = attrs.evolve(contact, updated_at=now)
-            transaction.set(layout.contact(contact.id), contact_fields(contact))
+    elif own != ids.get("conversation_id"):
+        point_identities(
+            transaction, layout, contact, channel, own, Identity(channel, inbound.sender)
+        )
+    if known_contact is not None and contact is not known_contact:
+        contact = attrs.evolve(contact, updated_at=now)
+        transaction.set(layout.contact(contact.id), contact_fields(contact))
     transaction.create(key_ref, message_key_fields(message))
     transaction.create(layout.message(message.id), message_fields(message))
     if consented:
@@ -331,7 +356,7 @@ async def resolve_recipient(
             updated_at=now,
         )
         conversation = _new_conversation(contact.id, channel, answer_to)
-        fields = _identity_fields(contact.identities[0], contact.id, conversation.id)
+        fields = identity_fields(contact.identities[0], contact.id, conversation.id)
         transaction.create(identity_ref, fields)
         transaction.create(layout.contact(contact.id), contact_fields(contact))
         transaction.create(layout.conversation(conversation.id), conversation_fields(conversation))
@@ -348,7 +373,8 @@ async def resolve_recipient(
     if current_id is None:
         conversation = _new_conversation(contact.id, channel, answer_to)
         transaction.create(layout.conversation(conversation.id), conversation_fields(conversation))
-        transaction.update(identity_ref, {"conversation_id": conversation.id})
+        through = Identity(channel, address)
+        point_identities(transaction, layout, contact, channel, conversation.id, through)
         return contact, conversation
     conversation = read_conversation(snapshots[1])
     if conversation.address != answer_to:

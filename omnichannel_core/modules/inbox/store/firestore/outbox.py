@@ -36,6 +36,7 @@ from omnichannel_core.modules.inbox.pace import PaceRecord, reserved, slowed
 from omnichannel_core.modules.inbox.store import PARKED_STATUS_TTL, StatusApplied
 from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
+    live_contact,
     message_fields,
     read_conversation,
     read_message,
@@ -176,12 +177,12 @@ class FirestoreOutbox:
             return None
         # Read after the claim, outside its transaction: the address never changes, and a
         # transaction that read the conversation would hold up every writer of it.
-        conversation_snapshot, contact = await asyncio.gather(
+        # A contact merged away reads as its survivor, which holds its opt-outs too.
+        conversation_snapshot, opted_out = await asyncio.gather(
             layout.conversation(taken[1].conversation_id).get(),
-            layout.contact(taken[1].contact_id).get(),
+            _opted_out(layout, taken[1].contact_id),
         )
         conversation = read_conversation(conversation_snapshot)
-        opted_out = tuple(contact.get("opted_out") or ()) if contact.exists else ()
         return Claimed(
             taken[0], taken[1], conversation.address, conversation.last_inbound_at, opted_out
         )
@@ -492,3 +493,13 @@ def _pace(snapshot: DocumentSnapshot) -> PaceRecord:
         return PaceRecord()
     data = snapshot.to_dict() or {}
     return PaceRecord(data["next_free"], data["fraction"], data["slowed_at"])
+
+
+async def _opted_out(layout: Layout, contact_id: str) -> tuple[str, ...]:
+    """The channels the contact (the survivor, for one merged away: never "not opted
+    out") opted out on; none for a contact that is not stored."""
+    try:
+        contact = await live_contact(layout, contact_id)
+    except NotFound:
+        return ()
+    return tuple(contact.get("opted_out") or ())

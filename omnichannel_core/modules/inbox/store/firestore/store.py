@@ -5,19 +5,26 @@ are the project's own (`omnichannel_core.ids`); ids of unique keys are SHA-256 h
 key's parts (`firestore_documents.document_key`), so a key is found, and claimed, by id.
 
 ``contacts/{contact_id}``
-    ``display_name``, ``identities`` (``[{channel, address}]``), ``tags``, ``opted_out``,
-    ``attributes_json`` (free-form JSON as text: never indexed, stored exactly),
-    ``search_words`` and ``search_prefixes`` (`firestore_search`), ``created_at``,
-    ``updated_at``. Listed newest first by (``created_at``, id); searched with
-    ``array_contains`` on ``search_prefixes``.
+    ``display_name``, ``identities`` (``[{channel, address}]``, by channel and address),
+    ``tags``, ``opted_out``, ``attributes_json`` (free-form JSON as text: never indexed,
+    stored exactly), ``emails``, ``phones``, ``company``, ``locale``, ``timezone``,
+    ``avatar`` (absent before the CRM: read as empty), ``reach`` (`store.profiles`: what
+    ``find_contacts`` matches, ``array_contains_any``), ``search_words`` and
+    ``search_prefixes`` (`firestore_search`), ``created_at``, ``updated_at``. Listed newest
+    first by (``created_at``, id); searched with ``array_contains`` on ``search_prefixes``;
+    scanned by id. A contact merged away is a tombstone holding only ``merged_into`` (the
+    survivor) and ``updated_at``: no list, search or lookup meets it, and every read by id
+    follows it (`firestore_contact_book` has how a merge runs).
 ``identities/{key(channel, address)}``
     ``channel``, ``address``, ``contact_id``, ``conversation_id``: finds the sender of an
     inbound message by id, with its conversation on that channel, in the ingest's first
     read; creating it claims the address, so two first messages of a new sender make one
-    contact. A contact gains identities only when it is made, so an identity names the
-    contact's conversation on its channel: the most recently created when it has several
-    (a thread each, or an agent's new one), moved to each new one in the transaction that
-    creates it; None for a contact met only as a participant of another's thread.
+    contact. The conversation is the contact's most recently created on the channel (a
+    thread each, or an agent's new one), the same for each of its identities there: the
+    transaction that makes a conversation names it in every one of them, an identity added
+    takes the one its siblings name (or, with none, the newest found by a query), and a
+    merge points each at the newest of either contact's; None for a contact met only as a
+    participant of another's thread.
 ``conversations/{conversation_id}``
     ``contact_id``, ``channel``, ``address``, ``status``, ``assignee``, ``unread_count``,
     ``last_activity_at``, ``created_at``, ``updated_at``, ``last_inbound_at`` (absent from
@@ -32,7 +39,8 @@ key's parts (`firestore_documents.document_key`), so a key is found, and claimed
     (``created_at``, id); a watermark reads a conversation's by ``status`` (``in``) and
     ``created_at`` (`firestore_watermarks`).
 ``message_keys/{key(...)}``
-    ``message_id``, ``conversation_id``, ``contact_id``: the unique keys of messages, one
+    ``message_id``, ``conversation_id``, ``contact_id`` (a merge moves it: a duplicate's
+    answer follows a tombstone meanwhile): the unique keys of messages, one
     document each, created in the transaction that stores what they guard. ``("provider",
     channel, direction, provider id)`` dedupes inbound messages and records an outbound
     message's provider id (so a clash is seen, and a status update finds its message, by
@@ -61,11 +69,13 @@ failed logins) the access module's; all in the same database and prefix.
 Indexes. The sorted, filtered lists need the composite indexes in ``firestore.indexes.json``
 at the repository root (deploy with ``firebase deploy --only firestore:indexes``; with a
 prefix, rename their collection groups): ``contacts`` (``search_prefixes`` contains,
-``created_at`` desc), ``messages`` (``conversation_id``, ``created_at``; and
-``conversation_id``, ``status``, ``created_at`` for watermarks), ``conversations``, one
-per combination of the ``status``, ``channel`` and ``assignee`` filters before
-``last_activity_at`` desc, and ``outbox`` (``state``, ``priority``, ``due_at``; ``state``,
-``due_at``; ``channel``, ``state``, ``priority``, ``due_at``; ``state``, ``lease_until``).
+``created_at`` desc; ``reach`` contains, ``created_at``), a contact's newest conversation
+on a channel (``contact_id``, ``channel``, ``created_at`` desc), ``messages``
+(``conversation_id``, ``created_at``; and ``conversation_id``, ``status``, ``created_at``
+for watermarks), ``conversations``, one per combination of the ``status``, ``channel``
+and ``assignee`` filters before ``last_activity_at`` desc, and ``outbox`` (``state``,
+``priority``, ``due_at``; ``state``, ``due_at``; ``channel``, ``state``, ``priority``,
+``due_at``; ``state``, ``lease_until``).
 Every other query uses automatic single-field indexes (the conversations at an address:
 equality on ``channel`` and ``address``, merged). Free-form and large fields are exempt
 from indexing (fewer index writes), and ``expire_at`` of parked statuses carries a TTL
@@ -107,6 +117,9 @@ find_conversation           2, no transaction: identity,  nothing
                             then its conversation
 ==========================  ============================  ==================================
 
+The CRM's writes of contacts (made, changed, identities added or removed, merged) and its
+reads (lookups, scans, activity) are in `firestore_contact_book`, with what a merge costs.
+
 Writers of one key in one process take turns (``FirestoreDatabase.transact``) instead of
 aborting each other; across processes Firestore's transactions decide.
 """
@@ -143,9 +156,9 @@ from omnichannel_core.modules.inbox.store import (
     statuses_behind,
 )
 from omnichannel_core.modules.inbox.store.firestore import contacts, conversations, watermarks
+from omnichannel_core.modules.inbox.store.firestore.contact_book import FirestoreContacts
 from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
-    read_contact,
     read_conversation,
     read_message,
 )
@@ -161,7 +174,7 @@ from omnichannel_core.modules.inbox.store.firestore.search import SCAN_LIMIT
 from omnichannel_core.modules.inbox.store.outbox import REPLY
 
 
-class FirestoreInboxStore(FirestoreOutbox):
+class FirestoreInboxStore(FirestoreContacts, FirestoreOutbox):
     """:class:`omnichannel_core.modules.inbox.store.InboxStore` on the Firestore database."""
 
     def __init__(self, database: FirestoreDatabase) -> None:
@@ -332,24 +345,6 @@ class FirestoreInboxStore(FirestoreOutbox):
             lambda t: replace_media(t, layout, message_id, index, provider_url, media),
         )
 
-    async def get_contact(self, contact_id: str) -> Contact:
-        return read_contact(await self.layout.contact(contact_id).get())
-
-    async def update_contact(
-        self,
-        contact_id: str,
-        display_name: str | None = UNSET,
-        tags: tuple[str, ...] = UNSET,
-        attributes: dict[str, Any] = UNSET,
-    ) -> Contact:
-        layout = self.layout
-        return await self._transact(
-            ("contact", contact_id),
-            lambda t: contacts.update_contact(
-                t, layout, contact_id, display_name, tags, attributes
-            ),
-        )
-
     async def add_contact_attributes(
         self, contact_id: str, attributes: Mapping[str, Any]
     ) -> Contact:
@@ -357,11 +352,6 @@ class FirestoreInboxStore(FirestoreOutbox):
         return await self._transact(
             ("contact", contact_id),
             lambda t: contacts.add_contact_attributes(t, layout, contact_id, wanted),
-        )
-
-    async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        return await contacts.list_contacts(
-            self.layout, search, cursor, limit, self.search_scan_limit
         )
 
     async def get_conversation(self, conversation_id: str) -> Conversation:

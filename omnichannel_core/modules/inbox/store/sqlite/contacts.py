@@ -13,7 +13,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from omnichannel_core.module import Consent, ConversationStatus, new_id
+from omnichannel_core.module import Consent, ConversationStatus, Identity, new_id
+from omnichannel_core.modules.inbox.store.profiles import identity_reach
 from omnichannel_core.modules.inbox.store.search import search_tokens, search_words
 from omnichannel_core.modules.inbox.store.sqlite.rows import ContactRows
 
@@ -46,7 +47,10 @@ def recompute_search_terms(connection: sqlite3.Connection) -> None:
     """Migration step: rewrite every contact's ``search_terms`` with the current rules.
 
     Whenever `omnichannel_core.modules.inbox.store.search` changes which words a contact has, add a
-    migration that runs this again, so contacts stored before are found the new way.
+    migration that recomputes them, so contacts stored before are found the new way. This
+    one is step 4's, from names and identities only: since step 10 a contact's profile
+    emails and phones are words too (`store.profiles.search_addresses`), so a later step
+    needs a version that reads them.
     """
     contacts = connection.execute("SELECT id, display_name FROM contacts").fetchall()
     for contact_id, display_name in contacts:
@@ -61,6 +65,29 @@ def recompute_search_terms(connection: sqlite3.Connection) -> None:
             "UPDATE contacts SET search_terms = ? WHERE id = ?",
             (search_text(display_name, addresses), contact_id),
         )
+
+
+def store_reach(connection: sqlite3.Connection, contact_id: str, values: Iterable[str]) -> None:
+    """Make ``values`` the contact's reach (``contact_reach``: what ``find_contacts`` looks
+    up, `store.profiles`)."""
+    connection.execute("DELETE FROM contact_reach WHERE contact_id = ?", (contact_id,))
+    connection.executemany(
+        "INSERT OR IGNORE INTO contact_reach (value, contact_id) VALUES (?, ?)",
+        [(value, contact_id) for value in values],
+    )
+
+
+def fill_reach(connection: sqlite3.Connection) -> None:
+    """Migration step: every contact's reach from its identities (contacts had no profile
+    emails or phones before it)."""
+    rows = connection.execute("SELECT channel, address, contact_id FROM identities").fetchall()
+    for channel, address, contact_id in rows:
+        value = identity_reach(Identity(channel, address))
+        if value is not None:
+            connection.execute(
+                "INSERT OR IGNORE INTO contact_reach (value, contact_id) VALUES (?, ?)",
+                (value, contact_id),
+            )
 
 
 SENDER = """
@@ -110,6 +137,11 @@ def insert_contact(
         "INSERT INTO identities (channel, address, contact_id) VALUES (?, ?, ?)",
         (channel, address, contact_id),
     )
+    reached = identity_reach(Identity(channel, address))
+    if reached is not None:
+        connection.execute(
+            "INSERT INTO contact_reach (value, contact_id) VALUES (?, ?)", (reached, contact_id)
+        )
     return row, [{"channel": channel, "address": address}]
 
 
@@ -124,6 +156,7 @@ def known_contact(
     if not display_name or sender["display_name"] is not None:
         return sender, identities
     addresses = [identity["address"] for identity in identities]
+    addresses += [*json.loads(sender["emails"]), *json.loads(sender["phones"])]
     row = connection.execute(
         "UPDATE contacts SET display_name = ?, search_terms = ?, updated_at = ?"
         " WHERE id = ? RETURNING *",

@@ -32,6 +32,7 @@ from omnichannel_core.module.sqlite import append_event, json_text
 from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store import stored_media, wrote_at
+from omnichannel_core.modules.inbox.store.erasure import erased_key
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     apply_consent,
     find_sender,
@@ -225,12 +226,15 @@ def _insert_message(
     now: str,
     refused: bool,
 ) -> sqlite3.Row | None:
-    """The new message's row, or None when (channel, provider id) is already stored."""
+    """The new message's row, or None when (channel, provider id) is already stored, or
+    was, by a message erased since (`store.erasure.erased_key`)."""
     metadata = inbound_metadata(inbound, refused)
     row: sqlite3.Row | None = connection.execute(
         "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
         " status, text, media, provider_message_id, metadata, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *",
+        " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM messages"
+        " WHERE channel = ? AND direction = 'inbound' AND provider_message_id = ?)"
+        " ON CONFLICT DO NOTHING RETURNING *",
         (
             new_id("msg"),
             conversation_id,
@@ -244,6 +248,8 @@ def _insert_message(
             compact_json(metadata),
             now,
             now,
+            channel,
+            erased_key(channel, Direction.INBOUND, inbound.provider_message_id),
         ),
     ).fetchone()
     return row

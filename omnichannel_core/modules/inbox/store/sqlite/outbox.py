@@ -15,6 +15,7 @@ from omnichannel_core.module import (
     Conflict,
     DeliveryStatus,
     Message,
+    NotFound,
     compact_json,
     format_timestamp,
     parse_timestamp,
@@ -32,7 +33,11 @@ from omnichannel_core.modules.inbox.store.outbox import (
     OutboxEntry,
     OutboxState,
 )
-from omnichannel_core.modules.inbox.store.sqlite.rows import fetch_conversation, fetch_message
+from omnichannel_core.modules.inbox.store.sqlite.rows import (
+    fetch_conversation,
+    fetch_message,
+    live_contact_row,
+)
 from omnichannel_core.modules.inbox.store.sqlite.status import (
     advance,
     attempt_event,
@@ -160,15 +165,12 @@ class SqliteOutbox:
             )
             message = fetch_message(connection, message_id)
             conversation = fetch_conversation(connection, message.conversation_id)
-            contact = connection.execute(
-                "SELECT opted_out FROM contacts WHERE id = ?", (message.contact_id,)
-            ).fetchone()
             return Claimed(
                 entry_from_row(row),
                 message,
                 conversation.address,
                 conversation.last_inbound_at,
-                tuple(json.loads(contact["opted_out"])) if contact is not None else (),
+                _opted_out(connection, message.contact_id),
             )
 
         return await self.database.write(write)
@@ -452,3 +454,13 @@ def _store_pace(connection: sqlite3.Connection, key: str, record: PaceRecord) ->
         " fraction = excluded.fraction, slowed_at = excluded.slowed_at",
         (key, record.next_free, record.fraction, record.slowed_at),
     )
+
+
+def _opted_out(connection: sqlite3.Connection, contact_id: str) -> tuple[str, ...]:
+    """The channels the message's contact opted out on: a contact merged away reads as its
+    survivor, which holds its opt-outs too (never as "not opted out")."""
+    try:
+        row = live_contact_row(connection, contact_id)
+    except NotFound:
+        return ()
+    return tuple(json.loads(row["opted_out"]))

@@ -19,13 +19,26 @@ from omnichannel_core.module import (
     Identity,
     Media,
     Message,
+    NotFound,
     parse_timestamp,
 )
 from omnichannel_core.module.sqlite import fetch_one
 from omnichannel_core.modules.inbox.store import Ingested
+from omnichannel_core.modules.inbox.store.erasure import erased_key
 
 ContactRows = tuple[sqlite3.Row, list[Any]]
 """A contact's row and its identities' rows: read in the writer, made a model outside it."""
+
+
+def live_contact_row(connection: sqlite3.Connection, contact_id: str) -> sqlite3.Row:
+    """The contact's row, or the survivor's for a contact merged away (its ``merged_into``
+    followed); NotFound for an unknown id."""
+    row = fetch_one(connection, "SELECT * FROM contacts WHERE id = ?", (contact_id,), "contact")
+    while row["merged_into"] is not None:  # a merge only ever points at a live contact
+        row = fetch_one(
+            connection, "SELECT * FROM contacts WHERE id = ?", (row["merged_into"],), "contact"
+        )
+    return row
 
 
 def contact_rows(connection: sqlite3.Connection, row: sqlite3.Row) -> ContactRows:
@@ -51,6 +64,12 @@ def contact_from_rows(rows: ContactRows) -> Contact:
         opted_out=tuple(json.loads(row["opted_out"])),
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
+        emails=tuple(json.loads(row["emails"])),
+        phones=tuple(json.loads(row["phones"])),
+        company=row["company"],
+        locale=row["locale"],
+        timezone=row["timezone"],
+        avatar=row["avatar"],
     )
 
 
@@ -100,7 +119,10 @@ def message_from_row(row: sqlite3.Row) -> Message:
 
 
 def fetch_contact(connection: sqlite3.Connection, contact_id: str) -> Contact:
-    row = fetch_one(connection, "SELECT * FROM contacts WHERE id = ?", (contact_id,), "contact")
+    """The contact (the survivor, for one merged away), or NotFound (for one erased too)."""
+    row = live_contact_row(connection, contact_id)
+    if row["erased_at"] is not None:
+        raise NotFound(f"contact {contact_id!r} not found (erased)", id=contact_id)
     return load_contact(connection, row)
 
 
@@ -125,17 +147,17 @@ def stored_inbound(
     connection: sqlite3.Connection, channel: str, provider_message_id: str
 ) -> InboundRows | None:
     """The message already stored under (channel, provider id), with its contact and
-    conversation, as a duplicate's answer; None when there is none."""
+    conversation, as a duplicate's answer; None when there is none. An erased message is
+    found by the key its provider id became (`store.erasure.erased_key`); its contact is
+    the erased tombstone, read as a contact with nothing."""
     row = connection.execute(
         "SELECT * FROM messages"
-        " WHERE channel = ? AND direction = 'inbound' AND provider_message_id = ?",
-        (channel, provider_message_id),
+        " WHERE channel = ? AND direction = 'inbound' AND provider_message_id IN (?, ?)",
+        (channel, provider_message_id, erased_key(channel, "inbound", provider_message_id)),
     ).fetchone()
     if row is None:
         return None
-    contact = fetch_one(
-        connection, "SELECT * FROM contacts WHERE id = ?", (row["contact_id"],), "contact"
-    )
+    contact = live_contact_row(connection, row["contact_id"])  # merged away: the survivor
     conversation = fetch_one(
         connection,
         "SELECT * FROM conversations WHERE id = ?",

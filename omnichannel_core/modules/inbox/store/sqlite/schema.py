@@ -8,7 +8,7 @@ Its steps 1 to 5 and 6 were the pre-module schema's migrations 1 to 5 and 8; tha
 from __future__ import annotations
 
 from omnichannel_core.module.sqlite import SqliteMigration
-from omnichannel_core.modules.inbox.store.sqlite.contacts import recompute_search_terms
+from omnichannel_core.modules.inbox.store.sqlite.contacts import fill_reach, recompute_search_terms
 from omnichannel_core.modules.inbox.store.sqlite.outbox import adopt_unsettled_messages
 
 INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
@@ -183,5 +183,33 @@ INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
     CREATE INDEX conversations_by_address ON conversations (channel, address);
     CREATE INDEX conversations_by_contact
         ON conversations (contact_id, channel, created_at DESC, id DESC);
+    """,
+    # 10: the CRM's contacts (issue 16): profile fields; ``merged_into``, the survivor a
+    # contact merged away points to (a tombstone: lists skip it, reads follow it); each
+    # contact's reach (its emails and phones, profile's and identities', `store.profiles`),
+    # which ``find_contacts`` looks up; and the messages of a contact, which a merge moves.
+    """
+    ALTER TABLE contacts ADD COLUMN emails TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE contacts ADD COLUMN phones TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE contacts ADD COLUMN company TEXT;
+    ALTER TABLE contacts ADD COLUMN locale TEXT;
+    ALTER TABLE contacts ADD COLUMN timezone TEXT;
+    ALTER TABLE contacts ADD COLUMN avatar TEXT;
+    ALTER TABLE contacts ADD COLUMN merged_into TEXT;
+    CREATE TABLE contact_reach (
+        value TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        PRIMARY KEY (value, contact_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX contact_reach_by_contact ON contact_reach (contact_id);
+    CREATE INDEX messages_by_contact ON messages (contact_id);
+    """,
+    # 11: the reach of the contacts stored before step 10, from their identities.
+    fill_reach,
+    # 12: erasure (`store.erasure`): when a contact was erased (a tombstone: reads answer
+    # NotFound, lists skip it), and the media ids its erasure has still to forget.
+    """
+    ALTER TABLE contacts ADD COLUMN erased_at TEXT;
+    ALTER TABLE contacts ADD COLUMN erased_media TEXT NOT NULL DEFAULT '[]';
     """,
 )

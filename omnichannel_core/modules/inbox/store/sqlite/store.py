@@ -6,7 +6,6 @@ so one transaction; the SQL is in the modules beside this one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
@@ -50,10 +49,9 @@ from omnichannel_core.modules.inbox.store import (
     StatusApplied,
 )
 from omnichannel_core.modules.inbox.store.outbox import REPLY
+from omnichannel_core.modules.inbox.store.sqlite.contact_book import SqliteContacts
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     find_sender,
-    search_clause,
-    search_text,
     upsert_contact,
     upsert_conversation,
 )
@@ -68,7 +66,6 @@ from omnichannel_core.modules.inbox.store.sqlite.rows import (
     fetch_conversation,
     fetch_message,
     ingested_from_rows,
-    load_contact,
     message_from_row,
 )
 from omnichannel_core.modules.inbox.store.sqlite.status import (
@@ -81,7 +78,7 @@ from omnichannel_core.modules.inbox.store.sqlite.status import (
 )
 
 
-class SqliteInboxStore(SqliteOutbox):
+class SqliteInboxStore(SqliteContacts, SqliteOutbox):
     """:class:`omnichannel_core.modules.inbox.store.InboxStore` on the SQLite database."""
 
     def __init__(self, database: SqliteDatabase) -> None:
@@ -292,52 +289,6 @@ class SqliteInboxStore(SqliteOutbox):
             lambda c: replace_media(c, message_id, index, provider_url, media)
         )
 
-    async def get_contact(self, contact_id: str) -> Contact:
-        return await self.database.read(lambda c: fetch_contact(c, contact_id))
-
-    async def update_contact(
-        self,
-        contact_id: str,
-        display_name: str | None = UNSET,
-        tags: tuple[str, ...] = UNSET,
-        attributes: dict[str, Any] = UNSET,
-    ) -> Contact:
-        def write(connection: sqlite3.Connection) -> Contact:
-            contact = fetch_contact(connection, contact_id)
-            name = contact.display_name if display_name is UNSET else display_name
-            new_tags = contact.tags if tags is UNSET else tuple(tags)
-            new_attributes = contact.attributes if attributes is UNSET else dict(attributes)
-            addresses = [identity.address for identity in contact.identities]
-            now = format_timestamp(utcnow())
-            changes = (
-                ("display_name", contact.display_name, name),
-                ("tags", contact.tags, new_tags),
-                ("attributes", contact.attributes, new_attributes),
-            )
-            changed = [field for field, before, after in changes if before != after]
-            connection.execute(
-                "UPDATE contacts SET display_name = ?, tags = ?, attributes = ?,"
-                " search_terms = ?, updated_at = ? WHERE id = ?",
-                (
-                    name,
-                    json.dumps(list(new_tags)),
-                    compact_json(new_attributes),
-                    search_text(name, addresses),
-                    now,
-                    contact_id,
-                ),
-            )
-            append_event(
-                connection,
-                InboxEvent.CONTACT_UPDATED,
-                contact_id,
-                at=now,
-                data=events.contact_changes(changed),
-            )
-            return fetch_contact(connection, contact_id)
-
-        return await self.database.write(write)
-
     async def add_contact_attributes(
         self, contact_id: str, attributes: Mapping[str, Any]
     ) -> Contact:
@@ -353,38 +304,18 @@ class SqliteInboxStore(SqliteOutbox):
             now = format_timestamp(utcnow())
             connection.execute(
                 "UPDATE contacts SET attributes = ?, updated_at = ? WHERE id = ?",
-                (compact_json({**contact.attributes, **missing}), now, contact_id),
+                (compact_json({**contact.attributes, **missing}), now, contact.id),
             )
             append_event(
                 connection,
                 InboxEvent.CONTACT_UPDATED,
-                contact_id,
+                contact.id,
                 at=now,
                 data=events.contact_changes(["attributes"]),
             )
-            return fetch_contact(connection, contact_id)
+            return fetch_contact(connection, contact.id)
 
         return await self.database.write(write)
-
-    async def list_contacts(self, search: str | None, cursor: str | None, limit: int) -> Page:
-        after = decode_list_cursor(cursor, "ct") if cursor else None
-
-        def read(connection: sqlite3.Connection) -> Page:
-            clause, params = search_clause(search)
-            select = "SELECT * FROM contacts WHERE 1 = 1"
-            select += clause  # one LIKE per token, values bound
-            return keyset_page(
-                connection,
-                select,
-                params,
-                after,
-                ("created_at", "id"),
-                descending=True,
-                limit=limit,
-                build=lambda row: load_contact(connection, row),
-            )
-
-        return await self.database.read(read)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         return await self.database.read(lambda c: fetch_conversation(c, conversation_id))
