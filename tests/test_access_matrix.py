@@ -48,6 +48,14 @@ EVERY_PERMISSION = frozenset(
         "settings:manage",
         "media:upload",
         "media:read_all",
+        "contacts:merge",
+        "contacts:import",
+        "contacts:export",
+        "contacts:erase",
+        "crm:attributes",
+        "notes:manage",
+        "segments:read",
+        "segments:write",
     }
 )
 AGENT_PERMISSIONS = frozenset(
@@ -66,7 +74,8 @@ AGENT_PERMISSIONS = frozenset(
 ROLE_PERMISSIONS = {
     "agent": AGENT_PERMISSIONS,
     "supervisor": AGENT_PERMISSIONS
-    | {"messages:send", "outbox:read", "plugins:read", "reports:read"},
+    | {"messages:send", "outbox:read", "plugins:read", "reports:read"}
+    | {"contacts:merge", "contacts:import", "contacts:export", "segments:read", "segments:write"},
     "admin": EVERY_PERMISSION,
 }
 
@@ -90,6 +99,36 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/contacts"): "contacts:read",
     ("GET", "/api/contacts/{contact_id}"): "contacts:read",
     ("PATCH", "/api/contacts/{contact_id}"): "contacts:write",
+    ("POST", "/api/contacts"): "contacts:write",
+    ("POST", "/api/contacts/{contact_id}/identities"): "contacts:merge",
+    ("DELETE", "/api/contacts/{contact_id}/identities"): "contacts:merge",
+    ("GET", "/api/contacts/{contact_id}/duplicates"): "contacts:read",
+    ("GET", "/api/contacts/{contact_id}/notes"): "contacts:read",
+    ("POST", "/api/contacts/{contact_id}/notes"): "contacts:write",
+    ("PATCH", "/api/contacts/{contact_id}/notes/{note_id}"): "contacts:write",
+    ("DELETE", "/api/contacts/{contact_id}/notes/{note_id}"): "contacts:write",
+    ("GET", "/api/contacts/{contact_id}/timeline"): "contacts:read",
+    ("GET", "/api/contacts/{contact_id}/avatar"): "contacts:read",
+    ("GET", "/api/contacts/{contact_id}/export"): "contacts:export",
+    ("POST", "/api/contacts/{contact_id}/erase"): "contacts:erase",
+    ("POST", "/api/crm/merges"): "contacts:merge",
+    ("GET", "/api/crm/attributes"): "contacts:read",
+    ("POST", "/api/crm/attributes"): "crm:attributes",
+    ("PATCH", "/api/crm/attributes/{key}"): "crm:attributes",
+    ("DELETE", "/api/crm/attributes/{key}"): "crm:attributes",
+    ("GET", "/api/crm/segments"): "segments:read",
+    ("POST", "/api/crm/segments"): "segments:write",
+    ("POST", "/api/crm/segments/preview"): "segments:read",
+    ("GET", "/api/crm/segments/{segment_id}"): "segments:read",
+    ("PATCH", "/api/crm/segments/{segment_id}"): "segments:write",
+    ("DELETE", "/api/crm/segments/{segment_id}"): "segments:write",
+    ("GET", "/api/crm/segments/{segment_id}/contacts"): "segments:read",
+    ("GET", "/api/crm/segments/{segment_id}/count"): "segments:read",
+    ("GET", "/api/crm/imports"): "contacts:import",
+    ("POST", "/api/crm/imports"): "contacts:import",
+    ("GET", "/api/crm/imports/{import_id}"): "contacts:import",
+    ("POST", "/api/crm/imports/{import_id}/cancel"): "contacts:import",
+    ("GET", "/api/crm/exports/contacts"): "contacts:export",
     ("GET", "/api/conversations"): "conversations:read",
     ("GET", "/api/conversations/{conversation_id}"): "conversations:read",
     ("PATCH", "/api/conversations/{conversation_id}"): "conversations:write",
@@ -250,6 +289,11 @@ def world(server: ServerProcess, admin: httpx.Client) -> World:
             "channel": "http",
             "media_id": "med_not_kept_here",  # unknown: allowed callers get 404
             "index": "0",  # the http message has no media: allowed callers get 404
+            # unknown, so that no allowed caller's write (a DELETE) spoils a later check
+            "note_id": "note_not_here",
+            "key": "not_declared",
+            "segment_id": "seg_not_here",
+            "import_id": "imp_not_here",
         },
         tokens=tokens,
         emails=emails,

@@ -428,6 +428,13 @@ def test_fill_contact_adds_only_missing_attributes_and_loses_no_concurrent_write
         (received,) = await keeper.inbox.receive(WebhookResult(messages=(message,)))
         conversation = await keeper.inbox.get_conversation(received.conversation_id)
         path = f"/api/contacts/{conversation.contact_id}"
+        for key in ("email", "agent"):  # what an agent writes must be declared (the CRM's)
+            declared = await conductor.simulate_post(
+                "/api/crm/attributes",
+                json={"key": key, "type": "text", "label": key},
+                headers=AUTH,
+            )
+            assert declared.status_code == 201, declared.text
         patched = await conductor.simulate_patch(
             path, json={"attributes": {"email": "agent@example.test"}}, headers=AUTH
         )

@@ -128,6 +128,8 @@ def test_contact_patch_changes_only_given_fields(client):
     write_in(client, sender, name="Old Name")
     contact = contact_of(client, sender)
     path = f"/api/contacts/{contact['id']}"
+    tier = {"key": "tier", "type": "number", "label": "Tier"}
+    assert client.post("/api/crm/attributes", json=tier).status_code in (201, 409)
 
     changed = client.patch(path, json={"tags": ["vip", "beta", "vip"], "attributes": {"tier": 2}})
     assert changed.status_code == 200

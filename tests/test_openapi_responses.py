@@ -84,6 +84,8 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     contact = next(c for c in contacts["items"] if c["identities"][0]["address"] == sender)
     contact_path = f"/api/contacts/{contact['id']}"
     contract.check(client.get(contact_path), "get", "/api/contacts/{contact_id}")
+    plan = {"key": "plan", "type": "choice", "label": "Plan", "choices": ["free", "pro"]}
+    contract.check(client.post("/api/crm/attributes", json=plan), "post", "/api/crm/attributes")
     changed = contract.check(
         client.patch(contact_path, json={"tags": ["vip"], "attributes": {"plan": "pro"}}),
         "patch",
@@ -164,10 +166,140 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     assert contract.check(bad_cursor, "get", "/api/events")["error"] == "invalid_input"
 
     exercise_access(server, contract)
+    exercise_crm(client, contact["id"], contract)
 
     exercised = {(method, template) for method, template, _ in contract.seen}
     documented = {(method, template) for method, template, _ in operations(contract.document)}
     assert exercised == documented
+
+
+def exercise_crm(client: httpx.Client, contact_id: str, contract: Contract) -> None:
+    """The contacts and CRM routes (docs/crm.md): successes and their usual errors."""
+    path = f"/api/contacts/{contact_id}"
+    made = contract.check(
+        client.post(
+            "/api/contacts",
+            json={"display_name": "Grace", "emails": ["grace@example.com"], "tags": ["vip"]},
+        ),
+        "post",
+        "/api/contacts",
+    )
+    identities = "/api/contacts/{contact_id}/identities"
+    added = client.post(f"{path}/identities", json={"channel": "http", "address": "+15550001111"})
+    contract.check(added, "post", identities)
+    taken = client.post(
+        f"/api/contacts/{made['id']}/identities",
+        json={"channel": "http", "address": "+15550001111"},
+    )
+    assert contract.check(taken, "post", identities)["error"] == "conflict"
+    removed = client.delete(
+        f"{path}/identities", params={"channel": "http", "address": "+15550001111"}
+    )
+    contract.check(removed, "delete", identities)
+    duplicates = client.get(f"/api/contacts/{made['id']}/duplicates")
+    contract.check(duplicates, "get", "/api/contacts/{contact_id}/duplicates")
+
+    notes, note_template = f"{path}/notes", "/api/contacts/{contact_id}/notes/{note_id}"
+    note = contract.check(
+        client.post(notes, json={"text": "prefers email"}),
+        "post",
+        "/api/contacts/{contact_id}/notes",
+    )
+    contract.check(client.get(notes), "get", "/api/contacts/{contact_id}/notes")
+    edited = client.patch(f"{notes}/{note['id']}", json={"text": "prefers mail"})
+    contract.check(edited, "patch", note_template)
+    contract.check(client.delete(f"{notes}/{note['id']}"), "delete", note_template)
+    gone = client.delete(f"{notes}/{note['id']}")
+    assert contract.check(gone, "delete", note_template)["error"] == "not_found"
+    timeline = client.get(f"{path}/timeline", params={"limit": 5})
+    contract.check(timeline, "get", "/api/contacts/{contact_id}/timeline")
+
+    avatar_template = "/api/contacts/{contact_id}/avatar"
+    none = client.get(f"{path}/avatar")
+    assert contract.check(none, "get", avatar_template)["error"] == "not_found"
+    png = b"\x89PNG\r\n\x1a\n" + bytes(32)
+    picture = client.post(
+        "/api/media",
+        content=png,
+        params={"filename": "me.png"},
+        headers={"Content-Type": "image/png"},
+    ).json()
+    assert client.patch(path, json={"avatar": picture["id"]}).status_code == 200
+    shown = client.get(f"{path}/avatar")
+    contract.check(shown, "get", avatar_template)
+    assert shown.content == png and shown.headers["content-type"] == "image/png"
+
+    attribute = "/api/crm/attributes/{key}"
+    contract.check(client.get("/api/crm/attributes"), "get", "/api/crm/attributes")
+    relabelled = client.patch("/api/crm/attributes/plan", json={"label": "Pricing plan"})
+    contract.check(relabelled, "patch", attribute)
+    retyped = client.patch("/api/crm/attributes/plan", json={"type": "number"})
+    assert contract.check(retyped, "patch", attribute)["error"] == "invalid_input"
+    contract.check(client.delete("/api/crm/attributes/plan"), "delete", attribute)
+
+    vip = {"field": "tags", "op": "contains", "value": "vip"}
+    segment = contract.check(
+        client.post("/api/crm/segments", json={"name": "VIP", "filter": vip}),
+        "post",
+        "/api/crm/segments",
+    )
+    item = "/api/crm/segments/{segment_id}"
+    segment_path = f"/api/crm/segments/{segment['id']}"
+    contract.check(client.get("/api/crm/segments"), "get", "/api/crm/segments")
+    contract.check(client.get(segment_path), "get", item)
+    contract.check(client.patch(segment_path, json={"name": "VIPs"}), "patch", item)
+    counted = client.get(f"{segment_path}/count")
+    assert contract.check(counted, "get", item + "/count")["count"] >= 2
+    members = client.get(f"{segment_path}/contacts", params={"limit": 1})
+    contract.check(members, "get", item + "/contacts")
+    preview = client.post("/api/crm/segments/preview", json={"filter": vip})
+    contract.check(preview, "post", "/api/crm/segments/preview")
+    bad = client.post("/api/crm/segments/preview", json={"filter": {"field": "x"}})
+    assert contract.check(bad, "post", "/api/crm/segments/preview")["error"] == "invalid_input"
+    export = client.get(
+        "/api/crm/exports/contacts", params={"format": "json", "segment_id": segment["id"]}
+    )
+    contract.check(export, "get", "/api/crm/exports/contacts")
+    contract.check(client.delete(segment_path), "delete", item)
+
+    csv = b"Name,Mail\nLin,lin@example.com\n"
+    upload = client.post(
+        "/api/media",
+        content=csv,
+        params={"filename": "c.csv"},
+        headers={"Content-Type": "text/csv"},
+    ).json()
+    started = client.post(
+        "/api/crm/imports",
+        json={"media_id": upload["id"], "mapping": {"Name": "display_name", "Mail": "email"}},
+    )
+    imported = contract.check(started, "post", "/api/crm/imports")
+    contract.check(client.get("/api/crm/imports"), "get", "/api/crm/imports")
+    one = client.get(f"/api/crm/imports/{imported['id']}")
+    contract.check(one, "get", "/api/crm/imports/{import_id}")
+    cancel = client.post(f"/api/crm/imports/{imported['id']}/cancel")
+    contract.check(cancel, "post", "/api/crm/imports/{import_id}/cancel")
+
+    doomed = client.post("/api/contacts", json={"display_name": "To forget"}).json()
+    export_template = "/api/contacts/{contact_id}/export"
+    everything = client.get(f"/api/contacts/{doomed['id']}/export")
+    assert contract.check(everything, "get", export_template)["contact"]["id"] == doomed["id"]
+    erase_template = "/api/contacts/{contact_id}/erase"
+    unconfirmed = client.post(f"/api/contacts/{doomed['id']}/erase", json={})
+    assert contract.check(unconfirmed, "post", erase_template)["error"] == "invalid_input"
+    erased = client.post(f"/api/contacts/{doomed['id']}/erase", json={"confirm": doomed["id"]})
+    contract.check(erased, "post", erase_template)
+    gone = client.get(f"/api/contacts/{doomed['id']}/export")
+    assert contract.check(gone, "get", export_template)["error"] == "not_found"
+
+    merged = client.post(
+        "/api/crm/merges", json={"survivor_id": contact_id, "merged_id": made["id"]}
+    )
+    assert contract.check(merged, "post", "/api/crm/merges")["id"] == contact_id
+    again = client.post(
+        "/api/crm/merges", json={"survivor_id": contact_id, "merged_id": made["id"]}
+    )
+    assert contract.check(again, "post", "/api/crm/merges")["error"] == "conflict"
 
 
 def exercise_media(client: httpx.Client, conversation_path: str, contract: Contract) -> None:

@@ -1,0 +1,2 @@
+"""The CRM: one customer across channels, with profile, notes, tags, segments and
+privacy (docs/crm.md)."""
