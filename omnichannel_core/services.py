@@ -503,8 +503,8 @@ class ContactBook(Protocol):
         ``contact.erased`` (modules forget what they hold of the contact), and appends
         ``audit`` in the same transaction as the first write. Counts of what this call did:
         ``messages``, ``conversations``, ``identities``, ``media``. Calling again finishes
-        an erasure interrupted. NotFound for an unknown (or erased) id; Conflict (the
-        survivor in ``contact_id``) for one merged away."""
+        an erasure interrupted (and answers zeros for one done). NotFound for an unknown id;
+        Conflict (the survivor in ``contact_id``) for one merged away."""
 
     async def contact_data(
         self, contact_id: str

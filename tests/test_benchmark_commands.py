@@ -91,6 +91,33 @@ def test_webchat_benchmark_holds_sockets_and_counts_each_reply_once():
         assert 0 < replies["p50_ms"] <= replies["max_ms"]
 
 
+def test_crm_benchmark_imports_and_counts_segments_on_both_stores():
+    """bench.crm imports a generated CSV through the API on SQLite, then on Firestore (an
+    emulator it starts and stops), counts each of its segments and reads their first page,
+    and finds every count as the generated file says."""
+    report = _run("bench.crm", "--contacts=300", "--webhooks=100", "--repeats=1", "--json")
+    assert report["problems"] == []
+    assert [target["target"] for target in report["targets"]] == ["sqlite", "firestore"]
+    for target in report["targets"]:
+        done = target["import"]
+        assert done["state"] == "done"
+        assert done["rows"] == 300
+        assert done["created"] + done["updated"] + done["skipped"] + done["failed"] == 300
+        assert done["updated"] > 0 and done["rows_per_second"] > 0
+        assert target["activity"]["statuses"] == {"200": 100}
+        segments = {each["segment"]: each for each in target["segments"]}
+        assert list(segments) == ["tag", "tag+attribute+consent", "activity", "everything"]
+        for each in segments.values():
+            assert each["count"] == each["expected"] > 0
+        assert segments["everything"]["count"] == done["created"]
+    assert (
+        report["targets"][0]["sql_tag_count"]["count"]
+        == report["targets"][0]["segments"][0]["count"]
+    )
+    assert report["csv_floor"]["300"]["rows"] == 300
+    assert _running_in_group(report["emulator_process_group"]) == []
+
+
 @pytest.mark.alone  # it checks the achieved pace
 def test_outbox_benchmark_sends_through_the_outbox_beside_a_bare_loop_and_paces():
     """bench.outbox queues messages on the real server, whose job runner sends them to a

@@ -283,3 +283,79 @@ def test_a_segment_counts_and_lists_its_members_and_a_bad_filter_names_its_fault
     refused = admin.post("/api/crm/segments", json={"name": "bad", "filter": bad})
     assert refused.status_code == 400
     assert refused.json()["message"].startswith("filter.and[1].field")
+
+
+def test_identities_are_a_supervisors_to_change_not_an_agents(admin, agent):
+    """Moving an address decides whose conversation a customer's next message lands in:
+    an agent may neither add nor remove one, nor create a contact reachable somewhere."""
+    _, client = agent
+    contact_id = conversation_of(admin, unique("+1555"))["contact_id"]
+    path = f"/api/contacts/{contact_id}/identities"
+    free = {"channel": "http", "address": unique("+1555")}
+    for response in (
+        client.post(path, json=free),
+        client.delete(path, params=free),
+        client.post("/api/contacts", json={"identities": [free]}),
+    ):
+        assert response.status_code == 403, response.text
+        assert response.json()["permission"] == "contacts:merge"
+    assert client.post("/api/contacts", json={"display_name": "No address"}).status_code == 201
+
+
+def test_out_of_range_values_are_a_400_not_a_500(admin):
+    """A number of hundreds of digits for a number attribute or in a filter, a time before
+    the first UTC instant in a filter, an import mapping to a non-text: each a 400 that
+    names the field."""
+    key = unique("score").replace("-", "_").lower()[:30]
+    admin.post("/api/crm/attributes", json={"key": key, "type": "number", "label": "Score"})
+    huge = int("9" * 400)
+    created = admin.post("/api/contacts", json={"attributes": {key: huge}})
+    assert created.status_code == 400 and created.json()["field"] == f"attributes.{key}"
+    for value in (huge, "0001-01-01T00:00:00+01:00"):
+        field = f"attributes.{key}" if isinstance(value, int) else "created_at"
+        condition = {"field": field, "op": "gt", "value": value}
+        tried = admin.post("/api/crm/segments/preview", json={"filter": condition})
+        assert tried.status_code == 400, tried.text
+        assert tried.json()["field"] == "filter.value"
+    upload = admin.post(
+        "/api/media", content=b"Mail\na@example.com\n", headers={"Content-Type": "text/csv"}
+    ).json()
+    started = admin.post(
+        "/api/crm/imports", json={"media_id": upload["id"], "mapping": {"Mail": 1}}
+    )
+    assert started.status_code == 400 and started.json()["field"] == "mapping.Mail"
+
+
+def test_merging_the_pair_reversed_is_a_conflict_naming_the_survivor(admin):
+    first = admin.post("/api/contacts", json={"display_name": "One"}).json()["id"]
+    second = admin.post("/api/contacts", json={"display_name": "Two"}).json()["id"]
+    merged = admin.post("/api/crm/merges", json={"survivor_id": first, "merged_id": second})
+    assert merged.status_code == 200
+    reversed_pair = admin.post("/api/crm/merges", json={"survivor_id": second, "merged_id": first})
+    assert reversed_pair.status_code == 409 and reversed_pair.json()["contact_id"] == first
+    audit = admin.get("/api/audit", params={"action": "contact.merged"}).json()["items"]
+    assert [e["details"] for e in audit if e["target_id"] == first] == [{"merged_id": second}]
+
+
+def test_an_import_deletes_its_file_once_done_and_erasure_keeps_a_shared_picture(admin):
+    """The CSV holds people's data: once imported it leaves the media store. A picture two
+    contacts show stays when one of them is erased."""
+    upload = admin.post(
+        "/api/media", content=b"Mail\nfile@example.com\n", headers={"Content-Type": "text/csv"}
+    ).json()
+    started = admin.post(
+        "/api/crm/imports", json={"media_id": upload["id"], "mapping": {"Mail": "email"}}
+    ).json()
+    deadline = time.monotonic() + 15
+    while admin.get(f"/api/crm/imports/{started['id']}").json()["state"] != "done":
+        assert time.monotonic() < deadline, "the import did not finish"
+        time.sleep(0.1)
+    assert admin.get(f"/api/media/{upload['id']}").status_code == 404
+    png = b"\x89PNG\r\n\x1a\n" + bytes(16)
+    picture = admin.post("/api/media", content=png, headers={"Content-Type": "image/png"}).json()
+    both = [
+        admin.post("/api/contacts", json={"avatar": picture["id"]}).json()["id"] for _ in range(2)
+    ]
+    erased = admin.post(f"/api/contacts/{both[0]}/erase", json={"confirm": both[0]})
+    assert erased.status_code == 200, erased.text
+    assert admin.get(f"/api/contacts/{both[1]}/avatar").content == png

@@ -189,7 +189,7 @@ class AttributeChange:
 
     label: str = field(default=UNSET, min_length=1, max_length=MAX_NAME)
     choices: tuple[str, ...] = field(
-        default=UNSET, max_items=200, items={"minLength": 1, "maxLength": MAX_NAME}
+        default=UNSET, max_items=100, items={"minLength": 1, "maxLength": MAX_NAME}
     )
     type: str = field(
         default=UNSET,
@@ -230,8 +230,3 @@ class SegmentPreview:
 
     filter: dict[str, Any] = field(description="the filter, in the language of docs/crm.md")
     limit: int = field(default=20, minimum=1, maximum=200, description="members to show")
-
-
-@attrs.frozen
-class SegmentsQuery(PageQuery):
-    pass

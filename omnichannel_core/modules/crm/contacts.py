@@ -67,17 +67,6 @@ class ContactResource:
     async def visible(self, req: falcon.asgi.Request, contact_id: str) -> Contact:
         return await visible_contact(self.contacts, req.context.principal, contact_id)
 
-    async def told(self, req: falcon.asgi.Request, taken: Conflict) -> Conflict:
-        """``taken`` (an address another contact holds) as the caller may be told it: an
-        agent who may not see the holder is not told who it is, only that it is taken."""
-        principal: Principal = req.context.principal
-        holder = taken.details.get("contact_id")
-        if not principal.is_agent or holder is None:
-            return taken
-        if await self.contacts.visible_to(holder, principal.id):
-            return taken
-        return Conflict("an address given is another contact's, one you cannot see")
-
     async def checked_profile(
         self, req: falcon.asgi.Request, changes: dict[str, Any], stored: dict[str, Any]
     ) -> dict[str, Any]:
@@ -112,7 +101,8 @@ class Contacts(ContactResource):
             body=NewContact,
             responses={201: Response(Contact, "The contact.")},
             errors=("Conflict",),
-            notes="409 `conflict` when an identity is another contact's (its id in"
+            notes="Giving `identities` needs `contacts:merge` too (403 without). 409"
+            " `conflict` when an identity is another contact's (its id in"
             " `details.contact_id`): add to that one, or merge them. An agent cannot see the"
             " contact they create until it has a conversation they can see.",
             operation_id="createContact",
@@ -129,12 +119,11 @@ class Contacts(ContactResource):
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body: NewContact = req.context.body
+        if body.identities:  # it decides where those addresses' messages land, as a merge
+            req.context.principal.require(CONTACTS_MERGE)
         profile = await self.checked_profile(req, body.changes(), {})
         identities = list(dict.fromkeys(self.identity_of(item) for item in body.identities))
-        try:
-            contact = await self.contacts.create_contact(identities, **profile)
-        except Conflict as taken:
-            raise await self.told(req, taken) from None
+        contact = await self.contacts.create_contact(identities, **profile)
         resp.status = falcon.HTTP_201
         resp.media = to_json(contact)
 
@@ -283,7 +272,15 @@ class Merges(ContactResource):
             raise InvalidInput(
                 "merged_id: a contact cannot be merged into itself", field="merged_id"
             )
+        merged = await self.contacts.get_contact(body.merged_id)
+        if merged.id != body.merged_id:  # merged away already (a retry, or the pair reversed)
+            raise Conflict(f"contact {body.merged_id!r} was merged already", contact_id=merged.id)
         survivor = await self.contacts.get_contact(body.survivor_id)  # the live one it names
+        if survivor.id == merged.id:  # the survivor was merged into the other already
+            raise Conflict(
+                f"contact {body.survivor_id!r} was merged into {merged.id!r} already",
+                contact_id=merged.id,
+            )
         audit = audit_entry(
             req.context.principal,
             "contact.merged",

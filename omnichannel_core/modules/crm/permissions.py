@@ -1,6 +1,6 @@
-"""The permissions of the CRM (docs/crm.md, "Who may do what"). Reading and changing
-contacts (``contacts:read``, ``contacts:write``) are the inbox's, which stores them; an
-agent holds them for the contacts of the conversations they can see."""
+"""The permissions of the CRM (docs/crm.md, "Who may do what"). Reading contacts
+(``contacts:read``) is the inbox's, whose contact events need it; an agent holds it, and
+``contacts:write``, for the contacts of the conversations they can see."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ SEGMENTS_READ = "segments:read"
 SEGMENTS_WRITE = "segments:write"
 
 PERMISSIONS = [
+    PermissionSpec(
+        CONTACTS_WRITE,
+        "create and change contacts (agents: those they can see), write notes",
+        (Role.SUPERVISOR, Role.AGENT),
+    ),
     PermissionSpec(
         CONTACTS_MERGE,
         "merge two contacts into one; add and remove the addresses a contact is reached at",

@@ -33,7 +33,6 @@ from omnichannel_core.module import (
     field,
     to_json,
 )
-from omnichannel_core.modules.crm.access import AGENTS_SEE_THEIRS
 from omnichannel_core.modules.crm.contacts import ContactResource
 from omnichannel_core.modules.crm.permissions import CONTACTS_ERASE, CONTACTS_EXPORT
 from omnichannel_core.modules.crm.records import AttributeDefinition, Note, TimelineEntry
@@ -43,7 +42,7 @@ PAGE = 200
 
 
 @attrs.frozen
-class ContactExport:
+class ContactRecords:
     """Everything stored about one contact."""
 
     contact: Contact
@@ -93,10 +92,9 @@ class ContactExportResource(ContactResource):
         "GET": Operation(
             "Export everything stored about a contact",
             permission=CONTACTS_EXPORT,
-            responses={200: Response(ContactExport, "All about the contact, whole.")},
+            responses={200: Response(ContactRecords, "All about the contact, whole.")},
             errors=("NotFound",),
-            notes=AGENTS_SEE_THEIRS
-            + " The answer is built whole (no paging): the contact's profile, its"
+            notes="The answer is built whole (no paging): the contact's profile, its"
             " conversations and all their messages, notes, timeline entries and attribute"
             " definitions. Media are named by id (`GET /api/media/{media_id}` reads them).",
             operation_id="exportContact",
@@ -115,7 +113,7 @@ class ContactExportResource(ContactResource):
         )
         definitions = await self.crm.attributes.definitions()
         attributes = [definitions[key] for key in sorted(contact.attributes) if key in definitions]
-        export = ContactExport(contact, conversations, messages, notes, timeline, attributes)
+        export = ContactRecords(contact, conversations, messages, notes, timeline, attributes)
         resp.media = to_json(export)
 
 
@@ -169,4 +167,7 @@ class ContactErasure(ContactResource):
             caller_address(req, self.context.config),
         )
         counts = await self.contacts.erase(contact_id, audit)
+        # Now, not only when the timeline's subscriber reads contact.erased (it does too:
+        # a note written meanwhile goes then), so notes never outlive the answer.
+        await self.crm.store.forget_contact(contact_id)
         resp.media = to_json(ErasedCounts(contact_id=contact_id, **counts))

@@ -68,10 +68,17 @@ IMAGE_SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
-    (b"RIFF", "image/webp"),
 )
 """How an avatar's bytes begin, by the type they are served as (the media store checked
 them at upload; anything else is served as bytes)."""
+
+
+def image_type(content: bytes) -> str:
+    """The type an avatar's bytes are served as: the image they begin as, else bytes."""
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    kinds = (kind for start, kind in IMAGE_SIGNATURES if content.startswith(start))
+    return next(kinds, "application/octet-stream")
 
 
 @attrs.frozen
@@ -241,10 +248,7 @@ class ContactAvatar(ContactResource):
         if contact.avatar is None:
             raise NotFound("the contact has no picture", id=contact.id)
         content = await self.crm.media.read(contact.avatar)
-        resp.content_type = next(
-            (kind for start, kind in IMAGE_SIGNATURES if content.startswith(start)),
-            "application/octet-stream",
-        )
+        resp.content_type = image_type(content)
         resp.set_header("Cache-Control", "private, max-age=300")
         resp.data = content
 
@@ -358,7 +362,7 @@ class Segments(ContactResource):
         now = utcnow()
         segment = Segment(
             id=new_id(SEGMENT_PREFIX),
-            name=body.name.strip() or body.name,
+            name=body.name.strip(),
             description=body.description,
             filter=parse_filter(body.filter).to_json(),
             created_by=req.context.principal.id,
@@ -413,7 +417,7 @@ class SegmentItem(ContactResource):
         if "filter" in changes:
             changes["filter"] = parse_filter(changes["filter"]).to_json()
         if "name" in changes:
-            changes["name"] = changes["name"].strip() or changes["name"]
+            changes["name"] = changes["name"].strip()
         segment = await self.crm.store.update_segment(segment_id, utcnow(), **changes)
         resp.media = to_json(segment)
 

@@ -77,7 +77,7 @@ TIMELINE_EVENTS = frozenset(
         CONTACT_MERGED,
     }
 )
-"""What the subscriber reads; add :data:`CONTACT_ERASED` once that type is declared."""
+"""What the subscriber reads, besides :data:`CONTACT_ERASED`."""
 CONVERSATION_FIELDS = ("status", "assignee")
 """The changes of a conversation a timeline tells of."""
 SKIPPED_STATUSES = frozenset({"sending"})
@@ -166,6 +166,11 @@ class TimelineProjection:
             if message is None:
                 return None
             contact_id = message.contact_id
+        # A message stored while its contact was being merged names the merged one (on
+        # Firestore, until the merge's sweep): its entry goes to the survivor.
+        contact = await _or_none(self.inbox().get_contact(contact_id))
+        if contact is not None:
+            contact_id = contact.id
         details = _picked(event.data, ("channel", "direction"))
         return self._entry(
             event, contact_id, TimelineKind.MESSAGE, details, message_id=event.record_id

@@ -66,6 +66,9 @@ class Delivery:
     audience: frozenset[str | None] | None = None
     """For an event about no conversation whose type declares an audience: what it
     answered (None: it failed, and no agent is told)."""
+    gone: bool = False
+    """For an event about no conversation: its record is gone (the loader answered None,
+    not failed), as a contact's once it was erased."""
 
 
 class EventHub:
@@ -203,9 +206,11 @@ class EventHub:
                 deliveries.append(Delivery(event, None))
                 continue
             if event.conversation_id is None:
-                record = await self._load(kind, event)
+                record, read = await self._read_record(kind, event)
                 audience = await self._audience(kind, event)
-                deliveries.append(Delivery(event, record, kind=kind, audience=audience))
+                gone = read and record is None
+                delivery = Delivery(event, record, kind=kind, audience=audience, gone=gone)
+                deliveries.append(delivery)
                 continue
             if event.conversation_id not in conversations:
                 conversations[event.conversation_id] = await self._conversation(
@@ -218,21 +223,21 @@ class EventHub:
                 record = to_json(conversation)
                 deliveries.append(Delivery(event, record, conversation.assignee, kind))
             else:
-                record = await self._load(kind, event)
+                record, _ = await self._read_record(kind, event)
                 deliveries.append(Delivery(event, record, conversation.assignee, kind))
         return deliveries
 
-    async def _load(self, kind: EventTypeSpec, event: Event) -> Any:
-        """The event's record as its type loads it; None when it is gone, or when the loader
-        fails: the event still goes out (with no record, as for a record that is gone)
-        rather than stopping every stream at it."""
+    async def _read_record(self, kind: EventTypeSpec, event: Event) -> tuple[Any, bool]:
+        """The event's record as its type loads it (None when it is gone), and whether the
+        loader answered: when it fails, the event still goes out with no record (as for a
+        record that is gone) rather than stopping every stream at it."""
         try:
-            return await kind.load(event.record_id)
+            return await kind.load(event.record_id), True
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("event_record_load_failed", type=event.type, record_id=event.record_id)
-            return None
+            return None, False
 
     async def _audience(self, kind: EventTypeSpec, event: Event) -> frozenset[str | None] | None:
         """Who among agents may be told of an event about no conversation, as its type
@@ -353,7 +358,7 @@ class EventHub:
                     contacts.setdefault(contact_id, None)
         if not contacts:
             return
-        gone = {record_id for record_id, now in contacts.items() if now and now.record is None}
+        gone = {record_id for record_id, now in contacts.items() if now is not None and now.gone}
         audiences: dict[str, frozenset[str | None] | None] = {}
         for position, delivery in enumerate(self._buffer):
             kind, record = delivery.kind, delivery.record

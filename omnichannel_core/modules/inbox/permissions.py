@@ -5,7 +5,6 @@ from __future__ import annotations
 from omnichannel_core.module import PermissionSpec, Role
 
 CONTACTS_READ = "contacts:read"
-CONTACTS_WRITE = "contacts:write"
 CONVERSATIONS_READ = "conversations:read"
 CONVERSATIONS_WRITE = "conversations:write"
 """Status, assignment, marking read."""
@@ -21,7 +20,6 @@ TEAM = (Role.SUPERVISOR, Role.AGENT)
 
 PERMISSIONS = [
     PermissionSpec(CONTACTS_READ, "read contacts", TEAM, scopes=("read",)),
-    PermissionSpec(CONTACTS_WRITE, "change contacts", TEAM),
     PermissionSpec(CONVERSATIONS_READ, "read conversations and messages", TEAM, scopes=("read",)),
     PermissionSpec(
         CONVERSATIONS_WRITE, "change a conversation's status, assignee, unread count", TEAM

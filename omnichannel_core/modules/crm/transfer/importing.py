@@ -407,6 +407,7 @@ class Importing:
             updated_at=now,
         )
         saved = await self.store.save_import(done, record.version)
+        await self.let_go(record)
         log.info(
             "crm_import_finished",
             import_id=record.id,
@@ -429,7 +430,16 @@ class Importing:
             updated_at=now,
         )
         log.warning("crm_import_failed", import_id=record.id, reason=reason)
-        return await self.store.save_import(failed, record.version) or record
+        saved = await self.store.save_import(failed, record.version) or record
+        await self.let_go(record)
+        return saved
+
+    async def let_go(self, record: ContactImport) -> None:
+        """Delete the import's file from the media store once the import is over: it holds
+        people's data, which an erasure could not otherwise reach. A dry run's stays, for
+        the import that follows it (docs/crm.md)."""
+        if not record.dry_run:
+            await self.media().forget([record.media_id])
 
 
 def _made_since(contact: Contact, since: datetime | None, made_now: set[str]) -> bool:

@@ -42,9 +42,7 @@ from omnichannel_core.modules.crm.permissions import CONTACTS_EXPORT, CONTACTS_I
 from omnichannel_core.modules.crm.transfer.bodies import ExportFormat, ExportQuery, NewImport
 from omnichannel_core.modules.crm.transfer.exporting import WRITERS, every_contact
 from omnichannel_core.modules.crm.transfer.importing import AttributeRules, text_attributes
-from omnichannel_core.modules.crm.transfer.records import (
-    ContactImport,
-)
+from omnichannel_core.modules.crm.transfer.records import ContactImport, ImportState
 from omnichannel_core.modules.crm.transfer.starting import new_import
 from omnichannel_core.modules.crm.transfer.store import ImportStore
 
@@ -207,6 +205,8 @@ class ImportCancel(_Resource):
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, import_id: str
     ) -> None:
         cancelled = await self.store.cancel_import(import_id)
+        if cancelled.state is ImportState.CANCELLED and not cancelled.dry_run:
+            await self.context.service(MediaKeeper).forget([cancelled.media_id])
         await self._audit(
             req, "contacts.import_cancelled", import_id, {"state": str(cancelled.state)}
         )
