@@ -1,44 +1,35 @@
-"""The CRM's API besides the contacts themselves (`omnichannel_core.modules.crm.contacts`):
-a contact's notes, timeline and avatar, and under ``/api/crm/`` custom attribute
-definitions and segments (imports and exports are `omnichannel_core.modules.crm.transfer`'s).
-Each resource that names a contact checks that the caller may see it
+"""A contact's notes, timeline and avatar, and :func:`crm_routes`, every route of the CRM
+but imports and exports (`omnichannel_core.modules.crm.transfer`'s): the contacts
+(`contacts`), attribute definitions (`attribute_routes`), segments (`segment_routes`) and
+privacy (`privacy`). Each resource that names a contact checks that the caller may see it
 (`omnichannel_core.modules.crm.access`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-import attrs
 import falcon
 import falcon.asgi
 
 from omnichannel_core.module import (
-    Contact,
     ModuleContext,
     NotFound,
     Operation,
-    Page,
     PageOf,
     PageQuery,
     Principal,
     Response,
     Route,
-    new_id,
     to_json,
-    utcnow,
 )
 from omnichannel_core.modules.crm import privacy
 from omnichannel_core.modules.crm.access import AGENTS_SEE_THEIRS
+from omnichannel_core.modules.crm.attribute_routes import (
+    AttributeDefinitionItem,
+    AttributeDefinitions,
+)
 from omnichannel_core.modules.crm.bodies import (
-    AttributeChange,
-    NewAttribute,
-    NewSegment,
     NoteBody,
-    SegmentChange,
-    SegmentPreview,
 )
 from omnichannel_core.modules.crm.contacts import (
-    CONTACT_PAGE,
     ContactDuplicates,
     ContactIdentities,
     ContactItem,
@@ -46,20 +37,20 @@ from omnichannel_core.modules.crm.contacts import (
     Contacts,
     Merges,
 )
-from omnichannel_core.modules.crm.filters import parse_filter
 from omnichannel_core.modules.crm.permissions import (
-    ATTRIBUTES_MANAGE,
     CONTACTS_READ,
     CONTACTS_WRITE,
-    SEGMENTS_READ,
-    SEGMENTS_WRITE,
 )
 from omnichannel_core.modules.crm.records import (
-    SEGMENT_PREFIX,
-    AttributeDefinition,
     Note,
-    Segment,
     TimelineItem,
+)
+from omnichannel_core.modules.crm.segment_routes import (
+    SegmentItem,
+    SegmentMembers,
+    Segments,
+    SegmentSize,
+    SegmentTrials,
 )
 from omnichannel_core.modules.crm.service import Crm
 
@@ -79,23 +70,6 @@ def image_type(content: bytes) -> str:
         return "image/webp"
     kinds = (kind for start, kind in IMAGE_SIGNATURES if content.startswith(start))
     return next(kinds, "application/octet-stream")
-
-
-@attrs.frozen
-class SegmentCount:
-    """How many contacts a segment holds now."""
-
-    count: int
-    counted_at: datetime
-
-
-@attrs.frozen
-class SegmentTrial:
-    """What a filter holds now: how many, and the first members."""
-
-    count: int
-    items: list[Contact]
-    """The first members."""
 
 
 class ContactNotes(ContactResource):
@@ -251,261 +225,6 @@ class ContactAvatar(ContactResource):
         resp.content_type = image_type(content)
         resp.set_header("Cache-Control", "private, max-age=300")
         resp.data = content
-
-
-class AttributeDefinitions(ContactResource):
-    """``GET`` and ``POST /api/crm/attributes``."""
-
-    operations = {
-        "GET": Operation(
-            "List the custom attributes contacts may have",
-            permission=CONTACTS_READ,
-            responses={200: Response(PageOf(AttributeDefinition), "Every definition, by key.")},
-            operation_id="listAttributeDefinitions",
-            tags=("crm",),
-        ),
-        "POST": Operation(
-            "Declare a custom attribute",
-            permission=ATTRIBUTES_MANAGE,
-            body=NewAttribute,
-            responses={201: Response(AttributeDefinition, "The definition.")},
-            errors=("Conflict",),
-            notes="Values already stored under the key stay as they are; from now on a value"
-            " written must be of the type.",
-            operation_id="declareAttribute",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        definitions = await self.crm.attributes.definitions()
-        listed = sorted(definitions.values(), key=lambda definition: definition.key)
-        resp.media = to_json(Page(listed, None))
-
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body: NewAttribute = req.context.body
-        definition = await self.crm.attributes.declare(
-            body.key, body.type, body.label, body.choices
-        )
-        resp.status = falcon.HTTP_201
-        resp.media = to_json(definition)
-
-
-class AttributeDefinitionItem(ContactResource):
-    """``PATCH`` and ``DELETE /api/crm/attributes/{key}``."""
-
-    operations = {
-        "PATCH": Operation(
-            "Change a custom attribute's label or choices",
-            permission=ATTRIBUTES_MANAGE,
-            body=AttributeChange,
-            responses={200: Response(AttributeDefinition, "The definition as changed.")},
-            errors=("NotFound",),
-            notes="A key's type never changes: drop it and declare it again.",
-            operation_id="updateAttribute",
-            tags=("crm",),
-        ),
-        "DELETE": Operation(
-            "Drop a custom attribute",
-            permission=ATTRIBUTES_MANAGE,
-            responses={204: Response(None, "Dropped.")},
-            errors=("NotFound",),
-            notes="Contacts keep their values, undeclared: readable, kept as they are, and"
-            " cleared by writing the attributes without them.",
-            operation_id="dropAttribute",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_patch(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str
-    ) -> None:
-        body: AttributeChange = req.context.body
-        resp.media = to_json(await self.crm.attributes.change(key, **body.changes()))
-
-    async def on_delete(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str
-    ) -> None:
-        await self.crm.attributes.drop(key)
-        resp.status = falcon.HTTP_204
-
-
-class Segments(ContactResource):
-    """``GET`` and ``POST /api/crm/segments``."""
-
-    operations = {
-        "GET": Operation(
-            "List segments, newest first",
-            permission=SEGMENTS_READ,
-            query=PageQuery,
-            responses={200: Response(PageOf(Segment), "One page of segments.")},
-            operation_id="listSegments",
-            tags=("crm",),
-        ),
-        "POST": Operation(
-            "Save a segment",
-            permission=SEGMENTS_WRITE,
-            body=NewSegment,
-            responses={201: Response(Segment, "The segment, its filter in normal form.")},
-            notes="400 naming the JSON path of the fault for a filter the language refuses.",
-            operation_id="createSegment",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        query: PageQuery = req.context.query
-        resp.media = to_json(await self.crm.store.list_segments(query.cursor, query.limit))
-
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body: NewSegment = req.context.body
-        now = utcnow()
-        segment = Segment(
-            id=new_id(SEGMENT_PREFIX),
-            name=body.name.strip(),
-            description=body.description,
-            filter=parse_filter(body.filter).to_json(),
-            created_by=req.context.principal.id,
-            created_at=now,
-            updated_at=now,
-        )
-        await self.crm.store.add_segment(segment)
-        resp.status = falcon.HTTP_201
-        resp.media = to_json(segment)
-
-
-class SegmentItem(ContactResource):
-    """``GET``, ``PATCH`` and ``DELETE /api/crm/segments/{segment_id}``."""
-
-    operations = {
-        "GET": Operation(
-            "Get a segment",
-            permission=SEGMENTS_READ,
-            responses={200: Response(Segment, "The segment.")},
-            errors=("NotFound",),
-            operation_id="getSegment",
-            tags=("crm",),
-        ),
-        "PATCH": Operation(
-            "Change a segment's name, description or filter",
-            permission=SEGMENTS_WRITE,
-            body=SegmentChange,
-            responses={200: Response(Segment, "The segment as changed.")},
-            errors=("NotFound",),
-            operation_id="updateSegment",
-            tags=("crm",),
-        ),
-        "DELETE": Operation(
-            "Delete a segment",
-            permission=SEGMENTS_WRITE,
-            responses={204: Response(None, "Deleted.")},
-            errors=("NotFound",),
-            operation_id="deleteSegment",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, segment_id: str
-    ) -> None:
-        resp.media = to_json(await self.crm.store.get_segment(segment_id))
-
-    async def on_patch(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, segment_id: str
-    ) -> None:
-        changes = req.context.body.changes()
-        if "filter" in changes:
-            changes["filter"] = parse_filter(changes["filter"]).to_json()
-        if "name" in changes:
-            changes["name"] = changes["name"].strip()
-        segment = await self.crm.store.update_segment(segment_id, utcnow(), **changes)
-        resp.media = to_json(segment)
-
-    async def on_delete(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, segment_id: str
-    ) -> None:
-        await self.crm.store.delete_segment(segment_id)
-        resp.status = falcon.HTTP_204
-
-
-class SegmentMembers(ContactResource):
-    """``GET /api/crm/segments/{segment_id}/contacts``."""
-
-    operations = {
-        "GET": Operation(
-            "List the contacts a segment holds now",
-            permission=SEGMENTS_READ,
-            query=PageQuery,
-            responses={200: Response(CONTACT_PAGE, "One page of contacts.")},
-            errors=("NotFound",),
-            notes="In the store's scan order (by id). Each request reads at most 5,000"
-            " contacts: a page may come back short, even empty, with a `next_cursor` to go"
-            ' on from; only the last page has none (docs/crm.md, "Segments").',
-            operation_id="listSegmentContacts",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, segment_id: str
-    ) -> None:
-        query: PageQuery = req.context.query
-        segment = await self.crm.store.get_segment(segment_id)
-        page = await self.crm.segments().members(
-            parse_filter(segment.filter), query.cursor, query.limit
-        )
-        resp.media = to_json(page)
-
-
-class SegmentSize(ContactResource):
-    """``GET /api/crm/segments/{segment_id}/count``."""
-
-    operations = {
-        "GET": Operation(
-            "Count the contacts a segment holds now",
-            permission=SEGMENTS_READ,
-            responses={200: Response(SegmentCount, "The count.")},
-            errors=("NotFound",),
-            notes='Reads every contact (docs/crm.md, "Segments", has the figures).',
-            operation_id="countSegment",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_get(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, segment_id: str
-    ) -> None:
-        segment = await self.crm.store.get_segment(segment_id)
-        now = utcnow()
-        count = await self.crm.segments().count(parse_filter(segment.filter))
-        resp.media = to_json(SegmentCount(count, now))
-
-
-class SegmentTrials(ContactResource):
-    """``POST /api/crm/segments/preview``."""
-
-    operations = {
-        "POST": Operation(
-            "Try a filter: how many contacts it holds, and the first of them",
-            permission=SEGMENTS_READ,
-            body=SegmentPreview,
-            responses={200: Response(SegmentTrial, "The count and the first members.")},
-            notes="Saves nothing. Reads every contact, as a count does.",
-            operation_id="previewSegment",
-            tags=("crm",),
-        ),
-    }
-
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        body: SegmentPreview = req.context.body
-        checked = parse_filter(body.filter)
-        first: list[Contact] = []
-        count = 0
-        async for contact in self.crm.segments().iterate(checked):
-            count += 1
-            if len(first) < body.limit:
-                first.append(contact)
-        resp.media = to_json(SegmentTrial(count, first))
 
 
 def crm_routes(crm: Crm, context: ModuleContext) -> list[Route]:
