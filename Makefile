@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat clean
+.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat bench-crm clean
 
 CHANNELS := omnichannel-twilio omnichannel-facebook omnichannel-email omnichannel-webchat
 
@@ -50,6 +50,10 @@ bench-outbox: $(BIN)/.installed
 ## bench-webchat: 2000 webchat sockets: memory per socket, reply latency; beside bare Falcon
 bench-webchat: $(BIN)/.installed
 	$(BIN)/python -m bench.webchat_sockets
+
+## bench-crm: CSV import rows/s, segment count and first page at 100,000 contacts, SQLite then Firestore
+bench-crm: $(BIN)/.installed
+	$(BIN)/python -m bench.crm
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

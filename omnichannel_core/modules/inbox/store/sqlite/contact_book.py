@@ -60,6 +60,7 @@ from omnichannel_core.modules.inbox.store.sqlite.rows import (
     fetch_contact,
     live_contact_row,
     load_contact,
+    load_contacts,
 )
 
 VISIBLE = (
@@ -358,7 +359,7 @@ class SqliteContacts:
                 " AND erased_at IS NULL ORDER BY id LIMIT ?",
                 (after, limit + 1),
             ).fetchall()
-            items = [load_contact(connection, row) for row in rows[:limit]]
+            items = load_contacts(connection, rows[:limit])
             more = len(rows) > limit
             return Page(items, scan_cursor(items[-1].id) if more else None)
 

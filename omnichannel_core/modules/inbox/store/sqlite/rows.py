@@ -53,6 +53,20 @@ def load_contact(connection: sqlite3.Connection, row: sqlite3.Row) -> Contact:
     return contact_from_rows(contact_rows(connection, row))
 
 
+def load_contacts(connection: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Contact]:
+    """The contacts of ``rows``, their identities read in one query for all (a page of a
+    scan: one query per contact made a count of 100,000 contacts read 100,001 times)."""
+    held: dict[str, list[sqlite3.Row]] = {row["id"]: [] for row in rows}
+    identities = connection.execute(
+        "SELECT contact_id, channel, address FROM identities"
+        " WHERE contact_id IN (SELECT value FROM json_each(?)) ORDER BY channel, address",
+        (json.dumps(list(held)),),
+    ).fetchall()
+    for identity in identities:
+        held[identity["contact_id"]].append(identity)
+    return [contact_from_rows((row, held[row["id"]])) for row in rows]
+
+
 def contact_from_rows(rows: ContactRows) -> Contact:
     row, identities = rows
     return Contact(
