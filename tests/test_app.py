@@ -57,7 +57,16 @@ def test_health_reports_store_and_each_channel(server):
     assert body["store"]["ok"] is True
     assert body["store"]["backend"] == "sqlite"
     assert body["store"]["schema_current"] is True
-    assert set(body["store"]["schema"]) == {"events", "audit", "jobs", "access", "inbox", "media"}
+    assert set(body["store"]["schema"]) == {
+        "events",
+        "audit",
+        "jobs",
+        "access",
+        "inbox",
+        "media",
+        "crm",
+        "crm_imports",
+    }
     assert set(body["channels"]) == {"http"}
     assert isinstance(body["channels"]["http"]["ok"], bool)
     assert body["failed_plugins"] == []

@@ -285,15 +285,21 @@ def test_the_store_saves_over_its_own_save_only_and_keeps_a_cancel(database):
 
 
 class Files:
-    """The media store as the job reads it: bytes by id."""
+    """The media store as the job uses it: bytes by id, and the ids it was asked to forget
+    (an import's file, once the import is over). The real media store is the API tests'."""
 
     def __init__(self, **files: bytes) -> None:
         self.files = files
+        self.forgotten: list[str] = []
 
     async def read(self, media_id: str) -> bytes:
         if media_id not in self.files:
             raise NotFound(f"media {media_id!r} not found")
         return self.files[media_id]
+
+    async def forget(self, media_ids: list[str], message_ids: Any = ()) -> int:
+        self.forgotten += media_ids
+        return len(media_ids)
 
 
 class Crash(Exception):
@@ -392,8 +398,10 @@ def test_an_import_creates_fills_and_refuses_rows(sqlite_database):
         )
         made = await started(store, PEOPLE, PEOPLE_MAPPING)
         assert made.dedupe is Dedupe.EMAIL_OR_PHONE  # the mapping gives emails: the default
-        done = await importing(store, book, Files(med_file=PEOPLE)).work(made, JobControl())
+        files = Files(med_file=PEOPLE)
+        done = await importing(store, book, files).work(made, JobControl())
         assert done.state is ImportState.DONE and done.finished_at is not None
+        assert files.forgotten == ["med_file"]  # the file holds people's data: it goes
         assert (done.rows_read, done.created, done.updated, done.skipped, done.failed) == (
             6,
             1,

@@ -510,6 +510,8 @@ async def test_the_prechat_form_fills_the_contact_without_overwriting(webchat_se
             contact = agent.get(f"/api/contacts/{conversation['contact_id']}").json()
             assert contact["display_name"] == "Grace"
             assert contact["attributes"]["email"] == "grace@example.com"
+            declared = {"key": "email", "type": "text", "label": "Email"}  # the CRM's rule
+            agent.post("/api/crm/attributes", json=declared).raise_for_status()
             agent.patch(
                 f"/api/contacts/{contact['id']}", json={"attributes": {"email": "g@corp.example"}}
             ).raise_for_status()
