@@ -182,6 +182,8 @@ class Importing:
         try:
             content = await self.media().read(record.media_id)
         except NotFound:
+            if record.size and record.next_byte >= record.size:  # read whole, then let go
+                return await self._finish(record)
             return await self._fail(record, f"the file (media {record.media_id}) is gone")
         try:
             header = read_header(content, record.delimiter)
@@ -397,6 +399,7 @@ class Importing:
         return await self.store.save_import(progressed, record.version)
 
     async def _finish(self, record: ContactImport) -> ContactImport:
+        await self.let_go(record)  # first: a runner stopping now leaves no file behind
         now = utcnow()
         done = attrs.evolve(
             record,
@@ -407,7 +410,6 @@ class Importing:
             updated_at=now,
         )
         saved = await self.store.save_import(done, record.version)
-        await self.let_go(record)
         log.info(
             "crm_import_finished",
             import_id=record.id,
