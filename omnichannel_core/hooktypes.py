@@ -283,6 +283,39 @@ def _non_negative(instance: object, attribute: attrs.Attribute[float], value: fl
 
 
 @attrs.frozen
+class Reach:
+    """One way a channel reaches a contact in a mass send (a campaign's ``sender``): SMS or
+    WhatsApp on Twilio. A campaign sends to ``prefix`` + the address of the contact's
+    identity on the channel; the outbox paces it by the :class:`Sender` that the policy's
+    ``sender`` gives for ``prefix`` alone.
+
+    :param name: what a campaign names it by (``sms``, ``whatsapp``).
+    :param prefix: put before the identity's address (``whatsapp:``).
+    :param window_hours: free-form messages are allowed only within this many hours of the
+        contact's last message from that address (WhatsApp's and Messenger's 24 hours);
+        outside it a template is needed. None: no window.
+    :param templates: the channel sends a template named by ``metadata["content_sid"]``
+        with ``metadata["content_variables"]`` (Twilio's Content API).
+    :param subject: the channel takes a subject as ``metadata["email"]["subject"]``
+        (the email channel's).
+    """
+
+    name: str = attrs.field(validator=_identifier)
+    prefix: str = ""
+    window_hours: float | None = None
+    templates: bool = False
+    subject: bool = False
+
+
+def _reach_tuple(reaches: Iterable[Reach]) -> tuple[Reach, ...]:
+    return tuple(reaches)
+
+
+DEFAULT_REACH = Reach("default")
+"""The reach of a channel whose policy names none: the identity's address as it is."""
+
+
+@attrs.frozen
 class SendPolicy:
     """How the outbox sends on a channel (its ``send_policy`` hook), from the provider's
     published limits. ``OMNICHANNEL_SEND_RATES``, ``OMNICHANNEL_SEND_RETRY_SECONDS`` and
@@ -301,6 +334,8 @@ class SendPolicy:
         channel's ``Idempotency-Key``): a message in doubt is sent again, same id, with
         backoff, until an answer comes or ``confirm_within`` passes. Never for a provider
         that would deliver it twice.
+    :param reaches: the ways a mass send (a campaign) may reach a contact (:class:`Reach`),
+        the first the default; none: :data:`DEFAULT_REACH`.
     """
 
     rate: float = attrs.field(default=DEFAULT_SEND_RATE, validator=_non_negative)
@@ -308,6 +343,14 @@ class SendPolicy:
     retry_for: float = attrs.field(default=DEFAULT_RETRY_SECONDS, validator=_non_negative)
     confirm_within: float = attrs.field(default=DEFAULT_CONFIRM_SECONDS, validator=_non_negative)
     resend_safe: bool = False
+    reaches: tuple[Reach, ...] = attrs.field(default=(), converter=_reach_tuple)
+
+    def reach(self, name: str | None) -> Reach | None:
+        """The reach named ``name`` (None: the first), or None when there is none such."""
+        reaches = self.reaches or (DEFAULT_REACH,)
+        if name is None:
+            return reaches[0]
+        return next((reach for reach in reaches if reach.name == name), None)
 
 
 @attrs.frozen

@@ -51,6 +51,7 @@ from aiosmtplib import (
 from omnichannel_core.channel import (
     ChannelInbox,
     OutboundMessage,
+    Reach,
     SendFailed,
     SendOutcomeUnknown,
     SendPolicy,
@@ -281,4 +282,5 @@ def send_policy(settings: EmailSettings) -> SendPolicy:
         retry_for=RETRY_SECONDS,
         confirm_within=CONFIRM_SECONDS,
         resend_safe=False,
+        reaches=(Reach("email", subject=True),),
     )

@@ -39,6 +39,7 @@ from omnichannel_core.channel import (
     Media,
     OmnichannelError,
     OutboundMessage,
+    Reach,
     SendFailed,
     SendOutcomeUnknown,
     SendPolicy,
@@ -326,4 +327,7 @@ message with attachments makes one call per part); 10 per second for audio and v
 def send_policy() -> SendPolicy:
     """Facebook's pace, and an hour for the echo of a message in doubt (its ``metadata``
     names our message id)."""
-    return SendPolicy(rate=SEND_RATE, retry_for=3600, confirm_within=3600)
+    # Meta's standard messaging window: free-form messages within 24 hours of the person's
+    # last message; the message tags that allow more are not sent by campaigns
+    messenger = Reach("messenger", window_hours=24)
+    return SendPolicy(rate=SEND_RATE, retry_for=3600, confirm_within=3600, reaches=(messenger,))

@@ -22,6 +22,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 from omnichannel_core.channel import (
     DeliveryStatus,
     OutboundMessage,
+    Reach,
     Sender,
     SendFailed,
     SendOutcomeUnknown,
@@ -210,7 +211,13 @@ def send_policy(settings: TwilioSettings) -> SendPolicy:
             return Sender(f"{WHATSAPP_PREFIX}{number}", rate=WHATSAPP_RATE)
         return Sender(settings.messaging_service_sid or settings.phone_number or "sms")
 
-    return SendPolicy(rate=SMS_RATE, sender=sender, retry_for=3600, confirm_within=3600)
+    reaches = (
+        Reach("sms"),
+        Reach("whatsapp", prefix=WHATSAPP_PREFIX, window_hours=24, templates=True),
+    )
+    return SendPolicy(
+        rate=SMS_RATE, sender=sender, retry_for=3600, confirm_within=3600, reaches=reaches
+    )
 
 
 def _send_result(created: Any, channel: str) -> SendResult:
