@@ -22,9 +22,9 @@ from omnichannel_core.modules.crm.transfer.exporting import (
     COLUMNS,
     contacts_csv,
     contacts_json,
-    safe_cell,
 )
 from omnichannel_core.modules.crm.transfer.rows import TextAttributes, plan_columns, read_row
+from omnichannel_core.spreadsheets import safe_cell
 from omnichannel_core.testing import AUTH, run_app
 from tests.test_crm_import import TransferModule
 

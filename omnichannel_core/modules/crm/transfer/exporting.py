@@ -23,7 +23,14 @@ import csv
 import io
 from collections.abc import AsyncIterator, Callable
 
-from omnichannel_core.module import Contact, ContactBook, compact_json, format_timestamp, to_json
+from omnichannel_core.module import (
+    Contact,
+    ContactBook,
+    compact_json,
+    format_timestamp,
+    safe_cell,
+    to_json,
+)
 
 CHUNK_CONTACTS = 200
 """Contacts written per chunk yielded (and read per ``scan`` page)."""
@@ -42,7 +49,6 @@ COLUMNS = (
     "updated_at",
     "attributes",
 )
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SEPARATOR = ";"
 
 
@@ -58,11 +64,6 @@ async def every_contact(
         cursor = page.next_cursor
         if cursor is None:
             return
-
-
-def safe_cell(text: str) -> str:
-    """``text`` as a spreadsheet will not run it: a ``'`` before a formula's first character."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def contact_row(contact: Contact) -> list[str]:
