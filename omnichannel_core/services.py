@@ -11,7 +11,10 @@ modules provide these:
   a channel's jobs get theirs from ``context.channel_inbox()`` (through
   :class:`ChannelInboxes`, the inbox's service behind it);
 - :class:`LiveEvents` (events): this process's reader of the event log, which
-  ``ChannelInbox.follow`` draws on.
+  ``ChannelInbox.follow`` draws on;
+- :class:`ContactBook` (the inbox): the contacts, as the CRM works them;
+- :class:`Audiences` (the CRM): the members of a segment;
+- :class:`BulkSends` (the inbox): mass sends through the outbox, as campaigns make them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Protocol
 import attrs
 
 from omnichannel_core.audit import AuditEntry
-from omnichannel_core.hooktypes import Attachment, WebhookResult
+from omnichannel_core.hooktypes import Attachment, Reach, WebhookResult
 from omnichannel_core.models import (
     Contact,
     Conversation,
@@ -522,3 +525,75 @@ class Audiences(Protocol):
         """Every contact the segment holds now, once each, in scan order (by id), read a
         page at a time as the caller goes on. NotFound for an unknown segment, raised by
         this call, before any contact is read."""
+
+
+@attrs.frozen
+class BulkTarget:
+    """Where a mass send to one contact goes on a channel (:meth:`BulkSends.target`)."""
+
+    channel: str
+    contact: Contact
+    """The contact as stored (the survivor, for one merged away)."""
+    reach: Reach
+    """How the channel reaches them (SMS or WhatsApp...)."""
+    address: str | None
+    """The address a send goes to (``reach.prefix`` + their identity's address); None when
+    they have no identity on the channel."""
+    last_inbound_at: datetime | None
+    """When they last wrote from ``address`` (their conversation on the channel answers to
+    it and holds a message from them); None: never, or from another address (the reach's
+    window is then closed)."""
+
+    @property
+    def opted_out(self) -> bool:
+        """They asked not to be messaged on this channel (SMS ``STOP``)."""
+        return self.channel in self.contact.opted_out
+
+    def window_open(self, now: datetime) -> bool:
+        """Whether a free-form message may go to them now (always, on a reach without a
+        window)."""
+        hours = self.reach.window_hours
+        if hours is None:
+            return True
+        if self.last_inbound_at is None:
+            return False
+        return (now - self.last_inbound_at).total_seconds() < hours * 3600
+
+
+class BulkSends(Protocol):
+    """Mass sends (campaigns) through the outbox, as the inbox offers them: each message
+    is queued like a reply but yields to replies on the same pace, and a key makes a send
+    retried after a crash queue nothing twice."""
+
+    async def reaches(self, channel: str) -> tuple[Reach, ...]:
+        """The ways the channel reaches a contact in a mass send (its ``send_policy``'s,
+        the default first). ChannelUnavailable when the channel is not loaded, or cannot
+        send."""
+
+    async def rate(self, channel: str, reach: Reach) -> float:
+        """The messages per second the channel's pace allows through ``reach`` (its sender's
+        rate, ``OMNICHANNEL_SEND_RATES`` applied); 0: unpaced."""
+
+    async def target(self, channel: str, reach: Reach, contact_id: str) -> BulkTarget:
+        """Where a send to the contact goes (:class:`BulkTarget`). NotFound for an unknown
+        (or erased) contact."""
+
+    async def send(
+        self,
+        target: BulkTarget,
+        request: OutboundRequest,
+        idempotency_key: str,
+        principal: Principal | None = None,
+    ) -> tuple[Message, bool]:
+        """Queue ``request`` to ``target`` (which has an ``address``), into the contact's
+        conversation on the channel; the message and whether it is new. The same key again
+        answers the message stored the first time and queues nothing: a mass sender that
+        keys each send by recipient sends each at most once, however often it is retried.
+        RecipientOptedOut when the contact opted out on the channel meanwhile. Media the
+        server keeps (``Media.id``) is attached when ``principal`` may read it, as
+        :meth:`ChannelInbox.send` says."""
+
+    async def backlog(self, channel: str) -> int:
+        """How many messages on the channel wait in the outbox to be sent now (due, being
+        retried or being sent; not those scheduled for later, nor those in doubt): a mass
+        sender holds back while the channel cannot keep up."""

@@ -47,7 +47,9 @@ class InboxEvent(enum.StrEnum):
     """An outbound message moved forward (sending, sent, delivered, read, failed...)."""
     MESSAGE_UPDATED = "message.updated"
     """A stored message changed other than by its status: a provider's media it names was
-    fetched into the media store (its item now has an ``id``)."""
+    fetched into the media store (its item now has an ``id``: ``fields`` ``["media"]``), or
+    the provider took an outbound message in a status it had passed (Twilio's ``queued``
+    answer to a message ``sending``: ``fields`` ``["provider_message_id"]``)."""
     MESSAGE_ATTEMPT_FAILED = "message.attempt_failed"
     """An attempt to send an outbound message failed in a way that is retried: it stays
     queued, with the error, until the next attempt."""
@@ -174,7 +176,8 @@ def event_types(store: InboxStore) -> list[EventTypeSpec]:
             "message",
             CONVERSATIONS_READ,
             message,
-            "a message changed: a provider's media it names is now kept by the server",
+            "a message changed: the provider took it (its provider_message_id), or a"
+            " provider's media it names is now kept by the server",
         ),
         EventTypeSpec(
             InboxEvent.MESSAGE_ATTEMPT_FAILED,

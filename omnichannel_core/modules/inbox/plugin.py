@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from omnichannel_core.module import (
+    BulkSends,
     ChannelInboxes,
     ContactBook,
     EventTypeSpec,
@@ -20,6 +21,7 @@ from omnichannel_core.module import (
     hookimpl,
     lazy,
 )
+from omnichannel_core.modules.inbox.bulk import InboxBulkSends
 from omnichannel_core.modules.inbox.channel_inbox import ChannelInboxesService
 from omnichannel_core.modules.inbox.channel_routes import channels_routes
 from omnichannel_core.modules.inbox.contact_book import StoreContactBook
@@ -85,6 +87,9 @@ class InboxModule:
             InboxMedia: MessageMedia(context.store(InboxStore)),
             ContactBook: StoreContactBook(
                 context.store(InboxStore), media=lambda: context.service(MediaKeeper)
+            ),
+            BulkSends: InboxBulkSends(
+                self.inbox(context), SendPolicies(context.channels, context.config)
             ),
         }
 

@@ -296,7 +296,7 @@ class Inbox:
         (an agent's new email thread); otherwise the message goes into the contact's most
         recently created conversation on the channel.
         """
-        self._require_send(channel)  # before anything is written
+        self.require_send(channel)  # before anything is written
         to = await self._address(channel, to)
         reply_to = await self._address(channel, reply_to) if reply_to is not None else None
         if idempotency_key is not None:
@@ -332,7 +332,7 @@ class Inbox:
         )
         return address if normal is None else str(normal)
 
-    def _require_send(self, channel: str) -> None:
+    def require_send(self, channel: str) -> None:
         if not self.channels.loaded(channel):
             raise ChannelUnavailable(
                 f"channel {channel!r} is not loaded (uninstalled, disabled or failed)",
@@ -350,7 +350,7 @@ class Inbox:
         priority: int = REPLY,
         principal: Principal | None = None,
     ) -> tuple[Message, bool]:
-        self._require_send(conversation.channel)
+        self.require_send(conversation.channel)
         contact = await self.store.get_contact(conversation.contact_id)
         if conversation.channel in contact.opted_out:
             raise RecipientOptedOut(

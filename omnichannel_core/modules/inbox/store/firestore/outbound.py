@@ -233,6 +233,17 @@ async def advance(
             (assignee,),
             events.status_changed(message.channel, message.status, start.status),
         )
+    elif recorded:  # the provider took it, and its first status is one we had passed
+        assert conversation is not None
+        log_event(
+            transaction,
+            layout.database,
+            InboxEvent.MESSAGE_UPDATED,
+            message.id,
+            message.conversation_id,
+            (read_conversation(conversation).assignee,),
+            events.message_updated(message.channel, ["provider_message_id"]),
+        )
     return StatusApplied(message, changed=changed, provider_id_conflict=conflict)
 
 

@@ -43,6 +43,24 @@ def status_event(
     )
 
 
+def updated_event(
+    connection: sqlite3.Connection, row: sqlite3.Row, fields: list[str], at: str
+) -> None:
+    """Log ``message.updated`` for the message of ``row``: ``fields`` changed."""
+    found = connection.execute(
+        "SELECT assignee FROM conversations WHERE id = ?", (row["conversation_id"],)
+    ).fetchone()
+    append_event(
+        connection,
+        InboxEvent.MESSAGE_UPDATED,
+        row["id"],
+        row["conversation_id"],
+        (found["assignee"] if found is not None else None,),
+        at,
+        events.message_updated(row["channel"], fields),
+    )
+
+
 def attempt_event(
     connection: sqlite3.Connection,
     row: sqlite3.Row,
@@ -161,6 +179,8 @@ def advance(
         return StatusApplied(message, changed=False, provider_id_conflict=conflict)
     if current is not start:
         status_event(connection, row, current, now)
+    else:  # the provider took it, and its first status is one we had passed
+        updated_event(connection, row, ["provider_message_id"], now)
     message = fetch_message(connection, row["id"])
     return StatusApplied(message, changed=current is not start, provider_id_conflict=conflict)
 
