@@ -58,6 +58,7 @@ def test_health_reports_store_and_each_channel(server):
     assert body["store"]["backend"] == "sqlite"
     assert body["store"]["schema_current"] is True
     assert set(body["store"]["schema"]) == {
+        "campaigns",
         "events",
         "audit",
         "jobs",

@@ -30,7 +30,8 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
 - **Records and services** of other modules: :class:`Contact`, :class:`Conversation`,
   :class:`Message`... and :class:`InboxReader`, :class:`UserDirectory`;
   :class:`ContactBook` (the inbox's contacts, as the CRM works them), :class:`Audiences`
-  (the CRM's segments' members);
+  (the CRM's segments' members), :class:`BulkSends` (the inbox's mass sends through the
+  outbox, to a :class:`BulkTarget` by a channel's :class:`Reach`);
   :class:`ChannelInboxes` (the inbox's), behind ``context.channel_inbox()``, which a
   channel's own jobs use (:class:`Received`, :class:`RefusedMedia`: what ``receive``
   stored; :class:`ConversationFeed` of :class:`ConversationEvent`: what ``follow``
@@ -82,6 +83,7 @@ from omnichannel_core.errors import (
     Unauthenticated,
 )
 from omnichannel_core.events.records import Event, EventTypeSpec
+from omnichannel_core.hooktypes import Reach
 from omnichannel_core.ids import new_id
 from omnichannel_core.jobs.specs import Job, JobControl, JobReport, Subscriber
 from omnichannel_core.models import (
@@ -113,10 +115,12 @@ from omnichannel_core.routes import (
     Route,
     RoutePolicy,
 )
-from omnichannel_core.serialization import compact_json, parse_json, to_json
+from omnichannel_core.serialization import compact_json, from_json, parse_json, to_json
 from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_secret
 from omnichannel_core.services import (
     Audiences,
+    BulkSends,
+    BulkTarget,
     ChannelInbox,
     ChannelInboxes,
     ContactActivity,
@@ -133,6 +137,7 @@ from omnichannel_core.services import (
     UserDirectory,
     UserSummary,
 )
+from omnichannel_core.spreadsheets import safe_cell
 from omnichannel_core.store import lazy
 from omnichannel_core.store.protocols import AuditLog
 from omnichannel_core.store.specs import StoreSpec
@@ -154,6 +159,8 @@ __all__ = [
     "AuditEntry",
     "AuditLog",
     "Authenticator",
+    "BulkSends",
+    "BulkTarget",
     "ChannelFailed",
     "ChannelInbox",
     "ChannelInboxes",
@@ -212,6 +219,7 @@ __all__ = [
     "Principal",
     "RateLimit",
     "RateLimited",
+    "Reach",
     "Received",
     "RecipientOptedOut",
     "RefusedMedia",
@@ -240,6 +248,7 @@ __all__ = [
     "encode_cursor",
     "field",
     "format_timestamp",
+    "from_json",
     "hookimpl",
     "lazy",
     "media_field",
@@ -250,6 +259,7 @@ __all__ = [
     "parse_timestamp",
     "prefer_wait",
     "read_json_object",
+    "safe_cell",
     "send_at_field",
     "send_at_of",
     "signing_secret",
