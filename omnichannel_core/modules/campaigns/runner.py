@@ -66,7 +66,10 @@ MIN_BACKLOG = 50
 FREEZE_BATCH = 500
 """Recipients written per write while an audience is frozen."""
 PROGRESS_SECONDS = 2.0
-"""How often a campaign whose counts moved logs ``campaign.updated``."""
+"""How often a campaign whose counts moved logs ``campaign.updated``: every 2 seconds, or
+a second per :data:`PROGRESS_RECIPIENTS` recipients for a larger one (counting reads each
+recipient on Firestore)."""
+PROGRESS_RECIPIENTS = 5000
 FINISHED_WATCH = timedelta(hours=24)
 """How long after it finished a campaign's counts are still watched (replies, receipts)."""
 SWEEP_BATCH = 500
@@ -125,7 +128,8 @@ class CampaignRunner:
         self._buckets: dict[str, Bucket] = {}
         self._backlogs: dict[str, tuple[float, int]] = {}
         self._counts: dict[str, Counts] = {}
-        self._progress_at = 0.0
+        self._progress_at: dict[str, float] = {}
+        self._watched_at = 0.0
 
     def job(self) -> Job:
         return Job(
@@ -347,9 +351,10 @@ class CampaignRunner:
     # Progress: campaign.updated as the counts move; cancelled campaigns swept.
 
     async def progress(self) -> None:
-        if time.monotonic() - self._progress_at < PROGRESS_SECONDS:
+        now = time.monotonic()
+        if now - self._watched_at < PROGRESS_SECONDS:
             return
-        self._progress_at = time.monotonic()
+        self._watched_at = now
         watched = [
             *(await self.store.due(utcnow())),
             *(await self.store.recently_finished(utcnow() - FINISHED_WATCH)),
@@ -359,7 +364,11 @@ class CampaignRunner:
                 continue
             if campaign.status is CampaignStatus.CANCELLED:
                 await self.store.skip_pending(campaign.id, SkipReason.CANCELLED, SWEEP_BATCH)
+            if now < self._progress_at.get(campaign.id, 0.0):
+                continue
             counts = await self.store.counts(campaign.id)
+            period = max(PROGRESS_SECONDS, counts.targeted / PROGRESS_RECIPIENTS)
+            self._progress_at[campaign.id] = now + period
             if self._counts.get(campaign.id) not in (None, counts):
                 await self.store.log_progress(campaign.id)
             self._counts[campaign.id] = counts

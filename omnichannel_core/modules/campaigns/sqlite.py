@@ -12,12 +12,8 @@ import attrs
 
 from omnichannel_core.module import (
     AuditEntry,
-    Conflict,
-    InvalidInput,
     Page,
-    decode_cursor,
     decode_list_cursor,
-    encode_cursor,
     format_timestamp,
     from_json,
     parse_timestamp,
@@ -43,7 +39,13 @@ from omnichannel_core.modules.campaigns.records import (
     SkipReason,
     counted,
 )
-from omnichannel_core.modules.campaigns.store import CAMPAIGN_UPDATED, reached
+from omnichannel_core.modules.campaigns.store import (
+    CAMPAIGN_UPDATED,
+    reached,
+    require_status,
+    seq_cursor,
+    seq_of_cursor,
+)
 
 MIGRATIONS: tuple[SqliteMigration, ...] = (
     """
@@ -204,7 +206,7 @@ class SqliteCampaignStore:
         def write(connection: sqlite3.Connection) -> Campaign:
             sql = "SELECT data FROM campaigns WHERE id = ?"
             campaign = _campaign(fetch_one(connection, sql, (campaign_id,), "campaign"))
-            _require(campaign, when)
+            require_status(campaign, when)
             changed = attrs.evolve(campaign, **changes, updated_at=utcnow())
             _save(connection, changed, insert=False)
             _log(connection, changed)
@@ -217,7 +219,7 @@ class SqliteCampaignStore:
     async def delete(self, campaign_id: str, when: Collection[CampaignStatus]) -> None:
         def write(connection: sqlite3.Connection) -> None:
             sql = "SELECT data FROM campaigns WHERE id = ?"
-            _require(_campaign(fetch_one(connection, sql, (campaign_id,), "campaign")), when)
+            require_status(_campaign(fetch_one(connection, sql, (campaign_id,), "campaign")), when)
             connection.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
             connection.execute(
                 "DELETE FROM campaign_recipients WHERE campaign_id = ?", (campaign_id,)
@@ -436,7 +438,7 @@ class SqliteCampaignStore:
         cursor: str | None,
         limit: int,
     ) -> Page:
-        after = -1 if cursor is None else _seq_of(cursor)
+        after = -1 if cursor is None else seq_of_cursor(cursor)
         select = "SELECT * FROM campaign_recipients WHERE campaign_id = ? AND seq > ?"
         params: list[Any] = [campaign_id, after]
         if state is not None:
@@ -448,7 +450,7 @@ class SqliteCampaignStore:
                 select + " ORDER BY seq LIMIT ?", [*params, limit + 1]
             ).fetchall()
             items = [_recipient(row) for row in rows[:limit]]
-            next_cursor = encode_cursor(str(items[-1].seq)) if len(rows) > limit else None
+            next_cursor = seq_cursor(items[-1].seq) if len(rows) > limit else None
             return Page(items, next_cursor)
 
         return await self.database.read(read)
@@ -461,19 +463,5 @@ class SqliteCampaignStore:
         await self.database.write(write)
 
 
-def _require(campaign: Campaign, when: Collection[CampaignStatus]) -> None:
-    if campaign.status not in when:
-        raise Conflict(
-            f"campaign {campaign.id!r} is {campaign.status.value}", status=campaign.status.value
-        )
-
-
 def _text(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
-
-
-def _seq_of(cursor: str) -> int:
-    (text,) = decode_cursor(cursor, 1)
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
-        raise InvalidInput("cursor is not valid", parameter="cursor")
-    return int(text)

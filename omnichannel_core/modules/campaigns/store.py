@@ -9,7 +9,16 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from omnichannel_core.module import AuditEntry, Page, StoreSpec, lazy
+from omnichannel_core.module import (
+    AuditEntry,
+    Conflict,
+    InvalidInput,
+    Page,
+    StoreSpec,
+    decode_cursor,
+    encode_cursor,
+    lazy,
+)
 from omnichannel_core.modules.campaigns.records import (
     Campaign,
     CampaignStatus,
@@ -44,6 +53,27 @@ def reached(status: str) -> tuple[str, ...]:
         own = OUTCOME_TIMES.get(status)
         return (own,) if own else ()
     return tuple(OUTCOME_TIMES[name] for name, each in STATUS_LEVELS.items() if each <= level)
+
+
+def require_status(campaign: Campaign, when: Collection[CampaignStatus]) -> None:
+    """Conflict (naming its status) unless the campaign's status is one of ``when``."""
+    if campaign.status not in when:
+        raise Conflict(
+            f"campaign {campaign.id!r} is {campaign.status.value}", status=campaign.status.value
+        )
+
+
+def seq_cursor(seq: int) -> str:
+    """The cursor of a recipients page that ended at ``seq``."""
+    return encode_cursor(str(seq))
+
+
+def seq_of_cursor(cursor: str) -> int:
+    """The ``seq`` a recipients cursor holds; InvalidInput for one no page gave."""
+    (text,) = decode_cursor(cursor, 1)
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise InvalidInput("cursor is not valid", parameter="cursor")
+    return int(text)
 
 
 class CampaignStore(Protocol):
