@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -56,6 +57,9 @@ EVERY_PERMISSION = frozenset(
         "notes:manage",
         "segments:read",
         "segments:write",
+        "campaigns:read",
+        "campaigns:write",
+        "campaigns:launch",
     }
 )
 AGENT_PERMISSIONS = frozenset(
@@ -75,9 +79,17 @@ ROLE_PERMISSIONS = {
     "agent": AGENT_PERMISSIONS,
     "supervisor": AGENT_PERMISSIONS
     | {"messages:send", "outbox:read", "plugins:read", "reports:read"}
-    | {"contacts:merge", "contacts:import", "contacts:export", "segments:read", "segments:write"},
+    | {"contacts:merge", "contacts:import", "contacts:export", "segments:read", "segments:write"}
+    | {"campaigns:read", "campaigns:write", "campaigns:launch"},
     "admin": EVERY_PERMISSION,
 }
+# docs/access.md, "API keys for programs": the preset ``read`` is every ``*:read`` but users
+# and audit, and every caller holds ``account:own``.
+READ_SCOPE = frozenset(
+    {"account:own"}
+    | {p for p in EVERY_PERMISSION if p.endswith(":read")} - {"users:read", "audit:read"}
+)
+
 
 PUBLIC = "public"
 """Needs no credentials (``security: []``): the system routes, login and refresh, and the
@@ -156,6 +168,19 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/media"): "media:upload",
     ("GET", "/api/media/{media_id}"): "media:upload",
     ("GET", "/api/messages/{message_id}/media/{index}"): "conversations:read",
+    ("GET", "/api/campaigns"): "campaigns:read",
+    ("POST", "/api/campaigns"): "campaigns:write",
+    ("GET", "/api/campaigns/{campaign_id}"): "campaigns:read",
+    ("PATCH", "/api/campaigns/{campaign_id}"): "campaigns:write",
+    ("DELETE", "/api/campaigns/{campaign_id}"): "campaigns:write",
+    ("POST", "/api/campaigns/{campaign_id}/launch"): "campaigns:launch",
+    ("POST", "/api/campaigns/{campaign_id}/pause"): "campaigns:launch",
+    ("POST", "/api/campaigns/{campaign_id}/resume"): "campaigns:launch",
+    ("POST", "/api/campaigns/{campaign_id}/cancel"): "campaigns:launch",
+    ("POST", "/api/campaigns/{campaign_id}/preview"): "campaigns:write",
+    ("GET", "/api/campaigns/{campaign_id}/recipients"): "campaigns:read",
+    ("GET", "/api/campaigns/{campaign_id}/report"): "campaigns:read",
+    ("GET", "/api/campaigns/{campaign_id}/export"): "campaigns:read",
 }
 
 # Operations of the document this test does not call, each with the reason. None today; an
@@ -174,7 +199,9 @@ ROLE_OF_CALLER = {
     "admin user": "admin",
     "bootstrap key": "admin",
 }
-CALLERS = (*UNAUTHENTICATED_CALLERS, *ROLE_OF_CALLER)
+SCOPES_OF_CALLER = {"read key": READ_SCOPE}
+"""API keys with partial scopes, and the permissions those scopes give."""
+CALLERS = (*UNAUTHENTICATED_CALLERS, *ROLE_OF_CALLER, *SCOPES_OF_CALLER)
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -279,6 +306,7 @@ def world(server: ServerProcess, admin: httpx.Client) -> World:
     user_id, session_id = session_of(login(server, expiring_user["email"])["access_token"])
     tokens["expired token"] = forge_access_token(user_id, session_id, expires_in=-600)
     tokens["revoked key"] = revoked["key"]
+    tokens["read key"] = kept_key["key"]
     return World(
         path_values={
             "contact_id": conversation["contact_id"],
@@ -294,11 +322,31 @@ def world(server: ServerProcess, admin: httpx.Client) -> World:
             "key": "not_declared",
             "segment_id": "seg_not_here",
             "import_id": "imp_not_here",
+            "campaign_id": cancelled_campaign(admin, conversation["contact_id"]),
         },
         tokens=tokens,
         emails=emails,
         live_forged_token=forge_access_token(user_id, session_id, expires_in=600),
     )
+
+
+def cancelled_campaign(admin: httpx.Client, contact_id: str) -> str:
+    """A real campaign that no allowed caller can change: every write to a cancelled one
+    answers 409 (or 400 for a bad body), so each reaches the code behind its route."""
+    draft = {
+        "name": unique("matrix"),
+        "channel": "http",
+        "audience": {"kind": "contacts", "contact_ids": [contact_id]},
+        "message": {"text": "hello"},
+        "schedule": {"at": (datetime.now(UTC) + timedelta(days=30)).isoformat()},
+    }
+    created = admin.post("/api/campaigns", json=draft)
+    assert created.status_code == 201, created.text
+    campaign_id: str = created.json()["id"]
+    for action in ("launch", "cancel"):
+        answer = admin.post(f"/api/campaigns/{campaign_id}/{action}")
+        assert answer.status_code == 200, answer.text
+    return campaign_id
 
 
 def documented_operations(document: dict[str, Any]) -> dict[tuple[str, str], bool]:
@@ -379,7 +427,11 @@ def expectation(permission: str, caller: str) -> str:
         return "public: neither 401 nor 403"
     if caller in UNAUTHENTICATED_CALLERS:
         return "401 unauthenticated"
-    if permission in ROLE_PERMISSIONS[ROLE_OF_CALLER[caller]]:
+    if caller in SCOPES_OF_CALLER:
+        held = SCOPES_OF_CALLER[caller]
+    else:
+        held = ROLE_PERMISSIONS[ROLE_OF_CALLER[caller]]
+    if permission in held:
         return "allowed: neither 401 nor 403"
     return f"403 forbidden, lacking {permission!r}"
 

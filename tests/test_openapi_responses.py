@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -167,6 +168,7 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
 
     exercise_access(server, contract)
     exercise_crm(client, contact["id"], contract)
+    exercise_campaigns(client, contract)
 
     exercised = {(method, template) for method, template, _ in contract.seen}
     documented = {(method, template) for method, template, _ in operations(contract.document)}
@@ -300,6 +302,176 @@ def exercise_crm(client: httpx.Client, contact_id: str, contract: Contract) -> N
         "/api/crm/merges", json={"survivor_id": contact_id, "merged_id": made["id"]}
     )
     assert contract.check(again, "post", "/api/crm/merges")["error"] == "conflict"
+
+
+CAMPAIGN = "/api/campaigns/{campaign_id}"
+
+
+def exercise_campaigns(client: httpx.Client, contract: Contract) -> None:
+    """The campaigns routes (docs/campaigns.md): a draft made, read, listed, changed,
+    previewed and deleted; one launched for next month, then cancelled; one running (too
+    slow to finish) paused, resumed, read through its recipients, report and CSV export, then
+    cancelled; and the 400s, 404s and 409s of each."""
+    ada, bob = (
+        client.post(
+            "/api/contacts",
+            json={"display_name": name, "identities": [{"channel": "http", "address": address}]},
+        ).json()
+        for name, address in (("Ada Byron", "+15550200001"), ("Bob Bell", "+15550200002"))
+    )
+    draft = {
+        "name": "Spring sale",
+        "channel": "http",
+        "audience": {"kind": "contacts", "contact_ids": [ada["id"], bob["id"]]},
+        "message": {"text": "Hi {{first_name}}, spring is here"},
+    }
+    created = client.post("/api/campaigns", json=draft)
+    campaign = contract.check(created, "post", "/api/campaigns")
+    assert (created.status_code, campaign["status"]) == (201, "draft")
+    for wrong in (
+        {**draft, "message": {"text": "Hi {{nope}}"}},
+        {**draft, "channel": "nosuch"},
+        {**draft, "channel": "Not A Channel"},
+        {**draft, "audience": {"kind": "contacts"}},
+    ):
+        refused = client.post("/api/campaigns", json=wrong)
+        assert contract.check(refused, "post", "/api/campaigns")["error"] == "invalid_input"
+
+    path = f"/api/campaigns/{campaign['id']}"
+    assert contract.check(client.get(path), "get", CAMPAIGN)["id"] == campaign["id"]
+    missing = client.get("/api/campaigns/cmp_missing")
+    assert contract.check(missing, "get", CAMPAIGN)["error"] == "not_found"
+    listed = client.get("/api/campaigns", params={"status": "draft"})
+    assert campaign["id"] in [
+        c["id"] for c in contract.check(listed, "get", "/api/campaigns")["items"]
+    ]
+    bad_status = client.get("/api/campaigns", params={"status": "sent"})
+    assert contract.check(bad_status, "get", "/api/campaigns")["error"] == "invalid_input"
+    renamed = client.patch(path, json={"name": "Spring sale!"})
+    assert contract.check(renamed, "patch", CAMPAIGN)["name"] == "Spring sale!"
+    unknown_variable = client.patch(path, json={"message": {"text": "{{nope}}"}})
+    assert contract.check(unknown_variable, "patch", CAMPAIGN)["field"] == "message.text"
+    no_campaign = client.patch("/api/campaigns/cmp_missing", json={"name": "x"})
+    assert contract.check(no_campaign, "patch", CAMPAIGN)["error"] == "not_found"
+
+    preview = CAMPAIGN + "/preview"
+    shown = client.post(f"{path}/preview", json={"contact_id": ada["id"]})
+    made = contract.check(shown, "post", preview)
+    assert (made["outcome"], made["text"]) == ("send", "Hi Ada, spring is here")
+    no_contact = client.post(f"{path}/preview", json={"contact_id": "ct_missing"})
+    assert contract.check(no_contact, "post", preview)["error"] == "not_found"
+    no_body = client.post(f"{path}/preview", json={})
+    assert contract.check(no_body, "post", preview)["field"] == "contact_id"
+    elsewhere = client.post("/api/campaigns/cmp_missing/preview", json={"contact_id": ada["id"]})
+    assert contract.check(elsewhere, "post", preview)["error"] == "not_found"
+
+    for action in ("pause", "resume", "cancel"):  # none of them is for a draft
+        early = client.post(f"{path}/{action}")
+        assert early.status_code == 409, early.text
+        assert contract.check(early, "post", f"{CAMPAIGN}/{action}")["status"] == "draft"
+    exercise_scheduled_campaign(client, draft, contract)
+    exercise_running_campaign(client, draft, contract)
+    exercise_campaign_without_segment(client, draft, contract)
+
+    deleted = client.delete(path)
+    assert deleted.status_code == 204
+    contract.check(deleted, "delete", CAMPAIGN)
+    gone = client.delete(path)
+    assert contract.check(gone, "delete", CAMPAIGN)["error"] == "not_found"
+    for action in ("launch", "pause", "resume", "cancel"):
+        unknown = client.post(f"{path}/{action}")
+        assert contract.check(unknown, "post", f"{CAMPAIGN}/{action}")["error"] == "not_found"
+    for part in ("recipients", "report", "export"):
+        unknown = client.get(f"{path}/{part}")
+        assert contract.check(unknown, "get", f"{CAMPAIGN}/{part}")["error"] == "not_found"
+
+
+def exercise_scheduled_campaign(client: httpx.Client, draft: dict, contract: Contract) -> None:
+    """Launched for next month, it stays scheduled: it cannot be changed, deleted, launched
+    again, paused or resumed (409); cancelled, it cannot be cancelled again."""
+    when = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    paris = when.astimezone(timezone(timedelta(hours=1))).isoformat()
+    later = client.post("/api/campaigns", json={**draft, "schedule": {"at": paris}}).json()
+    path = f"/api/campaigns/{later['id']}"
+    launched = contract.check(client.post(f"{path}/launch"), "post", CAMPAIGN + "/launch")
+    assert (launched["status"], launched["schedule"]["at"]) == ("scheduled", format_timestamp(when))
+    assert contract.check(client.get(path), "get", CAMPAIGN)["status"] == "scheduled"
+    conflicts = [
+        ("patch", CAMPAIGN, client.patch(path, json={"name": "too late"})),
+        ("delete", CAMPAIGN, client.delete(path)),
+        *(
+            ("post", f"{CAMPAIGN}/{a}", client.post(f"{path}/{a}"))
+            for a in ("launch", "pause", "resume")
+        ),
+    ]
+    for method, template, answer in conflicts:
+        assert answer.status_code == 409, (method, template, answer.text)
+        assert contract.check(answer, method, template)["status"] == "scheduled"
+    cancelled = contract.check(client.post(f"{path}/cancel"), "post", CAMPAIGN + "/cancel")
+    assert cancelled["status"] == "cancelled" and cancelled["finished_at"] is not None
+    again = client.post(f"{path}/cancel")
+    assert contract.check(again, "post", CAMPAIGN + "/cancel")["status"] == "cancelled"
+
+
+def exercise_running_campaign(client: httpx.Client, draft: dict, contract: Contract) -> None:
+    """At 0.01 messages a second, a campaign to two contacts sends to the first at once and
+    stays running: it is paused (then not paused again), resumed, read (its recipients in
+    sending order, its report, its CSV export) and cancelled."""
+    contact_ids = draft["audience"]["contact_ids"]
+    slow = client.post("/api/campaigns", json={**draft, "rate": 0.01}).json()
+    path = f"/api/campaigns/{slow['id']}"
+    assert client.post(f"{path}/launch").status_code == 200
+    deadline = time.monotonic() + 10  # the runner starts it within a second
+    while not client.get(f"{path}/recipients", params={"state": "queued"}).json()["items"]:
+        assert time.monotonic() < deadline, client.get(path).text
+        time.sleep(0.1)
+    paused = contract.check(client.post(f"{path}/pause"), "post", CAMPAIGN + "/pause")
+    assert paused["status"] == "paused" and paused["started_at"] is not None
+    twice = client.post(f"{path}/pause")
+    assert contract.check(twice, "post", CAMPAIGN + "/pause")["status"] == "paused"
+    resumed = contract.check(client.post(f"{path}/resume"), "post", CAMPAIGN + "/resume")
+    assert resumed["status"] == "running"
+    again = client.post(f"{path}/resume")
+    assert contract.check(again, "post", CAMPAIGN + "/resume")["status"] == "running"
+
+    recipients = CAMPAIGN + "/recipients"
+    first = contract.check(client.get(f"{path}/recipients", params={"limit": 1}), "get", recipients)
+    rest = contract.check(
+        client.get(f"{path}/recipients", params={"cursor": first["next_cursor"]}), "get", recipients
+    )
+    assert [r["contact_id"] for r in first["items"] + rest["items"]] == contact_ids
+    pending = client.get(f"{path}/recipients", params={"state": "pending"})
+    assert [r["seq"] for r in contract.check(pending, "get", recipients)["items"]] == [1]
+    bad_state = client.get(f"{path}/recipients", params={"state": "sent"})
+    assert contract.check(bad_state, "get", recipients)["field"] == "state"
+    report = contract.check(client.get(f"{path}/report"), "get", CAMPAIGN + "/report")
+    assert (report["counts"]["targeted"], report["counts"]["pending"]) == (2, 1)
+
+    export = client.get(f"{path}/export")
+    contract.check(export, "get", CAMPAIGN + "/export")
+    assert export.headers["content-type"].startswith("text/csv")
+    assert export.headers["content-disposition"].startswith(f'attachment; filename="{slow["id"]}-')
+    header, *rows = export.text.splitlines()
+    assert header.startswith("contact_id,seq,state,")
+    assert [row.split(",")[:3] for row in rows] == [
+        [contact_ids[0], "0", "queued"],
+        [contact_ids[1], "1", "pending"],
+    ]
+    cancelled = contract.check(client.post(f"{path}/cancel"), "post", CAMPAIGN + "/cancel")
+    assert cancelled["status"] == "cancelled"
+
+
+def exercise_campaign_without_segment(
+    client: httpx.Client, draft: dict, contract: Contract
+) -> None:
+    """A draft to a segment deleted since cannot be launched: 400 naming the field."""
+    vip = {"field": "tags", "op": "contains", "value": "vip"}
+    segment = client.post("/api/crm/segments", json={"name": "Spring VIPs", "filter": vip}).json()
+    audience = {"kind": "segment", "segment_id": segment["id"]}
+    orphan = client.post("/api/campaigns", json={**draft, "audience": audience}).json()
+    assert client.delete(f"/api/crm/segments/{segment['id']}").status_code == 204
+    refused = client.post(f"/api/campaigns/{orphan['id']}/launch")
+    assert contract.check(refused, "post", CAMPAIGN + "/launch")["field"] == "audience.segment_id"
 
 
 def exercise_media(client: httpx.Client, conversation_path: str, contract: Contract) -> None:

@@ -21,6 +21,8 @@ MAX_SUBJECT = 998
 MAX_AUDIENCE = 100_000
 MAX_VARIABLES = 50
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+NAME = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
+"""A one-line text with something other than spaces in it."""
 HOUR_MINUTE = r"^([01]\d|2[0-3]):[0-5]\d$"
 AT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$"
 """ISO 8601; without an offset, a time in the schedule's ``timezone``."""
@@ -34,7 +36,10 @@ class CampaignAudienceBody:
     kind: AudienceKind
     segment_id: str | None = field(default=None, max_length=100, description="kind segment")
     contact_ids: tuple[str, ...] = field(
-        default=(), max_items=MAX_AUDIENCE, items={"maxLength": 100}, description="kind contacts"
+        default=(),
+        max_items=MAX_AUDIENCE,
+        items={"minLength": 1, "maxLength": 100},
+        description="kind contacts",
     )
     addresses: tuple[str, ...] = field(
         default=(),
@@ -92,7 +97,9 @@ class CampaignScheduleBody:
 class NewCampaign:
     audience: CampaignAudienceBody
     message: CampaignMessageBody
-    name: str = field(min_length=1, max_length=MAX_NAME, pattern=PRINTABLE)
+    name: str = field(
+        min_length=1, max_length=MAX_NAME, pattern=NAME, message="must be a one-line text"
+    )
     channel: str = field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")
     sender: str | None = field(
         default=None,
@@ -113,7 +120,13 @@ class NewCampaign:
 class CampaignChange:
     """The fields to change; each left out stays. Only a draft's may change."""
 
-    name: str = field(default=UNSET, min_length=1, max_length=MAX_NAME, pattern=PRINTABLE)
+    name: str = field(
+        default=UNSET,
+        min_length=1,
+        max_length=MAX_NAME,
+        pattern=NAME,
+        message="must be a one-line text",
+    )
     audience: CampaignAudienceBody = field(default=UNSET)
     message: CampaignMessageBody = field(default=UNSET)
     sender: str | None = field(default=UNSET, max_length=64)

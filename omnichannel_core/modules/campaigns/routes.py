@@ -171,12 +171,14 @@ class CampaignAction:
         resp.media = to_json(await self.action(campaign_id, req.context.principal, client))
 
 
-def _action(summary: str, operation_id: str, notes: str) -> Operation:
+def _action(
+    summary: str, operation_id: str, notes: str, errors: tuple[str, ...] = ("NotFound", "Conflict")
+) -> Operation:
     return Operation(
         summary,
         permission=CAMPAIGNS_LAUNCH,
         responses={200: Response(Campaign, "The campaign after.")},
-        errors=("NotFound", "Conflict"),
+        errors=errors,
         notes=notes,
         operation_id=operation_id,
         tags=TAGS,
@@ -350,7 +352,10 @@ def campaign_routes(campaigns: Campaigns, config: Config) -> list[Route]:
                 "Launch a draft campaign",
                 "launchCampaign",
                 "It is scheduled, and starts at schedule.at (or at once): its audience is"
-                " frozen then. 409 unless a draft.",
+                " frozen then. 409 unless a draft; 400 when what it was checked against"
+                " changed since (its segment deleted, its channel or sender gone, a rate now"
+                " above the channel's).",
+                ("BadRequest", "NotFound", "Conflict"),
             ),
         ),
         (

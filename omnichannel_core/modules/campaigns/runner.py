@@ -218,11 +218,16 @@ class CampaignRunner:
                     seen.add(contact_id)
                     yield contact_id
             return
-        for address in audience.addresses:
-            contact_id = await self.contact_at(campaign.channel, address)
-            if contact_id not in seen:
-                seen.add(contact_id)
-                yield contact_id
+        addresses = list(dict.fromkeys(audience.addresses))
+        for start in range(0, len(addresses), PARALLEL):
+            group = addresses[start : start + PARALLEL]
+            found = await asyncio.gather(
+                *(self.contact_at(campaign.channel, address) for address in group)
+            )
+            for contact_id in found:
+                if contact_id not in seen:
+                    seen.add(contact_id)
+                    yield contact_id
 
     async def contact_at(self, channel: str, address: str) -> str:
         """The contact reached at ``address`` on ``channel``, made when there is none."""

@@ -138,6 +138,7 @@ class Campaigns:
         return await self.store.change(campaign_id, changes, when=EDITABLE)
 
     async def delete(self, campaign_id: str) -> None:
+        require_editable(await self.store.get(campaign_id), "deleted")
         await self.store.delete(campaign_id, when=EDITABLE)
 
     async def reach(self, channel: str, sender: str | None) -> Reach:
@@ -237,9 +238,9 @@ class Campaigns:
                     )
                 check_template(value, f"message.template.variables.{key}")
         for name, value in message.defaults.items():
-            if len(name) > MAX_VARIABLE or len(value) > MAX_VARIABLE * 16:
+            if not name or len(name) > MAX_VARIABLE or len(value) > MAX_VARIABLE * 16:
                 raise InvalidInput(
-                    "message.defaults: names of at most 64 characters, values of at most 1,024",
+                    "message.defaults: names of 1 to 64 characters, values of at most 1,024",
                     field="message.defaults",
                 )
 
