@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from conftest import serving, twilio_env
-from fake_twilio import FakeTwilio
+from fake_twilio import TOO_MANY_REQUESTS, FakeTwilio, MessageAnswer
 from twilio_signing import (
     post_form,
     post_webhook,
@@ -220,8 +220,9 @@ def test_outcomes_replies_and_opt_outs_are_counted_and_live_on_the_stream(
     server, client, fake_twilio
 ):
     """Twilio's callbacks move recipients to delivered and read; a message from a recipient
-    within the window counts as replied; a STOP afterwards as opted out (and replied); the stream tells of the campaign as it
-    moves; the CRM timeline shows the campaign's message; the CSV has a row per recipient."""
+    within the window counts as replied; a STOP afterwards as opted out (and replied); the
+    stream tells of the campaign as it moves; the CRM timeline shows the campaign's message;
+    the CSV has a row per recipient."""
     phones = [unique_phone() for _ in range(3)]
     people = [contact(client, phone, display_name=f"P{n}") for n, phone in enumerate(phones)]
     made = campaign(client, [each["id"] for each in people])
@@ -319,3 +320,23 @@ def test_an_uploaded_list_makes_the_contacts_it_does_not_find(client, fake_twili
     assert existing["id"] in recipients(client, made["id"])
     assert len(fake_twilio.message_requests(to=known)) == 1
     assert fake_twilio.message_requests(to=new)[0].param("Body") == "Hola amigo"
+
+
+def test_twilios_429s_slow_the_campaign_and_every_recipient_still_gets_it_once(
+    client, fake_twilio
+):
+    """Twilio answers 429 to the first attempt for a third of the recipients: the outbox
+    backs off and slows the pace, the campaign waits for it, and in the end every number was
+    taken once (asked once more for each 429)."""
+    phones = [unique_phone() for _ in range(12)]
+    throttled = set(phones[::3])
+    for phone in throttled:
+        fake_twilio.queue(MessageAnswer.error(TOO_MANY_REQUESTS), to=phone)
+    people = [contact(client, phone, display_name="T") for phone in phones]
+    made = campaign(client, [each["id"] for each in people], rate=20)
+    launch(client, made["id"])
+    report = report_when(client, made["id"], lambda r: r["counts"]["sent"] == 12, seconds=60)
+    assert report["counts"]["failed"] == {}
+    for phone in phones:
+        asked = len(fake_twilio.message_requests(to=phone))
+        assert asked == (2 if phone in throttled else 1), phone

@@ -158,9 +158,8 @@ class CampaignRunner:
                 if started is None:
                     continue
                 campaign = started
-            busy = True
             try:
-                await self.feed(campaign)
+                busy = await self.feed(campaign) or busy
             except ChannelUnavailable as unavailable:  # uninstalled, or failed to load
                 log.warning(
                     "campaign_channel_unavailable",
@@ -242,29 +241,39 @@ class CampaignRunner:
 
     # Feeding: recipients to the outbox, at the campaign's rate.
 
-    async def feed(self, campaign: Campaign) -> None:
+    async def feed(self, campaign: Campaign) -> bool:
+        """Send to the recipients the campaign's pace allows now; whether it has more to
+        send soon (False: done, or every recipient left waits for their quiet hours)."""
         bulk = self._bulk()
         reaches = await bulk.reaches(campaign.channel)
         reach = next((each for each in reaches if each.name == campaign.sender), None)
         if reach is None:
             log.warning("campaign_sender_gone", campaign_id=campaign.id, sender=campaign.sender)
-            return
+            return False
         bucket = await self.bucket(campaign, reach)
         if await self.held_back(campaign.channel, bucket.rate):
             bucket.idle()
-            return
+            return True
         allowed = bucket.take() if bucket.rate > 0 else UNPACED_BATCH
         if allowed == 0:
-            return
+            return True
         now = utcnow()
         recipients = await self.store.pending(campaign.id, now, allowed)
         if not recipients:
             await self.finish(campaign)
-            return
+            return False
         for start in range(0, len(recipients), PARALLEL):
             group = recipients[start : start + PARALLEL]
-            await asyncio.gather(*(self.deliver(campaign, reach, each, now) for each in group))
+            sends = (self.deliver(campaign, reach, each, now) for each in group)
+            for outcome in await asyncio.gather(*sends, return_exceptions=True):
+                if isinstance(outcome, ChannelUnavailable):
+                    raise outcome
+                if isinstance(outcome, Exception):  # the store failed: they stay pending
+                    log.error(
+                        "campaign_delivery_failed", campaign_id=campaign.id, error=repr(outcome)
+                    )
         bucket.tokens += allowed - len(recipients)  # not spent: none were due
+        return True
 
     async def bucket(self, campaign: Campaign, reach: Reach) -> Bucket:
         rate = campaign.rate
