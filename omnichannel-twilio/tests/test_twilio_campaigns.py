@@ -322,9 +322,7 @@ def test_an_uploaded_list_makes_the_contacts_it_does_not_find(client, fake_twili
     assert fake_twilio.message_requests(to=new)[0].param("Body") == "Hola amigo"
 
 
-def test_twilios_429s_slow_the_campaign_and_every_recipient_still_gets_it_once(
-    client, fake_twilio
-):
+def test_twilios_429s_slow_the_campaign_and_every_recipient_still_gets_it_once(client, fake_twilio):
     """Twilio answers 429 to the first attempt for a third of the recipients: the outbox
     backs off and slows the pace, the campaign waits for it, and in the end every number was
     taken once (asked once more for each 429)."""

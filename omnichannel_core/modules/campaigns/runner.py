@@ -35,6 +35,7 @@ from omnichannel_core.module import (
     Principal,
     Reach,
     RecipientOptedOut,
+    cancel_and_wait,
     utcnow,
 )
 from omnichannel_core.modules.campaigns.compose import Composed, Deferred, decide
@@ -55,6 +56,9 @@ TICK_SECONDS = 0.05
 """How often a runner with a running campaign feeds it."""
 IDLE_SECONDS = 1.0
 """How often an idle runner looks for a campaign to start: a launch starts within it."""
+BURST_SECONDS = 0.5
+"""The most of its rate a campaign may make up at once after a slow round (a store's
+latency): the outbox's own pace spreads what it is given."""
 PARALLEL = 16
 """Recipients one runner sends to at once (each send is a few store round trips)."""
 UNPACED_BATCH = 200
@@ -99,7 +103,7 @@ class Bucket:
     def take(self) -> int:
         """How many recipients may be fed now (tokens earned since the last take)."""
         now = time.monotonic()
-        burst = max(1.0, self.rate * 4 * TICK_SECONDS)
+        burst = max(1.0, self.rate * BURST_SECONDS)
         self.tokens = min(burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
         whole = int(self.tokens)
@@ -129,7 +133,6 @@ class CampaignRunner:
         self._backlogs: dict[str, tuple[float, int]] = {}
         self._counts: dict[str, Counts] = {}
         self._progress_at: dict[str, float] = {}
-        self._watched_at = 0.0
 
     def job(self) -> Job:
         return Job(
@@ -139,17 +142,30 @@ class CampaignRunner:
         )
 
     async def run(self, control: JobControl) -> None:
-        while not control.stopping:
-            busy = False
+        """Feed campaigns, and beside it (so that counting never slows sending) tell of
+        their progress, until the runner stops."""
+        watching = asyncio.create_task(self.watch(control))
+        try:
+            while not control.stopping:
+                busy = False
+                try:
+                    busy = await self.step()
+                except Exception:
+                    log.exception("campaigns_step_failed")
+                await control.sleep(TICK_SECONDS if busy else IDLE_SECONDS)
+        finally:
+            await cancel_and_wait(watching)
+
+    async def watch(self, control: JobControl) -> None:
+        while await control.sleep(PROGRESS_SECONDS):
             try:
-                busy = await self.step()
+                await self.progress()
             except Exception:
-                log.exception("campaigns_step_failed")
-            await control.sleep(TICK_SECONDS if busy else IDLE_SECONDS)
+                log.exception("campaigns_progress_failed")
 
     async def step(self) -> bool:
-        """One round: start what is due, feed what runs, tell of progress. Whether any
-        campaign is running (the next round comes sooner)."""
+        """One round: start what is due, feed what runs. Whether any campaign has more to
+        send soon (the next round comes sooner)."""
         now = utcnow()
         busy = False
         for campaign in await self.store.due(now):
@@ -166,7 +182,6 @@ class CampaignRunner:
                     campaign_id=campaign.id,
                     reason=unavailable.message,
                 )
-        await self.progress()
         return busy
 
     # Starting: the audience frozen into recipients.
@@ -365,10 +380,9 @@ class CampaignRunner:
     # Progress: campaign.updated as the counts move; cancelled campaigns swept.
 
     async def progress(self) -> None:
+        """Log ``campaign.updated`` for each campaign whose counts moved since it was last
+        counted; skip what a cancelled campaign had still pending."""
         now = time.monotonic()
-        if now - self._watched_at < PROGRESS_SECONDS:
-            return
-        self._watched_at = now
         watched = [
             *(await self.store.due(utcnow())),
             *(await self.store.recently_finished(utcnow() - FINISHED_WATCH)),

@@ -1,0 +1,99 @@
+"""A campaign on two servers sharing Firestore (the emulator) and Pub/Sub, one of them killed
+with ``kill -9`` mid-run and started again: each recipient gets it exactly once, counted by
+the fake Twilio's requests per number. (Apart from the SQLite crash test, which runs alone:
+this one kills a whole server at a third of the run, not a send under way, and may share the
+machine.)"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from campaign_runs import (
+    CONFIRM_SECONDS,
+    asked_per_number,
+    campaign_report,
+    env_of,
+    numbers_of,
+    start_campaign,
+    wait_for,
+)
+from fake_twilio import FakeTwilio
+from twilio_signing import ACCOUNT_SID, AUTH_TOKEN
+
+from omnichannel_core.testing.emulators import Emulator
+from omnichannel_core.testing.server import ServerProcess, kill_process_group
+
+FIRESTORE_RECIPIENTS = 300
+TIMES = ("launched_at", "started_at", "finished_at")
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        yield fake
+
+
+def test_two_servers_on_firestore_send_each_recipient_once_when_one_is_killed(
+    tmp_path: Path,
+    twilio: FakeTwilio,
+    firestore_emulator: Emulator,
+    pubsub_emulator: Emulator,
+):
+    """Two servers, each with its job runner, share Firestore and Pub/Sub; 300 recipients at
+    30/s. A third of the way, the first server (its runner with it) is killed with kill -9
+    and started again. Twilio is asked exactly once per recipient."""
+    numbers = numbers_of(twilio, FIRESTORE_RECIPIENTS)
+    project = f"demo-campaign-{uuid.uuid4().hex[:10]}"
+    env = env_of(
+        twilio,
+        OMNICHANNEL_STORE=f"firestore://{project}",
+        FIRESTORE_EMULATOR_HOST=firestore_emulator.host_port,
+        OMNICHANNEL_EVENT_BUS=f"pubsub://{project}/events",
+        PUBSUB_EMULATOR_HOST=pubsub_emulator.host_port,
+        OMNICHANNEL_JWT_SECRET="campaign-crash-jwt-secret-0123456789abcdefghijkl",
+    )
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first = ServerProcess(tmp_path / "a", env).start()
+    second = ServerProcess(tmp_path / "b", env).start()
+    servers = [first, second]
+    try:
+        with second.client() as client:
+            campaign_id = start_campaign(client, list(numbers), rate=30)
+        wait_for(
+            lambda: sum(asked_per_number(twilio).values()) >= FIRESTORE_RECIPIENTS // 3,
+            180,
+            "a third not sent",
+        )
+        assert first.process is not None
+        kill_process_group(first.process)
+        servers[0] = ServerProcess(tmp_path / "a", env).start()
+
+        def finished() -> bool:
+            report = campaign_report(second.client, campaign_id)
+            return report["campaign"]["status"] == "completed"
+
+        wait_for(finished, 180, "the campaign did not complete")
+        campaign = campaign_report(second.client, campaign_id)["campaign"]
+        wait_for(
+            lambda: sum(asked_per_number(twilio).values()) >= FIRESTORE_RECIPIENTS,
+            CONFIRM_SECONDS + 30,
+            "not every one sent",
+        )
+    finally:
+        for server in servers:
+            server.stop()
+
+    asked = asked_per_number(twilio)
+    assert set(asked) == set(numbers), "a recipient never got the campaign"
+    assert max(asked.values()) == 1, "a recipient got the campaign twice"
+    times = {name: datetime.fromisoformat(campaign[name]) for name in TIMES}
+    print(
+        f"\n{FIRESTORE_RECIPIENTS} recipients on Firestore, one of two servers killed: each"
+        f" asked of Twilio once; frozen in {times['started_at'] - times['launched_at']},"
+        f" sent in {times['finished_at'] - times['started_at']}"
+    )
