@@ -1,6 +1,7 @@
 """The outbox under fire, through the real server: replies sent while job runners and the
 whole server are killed with ``kill -9`` and restarted, on SQLite (1,000 replies) and on the
-Firestore emulator (200); and the pace two servers keep between them on Firestore.
+Firestore emulator (200); a runner killed while the replies it claimed wait for their pace;
+and the pace two servers keep between them on Firestore.
 
 A fake receiver of the generic HTTP channel counts, per message (its ``Idempotency-Key``),
 what it was sent. At the end:
@@ -47,9 +48,11 @@ SETTLE_SECONDS = 90.0
 
 class CountingReceiver:
     """The generic HTTP channel's receiver: answers each send after a short random delay
-    (so that sends are in flight when a process is killed), and counts them per key."""
+    (so that sends are in flight when a process is killed; at most ``delay`` seconds), and
+    counts them per key."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.2) -> None:
+        self.delay = delay
         self.provider = FakeProvider(answer=self._answer, keep_alive=True)
         self.arrivals: list[tuple[float, str]] = []
         self.in_flight = 0
@@ -62,7 +65,7 @@ class CountingReceiver:
             self.arrivals.append((time.monotonic(), key))
             self.in_flight += 1
         try:
-            time.sleep(random.uniform(0, 0.2))  # the handler's own thread: sends overlap
+            time.sleep(random.uniform(0, self.delay))  # the handler's own thread: sends overlap
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -77,6 +80,17 @@ class CountingReceiver:
                 if self.in_flight >= count:
                     return
             time.sleep(0.002)
+
+    def wait_for_arrivals(self, count: int, seconds: float = 20.0) -> float:
+        """Until ``count`` sends have arrived (or ``seconds`` pass): when the last did
+        (``time.monotonic``)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.arrivals) >= count:
+                    return self.arrivals[-1][0]
+            time.sleep(0.002)
+        raise AssertionError(f"{count} sends never arrived")
 
     def counts(self) -> Counter[str]:
         with self._lock:
@@ -102,16 +116,16 @@ CONVERSATIONS = 20
 """Replies are spread over this many conversations, as an inbox's are."""
 
 
-def _reply(inbox: Deployment, conversation_id: str, key: str) -> str:
-    """Send one reply with its Idempotency-Key until the server accepts it, as a client
-    does across a server's crash; the message id."""
+def _reply(inbox: Deployment, conversation_id: str, key: str, **fields: str) -> str:
+    """Send one reply (with ``fields`` in its body) with its Idempotency-Key until the
+    server accepts it, as a client does across a server's crash; the message id."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             with inbox.client() as client:
                 response = client.post(
                     f"/api/conversations/{conversation_id}/messages",
-                    json={"text": f"reply {key}"},
+                    json={"text": f"reply {key}", **fields},
                     headers={"Idempotency-Key": key},
                 )
         except httpx.HTTPError:
@@ -245,6 +259,69 @@ def test_two_hundred_replies_survive_kill_9_on_firestore(
         FIRESTORE_EMULATOR_HOST=firestore_emulator.host_port,
     )
     crash_run(tmp_path, env, receiver, 200)
+
+
+PACED_RATE = 5
+"""Sends per second in the paced crash test: a runner holds two seconds of them (10)
+claimed, waiting for their slot, and a kill between two slots (200 ms apart) cuts off no
+send."""
+PACED_LEAD_SECONDS = 2.0
+"""How far ahead the paced crash test schedules its replies: all due at once, however
+long they took to queue."""
+
+
+def test_replies_waiting_for_their_pace_are_sent_once_after_kill_9(tmp_path):
+    """A runner killed with kill -9 between two slots of a slow pace, holding claimed
+    replies that wait for theirs, never called the channel for them: when their lease ends
+    (3 s) they are queued again, not put in doubt, and the restarted runner sends each
+    exactly once (one attempt each); none waits for a confirmation, none fails."""
+    count = 20
+    with CountingReceiver(delay=0) as receiver:
+        env = _env(receiver, OMNICHANNEL_SEND_RATES=f"http={PACED_RATE}")
+        inbox = Deployment(tmp_path, env, workers=1, runners=1)
+        try:
+            with inbox.client() as client:
+                conversations = _open_conversations(client)
+            keys = [f"paced-{uuid.uuid4().hex[:8]}-{n}" for n in range(count)]
+            due = datetime.now(UTC) + timedelta(seconds=PACED_LEAD_SECONDS)
+
+            def reply(n: int) -> str:
+                conversation = conversations[n % CONVERSATIONS]
+                return _reply(inbox, conversation, keys[n], send_at=due.isoformat())
+
+            with ThreadPoolExecutor(8) as pool:
+                accepted = list(pool.map(reply, range(count)))
+            # Two sends in, half-way to the next slot: no send is under way, and the runner
+            # holds two seconds of the pace claimed, waiting.
+            arrived = receiver.wait_for_arrivals(max(2, sum(receiver.counts().values()) + 1))
+            time.sleep(max(0.0, arrived + 0.5 / PACED_RATE - time.monotonic()))
+            received_before = sum(receiver.counts().values())
+            inbox.crash_runner(0)
+            killed = time.monotonic()
+            deadline = killed + 60
+            while not _outbox_empty(inbox) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            settled = time.monotonic() - killed
+            print(f"\nkilled with {received_before} of {count} sent; all sent {settled:.1f}s on")
+            with inbox.client() as client:
+                assert client.get("/api/outbox").json()["channels"] == {}, "messages left stuck"
+                stored = {
+                    message["id"]: message
+                    for conversation_id in conversations
+                    for message in _all_messages(client, conversation_id)
+                    if message["direction"] == "outbound"
+                }
+        finally:
+            inbox.stop()
+        received = receiver.counts()
+    assert set(stored) == set(accepted)
+    outcomes = Counter((m["status"], m["attempts"], m["in_doubt"]) for m in stored.values())
+    assert outcomes == {("sent", 1, False): count}
+    assert set(received) == set(accepted)
+    assert set(received.values()) == {1}, received.most_common(3)
+    log = (tmp_path / "worker.log").read_text()
+    assert log.count('"message_in_doubt"') == 0
+    assert log.count('"message_requeued"') > 0, "no claimed reply was left waiting"
 
 
 def test_two_servers_on_firestore_keep_one_pace(tmp_path, receiver, firestore_emulator):

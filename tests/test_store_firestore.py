@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud.firestore_v1 import DELETE_FIELD
 
 from omnichannel_core.errors import ConfigError, InvalidInput
 from omnichannel_core.hooktypes import InboundMessage, StatusUpdate
@@ -336,6 +337,24 @@ class TestFirestoreBehaviour(StoreFixtures):
             run(database.migrate(SPECS))
         assert "'inbox'" in raised.value.message
         assert raised.value.details["variable"] == "OMNICHANNEL_STORE"
+
+    def test_an_outbox_entry_from_before_the_attempt_mark_counts_as_attempted(self, store, run):
+        """An outbox document without ``attempted`` (claimed by an earlier version) reads
+        as attempted: when its lease ends it is not queued again but goes in doubt, as it
+        did before the mark."""
+        conversation = self._conversation(store, run)
+        message, _ = run(store.create_outbound(conversation.id, "hi", (), {}, None))
+        past = utcnow() - timedelta(seconds=1)
+        assert run(store.claim_outbound(message.id, "old", past, utcnow())) is not None
+        reference = store.layout.outbox(message.id)
+        run(reference.update({"attempted": DELETE_FIELD}))
+        assert "attempted" not in run(reference.get()).to_dict()
+        now = utcnow()
+        [entry] = run(store.expired_leases(now, 10))
+        assert entry.attempted is True
+        assert not run(store.requeue_unattempted(message.id, now))
+        doubted = run(store.doubt_outbound(message.id, None, now, None, "runner died", now))
+        assert (doubted.status, doubted.in_doubt) == (DeliveryStatus.SENDING, True)
 
 
 # ------------------------------------------------------------------ connection settings

@@ -10,18 +10,20 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from omnichannel_core.audit import AuditEntry
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.hooktypes import InboundMessage
-from omnichannel_core.models import ConversationStatus
+from omnichannel_core.models import ConversationStatus, DeliveryStatus
 from omnichannel_core.store import open_database
 from omnichannel_core.store.sqlite.database import SqliteDatabase
+from omnichannel_core.timestamps import utcnow
 from tests.store_contract import StoreContract
 from tests.store_contract.fixtures import inbound
 from tests.support.sqlite_files import read_rows, stores_on_file
-from tests.support.stores import open_stores
+from tests.support.stores import SPECS, open_stores
 
 PROCESSES = 4
 PROVIDER_IDS_PER_PROCESS = 60
@@ -248,3 +250,51 @@ def test_processes_adding_attributes_to_one_contact_lose_none(tmp_path):
     }
     logged = read_rows(path, "SELECT count(*) FROM events WHERE type = 'contact.updated'")
     assert logged == [(2 * ATTRIBUTES_PER_PROCESS,)]
+
+
+BEFORE_THE_ATTEMPT_MARK = 12
+"""The inbox's last SQLite step without ``outbox.attempted``."""
+T0, LAPSED = "2024-01-01T00:00:00.000000Z", "2024-01-01T00:01:00.000000Z"
+CLAIMED_BEFORE_THE_MARK = f"""
+INSERT INTO contacts (id, created_at, updated_at) VALUES ('ct_1', '{T0}', '{T0}');
+INSERT INTO conversations (id, contact_id, channel, address, status, last_activity_at,
+    created_at, updated_at) VALUES ('cv_1', 'ct_1', 'sms', '+15550100', 'open', '{T0}',
+    '{T0}', '{T0}');
+INSERT INTO messages (id, conversation_id, contact_id, channel, direction, status, text,
+    attempts, created_at, updated_at) VALUES ('msg_1', 'cv_1', 'ct_1', 'sms', 'outbound',
+    'queued', 'hi', 1, '{T0}', '{T0}');
+INSERT INTO outbox (message_id, channel, address, state, priority, due_at, first_due_at,
+    attempts, lease_holder, lease_until) VALUES ('msg_1', 'sms', '+15550100', 'sending', 0,
+    '{T0}', '{T0}', 1, 'old-runner', '{LAPSED}');
+"""
+
+
+def test_an_outbox_entry_claimed_before_the_attempt_mark_goes_in_doubt(tmp_path):
+    """The step that adds ``outbox.attempted`` counts the entries it finds as attempted: one
+    an earlier version was sending when its runner died is not queued again when its lease
+    ends but goes in doubt, as it did before (its send may have reached the provider)."""
+    path = tmp_path / "before-the-mark.db"
+    specs = [
+        attrs.evolve(spec, sqlite_migrations=spec.sqlite_migrations[:BEFORE_THE_ATTEMPT_MARK])
+        if spec.name == "inbox"
+        else spec
+        for spec in SPECS
+    ]
+    asyncio.run(SqliteDatabase(path).migrate(specs))
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript(CLAIMED_BEFORE_THE_MARK)
+    finally:
+        connection.close()
+    with stores_on_file(path) as stores:
+        assert read_rows(path, "SELECT attempted FROM outbox") == [(1,)]
+        store, now = stores.inbox, utcnow()
+        [entry] = asyncio.run(store.expired_leases(now, 10))
+        assert (entry.message_id, entry.attempted) == ("msg_1", True)
+        assert not asyncio.run(store.requeue_unattempted("msg_1", now))
+        doubted = asyncio.run(store.doubt_outbound("msg_1", None, now, None, "died", now))
+        assert (doubted.status, doubted.in_doubt, doubted.attempts) == (
+            DeliveryStatus.SENDING,
+            True,
+            1,
+        )

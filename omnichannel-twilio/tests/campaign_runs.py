@@ -15,8 +15,13 @@ import httpx
 from conftest import twilio_env
 from fake_twilio import FakeTwilio, MessageAnswer, new_message_sid
 
-CONFIRM_SECONDS = 20
-"""How long a message in doubt waits for its callback here (an hour by default)."""
+CONFIRM_SECONDS = 300
+"""How long a message in doubt waits for its callback here (an hour by default): longer
+than a test runs, since the tests post Twilio's callbacks only once every number was sent
+to (Twilio posts them within seconds)."""
+SEND_SECONDS = 60
+"""How long after the campaign completes its last sends may still come (a runner killed
+late in the run: its claimed messages wait out their lease, then go again)."""
 
 
 def numbers_of(twilio: FakeTwilio, count: int) -> dict[str, str]:

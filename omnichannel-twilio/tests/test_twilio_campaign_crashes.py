@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from campaign_runs import (
-    CONFIRM_SECONDS,
+    SEND_SECONDS,
     asked_per_number,
     campaign_report,
     env_of,
@@ -82,9 +82,15 @@ def test_a_campaign_reaches_each_of_1000_recipients_once_through_kills_and_pause
             return report["campaign"]["status"] == "completed"
 
         wait_for(finished, 120, "the campaign did not complete")
-        wait_for(lambda: sent() >= SQLITE_RECIPIENTS, CONFIRM_SECONDS + 30, "not every one sent")
+        wait_for(lambda: sent() >= SQLITE_RECIPIENTS, SEND_SECONDS, "not every one sent")
         with deployment.client() as client:
             _settle_with_callbacks(client, twilio, numbers)
+
+        def delivered() -> bool:
+            counts = campaign_report(deployment.client, campaign_id)["counts"]
+            return counts["delivered"] == SQLITE_RECIPIENTS
+
+        wait_for(delivered, 60, "not every one delivered")
         report = campaign_report(deployment.client, campaign_id)
     finally:
         deployment.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -52,10 +53,19 @@ class Channels:
         """True when the channel itself (not only a wrapper) implements ``hook``."""
         return self.dispatcher.implements(channel, hook)
 
-    async def call(self, channel: str, hook: str, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        channel: str,
+        hook: str,
+        *,
+        started: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run ``hook`` for ``channel`` (its implementation, within every wrapper); raises
-        HookNotImplemented when it has none, and whatever the hook raises."""
-        return await self.dispatcher.call(channel, hook, **kwargs)
+        HookNotImplemented when it has none, and whatever the hook raises. ``started`` is
+        awaited right before the hook runs (a sync hook's once a thread takes it); what it
+        raises is raised instead, and the hook does not run."""
+        return await self.dispatcher.call(channel, hook, started=started, **kwargs)
 
     async def health(self, channel: str, **kwargs: Any) -> ChannelHealth:
         """The channel's report, or a failed one when it takes longer than

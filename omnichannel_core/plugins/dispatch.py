@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -92,8 +93,21 @@ class ChannelDispatcher:
             self._direct[key] = direct
         return self._direct[key]
 
-    async def call(self, channel: str, hook: str, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        channel: str,
+        hook: str,
+        *,
+        started: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run ``hook`` for ``channel`` and return its result.
+
+        ``started``, when given, is awaited on the loop right before the hook runs: for a
+        sync hook, once a thread of the channel's pool has taken the call (a call queued
+        behind busy threads has not started). What it raises is raised, and the hook does
+        not run: the outbox marks a send durably there, so that a send still waiting for a
+        thread when its runner dies is known never to have reached the provider.
 
         Raises :class:`HookNotImplemented` when the channel has no implementation.
         """
@@ -103,13 +117,19 @@ class ChannelDispatcher:
         direct = self._direct_coroutine(channel, hook)
         if direct is not None:
             coroutine, argnames = direct
+            if started is not None:
+                await started()
             return await coroutine(**{name: kwargs[name] for name in argnames})
         loop = asyncio.get_running_loop()
         # run_in_executor does not carry contextvars over: run the call in a copy of this
         # context (request id, channel for the logs) holding the loop the bridge needs.
         context = contextvars.copy_context()
         context.run(EVENT_LOOP.set, loop)
-        call = functools.partial(context.run, self.caller(channel, hook), **kwargs)
+        caller = self.caller(channel, hook)
+        if started is None:
+            call = functools.partial(context.run, caller, **kwargs)
+        else:
+            call = functools.partial(context.run, _after(started, loop, caller), **kwargs)
         return await loop.run_in_executor(self.thread_pool(channel), call)
 
     def thread_pool(self, channel: str) -> ThreadPoolExecutor:
@@ -132,3 +152,26 @@ class ChannelDispatcher:
         """Run a non-firstresult hook synchronously (start-up only); returns each result."""
         results = self.caller(channel, hook)(channel=channel, **kwargs)
         return [item for item in results if item is not None]
+
+
+STARTED_TIMEOUT_SECONDS = 60.0
+"""How long a worker thread waits for the loop to run a call's ``started``."""
+
+
+def _after(
+    started: Callable[[], Awaitable[None]],
+    loop: asyncio.AbstractEventLoop,
+    caller: Callable[..., Any],
+) -> Callable[..., Any]:
+    """``caller``, run in a worker thread once ``started`` has run on ``loop``."""
+
+    def call(**kwargs: Any) -> Any:
+        future = asyncio.run_coroutine_threadsafe(_awaited(started), loop)
+        future.result(timeout=STARTED_TIMEOUT_SECONDS)
+        return caller(**kwargs)
+
+    return call
+
+
+async def _awaited(started: Callable[[], Awaitable[None]]) -> None:
+    await started()

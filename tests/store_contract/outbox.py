@@ -1,5 +1,6 @@
-"""The outbox: entries stored with their message, claimed once, retried, put in doubt,
-settled in the transaction that settles the message, and the shared send paces."""
+"""The outbox: entries stored with their message, claimed once, marked attempted before the
+send, retried, queued again or put in doubt when their runner dies, settled in the
+transaction that settles the message, and the shared send paces."""
 
 from __future__ import annotations
 
@@ -37,9 +38,39 @@ class OutboxContract(StoreFixtures):
         message, _ = run(store.create_outbound(conversation.id, text, (), {}, None, **options))
         return conversation, message.id
 
-    def _claim(self, store: InboxStore, run: Run[Any], message_id: str, holder: str = "r1"):
+    def _claim(
+        self,
+        store: InboxStore,
+        run: Run[Any],
+        message_id: str,
+        holder: str = "r1",
+        attempt: bool = True,
+    ):
+        """Claim the entry for ``holder`` and, with ``attempt``, begin its attempt (as a
+        runner does before calling the channel); the claim's answer."""
         now = utcnow()
-        return run(store.claim_outbound(message_id, holder, now + LEASE, now))
+        claimed = run(store.claim_outbound(message_id, holder, now + LEASE, now))
+        if claimed is not None and attempt:
+            assert run(store.begin_attempt(message_id, holder, now))
+        return claimed
+
+    def _claim_lapsed(
+        self, store: InboxStore, run: Run[Any], message_id: str, attempt: bool, holder: str = "dead"
+    ):
+        """Claim the entry with a lease already over (its runner died), having begun its
+        attempt while the lease ran, or not; the claim's answer."""
+        lease_until = utcnow() - timedelta(seconds=1)
+        claimed = run(store.claim_outbound(message_id, holder, lease_until, utcnow()))
+        assert claimed is not None
+        if attempt:
+            before = lease_until - timedelta(seconds=1)
+            assert run(store.begin_attempt(message_id, holder, before))
+        return claimed
+
+    def _expired(self, store: InboxStore, run: Run[Any], message_id: str):
+        """The entry as expired_leases lists it now."""
+        [entry] = [e for e in run(store.expired_leases(utcnow(), 10)) if e.message_id == message_id]
+        return entry
 
     def test_a_new_message_is_due_at_once_with_its_address(self, store, run):
         """create_outbound stores the entry with the message: due now, a reply, its
@@ -78,15 +109,16 @@ class OutboxContract(StoreFixtures):
         assert due == [reply.id, bulk[0].id, bulk[1].id]
 
     def test_only_one_runner_claims_an_entry(self, store, run):
-        """The first claim takes the entry (sending, one more attempt, on the message too);
+        """The first claim takes the entry (sending, not attempted yet: no attempt counted);
         a second finds nothing, and the entry is no longer due."""
         conversation, message_id = self._queued(store, run)
-        claimed = self._claim(store, run, message_id, "r1")
+        claimed = self._claim(store, run, message_id, "r1", attempt=False)
         assert claimed is not None
         assert (claimed.entry.state, claimed.entry.lease_holder) == (OutboxState.SENDING, "r1")
-        assert claimed.entry.attempts == claimed.message.attempts == 1
+        assert (claimed.entry.attempted, claimed.entry.attempts) == (False, 0)
+        assert claimed.message.attempts == 0
         assert claimed.address == conversation.address
-        assert self._claim(store, run, message_id, "r2") is None
+        assert self._claim(store, run, message_id, "r2", attempt=False) is None
         assert run(store.due_outbound(utcnow(), 10)) == []
         assert run(store.outbox_backlog(utcnow()))["sms"].sending == 1
 
@@ -151,11 +183,11 @@ class OutboxContract(StoreFixtures):
         assert run(store.expire_doubt(message_id, now + 2 * SOON)) is None  # settled
 
     def test_a_dead_runners_send_goes_in_doubt_after_its_lease(self, store, run):
-        """An entry whose lease ended is listed; doubt_outbound without a holder takes only
-        such entries; with resend_at it is queued again (same message), still in doubt."""
+        """An entry whose lease ended after its attempt began is listed; doubt_outbound
+        without a holder takes only such entries; with resend_at it is queued again (same
+        message), still in doubt."""
         _, message_id = self._queued(store, run)
-        past = utcnow() - timedelta(seconds=1)
-        assert run(store.claim_outbound(message_id, "dead", past, utcnow())) is not None
+        self._claim_lapsed(store, run, message_id, attempt=True)
         now = utcnow()
         assert [e.message_id for e in run(store.expired_leases(now, 10))] == [message_id]
         doubted = run(store.doubt_outbound(message_id, None, now + SOON, now, "runner died", now))
@@ -167,6 +199,106 @@ class OutboxContract(StoreFixtures):
             True,
             OutboxState.QUEUED,
         )
+
+    def test_begin_attempt_marks_the_entry_of_its_holder_only(self, store, run):
+        """begin_attempt marks the entry attempted and counts the attempt, on the message
+        too, only for the holder of a lease still running; otherwise False (the runner then
+        must not send), and nothing changes."""
+        _, message_id = self._queued(store, run)
+        now = utcnow()
+        assert not run(store.begin_attempt(message_id, "r1", now))  # queued, not claimed
+        assert not run(store.begin_attempt("msg_nope", "r1", now))
+        self._claim(store, run, message_id, "r1", attempt=False)
+        assert not run(store.begin_attempt(message_id, "r2", now))  # not its holder
+        assert not run(store.begin_attempt(message_id, "r1", now + 2 * LEASE))  # lease over
+        assert run(store.get_message(message_id)).attempts == 0
+        assert run(store.begin_attempt(message_id, "r1", now))
+        assert run(store.get_message(message_id)).attempts == 1
+        [entry] = run(store.expired_leases(now + 2 * LEASE, 10))
+        assert (entry.attempted, entry.attempts) == (True, 1)
+
+    def test_an_entry_never_attempted_is_queued_again_when_its_lease_ends(self, store, run):
+        """A runner that died before it began the attempt left a message provably not
+        sent: requeue_unattempted queues it again, due now, with no attempt counted and the
+        message queued, not in doubt; doubt_outbound then finds nothing to doubt; a new
+        claim takes it."""
+        _, message_id = self._queued(store, run)
+        self._claim_lapsed(store, run, message_id, attempt=False)
+        assert self._expired(store, run, message_id).attempted is False
+        now = utcnow()
+        assert run(store.requeue_unattempted(message_id, now))
+        assert not run(store.requeue_unattempted(message_id, now))  # once
+        assert run(store.doubt_outbound(message_id, None, now + SOON, None, "x", now)) is None
+        [entry] = run(store.due_outbound(utcnow(), 10))
+        assert (entry.message_id, entry.state, entry.due_at) == (
+            message_id,
+            OutboxState.QUEUED,
+            now,
+        )
+        assert (entry.attempts, entry.resend, entry.lease_holder) == (0, False, None)
+        message = run(store.get_message(message_id))
+        assert (message.status, message.in_doubt, message.attempts) == (
+            DeliveryStatus.QUEUED,
+            False,
+            0,
+        )
+        backlog = run(store.outbox_backlog(utcnow()))["sms"]
+        assert (backlog.queued, backlog.sending, backlog.in_doubt) == (1, 0, 0)
+        again = self._claim(store, run, message_id, "r2", attempt=False)
+        assert (again.entry.attempted, again.entry.lease_holder) == (False, "r2")
+
+    def test_an_entry_attempted_or_still_leased_is_not_queued_again(self, store, run):
+        """requeue_unattempted leaves an entry whose attempt began (it goes in doubt, as
+        before) and one whose lease still runs."""
+        _, attempted = self._queued(store, run)
+        self._claim_lapsed(store, run, attempted, attempt=True)
+        assert self._expired(store, run, attempted).attempted is True
+        now = utcnow()
+        assert not run(store.requeue_unattempted(attempted, now))
+        doubted = run(store.doubt_outbound(attempted, None, now + SOON, None, "died", now))
+        assert (doubted.status, doubted.in_doubt, doubted.attempts) == (
+            DeliveryStatus.SENDING,
+            True,
+            1,
+        )
+        _, leased = self._queued(store, run, text="leased")
+        self._claim(store, run, leased, attempt=False)
+        assert not run(store.requeue_unattempted(leased, utcnow()))
+        assert run(store.outbox_backlog(utcnow()))["sms"].sending == 1
+
+    def test_a_retry_is_claimed_unattempted_again(self, store, run):
+        """An entry queued again after a retryable failure is claimed with its mark cleared:
+        a runner dying before the second attempt leaves it queued again, one attempt
+        counted, the first failure's error kept."""
+        _, message_id = self._queued(store, run)
+        self._claim(store, run, message_id)
+        assert run(store.retry_outbound(message_id, "r1", utcnow(), BUSY))
+        claimed = self._claim_lapsed(store, run, message_id, attempt=False)
+        assert (claimed.entry.attempted, claimed.entry.attempts) == (False, 1)
+        assert run(store.requeue_unattempted(message_id, utcnow()))
+        [entry] = run(store.due_outbound(utcnow(), 10))
+        assert entry.attempts == 1
+        message = run(store.get_message(message_id))
+        assert (message.status, message.attempts, message.error_code) == (
+            DeliveryStatus.QUEUED,
+            1,
+            "503",
+        )
+
+    def test_a_resend_never_attempted_stays_in_doubt_and_queued(self, store, run):
+        """A same-key resend of a message in doubt, claimed by a runner that died before
+        sending it, is queued again as a resend: the message still in doubt, its deadline
+        unchanged."""
+        _, message_id = self._queued(store, run)
+        self._claim(store, run, message_id)
+        now = utcnow()
+        run(store.doubt_outbound(message_id, "r1", now + SOON, now, "timeout", now))
+        self._claim_lapsed(store, run, message_id, attempt=False)
+        assert run(store.requeue_unattempted(message_id, utcnow()))
+        [entry] = run(store.due_outbound(utcnow(), 10))
+        assert (entry.resend, entry.doubt_until, entry.attempts) == (True, now + SOON, 1)
+        message = run(store.get_message(message_id))
+        assert (message.status, message.in_doubt) == (DeliveryStatus.SENDING, True)
 
     def test_a_claim_says_whether_the_contact_opted_out(self, store, run):
         """The claim reads the channels the contact opted out on, so a STOP that came after

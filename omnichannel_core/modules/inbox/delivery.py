@@ -1,11 +1,12 @@
 """The outbox's delivery job, ``inbox.deliver``: it runs in every job runner and sends what
 the outbox holds, once each, at each channel's pace.
 
-Each pass it (1) puts in doubt the entries whose runner died mid-send (their lease ended),
-and fails those in doubt past their channel's deadline (``not_confirmed``); (2) takes the
-due entries, replies first, up to ``OMNICHANNEL_SEND_CONCURRENCY`` at a time. For each one
-it waits for a slot of its pace (`pacer`), claims it with a lease (state ``sending``), calls
-the channel's ``send`` once and records how it went:
+Each pass it (1) looks at the entries whose runner died (their lease ended): one that the
+runner had not begun sending is queued again, one it had begun goes in doubt; and it fails
+those in doubt past their channel's deadline (``not_confirmed``); (2) takes the due
+entries, replies first, up to ``OMNICHANNEL_SEND_CONCURRENCY`` at a time. For each one it
+claims it with a lease (state ``sending``), waits for a slot of its pace (`pacer`), marks
+it ``attempted`` in the store, calls the channel's ``send`` once and records how it went:
 
 - the provider took it: the message records its provider id and status, and leaves the
   outbox;
@@ -34,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+import attrs
 import structlog
 
 from omnichannel_core.channel import (
@@ -78,6 +80,7 @@ PACE_AHEAD_SECONDS = 2.0
 SWEEP_BATCH = 200
 STORE_REST_SECONDS = 5.0
 STOPPED_MID_SEND = "the runner sending it stopped before the provider answered"
+STOPPED_BEFORE_SEND = "the runner holding it stopped before it called the channel"
 
 
 def ahead(pace: Pace) -> int:
@@ -95,6 +98,25 @@ def backoff(attempts: int, first: float, retry_after: float | None = None) -> fl
     ceiling = min(LONGEST_BACKOFF_SECONDS, first * 2 ** min(max(0, attempts - 1), 30))
     delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
     return max(delay, min(retry_after or 0.0, LONGEST_BACKOFF_SECONDS))
+
+
+class LeaseLost(Exception):
+    """The runner no longer holds the message it was about to send: it is not sent."""
+
+
+class MarkFailed(Exception):
+    """The store failed to mark a send as started (its cause): it is not sent."""
+
+
+def _attempting(claimed: Claimed) -> Claimed:
+    """``claimed`` as ``begin_attempt`` left it in the store: attempted, one more attempt on
+    the entry and on its message."""
+    entry, message = claimed.entry, claimed.message
+    return attrs.evolve(
+        claimed,
+        entry=attrs.evolve(entry, attempted=True, attempts=entry.attempts + 1),
+        message=attrs.evolve(message, attempts=message.attempts + 1),
+    )
 
 
 class Delivery:
@@ -248,8 +270,19 @@ class Delivery:
     # the sweep -------------------------------------------------------------------------
 
     async def sweep(self, now: datetime) -> None:
-        """Put in doubt what dead runners were sending; fail what is in doubt too long."""
+        """Queue again what dead runners held but had not begun sending, put in doubt what
+        they were sending; fail what is in doubt too long."""
         for entry in await self.store.expired_leases(now, SWEEP_BATCH):
+            # Never marked attempted: the channel was not called. The write is conditional on
+            # the mark, so an entry marked meanwhile goes in doubt below.
+            if not entry.attempted and await self.store.requeue_unattempted(entry.message_id, now):
+                log.info(
+                    "message_requeued",
+                    channel=entry.channel,
+                    message_id=entry.message_id,
+                    reason=STOPPED_BEFORE_SEND,
+                )
+                continue
             policy = await self.policies.of(entry.channel)
             resend = now + timedelta(seconds=self.first_backoff) if policy.resend_safe else None
             doubted = await self.store.doubt_outbound(
@@ -288,8 +321,8 @@ class Delivery:
                 return
             # Claimed first, then paced: runners never wait on a pace for the same message,
             # so every slot goes to a send. A runner that dies while its claimed message
-            # waits (two seconds of the pace at most, `ahead`) leaves it in doubt, as if it
-            # had died sending it: possibly sent, never sent twice.
+            # waits (two seconds of the pace at most, `ahead`) leaves it unmarked: when the
+            # lease ends it is queued again, not put in doubt (it was provably not sent).
             now = utcnow()
             claimed = await self.store.claim_outbound(
                 entry.message_id, self.holder, now + self.lease, now
@@ -302,15 +335,16 @@ class Delivery:
                 await self.pacer.turn(pace, entry.priority)
                 if await self._opted_out(claimed):
                     return
-                await self._attempt(claimed, policy, pace.key)
+                await self._attempt(_attempting(claimed), policy, pace.key)
             finally:
                 await cancel_and_wait(keeper)
                 self._claimed.discard(entry.message_id)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The store failed: the entry stays as it was (a claimed one goes in doubt when
-            # its lease ends), and is taken again after a rest, not at once.
+            # The store failed: the entry stays as it was (when its lease ends a claimed one
+            # is queued again, or goes in doubt if marked attempted), and is taken again
+            # after a rest, not at once.
             self._resting[entry.message_id] = time.monotonic() + STORE_REST_SECONDS
             log.exception("delivery_failed", channel=entry.channel, message_id=entry.message_id)
 
@@ -371,10 +405,24 @@ class Delivery:
         )
         if channel not in self._inboxes:
             self._inboxes[channel] = self.inboxes.of(channel)
+
+        async def started() -> None:
+            # Durably marked right before the channel's send runs (once a thread of its
+            # pool takes it): from here a runner's death leaves the message in doubt; before
+            # it, the message is queued again. Without the mark (the lease ended meanwhile,
+            # or another runner holds it) it must not be sent.
+            try:
+                marked = await self.store.begin_attempt(message.id, self.holder, utcnow())
+            except Exception as error:  # the store failed: not the channel's doing
+                raise MarkFailed(message.id) from error
+            if not marked:
+                raise LeaseLost(message.id)
+
         try:
             result = await self.channels.call(
                 channel,
                 "send",
+                started=started,
                 message=outbound,
                 config=self.config,
                 inbox=self._inboxes[channel],
@@ -384,6 +432,11 @@ class Delivery:
                     f"channel {channel!r} send returned {type(result).__name__}, not SendResult",
                     channel=channel,
                 )
+        except LeaseLost:
+            log.warning("message_not_sent_lease_lost", channel=channel, message_id=message.id)
+        except MarkFailed as failed:  # as any store failure here: the entry stays claimed
+            assert failed.__cause__ is not None
+            raise failed.__cause__ from None
         except SendOutcomeUnknown as error:
             await self._doubt(claimed, policy, error)
         except SendFailed as error:

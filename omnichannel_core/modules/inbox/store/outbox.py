@@ -6,7 +6,9 @@ message to ``sent`` or beyond, or to a terminal status (``advance_message`` and 
 others), so the outbox holds exactly the messages not yet settled. An entry is:
 
 - ``queued``: waiting until ``due_at`` (its ``send_at``, or a retry's backoff), then claimed;
-- ``sending``: claimed by a runner, with a lease; the send may be under way;
+- ``sending``: claimed by a runner, with a lease; once the runner has marked the entry
+  ``attempted`` (:meth:`OutboxStore.begin_attempt`, just before it calls the channel) the
+  send may be under way; until then it provably is not;
 - ``in_doubt``: the send's outcome is unknown (its answer was lost, or its runner died
   mid-send); the message waits for the provider's callback or echo until ``doubt_until``.
 
@@ -49,6 +51,10 @@ class OutboxEntry:
         after it.
     :param resend: in doubt, on a channel whose provider dedupes on the message id: it is
         sent again (same id) at ``due_at``.
+    :param attempted: False only while the runner that claimed it has not yet called the
+        channel's ``send`` (a claim clears it, ``begin_attempt`` sets it): a runner that dies
+        then leaves a message provably not sent, queued again when its lease ends. Any
+        other entry counts as attempted, entries stored before the mark existed too.
     """
 
     message_id: str
@@ -66,6 +72,7 @@ class OutboxEntry:
     doubt_until: datetime | None = None
     resend: bool = False
     last_error: str | None = None
+    attempted: bool = True
 
 
 @attrs.frozen
@@ -122,8 +129,14 @@ class OutboxStore(Protocol):
         self, message_id: str, holder: str, lease_until: datetime, now: datetime
     ) -> Claimed | None:
         """Take a queued, due entry for ``holder`` until ``lease_until`` (state ``sending``,
-        one more attempt on it and its message); None when it is not queued and due (another
-        runner took it, a callback settled it, it was cancelled)."""
+        not ``attempted`` yet); None when it is not queued and due (another runner took it,
+        a callback settled it, it was cancelled)."""
+
+    async def begin_attempt(self, message_id: str, holder: str, now: datetime) -> bool:
+        """Mark durably, in one conditional write, that ``holder`` is about to call the
+        channel's ``send`` for an entry it holds with a lease still running at ``now``: the
+        entry becomes ``attempted``, with one more attempt on it and its message. False
+        when ``holder`` no longer holds it, or its lease ended: the runner must not send."""
 
     async def extend_lease(self, message_id: str, holder: str, lease_until: datetime) -> bool:
         """Keep an entry ``holder`` is sending until ``lease_until`` (a long send); False
@@ -152,10 +165,18 @@ class OutboxStore(Protocol):
         now: datetime,
     ) -> Message | None:
         """Put in doubt an entry being sent: by ``holder`` (its send's answer was lost), or,
-        with ``holder`` None, any whose lease expired before ``now`` (its runner died). The
+        with ``holder`` None, any whose lease expired before ``now`` (its runner died, maybe
+        mid-send: ``requeue_unattempted`` first takes those it had not begun). The
         message becomes ``sending`` with ``in_doubt``. With ``resend_at``, it is queued
         again then (same id: the provider dedupes on it). None when the entry was not in
         that state."""
+
+    async def requeue_unattempted(self, message_id: str, now: datetime) -> bool:
+        """Queue again, due at ``now``, an entry whose lease ended before ``now`` and that
+        its holder never marked ``attempted`` (its runner died before calling the channel:
+        the message was not sent). The message is left as it was (``queued``, or in doubt
+        from an earlier attempt, to be resent), and its attempts count unchanged. False when
+        the entry is not in that state (marked, still leased, settled)."""
 
     async def expired_leases(self, now: datetime, limit: int) -> list[OutboxEntry]:
         """Entries ``sending`` whose lease ended before ``now``."""

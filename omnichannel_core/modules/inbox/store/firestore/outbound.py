@@ -60,6 +60,7 @@ def entry_fields(message: Message, address: str, due_at: datetime, priority: int
         "doubt_until": None,
         "resend": False,
         "last_error": None,
+        "attempted": True,  # cleared by a claim (`OutboxEntry.attempted`)
     }
 
 

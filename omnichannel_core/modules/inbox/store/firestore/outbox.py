@@ -72,6 +72,7 @@ def entry_from(snapshot: DocumentSnapshot) -> OutboxEntry:
         doubt_until=optional_time(data["doubt_until"]),
         resend=bool(data["resend"]),
         last_error=data["last_error"],
+        attempted=bool(data.get("attempted", True)),  # an entry from before the mark: True
     )
 
 
@@ -151,14 +152,12 @@ class FirestoreOutbox:
             entry = entry_from(snapshot)
             if entry.state is not OutboxState.QUEUED or entry.due_at > now:
                 return None
-            message = read_message(message_snapshot)
-            message = attrs.evolve(message, attempts=message.attempts + 1)
             claimed = attrs.evolve(
                 entry,
                 state=OutboxState.SENDING,
                 lease_holder=holder,
                 lease_until=lease_until,
-                attempts=entry.attempts + 1,
+                attempted=False,
             )
             transaction.update(
                 entry_ref,
@@ -166,11 +165,10 @@ class FirestoreOutbox:
                     "state": str(OutboxState.SENDING),
                     "lease_holder": holder,
                     "lease_until": lease_until,
-                    "attempts": claimed.attempts,
+                    "attempted": False,
                 },
             )
-            transaction.update(message_ref, {"attempts": message.attempts})
-            return claimed, message
+            return claimed, read_message(message_snapshot)
 
         taken = await self._transact(("message", message_id), write)
         if taken is None:
@@ -186,6 +184,28 @@ class FirestoreOutbox:
         return Claimed(
             taken[0], taken[1], conversation.address, conversation.last_inbound_at, opted_out
         )
+
+    async def begin_attempt(self, message_id: str, holder: str, now: datetime) -> bool:
+        layout = self.layout
+
+        async def write(transaction: Transaction) -> bool:
+            snapshot, message_snapshot = await transaction.get(
+                layout.outbox(message_id), layout.message(message_id)
+            )
+            if not snapshot.exists or not message_snapshot.exists:
+                return False
+            entry = entry_from(snapshot)
+            held = entry.state is OutboxState.SENDING and entry.lease_holder == holder
+            if not held or entry.lease_until is None or entry.lease_until <= now:
+                return False
+            transaction.update(
+                snapshot.reference, {"attempted": True, "attempts": entry.attempts + 1}
+            )
+            attempts = read_message(message_snapshot).attempts + 1
+            transaction.update(message_snapshot.reference, {"attempts": attempts})
+            return True
+
+        return await self._transact(("message", message_id), write)
 
     async def extend_lease(self, message_id: str, holder: str, lease_until: datetime) -> bool:
         layout = self.layout
@@ -331,6 +351,31 @@ class FirestoreOutbox:
             if moves:
                 _status_event(transaction, layout, message, start.status, conversation)
             return message
+
+        return await self._transact(("message", message_id), write)
+
+    async def requeue_unattempted(self, message_id: str, now: datetime) -> bool:
+        layout = self.layout
+
+        async def write(transaction: Transaction) -> bool:
+            [snapshot] = await transaction.get(layout.outbox(message_id))
+            if not snapshot.exists:
+                return False
+            entry = entry_from(snapshot)
+            lapsed = entry.lease_until is not None and entry.lease_until < now
+            if entry.state is not OutboxState.SENDING or entry.attempted or not lapsed:
+                return False
+            transaction.update(
+                snapshot.reference,
+                {
+                    "state": str(OutboxState.QUEUED),
+                    "due_at": now,
+                    "lease_holder": None,
+                    "lease_until": None,
+                    "attempted": True,  # as if stored before the mark, until claimed again
+                },
+            )
+            return True
 
         return await self._transact(("message", message_id), write)
 

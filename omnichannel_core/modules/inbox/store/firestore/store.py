@@ -50,7 +50,8 @@ key's parts (`firestore_documents.document_key`), so a key is found, and claimed
 ``outbox/{message_id}``
     a message not yet settled (`omnichannel_core.modules.inbox.store.outbox`): ``channel``,
     ``conversation_id``, ``state``, ``priority``, ``due_at``, ``first_due_at``, ``attempts``,
-    ``lease_holder``, ``lease_until``, ``doubt_until``, ``resend``, ``last_error``; created
+    ``lease_holder``, ``lease_until``, ``doubt_until``, ``resend``, ``last_error``,
+    ``attempted`` (cleared by a claim, set before the send; missing reads as True); created
     with its message, deleted in the transaction that settles it. Due entries are found by
     (``state``, ``priority``, ``due_at``).
 ``send_paces/{key("pace", key)}``

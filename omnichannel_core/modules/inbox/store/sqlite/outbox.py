@@ -1,4 +1,5 @@
-"""The outbox on SQLite: the ``outbox`` and ``send_paces`` tables (migration 7).
+"""The outbox on SQLite: the ``outbox`` and ``send_paces`` tables (migration 7; the
+entries' ``attempted`` mark, migration 13).
 
 Each method is one write of the shared database, so one transaction; each state change is
 an ``UPDATE ... WHERE state = ...`` so that only one writer wins it.
@@ -69,6 +70,7 @@ def entry_from_row(row: sqlite3.Row) -> OutboxEntry:
         doubt_until=_optional_time(row["doubt_until"]),
         resend=bool(row["resend"]),
         last_error=row["last_error"],
+        attempted=bool(row["attempted"]),
     )
 
 
@@ -154,15 +156,12 @@ class SqliteOutbox:
         def write(connection: sqlite3.Connection) -> Claimed | None:
             row = connection.execute(
                 "UPDATE outbox SET state = 'sending', lease_holder = ?, lease_until = ?,"
-                " attempts = attempts + 1"
+                " attempted = 0"
                 " WHERE message_id = ? AND state = 'queued' AND due_at <= ? RETURNING *",
                 (holder, format_timestamp(lease_until), message_id, format_timestamp(now)),
             ).fetchone()
             if row is None:
                 return None
-            connection.execute(
-                "UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,)
-            )
             message = fetch_message(connection, message_id)
             conversation = fetch_conversation(connection, message.conversation_id)
             return Claimed(
@@ -172,6 +171,23 @@ class SqliteOutbox:
                 conversation.last_inbound_at,
                 _opted_out(connection, message.contact_id),
             )
+
+        return await self.database.write(write)
+
+    async def begin_attempt(self, message_id: str, holder: str, now: datetime) -> bool:
+        def write(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "UPDATE outbox SET attempted = 1, attempts = attempts + 1"
+                " WHERE message_id = ? AND state = 'sending' AND lease_holder = ?"
+                " AND lease_until > ?",
+                (message_id, holder, format_timestamp(now)),
+            )
+            if cursor.rowcount != 1:
+                return False
+            connection.execute(
+                "UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,)
+            )
+            return True
 
         return await self.database.write(write)
 
@@ -291,6 +307,20 @@ class SqliteOutbox:
                 )
                 status_event(connection, message, DeliveryStatus.SENDING, stamp)
             return fetch_message(connection, message_id)
+
+        return await self.database.write(write)
+
+    async def requeue_unattempted(self, message_id: str, now: datetime) -> bool:
+        def write(connection: sqlite3.Connection) -> bool:
+            stamp = format_timestamp(now)
+            cursor = connection.execute(  # attempted again: as if stored before the mark
+                "UPDATE outbox SET state = 'queued', due_at = ?, lease_holder = NULL,"
+                " lease_until = NULL, attempted = 1"
+                " WHERE message_id = ? AND state = 'sending' AND NOT attempted"
+                " AND lease_until < ?",
+                (stamp, message_id, stamp),
+            )
+            return cursor.rowcount == 1
 
         return await self.database.write(write)
 

@@ -212,4 +212,11 @@ INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
     ALTER TABLE contacts ADD COLUMN erased_at TEXT;
     ALTER TABLE contacts ADD COLUMN erased_media TEXT NOT NULL DEFAULT '[]';
     """,
+    # 13: whether the runner holding an outbox entry has begun calling the channel: a claim
+    # clears it, `OutboxStore.begin_attempt` sets it, so an entry whose lease ends unmarked
+    # was never sent and is queued again rather than put in doubt. Entries stored before it
+    # count as attempted (in doubt when their lease ends, as before).
+    """
+    ALTER TABLE outbox ADD COLUMN attempted INTEGER NOT NULL DEFAULT 1;
+    """,
 )
