@@ -286,3 +286,74 @@ def test_slow_sync_hooks_do_not_stall_health_or_other_channels(slow_server):
         f"/api/conversations/{by_address['slow-sender']['id']}/messages", params={"limit": 50}
     ).json()["items"]
     assert sorted(m["provider_message_id"] for m in slow_messages) == sorted(ids)
+
+
+class BlockingChannel:
+    """A channel whose sync send holds its thread until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.sent: list[str] = []
+
+    @hookimpl
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.release.wait(10)
+        self.sent.append(message.id)
+        return SendResult(provider_message_id=message.id)
+
+
+def test_started_runs_once_a_thread_takes_the_call_and_can_stop_it():
+    """A call's ``started`` runs on the loop only when a thread of the channel's pool takes
+    the call (one queued behind busy threads has not started); when it raises, the hook
+    does not run and the caller gets what it raised."""
+    blocking = BlockingChannel()
+    plugins = load_plugins(None, extra=[("slow", blocking)])
+    dispatcher = ChannelDispatcher(plugins, threads_per_channel=1)
+    started: list[str] = []
+
+    def marker(message_id: str, refuse: bool = False):
+        async def mark() -> None:
+            asyncio.get_running_loop()  # on the loop
+            started.append(message_id)
+            if refuse:
+                raise LookupError(message_id)
+
+        return mark
+
+    async def scenario() -> None:
+        def send(message_id: str, refuse: bool = False):
+            return dispatcher.call(
+                "slow",
+                "send",
+                started=marker(message_id, refuse),
+                message=_outbound(message_id),
+                config=None,
+                inbox=None,
+            )
+
+        first = asyncio.create_task(send("m1"))
+        queued = asyncio.create_task(send("m2", refuse=True))
+        await asyncio.sleep(0.3)
+        assert started == ["m1"]  # m2 waits for the one thread: not started
+        blocking.release.set()
+        assert await first == SendResult(provider_message_id="m1")
+        with pytest.raises(LookupError):
+            await queued
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        dispatcher.shutdown()
+    assert started == ["m1", "m2"]
+    assert blocking.sent == ["m1"]
+
+
+def test_started_runs_before_a_coroutine_hook_on_the_loop(two_channels):
+    dispatcher, alpha, _ = two_channels
+    order: list[str] = []
+
+    async def mark() -> None:
+        order.append("started")
+
+    asyncio.run(dispatcher.call("alpha", "health", started=mark, config=None))
+    assert order == ["started"] and alpha.threads["health"]
