@@ -588,10 +588,16 @@ class BulkSends(Protocol):
         """Queue ``request`` to ``target`` (which has an ``address``), into the contact's
         conversation on the channel; the message and whether it is new. The same key again
         answers the message stored the first time and queues nothing: a mass sender that
-        keys each send by recipient sends each at most once, however often it is retried.
-        RecipientOptedOut when the contact opted out on the channel meanwhile. Media the
+        keys each send by recipient sends each at most once, however often it is retried,
+        even when what it would send has changed meanwhile (the message stored first is the
+        answer). RecipientOptedOut when the contact opted out on the channel meanwhile. Media the
         server keeps (``Media.id``) is attached when ``principal`` may read it, as
         :meth:`ChannelInbox.send` says."""
+
+    async def contact_at(self, channel: str, address: str) -> str:
+        """The id of the contact whose identity on ``channel`` is ``address`` (taken in the
+        channel's form, its ``normalize_address``), made with that identity when there is
+        none. InvalidInput for an address the channel cannot send to."""
 
     async def backlog(self, channel: str) -> int:
         """How many messages on the channel wait in the outbox to be sent now (due, being

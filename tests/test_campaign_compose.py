@@ -144,3 +144,28 @@ def test_quiet_hours_are_read_in_the_recipients_zone_and_span_midnight():
     at = datetime(2027, 1, 10, 13, 30, tzinfo=UTC)  # 22:30 in Tokyo, 13:30 in UTC
     assert decide(campaign, tokyo, at) == Deferred(datetime(2027, 1, 10, 14, 59, tzinfo=UTC))
     assert isinstance(decide(campaign, target(), at), Composed)
+
+
+def test_a_long_run_of_spaces_is_read_in_linear_time_and_blank_names_are_no_names():
+    """``{{`` and 4,000 spaces is refused at once (the pattern does not backtrack); a display
+    name of spaces gives no first name, so its default is used."""
+    with pytest.raises(InvalidInput):
+        check_template("{{" + " " * 4094, "message.text")
+    assert render("{{ first_name | there }}", person(display_name="\u2003 \t"), {}) == "there"
+
+
+def test_a_text_too_long_once_filled_is_skipped():
+    long_plan = person(attributes={"plan": "x" * 1000})
+    campaign = a_campaign(CampaignMessage(text="{{attributes.plan}}" * 5))
+    assert decide(campaign, target(contact=long_plan), NOW) == Skipped(
+        SkipReason.TOO_LONG, "5000 characters"
+    )
+
+
+def test_quiet_hours_end_after_now_when_the_clock_is_turned_back():
+    """On the night New York's clocks go back, 01:10 happens twice: quiet hours until 01:30
+    end after now, never before."""
+    new_york = zone("America/New_York", "UTC")
+    now = datetime(2026, 11, 1, 6, 10, tzinfo=UTC)  # 01:10 EST, the second one
+    until = quiet_until(QuietHours("00:00", "01:30"), now, new_york)
+    assert until is not None and until > now

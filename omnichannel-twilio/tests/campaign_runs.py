@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from conftest import twilio_env
 from fake_twilio import FakeTwilio, MessageAnswer, new_message_sid
+from twilio_servers import twilio_env
 
 CONFIRM_SECONDS = 300
 """How long a message in doubt waits for its callback here (an hour by default): longer

@@ -3,10 +3,8 @@ the real gunicorn server configured to call it, one of each per test module."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,26 +16,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_twilio import FakeTwilio
+from twilio_servers import ENABLE_ALL_CHANNELS, serving, twilio_env
 from twilio_signing import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     MESSAGING_SERVICE_SID,
-    PHONE_NUMBER,
     PUBLIC_URL,
-    WHATSAPP_NUMBER,
     WRONG_TOKEN,
 )
 
 from omnichannel_core.testing.inbox_reader import InboxReader
 from omnichannel_core.testing.server import (
-    RUNNER_STARTED,
-    START_TIMEOUT_SECONDS,
     ServerProcess,
     free_port,
-    running_server,
 )
 
-ENABLE_ALL_CHANNELS = {"OMNICHANNEL_DISABLE_PLUGINS": ""}
 TWILIO_VARIABLES = (
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
@@ -62,37 +55,6 @@ def _forget_unused_script(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "fake_twilio" in request.fixturenames:
         request.getfixturevalue("fake_twilio").reset()
-
-
-def twilio_env(fake: FakeTwilio, **overrides: str | None) -> dict[str, str | None]:
-    """The environment of a server whose Twilio channel calls ``fake``; an override of None
-    unsets the variable."""
-    return {
-        **ENABLE_ALL_CHANNELS,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": PHONE_NUMBER,
-        "TWILIO_WHATSAPP_NUMBER": WHATSAPP_NUMBER,
-        "TWILIO_API_BASE_URL": fake.url,
-        "OMNICHANNEL_PUBLIC_URL": PUBLIC_URL,
-        # Media is fetched from the fake's CDN only, never from Twilio's real hosts.
-        "TWILIO_MEDIA_HOSTS": "localhost",
-        **overrides,
-    }
-
-
-@contextlib.contextmanager
-def serving(workdir: Path, env: Mapping[str, str | None]) -> Iterator[ServerProcess]:
-    """``running_server``, once its job runner runs too: the outbox sends from the runner,
-    and a test's first send must not wait for it to start (a deadline of a second or two,
-    counted from when the message was queued, would pass before its first attempt)."""
-    with running_server(workdir, env) as server:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while RUNNER_STARTED.decode() not in server.log():
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"the server's job runner did not start:\n{server.log()}")
-            time.sleep(0.05)
-        yield server
 
 
 @pytest.fixture(scope="module")

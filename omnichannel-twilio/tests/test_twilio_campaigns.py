@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import serving, twilio_env
 from fake_twilio import TOO_MANY_REQUESTS, FakeTwilio, MessageAnswer
+from twilio_servers import serving, twilio_env
 from twilio_signing import (
     post_form,
     post_webhook,
@@ -300,6 +300,14 @@ def test_a_launched_campaign_cannot_be_edited_and_its_lifecycle_is_enforced(clie
         },
     )
     assert unknown.status_code == 400 and "frist_name" in unknown.json()["message"]
+
+    # a campaign's own keys (bulk:...) are the server's: no request can take their place
+    taken = client.post(
+        "/api/channels/twilio/send/sms",
+        json={"to": unique_phone(), "message": "x"},
+        headers={"Idempotency-Key": f"bulk:campaign:{made['id']}:{someone['id']}"},
+    )
+    assert taken.status_code == 400 and "bulk:" in taken.json()["message"]
 
 
 def test_an_uploaded_list_makes_the_contacts_it_does_not_find(client, fake_twilio):

@@ -20,7 +20,10 @@ MAX_MEDIA = 10
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 HTTP_URL = "^https?://"
-IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
+SERVER_KEY_PREFIX = "bulk:"
+"""Idempotency keys the server gives its own sends (a campaign's, one per recipient): an
+API caller may not use them, so that no request can take a campaign's message's place."""
+IDEMPOTENCY_KEY = r"^(?!bulk:)[\x21-\x7e]{1,255}$"
 
 
 MEDIA_ID = r"^med_[A-Za-z0-9_-]{1,120}$"
@@ -160,7 +163,8 @@ class IdempotencyHeaders:
         default=None,
         name="Idempotency-Key",
         pattern=IDEMPOTENCY_KEY,
-        message="must be 1 to 255 visible ASCII characters",
+        message="must be 1 to 255 visible ASCII characters, not starting with 'bulk:' (the"
+        " server's own keys)",
         description="A retried request with the same key sends once and answers 200 with the"
         " stored message; the same key with a different message answers 409.",
     )

@@ -167,7 +167,11 @@ def _after(
 
     def call(**kwargs: Any) -> Any:
         future = asyncio.run_coroutine_threadsafe(_awaited(started), loop)
-        future.result(timeout=STARTED_TIMEOUT_SECONDS)
+        try:
+            future.result(timeout=STARTED_TIMEOUT_SECONDS)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError("the call's started did not run in time: not called") from None
         return caller(**kwargs)
 
     return call

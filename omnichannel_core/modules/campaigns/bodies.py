@@ -10,6 +10,7 @@ import attrs
 
 from omnichannel_core.module import UNSET, MediaItems, PageQuery, field, media_field
 from omnichannel_core.modules.campaigns.records import (
+    DEFAULT_REPLY_WINDOW_HOURS,
     AudienceKind,
     CampaignStatus,
     RecipientState,
@@ -18,8 +19,9 @@ from omnichannel_core.modules.campaigns.records import (
 MAX_NAME = 200
 MAX_TEXT = 4096
 MAX_SUBJECT = 998
-MAX_AUDIENCE = 100_000
-MAX_VARIABLES = 50
+MAX_AUDIENCE = 10_000
+"""Contacts or addresses one body names (a larger audience is a CRM segment: import the
+contacts, tag them, and send to the tag)."""
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 NAME = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
 """A one-line text with something other than spaces in it."""
@@ -113,7 +115,7 @@ class NewCampaign:
         maximum=10_000,
         description="messages per second at most; null: the channel's rate",
     )
-    reply_window_hours: float = field(default=72.0, minimum=0.1, maximum=720)
+    reply_window_hours: float = field(default=DEFAULT_REPLY_WINDOW_HOURS, minimum=0.1, maximum=720)
 
 
 @attrs.frozen

@@ -18,6 +18,16 @@ from omnichannel_core.modules.campaigns.records import (
 )
 from omnichannel_core.modules.campaigns.render import MissingVariable, render
 
+MAX_RENDERED = 4096
+"""The longest text a recipient is sent, variables filled (as long as a campaign's text)."""
+
+
+@attrs.frozen
+class TooLong(Exception):
+    """The text, its variables filled, is longer than :data:`MAX_RENDERED`."""
+
+    length: int
+
 
 @attrs.frozen
 class Composed:
@@ -70,8 +80,8 @@ def quiet_until(quiet: QuietHours, now: datetime, where: ZoneInfo) -> datetime |
     inside = start <= today < end if start < end else (today >= start or today < end)
     if not inside:
         return None
-    ends = datetime.combine(local.date(), end, tzinfo=where)
-    if ends <= local:
+    ends = datetime.combine(local.date(), end, tzinfo=where).astimezone(now.tzinfo)
+    if ends <= now:  # compared in UTC: a clock turned back repeats local times
         ends = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=where)
     return ends.astimezone(now.tzinfo)
 
@@ -96,6 +106,8 @@ def decide(campaign: Campaign, target: BulkTarget, now: datetime) -> Decision:
         return Composed(compose(campaign, target, use_template), use_template)
     except MissingVariable as missing:
         return Skipped(SkipReason.MISSING_VARIABLE, missing.name)
+    except TooLong as long:
+        return Skipped(SkipReason.TOO_LONG, f"{long.length} characters")
 
 
 def compose(campaign: Campaign, target: BulkTarget, template: bool) -> OutboundRequest:
@@ -115,4 +127,6 @@ def compose(campaign: Campaign, target: BulkTarget, template: bool) -> OutboundR
     if message.subject is not None and target.reach.subject:
         metadata["email"] = {"subject": render(message.subject, contact, defaults)}
     text = None if message.text is None else render(message.text, contact, defaults)
+    if text is not None and len(text) > MAX_RENDERED:
+        raise TooLong(len(text))
     return OutboundRequest(text=text, media=message.media, metadata=metadata)

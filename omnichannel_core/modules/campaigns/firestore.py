@@ -27,11 +27,11 @@ needs Google's client).
     - ``contact_id``, ``channel``, ``state``, ``queued_at`` descending: a contact's queued
       recipients.
 
-    A message's recipient is found by ``message_id``; counting, the timeline and deleting
-    read a campaign's recipients by ``campaign_id``; whether any is pending, and skipping
-    them, ask ``campaign_id`` and ``state`` with no order (single-field indexes, which
-    Firestore makes and merges by itself). Counting and the timeline read every recipient
-    of the campaign (only the fields they need): a document read each.
+    Counting, the timeline and deleting read a campaign's recipients by ``campaign_id``;
+    whether any is pending, and skipping them, ask ``campaign_id`` and ``state`` with no
+    order (single-field indexes, which Firestore makes and merges by itself). Counting and
+    the timeline read every recipient of the campaign (only the fields they need): a
+    document read each.
 
 Every conditional write (a status change, a delete, settling a recipient, stamping one,
 mirroring its message) is a transaction that reads the document and writes it only while
@@ -101,6 +101,8 @@ from omnichannel_core.modules.campaigns.records import (
 )
 from omnichannel_core.modules.campaigns.store import (
     CAMPAIGN_UPDATED,
+    STAMPED,
+    TIMES,
     reached,
     require_status,
     seq_cursor,
@@ -117,17 +119,6 @@ BATCH = 400
 OF_CONTACT = 100
 """The most recently queued recipients :meth:`FirestoreCampaignStore.of_contact` reads."""
 
-TIMES = (
-    "not_before",
-    "queued_at",
-    "sent_at",
-    "delivered_at",
-    "read_at",
-    "failed_at",
-    "replied_at",
-    "opted_out_at",
-)
-STAMPED = frozenset({"replied_at", "opted_out_at"})
 GROUPED = ("state", "skip_reason", "status", "in_doubt", "error_code")
 """The fields :func:`counted` groups recipients by, as they are."""
 REACHED = {
@@ -194,9 +185,6 @@ def _settled_fields(recipient: Recipient) -> dict[str, Any]:
         "skip_reason": None if recipient.skip_reason is None else recipient.skip_reason.value,
         "not_before": recipient.not_before,
         "message_id": recipient.message_id,
-        "status": recipient.status,
-        "in_doubt": recipient.in_doubt,
-        "error_code": recipient.error_code,
         "queued_at": recipient.queued_at,
     }
 
@@ -441,16 +429,6 @@ class FirestoreCampaignStore:
             return len(still)
 
         return await self.database.transact((RECIPIENTS, campaign_id), body)
-
-    async def by_message(self, message_id: str) -> Recipient | None:
-        query = (
-            self.database.collection(RECIPIENTS)
-            .where(filter=FieldFilter("message_id", "==", message_id))
-            .limit(1)
-        )
-        async for snapshot in query.stream():
-            return _recipient(snapshot)
-        return None
 
     async def record_outcome(
         self,

@@ -11,6 +11,7 @@ from omnichannel_core.module import (
     ContactBook,
     Event,
     InboxReader,
+    Message,
     NotFound,
     Subscriber,
 )
@@ -20,6 +21,17 @@ from omnichannel_core.modules.campaigns.store import CampaignStore
 MESSAGE_EVENTS = frozenset({"message.status_changed", "message.updated", "message.attempt_failed"})
 PROVIDER_HOLDS = frozenset({"queued", "sending"})
 """Statuses in which a message the provider took (it has its id) counts as sent."""
+
+
+def outcome_status(message: Message) -> str:
+    """The status a recipient's counts take from their message: ``sent`` once the provider
+    took it (it has the provider's id), though Twilio answers ``queued``."""
+    status = message.status.value
+    if message.provider_message_id is not None and status in PROVIDER_HOLDS:
+        return "sent"
+    return status
+
+
 MESSAGE_CREATED = "message.created"
 CONTACT_UPDATED = "contact.updated"
 EVENTS = MESSAGE_EVENTS | {MESSAGE_CREATED, CONTACT_UPDATED}
@@ -53,24 +65,26 @@ class Outcomes:
         elif event.type == MESSAGE_CREATED:
             if event.data.get("direction") == "inbound":
                 await self.replied(event)
+            else:  # a campaign's message, queued: followed from here on
+                await self.message_changed(event)
         elif event.type == CONTACT_UPDATED and "opted_out" in (event.data.get("fields") or ()):
             await self.opted_out(event)
 
     async def message_changed(self, event: Event) -> None:
-        recipient = await self.store.by_message(event.record_id)
-        if recipient is None:
-            return  # not a campaign's
+        """Mirror a campaign's message on its recipient, found through the message's
+        ``metadata.campaign`` (the runner may not have noted the message yet: it is noted
+        after the outbox took it, and a runner killed between the two notes it later)."""
         try:
             message = await self._inbox().get_message(event.record_id)
         except NotFound:
             return
-        status = message.status.value
-        if message.provider_message_id is not None and status in PROVIDER_HOLDS:
-            status = "sent"  # the provider took it: Twilio answers queued
+        campaign = message.metadata.get("campaign")
+        if not isinstance(campaign, dict) or not isinstance(campaign.get("id"), str):
+            return  # not a campaign's
         await self.store.record_outcome(
-            recipient.campaign_id,
-            recipient.contact_id,
-            status,
+            campaign["id"],
+            message.contact_id,
+            outcome_status(message),
             message.in_doubt,
             message.error_code,
             event.at,
@@ -81,13 +95,14 @@ class Outcomes:
         if not isinstance(contact_id, str) or not isinstance(channel, str):
             return
         for recipient in await self.store.of_contact(contact_id, channel):
-            if recipient.replied_at is not None or recipient.queued_at is None:
+            sent_at = recipient.sent_at or recipient.queued_at
+            if recipient.replied_at is not None or sent_at is None:
                 continue
             campaign = await self.campaign(recipient.campaign_id)
             if campaign is None:
                 continue
             window = timedelta(hours=campaign.reply_window_hours)
-            if recipient.queued_at <= event.at <= recipient.queued_at + window:
+            if sent_at <= event.at <= sent_at + window:
                 await self.store.stamp(
                     recipient.campaign_id, recipient.contact_id, "replied_at", event.at
                 )
@@ -107,6 +122,8 @@ class Outcomes:
 
     async def campaign(self, campaign_id: str) -> Campaign | None:
         if campaign_id not in self._campaigns:
+            if len(self._campaigns) > 1000:
+                self._campaigns.clear()
             try:
                 self._campaigns[campaign_id] = await self.store.get(campaign_id)
             except NotFound:

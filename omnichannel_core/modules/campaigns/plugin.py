@@ -4,6 +4,7 @@ segments from the CRM's ``Audiences``."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from omnichannel_core.module import (
@@ -25,6 +26,7 @@ from omnichannel_core.module import (
 )
 from omnichannel_core.modules.campaigns.outcomes import Outcomes
 from omnichannel_core.modules.campaigns.permissions import CAMPAIGNS_READ, PERMISSIONS
+from omnichannel_core.modules.campaigns.records import Counts
 from omnichannel_core.modules.campaigns.routes import campaign_routes
 from omnichannel_core.modules.campaigns.runner import CampaignRunner
 from omnichannel_core.modules.campaigns.service import Campaigns
@@ -33,6 +35,29 @@ from omnichannel_core.modules.campaigns.store import (
     CampaignStore,
     campaign_store_spec,
 )
+
+COUNTS_SECONDS = 2.0
+"""How long an event's counts are reused (each stream, and each replay, reads them)."""
+
+
+class RecentCounts:
+    """A campaign's counts, counted at most every :data:`COUNTS_SECONDS` in this process:
+    however many streams are open, or replay old events, a campaign is counted once a
+    while (on Firestore, a count reads each recipient)."""
+
+    def __init__(self, store: CampaignStore) -> None:
+        self.store = store
+        self._counted: dict[str, tuple[float, Counts]] = {}
+
+    async def of(self, campaign_id: str) -> Counts:
+        now = time.monotonic()
+        counted = self._counted.get(campaign_id)
+        if counted is None or now - counted[0] > COUNTS_SECONDS:
+            if len(self._counted) > 1000:
+                self._counted.clear()
+            counted = (now, await self.store.counts(campaign_id))
+            self._counted[campaign_id] = counted
+        return counted[1]
 
 
 class CampaignsModule:
@@ -63,13 +88,16 @@ class CampaignsModule:
     @hookimpl
     def register_event_types(self, context: ModuleContext) -> list[EventTypeSpec]:
         store = context.store(CampaignStore)
+        counts = RecentCounts(store)
 
         async def load(campaign_id: str) -> Any:
             try:
                 campaign = await store.get(campaign_id)
             except NotFound:
                 return None
-            return to_json(campaign) | {"counts": to_json(await store.counts(campaign_id))}
+            record = to_json(campaign)
+            record["audience"] |= {"contact_ids": [], "addresses": []}  # GET it for those
+            return record | {"counts": to_json(await counts.of(campaign_id))}
 
         return [
             EventTypeSpec(
@@ -100,6 +128,5 @@ class CampaignsModule:
             context.store(CampaignStore),
             lambda: context.service(BulkSends),
             lambda: context.service(Audiences),
-            lambda: context.service(ContactBook),
         )
         return [runner.job()]

@@ -170,6 +170,8 @@ class SkipReason(enum.StrEnum):
     """The message names a variable they have no value for, without a default."""
     CONTACT_GONE = "contact_gone"
     """The contact was erased before their turn."""
+    TOO_LONG = "too_long"
+    """The text, with their values filled in, is longer than 4,096 characters."""
     REFUSED = "refused"
     """The inbox refused the message (an attachment no longer kept...)."""
     CANCELLED = "cancelled"

@@ -15,7 +15,8 @@ import attrs
 
 from omnichannel_core.module import Contact, InvalidInput
 
-VARIABLE = re.compile(r"\{\{\s*([^{}|]*?)\s*(?:\|\s*([^{}]*?)\s*)?\}\}")
+VARIABLE = re.compile(r"\{\{([^{}]*)\}\}")
+"""A ``{{...}}``: linear to match (its name and default are split apart in Python)."""
 ATTRIBUTE_PREFIX = "attributes."
 PROFILE = ("name", "first_name", "company", "email", "phone", "locale", "timezone")
 """The variables of a contact's profile; ``attributes.<key>`` names a custom attribute."""
@@ -29,10 +30,16 @@ class MissingVariable(Exception):
     name: str
 
 
+def parts(inside: str) -> tuple[str, str | None]:
+    """A ``{{...}}``'s name and inline default (None: required), each stripped."""
+    name, bar, default = inside.partition("|")
+    return name.strip(), default.strip() if bar else None
+
+
 def variables_in(text: str) -> Iterator[tuple[str, str | None]]:
     """Each ``{{variable}}`` of ``text``: its name and inline default (None: required)."""
     for match in VARIABLE.finditer(text):
-        yield match.group(1), match.group(2)
+        yield parts(match.group(1))
 
 
 def check_template(text: str, field: str) -> None:
@@ -59,14 +66,15 @@ def value_of(contact: Contact, name: str) -> str | None:
     elif name == "name":
         value = contact.display_name
     elif name == "first_name":
-        value = contact.display_name.split()[0] if contact.display_name else None
+        words = (contact.display_name or "").split()
+        value = words[0] if words else None
     elif name == "email":
         value = contact.emails[0] if contact.emails else None
     elif name == "phone":
         value = contact.phones[0] if contact.phones else None
     else:
         value = getattr(contact, name, None)
-    if value is None or value == "" or isinstance(value, dict | list):
+    if value is None or isinstance(value, dict | list) or not str(value).strip():
         return None
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -78,7 +86,7 @@ def render(text: str, contact: Contact, defaults: Mapping[str, str]) -> str:
     else the campaign's default; MissingVariable when none is."""
 
     def fill(match: re.Match[str]) -> str:
-        name, inline = match.group(1), match.group(2)
+        name, inline = parts(match.group(1))
         value = value_of(contact, name)
         if value is not None:
             return value

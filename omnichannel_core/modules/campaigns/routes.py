@@ -39,6 +39,8 @@ from omnichannel_core.modules.campaigns.records import Campaign, Recipient, Repo
 from omnichannel_core.modules.campaigns.service import Campaigns, Preview
 
 TAGS = ("campaigns",)
+CONTACTS_READ = "contacts:read"
+"""The inbox's permission to read contacts, which a preview shows."""
 EXPORT_PAGE = 500
 EXPORT_COLUMNS = (
     "contact_id",
@@ -195,7 +197,9 @@ class CampaignPreview:
             body=CampaignPreviewBody,
             responses={200: Response(Preview, "The message made for them, or why not.")},
             errors=("NotFound",),
-            notes="Any contact, in the audience or not; nothing is sent or stored.",
+            notes="Any contact, in the audience or not; nothing is sent or stored. The"
+            " message shows the contact's profile: the caller needs `contacts:read` too"
+            " (403 without it).",
             operation_id="previewCampaign",
             tags=TAGS,
         ),
@@ -208,6 +212,7 @@ class CampaignPreview:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, campaign_id: str
     ) -> None:
         body: CampaignPreviewBody = req.context.body
+        req.context.principal.require(CONTACTS_READ)  # the preview shows their profile
         resp.media = to_json(await self.campaigns.preview(campaign_id, body.contact_id))
 
 

@@ -2,7 +2,7 @@
 recipients) and feeds running ones to the outbox at their rate (docs/campaigns.md,
 "Exactly once" and "Pacing").
 
-Each recipient's message is queued with the key ``campaign:{id}:{contact_id}``: the outbox
+Each recipient's message is queued with the key ``bulk:campaign:{id}:{contact_id}``: the outbox
 stores one message per key, so a runner killed between queueing a message and noting it,
 or two runners feeding the same campaign, queue it once. The outbox then sends it once.
 The runner feeds only while the channel's outbox keeps up (:data:`BACKLOG_SECONDS` of
@@ -25,8 +25,6 @@ from omnichannel_core.module import (
     BulkSends,
     ChannelUnavailable,
     Conflict,
-    ContactBook,
-    Identity,
     InvalidInput,
     Job,
     JobControl,
@@ -80,8 +78,9 @@ SWEEP_BATCH = 500
 
 
 def idempotency_key(campaign_id: str, contact_id: str) -> str:
-    """The outbox key of a recipient's message: one message per campaign and contact."""
-    return f"campaign:{campaign_id}:{contact_id}"
+    """The outbox key of a recipient's message: one message per campaign and contact (keys
+    starting ``bulk:`` are the server's: no API request may send one)."""
+    return f"bulk:campaign:{campaign_id}:{contact_id}"
 
 
 def sender_principal(campaign: Campaign) -> Principal:
@@ -123,12 +122,11 @@ class CampaignRunner:
         store: CampaignStore,
         bulk: Callable[[], BulkSends],
         audiences: Callable[[], Audiences],
-        contacts: Callable[[], ContactBook],
     ) -> None:
         self.store = store
         self._bulk = bulk
         self._audiences = audiences
-        self._contacts = contacts
+        self._swept_at = 0.0
         self._buckets: dict[str, Bucket] = {}
         self._backlogs: dict[str, tuple[float, int]] = {}
         self._counts: dict[str, Counts] = {}
@@ -166,23 +164,39 @@ class CampaignRunner:
     async def step(self) -> bool:
         """One round: start what is due, feed what runs. Whether any campaign has more to
         send soon (the next round comes sooner)."""
-        now = utcnow()
         busy = False
-        for campaign in await self.store.due(now):
-            if campaign.status is CampaignStatus.SCHEDULED:
-                started = await self.start(campaign)
-                if started is None:
-                    continue
-                campaign = started
-            try:
-                busy = await self.feed(campaign) or busy
+        for campaign in await self.store.due(utcnow()):
+            try:  # one campaign's trouble holds up no other
+                busy = await self.advance(campaign) or busy
             except ChannelUnavailable as unavailable:  # uninstalled, or failed to load
                 log.warning(
                     "campaign_channel_unavailable",
                     campaign_id=campaign.id,
                     reason=unavailable.message,
                 )
+            except Exception:
+                log.exception("campaign_step_failed", campaign_id=campaign.id)
+        await self.sweep()
         return busy
+
+    async def advance(self, campaign: Campaign) -> bool:
+        """Start the campaign if it is due, then feed it; whether it has more to send soon."""
+        if campaign.status is CampaignStatus.SCHEDULED:
+            started = await self.start(campaign)
+            if started is None:
+                return False
+            campaign = started
+        return await self.feed(campaign)
+
+    async def sweep(self) -> None:
+        """Skip what cancelled campaigns still had pending (``cancelled``). In the feeding
+        task, so that no recipient being sent to is skipped under it."""
+        if time.monotonic() - self._swept_at < PROGRESS_SECONDS:
+            return
+        self._swept_at = time.monotonic()
+        for campaign in await self.store.recently_finished(utcnow() - FINISHED_WATCH):
+            if campaign.status is CampaignStatus.CANCELLED:
+                await self.store.skip_pending(campaign.id, SkipReason.CANCELLED, SWEEP_BATCH)
 
     # Starting: the audience frozen into recipients.
 
@@ -235,24 +249,20 @@ class CampaignRunner:
         addresses = list(dict.fromkeys(audience.addresses))
         for start in range(0, len(addresses), PARALLEL):
             group = addresses[start : start + PARALLEL]
-            found = await asyncio.gather(
-                *(self.contact_at(campaign.channel, address) for address in group)
-            )
-            for contact_id in found:
-                if contact_id not in seen:
-                    seen.add(contact_id)
-                    yield contact_id
+            found = await asyncio.gather(*(self.contact_at(campaign, address) for address in group))
+            for each in found:
+                if each is not None and each not in seen:
+                    seen.add(each)
+                    yield each
 
-    async def contact_at(self, channel: str, address: str) -> str:
-        """The contact reached at ``address`` on ``channel``, made when there is none."""
-        contacts = self._contacts()
-        emails, phones = ([address], []) if "@" in address else ([], [address])
-        for contact in await contacts.find(emails=emails, phones=phones, limit=1):
-            return contact.id
+    async def contact_at(self, campaign: Campaign, address: str) -> str | None:
+        """The contact whose identity on the channel is ``address``, made when there is
+        none; None (logged) for an address the channel cannot send to."""
         try:
-            return (await contacts.create_contact([Identity(channel, address)])).id
-        except Conflict as taken:  # made meanwhile (an inbound message, another runner)
-            return str(taken.details["contact_id"])
+            return await self._bulk().contact_at(campaign.channel, address)
+        except InvalidInput:  # the address is not logged: it is personal data
+            log.warning("campaign_address_refused", campaign_id=campaign.id)
+            return None
 
     # Feeding: recipients to the outbox, at the campaign's rate.
 
@@ -277,17 +287,21 @@ class CampaignRunner:
         if not recipients:
             await self.finish(campaign)
             return False
+        sent = 0
         for start in range(0, len(recipients), PARALLEL):
             group = recipients[start : start + PARALLEL]
             sends = (self.deliver(campaign, reach, each, now) for each in group)
             for outcome in await asyncio.gather(*sends, return_exceptions=True):
                 if isinstance(outcome, ChannelUnavailable):
                     raise outcome
-                if isinstance(outcome, Exception):  # the store failed: they stay pending
+                if isinstance(outcome, BaseException):  # the store failed: they stay pending
                     log.error(
-                        "campaign_delivery_failed", campaign_id=campaign.id, error=repr(outcome)
+                        "campaign_delivery_failed",
+                        campaign_id=campaign.id,
+                        error=type(outcome).__name__,
                     )
-        bucket.tokens += allowed - len(recipients)  # not spent: none were due
+                sent += outcome is True
+        bucket.tokens += allowed - sent  # a skip or a wait sends nothing: the rate is sends'
         return True
 
     async def bucket(self, campaign: Campaign, reach: Reach) -> Bucket:
@@ -311,49 +325,50 @@ class CampaignRunner:
 
     async def deliver(
         self, campaign: Campaign, reach: Reach, recipient: Recipient, now: datetime
-    ) -> None:
+    ) -> bool:
         """Send to one recipient, or skip them, or put them off; noted on the recipient
-        while they are still pending."""
+        while they are still pending. Whether a message was queued for them."""
         bulk = self._bulk()
         try:
             target = await bulk.target(campaign.channel, reach, recipient.contact_id)
         except NotFound:
             await self.skip(recipient, SkipReason.CONTACT_GONE)
-            return
-        decision = decide(campaign, target, now)
+            return False
+        try:
+            decision = decide(campaign, target, now)
+        except Exception:  # a bug making their message must not hold the others up
+            log.exception("campaign_compose_failed", campaign_id=campaign.id)
+            await self.skip(recipient, SkipReason.REFUSED)
+            return False
         if isinstance(decision, Deferred):
             await self.store.settle(attrs.evolve(recipient, not_before=decision.until))
-            return
+            return False
         if not isinstance(decision, Composed):
             await self.skip(recipient, decision.reason)
-            return
+            return False
         key = idempotency_key(campaign.id, recipient.contact_id)
         try:
             message, _ = await bulk.send(target, decision.request, key, sender_principal(campaign))
         except RecipientOptedOut:
             await self.skip(recipient, SkipReason.OPTED_OUT)
-            return
+            return False
         except ChannelUnavailable:
             raise  # the channel went: every recipient waits for it
-        except (InvalidInput, Conflict) as refused:
-            log.warning("campaign_send_refused", campaign_id=campaign.id, reason=refused.message)
-            await self.skip(recipient, SkipReason.REFUSED)
-            return
-        except OmnichannelError:
-            log.exception("campaign_send_failed", campaign_id=campaign.id)
-            return
-        await self.store.settle(
-            attrs.evolve(
-                recipient,
-                state=RecipientState.QUEUED,
-                not_before=None,
-                message_id=message.id,
-                status=message.status.value,
-                in_doubt=message.in_doubt,
-                error_code=message.error_code,
-                queued_at=now,
+        except OmnichannelError as refused:  # a media item gone, a conversation refused...
+            log.warning(  # not its message: it may name the contact's address
+                "campaign_send_refused", campaign_id=campaign.id, error=type(refused).__name__
             )
+            await self.skip(recipient, SkipReason.REFUSED)
+            return False
+        queued = attrs.evolve(
+            recipient,
+            state=RecipientState.QUEUED,
+            not_before=None,
+            message_id=message.id,
+            queued_at=now,
         )
+        await self.store.settle(queued)  # its outcome is the subscriber's to follow
+        return True
 
     async def skip(self, recipient: Recipient, reason: SkipReason) -> None:
         await self.store.settle(
@@ -381,7 +396,7 @@ class CampaignRunner:
 
     async def progress(self) -> None:
         """Log ``campaign.updated`` for each campaign whose counts moved since it was last
-        counted; skip what a cancelled campaign had still pending."""
+        counted."""
         now = time.monotonic()
         watched = [
             *(await self.store.due(utcnow())),
@@ -390,8 +405,6 @@ class CampaignRunner:
         for campaign in watched:
             if campaign.status is CampaignStatus.SCHEDULED:
                 continue
-            if campaign.status is CampaignStatus.CANCELLED:
-                await self.store.skip_pending(campaign.id, SkipReason.CANCELLED, SWEEP_BATCH)
             if now < self._progress_at.get(campaign.id, 0.0):
                 continue
             counts = await self.store.counts(campaign.id)

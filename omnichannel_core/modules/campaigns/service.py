@@ -283,6 +283,8 @@ class Campaigns:
         require_editable(campaign, "launched")
         reach = await self.reach(campaign.channel, campaign.sender)
         await self.checked_rate(campaign.channel, reach, campaign.rate)
+        # whoever launches may send only media they may read (another may have set it)
+        await self.kept_media(campaign.message.media, principal)
         if campaign.audience.kind is AudienceKind.SEGMENT:
             await self.audience(
                 CampaignAudienceBody(AudienceKind.SEGMENT, segment_id=campaign.audience.segment_id)

@@ -41,6 +41,8 @@ from omnichannel_core.modules.campaigns.records import (
 )
 from omnichannel_core.modules.campaigns.store import (
     CAMPAIGN_UPDATED,
+    STAMPED,
+    TIMES,
     reached,
     require_status,
     seq_cursor,
@@ -83,26 +85,12 @@ MIGRATIONS: tuple[SqliteMigration, ...] = (
     CREATE INDEX campaign_recipients_by_seq ON campaign_recipients (campaign_id, seq);
     CREATE INDEX campaign_recipients_pending ON campaign_recipients (campaign_id, seq)
         WHERE state = 'pending';
-    CREATE UNIQUE INDEX campaign_recipients_by_message ON campaign_recipients (message_id)
-        WHERE message_id IS NOT NULL;
     CREATE INDEX campaign_recipients_by_contact
         ON campaign_recipients (contact_id, channel, queued_at DESC)
         WHERE state = 'queued'
     """,
 )
 """Step 1. Never change a released step: append the next one."""
-
-TIMES = (
-    "not_before",
-    "queued_at",
-    "sent_at",
-    "delivered_at",
-    "read_at",
-    "failed_at",
-    "replied_at",
-    "opted_out_at",
-)
-STAMPED = frozenset({"replied_at", "opted_out_at"})
 
 
 def _campaign(row: sqlite3.Row) -> Campaign:
@@ -304,16 +292,13 @@ class SqliteCampaignStore:
         def write(connection: sqlite3.Connection) -> bool:
             updated = connection.execute(
                 "UPDATE campaign_recipients SET state = ?, skip_reason = ?, not_before = ?,"
-                " message_id = ?, status = ?, in_doubt = ?, error_code = ?, queued_at = ?"
+                " message_id = ?, queued_at = ?"
                 " WHERE campaign_id = ? AND contact_id = ? AND state = 'pending'",
                 (
                     recipient.state.value,
                     None if recipient.skip_reason is None else recipient.skip_reason.value,
                     _text(recipient.not_before),
                     recipient.message_id,
-                    recipient.status,
-                    int(recipient.in_doubt),
-                    recipient.error_code,
                     _text(recipient.queued_at),
                     recipient.campaign_id,
                     recipient.contact_id,
@@ -334,15 +319,6 @@ class SqliteCampaignStore:
             return updated.rowcount
 
         return await self.database.write(write)
-
-    async def by_message(self, message_id: str) -> Recipient | None:
-        def read(connection: sqlite3.Connection) -> Recipient | None:
-            row = connection.execute(
-                "SELECT * FROM campaign_recipients WHERE message_id = ?", (message_id,)
-            ).fetchone()
-            return None if row is None else _recipient(row)
-
-        return await self.database.read(read)
 
     async def record_outcome(
         self,

@@ -33,6 +33,19 @@ CAMPAIGN_UPDATED = "campaign.updated"
 """The event logged when a campaign changes (its status, its message...) and, while it
 runs, as its counts move (docs/campaigns.md, "Live progress")."""
 
+TIMES = (
+    "not_before",
+    "queued_at",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "replied_at",
+    "opted_out_at",
+)
+"""A recipient's times, as every backend stores them."""
+STAMPED = frozenset({"replied_at", "opted_out_at"})
+"""The times :meth:`CampaignStore.stamp` sets."""
 OUTCOME_TIMES = {
     "sent": "sent_at",
     "delivered": "delivered_at",
@@ -132,15 +145,14 @@ class CampaignStore(Protocol):
         """Whether any recipient is still ``pending`` (waiting for quiet hours included)."""
 
     async def settle(self, recipient: Recipient) -> bool:
-        """Write ``recipient`` (state, skip reason, ``not_before``, message and its status,
-        ``queued_at``) while the stored one is still ``pending``; False when it no longer
-        is (another runner settled it)."""
+        """Write ``recipient``'s state, skip reason, ``not_before``, message id and
+        ``queued_at`` while the stored one is still ``pending``; False when it no longer is
+        (another runner settled it). What became of the message is :meth:`record_outcome`'s,
+        which may have run before (the subscriber follows the message from when it is
+        queued)."""
 
     async def skip_pending(self, campaign_id: str, reason: SkipReason, limit: int) -> int:
         """Skip up to ``limit`` ``pending`` recipients for ``reason``; how many."""
-
-    async def by_message(self, message_id: str) -> Recipient | None:
-        """The recipient whose message this is, if any."""
 
     async def record_outcome(
         self,

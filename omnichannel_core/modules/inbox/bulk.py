@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from omnichannel_core.module import (
     BulkTarget,
+    Conflict,
+    Identity,
     InvalidInput,
     Message,
     OutboundRequest,
@@ -57,6 +59,9 @@ class InboxBulkSends:
     ) -> tuple[Message, bool]:
         if target.address is None:
             raise InvalidInput(f"the contact has no address on {target.channel!r}")
+        stored = await self.inbox.store.find_by_idempotency_key(idempotency_key)
+        if stored is not None:  # sent before (a runner killed before it noted it)
+            return stored, False
         identity = target.address.removeprefix(target.reach.prefix)
         return await self.inbox.send_to(
             target.channel,
@@ -67,6 +72,13 @@ class InboxBulkSends:
             priority=BULK,
             principal=principal,
         )
+
+    async def contact_at(self, channel: str, address: str) -> str:
+        identity = Identity(channel, await self.inbox.channel_address(channel, address))
+        try:
+            return (await self.inbox.store.create_contact([identity])).id
+        except Conflict as taken:  # the identity is a contact's already
+            return str(taken.details["contact_id"])
 
     async def backlog(self, channel: str) -> int:
         backlog = (await self.inbox.store.outbox_backlog(utcnow())).get(channel)

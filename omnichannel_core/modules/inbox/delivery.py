@@ -434,6 +434,11 @@ class Delivery:
                 )
         except LeaseLost:
             log.warning("message_not_sent_lease_lost", channel=channel, message_id=message.id)
+        except TimeoutError:
+            # Not failed: the send may have started (a channel's own timeout) or not (its
+            # thread waited too long for the mark). The lease's end tells: marked, the
+            # message goes in doubt; unmarked, it is queued again.
+            log.warning("message_send_timed_out", channel=channel, message_id=message.id)
         except MarkFailed as failed:  # as any store failure here: the entry stays claimed
             assert failed.__cause__ is not None
             raise failed.__cause__ from None

@@ -297,8 +297,8 @@ class Inbox:
         recently created conversation on the channel.
         """
         self.require_send(channel)  # before anything is written
-        to = await self._address(channel, to)
-        reply_to = await self._address(channel, reply_to) if reply_to is not None else None
+        to = await self.channel_address(channel, to)
+        reply_to = await self.channel_address(channel, reply_to) if reply_to is not None else None
         if idempotency_key is not None:
             # A replay is answered before the recipient is looked up, so a key reused for
             # another address is refused without creating that address's contact.
@@ -320,9 +320,10 @@ class Inbox:
         """The conversation a send to ``address`` on ``channel`` would go into (without
         ``new_conversation``), the address taken in the channel's form as a send takes it;
         None when there is none yet. Writes nothing."""
-        return await self.store.find_conversation(channel, await self._address(channel, address))
+        normal = await self.channel_address(channel, address)
+        return await self.store.find_conversation(channel, normal)
 
-    async def _address(self, channel: str, address: str) -> str:
+    async def channel_address(self, channel: str, address: str) -> str:
         """The channel's canonical form of ``address`` (its ``normalize_address``), or
         ``address`` for a channel without one; InvalidInput for one it cannot send to."""
         if not self.channels.implements(channel, "normalize_address"):
