@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat bench-crm clean
+.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat bench-crm bench-campaign clean
 
 CHANNELS := omnichannel-twilio omnichannel-facebook omnichannel-email omnichannel-webchat
 
@@ -54,6 +54,10 @@ bench-webchat: $(BIN)/.installed
 ## bench-crm: CSV import rows/s, segment count and first page at 100,000 contacts, SQLite then Firestore
 bench-crm: $(BIN)/.installed
 	$(BIN)/python -m bench.crm
+
+## bench-campaign: a campaign to a fake Twilio beside the outbox; its pacing, agents' replies, a 429 window
+bench-campaign: $(BIN)/.installed
+	$(BIN)/python -m bench.campaign
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

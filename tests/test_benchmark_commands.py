@@ -149,6 +149,44 @@ def test_outbox_benchmark_sends_through_the_outbox_beside_a_bare_loop_and_paces(
     assert 10 <= pace["achieved_per_second"] <= 30  # paced, not sent at once
 
 
+def test_campaign_benchmark_sends_each_recipient_once_paced_and_throttled():
+    """bench.campaign sends a campaign through the real server to a fake Twilio, beside the
+    same messages queued through the outbox; paces one while an agent replies; throttles
+    one with 429s. Each recipient's number is asked for exactly once (under throttling, once
+    accepted), the store holds every message taken and the campaign's report counts every
+    recipient sent."""
+    report = _run(
+        "bench.campaign",
+        "--recipients=100",
+        "--paced-recipients=50",
+        "--throttled-recipients=50",
+        "--rate=20",
+        "--channel-rate=40",
+        "--throttle-seconds=0.5",
+        "--reply-every=0.1",
+        "--warmup=10",
+        "--json",
+    )
+    assert report["problems"] == []
+    parts = {target["target"]: target for target in report["targets"]}
+    assert list(parts) == ["campaign", "outbox", "paced", "throttled"]
+    once = {"twice": 0, "missing": 0, "unknown": 0}
+    for name, count in (("campaign", 100), ("outbox", 100), ("paced", 50)):
+        assert parts[name]["checks"] == {"numbers": count, "requested": count, **once}
+    for name in ("campaign", "outbox"):
+        assert parts[name]["stored"]["taken"] == parts[name]["stored"]["messages"] == 110
+        assert parts[name]["per_second"] > 0 and parts[name]["cpu"]["server_us"] > 0
+    for name, count in (("campaign", 100), ("paced", 50), ("throttled", 50)):
+        assert parts[name]["report"]["status"] == "completed"
+        assert parts[name]["report"]["counts"]["sent"] == count
+    replies = parts["paced"]["replies"]
+    assert replies["posted"] == replies["arrived"] > 0
+    assert 0 < replies["p50_ms"] <= replies["max_ms"]
+    throttled = parts["throttled"]
+    assert throttled["answered_429"] > 0
+    assert throttled["requests"] == 50 + throttled["answered_429"]
+
+
 def _running_in_group(pgid: int) -> list[int]:
     """PIDs of process group ``pgid`` that are not zombies (one awaiting its reaper holds no
     port and no memory)."""

@@ -37,6 +37,7 @@ def twilio() -> Iterator[FakeTwilio]:
         yield fake
 
 
+@pytest.mark.timeout(400)  # the killed server's locks hold until the emulator lets them go
 def test_two_servers_on_firestore_send_each_recipient_once_when_one_is_killed(
     tmp_path: Path,
     twilio: FakeTwilio,

@@ -49,6 +49,10 @@ class _ProviderServer(ThreadingHTTPServer):
     of a request is still printed, traceback and all."""
 
     daemon_threads = True  # kept-alive connections must not block shutdown
+    request_queue_size = 1024
+    """The listen backlog: a runner's 32 sends at once, several runners, a loaded machine.
+    socketserver's default of 5 resets connections a real provider would take (a send cut
+    off so goes in doubt, and is never sent again)."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset...
