@@ -140,3 +140,22 @@ def test_the_emulator_commands_make_the_pubsub_data_dir_first():
     assert data_dir is not None
     before = block[: data_dir.start()]
     assert f"mkdir -p {data_dir[1]}" in before
+
+
+def test_the_campaign_example_runs_as_written(tmp_path):
+    """The README's campaign on the quickstart's server: after the loop and its reply, the
+    Contacts section's VIP segment and the Campaigns example tag Ada, send the segment a
+    campaign on the HTTP channel, and its report counts her sent; the receiver prints her
+    message with its variable filled."""
+    port, receiver_port = free_port(), free_port()
+    loop = sh_block_after("Try the whole loop")
+    reply = sh_block_after("Reply in it")
+    segment = sh_block_after("Agents see the contacts of the")
+    campaign = sh_block_after("send the VIP segment above a campaign")
+    stop = sh_block_after("When you are done, stop both")
+    script = as_run_here(
+        f"{loop}\n{reply}\n{segment}\n{campaign}\n{stop}\nwait $SERVER\n", port, receiver_port
+    )
+    output = run_bash(script, tmp_path, reader_env(port))
+    assert '"text": "Hi Ada, 20% off today. Reply STOP to opt out."' in output, output
+    assert '"status": "completed"' in output and '"targeted": 1' in output, output

@@ -35,15 +35,14 @@ def numbers_of(twilio: FakeTwilio, count: int) -> dict[str, str]:
 
 
 def env_of(twilio: FakeTwilio, **extra: str) -> dict[str, str | None]:
-    return twilio_env(
-        twilio,
-        OMNICHANNEL_SEND_RATES="twilio=400",
-        OMNICHANNEL_SEND_LEASE_SECONDS="3",
-        OMNICHANNEL_JOB_LEASE_SECONDS="3",
-        OMNICHANNEL_SEND_CONFIRM_SECONDS=f"twilio={CONFIRM_SECONDS}",
-        OMNICHANNEL_EVENT_POLL_MS="50",
-        **extra,
-    )
+    settings = {
+        "OMNICHANNEL_SEND_RATES": "twilio=400",
+        "OMNICHANNEL_SEND_LEASE_SECONDS": "3",
+        "OMNICHANNEL_JOB_LEASE_SECONDS": "3",
+        "OMNICHANNEL_SEND_CONFIRM_SECONDS": f"twilio={CONFIRM_SECONDS}",
+        "OMNICHANNEL_EVENT_POLL_MS": "50",
+    }
+    return twilio_env(twilio, **(settings | extra))
 
 
 def retrying(call: Callable[[], httpx.Response], seconds: float = 120.0) -> httpx.Response:

@@ -53,14 +53,14 @@ def _settle_with_callbacks(client: httpx.Client, twilio: FakeTwilio, sids: dict[
 def test_a_campaign_reaches_each_of_1000_recipients_once_through_kills_and_pauses(
     tmp_path: Path, twilio: FakeTwilio
 ):
-    """1,000 recipients at 50/s on SQLite, two job runners and a web server. Mid-run: a
+    """1,000 recipients at 80/s on SQLite, two job runners and a web server. Mid-run: a
     runner killed, the campaign paused and resumed twice, the server killed, the other
     runner killed. Twilio is asked exactly once for every recipient."""
     numbers = numbers_of(twilio, SQLITE_RECIPIENTS)
     deployment = Deployment(tmp_path, env_of(twilio))
     try:
         with deployment.client() as client:
-            campaign_id = start_campaign(client, list(numbers), rate=50)
+            campaign_id = start_campaign(client, list(numbers), rate=80)
 
         def sent() -> int:
             return sum(asked_per_number(twilio).values())
