@@ -567,7 +567,8 @@ def test_secrets_never_reach_the_log(server, admin):
 
 def test_create_admin_from_the_command_line(tmp_path):
     """`omnichannel users create-admin` makes an admin who can log in; with no --password it
-    asks for it twice; the same email again fails with a clear message and status 2."""
+    asks for it twice (with nothing to read, it says so, not a traceback); the same email
+    again fails with a clear message and status 2."""
     env = {"OMNICHANNEL_DATA_DIR": str(tmp_path / "data"), "PATH": ""}
 
     def create_admin(*args: str, answers: str | None = None) -> subprocess.CompletedProcess:
@@ -590,6 +591,9 @@ def test_create_admin_from_the_command_line(tmp_path):
     again = create_admin("--email", "ana@example.com", "--name", "Ana", "--password", PASSWORD)
     assert again.returncode == 2
     assert "exists" in again.stderr or "already" in again.stderr
+    untyped = create_admin("--email", "cy@example.com", "--name", "Cy", answers="")
+    assert untyped.returncode == 2 and "Traceback" not in untyped.stderr
+    assert "no password was typed" in untyped.stderr and "--password" in untyped.stderr
     assert not (tmp_path / "data" / "api-key").exists()  # the server still generates and shows it
     with running_server(tmp_path, {"OMNICHANNEL_DATA_DIR": str(tmp_path / "data")}) as server:
         tokens = login(server, "ana@example.com")

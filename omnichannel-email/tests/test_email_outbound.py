@@ -826,3 +826,47 @@ def test_thread_reads_are_bounded():
     earlier = read_thread(conversation, last)
     assert conversation.pages == MAX_THREAD_MESSAGES // THREAD_PAGE
     assert earlier[-1].id == f"msg_{MAX_THREAD_MESSAGES - 1}"
+
+
+def test_a_campaign_mails_each_recipient_their_subject_and_body(client, smtp: SmtpServer):
+    """A campaign on the email channel (its sender ``email``): each contact gets one mail,
+    its subject and body filled from their profile; one without an email identity is
+    skipped as no_address."""
+    first, second = unique_address(), unique_address()
+    people = []
+    for name, address in (("Ana Gil", first), ("Bo", second)):
+        made = client.post(
+            "/api/contacts",
+            json={"display_name": name, "identities": [{"channel": "email", "address": address}]},
+        )
+        assert made.status_code == 201, made.text
+        people.append(made.json()["id"])
+    nowhere = client.post("/api/contacts", json={"display_name": "Cy"}).json()["id"]
+    campaign = client.post(
+        "/api/campaigns",
+        json={
+            "name": "Newsletter",
+            "channel": "email",
+            "audience": {"kind": "contacts", "contact_ids": [*people, nowhere]},
+            "message": {
+                "subject": "Spring news for {{first_name}}",
+                "text": "Hello {{first_name}},\n\nour spring collection is out.",
+            },
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
+    assert campaign.json()["sender"] == "email"
+    campaign_id = campaign.json()["id"]
+    assert client.post(f"/api/campaigns/{campaign_id}/launch").status_code == 200
+    [to_first] = accepted(smtp, first)
+    [to_second] = accepted(smtp, second)
+    assert to_first.message["Subject"] == "Spring news for Ana"
+    assert "Hello Ana," in to_first.message.get_body(("plain",)).get_content()
+    assert to_second.message["Subject"] == "Spring news for Bo"
+    deadline = time.monotonic() + 10
+    while (report := client.get(f"/api/campaigns/{campaign_id}/report").json())["counts"][
+        "sent"
+    ] < 2:
+        assert time.monotonic() < deadline, report
+        time.sleep(0.1)
+    assert report["counts"]["skipped"] == {"no_address": 1}

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -349,3 +350,23 @@ def test_twilios_429s_slow_the_campaign_and_every_recipient_still_gets_it_once(c
     for phone in phones:
         asked = len(fake_twilio.message_requests(to=phone))
         assert asked == (2 if phone in throttled else 1), phone
+
+
+def test_a_scheduled_campaign_starts_at_its_time(client, fake_twilio):
+    """Launched with schedule.at two seconds ahead (a local time in Madrid, no offset): it
+    waits, scheduled, then starts at that time and sends."""
+    phone = unique_phone()
+    someone = contact(client, phone, display_name="Pia")
+    at = datetime.now(UTC) + timedelta(seconds=2)
+    madrid = at.astimezone(ZoneInfo("Europe/Madrid")).replace(tzinfo=None)
+    made = campaign(
+        client,
+        [someone["id"]],
+        schedule={"at": madrid.isoformat(timespec="seconds"), "timezone": "Europe/Madrid"},
+    )
+    assert launch(client, made["id"])["status"] == "scheduled"
+    assert not fake_twilio.message_requests(to=phone)
+    report = report_when(client, made["id"], completed)
+    started = datetime.fromisoformat(report["campaign"]["started_at"])
+    assert started >= at.replace(microsecond=0)
+    assert len(fake_twilio.message_requests(to=phone)) == 1

@@ -13,9 +13,16 @@ from omnichannel_core.modules.access.service import Access, command_line
 
 
 def _ask_password() -> str:
-    password = getpass.getpass("Password for the new admin: ")
-    check_strength(password)  # refused now, not after it was typed twice
-    if getpass.getpass("Again: ") != password:
+    try:
+        password = getpass.getpass("Password for the new admin: ")
+        check_strength(password)  # refused now, not after it was typed twice
+        again = getpass.getpass("Again: ")
+    except EOFError:  # no terminal, and nothing (or too little) on standard input
+        raise ConfigError(
+            "no password was typed (standard input ended): run it on a terminal, or give"
+            " --password; nothing was created"
+        ) from None
+    if again != password:
         raise ConfigError("the two passwords differ; nothing was created")
     return password
 
