@@ -5,6 +5,8 @@ module's store on both backends, and the server without its job runner beside a 
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import sqlite3
 import subprocess
@@ -146,26 +148,36 @@ def run_pytest(workdir: Path, site: Path, files: dict[str, str]) -> dict[str, tu
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A --target folder holding the echo and health-only fixture channels."""
-    return install_distributions(
-        tmp_path_factory.mktemp("kit-site") / "packages", "echo", "healthonly"
-    )
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
+    """One pytest run of a channel author's project, with the echo and health-only fixture
+    channels installed: conformance suites for a conforming channel, a wrongly signed one,
+    a health-only one and one never installed, beside a plain test that uses none of the
+    kit.
 
-
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory, site: Path) -> dict[str, tuple[str, str]]:
-    """One pytest run of a channel author's project: conformance suites for a conforming
-    channel, a wrongly signed one, a health-only one and one never installed, beside a
-    plain test that uses none of the kit."""
-    files = {
-        "test_echo.py": CONFORMANCE_PREAMBLE + ECHO_SUITE,
-        "test_wrong_echo.py": CONFORMANCE_PREAMBLE + WRONG_ECHO_SUITE,
-        "test_healthonly.py": CONFORMANCE_PREAMBLE + HEALTHONLY_SUITE,
-        "test_missing.py": CONFORMANCE_PREAMBLE + NOT_INSTALLED_SUITE,
-        "test_plain.py": PLAIN_TEST,
-    }
-    return run_pytest(tmp_path_factory.mktemp("author-project"), site, files)
+    Made once per test session: a parallel run may hand this module's tests to several
+    workers, and the run (a pip install and a whole pytest session) takes a minute. The
+    first worker makes it under a lock in the session's shared temporary folder; the
+    others read what it recorded."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker's folder is in the session's
+        shared = shared.parent
+    recorded = shared / "kit-outcomes.json"
+    with (shared / "kit-outcomes.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not recorded.exists():
+            site = install_distributions(
+                tmp_path_factory.mktemp("kit-site") / "packages", "echo", "healthonly"
+            )
+            files = {
+                "test_echo.py": CONFORMANCE_PREAMBLE + ECHO_SUITE,
+                "test_wrong_echo.py": CONFORMANCE_PREAMBLE + WRONG_ECHO_SUITE,
+                "test_healthonly.py": CONFORMANCE_PREAMBLE + HEALTHONLY_SUITE,
+                "test_missing.py": CONFORMANCE_PREAMBLE + NOT_INSTALLED_SUITE,
+                "test_plain.py": PLAIN_TEST,
+            }
+            ran = run_pytest(tmp_path_factory.mktemp("author-project"), site, files)
+            recorded.write_text(json.dumps(ran))
+    return {name: (kept[0], kept[1]) for name, kept in json.loads(recorded.read_text()).items()}
 
 
 def outcome(outcomes: dict[str, tuple[str, str]], name: str) -> tuple[str, str]:
