@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat bench-crm bench-campaign clean
+.PHONY: serve test lint bench bench-twilio bench-stores bench-events bench-outbox bench-webchat bench-crm bench-campaign bench-dashboard clean
 
 CHANNELS := omnichannel-twilio omnichannel-facebook omnichannel-email omnichannel-webchat
 
@@ -58,6 +58,10 @@ bench-crm: $(BIN)/.installed
 ## bench-campaign: a campaign to a fake Twilio beside the outbox; its pacing, agents' replies, a 429 window
 bench-campaign: $(BIN)/.installed
 	$(BIN)/python -m bench.campaign
+
+## bench-dashboard: 1,000,000 messages: rollup cost per event beside a plain write; 30-day dashboard calls beside /health
+bench-dashboard: $(BIN)/.installed
+	$(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -18,7 +18,9 @@ this repository to it.
   for a channel route :class:`NotFound`, :class:`Unauthenticated` (401: a route that
   checks a credential of its own, such as a chat visitor's token), :class:`Forbidden`
   (403) and :class:`RateLimited` (429).
-- Settings and health: :class:`ChannelSettings`, :func:`settings_for`,
+- Settings and health: :class:`Setting` (what the ``settings`` hook declares),
+  :class:`ChannelSettings`, :func:`settings_for` (parses ``config.settings``, a
+  :class:`SettingValues`: the environment over the values admins stored),
   :class:`CredentialChecker`, :func:`credentials_health` and the outcomes.
 - A channel's own routes: :class:`ChannelInbox` (what ``channel_routes`` is given: store,
   read and send on this channel only; what ``receive`` stored, :class:`Received` with its
@@ -56,7 +58,7 @@ from omnichannel_core.bodies.common import (
 )
 from omnichannel_core.bodies.fields import field
 from omnichannel_core.bodies.schema import PageOf
-from omnichannel_core.channel_settings import ChannelSettings, settings_for
+from omnichannel_core.channel_settings import ChannelSettings, SettingValues, settings_for
 from omnichannel_core.config import Config
 from omnichannel_core.credential_check import (
     ACCEPTED,
@@ -94,6 +96,7 @@ from omnichannel_core.hooktypes import (
     Sender,
     SendPolicy,
     SendResult,
+    Setting,
     StatusUpdate,
     StatusWatermark,
     Thread,
@@ -196,6 +199,8 @@ __all__ = [
     "SendPolicy",
     "SendResult",
     "Sender",
+    "Setting",
+    "SettingValues",
     "StatusUpdate",
     "StatusWatermark",
     "Thread",

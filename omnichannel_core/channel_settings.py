@@ -1,11 +1,15 @@
-"""A channel's settings: parsed once per server configuration, and what is wrong with them.
+"""A channel's settings: parsed once per server configuration and version of the stored
+settings, and what is wrong with them.
 
-A channel reads its variables from ``config.environ`` on every hook call. Parsing them each
+A channel reads its variables from ``config.settings`` (the environment over the values
+admins stored, `omnichannel_core.setting_values`) on every hook call. Parsing them each
 time would repeat the work (and any validation) per request, so :func:`settings_for` keeps
-the parsed settings per :class:`~omnichannel_core.config.Config` object. The cache holds the
-``Config`` itself, so its identity (the key) cannot be reused by another object while the
-entry lives; a few configurations per channel are kept (tests build many), the oldest
-dropped first.
+the parsed settings per :class:`~omnichannel_core.config.Config` object, and parses anew
+once the stored values were replaced (``config.stored_settings.replace``): a credential
+changed through the API is used by the next call, in every process, without a restart. The
+cache holds the ``Config`` itself, so its identity (the key) cannot be reused by another
+object while the entry lives; one entry per configuration, a few configurations per
+channel (tests build many), the oldest dropped first.
 
 :class:`ChannelSettings` is the small base every channel's settings class shares: the
 variables that are ``missing``, those set to something ``invalid``, and from them
@@ -20,37 +24,43 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from omnichannel_core.config import Config
+from omnichannel_core.setting_values import SettingValues, Snapshot, StoredSettings
 
-__all__ = ["CONFIGS_KEPT", "ChannelSettings", "settings_for"]
+__all__ = ["CONFIGS_KEPT", "ChannelSettings", "SettingValues", "StoredSettings", "settings_for"]
 
 CONFIGS_KEPT = 8
 """How many configurations' settings are kept per parse function."""
 
 Settings = TypeVar("Settings")
 
-_caches: dict[Callable[[Config], object], dict[int, tuple[Config, object]]] = {}
+_caches: dict[Callable[[Config], object], dict[int, tuple[Config, Snapshot, object]]] = {}
 _lock = threading.Lock()  # guards _caches; never held while parsing
 
 
 def settings_for(config: Config, parse: Callable[[Config], Settings]) -> Settings:
-    """``parse(config)``, parsed on first use and then cached for that ``Config`` object.
+    """``parse(config)``, parsed on first use and then cached for that ``Config`` object
+    and version of its stored settings.
 
     :param config: the server's configuration, as passed to every hook.
     :param parse: the channel's parse function (one cache per function, so channels never
-        see each other's settings); it must not keep state of its own.
-    :returns: the same settings object for the same ``Config`` object; another ``Config``,
-        even an equal one, is parsed anew.
+        see each other's settings); it reads ``config.settings`` and must not keep state of
+        its own.
+    :returns: the same settings object for the same ``Config`` object while its stored
+        settings are not replaced; after a ``replace``, or for another ``Config`` (even an
+        equal one), the settings are parsed anew.
     """
+    stored = config.stored_settings.snapshot()
     with _lock:
         cache = _caches.setdefault(parse, {})
         cached = cache.get(id(config))
-        if cached is not None and cached[0] is config:
-            return cast(Settings, cached[1])  # stored by this very parse
+        if cached is not None and cached[0] is config and cached[1] is stored:
+            return cast(Settings, cached[2])  # stored by this very parse
     settings = parse(config)
     with _lock:
-        if len(cache) >= CONFIGS_KEPT:
+        if id(config) not in cache and len(cache) >= CONFIGS_KEPT:
             cache.pop(next(iter(cache)))
-        cache[id(config)] = (config, settings)  # the config is held: its id stays unique
+        # the config is held: its id stays unique; an older version's entry is replaced
+        cache[id(config)] = (config, stored, settings)
     return settings
 
 

@@ -2,7 +2,8 @@
 
 Every variable the core reads is declared here, once. A malformed value raises
 :class:`ConfigError` naming the variable; start-up prints that one line and stops.
-Channels read their own variables from ``Config.environ``.
+Channels read their own variables from ``Config.settings``: the environment, over what admins
+stored through the settings API (`omnichannel_core.setting_values`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import attrs
 from dotenv import dotenv_values
 
 from omnichannel_core.errors import ConfigError
+from omnichannel_core.setting_values import SettingValues, StoredSettings
 
 T = TypeVar("T")
 
@@ -130,6 +132,25 @@ def _parse_secret(min_length: int) -> Callable[[str], str]:
         return raw
 
     return parse
+
+
+SECRET_KEY = re.compile(r"^[A-Za-z0-9_-]{43}=?$")
+"""32 bytes in URL-safe base64 (``secrets.token_urlsafe(32)``, or ``base64.urlsafe_b64encode``
+of 32 random bytes)."""
+
+
+def _parse_key_ring(raw: str) -> tuple[str, ...]:
+    """Keys, comma-separated, the first the current one: each 32 bytes in URL-safe base64."""
+    keys = _parse_list(raw)
+    for position, key in enumerate(keys, start=1):
+        if not SECRET_KEY.match(key):  # the value is never echoed: it is a secret
+            raise ValueError(
+                f"key {position} is not 32 bytes in URL-safe base64 (43 characters); make one"
+                " with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key is given twice")
+    return keys
 
 
 def _parse_url(raw: str) -> str:
@@ -292,6 +313,12 @@ class Config:
     )
     cors_origins: tuple[str, ...] = setting("OMNICHANNEL_CORS_ORIGINS", parse_origins, ())
     jwt_secret: str | None = setting("OMNICHANNEL_JWT_SECRET", _parse_secret(32), None, secret=True)
+    secret_keys: tuple[str, ...] = setting(
+        "OMNICHANNEL_SECRET_KEY", _parse_key_ring, (), secret=True
+    )
+    """The keys stored secrets (channel credentials) are sealed with, the first the current
+    one; the others still open what they sealed, during a rotation. Empty: a key generated
+    into the data dir, which only a server alone on its store may use (`secret_box`)."""
     access_token_minutes: int = setting("OMNICHANNEL_ACCESS_TOKEN_MINUTES", _parse_int(1, 1440), 15)
     refresh_token_days: int = setting("OMNICHANNEL_REFRESH_TOKEN_DAYS", _parse_int(1, 365), 30)
     login_lockout_failures: int = setting(
@@ -359,6 +386,21 @@ class Config:
     )
     """How long a provider's media that failed in a way worth retrying is tried again."""
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    stored_settings: StoredSettings = attrs.field(factory=StoredSettings, eq=False, repr=False)
+    """The channel settings admins stored, as this process last loaded them (the settings
+    module replaces them when the store changes). Not part of equality, nor of ``repr``.
+    ``attrs.evolve`` hands it on: a configuration derived from the server's (another key, a
+    test's tweak) still sees the live stored values, where a fresh, empty one would
+    silently drop every credential an admin stored; give ``stored_settings=StoredSettings()``
+    for a configuration of its own."""
+
+    @property
+    def settings(self) -> SettingValues:
+        """The channels' variables: the environment's value where it is set and not empty,
+        else the stored one (`omnichannel_core.setting_values`). Server-wide variables (the
+        fields above, ``OMNICHANNEL_PUBLIC_URL`` among them) are read from the environment
+        only."""
+        return SettingValues(self.environ, self.stored_settings.snapshot())
 
     def __attrs_post_init__(self) -> None:
         if not self.store_url:

@@ -21,6 +21,23 @@ class ConfigError(OmnichannelError):
     """A configuration value is missing or malformed; start-up stops."""
 
 
+class SecretKeyRequired(ConfigError):
+    """Stored secrets cannot be sealed or opened: ``OMNICHANNEL_SECRET_KEY`` is not set on a
+    server whose store other servers share (Firestore), where a key generated into one
+    machine's data dir would differ from the others'."""
+
+
+class SecretUnreadable(OmnichannelError):
+    """A sealed secret cannot be opened: it is not a sealed secret, it was altered, or it
+    was sealed with another key than the one of the ring that claims its key id."""
+
+
+class UnknownSecretKey(SecretUnreadable):
+    """A sealed secret names a key (``key_id``) that is not in ``OMNICHANNEL_SECRET_KEY``'s
+    ring any more: the key it was sealed with was removed before the secret was sealed
+    again with the current one."""
+
+
 class PluginLoadError(OmnichannelError):
     """A plugin could not be imported or registered."""
 

@@ -1,7 +1,7 @@
 """Every hook: the channel hooks, and the module hooks.
 
 **Channel hooks** (``receive``, ``status``, ``send``, ``send_policy``,
-``normalize_address``, ``media_fetch``, ``webhook_body_limit``, ``health``,
+``normalize_address``, ``media_fetch``, ``webhook_body_limit``, ``health``, ``settings``,
 ``channel_routes``) receive
 ``channel``, the name of the channel they are called for: the core dispatches per channel,
 so a channel's implementation only ever runs for its own name, while a cross-cutting
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         OutboundMessage,
         SendPolicy,
         SendResult,
+        Setting,
         WebhookRequest,
         WebhookResult,
     )
@@ -62,7 +63,8 @@ def receive(channel: str, request: WebhookRequest, config: Config) -> WebhookRes
 
     :param channel: the channel's name (its entry point name).
     :param request: the request, with its raw body.
-    :param config: the server's configuration; ``config.environ`` holds the channel's settings.
+    :param config: the server's configuration; ``config.settings`` holds the channel's
+        variables (the environment's, over those admins stored).
     :returns: a :class:`WebhookResult`. Stops at first non-None result.
     """
 
@@ -190,6 +192,24 @@ def health(channel: str, config: Config) -> ChannelHealth | None:
     :param channel: the channel's name.
     :param config: the server's configuration.
     :returns: a :class:`ChannelHealth`. Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def settings(channel: str, config: Config) -> list[Setting] | None:
+    """The variables this channel reads; the settings module lets admins store them.
+
+    Called whenever the settings module lists or changes a channel's settings (not per
+    message). Declare every variable the channel reads from ``config.settings``, with a
+    one-line description, ``secret=True`` for tokens, passwords and keys (stored encrypted,
+    never shown whole), ``required=True`` for those it cannot work without. Only declared
+    variables can be stored through the API; the environment still wins over what is
+    stored. Optional: without it the channel is configured through the environment only.
+    Quick and pure, the same list every time.
+
+    :param channel: the channel's name.
+    :param config: the server's configuration.
+    :returns: a list of :class:`Setting`, each name once. Stops at first non-None result.
     """
 
 

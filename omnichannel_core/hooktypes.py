@@ -378,6 +378,39 @@ class ChannelHealth:
     checks: dict[str, Any] = attrs.field(factory=dict)
 
 
+SETTING_NAME = r"^[A-Z][A-Z0-9_]{0,127}$"
+"""A setting's name: an environment variable's, upper case (``TWILIO_AUTH_TOKEN``)."""
+
+
+@attrs.frozen
+class Setting:
+    """A variable a channel reads (its ``settings`` hook declares each): the settings module
+    lets admins store a value for it through the API, beneath the environment's.
+
+    :param name: the variable, as in the environment (``TWILIO_AUTH_TOKEN``); name the
+        channel's variables after it (``ACME_...``).
+    :param description: one line saying what it is, for the admins who set it.
+    :param secret: a token, password or key: stored encrypted, never shown whole.
+    :param required: the channel cannot work without it (its health names it missing).
+    :param storable: False for what decides where the channel connects, and so where its
+        credentials and the customers' messages go: an endpoint or API base URL, a host, a
+        port, a TLS mode, a file or folder on the server. Such a variable comes from the
+        environment only: the settings API shows it (and where its value comes from) but
+        refuses to store it, so an admin key cannot aim the credentials the environment pins
+        at a server of its choosing.
+    """
+
+    name: str = attrs.field(validator=attrs.validators.matches_re(SETTING_NAME))
+    description: str = attrs.field(
+        validator=attrs.validators.and_(
+            attrs.validators.instance_of(str), attrs.validators.min_len(1)
+        )
+    )
+    secret: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    required: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    storable: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+
+
 @attrs.frozen
 class ChannelRoute:
     """An extra route a channel serves under ``/api/channels/{name}/``.

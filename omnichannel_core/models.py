@@ -90,6 +90,45 @@ class ConversationStatus(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class AuthorKind(enum.StrEnum):
+    """Who sent an outbound message (:class:`Author`)."""
+
+    USER = "user"
+    """A signed-in user: an agent, a supervisor or an admin."""
+    API_KEY = "api_key"
+    """A program, with an API key (a bot, an integration)."""
+    AUTOMATION = "automation"
+    """A module of this server acting on its own: a campaign, an away message."""
+    SYSTEM = "system"
+    """The command line, or the server's bootstrap key."""
+    CHANNEL = "channel"
+    """A channel's own work, with no caller (its route or job sending for itself)."""
+
+
+@attrs.frozen
+class Author:
+    """Who sent an outbound message: a person, a program or an automation.
+
+    The dashboard counts a first response only from a person or a program, never from an
+    automation (docs/dashboard.md); inbound messages have none.
+    """
+
+    kind: AuthorKind = attrs.field(converter=AuthorKind)
+    id: str | None = field(
+        default=None,
+        description="The user's or key's id; an automation's name (``campaign``,"
+        " ``away_message``); the channel's name.",
+    )
+    name: str | None = field(default=None, description="Who it is, as people read it.")
+    ref: str | None = field(
+        default=None, description="What the automation acted for (a campaign's id)."
+    )
+
+    @property
+    def automated(self) -> bool:
+        return self.kind is AuthorKind.AUTOMATION
+
+
 class MediaRole(enum.StrEnum):
     """What a media item is to its message."""
 
@@ -243,6 +282,11 @@ class Message:
         factory=dict,
         description="What the channel said of the last failure beyond its code (e.g."
         " Graph's fbtrace_id), and whether it could be retried (``retryable``).",
+    )
+    author: Author | None = field(
+        default=None,
+        description="Who sent an outbound message (a user, an API key, an automation...);"
+        " None for an inbound one, and for outbound ones stored before it was recorded.",
     )
 
     def __attrs_post_init__(self) -> None:

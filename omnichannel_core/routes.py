@@ -139,7 +139,8 @@ def agent_origins(config: Config) -> Iterable[str]:
 
 @attrs.frozen
 class OriginsSetting:
-    """A :class:`CorsPolicy`'s ``origins`` read from the environment variable ``variable``,
+    """A :class:`CorsPolicy`'s ``origins`` read from the channel variable ``variable``
+    (``config.settings``: the environment, or else the value an admin stored),
     written as ``OMNICHANNEL_CORS_ORIGINS`` is (exact ``scheme://host[:port]`` origins,
     comma-separated, no ``*``), e.g.
     ``CorsPolicy(origins=OriginsSetting("WEBCHAT_ALLOWED_ORIGINS"))``. Unset or empty: none.
@@ -149,7 +150,7 @@ class OriginsSetting:
 
     def __call__(self, config: Config) -> tuple[str, ...]:
         try:
-            return parse_origins(config.environ.get(self.variable, ""))
+            return parse_origins(config.settings.get(self.variable, ""))
         except ValueError as error:
             raise ValueError(f"{self.variable}: {error}") from None
 

@@ -14,7 +14,15 @@ modules provide these:
   ``ChannelInbox.follow`` draws on;
 - :class:`ContactBook` (the inbox): the contacts, as the CRM works them;
 - :class:`Audiences` (the CRM): the members of a segment;
-- :class:`BulkSends` (the inbox): mass sends through the outbox, as campaigns make them.
+- :class:`BulkSends` (the inbox): mass sends through the outbox, as campaigns make them;
+- :class:`AutomatedReplies` (the inbox): a module's own reply in a conversation (an away
+  message);
+- :class:`CampaignActivity` (campaigns): the campaigns under way;
+- :class:`Presence` (events): who is connected, available or away;
+- :class:`InboxHistory` (the inbox): every conversation's messages and changes, from the
+  store, for what is derived from them (the dashboard's rollups).
+- :class:`BusinessSettings` (settings): the business's name, time zone, hours, holidays and
+  first-response target (a :class:`~omnichannel_core.business.Business`).
 """
 
 from __future__ import annotations
@@ -27,8 +35,11 @@ from typing import Any, Protocol
 import attrs
 
 from omnichannel_core.audit import AuditEntry
+from omnichannel_core.business import Business
 from omnichannel_core.hooktypes import Attachment, Reach, WebhookResult
 from omnichannel_core.models import (
+    Author,
+    AuthorKind,
     Contact,
     Conversation,
     ConversationStatus,
@@ -50,6 +61,21 @@ class OutboundRequest:
     metadata: dict[str, Any] = attrs.field(factory=dict)
     send_at: datetime | None = None
     """Not sent before this time (a scheduled message); None: as soon as its pace allows."""
+    author: Author | None = None
+    """Who sends it, when not the caller (an automation names itself); None: the
+    ``principal`` the send is made for (:func:`author_of`)."""
+
+
+def author_of(principal: Principal | None, channel: str) -> Author:
+    """Who sends a message for ``principal``: the user or key it is; with none, the channel
+    itself (a channel's route or job sending for no caller)."""
+    if principal is None:
+        return Author(AuthorKind.CHANNEL, channel, channel)
+    if principal.kind == "user":
+        return Author(AuthorKind.USER, principal.id, principal.name)
+    if principal.kind == "api_key":
+        return Author(AuthorKind.API_KEY, principal.id, principal.name)
+    return Author(AuthorKind.SYSTEM, principal.id, principal.name)
 
 
 @attrs.frozen
@@ -603,3 +629,116 @@ class BulkSends(Protocol):
         """How many messages on the channel wait in the outbox to be sent now (due, being
         retried or being sent; not those scheduled for later, nor those in doubt): a mass
         sender holds back while the channel cannot keep up."""
+
+
+class AutomatedReplies(Protocol):
+    """A module's own reply in a conversation (an away message), as the inbox offers it:
+    queued through the outbox like an agent's reply, once per key."""
+
+    async def reply(
+        self, conversation_id: str, request: OutboundRequest, idempotency_key: str
+    ) -> tuple[Message, bool]:
+        """Queue ``request`` (whose ``author`` names the automation) in the conversation;
+        the message and whether it is new. The same key again answers the message stored
+        the first time and queues nothing; keys may start ``bulk:`` (API callers' may not,
+        so no request can take an automation's place). RecipientOptedOut when the contact
+        opted out on the channel; NotFound for an unknown conversation."""
+
+
+@attrs.frozen
+class ConversationChange:
+    """One change of a conversation's status or assignee, kept for good (the event log is
+    pruned): its history, which the dashboard is rebuilt from.
+
+    :param id: the change's id (``conversation.updated`` events name it in ``change_id``).
+    :param by: who made it: an :class:`~omnichannel_core.models.Author` (``user``,
+        ``api_key``, ``system``), or None for the contact (their message reopened it).
+    """
+
+    id: str
+    conversation_id: str
+    at: datetime
+    status: ConversationStatus
+    previous_status: ConversationStatus
+    assignee: str | None
+    previous_assignee: str | None
+    by: Author | None = None
+
+
+@attrs.frozen
+class ConversationRecord:
+    """A conversation with everything it holds, in time order: what
+    :meth:`InboxHistory.scan` hands over."""
+
+    conversation: Conversation
+    messages: tuple[Message, ...]
+    changes: tuple[ConversationChange, ...]
+
+
+class InboxHistory(Protocol):
+    """Every conversation's messages and changes, read from the store (not the event log,
+    which is pruned): what a module rebuilds its figures from."""
+
+    async def scan(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[ConversationRecord], str | None]:
+        """Up to ``limit`` conversations from ``cursor`` (None: the first), each with all its
+        messages and changes, and the cursor of the next (None: that was the last)."""
+
+    async def changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
+        """The conversation's changes, oldest first. NotFound for an unknown conversation."""
+
+
+class BusinessSettings(Protocol):
+    """The business as its settings describe it (the settings module provides it): what
+    the dashboard buckets and measures by, and what an automation asks whether the
+    business is open."""
+
+    async def business(self) -> Business:
+        """The business as its settings are now (this process learns of a change within
+        seconds); defaults (open every day all day, UTC, a 15-minute target) until an
+        admin sets them."""
+
+
+@attrs.frozen
+class PresentUser:
+    """A connected user: one of their event streams (``GET /api/events``) is open.
+
+    :param status: what they set: ``available`` (the default) or ``away``; online is
+        connected and available.
+    :param connected_since: when the oldest of their open streams opened.
+    :param streams: how many of their streams are open (a user counts once however many).
+    """
+
+    user_id: str
+    status: str
+    connected_since: datetime
+    streams: int
+
+
+class Presence(Protocol):
+    """Who is connected, and whether each is available or away (the events module provides
+    it; docs/events.md, "Presence")."""
+
+    async def present(self) -> list[PresentUser]:
+        """The users connected now (offline ones are left out), longest connected first;
+        a stream of a server that died stops counting within
+        ``OMNICHANNEL_PRESENCE_TIMEOUT_SECONDS`` (90)."""
+
+
+@attrs.frozen
+class RunningCampaign:
+    """A campaign sending now (or paused mid-way: ``status``)."""
+
+    id: str
+    name: str
+    channel: str
+    status: str
+
+
+class CampaignActivity(Protocol):
+    """The campaigns under way, as the campaigns module offers them (the dashboard shows
+    them)."""
+
+    async def under_way(self) -> list[RunningCampaign]:
+        """The campaigns running or paused, newest first (at most 100)."""

@@ -47,6 +47,7 @@ EVERY_PERMISSION = frozenset(
         "api_keys:manage",
         "audit:read",
         "settings:manage",
+        "settings:read",
         "media:upload",
         "media:read_all",
         "contacts:merge",
@@ -73,6 +74,7 @@ AGENT_PERMISSIONS = frozenset(
         "channels:read",
         "users:read",
         "media:upload",
+        "settings:read",  # the canned responses and the business hours
     }
 )
 ROLE_PERMISSIONS = {
@@ -147,6 +149,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/conversations/{conversation_id}/messages"): "conversations:read",
     ("POST", "/api/conversations/{conversation_id}/messages"): "conversations:reply",
     ("POST", "/api/conversations/{conversation_id}/typing"): "conversations:reply",
+    ("GET", "/api/conversations/{conversation_id}/history"): "conversations:read",
     ("GET", "/api/messages/{message_id}"): "conversations:read",
     ("POST", "/api/messages/{message_id}/retry"): "conversations:reply",
     ("POST", "/api/messages/{message_id}/cancel"): "conversations:reply",
@@ -165,9 +168,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("DELETE", "/api/api-keys/{key_id}"): "api_keys:manage",
     ("GET", "/api/audit"): "audit:read",
     ("GET", "/api/events"): "conversations:read",
+    ("GET", "/api/presence"): "account:own",
+    ("PUT", "/api/presence"): "account:own",
     ("POST", "/api/media"): "media:upload",
     ("GET", "/api/media/{media_id}"): "media:upload",
     ("GET", "/api/messages/{message_id}/media/{index}"): "conversations:read",
+    ("GET", "/api/dashboard"): "reports:read",
+    ("GET", "/api/dashboard/report"): "reports:read",
     ("GET", "/api/campaigns"): "campaigns:read",
     ("POST", "/api/campaigns"): "campaigns:write",
     ("GET", "/api/campaigns/{campaign_id}"): "campaigns:read",
@@ -181,6 +188,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/campaigns/{campaign_id}/recipients"): "campaigns:read",
     ("GET", "/api/campaigns/{campaign_id}/report"): "campaigns:read",
     ("GET", "/api/campaigns/{campaign_id}/export"): "campaigns:read",
+    ("GET", "/api/settings"): "settings:read",
+    ("PATCH", "/api/settings"): "settings:manage",
+    ("GET", "/api/settings/canned-responses"): "settings:read",
+    ("POST", "/api/settings/canned-responses"): "settings:manage",
+    ("GET", "/api/settings/canned-responses/{response_id}"): "settings:read",
+    ("PATCH", "/api/settings/canned-responses/{response_id}"): "settings:manage",
+    ("DELETE", "/api/settings/canned-responses/{response_id}"): "settings:manage",
 }
 
 # Operations of the document this test does not call, each with the reason. None today; an
@@ -323,6 +337,7 @@ def world(server: ServerProcess, admin: httpx.Client) -> World:
             "segment_id": "seg_not_here",
             "import_id": "imp_not_here",
             "campaign_id": cancelled_campaign(admin, conversation["contact_id"]),
+            "response_id": "cr_not_here",  # unknown: no allowed caller's write changes one
         },
         tokens=tokens,
         emails=emails,

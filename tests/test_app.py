@@ -67,6 +67,9 @@ def test_health_reports_store_and_each_channel(server):
         "media",
         "crm",
         "crm_imports",
+        "settings",
+        "dashboard",
+        "presence",
     }
     assert set(body["channels"]) == {"http"}
     assert isinstance(body["channels"]["http"]["ok"], bool)

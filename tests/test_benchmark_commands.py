@@ -6,6 +6,7 @@ was stored. Tiny request counts: this proves the commands work, not how fast any
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,39 @@ def test_campaign_benchmark_sends_each_recipient_once_paced_and_throttled():
     throttled = parts["throttled"]
     assert throttled["answered_429"] > 0
     assert throttled["requests"] == 50 + throttled["answered_429"]
+
+
+def test_dashboard_benchmark_counts_every_fact_once_and_times_the_calls():
+    """bench.dashboard fills a real server's dashboard store with generated facts, by the
+    rebuild path and then one fact per transaction beside as many plain writes, and times
+    the dashboard's calls beside /health on that server: every fact is counted once and
+    the 30-day report's totals are the generator's."""
+    report = _run(
+        "bench.dashboard",
+        "--messages=10000",
+        "--per-event=400",
+        "--calls=3",
+        "--budget=5",
+        "--json",
+    )
+    assert report["problems"] == []
+    data, rebuilt, written = report["data"], report["rebuild"], report["subscriber"]
+    assert data["expected"]["messages_in"] + data["expected"]["messages_out"] == 10000
+    assert rebuilt["facts"] == rebuilt["counted"] == data["facts"] - 400
+    assert rebuilt["calls"] == math.ceil(data["conversations"] / report["settings"]["rebuild_page"])
+    assert written["events"] == written["counted"] == 400
+    for path in ("apply", "insert"):
+        assert written[path]["us_per_event"] > 0 and written[path]["cpu_us_per_event"] > 0
+    assert report["store"]["dashboard_conversations"] == data["conversations"]
+    assert [target["target"] for target in report["targets"]] == [
+        "GET /health (baseline)",
+        "GET /api/dashboard",
+        "GET /api/dashboard/report, 30 days by day",
+        "GET /api/dashboard/report, 30 days by hour",
+    ]
+    for target in report["targets"]:
+        assert target["runs"] == 3
+        assert 0 < target["ms"]["median"] <= target["ms"]["max"]
 
 
 def _running_in_group(pgid: int) -> list[int]:

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from omnichannel_core.bodies.fields import field
-from omnichannel_core.bodies.reading import read_body, read_text_fields
+from omnichannel_core.bodies.reading import read_body, read_text_fields, schema_pattern
 from omnichannel_core.bodies.schema import Mode, PageOf, SchemaBook
 from omnichannel_core.errors import InvalidInput
 from omnichannel_core.unset import UNSET
@@ -238,3 +238,56 @@ def test_datetime_fields_are_read_and_checked():
     )
     with pytest.raises(InvalidInput, match="at: must be a date and time"):
         read_body({"at": "yesterday"}, When)
+
+
+@attrs.frozen
+class Opening:
+    at: str = field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", message="must be HH:MM")
+    shortcut: str = field(default="/x", pattern=r"^/[a-z0-9_-]+$")
+    note: str = field(default="x", pattern=r"\S")
+
+
+@pytest.mark.parametrize(
+    ("data", "accepted"),
+    [
+        ({"at": "18:00"}, True),
+        ({"at": "18:00\n"}, False),
+        ({"at": "18:00\r\n"}, False),
+        ({"at": "\n18:00"}, False),
+        ({"at": "\u0661\u0668:\u0660\u0660"}, False),  # Arabic-Indic digits: not JSON Schema's
+        ({"at": "18:00", "shortcut": "/hello"}, True),
+        ({"at": "18:00", "shortcut": "/hello\n"}, False),
+        ({"at": "18:00", "note": "  searched, not anchored  "}, True),
+        ({"at": "18:00", "note": " \n "}, False),
+    ],
+)
+def test_a_pattern_means_what_json_schema_says(data, accepted):
+    """A ``pattern`` is an ECMA-262 regular expression searched in the value, as clients of
+    the OpenAPI document read it: ``$`` is the very end (Python's ``$`` would also match
+    before a final line break, letting "18:00" and a line break through), a digit is 0-9,
+    and a pattern without anchors matches anywhere in the value."""
+    try:
+        read_body(data, Opening)
+    except InvalidInput as refused:
+        assert not accepted, refused.message
+        assert refused.details["field"] in data
+    else:
+        assert accepted, data
+
+
+@pytest.mark.parametrize(
+    ("pattern", "python"),
+    [
+        (r"^\d{4}-\d{2}$", r"^[0-9]{4}-[0-9]{2}\Z"),
+        (r"^[\d:]+$", r"^[0-9:]+\Z"),
+        (r"^\w+\W\D$", r"^[A-Za-z0-9_]+[^A-Za-z0-9_][^0-9]\Z"),
+        (r"^a\$b[$]$", r"^a\$b[$]\Z"),
+        (r"^[^\x00-\x1f\x7f]*$", r"^[^\x00-\x1f\x7f]*\Z"),
+        (r"^(a|b$)", r"^(a|b\Z)"),
+        (r"^ocr_", r"^ocr_"),
+    ],
+)
+def test_schema_patterns_are_translated_for_python(pattern, python):
+    """Only what ECMA-262 and Python read differently changes: ``$`` outside a class, the
+    ASCII classes; escaped characters and classes holding ``$`` stay as they are."""
+    assert schema_pattern(pattern).pattern == python

@@ -5,6 +5,7 @@ Retry-After) and resends a message whose answer was lost with the same Idempoten
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ import httpx
 import pytest
 from falcon import testing
 
+from omnichannel_core.channels import http as http_channel
+from omnichannel_core.setting_values import StoredSettings
 from omnichannel_core.testing.fake_provider import FakeProvider, RecordedRequest, ScriptedResponse
 from omnichannel_core.testing.in_process import AUTH, run_app
 from omnichannel_core.testing.server import ServerProcess, free_port, running_server
@@ -658,3 +661,50 @@ def test_provider_id_reused_by_the_receiver_is_not_a_server_error(client, receiv
     assert post_status(client, {"id": provider_id, "status": "read"}).status_code == 200
     assert status_of(client, first.json()["id"]) == "read"
     assert status_of(client, second.json()["id"]) == "sent"
+
+
+def test_a_stored_secret_configures_the_channel_without_a_restart(tmp_path: Path):
+    """With the send URL in the environment (where the channel connects: the environment's
+    only, never stored) and no secret, the secret an admin stored makes the channel
+    healthy, authenticates its webhooks and signs its sends; a replaced secret is the one
+    checked by the very next webhook."""
+    stored = StoredSettings()
+
+    with FakeProvider(answer=lambda _: ScriptedResponse.json(200, {"id": "r-1"})) as receiver:
+
+        async def scenario(conductor: testing.ASGIConductor) -> None:
+            health = await conductor.simulate_get("/api/channels/http/health", headers=AUTH)
+            assert health.json["checks"]["missing"] == ["WEBHOOK_SECRET"]
+            stored.replace({"WEBHOOK_SECRET": "stored-secret"}, 1)
+            health = await conductor.simulate_get("/api/channels/http/health", headers=AUTH)
+            assert health.status_code == 200
+
+            async def webhook(secret: str) -> int:
+                body = encode(inbound_message(unique("+1555")))
+                headers = {"Content-Type": "application/json"}
+                headers[SIGNATURE_HEADER] = signature(body, secret)
+                answer = await conductor.simulate_post(WEBHOOK_PATH, body=body, headers=headers)
+                return answer.status_code
+
+            assert await webhook("stored-secret") == 200
+            sent = await conductor.simulate_post(
+                "/api/channels/http/messages",
+                json={"to": "+15550123", "text": "hi"},
+                headers={**AUTH, **WAIT},
+            )
+            assert sent.status_code == 201, sent.text
+            [request] = receiver.requests
+            presented = request.headers[SIGNATURE_HEADER.lower()]
+            assert is_signed_by(request.body, presented, "stored-secret")
+            stored.replace({"WEBHOOK_SECRET": "rotated-secret"}, 2)
+            assert await webhook("stored-secret") == 403
+            assert await webhook("rotated-secret") == 200
+
+        environ = {"HTTP_CHANNEL_SEND_URL": receiver.url}
+        run_app(tmp_path, {}, scenario, environ, jobs=True, stored_settings=stored)
+
+    declared = asyncio.run(http_channel.settings())
+    assert [(item.name, item.secret, item.required, item.storable) for item in declared] == [
+        ("WEBHOOK_SECRET", True, True, True),
+        ("HTTP_CHANNEL_SEND_URL", False, True, False),
+    ]

@@ -29,6 +29,7 @@ from omnichannel_core.channel import (
     Response,
     RoutePolicy,
 )
+from omnichannel_core.setting_values import StoredSettings
 from omnichannel_core.testing import AUTH, run_app
 from omnichannel_core.testing.server import ServerProcess, running_server
 from tests.fixtures.distributions import install_distributions
@@ -433,3 +434,38 @@ def test_a_policy_that_refuses_others_refuses_them_over_http_and_websockets(tmp_
             assert ws.close_code == 3403
 
     run_app(tmp_path / "unset", {"probe": channel}, unset_scenario)
+
+
+def test_a_routes_origins_follow_the_stored_settings(tmp_path):
+    """An ``OriginsSetting`` read from ``config.settings`` follows what admins store, with no
+    restart: a site stored after start-up is let in (HTTP and WebSocket), one removed is
+    refused again, and a stored value that is no list of origins lets no other site in."""
+    stored = StoredSettings()
+
+    class Guarded(Hello):
+        async def on_websocket(self, req: Any, ws: Any) -> None:
+            await ws.accept()
+            await ws.send_text("hi")
+            await ws.receive_text()
+
+    channel = routes_channel(ChannelRoute("guarded", Guarded(), public=True, policy=REFUSING))
+    path = "/api/channels/probe/guarded"
+
+    async def refused(conductor: testing.ASGIConductor, origin: str) -> bool:
+        answer = await conductor.simulate_get(path, headers={"Origin": origin})
+        return answer.status_code == 403
+
+    async def scenario(conductor: testing.ASGIConductor) -> None:
+        assert await refused(conductor, SHOP)
+        stored.replace({"PROBE_ALLOWED_ORIGINS": SHOP}, 1)
+        assert not await refused(conductor, SHOP)
+        assert await refused(conductor, EVIL)
+        async with conductor.simulate_ws(path, headers={"Origin": SHOP}) as ws:
+            assert await ws.receive_text() == "hi"
+        stored.replace({"PROBE_ALLOWED_ORIGINS": AGENT_APP}, 2)
+        assert await refused(conductor, SHOP)
+        assert not await refused(conductor, AGENT_APP)
+        stored.replace({"PROBE_ALLOWED_ORIGINS": "*"}, 3)
+        assert await refused(conductor, AGENT_APP)
+
+    run_app(tmp_path, {"probe": channel}, scenario, stored_settings=stored)

@@ -1,5 +1,7 @@
-"""``omnichannel_core.channel_settings``: settings parsed once per Config object, and the
-``configured``/``problems`` a channel's settings class gets from its missing and invalid."""
+"""``omnichannel_core.channel_settings``: settings parsed once per Config object and version
+of its stored settings (a stored value used where the environment is unset, the
+environment winning, a replace parsed anew), and the ``configured``/``problems`` a channel's
+settings class gets from its missing and invalid."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class CountingParse:
 
     def __call__(self, config: Config) -> ExampleSettings:
         self.calls += 1
-        token = config.environ.get("EXAMPLE_TOKEN")
+        token = config.settings.get("EXAMPLE_TOKEN")
         return ExampleSettings(token=token, missing=() if token else ("EXAMPLE_TOKEN",))
 
 
@@ -92,6 +94,55 @@ def test_threads_reading_one_config_get_equal_settings():
     assert len(seen) == 8
     assert {settings.token for settings in seen} == {"shared"}
     assert settings_for(config, parse) is settings_for(config, parse)
+
+
+def test_a_stored_value_is_read_where_the_environment_is_unset():
+    """A variable only stored is what the parse reads, through ``config.settings``."""
+    parse = CountingParse()
+    config = Config(environ={})
+    assert not settings_for(config, parse).configured
+    config.stored_settings.replace({"EXAMPLE_TOKEN": "stored"}, 1)
+    assert settings_for(config, parse).token == "stored"
+
+
+def test_the_environment_wins_over_a_stored_value():
+    """A variable set in the environment is read from it, whatever is stored."""
+    parse = CountingParse()
+    config = Config(environ={"EXAMPLE_TOKEN": "env"})
+    config.stored_settings.replace({"EXAMPLE_TOKEN": "stored"}, 1)
+    assert settings_for(config, parse).token == "env"
+
+
+def test_a_replace_makes_the_next_read_parse_anew():
+    """The settings stay cached while the stored values stay; after a replace the next read
+    parses again (once) and sees the new value, with no new Config."""
+    parse = CountingParse()
+    config = Config(environ={})
+    config.stored_settings.replace({"EXAMPLE_TOKEN": "one"}, 1)
+    first = settings_for(config, parse)
+    assert settings_for(config, parse) is first
+    config.stored_settings.replace({"EXAMPLE_TOKEN": "two"}, 2)
+    second = settings_for(config, parse)
+    assert (first.token, second.token) == ("one", "two")
+    assert settings_for(config, parse) is second
+    assert parse.calls == 2
+
+
+def test_replaces_keep_one_entry_per_config():
+    """Many versions of one configuration's stored values replace its entry rather than
+    push the other configurations out of the cache."""
+    parse = CountingParse()
+    others = [Config(environ={"EXAMPLE_TOKEN": str(n)}) for n in range(CONFIGS_KEPT - 1)]
+    for config in others:
+        settings_for(config, parse)
+    changing = Config(environ={})
+    for version in range(1, CONFIGS_KEPT * 3):
+        changing.stored_settings.replace({"EXAMPLE_TOKEN": f"v{version}"}, version)
+        assert settings_for(changing, parse).token == f"v{version}"
+    calls = parse.calls
+    for config in others:
+        settings_for(config, parse)
+    assert parse.calls == calls
 
 
 def test_configured_when_nothing_is_missing_or_invalid():

@@ -215,6 +215,7 @@ def test_server_serves_the_installed_channel(
             "receive",
             "send",
             "send_policy",
+            "settings",
             "status",
         ]
 

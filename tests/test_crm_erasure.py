@@ -138,7 +138,16 @@ class ErasureContract(StoreFixtures):
         assert media_ids == {"med_in", "med_up", "med_avatar"}
         assert {m.id for m in messages} <= message_ids and keep_shared
         logged = [(e.type, e.record_id, e.data) for e in run(self.events.after(start, 100))]
-        assert logged == [("contact.erased", ann.id, {})]
+        resolved = [(t, d["changes"]) for t, r, d in logged if r != ann.id]
+        # each of its two open conversations resolved, as its history says
+        assert resolved == [("conversation.updated", {"status": ["open", "resolved"]})] * 2
+        assert conversation.id in {r for _, r, _ in logged}
+        assert [(t, r, d) for t, r, d in logged if r == ann.id] == [("contact.erased", ann.id, {})]
+        [change] = run(store.conversation_changes(conversation.id))
+        assert (change.previous_status, change.status) == (
+            ConversationStatus.OPEN,
+            ConversationStatus.RESOLVED,
+        )
         [entry] = run(self.audit.list("contact.erased", None, 10)).items
         assert (entry.target_id, entry.details) == (
             ann.id,

@@ -71,6 +71,7 @@ CHANNEL_HOOKS = [
     "receive",
     "send",
     "send_policy",
+    "settings",
     "status",
     "webhook_body_limit",
 ]

@@ -209,7 +209,9 @@ def test_a_visitor_writing_into_a_resolved_conversation_reopens_it_for_the_feed(
                 updated = await next_event(feed)
                 assert (updated.type, updated.conversation_id) == ("conversation.updated", mine)
                 assert updated.record["status"] == "open"
-                assert updated.data == {"changes": {"status": ["resolved", "open"]}}
+                assert updated.data["changes"] == {"status": ["resolved", "open"]}
+                assert (updated.data["status"], updated.data["assignee"]) == ("open", None)
+                assert updated.data["change_id"].startswith("chg_")
                 await first.visitor_writes(visitor, "still here")
                 again = await next_event(feed)
                 assert (again.type, again.record["text"]) == ("message.created", "still here")

@@ -19,7 +19,7 @@ from falcon import testing
 from omnichannel_core import hookimpl
 from omnichannel_core.channel import ChannelInbox as Inbox
 from omnichannel_core.config import Config
-from omnichannel_core.errors import InvalidInput, SendFailed, WebhookRejected
+from omnichannel_core.errors import ChannelFailed, InvalidInput, SendFailed, WebhookRejected
 from omnichannel_core.hooktypes import (
     ChannelHealth,
     ChannelRoute,
@@ -27,6 +27,7 @@ from omnichannel_core.hooktypes import (
     OutboundMessage,
     SendPolicy,
     SendResult,
+    Setting,
     StatusUpdate,
     WebhookRequest,
     WebhookResponse,
@@ -34,6 +35,10 @@ from omnichannel_core.hooktypes import (
 )
 from omnichannel_core.hooktypes import Sender as ProviderSender
 from omnichannel_core.models import DeliveryStatus
+from omnichannel_core.plugins.channels import Channels
+from omnichannel_core.plugins.dispatch import ChannelDispatcher
+from omnichannel_core.plugins.loading import load_plugins
+from omnichannel_core.setting_values import StoredSettings
 from omnichannel_core.testing.in_process import AUTH, Scenario, run_app
 
 
@@ -344,3 +349,111 @@ def test_hook_channel_routes(tmp_path):
 
     _run(tmp_path, Router(), scenario)
     _run(tmp_path / "bad", BadRouter(), unloaded)
+
+
+PROBE_SETTINGS = [
+    Setting("PROBE_TOKEN", "the token probe signs its webhooks with", secret=True, required=True),
+    Setting("PROBE_GREETING", "what probe says first"),
+]
+
+
+class Configurable:
+    """Declares its variables, and reads its token from ``config.settings``."""
+
+    @hookimpl
+    async def settings(self) -> list[Setting]:
+        return PROBE_SETTINGS
+
+    @hookimpl
+    async def receive(self, request: WebhookRequest, config: Config) -> WebhookResult:
+        expected = config.settings.get("PROBE_TOKEN", "")
+        if not expected or request.header("X-Probe-Token") != expected:
+            raise WebhookRejected("wrong token")
+        item = json.loads(request.body)
+        return WebhookResult(messages=(InboundMessage(item["id"], item["from"], text="hi"),))
+
+
+class Undeclared:
+    @hookimpl
+    def health(self) -> ChannelHealth:
+        return ChannelHealth(ok=True)
+
+
+class Twice:
+    @hookimpl
+    def settings(self) -> list[Setting]:
+        return [Setting("PROBE_A", "one"), Setting("PROBE_A", "again")]
+
+
+class ServerOwn:
+    @hookimpl
+    def settings(self) -> list[Setting]:
+        return [Setting("PROBE_A", "one"), Setting("OMNICHANNEL_PUBLIC_URL", "the server's")]
+
+
+class Wrong:
+    @hookimpl
+    def settings(self) -> object:
+        return {"PROBE_A": "not a list of Setting"}
+
+
+class Crashing:
+    @hookimpl
+    def settings(self) -> list[Setting]:
+        raise RuntimeError("boom")
+
+
+def _declared(channel: object) -> tuple[Setting, ...]:
+    """What a module gets from ``context.channels.declared_settings`` for ``channel``."""
+    plugins = load_plugins(None, extra=[("probe", channel)])
+    channels = Channels(plugins, ChannelDispatcher(plugins))
+    try:
+        return asyncio.run(channels.declared_settings("probe", Config()))
+    finally:
+        channels.shutdown()
+
+
+def test_hook_settings(tmp_path):
+    """``settings`` declares the channel's variables, as modules get them (checked: a list
+    of Setting, each name once, none of the server's own ``OMNICHANNEL_*``; none without the
+    hook); what the channel then reads through
+    ``config.settings`` is the stored value where the environment sets none, used by the
+    very next webhook after a replace, no restart; the environment wins over it."""
+    assert _declared(Configurable()) == tuple(PROBE_SETTINGS)
+    assert _declared(Undeclared()) == ()
+    for bad, said in (
+        (Twice(), "PROBE_A more than once"),
+        (Wrong(), "list of Setting"),
+        (ServerOwn(), "declares OMNICHANNEL_PUBLIC_URL: the server's own"),
+    ):
+        with pytest.raises(ChannelFailed, match=said):
+            _declared(bad)
+    with pytest.raises(ChannelFailed, match="RuntimeError"):
+        _declared(Crashing())
+
+    stored = StoredSettings()
+
+    async def webhook(conductor: testing.ASGIConductor, token: str, item_id: str) -> int:
+        body = {"id": item_id, "from": "+100"}
+        headers = {"X-Probe-Token": token}
+        answer = await conductor.simulate_post(
+            "/api/channels/probe/webhook", json=body, headers=headers
+        )
+        return answer.status_code
+
+    async def from_the_store(conductor: testing.ASGIConductor) -> None:
+        assert await webhook(conductor, "", "m0") == 403  # nothing set: nothing accepted
+        assert await webhook(conductor, "first", "m1") == 403
+        stored.replace({"PROBE_TOKEN": "first"}, 1)
+        assert await webhook(conductor, "first", "m2") == 200
+        stored.replace({"PROBE_TOKEN": "second"}, 2)
+        assert await webhook(conductor, "first", "m3") == 403
+        assert await webhook(conductor, "second", "m4") == 200
+
+    async def environment_wins(conductor: testing.ASGIConductor) -> None:
+        assert await webhook(conductor, "second", "m5") == 403
+        assert await webhook(conductor, "pinned", "m6") == 200
+
+    channels = {"probe": Configurable()}
+    run_app(tmp_path, channels, from_the_store, stored_settings=stored)
+    run_app(tmp_path, channels, environment_wins, {"PROBE_TOKEN": "pinned"}, stored_settings=stored)

@@ -400,6 +400,7 @@ def test_hook_register_subscribers(tmp_path, monkeypatch):
             "lag_seconds": 0.0,
             "failures": 0,
             "behind": False,
+            "resyncing": False,
         }
 
     _run(tmp_path, {"counter": counter}, scenario, jobs=True)

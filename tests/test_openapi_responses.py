@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
+from omnichannel_core.business import WEEKDAYS
 from omnichannel_core.channels.http import SIGNATURE_HEADER, sign
 from omnichannel_core.testing.fake_provider import FakeProvider, ScriptedResponse
 from omnichannel_core.testing.server import ServerProcess
@@ -25,6 +26,7 @@ from tests.support.openapi_contract import (
     running_degraded_server,
 )
 from tests.support.users import PASSWORD, create_user
+from tests.support.users import login as sign_in
 
 WAIT = {"Prefer": "wait=10"}
 """Answered once the first attempt to send is over."""
@@ -141,6 +143,11 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     contract.check(typing, "post", typing_template)
     unknown = client.post("/api/conversations/cv_unknown/typing")
     assert contract.check(unknown, "post", typing_template)["error"] == "not_found"
+    history_template = "/api/conversations/{conversation_id}/history"
+    history = contract.check(client.get(f"{conversation_path}/history"), "get", history_template)
+    assert [change["status"] for change in history["items"]] == ["pending"]
+    missing = client.get("/api/conversations/cv_unknown/history")
+    assert contract.check(missing, "get", history_template)["error"] == "not_found"
 
     raw, headers = signed({"id": reply["provider_message_id"], "status": "delivered"})
     response = anonymous.post("/api/channels/http/status", content=raw, headers=headers)
@@ -169,10 +176,38 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     exercise_access(server, contract)
     exercise_crm(client, contact["id"], contract)
     exercise_campaigns(client, contract)
+    exercise_settings(client, contract)
+    exercise_dashboard(client, contract)
+    exercise_presence(server, contract)
 
     exercised = {(method, template) for method, template, _ in contract.seen}
     documented = {(method, template) for method, template, _ in operations(contract.document)}
     assert exercised == documented
+
+
+def exercise_dashboard(client: httpx.Client, contract: Contract) -> None:
+    """The queue now, a period's figures, and a period refused."""
+    now = contract.check(client.get("/api/dashboard"), "get", "/api/dashboard")
+    assert now["refresh_seconds"] == 5
+    report = "/api/dashboard/report"
+    by_hour = contract.check(client.get(report, params={"interval": "hour"}), "get", report)
+    assert len(by_hour["buckets"]) == 7 * 24
+    backwards = client.get(report, params={"start": "2026-02-10", "end": "2026-02-01"})
+    assert contract.check(backwards, "get", report)["error"] == "invalid_input"
+
+
+def exercise_presence(server: ServerProcess, contract: Contract) -> None:
+    """A user's own presence, read and set; a key has none."""
+    admin = server.client()
+    user = create_user(admin, "agent")
+    token = sign_in(server, user["email"])["access_token"]
+    with server.client(api_key=token) as agent:
+        mine = contract.check(agent.get("/api/presence"), "get", "/api/presence")
+        assert mine["presence"] == "offline"
+        away = agent.put("/api/presence", json={"status": "away"})
+        assert contract.check(away, "put", "/api/presence")["status"] == "away"
+    refused = admin.put("/api/presence", json={"status": "away"})
+    assert contract.check(refused, "put", "/api/presence")["error"] == "invalid_input"
 
 
 def exercise_crm(client: httpx.Client, contact_id: str, contract: Contract) -> None:
@@ -302,6 +337,59 @@ def exercise_crm(client: httpx.Client, contact_id: str, contract: Contract) -> N
         "/api/crm/merges", json={"survivor_id": contact_id, "merged_id": made["id"]}
     )
     assert contract.check(again, "post", "/api/crm/merges")["error"] == "conflict"
+
+
+SETTINGS = "/api/settings"
+CANNED = "/api/settings/canned-responses"
+CANNED_ITEM = "/api/settings/canned-responses/{response_id}"
+
+
+def exercise_settings(client: httpx.Client, contract: Contract) -> None:
+    """The settings routes (docs/settings.md): read, changed in every part (the channels'
+    variables shown, a secret masked), refused naming a field; canned responses made, listed,
+    read, changed and deleted, with their 400s, 404s and 409s."""
+    settings = contract.check(client.get(SETTINGS), "get", SETTINGS)
+    assert settings["channels"][0]["channel"] == "http"
+    change = {
+        "business": {"name": "Acme", "timezone": "Europe/Paris"},
+        "hours": {"monday": [{"start": "09:00", "end": "18:00"}]},
+        "holidays": [{"date": "2025-12-25", "name": "Christmas"}],
+        "sla": {"first_response_minutes": 20},
+        "away_messages": [{"channel": "http", "enabled": False, "text": "We are closed."}],
+        "channels": {"HTTP_CHANNEL_SEND_URL": None},
+    }
+    changed = contract.check(client.patch(SETTINGS, json=change), "patch", SETTINGS)
+    assert changed["version"] == settings["version"] + 1
+    bad = client.patch(SETTINGS, json={"business": {"timezone": "Nowhere/Else"}})
+    assert contract.check(bad, "patch", SETTINGS)["field"] == "business.timezone"
+    defaults = {
+        "business": {"timezone": "UTC"},
+        "hours": {day: [{"start": "00:00", "end": "24:00"}] for day in WEEKDAYS},
+        "holidays": [],
+        "sla": {"first_response_minutes": 15},
+    }
+    contract.check(client.patch(SETTINGS, json=defaults), "patch", SETTINGS)  # for what follows
+
+    made = client.post(CANNED, json={"shortcut": "/hello", "title": "Hello", "text": "Hi!"})
+    response = contract.check(made, "post", CANNED)
+    assert made.status_code == 201
+    taken = client.post(CANNED, json={"shortcut": "/hello", "title": "Again", "text": "Hi"})
+    assert contract.check(taken, "post", CANNED)["error"] == "conflict"
+    wrong = client.post(CANNED, json={"shortcut": "hello", "title": "x", "text": "x"})
+    assert contract.check(wrong, "post", CANNED)["field"] == "shortcut"
+    listed = contract.check(client.get(CANNED, params={"limit": 1}), "get", CANNED)
+    assert [item["id"] for item in listed["items"]] == [response["id"]]
+    path = f"{CANNED}/{response['id']}"
+    assert contract.check(client.get(path), "get", CANNED_ITEM)["id"] == response["id"]
+    renamed = contract.check(client.patch(path, json={"title": "Hi"}), "patch", CANNED_ITEM)
+    assert renamed["title"] == "Hi"
+    missing = client.patch(f"{CANNED}/cr_missing", json={"title": "x"})
+    assert contract.check(missing, "patch", CANNED_ITEM)["error"] == "not_found"
+    assert contract.check(client.get(f"{CANNED}/cr_missing"), "get", CANNED_ITEM)
+    deleted = client.delete(path)
+    assert deleted.status_code == 204
+    contract.check(deleted, "delete", CANNED_ITEM)
+    assert contract.check(client.delete(path), "delete", CANNED_ITEM)["error"] == "not_found"
 
 
 CAMPAIGN = "/api/campaigns/{campaign_id}"

@@ -159,3 +159,34 @@ def test_the_campaign_example_runs_as_written(tmp_path):
     output = run_bash(script, tmp_path, reader_env(port))
     assert '"text": "Hi Ada, 20% off today. Reply STOP to opt out."' in output, output
     assert '"status": "completed"' in output and '"targeted": 1' in output, output
+
+
+def test_the_dashboard_example_runs_as_written(tmp_path):
+    """The README's dashboard on the quickstart's server, after the loop and its reply: the
+    week's report counts the conversation and its first response."""
+    port, receiver_port = free_port(), free_port()
+    loop = sh_block_after("Try the whole loop")
+    reply = sh_block_after("Reply in it")
+    dashboard = sh_block_after("the week's figures count Ada's conversation")
+    stop = sh_block_after("When you are done, stop both")
+    script = as_run_here(
+        f"{loop}\n{reply}\nsleep 1\n{dashboard}\n{stop}\nwait $SERVER\n", port, receiver_port
+    )
+    output = run_bash(script, tmp_path, reader_env(port))
+    assert '"conversations_opened": 1' in output, output
+    assert '"refresh_seconds": 5' in output, output
+    assert '"first_response": {"count": 1' in output, output
+
+
+def test_the_settings_example_runs_as_written(tmp_path):
+    """The README's settings on the quickstart's server: the change answers the settings
+    with the business's name, time zone and hours, and the canned response is created."""
+    port, receiver_port = free_port(), free_port()
+    loop = sh_block_after("Try the whole loop")
+    settings = sh_block_after("made by admins and listed for agents")
+    stop = sh_block_after("When you are done, stop both")
+    script = as_run_here(f"{loop}\n{settings}\n{stop}\nwait $SERVER\n", port, receiver_port)
+    output = run_bash(script, tmp_path, reader_env(port))
+    assert '"business": {"name": "Acme", "timezone": "Europe/Madrid"}' in output, output
+    assert '"friday": [{"start": "09:00", "end": "15:00"}]' in output, output
+    assert '"shortcut": "/hours"' in output, output

@@ -88,11 +88,11 @@ def test_audit_log_is_append_only_in_the_file(tmp_path, statement):
     assert len(before) == 1
 
 
-def test_a_reopening_message_costs_one_event_insert_and_logs_it_last(tmp_path):
+def test_a_reopening_message_costs_two_inserts_and_logs_its_change_last(tmp_path):
     """An inbound message from a known sender takes its four statements (the sender's read,
     which also brings its conversation's status, the message, the conversation, the event);
-    one that reopens a resolved conversation adds only the insert of its
-    conversation.updated, logged after the message's message.created."""
+    one that reopens a resolved conversation adds only the inserts of its history entry and
+    its conversation.updated, logged after the message's message.created."""
 
     async def scenario() -> tuple[list[str], list[str], list[str]]:
         stores = await open_stores(SqliteDatabase(tmp_path / "store.db"))
@@ -122,7 +122,7 @@ def test_a_reopening_message_costs_one_event_insert_and_logs_it_last(tmp_path):
         return [s.split()[0] for s in statements if s.split()[0] not in ("BEGIN", "COMMIT")]
 
     assert work(ordinary) == ["SELECT", "INSERT", "UPDATE", "INSERT"]
-    assert work(reopening) == [*work(ordinary), "INSERT"]
+    assert work(reopening) == [*work(ordinary), "INSERT", "INSERT"]  # its history, its event
     assert logged == ["message.created", "conversation.updated"]
 
 

@@ -11,6 +11,7 @@
   (:mod:`omnichannel_email.recipients`).
 - ``health``: what is missing, and whether the mail servers take our credentials
   (:mod:`omnichannel_email.health`).
+- ``settings``: the ``EMAIL_*`` variables it reads (:mod:`omnichannel_email.settings`).
 - ``register_stores`` and ``register_jobs``: the IMAP poller and where it keeps its place
   (:mod:`omnichannel_email.imap`).
 """
@@ -24,6 +25,7 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendPolicy,
     SendResult,
+    Setting,
     WebhookRequest,
     WebhookResult,
     hookimpl,
@@ -33,7 +35,7 @@ from omnichannel_email import imap
 from omnichannel_email.health import channel_health
 from omnichannel_email.parse import mail_result
 from omnichannel_email.recipients import normal_address
-from omnichannel_email.settings import EmailSettings
+from omnichannel_email.settings import SETTINGS, EmailSettings
 from omnichannel_email.smtp import deliver, send_policy
 from omnichannel_email.webhook import authenticate, mail_source
 
@@ -72,6 +74,10 @@ class EmailChannel:
     @hookimpl
     async def health(self, config: Config) -> ChannelHealth:
         return await channel_health(EmailSettings.from_config(config))
+
+    @hookimpl
+    async def settings(self) -> list[Setting]:
+        return list(SETTINGS)
 
     @hookimpl
     def register_stores(self, context: ModuleContext) -> list[StoreSpec]:

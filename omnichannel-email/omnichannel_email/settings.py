@@ -1,6 +1,8 @@
 """The email channel's settings, read from the server's configuration.
 
-Parsed once per :class:`~omnichannel_core.channel.Config` (through
+Each ``EMAIL_*`` variable comes from ``config.settings``: the environment, or else what an
+admin stored through the settings API (:data:`SETTINGS` declares them). Parsed once per
+:class:`~omnichannel_core.channel.Config` and version of the stored settings (through
 :func:`~omnichannel_core.channel.settings_for`). Passwords and the inbound secret are kept out
 of ``repr``, and :attr:`EmailSettings.problems` names variables, never values.
 
@@ -18,7 +20,13 @@ from pathlib import Path
 
 import attrs
 
-from omnichannel_core.channel import ChannelSettings, ChannelUnavailable, Config, settings_for
+from omnichannel_core.channel import (
+    ChannelSettings,
+    ChannelUnavailable,
+    Config,
+    Setting,
+    settings_for,
+)
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 """The largest mail taken, source and attachments: what Gmail and Microsoft 365 accept."""
@@ -30,6 +38,61 @@ RECEIVING_ONLY = ("EMAIL_INBOUND_SECRET", "EMAIL_IMAP_")
 """The variables only receiving reads: an invalid one never stops sending."""
 DEFAULT_IMAP_POLL_SECONDS = 60
 """How often a server without IMAP IDLE is asked for new mail."""
+SETTINGS = (
+    Setting(
+        "EMAIL_FROM_ADDRESS", "the business's address, the From of every answer", required=True
+    ),
+    Setting("EMAIL_FROM_NAME", "the display name beside the From address"),
+    Setting(
+        "EMAIL_SMTP_HOST",
+        "the SMTP server answers are submitted to",
+        required=True,
+        storable=False,
+    ),
+    Setting(
+        "EMAIL_SMTP_PORT",
+        "its port; 587 (starttls), 465 (ssl) or 25 (none) unless set",
+        storable=False,
+    ),
+    Setting("EMAIL_SMTP_SECURITY", "starttls (the default), ssl or none", storable=False),
+    Setting("EMAIL_SMTP_USERNAME", "the SMTP login (with its password, or neither)"),
+    Setting("EMAIL_SMTP_PASSWORD", "the SMTP login's password", secret=True),
+    Setting(
+        "EMAIL_INBOUND_SECRET",
+        "what the raw MIME webhook's caller presents (16 characters at least)",
+        secret=True,
+    ),
+    Setting(
+        "EMAIL_IMAP_HOST",
+        "the IMAP server mail is taken from; no IMAP unless set",
+        storable=False,
+    ),
+    Setting("EMAIL_IMAP_PORT", "its port; 993 (ssl) or 143 unless set", storable=False),
+    Setting("EMAIL_IMAP_SECURITY", "ssl (the default), starttls or none", storable=False),
+    Setting("EMAIL_IMAP_USERNAME", "the mailbox's login"),
+    Setting("EMAIL_IMAP_PASSWORD", "the mailbox login's password", secret=True),
+    Setting("EMAIL_IMAP_FOLDER", f"the folder watched, {DEFAULT_IMAP_FOLDER} unless set"),
+    Setting(
+        "EMAIL_IMAP_POLL_SECONDS",
+        f"how often a server without IDLE is asked for mail, {DEFAULT_IMAP_POLL_SECONDS} s"
+        " unless set",
+    ),
+    Setting("EMAIL_MAX_MESSAGE_BYTES", "the largest mail taken, 25 MB unless set"),
+    Setting(
+        "EMAIL_MESSAGE_ID_DOMAIN", "the domain of every answer's Message-ID; the From's unless set"
+    ),
+    Setting(
+        "EMAIL_DEFAULT_SUBJECT", f"the subject of a first mail, {DEFAULT_SUBJECT!r} unless set"
+    ),
+    Setting("EMAIL_TEMPLATES_DIR", "a folder on the server of your own templates", storable=False),
+    Setting(
+        "EMAIL_TLS_CA_FILE",
+        "a CA bundle on the server to trust besides the system's",
+        storable=False,
+    ),
+)
+"""Every variable the channel reads, for its ``settings`` hook; where it connects (the mail
+servers, their ports and TLS) and the files it reads from the environment only."""
 
 
 class Security(enum.StrEnum):
@@ -122,7 +185,7 @@ class EmailSettings(ChannelSettings):
 
 
 def _value(config: Config, name: str) -> str | None:
-    value = config.environ.get(name, "").strip()
+    value = config.settings.get(name, "").strip()
     return value or None
 
 
@@ -168,7 +231,7 @@ def _server(
         return None
     security = _security(config, f"{prefix}_SECURITY", default, invalid)
     username = _value(config, f"{prefix}_USERNAME")
-    password = config.environ.get(f"{prefix}_PASSWORD") or None  # spaces may be meant
+    password = config.settings.get(f"{prefix}_PASSWORD") or None  # spaces may be meant
     if (username is None) != (password is None):
         invalid.append(f"{prefix}_USERNAME and {prefix}_PASSWORD are set together or not at all")
     return MailServer(
@@ -222,7 +285,7 @@ def parse_settings(config: Config) -> EmailSettings:
         invalid.append(
             "EMAIL_IMAP_USERNAME and EMAIL_IMAP_PASSWORD are needed with EMAIL_IMAP_HOST"
         )
-    inbound_secret = config.environ.get("EMAIL_INBOUND_SECRET") or None
+    inbound_secret = config.settings.get("EMAIL_INBOUND_SECRET") or None
     if inbound_secret is not None and len(inbound_secret) < 16:
         invalid.append("EMAIL_INBOUND_SECRET must be at least 16 characters")
     domain = _value(config, "EMAIL_MESSAGE_ID_DOMAIN")

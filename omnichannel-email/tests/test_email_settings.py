@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from omnichannel_email.settings import RECEIVING, parse_settings
+from omnichannel_email.channel import EmailChannel
+from omnichannel_email.settings import RECEIVING, EmailSettings, parse_settings
 
 from omnichannel_core.channel import ChannelUnavailable, Config
 
@@ -86,3 +89,67 @@ def test_a_receiving_setting_that_is_invalid_never_stops_sending():
     assert broken.can_send is False
     with pytest.raises(ChannelUnavailable, match="EMAIL_SMTP_PORT must be a port number"):
         broken.require_sending("email")
+
+
+class ReadNames(dict[str, str]):
+    """An environment that notes the name of every variable read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.read.add(name)
+        return super().get(name, default)
+
+
+def test_the_settings_hook_declares_every_variable_the_channel_reads():
+    """With SMTP and IMAP set up, what the settings read from ``config.settings`` is exactly
+    what the ``settings`` hook declares; the passwords and the webhook's secret are its
+    secrets; where it connects (the mail servers, their ports and TLS) and the files it
+    reads are the environment's only."""
+    environ = ReadNames(
+        {
+            "EMAIL_FROM_ADDRESS": "support@example.com",
+            "EMAIL_SMTP_HOST": "smtp.example.com",
+            "EMAIL_IMAP_HOST": "imap.example.com",
+        }
+    )
+    parse_settings(Config(environ=environ))
+    declared = asyncio.run(EmailChannel().settings())
+    assert environ.read == {item.name for item in declared}
+    assert {item.name for item in declared if item.secret} == {
+        "EMAIL_SMTP_PASSWORD",
+        "EMAIL_IMAP_PASSWORD",
+        "EMAIL_INBOUND_SECRET",
+    }
+    assert {item.name for item in declared if not item.storable} == {
+        "EMAIL_SMTP_HOST",
+        "EMAIL_SMTP_PORT",
+        "EMAIL_SMTP_SECURITY",
+        "EMAIL_IMAP_HOST",
+        "EMAIL_IMAP_PORT",
+        "EMAIL_IMAP_SECURITY",
+        "EMAIL_TEMPLATES_DIR",
+        "EMAIL_TLS_CA_FILE",
+    }
+
+
+def test_a_stored_smtp_login_is_used_and_the_environment_wins():
+    """The SMTP login an admin stored is what sending uses (the password kept as stored,
+    spaces and all); the environment's host wins over the stored one; a replaced
+    password is read at once."""
+    config = Config(
+        environ={"EMAIL_FROM_ADDRESS": "support@example.com", "EMAIL_SMTP_HOST": "smtp.env.com"}
+    )
+    stored = {
+        "EMAIL_SMTP_HOST": "smtp.stored.com",
+        "EMAIL_SMTP_USERNAME": "support",
+        "EMAIL_SMTP_PASSWORD": " pass word ",
+        "EMAIL_INBOUND_SECRET": SECRET,
+    }
+    config.stored_settings.replace(stored, 1)
+    _, smtp = EmailSettings.from_config(config).require_sending("email")
+    assert (smtp.host, smtp.username, smtp.password) == ("smtp.env.com", "support", " pass word ")
+    config.stored_settings.replace({**stored, "EMAIL_SMTP_PASSWORD": "new"}, 2)
+    assert EmailSettings.from_config(config).require_sending("email")[1].password == "new"

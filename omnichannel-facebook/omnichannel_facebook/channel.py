@@ -8,6 +8,7 @@
   (:mod:`omnichannel_facebook.media`).
 - ``health``: configuration, and the page token checked against the Graph API
   (:mod:`omnichannel_facebook.health`).
+- ``settings``: the ``FACEBOOK_*`` variables it reads (:mod:`omnichannel_facebook.settings`).
 - ``channel_routes``: the subscription handshake, ``GET webhook``
   (:mod:`omnichannel_facebook.routes`).
 
@@ -25,6 +26,7 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendPolicy,
     SendResult,
+    Setting,
     WebhookRequest,
     WebhookResult,
     hookimpl,
@@ -33,7 +35,7 @@ from omnichannel_facebook.health import channel_health
 from omnichannel_facebook.media import media_fetch_of
 from omnichannel_facebook.outbound import deliver, send_policy
 from omnichannel_facebook.routes import facebook_routes
-from omnichannel_facebook.settings import FacebookSettings
+from omnichannel_facebook.settings import SETTINGS, FacebookSettings
 from omnichannel_facebook.webhook import receive_result
 
 
@@ -59,6 +61,10 @@ class FacebookChannel:
     @hookimpl
     def health(self, config: Config) -> ChannelHealth:
         return channel_health(FacebookSettings.from_config(config))
+
+    @hookimpl
+    async def settings(self) -> list[Setting]:
+        return list(SETTINGS)
 
     @hookimpl
     def channel_routes(self, channel: str, config: Config) -> list[ChannelRoute]:

@@ -17,7 +17,7 @@ DEFAULT_MEDIA_HOSTS = ("*.fbcdn.net", "*.fbsbx.com")
 def media_hosts(config: Config) -> tuple[str, ...]:
     """``FACEBOOK_MEDIA_HOSTS`` (comma-separated; ``*.example.com`` for its subdomains), or
     Facebook's CDN hosts when unset."""
-    raw = config.environ.get("FACEBOOK_MEDIA_HOSTS", "")
+    raw = config.settings.get("FACEBOOK_MEDIA_HOSTS", "")
     hosts = tuple(host.strip().lower() for host in raw.split(",") if host.strip())
     return hosts or DEFAULT_MEDIA_HOSTS
 

@@ -1,6 +1,8 @@
 """The Facebook channel's settings, read from the server's configuration.
 
-Parsed once per :class:`~omnichannel_core.config.Config` (through
+Each ``FACEBOOK_*`` variable comes from ``config.settings``: the environment, or else what
+an admin stored through the settings API (:data:`SETTINGS` declares them). Parsed once per
+:class:`~omnichannel_core.config.Config` and version of the stored settings (through
 :func:`~omnichannel_core.channel_settings.settings_for`) and never logged: the page access
 token, the app secret and the verify token are kept out of ``repr`` and out of every message
 built here.
@@ -16,6 +18,7 @@ from omnichannel_core.channel import (
     ChannelSettings,
     ChannelUnavailable,
     Config,
+    Setting,
     settings_for,
 )
 
@@ -25,6 +28,43 @@ GRAPH_API_VERSION = re.compile(r"^v\d{1,3}\.\d{1,3}$")
 REQUIRED = ("FACEBOOK_PAGE_ACCESS_TOKEN", "FACEBOOK_APP_SECRET", "FACEBOOK_VERIFY_TOKEN")
 """In the order an operator sets them: the token to send, the secret that signs webhooks
 (and every API call's ``appsecret_proof``), the token of the subscription handshake."""
+SETTINGS = (
+    Setting(
+        "FACEBOOK_PAGE_ACCESS_TOKEN",
+        "the page's access token, from the app's Messenger settings: sends as the page",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        "FACEBOOK_APP_SECRET",
+        "the app's secret: checks the webhooks' signatures, proves every API call",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        "FACEBOOK_VERIFY_TOKEN",
+        "a token of your choosing, given to Facebook for the webhook's subscription handshake",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        "FACEBOOK_GRAPH_API_VERSION",
+        f"the Graph API version, {DEFAULT_GRAPH_API_VERSION} unless set",
+    ),
+    Setting(
+        "FACEBOOK_GRAPH_API_BASE_URL",
+        f"the Graph API, {DEFAULT_GRAPH_API_BASE_URL} unless set (an egress proxy)",
+        storable=False,
+    ),
+    Setting(
+        "FACEBOOK_MEDIA_HOSTS",
+        "the hosts attachments are fetched from (comma-separated, *.example.com for"
+        " subdomains); Facebook's CDN unless set",
+        storable=False,
+    ),
+)
+"""Every variable the channel reads, for its ``settings`` hook; where it connects (the Graph
+API, the media hosts) from the environment only."""
 
 
 @attrs.frozen
@@ -80,7 +120,7 @@ class FacebookSettings(ChannelSettings):
 
 
 def _value(config: Config, name: str) -> str | None:
-    value = config.environ.get(name, "").strip()
+    value = config.settings.get(name, "").strip()
     return value or None
 
 

@@ -3,7 +3,11 @@ unusable, and no secret in a repr or a message."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from omnichannel_facebook.channel import FacebookChannel
+from omnichannel_facebook.media import media_hosts
 from omnichannel_facebook.settings import (
     DEFAULT_GRAPH_API_BASE_URL,
     DEFAULT_GRAPH_API_VERSION,
@@ -108,3 +112,48 @@ def test_settings_are_parsed_once_per_config():
     """from_config returns the same object for the same Config."""
     config = Config(environ=COMPLETE)
     assert FacebookSettings.from_config(config) is FacebookSettings.from_config(config)
+
+
+class ReadNames(dict[str, str]):
+    """An environment that notes the name of every variable read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.read.add(name)
+        return super().get(name, default)
+
+
+def test_the_settings_hook_declares_every_variable_the_channel_reads():
+    """What the settings and the media fetch read from ``config.settings`` is exactly what
+    the ``settings`` hook declares; the token, the app secret and the verify token are its
+    secrets, and required; where it connects (the Graph API, the media hosts) is the
+    environment's only."""
+    environ = ReadNames(dict(COMPLETE))
+    config = Config(environ=environ)
+    parse_settings(config)
+    media_hosts(config)
+    declared = asyncio.run(FacebookChannel().settings())
+    assert environ.read == {item.name for item in declared}
+    secret = [item.name for item in declared if item.secret]
+    assert secret == [item.name for item in declared if item.required] == list(COMPLETE)
+    assert [item.name for item in declared if not item.storable] == [
+        "FACEBOOK_GRAPH_API_BASE_URL",
+        "FACEBOOK_MEDIA_HOSTS",
+    ]
+
+
+def test_stored_values_are_read_and_the_environment_wins():
+    """Values an admin stored configure the channel where the environment sets none; a
+    replaced one is read at once; the environment's value wins over a stored one."""
+    config = Config(environ={"FACEBOOK_VERIFY_TOKEN": "from-env"})
+    config.stored_settings.replace({**COMPLETE, "FACEBOOK_MEDIA_HOSTS": "cdn.stored.test"}, 1)
+    settings = FacebookSettings.from_config(config)
+    assert settings.configured
+    assert settings.page_access_token == COMPLETE["FACEBOOK_PAGE_ACCESS_TOKEN"]
+    assert settings.verify_token == "from-env"
+    assert media_hosts(config) == ("cdn.stored.test",)
+    config.stored_settings.replace({**COMPLETE, "FACEBOOK_APP_SECRET": "rotated"}, 2)
+    assert FacebookSettings.from_config(config).app_secret == "rotated"

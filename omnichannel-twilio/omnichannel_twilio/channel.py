@@ -10,6 +10,7 @@
   the core's media store (:mod:`omnichannel_twilio.media`).
 - ``health``: configuration, and credentials checked against Twilio's API
   (:mod:`omnichannel_twilio.health`).
+- ``settings``: the ``TWILIO_*`` variables it reads (:mod:`omnichannel_twilio.settings`).
 - ``channel_routes``: the seed's ``send/whatsapp``, ``send/sms`` and ``message/{id}/status``
   (:mod:`omnichannel_twilio.routes`).
 """
@@ -26,6 +27,7 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendPolicy,
     SendResult,
+    Setting,
     WebhookRequest,
     WebhookResponse,
     WebhookResult,
@@ -36,7 +38,7 @@ from omnichannel_twilio.inbound import EMPTY_TWIML, TWIML_CONTENT_TYPE, inbound_
 from omnichannel_twilio.media import media_fetch_of
 from omnichannel_twilio.outbound import deliver, send_policy
 from omnichannel_twilio.routes import twilio_routes
-from omnichannel_twilio.settings import TwilioSettings
+from omnichannel_twilio.settings import SETTINGS, TwilioSettings
 from omnichannel_twilio.signature import verify_signature
 from omnichannel_twilio.status_callbacks import status_result
 
@@ -75,6 +77,10 @@ class TwilioChannel:
     @hookimpl
     def health(self, config: Config) -> ChannelHealth:
         return channel_health(TwilioSettings.from_config(config))
+
+    @hookimpl
+    async def settings(self) -> list[Setting]:
+        return list(SETTINGS)
 
     @hookimpl
     def channel_routes(

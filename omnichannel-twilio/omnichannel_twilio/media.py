@@ -27,7 +27,7 @@ DEFAULT_MEDIA_HOSTS = ("*.twiliocdn.com", "s3-external-1.amazonaws.com")
 def media_hosts(config: Config) -> tuple[str, ...]:
     """``TWILIO_MEDIA_HOSTS`` (comma-separated; ``*.example.com`` for its subdomains), or
     Twilio's own CDN hosts when unset."""
-    raw = config.environ.get("TWILIO_MEDIA_HOSTS", "")
+    raw = config.settings.get("TWILIO_MEDIA_HOSTS", "")
     hosts = tuple(host.strip().lower() for host in raw.split(",") if host.strip())
     return hosts or DEFAULT_MEDIA_HOSTS
 

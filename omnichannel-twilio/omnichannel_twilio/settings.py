@@ -1,6 +1,9 @@
 """The Twilio channel's settings, read from the server's configuration.
 
-Parsed once per :class:`~omnichannel_core.config.Config` (through
+Each ``TWILIO_*`` variable comes from ``config.settings``: the environment, or else what an
+admin stored through the settings API (:data:`SETTINGS` declares them);
+``OMNICHANNEL_PUBLIC_URL`` is the server's own, from the environment only. Parsed once per
+:class:`~omnichannel_core.config.Config` and version of the stored settings (through
 :func:`~omnichannel_core.channel_settings.settings_for`) and never logged: the auth token is
 kept out of ``repr`` and of every message built here.
 """
@@ -15,12 +18,47 @@ from omnichannel_core.channel import (
     ChannelSettings,
     ChannelUnavailable,
     Config,
+    Setting,
     settings_for,
 )
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
 WHATSAPP_PREFIX = "whatsapp:"
+SETTINGS = (
+    Setting(
+        "TWILIO_ACCOUNT_SID", "the account's SID (AC...), from Twilio's console", required=True
+    ),
+    Setting(
+        "TWILIO_AUTH_TOKEN",
+        "the account's auth token: signs Twilio's webhooks, authenticates every API call",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        "TWILIO_PHONE_NUMBER",
+        "the SMS number messages go out from (E.164, +15551234567); not needed when both"
+        " TWILIO_MESSAGING_SERVICE_SID and TWILIO_WHATSAPP_NUMBER are set",
+    ),
+    Setting("TWILIO_WHATSAPP_NUMBER", "the WhatsApp sender (E.164); TWILIO_PHONE_NUMBER if unset"),
+    Setting(
+        "TWILIO_MESSAGING_SERVICE_SID",
+        "a Messaging Service (MG...) SMS go out through, instead of TWILIO_PHONE_NUMBER",
+    ),
+    Setting(
+        "TWILIO_API_BASE_URL",
+        f"Twilio's API, {DEFAULT_API_BASE_URL} unless set (it gets the auth token)",
+        storable=False,
+    ),
+    Setting(
+        "TWILIO_MEDIA_HOSTS",
+        "the hosts Twilio's media URLs redirect to (comma-separated, *.example.com for"
+        " subdomains); Twilio's CDN unless set",
+        storable=False,
+    ),
+)
+"""Every variable the channel reads, for its ``settings`` hook; where it connects (the API,
+the media hosts) from the environment only."""
 
 
 @attrs.frozen
@@ -75,7 +113,7 @@ CREDENTIALS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 
 
 def _value(config: Config, name: str) -> str | None:
-    value = config.environ.get(name, "").strip()
+    value = config.settings.get(name, "").strip()
     return value or None
 
 

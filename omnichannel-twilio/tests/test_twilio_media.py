@@ -127,3 +127,16 @@ def test_media_fetch_names_twilio_hosts_and_sends_credentials_to_the_api_only():
     assert fetch.headers == {"Authorization": BASIC}
     with pytest.raises(ChannelUnavailable):
         media_fetch_of(Media(url=api), Config(environ={}), "twilio")
+
+
+def test_stored_media_hosts_and_credentials_are_used():
+    """Hosts and credentials an admin stored are what the media fetch uses, the
+    environment's winning where it sets them."""
+    settings = Config(environ={"TWILIO_ACCOUNT_SID": ACCOUNT_SID})
+    settings.stored_settings.replace(
+        {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_MEDIA_HOSTS": "cdn.stored.test"}, 1
+    )
+    api = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+    fetch = media_fetch_of(Media(url=api), settings, "twilio")
+    assert fetch.hosts == ("api.twilio.com", "cdn.stored.test")
+    assert fetch.headers == {"Authorization": BASIC}

@@ -5,6 +5,7 @@ files."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ from urllib.parse import urlencode
 import pytest
 from omnichannel_twilio import health, outbound
 from omnichannel_twilio.api_client import rewrite_url, twilio_client
+from omnichannel_twilio.channel import TwilioChannel
 from omnichannel_twilio.inbound import inbound_message
+from omnichannel_twilio.media import media_hosts
 from omnichannel_twilio.routes import TwilioSend
 from omnichannel_twilio.settings import TwilioSettings, parse_settings
 from omnichannel_twilio.signature import compute_signature, parse_form, verify_signature
@@ -331,6 +334,61 @@ def test_settings_are_parsed_once_per_config_object() -> None:
     first_config = config()
     assert TwilioSettings.from_config(first_config) is TwilioSettings.from_config(first_config)
     assert TwilioSettings.from_config(config()) is not TwilioSettings.from_config(first_config)
+
+
+class ReadNames(dict[str, str]):
+    """An environment that notes the name of every variable read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.read.add(name)
+        return super().get(name, default)
+
+
+def declared() -> dict[str, bool]:
+    """The channel's ``settings`` hook: variable -> secret."""
+    return {item.name: item.secret for item in asyncio.run(TwilioChannel().settings())}
+
+
+def test_the_settings_hook_declares_every_variable_the_channel_reads() -> None:
+    """What the settings and the media fetch read from ``config.settings`` is exactly what
+    the ``settings`` hook declares, the auth token its one secret; where it connects (the
+    API, the media hosts) is the environment's only."""
+    environ = ReadNames({"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN})
+    settings = Config(environ=environ)
+    parse_settings(settings)
+    media_hosts(settings)
+    assert environ.read == set(declared())
+    assert [name for name, secret in declared().items() if secret] == ["TWILIO_AUTH_TOKEN"]
+    hook = asyncio.run(TwilioChannel().settings())
+    assert [item.name for item in hook if not item.storable] == [
+        "TWILIO_API_BASE_URL",
+        "TWILIO_MEDIA_HOSTS",
+    ]
+
+
+def test_stored_credentials_are_used_and_a_change_is_read_at_once() -> None:
+    """With nothing in the environment, the stored SID, token and number configure the
+    channel; a replaced token is what the next read gives (no new Config, no restart)."""
+    settings = Config(environ={}, public_url=PUBLIC)
+    assert not TwilioSettings.from_config(settings).configured
+    stored = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN}
+    settings.stored_settings.replace({**stored, "TWILIO_PHONE_NUMBER": "+15550000000"}, 1)
+    assert TwilioSettings.from_config(settings).configured
+    assert TwilioSettings.from_config(settings).require_credentials("twilio") == (SID, TOKEN)
+    settings.stored_settings.replace({**stored, "TWILIO_AUTH_TOKEN": "rotated-token"}, 2)
+    assert TwilioSettings.from_config(settings).auth_token == "rotated-token"
+    assert TwilioSettings.from_config(settings).missing == ("TWILIO_PHONE_NUMBER",)
+
+
+def test_the_environment_wins_over_stored_credentials() -> None:
+    """A token set in the environment is used whatever is stored."""
+    settings = config()
+    settings.stored_settings.replace({"TWILIO_AUTH_TOKEN": "stored-token"}, 1)
+    assert TwilioSettings.from_config(settings).auth_token == TOKEN
 
 
 # local send checks ---------------------------------------------------------------------

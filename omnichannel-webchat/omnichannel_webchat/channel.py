@@ -7,6 +7,7 @@
   ``delivered``; the widget marks it ``read``.
 - ``send_policy``: unpaced, and safe to resend (a resend changes nothing).
 - ``health``: the allowed sites, or what is missing.
+- ``settings``: the ``WEBCHAT_*`` variables it reads (:mod:`omnichannel_webchat.settings`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendPolicy,
     SendResult,
+    Setting,
     hookimpl,
 )
 from omnichannel_webchat.routes import visitor_routes
-from omnichannel_webchat.settings import WebchatSettings
+from omnichannel_webchat.settings import SETTINGS, WebchatSettings
 from omnichannel_webchat.visitors import Visitors
 
 
@@ -58,3 +60,7 @@ class WebchatChannel:
                 "identity_required": settings.identity_required,
             },
         )
+
+    @hookimpl
+    async def settings(self) -> list[Setting]:
+        return list(SETTINGS)

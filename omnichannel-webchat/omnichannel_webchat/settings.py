@@ -1,6 +1,8 @@
 """The webchat channel's settings, read from the server's configuration.
 
-Parsed once per :class:`~omnichannel_core.channel.Config` (through
+Each ``WEBCHAT_*`` variable comes from ``config.settings``: the environment, or else what
+an admin stored through the settings API (:data:`SETTINGS` declares them). Parsed once per
+:class:`~omnichannel_core.channel.Config` and version of the stored settings (through
 :func:`~omnichannel_core.channel.settings_for`). Secrets are kept out of ``repr``, and
 :attr:`WebchatSettings.problems` names variables, never values.
 
@@ -21,6 +23,7 @@ from omnichannel_core.channel import (
     ChannelSettings,
     Config,
     OriginsSetting,
+    Setting,
     derived_secret,
     settings_for,
 )
@@ -39,6 +42,47 @@ DEFAULT_MESSAGES_PER_MINUTE = 30
 DEFAULT_SESSIONS_PER_MINUTE = 20
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 MIN_SECRET_LENGTH = 32
+SETTINGS = (
+    Setting(
+        ORIGINS,
+        "the sites whose pages may chat: exact origins (https://www.example.com), comma-separated",
+        required=True,
+    ),
+    Setting(
+        "WEBCHAT_IDENTITY_SECRET",
+        "what your site signs its users' ids with (32 characters at least; two,"
+        " comma-separated, during a rotation)",
+        secret=True,
+    ),
+    Setting("WEBCHAT_IDENTITY_REQUIRED", "true: only visitors your site vouches for may chat"),
+    Setting("WEBCHAT_TITLE", "the panel's title; the widget's own unless set"),
+    Setting("WEBCHAT_GREETING", "a first line shown to every visitor"),
+    Setting("WEBCHAT_COLOR", f"the widget's colour, #rrggbb; {DEFAULT_COLOR} unless set"),
+    Setting("WEBCHAT_PRECHAT", "off (the default), optional or required: ask name and email"),
+    Setting(
+        "WEBCHAT_SESSION_DAYS", f"how long a visitor's token lasts, {DEFAULT_SESSION_DAYS} days"
+    ),
+    Setting(
+        "WEBCHAT_TEXT_MAX_CHARS",
+        f"the longest message a visitor may send, {DEFAULT_TEXT_MAX_CHARS}",
+    ),
+    Setting("WEBCHAT_UPLOAD_MAX_BYTES", "the largest file a visitor may send, 10 MB unless set"),
+    Setting(
+        "WEBCHAT_MESSAGES_PER_MINUTE",
+        f"messages a visitor may send a minute, {DEFAULT_MESSAGES_PER_MINUTE}",
+    ),
+    Setting(
+        "WEBCHAT_SESSIONS_PER_MINUTE",
+        f"new visitors a minute per client address, {DEFAULT_SESSIONS_PER_MINUTE}",
+    ),
+    Setting(
+        "WEBCHAT_VISITOR_SECRET",
+        "the key visitor tokens are signed with (32 characters at least); derived from the"
+        " server's signing secret unless set",
+        secret=True,
+    ),
+)
+"""Every variable the channel reads, for its ``settings`` hook."""
 
 
 class Prechat(enum.StrEnum):
@@ -101,7 +145,7 @@ T = TypeVar("T")
 
 
 def parse_settings(config: Config) -> WebchatSettings:
-    env = config.environ
+    env = config.settings
     invalid: list[str] = []
 
     def read(name: str, parse: Callable[[str], T], default: T) -> T:

@@ -62,13 +62,32 @@ class Visitors:
     def __init__(self, inbox: ChannelInbox, settings: Callable[[], WebchatSettings]) -> None:
         self.inbox = inbox
         self.settings = settings
-        limits = settings()
-        self._messages = TokenBuckets(limits.messages_per_minute)
-        self._signals = TokenBuckets(limits.messages_per_minute * 4)  # typing, read, pings
-        self._sessions = TokenBuckets(limits.sessions_per_minute)
+        self._limits: dict[str, TokenBuckets] = {}
         self._started: dict[str, tuple[asyncio.Event, int]] = {}  # event, waiters
         self._sockets: dict[str, int] = {}
         self._filled: dict[str, None] = {}
+
+    # -- limits -----------------------------------------------------------------------------
+
+    @property
+    def _messages(self) -> TokenBuckets:
+        return self._limit("messages", self.settings().messages_per_minute)
+
+    @property
+    def _signals(self) -> TokenBuckets:  # typing, read, pings
+        return self._limit("signals", self.settings().messages_per_minute * 4)
+
+    @property
+    def _sessions(self) -> TokenBuckets:
+        return self._limit("sessions", self.settings().sessions_per_minute)
+
+    def _limit(self, name: str, per_minute: int) -> TokenBuckets:
+        """The buckets of one limit at its setting's current rate: made anew (full) when an
+        admin changed the setting, so a stored change applies without a restart."""
+        buckets = self._limits.get(name)
+        if buckets is None or buckets.capacity != per_minute:
+            buckets = self._limits[name] = TokenBuckets(per_minute)
+        return buckets
 
     # -- sessions ---------------------------------------------------------------------------
 

@@ -9,12 +9,19 @@ cannot express (at least one of two fields) live in the class itself, in
 
 Query strings and headers are read the same way, from text: a field typed ``int`` takes
 digits, ``bool`` takes ``true`` or ``false``; an empty value counts as left out.
+
+A ``pattern`` means what JSON Schema (ECMA-262 regular expressions) says, as every client
+validating against the OpenAPI document reads it, not what Python's ``re`` would: it is
+searched for in the value, ``$`` matches at the very end only (Python's also before a final
+line break, which would let ``18:00`` and a line break through an anchored time pattern), and
+the digit and word classes are ASCII (:func:`schema_pattern`).
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
+import functools
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -49,6 +56,39 @@ _TYPE_WORDS = {
     "array": "a list",
     "null": "null",
 }
+
+
+_OUTSIDE_CLASS = {"d": "[0-9]", "D": "[^0-9]", "w": "[A-Za-z0-9_]", "W": "[^A-Za-z0-9_]"}
+_INSIDE_CLASS = {"d": "0-9", "w": "A-Za-z0-9_"}
+"""ECMA-262's ASCII escapes, as Python writes them (its own take every script's)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def schema_pattern(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` compiled for Python with its ECMA-262 meaning: ``$``
+    outside a character class becomes ``\\Z`` (the end of the text, never before a final
+    line break), and ``\\d``, ``\\D``, ``\\w``, ``\\W`` their ASCII classes. Search it
+    (``pattern.search``): a JSON Schema pattern is not anchored unless it says so."""
+    translated: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            table = _INSIDE_CLASS if in_class else _OUTSIDE_CLASS
+            translated.append(table.get(escaped, char + escaped))
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        translated.append(char)
+        index += 1
+    return re.compile("".join(translated))
 
 
 @attrs.frozen
@@ -170,7 +210,7 @@ class _Checker:
             return Problem(path, f"must be at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             return Problem(path, f"must be at most {schema['maxLength']} characters")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not schema_pattern(schema["pattern"]).search(value):
             return Problem(path, f"must match {schema['pattern']}")
         if schema.get("format") == "date-time":
             try:

@@ -8,7 +8,10 @@ with the message id as ``Idempotency-Key``; a 2xx answer may name the remote id 
 One attempt per call: the outbox retries a 429, a 5xx or a refused connection, and sends a
 message whose answer was lost again with the same key (receivers dedupe on it).
 
-This module is the example plugin authors read first: five hooks, no state but a
+Both variables come from ``config.settings`` (the environment, or else what an admin stored
+through the settings API), which the ``settings`` hook declares.
+
+This module is the example plugin authors read first: six hooks, no state but a
 connection pool.
 """
 
@@ -36,6 +39,7 @@ from omnichannel_core.channel import (
     SendOutcomeUnknown,
     SendPolicy,
     SendResult,
+    Setting,
     StatusUpdate,
     WebhookRejected,
     WebhookRequest,
@@ -51,6 +55,21 @@ SIGNATURE_HEADER = "X-Omnichannel-Signature"
 SEND_TIMEOUT_SECONDS = 10.0
 DEFAULT_RATE = 50.0
 """Messages per second to the receiver, unless OMNICHANNEL_SEND_RATES says otherwise."""
+SETTINGS = (
+    Setting(
+        "WEBHOOK_SECRET",
+        "the shared secret every body is signed with (HMAC-SHA256), in and out",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        "HTTP_CHANNEL_SEND_URL",
+        "where the server POSTs each outbound message",
+        required=True,
+        storable=False,
+    ),
+)
+"""The variables the channel reads; where it sends, from the environment only."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -59,7 +78,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def _secret(config: Config) -> str:
-    secret = config.environ.get("WEBHOOK_SECRET", "")
+    secret = config.settings.get("WEBHOOK_SECRET", "")
     if not secret:
         raise ChannelUnavailable("WEBHOOK_SECRET is not set", channel="http")
     return secret
@@ -162,7 +181,7 @@ def _client() -> httpx.AsyncClient:
 
 
 def _send_url(config: Config) -> str:
-    url = config.environ.get("HTTP_CHANNEL_SEND_URL", "")
+    url = config.settings.get("HTTP_CHANNEL_SEND_URL", "")
     if not url:
         raise ChannelUnavailable("HTTP_CHANNEL_SEND_URL is not set", channel="http")
     return url
@@ -252,11 +271,15 @@ def _remote_id(response: httpx.Response) -> str | None:
 
 @hookimpl
 def health(config: Config) -> ChannelHealth:
-    missing = [
-        name for name in ("WEBHOOK_SECRET", "HTTP_CHANNEL_SEND_URL") if not config.environ.get(name)
-    ]
+    missing = [setting.name for setting in SETTINGS if not config.settings.get(setting.name)]
     if missing:
         return ChannelHealth(
             ok=False, detail=f"not configured: {', '.join(missing)}", checks={"missing": missing}
         )
     return ChannelHealth(ok=True, detail="configured")
+
+
+@hookimpl
+async def settings() -> list[Setting]:
+    """The two variables of the module's docstring."""
+    return list(SETTINGS)

@@ -103,6 +103,7 @@ def _event_types(types: Iterable[str] | None) -> frozenset[str] | None:
 
 START_LATEST = "latest"
 START_OLDEST = "oldest"
+START_REBUILD = "rebuild"
 
 
 @attrs.frozen
@@ -120,20 +121,28 @@ class Subscriber:
         event it already handled (after a crash): make it idempotent.
     :param types: the event types it wants (others are skipped, not handed to it); None: all.
     :param start: where a subscriber with no cursor yet starts: ``"latest"`` (what happens
-        from now on) or ``"oldest"`` (every event the log still keeps).
+        from now on), ``"oldest"`` (every event the log still keeps), or ``"rebuild"`` (its
+        ``resync`` first, then every event kept: for what is derived from the whole store,
+        not only from the events still logged).
     :param resync: called when events it had not read were pruned (it fell further behind
-        than the log keeps): rebuild what it derives from the log; it then goes on from the
-        oldest kept event.
+        than the log keeps), or when asked (``ModuleContext.resync``): rebuild what it
+        derives from the store; it then goes on from the oldest kept event, so its handler
+        must tell an event the rebuild already counted.
     """
 
     name: str = attrs.field(validator=_name)
     handle: Callable[[Event], Awaitable[None]]
     types: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
     start: str = attrs.field(
-        default=START_LATEST, validator=attrs.validators.in_((START_LATEST, START_OLDEST))
+        default=START_LATEST,
+        validator=attrs.validators.in_((START_LATEST, START_OLDEST, START_REBUILD)),
     )
     resync: Callable[[], Awaitable[None]] | None = None
     description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.start == START_REBUILD and self.resync is None:
+            raise ValueError(f"subscriber {self.name!r} starts with a rebuild: give resync")
 
     def wants(self, event: Event) -> bool:
         return self.types is None or event.type in self.types

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Awaitable
 
 import structlog
@@ -25,7 +26,7 @@ import structlog
 from omnichannel_core.bus.news import OVERDUE_SECONDS, News
 from omnichannel_core.errors import EventsExpired
 from omnichannel_core.events.records import Event
-from omnichannel_core.jobs.specs import START_LATEST, JobControl, Subscriber
+from omnichannel_core.jobs.specs import START_LATEST, START_REBUILD, JobControl, Subscriber
 from omnichannel_core.store.protocols import EventLog, JobStore, SubscriberState
 from omnichannel_core.tasks import cancel_and_wait
 from omnichannel_core.timestamps import utcnow
@@ -33,6 +34,9 @@ from omnichannel_core.timestamps import utcnow
 log = structlog.get_logger("omnichannel.jobs")
 
 BATCH = 100
+BEHIND_CHECK_SECONDS = 5.0
+"""How often a feed reads whether it was marked behind meanwhile (retention, or a resync
+asked for: ``ModuleContext.resync``), so it resyncs within seconds."""
 FIRST_RETRY_SECONDS = 1.0
 LAST_RETRY_SECONDS = 300.0
 MAX_ERROR_TEXT = 300
@@ -49,7 +53,10 @@ async def start_subscriber(
     if state is not None:
         return state
     start = await events.latest() if subscriber.start == START_LATEST else None
-    state = await store.start_subscriber(SubscriberState(subscriber.name, start, utcnow()))
+    rebuild = subscriber.start == START_REBUILD  # its resync runs first
+    state = await store.start_subscriber(
+        SubscriberState(subscriber.name, start, utcnow(), resync_asked=int(rebuild))
+    )
     log.info("subscriber_started", subscriber=subscriber.name, cursor=state.cursor)
     return state
 
@@ -79,13 +86,19 @@ class SubscriberFeed:
     async def run(self, control: JobControl) -> None:
         """Feed the handler until ``control.stopping``."""
         self.state = await self._start()
+        checked = time.monotonic()
         with self.news.listening():
             while not control.stopping:
+                if time.monotonic() - checked >= BEHIND_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if await self._marked_behind():
+                        await self._resync()
+                        continue
                 signal = self.news.signal()
                 try:
                     events = await self.events.after(self.state.cursor, BATCH)
                 except EventsExpired:
-                    await self._resync()
+                    await self._resync(expired=True)
                     continue
                 if not events:
                     await _first(self.news.wait(signal, OVERDUE_SECONDS), control.sleep(3600))
@@ -94,7 +107,7 @@ class SubscriberFeed:
 
     async def _start(self) -> SubscriberState:
         state = await start_subscriber(self.subscriber, self.store, self.events)
-        if state.behind:
+        if state.behind or state.resync:
             self.state = state
             await self._resync()
             assert self.state is not None
@@ -150,21 +163,32 @@ class SubscriberFeed:
             return _Outcome.HANDLED
 
     async def _marked_behind(self) -> bool:
-        """Whether retention marked the subscriber behind since it last saved its state
-        (saving a failure would clear the mark)."""
+        """Whether retention marked the subscriber behind, or a resync was asked, since it
+        last saved its state (saving a failure would clear the mark)."""
         state = await self.store.subscriber(self.name)
-        return state is not None and state.behind
+        return state is not None and (state.behind or state.resync)
 
     async def _save(self, cursor: str | None, *, failures: int, error: str | None) -> None:
         assert self.state is not None
-        self.state = SubscriberState(self.name, cursor, utcnow(), failures, error, behind=False)
+        resynced = self.state.resynced
+        self.state = SubscriberState(
+            self.name, cursor, utcnow(), failures, error, behind=False, resynced=resynced
+        )
         await self.store.save_subscriber(self.state)
 
-    async def _resync(self) -> None:
-        log.warning("subscriber_resyncing", subscriber=self.name)
+    async def _resync(self, expired: bool = False) -> None:
+        """Call the subscriber's resync and go on from the oldest event kept; ``expired``:
+        the log no longer has events it had not read (else the state says why: retention's
+        mark, or a resync asked for)."""
+        stored = await self.store.subscriber(self.name)
+        asked = 0 if stored is None else stored.resync_asked  # a request after it: once more
+        if expired or (stored is not None and stored.behind):  # unread events were pruned
+            log.warning("subscriber_resyncing", subscriber=self.name, reason="behind")
+        else:  # asked for (its start, a command): nothing is wrong
+            log.info("subscriber_resyncing", subscriber=self.name, reason="asked")
         if self.subscriber.resync is not None:
             await self.subscriber.resync()
-        self.state = SubscriberState(self.name, None, utcnow())
+        self.state = SubscriberState(self.name, None, utcnow(), resynced=asked)
         await self.store.save_subscriber(self.state)
 
 

@@ -39,6 +39,11 @@ module hooks (`omnichannel_core.hookspecs`): ``register_permissions``,
   :class:`MediaKeeper` (and the inbox's :class:`InboxMedia`); :func:`media_url`, the
   route of a kept item.
 - **Audit**: :class:`AuditEntry`, :func:`audit_entry`.
+- **Channel settings**: :class:`Setting` (what a channel's ``settings`` hook declares),
+  ``config.stored_settings`` (a :class:`StoredSettings`, whose ``replace`` the settings
+  module calls) beneath the environment in ``config.settings`` (a :class:`SettingValues`);
+  :class:`SecretBox` seals the secrets kept in a store (:class:`SecretUnreadable`,
+  :class:`UnknownSecretKey`, :class:`SecretKeyRequired`), :func:`mask` shows them.
 - Errors (mapped to HTTP in one place): :class:`InvalidInput` (400),
   :class:`Unauthenticated` (401), :class:`Forbidden` (403), :class:`NotFound` (404),
   :class:`Conflict` (409)...
@@ -61,6 +66,13 @@ from omnichannel_core.bodies.common import (
 from omnichannel_core.bodies.fields import field
 from omnichannel_core.bodies.schema import PageOf
 from omnichannel_core.bus.news import News
+from omnichannel_core.business import (
+    DAY_END,
+    DEFAULT_SLA_MINUTES,
+    WEEKDAYS,
+    Business,
+    minutes_of,
+)
 from omnichannel_core.commands import Command
 from omnichannel_core.config import Config
 from omnichannel_core.errors import (
@@ -83,10 +95,12 @@ from omnichannel_core.errors import (
     Unauthenticated,
 )
 from omnichannel_core.events.records import Event, EventTypeSpec
-from omnichannel_core.hooktypes import Reach
+from omnichannel_core.hooktypes import Reach, Setting
 from omnichannel_core.ids import new_id
 from omnichannel_core.jobs.specs import Job, JobControl, JobReport, Subscriber
 from omnichannel_core.models import (
+    Author,
+    AuthorKind,
     Consent,
     Contact,
     Conversation,
@@ -115,31 +129,49 @@ from omnichannel_core.routes import (
     Route,
     RoutePolicy,
 )
+from omnichannel_core.secret_box import (
+    SecretBox,
+    SecretKeyRequired,
+    SecretUnreadable,
+    UnknownSecretKey,
+    mask,
+)
 from omnichannel_core.serialization import compact_json, from_json, parse_json, to_json
 from omnichannel_core.server_secrets import ApiKeys, bootstrap_keys, signing_secret
 from omnichannel_core.services import (
     Audiences,
+    AutomatedReplies,
     BulkSends,
     BulkTarget,
+    BusinessSettings,
+    CampaignActivity,
     ChannelInbox,
     ChannelInboxes,
     ContactActivity,
     ContactBook,
+    ConversationChange,
     ConversationEvent,
     ConversationFeed,
+    ConversationRecord,
+    InboxHistory,
     InboxMedia,
     InboxReader,
     LiveEvents,
     MediaKeeper,
     OutboundRequest,
+    Presence,
+    PresentUser,
     Received,
     RefusedMedia,
+    RunningCampaign,
     UserDirectory,
     UserSummary,
+    author_of,
 )
+from omnichannel_core.setting_values import SettingValues, StoredSettings
 from omnichannel_core.spreadsheets import safe_cell
 from omnichannel_core.store import lazy
-from omnichannel_core.store.protocols import AuditLog
+from omnichannel_core.store.protocols import AuditLog, SubscriberState
 from omnichannel_core.store.specs import StoreSpec
 from omnichannel_core.tasks import cancel_and_wait, wait_until
 from omnichannel_core.timestamps import format_timestamp, parse_timestamp, utcnow
@@ -150,17 +182,26 @@ from omnichannel_core.web.prefer import SEND_ANSWERS, SEND_NOTES, answer_sent, p
 
 __all__ = [
     "API_POLICY",
+    "DAY_END",
+    "DEFAULT_SLA_MINUTES",
     "SECURITY_HEADERS",
     "SEND_ANSWERS",
     "SEND_NOTES",
     "UNSET",
+    "WEEKDAYS",
     "ApiKeys",
     "Audiences",
     "AuditEntry",
     "AuditLog",
     "Authenticator",
+    "Author",
+    "AuthorKind",
+    "AutomatedReplies",
     "BulkSends",
     "BulkTarget",
+    "Business",
+    "BusinessSettings",
+    "CampaignActivity",
     "ChannelFailed",
     "ChannelInbox",
     "ChannelInboxes",
@@ -175,8 +216,10 @@ __all__ = [
     "ContactActivity",
     "ContactBook",
     "Conversation",
+    "ConversationChange",
     "ConversationEvent",
     "ConversationFeed",
+    "ConversationRecord",
     "ConversationStatus",
     "CorsPolicy",
     "DeliveryFailed",
@@ -190,6 +233,7 @@ __all__ = [
     "HookNotImplemented",
     "IdempotencyHeaders",
     "Identity",
+    "InboxHistory",
     "InboxMedia",
     "InboxReader",
     "InvalidInput",
@@ -216,6 +260,8 @@ __all__ = [
     "PermissionSpec",
     "PluginLoadError",
     "Policy",
+    "Presence",
+    "PresentUser",
     "Principal",
     "RateLimit",
     "RateLimited",
@@ -228,15 +274,25 @@ __all__ = [
     "Route",
     "RoutePolicy",
     "RouteProblem",
+    "RunningCampaign",
+    "SecretBox",
+    "SecretKeyRequired",
+    "SecretUnreadable",
     "SendFailed",
     "SendOutcomeUnknown",
+    "Setting",
+    "SettingValues",
     "StoreSpec",
+    "StoredSettings",
     "Subscriber",
+    "SubscriberState",
     "Unauthenticated",
+    "UnknownSecretKey",
     "UserDirectory",
     "UserSummary",
     "answer_sent",
     "audit_entry",
+    "author_of",
     "bootstrap_keys",
     "caller_address",
     "cancel_and_wait",
@@ -251,9 +307,11 @@ __all__ = [
     "from_json",
     "hookimpl",
     "lazy",
+    "mask",
     "media_field",
     "media_of",
     "media_url",
+    "minutes_of",
     "new_id",
     "parse_json",
     "parse_timestamp",

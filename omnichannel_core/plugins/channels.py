@@ -15,8 +15,9 @@ from typing import Any
 
 import structlog
 
-from omnichannel_core.errors import HookNotImplemented, PluginLoadError
-from omnichannel_core.hooktypes import ChannelHealth
+from omnichannel_core.config import Config
+from omnichannel_core.errors import ChannelFailed, HookNotImplemented, PluginLoadError
+from omnichannel_core.hooktypes import ChannelHealth, Setting
 from omnichannel_core.plugins.dispatch import ChannelDispatcher
 from omnichannel_core.plugins.loading import LoadedPlugins
 
@@ -85,6 +86,25 @@ class Channels:
             return ChannelHealth(ok=False, detail="health returned the wrong type")
         return result
 
+    async def declared_settings(self, channel: str, config: Config) -> tuple[Setting, ...]:
+        """The variables the channel declares (its ``settings`` hook), in its order; empty
+        when it has no such hook (it is configured through the environment only). Raises
+        NotFound for a channel that is not loaded.
+
+        :raises ChannelFailed: the hook raised, or answered something else than a list of
+            :class:`Setting` with each name once.
+        """
+        if not self.implements(channel, "settings"):
+            return ()
+        try:
+            declared = await self.dispatcher.call(channel, "settings", config=config)
+        except Exception as error:
+            log.exception("channel_settings_failed", channel=channel)
+            raise ChannelFailed(
+                f"channel {channel!r} settings failed: {type(error).__name__}", channel=channel
+            ) from None
+        return checked_settings(channel, declared)
+
     def contributed_routes(self, channel: str, **kwargs: Any) -> list[Any]:
         """What the channel's ``channel_routes`` return, joined (start-up only); raises
         PluginLoadError for an async implementation, and whatever the hook raises."""
@@ -106,3 +126,36 @@ class Channels:
 
     def shutdown(self) -> None:
         self.dispatcher.shutdown()
+
+
+SERVER_PREFIX = "OMNICHANNEL_"
+"""The server's own variables: from the environment only, never a channel's to declare."""
+
+
+def checked_settings(channel: str, declared: object) -> tuple[Setting, ...]:
+    """What a channel's ``settings`` hook answered, checked: a list (or tuple) of
+    :class:`Setting`, each name once, none of the server's own (``OMNICHANNEL_*``, which
+    could then be stored through the API); else ChannelFailed saying what is wrong."""
+    if not isinstance(declared, list | tuple) or not all(
+        isinstance(item, Setting) for item in declared
+    ):
+        raise ChannelFailed(
+            f"channel {channel!r} settings must return a list of Setting, not"
+            f" {type(declared).__name__}",
+            channel=channel,
+        )
+    names = [item.name for item in declared]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ChannelFailed(
+            f"channel {channel!r} settings declares {', '.join(twice)} more than once",
+            channel=channel,
+        )
+    servers = sorted(name for name in names if name.startswith(SERVER_PREFIX))
+    if servers:
+        raise ChannelFailed(
+            f"channel {channel!r} settings declares {', '.join(servers)}: the server's own"
+            f" variables ({SERVER_PREFIX}*) come from the environment only",
+            channel=channel,
+        )
+    return tuple(declared)

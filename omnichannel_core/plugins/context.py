@@ -19,7 +19,7 @@ from omnichannel_core.config import Config
 from omnichannel_core.events.records import Event, EventTypeSpec
 from omnichannel_core.policy import Policy, Principal
 from omnichannel_core.services import ChannelInbox, ChannelInboxes
-from omnichannel_core.store.protocols import AuditLog, EventLog
+from omnichannel_core.store.protocols import AuditLog, EventLog, SubscriberState
 
 if TYPE_CHECKING:
     from omnichannel_core.plugins.channels import Channels
@@ -87,6 +87,14 @@ class ModuleContext:
         LookupError saying none does, when none does."""
         return self._registry.service(interface, self)
 
+    def optional_service(self, interface: type[T]) -> T | None:
+        """The service some plugin offers under ``interface``, or None when none does (its
+        module is disabled, or failed to load): for what a module shows only when there."""
+        try:
+            return self.service(interface)
+        except LookupError:
+            return None
+
     @property
     def channels(self) -> Channels:
         return self._registry.channels
@@ -118,6 +126,24 @@ class ModuleContext:
     def audit(self) -> AuditLog:
         """The audit log (append-only)."""
         return self._registry.audit_log
+
+    async def resync(self, subscriber: str) -> int:
+        """Ask for a resync of one of this plugin's subscribers (named ``<owner>.<name>``):
+        the runner feeding it calls its ``resync`` within seconds, or the first to start
+        does when none runs. Returns the request's number: :meth:`subscriber_state` tells
+        when it is done (``resynced`` at least that; 0: the subscriber has no state yet)."""
+        self._own_subscriber(subscriber)
+        return await self._registry.job_store.ask_resync(subscriber)
+
+    async def subscriber_state(self, subscriber: str) -> SubscriberState | None:
+        """Where one of this plugin's subscribers is: its cursor, failures and whether a
+        resync is due (None before any server started it)."""
+        self._own_subscriber(subscriber)
+        return await self._registry.job_store.subscriber(subscriber)
+
+    def _own_subscriber(self, subscriber: str) -> None:
+        if not subscriber.startswith(f"{self.owner}."):
+            raise ValueError(f"{subscriber!r} is not one of {self.owner}'s subscribers")
 
     def on_startup(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` when each server or runner process has opened its stores."""

@@ -84,6 +84,11 @@ class SubscriberState:
     :param failures: how many times in a row its handler raised on the next event.
     :param last_error: what the handler raised last (its type and message).
     :param behind: retention pruned events it had not read; it resynchronises next.
+    :param resync_asked: how many resyncs were ever asked for (a subscriber that starts
+        with one, or a module's ``ModuleContext.resync``): a counter, not a time, so the
+        clocks of the asking process and the runner never matter; only ``ask_resync`` and
+        ``start_subscriber`` write it, so a feed saving its cursor never drops a request.
+    :param resynced: the ``resync_asked`` the last resync began at (the feed writes it).
     """
 
     name: str
@@ -92,6 +97,14 @@ class SubscriberState:
     failures: int = 0
     last_error: str | None = None
     behind: bool = False
+    resync_asked: int = 0
+    resynced: int = 0
+
+    @property
+    def resync(self) -> bool:
+        """A resync was asked for since the last one began: it resynchronises next (and
+        nothing is wrong, unlike ``behind``)."""
+        return self.resync_asked > self.resynced
 
 
 class JobStore(Protocol):
@@ -125,6 +138,10 @@ class JobStore(Protocol):
 
     async def mark_behind(self, name: str) -> None:
         """Note that retention pruned events the subscriber had not read."""
+
+    async def ask_resync(self, name: str) -> int:
+        """Count one more resync asked of the subscriber; its ``resync_asked`` now (0, and
+        nothing done, when it has no state yet)."""
 
     async def subscribers(self) -> list[SubscriberState]:
         """Every subscriber's state, by name."""

@@ -2,8 +2,8 @@
 
 It contributes, through the same hooks as any module:
 
-- the permissions no module owns: ``plugins:read``; and ``reports:read`` and
-  ``settings:manage``, which the dashboard and settings modules will use;
+- the permissions no module owns: ``plugins:read``; and ``settings:manage``, which the
+  settings module will use;
 - the kernel's stores (the event log, the audit log, the job runner's leases and cursors);
 - the system routes: ``/``, ``/health``, ``/api/plugins``, ``/api/openapi.json``;
 - the job that prunes the event log.
@@ -32,9 +32,6 @@ class SystemPlugin:
         return [
             PermissionSpec(
                 PLUGINS_READ, "list the plugins and their hooks", SUPERVISORS, scopes=("read",)
-            ),
-            PermissionSpec(
-                "reports:read", "read the dashboard's figures", SUPERVISORS, scopes=("read",)
             ),
             PermissionSpec("settings:manage", "change the business's settings"),
         ]

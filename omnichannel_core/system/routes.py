@@ -48,8 +48,10 @@ class SubscriberHealth:
 
     ``lag_seconds``: how old the oldest event it has yet to handle is (0: none waiting);
     ``failures``: its handler's failures in a row on that event; ``behind``: retention
-    pruned events it had not read (it resynchronises when it runs); ``started``: it has its
-    cursor, which every process gives a new subscriber as it starts, before any runner runs it.
+    pruned events it had not read (it resynchronises when it runs); ``resyncing``: a resync
+    was asked for (a subscriber that starts with one, or a rebuild asked by a command), which
+    degrades nothing; ``started``: it has its cursor, which every process gives a new
+    subscriber as it starts, before any runner runs it.
     """
 
     ok: bool
@@ -57,6 +59,7 @@ class SubscriberHealth:
     lag_seconds: float
     failures: int
     behind: bool
+    resyncing: bool = False
 
 
 @attrs.frozen
@@ -200,6 +203,7 @@ class Health:
                 lag_seconds=round(lag, 3),
                 failures=failures,
                 behind=behind,
+                resyncing=state is not None and state.resync,
             )
         return report
 

@@ -43,6 +43,7 @@ PARTS = (
     "events",
     "jobs",
     "watermarks",
+    "history",
 )
 pytest.register_assert_rewrite(*(f"{__name__}.{part}" for part in PARTS))
 
@@ -52,6 +53,7 @@ from tests.store_contract.contacts import ContactsContract  # noqa: E402
 from tests.store_contract.conversations import ConversationsContract  # noqa: E402
 from tests.store_contract.events import EventsContract  # noqa: E402
 from tests.store_contract.fixtures import Run, StoreFixtures, inbound  # noqa: E402
+from tests.store_contract.history import HistoryContract  # noqa: E402
 from tests.store_contract.inbound import InboundContract  # noqa: E402
 from tests.store_contract.jobs import JobsContract  # noqa: E402
 from tests.store_contract.outbound import OutboundContract  # noqa: E402
@@ -70,6 +72,7 @@ __all__ = [
     "ContactsContract",
     "ConversationsContract",
     "EventsContract",
+    "HistoryContract",
     "InboundContract",
     "JobsContract",
     "MessagingWindowContract",
@@ -101,5 +104,6 @@ class StoreContract(
     JobsContract,
     WatermarksContract,
     MessagingWindowContract,
+    HistoryContract,
 ):
     """The behaviour every store backend must show. Subclasses provide ``database``."""

@@ -139,7 +139,10 @@ class EventsContract(StoreFixtures):
         ]
         [updated] = [e for e in events if e.type == InboxEvent.CONVERSATION_UPDATED]
         assert (updated.conversation_id, updated.assignees) == (conversation_id, ("usr_a",))
-        assert updated.data == {"changes": {"status": ["resolved", "open"]}}
+        assert updated.data["changes"] == {"status": ["resolved", "open"]}
+        [*_, reopened] = run(store.conversation_changes(conversation_id))
+        assert updated.data["change_id"] == reopened.id
+        assert (updated.data["status"], updated.data["assignee"]) == ("open", "usr_a")
         start = run(self.events.latest())
         again = run(store.ingest_inbound("sms", inbound("p3")))  # open now: no change
         run(store.update_conversation(conversation_id, status=ConversationStatus.PENDING))
@@ -172,9 +175,9 @@ class EventsContract(StoreFixtures):
             ("conversation.updated", conversation_id),
             ("message.created", reply.message_id),
         ]
-        assert [e.data for e in events if e.type == InboxEvent.CONVERSATION_UPDATED] == [
-            {"changes": {"status": ["open", "resolved"]}},
-            {"changes": {"status": ["resolved", "open"]}},
+        assert [e.data["changes"] for e in events if e.type == InboxEvent.CONVERSATION_UPDATED] == [
+            {"status": ["open", "resolved"]},
+            {"status": ["resolved", "open"]},
         ]
         assert run(store.get_conversation(conversation_id)).status is ConversationStatus.OPEN
 
@@ -430,27 +433,48 @@ class EventsContract(StoreFixtures):
         sms = {"channel": "sms"}
         created = {**sms, "contact_id": contact_id}
         events = logged(self.events, run)
+        assigned, resolved = run(store.conversation_changes(conversation_id))
+
+        def at(record: Any) -> dict[str, str]:
+            return {"at": format_timestamp(getattr(record, "created_at", None) or record.at)}
+
+        def entry(change: Any) -> dict[str, Any]:
+            status, assignee = str(change.status), change.assignee
+            return {"change_id": change.id, **at(change), "status": status, "assignee": assignee}
+
         assert {type(event.type) for event in events} == {str}
         assert [(event.type, event.data) for event in events] == [
-            ("message.created", {**created, "direction": "inbound"}),
-            ("message.created", {**created, "direction": "outbound"}),
+            ("message.created", {**created, "direction": "inbound", **at(ingested.message)}),
+            ("message.created", {**created, "direction": "outbound", **at(message)}),
             ("message.status_changed", {**sms, "status": "sending", "previous": "queued"}),
             ("message.status_changed", {**sms, "status": "delivered", "previous": "sending"}),
             ("message.status_changed", {**sms, "status": "read", "previous": "delivered"}),
             (
                 "conversation.updated",
-                {"changes": {"assignee": [None, "usr_a"], "unread_count": [1, 0]}},
+                {
+                    "changes": {"assignee": [None, "usr_a"], "unread_count": [1, 0]},
+                    **entry(assigned),
+                },
             ),
-            ("conversation.updated", {"changes": {"status": ["open", "resolved"]}}),
+            (
+                "conversation.updated",
+                {"changes": {"status": ["open", "resolved"]}, **entry(resolved)},
+            ),
             ("contact.updated", {"fields": ["display_name", "tags"]}),
         ]
         start = run(self.events.latest())
         stop = run(store.ingest_inbound("sms", opt_out("p2")))
         after_stop = {(e.type, e.record_id): e.data for e in logged(self.events, run, start)}
+        *_, reopened = run(store.conversation_changes(conversation_id))
         assert after_stop == {
             ("contact.updated", contact_id): {"fields": ["opted_out"]},
-            ("message.created", stop.message_id): {**created, "direction": "inbound"},
+            ("message.created", stop.message_id): {
+                **created,
+                "direction": "inbound",
+                **at(stop.message),
+            },
             ("conversation.updated", conversation_id): {
-                "changes": {"status": ["resolved", "open"]}
+                "changes": {"status": ["resolved", "open"]},
+                **entry(reopened),
             },
         }

@@ -124,6 +124,27 @@ class JobsContract(StoreFixtures):
         run(self.jobs.save_subscriber(other))
         assert run(self.jobs.subscribers()) == [other, cleared]
 
+    def test_a_resync_asked_is_counted_and_kept_until_one_begins_after_it(self, run):
+        """ask_resync counts the requests (0 for a subscriber with no state, which gets
+        none); saving a state (a feed moving its cursor) never drops one; a state saved
+        with ``resynced`` at the count clears it, one below does not."""
+        now = utcnow()
+        run(self.jobs.save_subscriber(SubscriberState("search", "cursor-1", now)))
+        assert not run(self.jobs.subscriber("search")).resync
+        assert run(self.jobs.ask_resync("search")) == 1
+        assert run(self.jobs.ask_resync("search")) == 2
+        assert run(self.jobs.ask_resync("nobody")) == 0
+        assert run(self.jobs.subscriber("nobody")) is None
+        run(self.jobs.save_subscriber(SubscriberState("search", "cursor-2", now)))
+        state = run(self.jobs.subscriber("search"))
+        assert (state.cursor, state.resync, state.resync_asked) == ("cursor-2", True, 2)
+        run(self.jobs.save_subscriber(SubscriberState("search", None, now, resynced=1)))
+        assert run(self.jobs.subscriber("search")).resync
+        run(self.jobs.save_subscriber(SubscriberState("search", None, now, resynced=2)))
+        assert not run(self.jobs.subscriber("search")).resync
+        started = SubscriberState("fresh", None, now, resync_asked=1)
+        assert run(self.jobs.start_subscriber(started)).resync
+
     def test_mark_behind_flags_one_subscriber(self, run):
         """mark_behind sets ``behind`` and keeps the rest of the state; it touches no other
         subscriber and makes none up; the next state saved says whether it still is."""

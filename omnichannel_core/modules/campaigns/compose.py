@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from omnichannel_core.module import BulkTarget, OutboundRequest
+from omnichannel_core.module import Author, AuthorKind, BulkTarget, OutboundRequest
 from omnichannel_core.modules.campaigns.records import (
     Campaign,
     CampaignMessage,
@@ -20,6 +20,10 @@ from omnichannel_core.modules.campaigns.render import MissingVariable, render
 
 MAX_RENDERED = 4096
 """The longest text a recipient is sent, variables filled (as long as a campaign's text)."""
+
+CAMPAIGN_AUTHOR = "campaign"
+"""The automation a campaign's messages name as their author (``Author.id``; its ``ref`` is
+the campaign's id)."""
 
 
 @attrs.frozen
@@ -116,6 +120,7 @@ def compose(campaign: Campaign, target: BulkTarget, template: bool) -> OutboundR
     message: CampaignMessage = campaign.message
     contact, defaults = target.contact, message.defaults
     metadata: dict[str, Any] = {"campaign": {"id": campaign.id, "name": campaign.name}}
+    author = Author(AuthorKind.AUTOMATION, CAMPAIGN_AUTHOR, campaign.name, campaign.id)
     if template:
         assert message.template is not None
         metadata["content_sid"] = message.template.content_sid
@@ -123,10 +128,10 @@ def compose(campaign: Campaign, target: BulkTarget, template: bool) -> OutboundR
             key: render(value, contact, defaults)
             for key, value in message.template.variables.items()
         }
-        return OutboundRequest(metadata=metadata)
+        return OutboundRequest(metadata=metadata, author=author)
     if message.subject is not None and target.reach.subject:
         metadata["email"] = {"subject": render(message.subject, contact, defaults)}
     text = None if message.text is None else render(message.text, contact, defaults)
     if text is not None and len(text) > MAX_RENDERED:
         raise TooLong(len(text))
-    return OutboundRequest(text=text, media=message.media, metadata=metadata)
+    return OutboundRequest(text=text, media=message.media, metadata=metadata, author=author)

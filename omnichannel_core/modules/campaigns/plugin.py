@@ -10,6 +10,7 @@ from typing import Any
 from omnichannel_core.module import (
     Audiences,
     BulkSends,
+    CampaignActivity,
     ContactBook,
     EventTypeSpec,
     InboxReader,
@@ -24,6 +25,7 @@ from omnichannel_core.module import (
     hookimpl,
     to_json,
 )
+from omnichannel_core.modules.campaigns.activity import StoreActivity
 from omnichannel_core.modules.campaigns.outcomes import Outcomes
 from omnichannel_core.modules.campaigns.permissions import CAMPAIGNS_READ, PERMISSIONS
 from omnichannel_core.modules.campaigns.records import Counts
@@ -84,6 +86,10 @@ class CampaignsModule:
     @hookimpl
     def register_stores(self) -> list[StoreSpec]:
         return [campaign_store_spec()]
+
+    @hookimpl
+    def register_services(self, context: ModuleContext) -> dict[type, Any]:
+        return {CampaignActivity: StoreActivity(context.store(CampaignStore))}
 
     @hookimpl
     def register_event_types(self, context: ModuleContext) -> list[EventTypeSpec]:

@@ -345,7 +345,8 @@ class EventHub:
         that contact changed, their audience is read again (and their record taken from
         the newer event), as a stream reading the log would be told. When the newer one
         finds the record gone (a contact erased), the buffered records naming it (the
-        contact's messages) go too: a replay from the buffer shows nothing of it."""
+        contact's messages and conversations, those of this read included) go too: a replay
+        from the buffer shows nothing of it."""
         contacts: dict[str, Delivery | None] = {}
         for delivery in deliveries:
             if delivery.kind is None:
@@ -359,6 +360,10 @@ class EventHub:
         if not contacts:
             return
         gone = {record_id for record_id, now in contacts.items() if now is not None and now.gone}
+        for position, delivery in enumerate(deliveries):  # this read's, as the buffer's below
+            record = delivery.record
+            if isinstance(record, dict) and record.get("contact_id") in gone:
+                deliveries[position] = attrs.evolve(delivery, record=None)
         audiences: dict[str, frozenset[str | None] | None] = {}
         for position, delivery in enumerate(self._buffer):
             kind, record = delivery.kind, delivery.record

@@ -19,12 +19,18 @@ check still go out. A comment is sent when nothing was sent for ``KEEPALIVE_SECO
 (nothing happened, or nothing this reader may see), so proxies keep the connection, a
 client that left is noticed (Falcon learns it only when the stream sends something), and a
 quiet stream notices a credential that stopped holding.
+
+A user's stream makes them connected while it is open (`presence.tracking`): it records
+itself before ``ready``, refreshes its record while open and removes it when it closes. It
+refreshes only just after a send (Falcon resumes a stream after a send only while its client
+is there), and sends its keepalive at least twice per refresh period.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -44,6 +50,7 @@ from omnichannel_core.module import (
     format_timestamp,
 )
 from omnichannel_core.modules.events.hub import Delivery, EventHub
+from omnichannel_core.modules.events.presence.tracking import PresenceTracker, StreamPresence
 from omnichannel_core.modules.events.views import EventView, event_view
 
 STREAM_PERMISSION = "conversations:read"
@@ -138,8 +145,17 @@ class Events:
         )
     }
 
-    def __init__(self, hub: EventHub) -> None:
+    def __init__(self, hub: EventHub, presence: PresenceTracker | None = None) -> None:
         self.hub = hub
+        self.presence = presence
+
+    def _tracked(
+        self, principal: Principal
+    ) -> contextlib.AbstractAsyncContextManager[StreamPresence | None]:
+        """The stream's presence while it is open (None: a key's stream, or no tracker)."""
+        if self.presence is None:
+            return contextlib.nullcontext()
+        return self.presence.track(principal)
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         header = req.get_header("Last-Event-ID")
@@ -166,11 +182,32 @@ class Events:
     ) -> AsyncIterator[SSEvent]:
         """The events after ``cursor`` that ``principal`` may see, then those that follow,
         until the credential no longer holds or the server stops. The hub reads the log while
-        this is open (:meth:`EventHub.subscribe`)."""
+        this is open (:meth:`EventHub.subscribe`), and a user's stream keeps them connected
+        (`presence.tracking`)."""
+        async with (
+            self._tracked(principal) as presence,
+            contextlib.aclosing(
+                self._events(principal, authenticate_again, cursor, presence)
+            ) as events,
+        ):
+            async for event in events:
+                yield event
+
+    async def _events(
+        self,
+        principal: Principal,
+        authenticate_again: Callable[[], Awaitable[Principal]],
+        cursor: str | None,
+        presence: StreamPresence | None,
+    ) -> AsyncGenerator[SSEvent, None]:
+        keepalive_seconds = KEEPALIVE_SECONDS
+        if presence is not None:  # a send at least twice per refresh (see below)
+            keepalive_seconds = min(KEEPALIVE_SECONDS, presence.refresh_seconds / 2)
         with self.hub.subscribe():
             yield SSEvent(event="ready", json={"after": cursor}, retry=2000)
             checked = sent = time.monotonic()
             while self.hub.running:
+                sent_before = sent
                 signal = self.hub.signal()
                 batch = self.hub.buffered_after(cursor)
                 if batch is None:
@@ -181,7 +218,7 @@ class Events:
                         return
                 # Nothing sent for KEEPALIVE_SECONDS (nothing happened, or nothing this reader
                 # may see): only a send tells Falcon that the client left.
-                keepalive = time.monotonic() - sent >= KEEPALIVE_SECONDS
+                keepalive = time.monotonic() - sent >= keepalive_seconds
                 if (batch or keepalive) and time.monotonic() - checked >= RECHECK_SECONDS:
                     checked = time.monotonic()
                     try:
@@ -211,6 +248,10 @@ class Events:
                             json=event_body(delivery, view),
                         )
                         sent = time.monotonic()
+                if presence is not None and sent != sent_before:
+                    # Falcon resumes the stream after a send only while the client is
+                    # there: a stream that lost its client refreshes nothing.
+                    await presence.refresh()
                 if not batch:  # wait for news, at most until a keepalive is due
-                    due = sent + KEEPALIVE_SECONDS - time.monotonic()
+                    due = sent + keepalive_seconds - time.monotonic()
                     await self.hub.wait(signal, max(0.0, due))

@@ -6,14 +6,20 @@ stream shows them to whoever may see them, and module subscribers read them in o
 ==========================  ===========  ================================================
 type                        record       data
 ==========================  ===========  ================================================
-``message.created``         message      ``channel``, ``direction``, ``contact_id``
+``message.created``         message      ``channel``, ``direction``, ``contact_id``,
+                                         ``at`` (the message's ``created_at``);
+                                         outbound: ``author`` (``kind``, ``id``);
+                                         an auto-reply's: ``automated: true``
 ``message.status_changed``  message      ``channel``, ``status`` (now), ``previous``
 ``message.updated``         message      ``channel``, ``fields``: what changed (``media``:
                                          a provider's media is now kept by the server)
 ``conversation.updated``    conversation ``changes``: ``{field: [before, after]}`` for
                                          ``status``, ``assignee``, ``unread_count``
                                          (a reopening contact's message: ``status``
-                                         alone, ``["resolved", "open"]``)
+                                         alone, ``["resolved", "open"]``);
+                                         ``change_id``, ``at``, ``status`` and
+                                         ``assignee`` (after): the history's entry,
+                                         when the status or assignee moved
 ``conversation.typing``     conversation ``by``: ``contact`` or ``user``; ``user_id`` (None
                                          for the contact, or a program); ``until``: show
                                          it until then, or until that party's message
@@ -35,7 +41,14 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from omnichannel_core.module import EventTypeSpec, NotFound, format_timestamp, to_json
+from omnichannel_core.module import (
+    Author,
+    ConversationChange,
+    EventTypeSpec,
+    NotFound,
+    format_timestamp,
+    to_json,
+)
 from omnichannel_core.modules.inbox.permissions import CONTACTS_READ, CONVERSATIONS_READ
 from omnichannel_core.modules.inbox.store import InboxStore
 
@@ -80,8 +93,25 @@ class TypingParty(enum.StrEnum):
     USER = "user"
 
 
-def message_created(channel: str, direction: str, contact_id: str) -> dict[str, Any]:
-    return {"channel": channel, "direction": str(direction), "contact_id": contact_id}
+def message_created(
+    channel: str,
+    direction: str,
+    contact_id: str,
+    at: datetime,
+    author: Author | None = None,
+    automated: bool = False,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "channel": channel,
+        "direction": str(direction),
+        "contact_id": contact_id,
+        "at": format_timestamp(at),
+    }
+    if author is not None:
+        data["author"] = {"kind": str(author.kind), "id": author.id}
+    if automated:
+        data["automated"] = True
+    return data
 
 
 def status_changed(channel: str, status: str, previous: str) -> dict[str, Any]:
@@ -103,14 +133,23 @@ def attempt_failed(
     }
 
 
-def conversation_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """``{"changes": {field: [before, after]}}`` for the fields that differ."""
+def conversation_changes(
+    before: dict[str, Any], after: dict[str, Any], change: ConversationChange | None = None
+) -> dict[str, Any]:
+    """``{"changes": {field: [before, after]}}`` for the fields that differ, and the
+    ``change_id`` and ``at`` of the history's entry when the status or assignee moved."""
     changes = {
         name: [_plain(before[name]), _plain(after[name])]
         for name in after
         if before[name] != after[name]
     }
-    return {"changes": changes}
+    data: dict[str, Any] = {"changes": changes}
+    if change is not None:
+        data["change_id"] = change.id
+        data["at"] = format_timestamp(change.at)
+        data["status"] = str(change.status)
+        data["assignee"] = change.assignee
+    return data
 
 
 def typing(by: str, user_id: str | None, until: datetime) -> dict[str, Any]:

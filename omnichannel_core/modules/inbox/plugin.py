@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from omnichannel_core.module import (
+    AutomatedReplies,
     BulkSends,
     ChannelInboxes,
     ContactBook,
     EventTypeSpec,
+    InboxHistory,
     InboxMedia,
     InboxReader,
     Job,
@@ -21,6 +23,7 @@ from omnichannel_core.module import (
     hookimpl,
     lazy,
 )
+from omnichannel_core.modules.inbox.automations import InboxAutomatedReplies
 from omnichannel_core.modules.inbox.bulk import InboxBulkSends
 from omnichannel_core.modules.inbox.channel_inbox import ChannelInboxesService
 from omnichannel_core.modules.inbox.channel_routes import channels_routes
@@ -30,7 +33,7 @@ from omnichannel_core.modules.inbox.events import event_types
 from omnichannel_core.modules.inbox.media import MessageMedia
 from omnichannel_core.modules.inbox.outbox_routes import OutboxHealth, outbox_routes
 from omnichannel_core.modules.inbox.permissions import PERMISSIONS
-from omnichannel_core.modules.inbox.reader import StoreReader
+from omnichannel_core.modules.inbox.reader import StoreHistory, StoreReader
 from omnichannel_core.modules.inbox.routes import inbox_routes
 from omnichannel_core.modules.inbox.send_policies import SendPolicies
 from omnichannel_core.modules.inbox.service import Inbox
@@ -91,6 +94,8 @@ class InboxModule:
             BulkSends: InboxBulkSends(
                 self.inbox(context), SendPolicies(context.channels, context.config)
             ),
+            AutomatedReplies: InboxAutomatedReplies(self.inbox(context)),
+            InboxHistory: StoreHistory(context.store(InboxStore)),
         }
 
     @hookimpl

@@ -1,8 +1,17 @@
-"""Reading the inbox, for other modules (:class:`omnichannel_core.module.InboxReader`)."""
+"""Reading the inbox, for other modules (:class:`omnichannel_core.module.InboxReader`,
+:class:`omnichannel_core.module.InboxHistory`)."""
 
 from __future__ import annotations
 
-from omnichannel_core.module import Contact, Conversation, ConversationStatus, Message, Page
+from omnichannel_core.module import (
+    Contact,
+    Conversation,
+    ConversationChange,
+    ConversationRecord,
+    ConversationStatus,
+    Message,
+    Page,
+)
 from omnichannel_core.modules.inbox.store import InboxStore
 
 
@@ -31,3 +40,19 @@ class StoreReader:
         limit: int = 50,
     ) -> Page:
         return await self.store.list_conversations(status, channel, assignee, cursor, limit)
+
+
+class StoreHistory:
+    """The conversations' history, for a module that rebuilds what it derives from it
+    (:class:`omnichannel_core.module.InboxHistory`)."""
+
+    def __init__(self, store: InboxStore) -> None:
+        self.store = store
+
+    async def scan(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[ConversationRecord], str | None]:
+        return await self.store.scan_history(cursor, limit)
+
+    async def changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
+        return await self.store.conversation_changes(conversation_id)

@@ -15,11 +15,13 @@ from omnichannel_core.module import (
     SEND_NOTES,
     UNSET,
     Conversation,
+    ConversationChange,
     IdempotencyHeaders,
     InvalidInput,
     Message,
     ModuleContext,
     Operation,
+    Page,
     PageOf,
     PageQuery,
     Principal,
@@ -28,6 +30,7 @@ from omnichannel_core.module import (
     UserDirectory,
     answer_sent,
     audit_entry,
+    author_of,
     caller_address,
     prefer_wait,
     to_json,
@@ -172,6 +175,7 @@ class ConversationItem(_InboxResource):
             **changes,
             expected_assignee=current.assignee if guarded else UNSET,
             audit=audit,
+            by=author_of(principal, current.channel),
         )
         resp.media = to_json(updated)
 
@@ -272,6 +276,37 @@ class ConversationTyping(_InboxResource):
         resp.status = 204
 
 
+class ConversationHistory(_InboxResource):
+    """``GET /api/conversations/{conversation_id}/history``: each change of the
+    conversation's status or assignee, kept for good (the event log is pruned)."""
+
+    operations = {
+        "GET": Operation(
+            "List a conversation's changes of status and assignee, oldest first",
+            permission=CONVERSATIONS_READ,
+            responses={
+                200: Response(
+                    PageOf(ConversationChange),
+                    "Every change, in one page: who made it (`by`: null for the contact,"
+                    " whose message reopened it) and when.",
+                )
+            },
+            errors=("NotFound",),
+            notes=AGENTS_SEE_THEIRS,
+            operation_id="listConversationHistory",
+            tags=("conversations",),
+        )
+    }
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, conversation_id: str
+    ) -> None:
+        if req.context.principal.is_agent:
+            await self.visible_conversation(req, conversation_id)
+        changes = await self.store.conversation_changes(conversation_id)
+        resp.media = to_json(Page(list(changes), None))
+
+
 class MessageItem(_InboxResource):
     """``GET /api/messages/{message_id}``: a message with its delivery status."""
 
@@ -302,6 +337,7 @@ def inbox_routes(inbox: Inbox, context: ModuleContext) -> list[Route]:
         "/api/conversations/{conversation_id}": ConversationItem,
         "/api/conversations/{conversation_id}/messages": ConversationMessages,
         "/api/conversations/{conversation_id}/typing": ConversationTyping,
+        "/api/conversations/{conversation_id}/history": ConversationHistory,
         "/api/messages/{message_id}": MessageItem,
     }
     return [Route(path, resource(inbox, context)) for path, resource in resources.items()]

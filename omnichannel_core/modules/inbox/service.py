@@ -47,6 +47,7 @@ from omnichannel_core.module import (
     OmnichannelError,
     Principal,
     RecipientOptedOut,
+    author_of,
     utcnow,
 )
 from omnichannel_core.modules.inbox.events import TypingParty
@@ -370,6 +371,7 @@ class Inbox:
             expected_assignee=expected_assignee,
             send_at=request.send_at,
             priority=priority,
+            author=request.author or author_of(principal, conversation.channel),
         )
         await record_holder(keeper, message)  # who sees it may attach its media; twice: no-op
         if not created:

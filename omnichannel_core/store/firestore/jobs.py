@@ -49,16 +49,20 @@ def _subscriber(snapshot: DocumentSnapshot) -> SubscriberState:
         failures=data.get("failures", 0),
         last_error=data.get("last_error"),
         behind=bool(data.get("behind", False)),
+        resync_asked=int(data.get("resync_asked", 0)),
+        resynced=int(data.get("resynced", 0)),
     )
 
 
 def _subscriber_fields(state: SubscriberState) -> dict[str, Any]:
+    """What ``save_subscriber`` writes (merged: ``resync_asked`` is ``ask_resync``'s)."""
     return {
         "cursor": state.cursor,
         "updated_at": state.updated_at,
         "failures": state.failures,
         "last_error": state.last_error,
         "behind": state.behind,
+        "resynced": state.resynced,
     }
 
 
@@ -135,19 +139,34 @@ class FirestoreJobStore:
             [snapshot] = await transaction.get(reference)
             if snapshot.exists:
                 return _subscriber(snapshot)
-            transaction.create(reference, _subscriber_fields(state))
+            fields = _subscriber_fields(state) | {"resync_asked": state.resync_asked}
+            transaction.create(reference, fields)
             return state
 
         return await self.database.transact(("subscriber", state.name), start)
 
     async def save_subscriber(self, state: SubscriberState) -> None:
-        await self.database.collection(CURSORS).document(state.name).set(_subscriber_fields(state))
+        reference = self.database.collection(CURSORS).document(state.name)
+        await reference.set(_subscriber_fields(state), merge=True)
 
     async def mark_behind(self, name: str) -> None:
         reference = self.database.collection(CURSORS).document(name)
         snapshot = await reference.get()
         if snapshot.exists:
             await reference.update({"behind": True})
+
+    async def ask_resync(self, name: str) -> int:
+        reference = self.database.collection(CURSORS).document(name)
+
+        async def ask(transaction: Transaction) -> int:
+            [snapshot] = await transaction.get(reference)
+            if not snapshot.exists:
+                return 0
+            asked = int((snapshot.to_dict() or {}).get("resync_asked", 0)) + 1
+            transaction.update(reference, {"resync_asked": asked})
+            return asked
+
+        return await self.database.transact(("subscriber", name), ask)
 
     async def subscribers(self) -> list[SubscriberState]:
         collection = self.database.collection(CURSORS)

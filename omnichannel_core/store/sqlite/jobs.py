@@ -35,6 +35,11 @@ JOB_MIGRATIONS: tuple[SqliteMigration, ...] = (
         behind INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID
     """,
+    # 2: resyncs asked for and done (`SubscriberState.resync`), apart from retention's mark.
+    """
+    ALTER TABLE subscriber_cursors ADD COLUMN resync_asked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE subscriber_cursors ADD COLUMN resynced INTEGER NOT NULL DEFAULT 0
+    """,
 )
 """The kernel's ``jobs`` store."""
 
@@ -60,6 +65,8 @@ def _subscriber(row: sqlite3.Row) -> SubscriberState:
         failures=row["failures"],
         last_error=row["last_error"],
         behind=bool(row["behind"]),
+        resync_asked=row["resync_asked"],
+        resynced=row["resynced"],
     )
 
 
@@ -126,8 +133,15 @@ class SqliteJobStore:
         def write(connection: sqlite3.Connection) -> SubscriberState:
             connection.execute(
                 "INSERT INTO subscriber_cursors (name, cursor, updated_at, failures, last_error,"
-                " behind) VALUES (?, ?, ?, 0, NULL, 0) ON CONFLICT (name) DO NOTHING",
-                (state.name, state.cursor, format_timestamp(state.updated_at)),
+                " behind, resync_asked) VALUES (?, ?, ?, 0, NULL, ?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (
+                    state.name,
+                    state.cursor,
+                    format_timestamp(state.updated_at),
+                    int(state.behind),
+                    state.resync_asked,
+                ),
             )
             row = connection.execute(
                 "SELECT * FROM subscriber_cursors WHERE name = ?", (state.name,)
@@ -140,11 +154,11 @@ class SqliteJobStore:
         def write(connection: sqlite3.Connection) -> None:
             connection.execute(
                 "INSERT INTO subscriber_cursors"
-                " (name, cursor, updated_at, failures, last_error, behind)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " (name, cursor, updated_at, failures, last_error, behind, resynced)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
                 " cursor = excluded.cursor, updated_at = excluded.updated_at,"
                 " failures = excluded.failures, last_error = excluded.last_error,"
-                " behind = excluded.behind",
+                " behind = excluded.behind, resynced = excluded.resynced",
                 (
                     state.name,
                     state.cursor,
@@ -152,6 +166,7 @@ class SqliteJobStore:
                     state.failures,
                     state.last_error,
                     int(state.behind),
+                    state.resynced,
                 ),
             )
 
@@ -162,6 +177,17 @@ class SqliteJobStore:
             connection.execute("UPDATE subscriber_cursors SET behind = 1 WHERE name = ?", (name,))
 
         await self.database.write(write)
+
+    async def ask_resync(self, name: str) -> int:
+        def write(connection: sqlite3.Connection) -> int:
+            row = connection.execute(
+                "UPDATE subscriber_cursors SET resync_asked = resync_asked + 1 WHERE name = ?"
+                " RETURNING resync_asked",
+                (name,),
+            ).fetchone()
+            return 0 if row is None else int(row["resync_asked"])
+
+        return await self.database.write(write)
 
     async def subscribers(self) -> list[SubscriberState]:
         def read(connection: sqlite3.Connection) -> list[SubscriberState]:

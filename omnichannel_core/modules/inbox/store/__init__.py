@@ -19,9 +19,12 @@ from omnichannel_core.channel import InboundMessage, StatusUpdate
 from omnichannel_core.module import (
     UNSET,
     AuditEntry,
+    Author,
     Contact,
     ContactActivity,
     Conversation,
+    ConversationChange,
+    ConversationRecord,
     ConversationStatus,
     DeliveryStatus,
     Direction,
@@ -221,8 +224,10 @@ class InboxStore(OutboxStore, Protocol):
         expected_assignee: str | None = UNSET,
         send_at: datetime | None = None,
         priority: int = REPLY,
+        author: Author | None = None,
     ) -> tuple[Message, bool]:
-        """Store a queued outbound message and its outbox entry (due at ``send_at``, or now);
+        """Store a queued outbound message sent by ``author``, and its outbox entry (due at
+        ``send_at``, or now);
         with an idempotency key already used, return the stored message and False instead.
         With ``expected_assignee``, store nothing and raise Conflict unless the
         conversation's assignee is that one (None: unassigned) when the message is stored: an
@@ -439,8 +444,11 @@ class InboxStore(OutboxStore, Protocol):
         unread_count: int = UNSET,
         expected_assignee: str | None = UNSET,
         audit: AuditEntry | None = None,
+        by: Author | None = None,
     ) -> Conversation:
-        """Change the given fields; raise NotFound for an unknown id.
+        """Change the given fields; raise NotFound for an unknown id. A change of the status
+        or assignee is kept in the conversation's history (`store.history`), made ``by``
+        that caller.
 
         With ``expected_assignee``, change nothing and raise Conflict unless the
         conversation's assignee is that one (None: unassigned) when the change is made, so
@@ -465,6 +473,17 @@ class InboxStore(OutboxStore, Protocol):
     # - contact.created: create_contact; contact.merged: merge_contacts (on the survivor);
     # - contact.erased: erase_contact (once, by the call that erases);
     # - conversation.typing: log_typing, and only it (``assignees``: the assignee).
+
+    async def conversation_changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
+        """The conversation's history, oldest first: each change of its status or assignee
+        (update_conversation's, and a contact's message reopening it). NotFound for an
+        unknown conversation."""
+
+    async def scan_history(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[ConversationRecord], str | None]:
+        """Conversations in id order, each with all its messages and history: what
+        `services.InboxHistory.scan` hands over."""
 
     async def list_conversations(
         self,

@@ -9,6 +9,8 @@
 - ``send_policy``: the provider's rate limit, and that it dedupes on the Idempotency-Key,
   for the outbox that paces and retries the sends.
 - ``health``: settings present, API token accepted (:mod:`omnichannel_example.health`).
+- ``settings``: the variables the channel reads, which admins may also store through the
+  settings API (:mod:`omnichannel_example.settings`).
 - ``channel_routes``: ``GET webhook``, the provider's subscription handshake
   (:mod:`omnichannel_example.routes`).
 
@@ -26,6 +28,7 @@ from omnichannel_core.channel import (
     OutboundMessage,
     SendPolicy,
     SendResult,
+    Setting,
     WebhookRequest,
     WebhookResult,
     hookimpl,
@@ -35,7 +38,7 @@ from omnichannel_example.health import channel_health
 from omnichannel_example.outbound import SEND_POLICY, deliver
 from omnichannel_example.payloads import inbound_messages, parse_body, status_updates
 from omnichannel_example.routes import channel_routes_for
-from omnichannel_example.settings import ExampleSettings
+from omnichannel_example.settings import SETTINGS, ExampleSettings
 from omnichannel_example.signature import verify_signature
 
 
@@ -67,6 +70,10 @@ class ExampleChannel:
     @hookimpl
     async def health(self, channel: str, config: Config) -> ChannelHealth:
         return await channel_health(ExampleSettings.from_config(config), channel)
+
+    @hookimpl
+    def settings(self) -> list[Setting]:
+        return SETTINGS
 
     @hookimpl
     def channel_routes(self, channel: str, config: Config) -> list[ChannelRoute]:

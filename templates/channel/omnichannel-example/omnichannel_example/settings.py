@@ -1,4 +1,6 @@
-"""The channel's settings, read from the server's environment (``config.environ``).
+"""The channel's settings, read from ``config.settings``: the server's environment, or else
+the value an admin stored through the settings API (:data:`SETTINGS` declares them, through
+the ``settings`` hook).
 
 - ``EXAMPLE_API_TOKEN``: sent as ``Authorization: Bearer ...`` on every call to the API;
 - ``EXAMPLE_WEBHOOK_SECRET``: the key of the HMAC-SHA256 signature the provider puts on
@@ -11,8 +13,10 @@ then names what is missing, and a hook that needs a setting raises ChannelUnavai
 (503) naming it. So nothing here raises while reading; the ``require_*`` methods do, when
 a hook needs the value. Secrets are kept out of ``repr`` and of every message.
 
-The variables are read once per server configuration (the core's ``settings_for``), not on
-every request; ``configured`` and ``problems`` come from the core's ``ChannelSettings``.
+The variables are read once per server configuration and version of the stored settings
+(the core's ``settings_for``), not on every request: a value an admin changes is read anew
+by the next hook call. ``configured`` and ``problems`` come from the core's
+``ChannelSettings``.
 """
 
 from __future__ import annotations
@@ -22,11 +26,31 @@ from omnichannel_core.channel import (
     ChannelSettings,
     ChannelUnavailable,
     Config,
+    Setting,
     settings_for,
 )
 
 REQUIRED = ("EXAMPLE_API_TOKEN", "EXAMPLE_WEBHOOK_SECRET", "EXAMPLE_VERIFY_TOKEN")
 DEFAULT_API_BASE_URL = "https://api.example.com"
+SETTINGS = [
+    Setting("EXAMPLE_API_TOKEN", "the API token, sent on every call", secret=True, required=True),
+    Setting(
+        "EXAMPLE_WEBHOOK_SECRET", "the key webhooks are signed with", secret=True, required=True
+    ),
+    Setting(
+        "EXAMPLE_VERIFY_TOKEN",
+        "what the provider presents in the handshake",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        "EXAMPLE_API_BASE_URL",
+        f"the provider's API, {DEFAULT_API_BASE_URL} unless set",
+        storable=False,
+    ),
+]
+"""Every variable the channel reads, each with a line for the admins who set it. Where the
+channel connects (it gets the token) is not storable: the environment's only."""
 
 
 @attrs.frozen
@@ -74,8 +98,8 @@ def _required(value: str | None, name: str, channel: str) -> str:
 
 def parse_settings(config: Config) -> ExampleSettings:
     """Read the ``EXAMPLE_*`` variables; what is missing or unusable is recorded, not raised."""
-    values = {name: config.environ.get(name, "").strip() or None for name in REQUIRED}
-    base_url = config.environ.get("EXAMPLE_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL
+    values = {name: config.settings.get(name, "").strip() or None for name in REQUIRED}
+    base_url = config.settings.get("EXAMPLE_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL
     invalid = []
     if not base_url.startswith(("https://", "http://")):
         invalid.append("EXAMPLE_API_BASE_URL must start with https:// or http://")

@@ -8,21 +8,27 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from google.cloud.firestore_v1 import FieldFilter, Or
+from google.cloud.firestore_v1 import DocumentSnapshot, FieldFilter, Or
 
 from omnichannel_core.module import (
     UNSET,
     AuditEntry,
+    Author,
     Conflict,
     Conversation,
+    ConversationChange,
+    ConversationRecord,
     ConversationStatus,
     Page,
+    decode_cursor,
+    encode_cursor,
     utcnow,
 )
 from omnichannel_core.module.firestore import (
     KeysetQuery,
     Transaction,
     decode_position,
+    exact_time,
     log_event,
     queue_audit,
 )
@@ -34,6 +40,7 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_conversation,
     read_message,
 )
+from omnichannel_core.modules.inbox.store.history import change_fields, change_from, change_of
 
 
 async def update_conversation(
@@ -45,9 +52,11 @@ async def update_conversation(
     unread_count: int = UNSET,
     expected_assignee: str | None = UNSET,
     audit: AuditEntry | None = None,
+    by: Author | None = None,
 ) -> Conversation:
-    """Change the given fields, create the audit entry and log ``conversation.updated``;
-    Conflict, changing nothing, when the assignee is not ``expected_assignee``."""
+    """Change the given fields, create the audit entry, keep the change in the history and
+    log ``conversation.updated``; Conflict, changing nothing, when the assignee is not
+    ``expected_assignee``."""
     reference = layout.conversation(conversation_id)
     [snapshot] = await transaction.get(reference)
     current = read_conversation(snapshot)
@@ -67,6 +76,9 @@ async def update_conversation(
     transaction.set(reference, conversation_fields(changed))
     if audit is not None:
         queue_audit(transaction, layout.database, audit)
+    change = change_of(current, changed.status, changed.assignee, changes["updated_at"], by)
+    if change is not None:
+        queue_change(transaction, layout, change)
     moved = changed.assignee != current.assignee
     fields = ("status", "assignee", "unread_count")
     log_event(
@@ -79,9 +91,57 @@ async def update_conversation(
         events.conversation_changes(
             {name: getattr(current, name) for name in fields},
             {name: getattr(changed, name) for name in fields},
+            change,
         ),
     )
     return changed
+
+
+def queue_change(transaction: Transaction, layout: Layout, change: ConversationChange) -> None:
+    """Keep ``change`` in its conversation's history (a subcollection, by time)."""
+    fields = change_fields(change) | {"at": change.at}
+    transaction.create(layout.change(change.conversation_id, change.id), fields)
+
+
+def _change(snapshot: DocumentSnapshot) -> ConversationChange:
+    fields = snapshot.to_dict() or {}
+    return change_from(fields, exact_time(fields["at"]))
+
+
+async def conversation_changes(
+    layout: Layout, conversation_id: str
+) -> tuple[ConversationChange, ...]:
+    """The conversation's history, oldest first; NotFound for an unknown conversation."""
+    read_conversation(await layout.conversation(conversation_id).get())
+    query = layout.changes(conversation_id).order_by("at").order_by("__name__")
+    return tuple([_change(snapshot) async for snapshot in query.stream()])
+
+
+async def scan_history(
+    layout: Layout, cursor: str | None, limit: int
+) -> tuple[list[ConversationRecord], str | None]:
+    """Up to ``limit`` conversations in id order after ``cursor``, each whole."""
+    query = layout.conversations.order_by("__name__").limit(limit)
+    if cursor:
+        query = query.start_after({"__name__": layout.conversation(decode_cursor(cursor, 1)[0])})
+    snapshots = [snapshot async for snapshot in query.stream()]
+    records = []
+    for snapshot in snapshots:
+        conversation = read_conversation(snapshot)
+        messages = (
+            layout.messages.where(filter=FieldFilter("conversation_id", "==", conversation.id))
+            .order_by("created_at")
+            .order_by("__name__")
+        )
+        records.append(
+            ConversationRecord(
+                conversation,
+                tuple([read_message(message) async for message in messages.stream()]),
+                await conversation_changes(layout, conversation.id),
+            )
+        )
+    following = encode_cursor(snapshots[-1].id) if len(snapshots) == limit else None
+    return records, following
 
 
 async def log_typing(

@@ -41,6 +41,7 @@ from omnichannel_core.module.firestore import (
     optional_time,
 )
 from omnichannel_core.modules.inbox.store.firestore.search import search_fields
+from omnichannel_core.modules.inbox.store.history import author_fields, author_from
 from omnichannel_core.modules.inbox.store.profiles import reach, search_addresses
 
 
@@ -74,6 +75,14 @@ class Layout:
 
     def message(self, message_id: str) -> AsyncDocumentReference:
         return document(self.messages, message_id, "message")
+
+    def changes(self, conversation_id: str) -> AsyncCollectionReference:
+        """The conversation's history (`store.history`): a change of its status or
+        assignee per document."""
+        return self.conversation(conversation_id).collection("changes")
+
+    def change(self, conversation_id: str, change_id: str) -> AsyncDocumentReference:
+        return self.changes(conversation_id).document(change_id)
 
     def identity(self, channel: str, address: str) -> AsyncDocumentReference:
         return self.identities.document(document_key(channel, address))
@@ -243,6 +252,7 @@ def message_fields(message: Message) -> dict[str, Any]:
         "send_at": message.send_at,
         "attempts": message.attempts,
         "error_details_json": json_text(message.error_details),
+        "author": author_fields(message.author),
     }
 
 
@@ -267,6 +277,7 @@ def message_from(message_id: str, data: dict[str, Any]) -> Message:
         send_at=optional_time(data.get("send_at")),
         attempts=int(data.get("attempts", 0)),
         error_details=json.loads(data.get("error_details_json", "{}")),
+        author=author_from(data.get("author")),  # absent from messages before issue 18
     )
 
 

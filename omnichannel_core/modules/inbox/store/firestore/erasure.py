@@ -47,6 +47,7 @@ from omnichannel_core.module.firestore import (
     log_event,
     queue_audit,
 )
+from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store.erasure import (
     ERASED_ADDRESS,
@@ -57,6 +58,7 @@ from omnichannel_core.modules.inbox.store.erasure import (
     kept_media_ids,
     with_counts,
 )
+from omnichannel_core.modules.inbox.store.firestore.conversations import queue_change
 from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
     erased_fields,
@@ -67,8 +69,11 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_conversation,
     read_message,
 )
+from omnichannel_core.modules.inbox.store.history import resolved_by_erasure
 
-CONVERSATIONS_PER_COMMIT = 400
+CONVERSATIONS_PER_COMMIT = 150
+"""A conversation resolved by the erasure is three writes (its redaction, its history's
+entry, its event): 450 at most per commit."""
 MESSAGES_PER_COMMIT = 150
 """A message's redaction and its outbox entry's deletion are two writes; with the
 tombstone's media ids, a commit of 150 messages is at most 301 writes."""
@@ -191,13 +196,30 @@ async def _avatar_shared(layout: Layout, avatar: str, contact_id: str) -> bool:
 
 
 async def _redact_conversations(
-    transaction: Transaction, references: list[AsyncDocumentReference]
+    transaction: Transaction,
+    references: list[AsyncDocumentReference],
+    layout: Layout,
+    audit: AuditEntry | None,
 ) -> int:
     redacted = 0
     for snapshot in await transaction.get(*references):
         if not snapshot.exists:
             continue
         data = snapshot.to_dict() or {}
+        change = resolved_by_erasure(read_conversation(snapshot), utcnow(), audit)
+        if change is not None:  # resolved by the erasure: kept in its history
+            queue_change(transaction, layout, change)
+            log_event(
+                transaction,
+                layout.database,
+                InboxEvent.CONVERSATION_UPDATED,
+                change.conversation_id,
+                change.conversation_id,
+                (change.assignee,),
+                events.conversation_changes(
+                    {"status": change.previous_status}, {"status": change.status}, change
+                ),
+            )
         if (
             data.get("address") == ERASED_ADDRESS
             and not data.get("participants")
@@ -305,7 +327,8 @@ async def erase(
             layout.conversation(c) for c in conversations[start : start + CONVERSATIONS_PER_COMMIT]
         ]
         redacted_conversations += await transact(
-            ("erase", contact_id), functools.partial(_redact_conversations, references=chunk)
+            ("erase", contact_id),
+            functools.partial(_redact_conversations, references=chunk, layout=layout, audit=audit),
         )
     redacted = 0
     for start in range(0, len(messages), MESSAGES_PER_COMMIT):

@@ -39,6 +39,7 @@ from omnichannel_core.module.firestore import Transaction, log_event
 from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store import Ingested, stored_media, wrote_at
+from omnichannel_core.modules.inbox.store.firestore.conversations import queue_change
 from omnichannel_core.modules.inbox.store.firestore.documents import (
     Layout,
     contact_fields,
@@ -50,6 +51,7 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_conversation,
     read_message,
 )
+from omnichannel_core.modules.inbox.store.history import reopened
 from omnichannel_core.modules.inbox.store.profiles import sorted_identities
 from omnichannel_core.modules.inbox.store.threads import (
     REF_DIRECTIONS,
@@ -261,9 +263,13 @@ async def ingest(
         message.id,
         conversation.id,
         (conversation.assignee,),
-        events.message_created(channel, Direction.INBOUND, contact.id),
+        events.message_created(
+            channel, Direction.INBOUND, contact.id, message.created_at, automated=inbound.automated
+        ),
     )
     if current is not None and conversation.status != current.status:  # reopened
+        change = reopened(conversation.id, conversation.assignee, message.created_at)
+        queue_change(transaction, layout, change)
         # Only then, and after the message as on SQLite; but the two events share the
         # commit's time, and the log orders those by id, random within a millisecond
         # (`omnichannel_core.store.firestore.events`): a reader may get them either way.
@@ -275,7 +281,7 @@ async def ingest(
             conversation.id,
             (conversation.assignee,),
             events.conversation_changes(
-                {"status": current.status}, {"status": conversation.status}
+                {"status": current.status}, {"status": conversation.status}, change
             ),
         )
     return Ingested.of(message, contact, conversation, created=True)

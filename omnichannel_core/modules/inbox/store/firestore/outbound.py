@@ -21,6 +21,7 @@ from google.cloud.firestore_v1 import DocumentSnapshot
 from omnichannel_core.channel import StatusUpdate
 from omnichannel_core.module import (
     UNSET,
+    Author,
     Conflict,
     DeliveryStatus,
     Direction,
@@ -80,6 +81,7 @@ async def create_outbound(
     expected_assignee: str | None = UNSET,
     send_at: datetime | None = None,
     priority: int = REPLY,
+    author: Author | None = None,
 ) -> tuple[Message, bool]:
     """Store a queued message and its outbox entry (see Store.create_outbound); the
     idempotency key is checked first, then the conversation's assignee."""
@@ -113,6 +115,7 @@ async def create_outbound(
         created_at=now,
         updated_at=now,
         send_at=send_at,
+        author=author,
     )
     if idempotency_key is not None:
         transaction.create(key_ref, message_key_fields(message))
@@ -129,7 +132,9 @@ async def create_outbound(
         message.id,
         conversation.id,
         (conversation.assignee,),
-        events.message_created(conversation.channel, Direction.OUTBOUND, conversation.contact_id),
+        events.message_created(
+            conversation.channel, Direction.OUTBOUND, conversation.contact_id, now, author
+        ),
     )
     return message, True
 

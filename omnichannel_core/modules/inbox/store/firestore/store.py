@@ -138,9 +138,12 @@ from omnichannel_core.channel import InboundMessage, StatusUpdate
 from omnichannel_core.module import (
     UNSET,
     AuditEntry,
+    Author,
     Conflict,
     Contact,
     Conversation,
+    ConversationChange,
+    ConversationRecord,
     ConversationStatus,
     DeliveryStatus,
     Direction,
@@ -234,6 +237,7 @@ class FirestoreInboxStore(FirestoreContacts, FirestoreOutbox):
         expected_assignee: str | None = UNSET,
         send_at: datetime | None = None,
         priority: int = REPLY,
+        author: Author | None = None,
     ) -> tuple[Message, bool]:
         layout = self.layout
         return await self._transact(
@@ -249,6 +253,7 @@ class FirestoreInboxStore(FirestoreContacts, FirestoreOutbox):
                 expected_assignee,
                 send_at,
                 priority,
+                author,
             ),
         )
 
@@ -366,6 +371,7 @@ class FirestoreInboxStore(FirestoreContacts, FirestoreOutbox):
         unread_count: int = UNSET,
         expected_assignee: str | None = UNSET,
         audit: AuditEntry | None = None,
+        by: Author | None = None,
     ) -> Conversation:
         layout = self.layout
         try:
@@ -380,11 +386,20 @@ class FirestoreInboxStore(FirestoreContacts, FirestoreOutbox):
                     unread_count,
                     expected_assignee,
                     audit,
+                    by,
                 ),
             )
         except AlreadyExists:  # the one document it creates under a caller's id
             assert audit is not None
             raise Conflict(f"audit entry {audit.id!r} exists", id=audit.id) from None
+
+    async def conversation_changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
+        return await conversations.conversation_changes(self.layout, conversation_id)
+
+    async def scan_history(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[ConversationRecord], str | None]:
+        return await conversations.scan_history(self.layout, cursor, limit)
 
     async def log_typing(
         self, conversation_id: str, by: str, user_id: str | None, until: datetime

@@ -23,9 +23,11 @@ from omnichannel_core.module import (
     NotFound,
     compact_json,
     format_timestamp,
+    parse_timestamp,
     utcnow,
 )
 from omnichannel_core.module.sqlite import append_audit, append_event
+from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store.erasure import (
     ERASED_ADDRESS,
@@ -36,6 +38,8 @@ from omnichannel_core.modules.inbox.store.erasure import (
     kept_media_ids,
     with_counts,
 )
+from omnichannel_core.modules.inbox.store.history import resolved_by_erasure
+from omnichannel_core.modules.inbox.store.sqlite.history import insert_change
 from omnichannel_core.modules.inbox.store.sqlite.rows import (
     conversation_from_row,
     fetch_contact,
@@ -134,6 +138,23 @@ def erase(connection: sqlite3.Connection, contact_id: str, audit: AuditEntry | N
         "UPDATE messages SET status = ?, in_doubt = 0 WHERE id = ?",
         [(DeliveryStatus.CANCELLED, entry["message_id"]) for entry in unsent],
     )
+    for conversation in conversations:  # each resolved by the erasure: kept in its history
+        change = resolved_by_erasure(
+            conversation_from_row(conversation), parse_timestamp(now), audit
+        )
+        if change is not None:
+            insert_change(connection, change)
+            append_event(
+                connection,
+                InboxEvent.CONVERSATION_UPDATED,
+                change.conversation_id,
+                change.conversation_id,
+                (change.assignee,),
+                now,
+                events.conversation_changes(
+                    {"status": change.previous_status}, {"status": change.status}, change
+                ),
+            )
     redacted_conversations = connection.execute(
         "UPDATE conversations SET address = ?, participants = '[]', status = ?,"
         " unread_count = 0, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))"

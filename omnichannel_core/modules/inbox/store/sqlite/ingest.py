@@ -3,12 +3,13 @@
 A message from a known sender takes four statements: one read of the sender's contact, its
 identities and its conversation on the channel; the message insert, which is also the dedupe
 (a duplicate inserts nothing and writes nothing else); the conversation update; and the
-``message.created`` event. A message that reopens a resolved conversation adds its
-``conversation.updated`` event (the status it had comes with the read that found the
-conversation). A new sender adds the inserts of its contact, identity and conversation. A
-message that names a thread (`omnichannel_core.modules.inbox.store.threads`) adds one read of
-the messages its refs name and one of their conversation. Every statement runs in the
-writer's transaction, under the write lock, so the whole ingest is one atomic step.
+``message.created`` event. A message that reopens a resolved conversation adds the entry
+of its history and its ``conversation.updated`` event (the status it had comes with the read
+that found the conversation). A new sender adds the inserts of its contact, identity and
+conversation. A message that names a thread
+(`omnichannel_core.modules.inbox.store.threads`) adds one read of the messages its refs name
+and one of their conversation. Every statement runs in the writer's transaction, under the
+write lock, so the whole ingest is one atomic step.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from omnichannel_core.modules.inbox import events
 from omnichannel_core.modules.inbox.events import InboxEvent
 from omnichannel_core.modules.inbox.store import stored_media, wrote_at
 from omnichannel_core.modules.inbox.store.erasure import erased_key
+from omnichannel_core.modules.inbox.store.history import reopened
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     apply_consent,
     find_sender,
     insert_contact,
     known_contact,
 )
+from omnichannel_core.modules.inbox.store.sqlite.history import insert_change
 from omnichannel_core.modules.inbox.store.sqlite.rows import InboundRows, stored_inbound
 from omnichannel_core.modules.inbox.store.threads import (
     belongs,
@@ -197,12 +200,20 @@ def ingest(
         conversation_id,
         (conversation["assignee"],),
         now,
-        events.message_created(channel, Direction.INBOUND, contact_id),
+        events.message_created(
+            channel,
+            Direction.INBOUND,
+            contact_id,
+            parse_timestamp(now),
+            automated=inbound.automated,
+        ),
     )
     # A message into a resolved conversation reopens it (the UPDATE above): the change is
     # logged after the message, as it happened, so whoever follows the conversation learns
     # it is open again. Only then: an ordinary message logs no conversation.updated.
     if place.status == ConversationStatus.RESOLVED:
+        change = reopened(conversation_id, conversation["assignee"], parse_timestamp(now))
+        insert_change(connection, change)
         append_event(
             connection,
             InboxEvent.CONVERSATION_UPDATED,
@@ -211,7 +222,7 @@ def ingest(
             (conversation["assignee"],),
             now,
             events.conversation_changes(
-                {"status": place.status}, {"status": conversation["status"]}
+                {"status": place.status}, {"status": conversation["status"]}, change
             ),
         )
     return message, contact, conversation, True

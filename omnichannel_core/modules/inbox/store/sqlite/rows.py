@@ -25,6 +25,7 @@ from omnichannel_core.module import (
 from omnichannel_core.module.sqlite import fetch_one
 from omnichannel_core.modules.inbox.store import Ingested
 from omnichannel_core.modules.inbox.store.erasure import erased_key
+from omnichannel_core.modules.inbox.store.history import author_from
 
 ContactRows = tuple[sqlite3.Row, list[Any]]
 """A contact's row and its identities' rows: read in the writer, made a model outside it."""
@@ -129,6 +130,7 @@ def message_from_row(row: sqlite3.Row) -> Message:
         send_at=None if row["send_at"] is None else parse_timestamp(row["send_at"]),
         attempts=row["attempts"],
         error_details=json.loads(row["error_details"]),
+        author=author_from(json.loads(row["author"] or "null")),
     )
 
 

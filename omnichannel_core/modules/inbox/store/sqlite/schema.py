@@ -219,4 +219,22 @@ INBOX_MIGRATIONS: tuple[SqliteMigration, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN attempted INTEGER NOT NULL DEFAULT 1;
     """,
+    # 14: who sent each outbound message (`models.Author`, JSON; none for messages stored
+    # before), and each conversation's history: every change of its status or assignee,
+    # kept for good (`store.history`), which the dashboard is rebuilt from.
+    """
+    ALTER TABLE messages ADD COLUMN author TEXT;
+    CREATE TABLE conversation_changes (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        previous_status TEXT NOT NULL,
+        assignee TEXT,
+        previous_assignee TEXT,
+        by TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX conversation_changes_by_conversation
+        ON conversation_changes (conversation_id, at, id);
+    """,
 )

@@ -17,9 +17,12 @@ from omnichannel_core.channel import InboundMessage, StatusUpdate
 from omnichannel_core.module import (
     UNSET,
     AuditEntry,
+    Author,
     Conflict,
     Contact,
     Conversation,
+    ConversationChange,
+    ConversationRecord,
     ConversationStatus,
     DeliveryStatus,
     Direction,
@@ -48,6 +51,7 @@ from omnichannel_core.modules.inbox.store import (
     Ingested,
     StatusApplied,
 )
+from omnichannel_core.modules.inbox.store.history import author_fields, change_of
 from omnichannel_core.modules.inbox.store.outbox import REPLY
 from omnichannel_core.modules.inbox.store.sqlite.contact_book import SqliteContacts
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
@@ -55,6 +59,7 @@ from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     upsert_contact,
     upsert_conversation,
 )
+from omnichannel_core.modules.inbox.store.sqlite.history import insert_change, read_changes, scan
 from omnichannel_core.modules.inbox.store.sqlite.ingest import ingest
 from omnichannel_core.modules.inbox.store.sqlite.media import replace_media
 from omnichannel_core.modules.inbox.store.sqlite.outbox import SqliteOutbox, enqueue
@@ -129,8 +134,10 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
         expected_assignee: str | None = UNSET,
         send_at: datetime | None = None,
         priority: int = REPLY,
+        author: Author | None = None,
     ) -> tuple[Message, bool]:
         scheduled = None if send_at is None else format_timestamp(send_at)
+        author_json = None if author is None else compact_json(author_fields(author))
 
         def write(connection: sqlite3.Connection) -> tuple[Message, bool]:
             if idempotency_key is not None:
@@ -145,12 +152,13 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                     "the conversation's assignee changed meanwhile; read it again",
                     assignee=conversation.assignee,
                 )
-            now = format_timestamp(utcnow())
+            moment = utcnow()
+            now = format_timestamp(moment)
             message_id = new_id("msg")
             connection.execute(
                 "INSERT INTO messages (id, conversation_id, contact_id, channel, direction,"
                 " status, text, media, idempotency_key, metadata, created_at, updated_at,"
-                " send_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " send_at, author) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     conversation.id,
@@ -165,6 +173,7 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                     now,
                     now,
                     scheduled,
+                    author_json,
                 ),
             )
             enqueue(connection, message_id, conversation.id, max(scheduled or now, now), priority)
@@ -180,7 +189,11 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                 (conversation.assignee,),
                 now,
                 events.message_created(
-                    conversation.channel, Direction.OUTBOUND, conversation.contact_id
+                    conversation.channel,
+                    Direction.OUTBOUND,
+                    conversation.contact_id,
+                    moment,
+                    author,
                 ),
             )
             return fetch_message(connection, message_id), True
@@ -344,6 +357,7 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
         unread_count: int = UNSET,
         expected_assignee: str | None = UNSET,
         audit: AuditEntry | None = None,
+        by: Author | None = None,
     ) -> Conversation:
         def write(connection: sqlite3.Connection) -> Conversation:
             current = fetch_conversation(connection, conversation_id)
@@ -354,10 +368,12 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                 )
             if audit is not None:
                 append_audit(connection, audit)
-            now = format_timestamp(utcnow())
+            moment = utcnow()
+            now = format_timestamp(moment)
             new_assignee = current.assignee if assignee is UNSET else assignee
+            status_after = current.status if status is UNSET else ConversationStatus(status)
             after = {
-                "status": current.status if status is UNSET else ConversationStatus(status),
+                "status": status_after,
                 "assignee": new_assignee,
                 "unread_count": current.unread_count if unread_count is UNSET else unread_count,
             }
@@ -371,6 +387,8 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                 " updated_at = ? WHERE id = ?",
                 (after["status"], after["assignee"], after["unread_count"], now, conversation_id),
             )
+            change = change_of(current, status_after, new_assignee, moment, by)
+            insert_change(connection, change)
             assignees = (new_assignee, current.assignee)
             append_event(
                 connection,
@@ -379,11 +397,23 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                 conversation_id,
                 assignees if new_assignee != current.assignee else (new_assignee,),
                 now,
-                events.conversation_changes(before, after),
+                events.conversation_changes(before, after, change),
             )
             return fetch_conversation(connection, conversation_id)
 
         return await self.database.write(write)
+
+    async def conversation_changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
+        def read(connection: sqlite3.Connection) -> tuple[ConversationChange, ...]:
+            fetch_conversation(connection, conversation_id)  # NotFound for an unknown id
+            return read_changes(connection, conversation_id)
+
+        return await self.database.read(read)
+
+    async def scan_history(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[ConversationRecord], str | None]:
+        return await self.database.read(lambda connection: scan(connection, cursor, limit))
 
     async def list_conversations(
         self,

@@ -1,0 +1,230 @@
+"""A period's figures: the rollups summed into the report's buckets (hours or days of the
+business's zone), with percentiles from the duration histograms and the waits breaching the
+target now added to the bucket where each started."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from omnichannel_core.modules.dashboard.durations import percentile
+from omnichannel_core.modules.dashboard.records import (
+    AGENT,
+    CHANNEL,
+    HISTOGRAMS,
+    NO_AGENT,
+    NO_BIN,
+    TOTAL,
+    DayRow,
+    Interval,
+    Metric,
+)
+from omnichannel_core.modules.dashboard.store import DashboardStore, RollupRow
+from omnichannel_core.modules.dashboard.views import (
+    AgentFigures,
+    Bucket,
+    ChannelFigures,
+    Durations,
+    Figures,
+    Report,
+)
+
+
+def bucket_starts(first: date, last: date, interval: Interval, zone: ZoneInfo) -> list[datetime]:
+    """The UTC starts of the report's buckets from ``first`` to ``last`` (local dates,
+    both included), then the end: each local midnight, or each local hour (a day of a
+    daylight-saving change has 23 or 25 of them)."""
+    start = datetime.combine(first, time(), zone).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
+    if interval is Interval.HOUR:
+        hours = int((end - start).total_seconds() // 3600)
+        return [start + timedelta(hours=n) for n in range(hours + 1)]
+    days = (last - first).days + 1
+    return [
+        datetime.combine(first + timedelta(days=n), time(), zone).astimezone(UTC)
+        for n in range(days + 1)
+    ]
+
+
+@attrs.define
+class Tally:
+    """What a bucket (or a total) adds up to, as the rows are read."""
+
+    counts: dict[Metric, int] = attrs.field(factory=lambda: defaultdict(int))
+    histograms: dict[Metric, dict[int, int]] = attrs.field(
+        factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+
+    def add(self, metric: Metric, bin_index: int, count: int) -> None:
+        if metric in HISTOGRAMS:
+            self.histograms[metric][bin_index] += count
+        else:
+            self.counts[metric] += count
+
+    def figures(self) -> Figures:
+        return Figures(
+            conversations_opened=self.counts[Metric.OPENED],
+            conversations_resolved=self.counts[Metric.RESOLVED],
+            messages_in=self.counts[Metric.MESSAGES_IN],
+            messages_out=self.counts[Metric.MESSAGES_OUT],
+            first_response=_durations(self.histograms[Metric.FIRST_RESPONSE]),
+            resolution=_durations(self.histograms[Metric.RESOLUTION]),
+            sla_breaches=self.counts[Metric.SLA_BREACHED],
+        )
+
+
+def _durations(bins: dict[int, int]) -> Durations:
+    return Durations(sum(bins.values()), percentile(bins, 0.5), percentile(bins, 0.9))
+
+
+def _summed(rows: Iterable[RollupRow], size: int) -> tuple[list[Tally], Tally]:
+    buckets = [Tally() for _ in range(size)]
+    total = Tally()
+    for row in rows:
+        buckets[row.bucket].add(row.metric, row.bin, row.count)
+        total.add(row.metric, row.bin, row.count)
+    return buckets, total
+
+
+def _grouped(rows: Iterable[RollupRow], key: str) -> dict[str, Tally]:
+    groups: dict[str, Tally] = defaultdict(Tally)
+    for row in rows:
+        groups[getattr(row, key)].add(row.metric, row.bin, row.count)
+    return groups
+
+
+@attrs.frozen
+class Period:
+    """What a report covers: local days ``first`` to ``last``, in hours or days, of a
+    channel or an agent, or of all."""
+
+    first: date
+    last: date
+    interval: Interval
+    channel: str | None = None
+    agent: str | None = None
+
+
+async def report(
+    store: DashboardStore, query: Period, zone: ZoneInfo, sla: timedelta, now: datetime
+) -> Report:
+    """The report (docs/dashboard.md, "Over a period")."""
+    starts = bucket_starts(query.first, query.last, query.interval, zone)
+    channel, agent = query.channel, query.agent
+    late = await _breaching(store, query, starts, now - sla)
+    if query.interval is Interval.DAY and not (channel and agent):
+        buckets, total, by_channel, by_agent = await _by_days(store, query, starts, late)
+    else:
+        rows = await store.rollups(starts, channel, agent)
+        buckets, total = _summed([*rows, *late], len(starts) - 1)
+        by_channel = _grouped(
+            [*await store.rollups(starts, channel, agent, by_channel=True), *late], "channel"
+        )
+        by_agent = _grouped(
+            [*await store.rollups(starts, channel, agent, by_agent=True), *late], "agent"
+        )
+    return Report(
+        timezone=zone.key,
+        interval=query.interval,
+        start=query.first.isoformat(),
+        end=query.last.isoformat(),
+        first_response_sla_minutes=int(sla.total_seconds() // 60),
+        as_of=now,
+        totals=total.figures(),
+        buckets=tuple(
+            Bucket(
+                tally.figures(),
+                start=start.astimezone(zone).isoformat(),
+                end=end.astimezone(zone).isoformat(),
+            )
+            for start, end, tally in zip(starts, starts[1:], buckets, strict=False)
+        ),
+        channels=tuple(
+            ChannelFigures(name, tally.figures()) for name, tally in sorted(by_channel.items())
+        ),
+        agents=tuple(
+            AgentFigures(tally.figures(), user_id=name or None)
+            for name, tally in sorted(by_agent.items())
+        ),
+    )
+
+
+async def _by_days(
+    store: DashboardStore, query: Period, starts: list[datetime], late: list[RollupRow]
+) -> tuple[list[Tally], Tally, dict[str, Tally], dict[str, Tally]]:
+    """A daily report from the days' rows: the total's, or the one channel's or agent's
+    asked for, with the breakdown the days keep (per channel, per agent); the breakdown
+    of one channel by agent (or of one agent by channel) is the quarter hours'."""
+    days = (query.last - query.first).days + 1
+    rows = await store.days(query.first, query.last)
+    focus = TOTAL
+    if query.channel is not None:
+        focus = CHANNEL + query.channel
+    elif query.agent is not None:
+        focus = AGENT + query.agent
+    buckets, total = _summed(
+        [
+            *(
+                RollupRow((row.day - query.first).days, "", "", row.metric, index, count)
+                for row in rows
+                if row.dimension == focus
+                for index, count in _counts(row)
+            ),
+            *late,
+        ],
+        days,
+    )
+
+    def breakdown(prefix: str, key: str) -> dict[str, Tally]:
+        groups: dict[str, Tally] = defaultdict(Tally)
+        for row in rows:
+            if row.dimension.startswith(prefix):
+                name = row.dimension.removeprefix(prefix)
+                for index, count in _counts(row):
+                    groups[name].add(row.metric, index, count)
+        for each in late:
+            groups[getattr(each, key)].add(each.metric, each.bin, each.count)
+        return groups
+
+    if query.channel is not None:
+        by_channel = {query.channel: total}
+        by_agent = _grouped(
+            [*await store.rollups(starts, query.channel, by_agent=True), *late], "agent"
+        )
+    elif query.agent is not None:
+        by_agent = {query.agent: total}
+        by_channel = _grouped(
+            [*await store.rollups(starts, agent=query.agent, by_channel=True), *late], "channel"
+        )
+    else:
+        by_channel, by_agent = breakdown(CHANNEL, "channel"), breakdown(AGENT, "agent")
+    return buckets, total, by_channel, by_agent
+
+
+def _counts(row: DayRow) -> list[tuple[int, int]]:
+    """A day row as (bin, count) pairs: its histogram's, or its count alone."""
+    return list(row.bins.items()) if row.metric in HISTOGRAMS else [(NO_BIN, row.count)]
+
+
+async def _breaching(
+    store: DashboardStore, query: Period, starts: list[datetime], before: datetime
+) -> list[RollupRow]:
+    """The waits running now that started before ``before`` (past the target), as rows
+    of the buckets they started in: a breach counts from the moment the target passes,
+    not only once it is answered."""
+    late: list[RollupRow] = []
+    if before <= starts[0]:
+        return late
+    for clock in await store.clocks(starts[0], min(before, starts[-1])):
+        agent = clock.assignee or NO_AGENT
+        if query.channel not in (None, clock.channel) or query.agent not in (None, agent):
+            continue
+        index = bisect_right(starts, clock.started) - 1
+        if 0 <= index < len(starts) - 1:
+            late.append(RollupRow(index, clock.channel, agent, Metric.SLA_BREACHED, NO_BIN, 1))
+    return late
