@@ -126,6 +126,8 @@ def test_agents_may_not_read_the_dashboard(server: ServerProcess, admin: httpx.C
         ({"start": "2026-02-10", "end": "2026-02-01"}, "start"),
         ({"start": "2026-01-01", "end": "2026-03-01", "interval": "hour"}, "start"),
         ({"interval": "minute"}, "interval"),
+        ({"start": "9999-12-31", "end": "9999-12-31"}, "end"),  # its end: past the calendar
+        ({"end": "0001-01-02"}, "end"),
     ],
 )
 def test_a_bad_period_is_a_400_naming_it(admin: httpx.Client, params: dict, named: str) -> None:

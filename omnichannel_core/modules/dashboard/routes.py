@@ -32,6 +32,9 @@ read-scoped API key has none)."""
 MAX_DAYS = {Interval.HOUR: 31, Interval.DAY: 366}
 """The longest period a report covers, per interval (744 hours; a year of days)."""
 DEFAULT_DAYS = 7
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9999, 12, 30)
+"""The days a report may name: a day more inside the calendar's ends, so that its bounds in
+any time zone are still dates."""
 
 Business = Callable[[], Awaitable[tuple[ZoneInfo, timedelta]]]
 """The business's zone and first response target, as the settings say now."""
@@ -101,9 +104,12 @@ def _day(text: str | None, name: str) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{name}: not a date like 2026-01-31", parameter=name) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"{name}: a day from {FIRST_DAY} to {LAST_DAY}", parameter=name)
+    return day
 
 
 def period_of(query: ReportQuery, today: date) -> Period:
