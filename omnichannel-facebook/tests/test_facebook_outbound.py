@@ -467,7 +467,9 @@ def test_send_to_unreachable_graph_is_retried_by_the_outbox(unreachable_server):
     error; the outbox then makes more attempts, the message still queued with it."""
     payload = {"to": unique_psid(), "text": "x", "metadata": {"message_tag": "HUMAN_AGENT"}}
     with unreachable_server.client() as client:
-        response = send(client, payload, headers={"Prefer": "wait=3"})  # still failing then
+        # a message being retried is answered when the wait is over: long enough for the
+        # channel's own tries (1.75 s of backoff) on a loaded machine
+        response = client.post(SEND, json=payload, headers={"Prefer": "wait=8"}, timeout=30)
         assert response.status_code == 502, response.text
         body = response.json()
         assert (body["error"], body["code"]) == ("provider_unavailable", "unreachable")
