@@ -64,3 +64,14 @@ def test_passwords_hash_check_and_strength():
     for weak in ("short", None, "x" * 2000):
         with pytest.raises(InvalidInput):
             passwords.check_strength(weak)
+
+
+def test_the_unknown_users_hash_costs_what_a_users_does():
+    """The hash a login with an unknown email is checked against has the parameters new
+    hashes get (so the check takes as long), and is written in the code, not made as each
+    process starts: no password a user would type matches it."""
+    decoy = passwords.unknown_user_hash()
+    assert not passwords.needs_rehash(decoy)
+    assert decoy == passwords._UNKNOWN_USER_HASH  # nothing hashed at start-up
+    assert not passwords.password_matches(decoy, "a long enough password")
+    assert not passwords.password_matches(None, "a long enough password")  # checked against it

@@ -167,10 +167,8 @@ class Access:
         await self._reserve_attempt(address)
         found = await self.store.user_credentials(address)
         credentials = found if found is not None and found.user.active else None
-        checked_hash = (
-            passwords.UNKNOWN_USER_HASH if credentials is None else credentials.password_hash
-        )
-        matches = await asyncio.to_thread(passwords.password_matches, checked_hash, password)
+        checked = None if credentials is None else credentials.password_hash
+        matches = await asyncio.to_thread(passwords.password_matches, checked, password)
         if credentials is None or not matches:
             await self._audit(None, "auth.login_failed", "user", None, {"email": address}, client)
             raise Unauthenticated("the email or password is not right")
