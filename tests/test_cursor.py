@@ -20,7 +20,7 @@ from omnichannel_core.testing.server import ServerProcess
 from tests.store_contract.paging import FORGED_AT, FORGED_ID_BODY, forged_keys
 from tests.support.signing import inbound_message, post_webhook, unique
 
-LISTS = ["contacts", "conversations", "messages", "users", "api-keys", "audit"]
+LISTS = ["contacts", "conversations", "messages", "history", "users", "api-keys", "audit"]
 FORGED = forged_keys("ct")
 
 
@@ -49,6 +49,9 @@ def lists(server: ServerProcess) -> dict[str, tuple[str, str]]:
     with server.client() as client:
         assert post_webhook(client, inbound_message(unique("+1555"))).status_code == 200
         conversation = client.get("/api/conversations").json()["items"][0]["id"]
+        for status in ("pending", "open"):  # two changes: a history of two pages of one
+            changed = client.patch(f"/api/conversations/{conversation}", json={"status": status})
+            assert changed.status_code == 200
         key = {"name": "cursor-test", "scopes": ["read"]}
         assert client.post("/api/api-keys", json=key).status_code == 201
         user = {"email": f"{unique('c')}@example.com", "display_name": "C", "role": "agent"}
@@ -58,6 +61,7 @@ def lists(server: ServerProcess) -> dict[str, tuple[str, str]]:
         "contacts": ("/api/contacts", "ct"),
         "conversations": ("/api/conversations", "cv"),
         "messages": (f"/api/conversations/{conversation}/messages", "msg"),
+        "history": (f"/api/conversations/{conversation}/history", "chg"),
         "users": ("/api/users", "usr"),
         "api-keys": ("/api/api-keys", "key"),
         "audit": ("/api/audit", "aud"),

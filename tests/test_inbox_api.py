@@ -1,5 +1,5 @@
-"""The inbox API through the real server: contacts, conversations, paged messages, replies
-sent out through the conversation's channel, and idempotent replies."""
+"""The inbox API through the real server: contacts, conversations, paged messages and
+history, replies sent out through the conversation's channel, and idempotent replies."""
 
 from __future__ import annotations
 
@@ -325,6 +325,88 @@ def test_messages_of_unknown_conversation_is_404(client):
     """Listing the messages of an unknown conversation is a JSON 404."""
     assert client.get("/api/conversations/cv_nope/messages").status_code == 404
     assert client.get("/api/messages/msg_nope").status_code == 404
+
+
+# history ---------------------------------------------------------------------------------
+
+
+def test_history_is_cursor_paged_oldest_first(client):
+    """Seven changes of status and assignee read three at a time come back oldest first,
+    none repeated or skipped, each with who made it; the last page's cursor is null, and a
+    page of exactly the rest ends the list too."""
+    conversation = new_conversation(client)
+    path = f"/api/conversations/{conversation['id']}"
+    agent = create_user(client, "agent")["id"]
+    bodies = [
+        {"assignee": agent},
+        {"status": "pending"},
+        {"status": "open"},
+        {"status": "resolved"},
+        {"assignee": None},
+        {"status": "open"},
+        {"status": "pending"},
+    ]
+    for body in bodies:
+        assert client.patch(path, json=body).status_code == 200
+    pages = all_pages(client, f"{path}/history", 3)
+    assert [len(page) for page in pages] == [3, 3, 1]
+    changes = [change for page in pages for change in page]
+    assert [(c["status"], c["assignee"]) for c in changes] == [
+        ("open", agent),
+        ("pending", agent),
+        ("open", agent),
+        ("resolved", agent),
+        ("resolved", None),
+        ("open", None),
+        ("pending", None),
+    ]
+    assert len({c["id"] for c in changes}) == 7
+    assert all(c["by"]["kind"] == "api_key" for c in changes)
+    assert [c["at"] for c in changes] == sorted(c["at"] for c in changes)
+    assert all_pages(client, f"{path}/history", 7) == [changes]  # full: no empty page after
+    whole = client.get(f"{path}/history").json()  # the default page holds them all
+    assert (whole["items"], whole["next_cursor"]) == (changes, None)
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor!!", "eyJ4IjoxfQ", "W10", "%%%", "W1sxXSwyXQ"])
+def test_history_bad_cursor_is_400(client, cursor):
+    """A cursor the server did not make is a JSON 400 naming the cursor."""
+    conversation = new_conversation(client)
+    response = client.get(
+        f"/api/conversations/{conversation['id']}/history", params={"cursor": cursor}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_input"
+    assert response.json()["parameter"] == "cursor"
+
+
+def test_history_refuses_a_cursor_of_the_messages(client):
+    """A real cursor of the conversation's messages is no position in its history: 400."""
+    sender = unique("+1555")
+    write_in(client, sender, "one")
+    write_in(client, sender, "two")
+    path = f"/api/conversations/{conversation_of(client, sender)['id']}"
+    cursor = client.get(f"{path}/messages", params={"limit": 1}).json()["next_cursor"]
+    assert cursor is not None
+    response = client.get(f"{path}/history", params={"cursor": cursor})
+    assert response.status_code == 400
+    assert response.json()["parameter"] == "cursor"
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "abc"])
+def test_history_limit_out_of_range_is_400(client, limit):
+    """limit must be a whole number from 1 to 200, as on every list."""
+    conversation = new_conversation(client)
+    response = client.get(
+        f"/api/conversations/{conversation['id']}/history", params={"limit": limit}
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "limit"
+
+
+def test_history_of_unknown_conversation_is_404(client):
+    """The history of an unknown conversation is a JSON 404."""
+    assert client.get("/api/conversations/cv_nope/history").status_code == 404
 
 
 # replies ---------------------------------------------------------------------------------

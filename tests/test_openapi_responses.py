@@ -146,6 +146,23 @@ def test_every_operation_answers_as_documented(server, receiver: FakeProvider, c
     history_template = "/api/conversations/{conversation_id}/history"
     history = contract.check(client.get(f"{conversation_path}/history"), "get", history_template)
     assert [change["status"] for change in history["items"]] == ["pending"]
+    assert history["next_cursor"] is None
+    for status in ("open", "pending"):  # back where it was, two more changes in its history
+        assert client.patch(conversation_path, json={"status": status}).status_code == 200
+    first = contract.check(
+        client.get(f"{conversation_path}/history", params={"limit": 2}), "get", history_template
+    )
+    assert first["next_cursor"]
+    rest = contract.check(
+        client.get(f"{conversation_path}/history", params={"cursor": first["next_cursor"]}),
+        "get",
+        history_template,
+    )
+    assert rest["next_cursor"] is None
+    statuses = [change["status"] for change in first["items"] + rest["items"]]
+    assert statuses == ["pending", "open", "pending"]
+    forged = client.get(f"{conversation_path}/history", params={"cursor": "W10"})
+    assert contract.check(forged, "get", history_template)["parameter"] == "cursor"
     missing = client.get("/api/conversations/cv_unknown/history")
     assert contract.check(missing, "get", history_template)["error"] == "not_found"
 

@@ -524,7 +524,24 @@ def test_the_index_file_declares_the_store_composite_indexes():
     assert ("parked_statuses", "expire_at") in ttl
 
 
-@pytest.mark.parametrize("prefix", ["ct", "cv", "msg", "usr", "key", "aud"])
+def test_the_history_pages_on_the_automatic_index_of_its_time():
+    """A conversation's history (its ``changes`` subcollection, unfiltered, by ``at`` then
+    id) is served by Firestore's automatic single-field index on ``at``, which orders ties
+    by document name in the same direction: it needs no composite index, only that no
+    field override of firestore.indexes.json turns that one off."""
+    declared = json.loads((Path(__file__).parents[1] / "firestore.indexes.json").read_text())
+    overrides = [
+        override
+        for override in declared["fieldOverrides"]
+        if override["collectionGroup"] == "changes" and override["fieldPath"] in ("at", "*")
+    ]
+    assert all(
+        any(index.get("order") == "ASCENDING" for index in override["indexes"])
+        for override in overrides
+    )
+
+
+@pytest.mark.parametrize("prefix", ["ct", "cv", "msg", "chg", "usr", "key", "aud"])
 def test_page_cursors_decode_only_to_positions_of_their_list(prefix):
     """The Firestore lists' cursor decoding (firestore_paging.decode_position) refuses a
     cursor of the right shape that a list of ``prefix`` ids never makes (``["", ""]``,

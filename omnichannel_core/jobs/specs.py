@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -119,6 +119,10 @@ class Subscriber:
     :param name: ``module.subscriber``, unique; its cursor is kept under this name.
     :param handle: ``async def handle(event: Event) -> None``; it may be called again for an
         event it already handled (after a crash): make it idempotent.
+    :param handle_batch: instead of ``handle``: ``async def handle_batch(events:
+        Sequence[Event]) -> None``, given the wanted events of each read of the log (up to
+        100, in order) at once, for a handler that writes them in one transaction. A batch
+        that raises is handed over again whole; the same idempotence is asked of it.
     :param types: the event types it wants (others are skipped, not handed to it); None: all.
     :param start: where a subscriber with no cursor yet starts: ``"latest"`` (what happens
         from now on), ``"oldest"`` (every event the log still keeps), or ``"rebuild"`` (its
@@ -131,7 +135,7 @@ class Subscriber:
     """
 
     name: str = attrs.field(validator=_name)
-    handle: Callable[[Event], Awaitable[None]]
+    handle: Callable[[Event], Awaitable[None]] | None = None
     types: frozenset[str] | None = attrs.field(default=None, converter=_event_types)
     start: str = attrs.field(
         default=START_LATEST,
@@ -139,8 +143,11 @@ class Subscriber:
     )
     resync: Callable[[], Awaitable[None]] | None = None
     description: str = ""
+    handle_batch: Callable[[Sequence[Event]], Awaitable[None]] | None = None
 
     def __attrs_post_init__(self) -> None:
+        if (self.handle is None) == (self.handle_batch is None):
+            raise ValueError(f"subscriber {self.name!r}: give one of handle and handle_batch")
         if self.start == START_REBUILD and self.resync is None:
             raise ValueError(f"subscriber {self.name!r} starts with a rebuild: give resync")
 

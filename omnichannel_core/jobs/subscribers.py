@@ -1,5 +1,6 @@
 """One event subscriber's feed: the event log, in order, from the subscriber's own cursor,
-handed to its handler one event at a time, at least once.
+handed to its handler one event at a time (or each read's events at once, to a
+``handle_batch``), at least once.
 
 The cursor (and the handler's failures) is kept in the store
 (`omnichannel_core.store.protocols.SubscriberState`): after each batch, and whenever a
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
@@ -116,12 +118,17 @@ class SubscriberFeed:
 
     async def _feed(self, events: list[Event], control: JobControl) -> None:
         assert self.state is not None
+        if self.subscriber.handle_batch is not None:
+            await self._feed_batch(self.subscriber.handle_batch, events, control)
+            return
+        assert self.subscriber.handle is not None
         cursor = self.state.cursor
         for event in events:
             if control.stopping:
                 break  # keep what was handled; the rest is handed over next time
             if self.subscriber.wants(event):
-                outcome = await self._handle(event, control, cursor)
+                deliver = functools.partial(self.subscriber.handle, event)
+                outcome = await self._handle(deliver, [event], control, cursor)
                 if outcome is _Outcome.STOPPING:
                     break
                 if outcome is _Outcome.BEHIND:
@@ -131,14 +138,40 @@ class SubscriberFeed:
         if cursor != self.state.cursor:
             await self._save(cursor, failures=0, error=None)
 
-    async def _handle(self, event: Event, control: JobControl, cursor: str | None) -> _Outcome:
-        """Hand ``event`` over until it is handled, the runner stops, or retention marks the
-        subscriber behind."""
+    async def _feed_batch(
+        self,
+        handle_batch: Callable[[Sequence[Event]], Awaitable[None]],
+        events: list[Event],
+        control: JobControl,
+    ) -> None:
+        assert self.state is not None
+        wanted = [event for event in events if self.subscriber.wants(event)]
+        if wanted and not control.stopping:
+            deliver = functools.partial(handle_batch, tuple(wanted))  # the same on each try
+            outcome = await self._handle(deliver, wanted, control, self.state.cursor)
+            if outcome is _Outcome.STOPPING:
+                return
+            if outcome is _Outcome.BEHIND:
+                await self._resync()
+                return
+        elif control.stopping:
+            return
+        await self._save(events[-1].cursor, failures=0, error=None)
+
+    async def _handle(
+        self,
+        deliver: Callable[[], Awaitable[None]],
+        events: list[Event],
+        control: JobControl,
+        cursor: str | None,
+    ) -> _Outcome:
+        """Hand ``events`` over (``deliver``) until they are handled, the runner stops, or
+        retention marks the subscriber behind; ``cursor`` is the one before them."""
         pause = FIRST_RETRY_SECONDS
         failures = 0
         while True:
             try:
-                await self.subscriber.handle(event)
+                await deliver()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -146,8 +179,9 @@ class SubscriberFeed:
                 log.exception(
                     "subscriber_failed",
                     subscriber=self.name,
-                    event_type=event.type,
-                    cursor=event.cursor,
+                    event_type=events[0].type,
+                    cursor=events[0].cursor,
+                    events=len(events),
                     failures=failures,
                 )
                 if await self._marked_behind():
@@ -159,7 +193,7 @@ class SubscriberFeed:
                 pause = min(pause * 2, LAST_RETRY_SECONDS)
                 continue
             if failures:
-                await self._save(event.cursor, failures=0, error=None)
+                await self._save(events[-1].cursor, failures=0, error=None)
             return _Outcome.HANDLED
 
     async def _marked_behind(self) -> bool:

@@ -452,13 +452,14 @@ class EventsContract(StoreFixtures):
             (
                 "conversation.updated",
                 {
+                    **sms,
                     "changes": {"assignee": [None, "usr_a"], "unread_count": [1, 0]},
                     **entry(assigned),
                 },
             ),
             (
                 "conversation.updated",
-                {"changes": {"status": ["open", "resolved"]}, **entry(resolved)},
+                {**sms, "changes": {"status": ["open", "resolved"]}, **entry(resolved)},
             ),
             ("contact.updated", {"fields": ["display_name", "tags"]}),
         ]
@@ -474,6 +475,7 @@ class EventsContract(StoreFixtures):
                 **at(stop.message),
             },
             ("conversation.updated", conversation_id): {
+                **sms,
                 "changes": {"status": ["resolved", "open"]},
                 **entry(reopened),
             },

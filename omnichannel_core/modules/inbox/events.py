@@ -13,7 +13,7 @@ type                        record       data
 ``message.status_changed``  message      ``channel``, ``status`` (now), ``previous``
 ``message.updated``         message      ``channel``, ``fields``: what changed (``media``:
                                          a provider's media is now kept by the server)
-``conversation.updated``    conversation ``changes``: ``{field: [before, after]}`` for
+``conversation.updated``    conversation ``channel``; ``changes``: ``{field: [before, after]}`` for
                                          ``status``, ``assignee``, ``unread_count``
                                          (a reopening contact's message: ``status``
                                          alone, ``["resolved", "open"]``);
@@ -134,16 +134,20 @@ def attempt_failed(
 
 
 def conversation_changes(
-    before: dict[str, Any], after: dict[str, Any], change: ConversationChange | None = None
+    channel: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    change: ConversationChange | None = None,
 ) -> dict[str, Any]:
-    """``{"changes": {field: [before, after]}}`` for the fields that differ, and the
-    ``change_id`` and ``at`` of the history's entry when the status or assignee moved."""
+    """The conversation's ``channel`` and ``{"changes": {field: [before, after]}}`` for the
+    fields that differ, and the ``change_id`` and ``at`` of the history's entry when the
+    status or assignee moved."""
     changes = {
         name: [_plain(before[name]), _plain(after[name])]
         for name in after
         if before[name] != after[name]
     }
-    data: dict[str, Any] = {"changes": changes}
+    data: dict[str, Any] = {"channel": channel, "changes": changes}
     if change is not None:
         data["change_id"] = change.id
         data["at"] = format_timestamp(change.at)

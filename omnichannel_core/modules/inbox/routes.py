@@ -21,7 +21,6 @@ from omnichannel_core.module import (
     Message,
     ModuleContext,
     Operation,
-    Page,
     PageOf,
     PageQuery,
     Principal,
@@ -277,18 +276,20 @@ class ConversationTyping(_InboxResource):
 
 
 class ConversationHistory(_InboxResource):
-    """``GET /api/conversations/{conversation_id}/history``: each change of the
-    conversation's status or assignee, kept for good (the event log is pruned)."""
+    """``GET /api/conversations/{conversation_id}/history`` (cursor-paged, oldest first):
+    each change of the conversation's status or assignee, kept for good (the event log is
+    pruned)."""
 
     operations = {
         "GET": Operation(
             "List a conversation's changes of status and assignee, oldest first",
             permission=CONVERSATIONS_READ,
+            query=PageQuery,
             responses={
                 200: Response(
                     PageOf(ConversationChange),
-                    "Every change, in one page: who made it (`by`: null for the contact,"
-                    " whose message reopened it) and when.",
+                    "One page of changes, oldest first: who made each (`by`: null for the"
+                    " contact, whose message reopened it) and when.",
                 )
             },
             errors=("NotFound",),
@@ -303,8 +304,9 @@ class ConversationHistory(_InboxResource):
     ) -> None:
         if req.context.principal.is_agent:
             await self.visible_conversation(req, conversation_id)
-        changes = await self.store.conversation_changes(conversation_id)
-        resp.media = to_json(Page(list(changes), None))
+        query: PageQuery = req.context.query
+        page = await self.store.list_changes(conversation_id, query.cursor, query.limit)
+        resp.media = to_json(page)
 
 
 class MessageItem(_InboxResource):

@@ -477,7 +477,13 @@ class InboxStore(OutboxStore, Protocol):
     async def conversation_changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
         """The conversation's history, oldest first: each change of its status or assignee
         (update_conversation's, and a contact's message reopening it). NotFound for an
-        unknown conversation."""
+        unknown conversation. Whole: for a rebuild (`services.InboxHistory`); the API pages
+        it with ``list_changes``."""
+
+    async def list_changes(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        """One page of the conversation's history, oldest first (by ``at``, then id), the
+        changes ``conversation_changes`` reads whole. NotFound for an unknown conversation;
+        InvalidInput for a cursor no page of this list could have made."""
 
     async def scan_history(
         self, cursor: str | None, limit: int

@@ -1,5 +1,6 @@
-"""Conversations on Firestore: changes made through the API (with their audit entry),
-typing, the conversation at an address, the filtered list, and a conversation's messages."""
+"""Conversations on Firestore: changes made through the API (with their audit entry) and
+their history, typing, the conversation at an address, the filtered list, and a
+conversation's messages."""
 
 from __future__ import annotations
 
@@ -40,7 +41,12 @@ from omnichannel_core.modules.inbox.store.firestore.documents import (
     read_conversation,
     read_message,
 )
-from omnichannel_core.modules.inbox.store.history import change_fields, change_from, change_of
+from omnichannel_core.modules.inbox.store.history import (
+    CHANGE_PREFIX,
+    change_fields,
+    change_from,
+    change_of,
+)
 
 
 async def update_conversation(
@@ -89,6 +95,7 @@ async def update_conversation(
         conversation_id,
         (changed.assignee, current.assignee) if moved else (changed.assignee,),
         events.conversation_changes(
+            current.channel,
             {name: getattr(current, name) for name in fields},
             {name: getattr(changed, name) for name in fields},
             change,
@@ -115,6 +122,24 @@ async def conversation_changes(
     read_conversation(await layout.conversation(conversation_id).get())
     query = layout.changes(conversation_id).order_by("at").order_by("__name__")
     return tuple([_change(snapshot) async for snapshot in query.stream()])
+
+
+async def list_changes(
+    layout: Layout, conversation_id: str, cursor: str | None, limit: int
+) -> Page:
+    """One page of the conversation's history, oldest first; NotFound for an unknown
+    conversation (read beside the page, in the same round trip). The conversation's own
+    subcollection, unfiltered, ordered by ``at`` then id: the automatic single-field index
+    on ``at`` serves it, no composite index."""
+    decode_position(cursor, CHANGE_PREFIX)
+    changes = layout.changes(conversation_id)
+    keyset = KeysetQuery(changes, changes, "at", descending=False, id_prefix=CHANGE_PREFIX)
+    conversation, page = await asyncio.gather(
+        layout.conversation(conversation_id).get(),
+        keyset.page(cursor, limit, _change),
+    )
+    read_conversation(conversation)
+    return page
 
 
 async def scan_history(

@@ -206,7 +206,8 @@ async def _redact_conversations(
         if not snapshot.exists:
             continue
         data = snapshot.to_dict() or {}
-        change = resolved_by_erasure(read_conversation(snapshot), utcnow(), audit)
+        conversation = read_conversation(snapshot)
+        change = resolved_by_erasure(conversation, utcnow(), audit)
         if change is not None:  # resolved by the erasure: kept in its history
             queue_change(transaction, layout, change)
             log_event(
@@ -217,7 +218,10 @@ async def _redact_conversations(
                 change.conversation_id,
                 (change.assignee,),
                 events.conversation_changes(
-                    {"status": change.previous_status}, {"status": change.status}, change
+                    conversation.channel,
+                    {"status": change.previous_status},
+                    {"status": change.status},
+                    change,
                 ),
             )
         if (

@@ -281,7 +281,7 @@ async def ingest(
             conversation.id,
             (conversation.assignee,),
             events.conversation_changes(
-                {"status": current.status}, {"status": conversation.status}, change
+                channel, {"status": current.status}, {"status": conversation.status}, change
             ),
         )
     return Ingested.of(message, contact, conversation, created=True)

@@ -396,6 +396,9 @@ class FirestoreInboxStore(FirestoreContacts, FirestoreOutbox):
     async def conversation_changes(self, conversation_id: str) -> tuple[ConversationChange, ...]:
         return await conversations.conversation_changes(self.layout, conversation_id)
 
+    async def list_changes(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        return await conversations.list_changes(self.layout, conversation_id, cursor, limit)
+
     async def scan_history(
         self, cursor: str | None, limit: int
     ) -> tuple[list[ConversationRecord], str | None]:

@@ -138,10 +138,9 @@ def erase(connection: sqlite3.Connection, contact_id: str, audit: AuditEntry | N
         "UPDATE messages SET status = ?, in_doubt = 0 WHERE id = ?",
         [(DeliveryStatus.CANCELLED, entry["message_id"]) for entry in unsent],
     )
-    for conversation in conversations:  # each resolved by the erasure: kept in its history
-        change = resolved_by_erasure(
-            conversation_from_row(conversation), parse_timestamp(now), audit
-        )
+    for conversation_row in conversations:  # each resolved by the erasure: kept in its history
+        conversation = conversation_from_row(conversation_row)
+        change = resolved_by_erasure(conversation, parse_timestamp(now), audit)
         if change is not None:
             insert_change(connection, change)
             append_event(
@@ -152,7 +151,10 @@ def erase(connection: sqlite3.Connection, contact_id: str, audit: AuditEntry | N
                 (change.assignee,),
                 now,
                 events.conversation_changes(
-                    {"status": change.previous_status}, {"status": change.status}, change
+                    conversation.channel,
+                    {"status": change.previous_status},
+                    {"status": change.status},
+                    change,
                 ),
             )
     redacted_conversations = connection.execute(

@@ -1,6 +1,6 @@
 """Conversations' history on SQLite: each change of a status or assignee, written in the
-transaction of the change, and the store read whole, conversation by conversation, for a
-rebuild (`services.InboxHistory`)."""
+transaction of the change, read a page at a time for the API, and the store read whole,
+conversation by conversation, for a rebuild (`services.InboxHistory`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import sqlite3
 from omnichannel_core.module import (
     ConversationChange,
     ConversationRecord,
+    Page,
     compact_json,
     decode_cursor,
     encode_cursor,
     format_timestamp,
     parse_timestamp,
 )
+from omnichannel_core.module.sqlite import keyset_page
 from omnichannel_core.modules.inbox.store.history import (
     author_fields,
     change_from,
@@ -61,6 +63,27 @@ def read_changes(
         (conversation_id,),
     ).fetchall()
     return tuple(_change_from_row(row) for row in rows)
+
+
+def page_changes(
+    connection: sqlite3.Connection,
+    conversation_id: str,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> Page:
+    """One page of the conversation's history after ``after`` (a decoded cursor: ``at``
+    as stored, and the change's id), oldest first, through the index on
+    (conversation_id, at, id)."""
+    return keyset_page(
+        connection,
+        "SELECT * FROM conversation_changes WHERE conversation_id = ?",
+        [conversation_id],
+        after,
+        ("at", "id"),
+        descending=False,
+        limit=limit,
+        build=_change_from_row,
+    )
 
 
 def scan(

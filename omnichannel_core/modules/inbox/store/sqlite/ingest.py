@@ -222,7 +222,7 @@ def ingest(
             (conversation["assignee"],),
             now,
             events.conversation_changes(
-                {"status": place.status}, {"status": conversation["status"]}, change
+                channel, {"status": place.status}, {"status": conversation["status"]}, change
             ),
         )
     return message, contact, conversation, True

@@ -51,7 +51,11 @@ from omnichannel_core.modules.inbox.store import (
     Ingested,
     StatusApplied,
 )
-from omnichannel_core.modules.inbox.store.history import author_fields, change_of
+from omnichannel_core.modules.inbox.store.history import (
+    CHANGE_PREFIX,
+    author_fields,
+    change_of,
+)
 from omnichannel_core.modules.inbox.store.outbox import REPLY
 from omnichannel_core.modules.inbox.store.sqlite.contact_book import SqliteContacts
 from omnichannel_core.modules.inbox.store.sqlite.contacts import (
@@ -59,7 +63,12 @@ from omnichannel_core.modules.inbox.store.sqlite.contacts import (
     upsert_contact,
     upsert_conversation,
 )
-from omnichannel_core.modules.inbox.store.sqlite.history import insert_change, read_changes, scan
+from omnichannel_core.modules.inbox.store.sqlite.history import (
+    insert_change,
+    page_changes,
+    read_changes,
+    scan,
+)
 from omnichannel_core.modules.inbox.store.sqlite.ingest import ingest
 from omnichannel_core.modules.inbox.store.sqlite.media import replace_media
 from omnichannel_core.modules.inbox.store.sqlite.outbox import SqliteOutbox, enqueue
@@ -397,7 +406,7 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
                 conversation_id,
                 assignees if new_assignee != current.assignee else (new_assignee,),
                 now,
-                events.conversation_changes(before, after, change),
+                events.conversation_changes(current.channel, before, after, change),
             )
             return fetch_conversation(connection, conversation_id)
 
@@ -407,6 +416,15 @@ class SqliteInboxStore(SqliteContacts, SqliteOutbox):
         def read(connection: sqlite3.Connection) -> tuple[ConversationChange, ...]:
             fetch_conversation(connection, conversation_id)  # NotFound for an unknown id
             return read_changes(connection, conversation_id)
+
+        return await self.database.read(read)
+
+    async def list_changes(self, conversation_id: str, cursor: str | None, limit: int) -> Page:
+        after = decode_list_cursor(cursor, CHANGE_PREFIX) if cursor else None
+
+        def read(connection: sqlite3.Connection) -> Page:
+            fetch_conversation(connection, conversation_id)  # NotFound for an unknown id
+            return page_changes(connection, conversation_id, after, limit)
 
         return await self.database.read(read)
 
