@@ -35,8 +35,8 @@ how long a 30-day dashboard call takes through the real server, each beside a ba
 Checked: the report's totals over the 30 days are the generator's (messages in and out,
 conversations opened and resolved), so neither path lost or doubled a fact and the server's
 start did not rebuild the store. Any failed check prints ``FAILED: ...`` and exits 1.
-``--profile`` adds a cProfile of the 30-day report by day, in this process (its reads run on
-this thread, so SQLite's time shows). See docs/benchmarks.md ("Dashboard").
+``--profile`` adds a cProfile of the 30-day reports by day and by hour, in this process (their
+reads run on this thread, so SQLite's time shows). See docs/benchmarks.md ("Dashboard").
 """
 
 from __future__ import annotations
@@ -511,7 +511,13 @@ def store_sizes(database: Path) -> dict[str, int]:
     try:
         sizes = {
             table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("dashboard_rollups", "dashboard_conversations", "dashboard_counted")
+            for table in (
+                "dashboard_rollups",
+                "dashboard_days",
+                "dashboard_hours",
+                "dashboard_conversations",
+                "dashboard_counted",
+            )
         }
     finally:
         connection.close()
@@ -630,12 +636,18 @@ class InlineDatabase:
 
 
 def profile_report(
-    workdir: Path, generated: Generated, zone: ZoneInfo, sla: timedelta, top: int = 25
+    workdir: Path,
+    generated: Generated,
+    zone: ZoneInfo,
+    sla: timedelta,
+    interval: Interval,
+    top: int = 25,
 ) -> str:
-    """A cProfile of the 30-day report by day and its serialization, in this process."""
+    """A cProfile of the 30-day report by ``interval`` and its serialization, in this
+    process."""
     inline = InlineDatabase(database_of(workdir))
     store = SqliteDashboardStore(inline)  # type: ignore[arg-type]  # reads only
-    period = period_of(generated, Interval.DAY)
+    period = period_of(generated, interval)
 
     async def once() -> None:
         to_json(await report(store, period, zone, sla, utcnow()))
@@ -723,7 +735,10 @@ def measure(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) ->
         )
     results["problems"] += total_problems(answer, generated.expected)
     if args.profile:
-        results["profile"] = profile_report(workdir, generated, zone, sla)
+        results["profile"] = {
+            str(interval): profile_report(workdir, generated, zone, sla, interval)
+            for interval in (Interval.DAY, Interval.HOUR)
+        }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -765,7 +780,8 @@ def render(results: dict[str, Any]) -> str:
         f" {data['conversations']:,} conversations, {data['channels']} channels,"
         f" {data['agents']} agents, {data['facts']:,} facts; SLA {data['sla_minutes']} min;"
         f" load at start {load}",
-        f"store after: {sizes['dashboard_rollups']:,} rollup rows,"
+        f"store after: {sizes['dashboard_rollups']:,} quarter-hour rows,"
+        f" {sizes['dashboard_hours']:,} hour rows, {sizes['dashboard_days']:,} day rows,"
         f" {sizes['dashboard_conversations']:,} conversations,"
         f" {sizes['dashboard_counted']:,} counted keys; {sizes['file_bytes'] / 1e6:.0f} MB",
     ]
@@ -815,8 +831,8 @@ def render(results: dict[str, Any]) -> str:
             f"{target['target']:<46} {target['runs']:>4} {target['ms']['median']:>10.1f}"
             f" {target['ms']['p95']:>9.1f} {target['ms']['max']:>9.1f} {target['bytes']:>8}"
         )
-    if "profile" in results:
-        lines += ["", f"cProfile of the {DAYS}-day report by day, in-process:", results["profile"]]
+    for interval, profile in results.get("profile", {}).items():
+        lines += ["", f"cProfile of the {DAYS}-day report by {interval}, in-process:", profile]
     lines.append("")
     for problem in results["problems"]:
         lines.append(f"FAILED: {problem}")
@@ -850,7 +866,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument(
-        "--profile", action="store_true", help="add a cProfile of the 30-day report by day"
+        "--profile",
+        action="store_true",
+        help="add a cProfile of the 30-day reports by day and by hour",
     )
     parser.add_argument(
         "--workdir",

@@ -1,30 +1,44 @@
 """The dashboard's store on SQLite and on the Firestore emulator: one contract for both
 backends (facts counted once, the keys kept and forgotten, the rollups summed into a
-report's buckets, the conversations waiting, clearing it all)."""
+report's buckets, the days' and the local hours' tiers, the conversations waiting, clearing
+it all, the steps that bring a store counted before the hours' tier up to date)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+import random
+import sqlite3
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from omnichannel_core.module import AuthorKind, ConversationStatus
+from omnichannel_core.modules.dashboard.durations import bin_of
+from omnichannel_core.modules.dashboard.firestore_steps import count_the_hours
 from omnichannel_core.modules.dashboard.records import (
+    BUCKET,
     NO_BIN,
+    TOTAL,
     ChangeFact,
     ConversationState,
+    Fact,
+    HourRow,
+    Interval,
     MessageFact,
     Metric,
 )
+from omnichannel_core.modules.dashboard.report import Period, Tally, bucket_starts, report
 from omnichannel_core.modules.dashboard.store import (
     DashboardStore,
     RollupRow,
     dashboard_store_spec,
 )
+from omnichannel_core.store.sqlite.database import SqliteDatabase
 from omnichannel_core.testing.stores import run_store
 
 STORE = dashboard_store_spec()
@@ -335,9 +349,9 @@ def test_the_queue_counts_conversations_not_resolved(database):
 
 
 def test_clear_forgets_every_state_row_and_key(database, monkeypatch):
-    """``clear`` forgets the states, the rollups and the counted keys (on Firestore in
-    batches, here of 2): nothing waits, a report is empty, and the same facts count again
-    from nothing."""
+    """``clear`` forgets the states, the rollups (quarter hours, hours) and the counted keys
+    (on Firestore in batches, here of 2): nothing waits, a report is empty, and the same
+    facts count again from nothing."""
     if database.backend == "firestore":
         monkeypatch.setattr("omnichannel_core.modules.dashboard.firestore.BATCH", 2)
     facts = [inbound(f"m{n}", f"cv_{n}", n) for n in range(3)]
@@ -346,6 +360,7 @@ def test_clear_forgets_every_state_row_and_key(database, monkeypatch):
         assert await store.apply(facts, SLA, KEEP_ALL) == 3
         await store.clear("UTC")
         assert await first_quarter(store) == {}
+        assert await store.hours(at(0), at(3600), TOTAL) == []
         assert await store.waiting(at(3600), 10) == []
         assert await store.longest_waiting() is None
         assert await store.apply(facts, SLA, KEEP_ALL) == 3
@@ -356,6 +371,21 @@ def test_clear_forgets_every_state_row_and_key(database, monkeypatch):
         await store.clear("UTC")
         await store.clear("UTC")
         assert await first_quarter(store) == {}
+
+    run_store(STORE, database, scenario)
+
+
+def test_a_clear_without_a_zone_says_the_figures_are_not_whole(database):
+    """A rebuild clears with no zone and names it only at its end (``counted_in``): one that
+    dies half way leaves no zone, which the subscriber takes for a rebuild to do again."""
+
+    async def scenario(store: DashboardStore) -> None:
+        await store.clear("Asia/Kolkata")
+        assert await store.zone() == "Asia/Kolkata"
+        await store.clear(None)
+        assert await store.zone() is None
+        await store.counted_in("Europe/Madrid")
+        assert await store.zone() == "Europe/Madrid"
 
     run_store(STORE, database, scenario)
 
@@ -389,10 +419,10 @@ def test_forget_keys_drops_the_keys_of_facts_before_a_time(database, monkeypatch
 def test_a_batch_of_any_size_is_folded_in_order(database, monkeypatch):
     """A batch of facts is folded in order, each once, whatever its size: on Firestore a
     batch needing more writes than one transaction takes is applied in several (tried here
-    with transactions of 18 writes, the most a single fact needs), each reading the states
+    with transactions of 30 writes, the most a single fact needs), each reading the states
     and keys the one before wrote."""
     if database.backend == "firestore":
-        monkeypatch.setattr("omnichannel_core.modules.dashboard.firestore.WRITES", 18)
+        monkeypatch.setattr("omnichannel_core.modules.dashboard.firestore.WRITES", 30)
     facts = []
     for n in range(8):
         agent = f"usr_{n % 2}"
@@ -509,3 +539,305 @@ def test_clocks_running_in_a_period(database):
         assert await store.clocks(at(0), at(0)) == []
 
     run_store(STORE, database, scenario)
+
+
+def local_hours(rows: list[HourRow], zone: ZoneInfo, metric: Metric = IN) -> Counter[str]:
+    """The counts of ``metric`` per hour, each named by its start in ``zone``."""
+    return Counter(
+        {
+            row.hour.astimezone(zone).isoformat(timespec="minutes"): row.count
+            for row in rows
+            if row.metric is metric
+        }
+    )
+
+
+HOURS_CASES = [
+    (
+        "Australia/Lord_Howe",  # back half an hour, 02:00 +11 to 01:30 +10:30, at 15:00 UTC
+        date(2025, 4, 5),
+        [
+            (datetime(2025, 4, 5, 12, 50), "2025-04-05T23:00+11:00"),
+            (datetime(2025, 4, 5, 13, 20), "2025-04-06T00:00+11:00"),
+            (datetime(2025, 4, 5, 14, 50), "2025-04-06T01:00+11:00"),
+            (datetime(2025, 4, 5, 15, 10), "2025-04-06T01:30+10:30"),
+            (datetime(2025, 4, 5, 15, 25), "2025-04-06T01:30+10:30"),
+            (datetime(2025, 4, 5, 15, 35), "2025-04-06T02:00+10:30"),
+        ],
+    ),
+    (
+        "Australia/Lord_Howe",  # forward half an hour, 02:00 +10:30 to 02:30 +11, at 15:30 UTC
+        date(2025, 10, 4),
+        [
+            (datetime(2025, 10, 4, 13, 25), "2025-10-04T23:00+10:30"),
+            (datetime(2025, 10, 4, 13, 35), "2025-10-05T00:00+10:30"),
+            (datetime(2025, 10, 4, 15, 20), "2025-10-05T01:00+10:30"),
+            (datetime(2025, 10, 4, 15, 40), "2025-10-05T02:30+11:00"),
+            (datetime(2025, 10, 4, 15, 55), "2025-10-05T02:30+11:00"),
+            (datetime(2025, 10, 4, 16, 5), "2025-10-05T03:00+11:00"),
+        ],
+    ),
+    (
+        "Europe/Paris",  # back an hour, 03:00 +02 to 02:00 +01, at 01:00 UTC
+        date(2025, 10, 25),
+        [
+            (datetime(2025, 10, 25, 21, 59), "2025-10-25T23:00+02:00"),
+            (datetime(2025, 10, 25, 22, 1), "2025-10-26T00:00+02:00"),
+            (datetime(2025, 10, 26, 0, 30), "2025-10-26T02:00+02:00"),
+            (datetime(2025, 10, 26, 1, 30), "2025-10-26T02:00+01:00"),
+            (datetime(2025, 10, 26, 2, 0), "2025-10-26T03:00+01:00"),
+        ],
+    ),
+    (
+        "Europe/Paris",  # forward an hour, 02:00 +01 to 03:00 +02, at 01:00 UTC
+        date(2025, 3, 29),
+        [
+            (datetime(2025, 3, 29, 22, 59), "2025-03-29T23:00+01:00"),
+            (datetime(2025, 3, 30, 0, 59), "2025-03-30T01:00+01:00"),
+            (datetime(2025, 3, 30, 1, 0), "2025-03-30T03:00+02:00"),
+        ],
+    ),
+    (
+        "Asia/Kolkata",  # +05:30: hours start at half past in UTC
+        date(2025, 5, 1),
+        [
+            (datetime(2025, 5, 1, 18, 29), "2025-05-01T23:00+05:30"),
+            (datetime(2025, 5, 1, 18, 30), "2025-05-02T00:00+05:30"),
+            (datetime(2025, 5, 1, 19, 29, 59), "2025-05-02T00:00+05:30"),
+        ],
+    ),
+]
+"""Per zone, the first of two local days, and messages (their UTC time) with the local
+hour each counts in: across midnight, and across a daylight-saving shift."""
+
+
+def test_hours_are_counted_per_local_hour_across_midnight_and_daylight_saving(database):
+    """The hours' tier: per local hour of the zone given to ``apply`` (`hours.py`), each
+    dimension's counts. Across midnight, in a zone 5:30 off UTC, across a shift of an hour
+    either way (the hour skipped has no row; the hour shown twice is two), and of half an
+    hour (Australia/Lord_Howe: the half hour shown twice is an hour of its own; going
+    forward, the hour from 02:30 lasts half an hour). Every row's hour is the start of an
+    hourly report's bucket; ``hours`` reads one dimension, from ``since`` to before
+    ``before``."""
+
+    async def scenario(store: DashboardStore) -> None:
+        for name, first, messages in HOURS_CASES:
+            zone = ZoneInfo(name)
+            await store.clear(name)
+            facts = [
+                MessageFact(f"m{n}", f"cv_{n}", "sms", when.replace(tzinfo=UTC), inbound=True)
+                for n, (when, _) in enumerate(messages)
+            ]
+            assert await store.apply(facts, SLA, KEEP_ALL, zone) == len(facts)
+            starts = bucket_starts(first, first + timedelta(days=1), Interval.HOUR, zone)
+            expected = Counter(hour for _, hour in messages)
+            for dimension in (TOTAL, "channel:sms", "agent:"):
+                rows = await store.hours(starts[0], starts[-1], dimension)
+                assert local_hours(rows, zone) == expected, (name, dimension)
+                assert {row.hour for row in rows} <= set(starts[:-1]), name
+                assert all(row.dimension == dimension for row in rows)
+            assert await store.hours(starts[0], starts[-1], "channel:whatsapp") == []
+            last = max(row.hour for row in await store.hours(starts[0], starts[-1], TOTAL))
+            assert await store.hours(starts[0], last, TOTAL) != []
+            assert last not in {row.hour for row in await store.hours(starts[0], last, TOTAL)}
+
+    run_store(STORE, database, scenario)
+
+
+def test_an_hours_row_keeps_each_dimensions_count_and_bins(database):
+    """An hour's rows per dimension (the total, the channel, the agent; ``agent:`` for no
+    one's) keep a duration's bins: a reply 90 s after a message in the half hour Lord Howe
+    shows twice counts, in that half hour, a first response in bin 90 and a breach (SLA
+    60 s) for its agent; the resolution 25 minutes after the message, in the next hour."""
+    zone = ZoneInfo("Australia/Lord_Howe")
+    message = datetime(2025, 4, 5, 15, 10, tzinfo=UTC)  # 01:40 +10:30, the second time
+    facts: list[Fact] = [
+        MessageFact("m1", "cv_1", "sms", message, inbound=True),
+        MessageFact(
+            "m2",
+            "cv_1",
+            "sms",
+            message + timedelta(seconds=90),
+            inbound=False,
+            author_kind=AuthorKind.USER,
+            author_id="usr_1",
+        ),
+        ChangeFact(
+            "c1", "cv_1", "sms", message + timedelta(minutes=25), RESOLVED, OPEN, "usr_1"
+        ),  # 02:05 +10:30
+    ]
+    half_hour, next_hour = "2025-04-06T01:30+10:30", "2025-04-06T02:00+10:30"
+
+    async def scenario(store: DashboardStore) -> None:
+        await store.clear(zone.key)
+        assert await store.apply(facts, SLA, KEEP_ALL, zone) == 3
+        since, before = message - timedelta(hours=2), message + timedelta(hours=2)
+        for dimension in (TOTAL, "channel:sms", "agent:usr_1"):
+            rows = {
+                (row.hour.astimezone(zone).isoformat(timespec="minutes"), row.metric): (
+                    row.count,
+                    row.bins,
+                )
+                for row in await store.hours(since, before, dimension)
+                if row.metric is not IN and row.metric is not OPENED
+            }
+            assert rows == {
+                (half_hour, OUT): (1, {}),
+                (half_hour, FIRST): (1, {90: 1}),
+                (half_hour, BREACHED): (1, {}),
+                (next_hour, DONE): (1, {}),
+                (next_hour, RESOLUTION): (1, {bin_of(1500): 1}),
+            }, dimension
+        no_ones = await store.hours(since, before, "agent:")
+        assert local_hours(no_ones, zone) == Counter({half_hour: 1})
+        assert local_hours(no_ones, zone, OPENED) == Counter({half_hour: 1})
+
+    run_store(STORE, database, scenario)
+
+
+def random_facts(
+    draw: random.Random, start: datetime, end: datetime, conversations: int
+) -> list[Fact]:
+    """Conversations starting anywhere from an hour before ``start`` to an hour after
+    ``end``, on two channels: a message, maybe an assignment, a reply by an agent or a
+    program, maybe a resolution."""
+    facts: list[Fact] = []
+    seconds = (end - start).total_seconds()
+    for n in range(conversations):
+        cv, channel = f"cv_{n}", draw.choice(["sms", "whatsapp"])
+        agent = draw.choice(["usr_1", "usr_2", None])
+        when = start + timedelta(seconds=draw.uniform(-3600, seconds + 3600))
+        facts.append(MessageFact(f"m{n}a", cv, channel, when, inbound=True))
+        if agent and draw.random() < 0.5:
+            when += timedelta(seconds=draw.expovariate(1 / 60))
+            facts.append(ChangeFact(f"c{n}a", cv, channel, when, OPEN, OPEN, agent))
+        if draw.random() < 0.8:
+            when += timedelta(seconds=draw.expovariate(1 / 300))
+            kind, author = (AuthorKind.USER, agent) if agent else (AuthorKind.API_KEY, "key_1")
+            facts.append(MessageFact(f"m{n}b", cv, channel, when, False, kind, author))
+        if draw.random() < 0.6:
+            when += timedelta(seconds=draw.expovariate(1 / 1800))
+            facts.append(ChangeFact(f"c{n}b", cv, channel, when, RESOLVED, OPEN, agent))
+    return facts
+
+
+async def from_quarters(
+    store: DashboardStore, starts: list[datetime], channel: str | None, agent: str | None
+) -> tuple[list[Any], Any, dict[str, Any], dict[str | None, Any]]:
+    """A report's figures summed from the quarter hours alone: per bucket, in total, per
+    channel, per agent."""
+    buckets, total = [Tally() for _ in starts[1:]], Tally()
+    for row in await store.rollups(starts, channel, agent):
+        buckets[row.bucket].add(row.metric, row.bin, row.count)
+        total.add(row.metric, row.bin, row.count)
+
+    async def grouped(key: str) -> dict[str, Tally]:
+        groups: dict[str, Tally] = defaultdict(Tally)
+        by_channel, by_agent = key == "channel", key == "agent"
+        for row in await store.rollups(starts, channel, agent, by_channel, by_agent):
+            groups[getattr(row, key)].add(row.metric, row.bin, row.count)
+        return groups
+
+    by_channel = {channel: total} if channel is not None else await grouped("channel")
+    by_agent = {agent: total} if agent is not None else await grouped("agent")
+    return (
+        [tally.figures() for tally in buckets],
+        total.figures(),
+        {name: tally.figures() for name, tally in by_channel.items()},
+        {name or None: tally.figures() for name, tally in by_agent.items()},
+    )
+
+
+REPORT_ZONES = [
+    ("Australia/Lord_Howe", date(2025, 4, 5), 1),
+    ("Australia/Lord_Howe", date(2025, 10, 4), 2),
+    ("Europe/Paris", date(2025, 10, 25), 3),
+    ("America/St_Johns", date(2025, 3, 8), 4),  # -03:30, forward an hour on the 9th
+    ("Asia/Kolkata", date(2025, 5, 1), 5),
+]
+"""Zones, the first of two local days, and a seed for the random facts."""
+
+
+def test_an_hourly_report_is_the_quarter_hours_summed_per_local_hour(database):
+    """On random facts (conversations opened, assigned, answered by agents and programs,
+    resolved) around two local days with a daylight-saving shift or a half-hour offset,
+    an hourly report read from the hours' tier, in total, of a channel, of an agent, and of
+    no one's, has the figures of the quarter hours summed into its buckets (and its
+    breakdown per channel and agent, from the days, theirs); its totals are the daily
+    report's."""
+
+    async def scenario(store: DashboardStore) -> None:
+        for name, first, seed in REPORT_ZONES:
+            zone = ZoneInfo(name)
+            await store.clear(name)
+            last = first + timedelta(days=1)
+            starts = bucket_starts(first, last, Interval.HOUR, zone)
+            facts = random_facts(random.Random(seed), starts[0], starts[-1], 40)
+            assert await store.apply(facts, SLA, KEEP_ALL, zone) == len(facts)
+            before = starts[0] - timedelta(days=1)  # no wait running then: no breach now
+            filters = [(None, None), ("sms", None), (None, "usr_1"), (None, ""), ("sms", "")]
+            for channel, agent in filters:
+                period = Period(first, last, Interval.HOUR, channel, agent)
+                hourly = await report(store, period, zone, SLA, before)
+                assert (
+                    [bucket.figures for bucket in hourly.buckets],
+                    hourly.totals,
+                    {each.channel: each.figures for each in hourly.channels},
+                    {each.user_id: each.figures for each in hourly.agents},
+                ) == await from_quarters(store, starts, channel, agent), (name, channel, agent)
+                assert [bucket.start for bucket in hourly.buckets] == [
+                    start.astimezone(zone).isoformat() for start in starts[:-1]
+                ]
+                daily = await report(
+                    store, attrs.evolve(period, interval=Interval.DAY), zone, SLA, before
+                )
+                assert daily.totals == hourly.totals, (name, channel, agent)
+
+    run_store(STORE, database, scenario)
+
+
+def test_the_hours_step_adds_up_the_quarter_hours_counted_before_it(sqlite_database):
+    """SQLite's step 2 gives a store counted before the hours' tier its hours, added up
+    from its quarter hours in the zone its days are counted in: the rows counting the
+    facts gives."""
+    zone = ZoneInfo("Australia/Lord_Howe")
+    first = date(2025, 4, 5)
+    starts = bucket_starts(first, first + timedelta(days=1), Interval.HOUR, zone)
+    facts = random_facts(random.Random(7), starts[0], starts[-1], 30)
+    dimensions = (TOTAL, "channel:sms", "channel:whatsapp", "agent:", "agent:usr_1")
+
+    async def every_hour(store: DashboardStore) -> list[HourRow]:
+        rows = []
+        for dimension in dimensions:
+            rows += await store.hours(starts[0] - BUCKET * 8, starts[-1] + BUCKET * 8, dimension)
+        return sorted(rows, key=lambda row: (row.hour, row.dimension, row.metric))
+
+    async def count(store: DashboardStore) -> list[HourRow]:
+        await store.clear(zone.key)
+        await store.apply(facts, SLA, KEEP_ALL, zone)
+        return await every_hour(store)
+
+    counted = run_store(STORE, sqlite_database, count)
+    assert counted
+    connection = sqlite3.connect(sqlite_database.path)
+    with connection:  # the store as step 1 left it
+        connection.execute("DROP TABLE dashboard_hours")
+        connection.execute("UPDATE store_versions SET version = 1 WHERE store = 'dashboard'")
+    connection.close()
+    assert run_store(STORE, SqliteDatabase(sqlite_database.path), every_hour) == counted
+
+
+def test_the_firestore_step_has_a_store_counted_before_the_hours_counted_again(
+    firestore_database,
+):
+    """Firestore's step 1 forgets the zone the figures were counted in: the subscriber
+    counts them again (a rebuild, hours included) at its next event."""
+
+    async def scenario(store: DashboardStore) -> None:
+        await store.clear("Asia/Kolkata")
+        assert await store.zone() == "Asia/Kolkata"
+        await count_the_hours(firestore_database)
+        await count_the_hours(firestore_database)  # safe to run twice
+        assert await store.zone() is None
+
+    run_store(STORE, firestore_database, scenario)

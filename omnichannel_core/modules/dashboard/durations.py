@@ -11,7 +11,7 @@ is a bin of its own, so those figures are exact; above it a bin spans 1% of its 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 EXACT_SECONDS = 600
 """Durations up to ten minutes are kept to the second."""
@@ -43,15 +43,27 @@ def percentile(bins: Mapping[int, int], fraction: float) -> int | None:
     """The duration at ``fraction`` (0.5: the median) of the counted ones, by the
     nearest-rank method: the smallest value with at least that share of the counts at or
     below it. None when nothing was counted."""
+    return percentiles(bins, [fraction])[0]
+
+
+def percentiles(bins: Mapping[int, int], fractions: Sequence[float]) -> list[int | None]:
+    """:func:`percentile` at each of ``fractions`` (in ascending order), in one pass over
+    the bins."""
     total = sum(bins.values())
     if total == 0:
-        return None
-    rank = max(1, math.ceil(fraction * total))
-    seen = 0
+        return [None for _ in fractions]
+    ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]
+    found: list[int | None] = []
+    seen, rank = 0, ranks[0]
     for index in sorted(bins):
         seen += bins[index]
-        if seen >= rank:
-            return lower_edge(index)
+        if seen < rank:
+            continue
+        while len(found) < len(ranks) and seen >= ranks[len(found)]:
+            found.append(lower_edge(index))
+        if len(found) == len(ranks):
+            return found
+        rank = ranks[len(found)]
     raise AssertionError("unreachable: the ranks add up to the total")
 
 

@@ -19,16 +19,24 @@ needs Google's client).
     ``dimension``, ``metric``, ``count``, and ``bins`` (a duration's histogram: a map of
     bin to count). A daily report reads the days of its period, a range on ``day``: a few
     thousand documents a month, whatever the volume.
+``dashboard_hours/{document_key(hour, dimension, metric)}``
+    A local hour of the business's zone (``hours.py`` defines them) for one dimension and
+    metric: ``hour`` (its start, a timestamp), ``dimension``, ``metric``, ``count``,
+    ``bins`` as in the days, and ``dimension_hour``: the dimension's ``document_key`` (64
+    hex digits) then the hour's UTC timestamp text, so that a dimension's hours are one
+    range of that field's single-field index. An hourly report reads the hours of its
+    period of one dimension, one range on ``dimension_hour``: with no composite index, and
+    a document per hour and metric that had a count.
 ``dashboard_meta/zone``
-    ``value``: the zone the days are counted in.
+    ``value``: the zone the days and hours are counted in.
 ``dashboard_counted/{document_key(fact key)}``
     A fact counted: ``key`` and its time ``at`` (:meth:`~FirestoreDashboardStore.forget_keys`
     deletes by a range on ``at``).
 
 :meth:`~FirestoreDashboardStore.apply` is a transaction that reads the facts' counted keys
-and their conversations' states, folds the facts, reads the rollup rows they add to, and
-writes the states, the rows (their counts added up, so a batch writes each row once) and
-the keys. Every apply of this process takes its turn (the rows are shared by every
+and their conversations' states, folds the facts, reads the rows of the three tiers they
+add to, and writes the states, the rows (their counts added up, so a batch writes each row
+once) and the keys. Every apply of this process takes its turn (the rows are shared by every
 conversation), so they do not abort each other.
 
 One difference from SQLite, where one transaction cannot do it here: Firestore takes
@@ -70,42 +78,36 @@ from omnichannel_core.modules.dashboard.records import (
     ConversationState,
     DayRow,
     Fact,
-    Increment,
+    HourRow,
     Metric,
 )
 from omnichannel_core.modules.dashboard.store import UTC_ZONE, Clock, QueueCounts, RollupRow
+from omnichannel_core.modules.dashboard.tiers import (
+    Additions,
+    DayKey,
+    HourKey,
+    QuarterKey,
+    rows_of,
+)
 
 CONVERSATIONS = "dashboard_conversations"
 ROLLUPS = "dashboard_rollups"
 COUNTED = "dashboard_counted"
 DAYS = "dashboard_days"
+HOURS = "dashboard_hours"
 META = "dashboard_meta"
 TURN = ("dashboard",)
 """The key this process's writers of the dashboard take turns on."""
 WRITES = 500
 """Writes in one transaction (Firestore takes 500 in a commit): a batch of facts needing
-more is applied in several. A fact needs at most eighteen (its key, its conversation's
-state, four rollup rows, twelve day rows), so every transaction holds one at least."""
+more is applied in several. A fact needs at most thirty (its key, its conversation's
+state, four rows of the quarter hours, twelve of the days, twelve of the hours), so every
+transaction holds one at least."""
 BATCH = 400
 """Documents deleted per commit by :meth:`FirestoreDashboardStore.clear` and
 :meth:`FirestoreDashboardStore.forget_keys`."""
 LONGEST_VALUE = 1500
 """Bytes of the longest string a query can compare a field with."""
-
-RowKey = tuple[datetime, str, str, Metric, int]
-"""A rollup row's key: bucket, channel, agent, metric, bin."""
-DayKey = tuple[str, str, Metric]
-"""A day row's key: the day (ISO), the dimension, the metric."""
-
-
-def _row_key(increment: Increment) -> RowKey:
-    return (
-        increment.bucket.astimezone(UTC),
-        increment.channel,
-        increment.agent,
-        increment.metric,
-        increment.bin,
-    )
 
 
 def _state(snapshot: DocumentSnapshot) -> ConversationState:
@@ -138,6 +140,29 @@ def _comparable(value: str | None) -> bool:
     return value is None or len(value.encode()) < LONGEST_VALUE
 
 
+def _stored(snapshot: DocumentSnapshot) -> dict[str, Any]:
+    """A document's fields ({} for one that does not exist)."""
+    return (snapshot.to_dict() or {}) if snapshot.exists else {}
+
+
+def _bins(stored: dict[str, Any], added: dict[int, int]) -> dict[str, int]:
+    """A stored histogram (bin: count, its keys text) with ``added`` added."""
+    bins = dict(stored.get("bins") or {})
+    for index, count in added.items():
+        bins[str(index)] = bins.get(str(index), 0) + count
+    return bins
+
+
+def _span(data: dict[str, Any]) -> tuple[str, Metric, int, dict[int, int]]:
+    """A document of the days' or hours' tier: its dimension, metric, count and bins."""
+    bins = {int(index): int(count) for index, count in (data.get("bins") or {}).items()}
+    return data["dimension"], Metric(data["metric"]), int(data["count"]), bins
+
+
+def _dimension_hour(dimension: str, hour: datetime) -> str:
+    return document_key(dimension) + format_timestamp(hour)
+
+
 @attrs.define
 class _Folded:
     """What the facts of one transaction, folded so far, will write."""
@@ -145,10 +170,8 @@ class _Folded:
     states: dict[str, ConversationState | None]
     counted_keys: set[str]
     """Keys counted before, or kept by a fact folded here."""
+    added: Additions
     changed: dict[str, ConversationState] = attrs.Factory(dict)
-    rows: Counter[RowKey] = attrs.Factory(Counter)
-    days: Counter[DayKey] = attrs.Factory(Counter)
-    bins: Counter[tuple[DayKey, int]] = attrs.Factory(Counter)
     kept: dict[str, datetime] = attrs.Factory(dict)
     taken: int = 0
     """Facts taken in order: counted, or skipped as counted before."""
@@ -156,37 +179,36 @@ class _Folded:
 
     @property
     def writes(self) -> int:
-        return len(self.changed) + len(self.rows) + len(self.days) + len(self.kept)
+        return len(self.changed) + self.added.rows + len(self.kept)
 
-    def take(self, fact: Fact, sla: timedelta, keep_keys: datetime, zone: ZoneInfo) -> bool:
+    def take(self, fact: Fact, sla: timedelta, keep_keys: datetime) -> bool:
         """Fold ``fact`` in, or skip it if its key was counted; False (and nothing changed)
         when folding it would make the writes exceed :data:`WRITES`."""
         if fact.key in self.counted_keys:
             self.taken += 1
             return True
         state, increments = fold(self.states[fact.conversation_id], fact, sla)
-        rows = [_row_key(each) for each in increments]
-        days = [
-            ((each.bucket.astimezone(zone).date().isoformat(), dimension, each.metric), each.bin)
-            for each in increments
-            for dimension in each.dimensions()
-        ]
         kept = fact.at >= keep_keys
-        more = (fact.conversation_id not in self.changed) + len(set(rows) - self.rows.keys()) + kept
-        more += len({day for day, _ in days} - self.days.keys())
-        if self.writes + more > WRITES:
+        more = (fact.conversation_id not in self.changed) + self.added.added_rows(increments)
+        if self.writes + more + kept > WRITES:
             return False
         self.states[fact.conversation_id] = state
         self.changed[fact.conversation_id] = state
-        self.rows.update(rows)
-        self.days.update(day for day, _ in days)
-        self.bins.update((day, index) for day, index in days if index >= 0)
+        self.added.add(increments)
         if kept:
             self.kept[fact.key] = fact.at
             self.counted_keys.add(fact.key)
         self.taken += 1
         self.counted += 1
         return True
+
+
+async def forget_the_zone(database: FirestoreDatabase) -> None:
+    """Forget which zone the figures are counted in, as if they never were: the subscriber
+    then counts them all again (a rebuild: `rollups.Rollups.handle`) at its next event. The
+    hours' tier came after the first stores' figures, which have none: this is how they get
+    them (on SQLite, a migration step adds them up from the quarter hours)."""
+    await database.collection(META).document("zone").delete()
 
 
 class FirestoreDashboardStore:
@@ -202,14 +224,20 @@ class FirestoreDashboardStore:
     def _counted_document(self, key: str) -> AsyncDocumentReference:
         return self._collection(COUNTED).document(document_key(key))
 
-    def _row_document(self, key: RowKey) -> AsyncDocumentReference:
+    def _row_document(self, key: QuarterKey) -> AsyncDocumentReference:
         bucket, channel, agent, metric, bin_index = key
         name = document_key(format_timestamp(bucket), channel, agent, str(metric), str(bin_index))
         return self._collection(ROLLUPS).document(name)
 
     def _day_document(self, key: DayKey) -> AsyncDocumentReference:
         day, dimension, metric = key
-        return self._collection(DAYS).document(document_key(day, dimension, str(metric)))
+        name = document_key(day.isoformat(), dimension, str(metric))
+        return self._collection(DAYS).document(name)
+
+    def _hour_document(self, key: HourKey) -> AsyncDocumentReference:
+        hour, dimension, metric = key
+        name = document_key(format_timestamp(hour), dimension, str(metric))
+        return self._collection(HOURS).document(name)
 
     async def apply(
         self,
@@ -226,6 +254,8 @@ class FirestoreDashboardStore:
                 return await self._apply(transaction, window, sla, keep_keys, zone)
 
             folded = await self.database.transact(TURN, body)
+            if not folded.taken:  # never: WRITES holds the most a fact needs
+                raise RuntimeError(f"a fact needs more than {WRITES} writes")
             taken += folded.taken
             counted += folded.counted
         return counted
@@ -254,20 +284,34 @@ class FirestoreDashboardStore:
             counted_keys={
                 fact.key for fact, snapshot in zip(facts, keys, strict=True) if snapshot.exists
             },
+            added=Additions(zone),
         )
         for fact in facts:
-            if not folded.take(fact, sla, keep_keys, zone):
+            if not folded.take(fact, sla, keep_keys):
                 break
+        await self._add(transaction, folded.added)
+        for conversation_id, state in folded.changed.items():
+            transaction.set(self._state_document(conversation_id), _state_fields(state))
+        for key, at in folded.kept.items():
+            transaction.set(self._counted_document(key), {"key": key, "at": at})
+        return folded
 
-        rows, days = list(folded.rows), list(folded.days)
-        read = (
-            await transaction.get(*map(self._row_document, rows), *map(self._day_document, days))
-            if rows or days
-            else []
+    async def _add(self, transaction: Transaction, added: Additions) -> None:
+        """Read the rows of each tier that ``added`` adds to, and queue their new counts."""
+        days, hours = rows_of(added.days), rows_of(added.hours)
+        quarters = list(added.quarters)
+        if not quarters:
+            return  # then nothing was added to the days or hours either
+        read = await transaction.get(
+            *map(self._row_document, quarters),
+            *map(self._day_document, days),
+            *map(self._hour_document, hours),
         )
-        before, days_before = read[: len(rows)], read[len(rows) :]
-        for (bucket, channel, agent, metric, bin_index), snapshot in zip(rows, before, strict=True):
-            count = (snapshot.to_dict() or {}).get("count", 0) if snapshot.exists else 0
+        quarters_read = read[: len(quarters)]
+        days_read = read[len(quarters) : len(quarters) + len(days)]
+        hours_read = read[len(quarters) + len(days) :]
+        for key, snapshot in zip(quarters, quarters_read, strict=True):
+            bucket, channel, agent, metric, bin_index = key
             transaction.set(
                 snapshot.reference,
                 {
@@ -276,30 +320,38 @@ class FirestoreDashboardStore:
                     "agent": agent,
                     "metric": str(metric),
                     "bin": bin_index,
-                    "count": count + folded.rows[bucket, channel, agent, metric, bin_index],
+                    "count": _stored(snapshot).get("count", 0) + added.quarters[key],
                 },
             )
-        for day_key, snapshot in zip(days, days_before, strict=True):
-            stored = (snapshot.to_dict() or {}) if snapshot.exists else {}
-            bins = dict(stored.get("bins") or {})
-            for (day, index), count in folded.bins.items():
-                if day == day_key:
-                    bins[str(index)] = bins.get(str(index), 0) + count
+        for ((day, dimension, metric), (count, bins)), snapshot in zip(
+            days.items(), days_read, strict=True
+        ):
+            stored = _stored(snapshot)
             transaction.set(
                 snapshot.reference,
                 {
-                    "day": day_key[0],
-                    "dimension": day_key[1],
-                    "metric": str(day_key[2]),
-                    "count": stored.get("count", 0) + folded.days[day_key],
-                    "bins": bins,
+                    "day": day.isoformat(),
+                    "dimension": dimension,
+                    "metric": str(metric),
+                    "count": stored.get("count", 0) + count,
+                    "bins": _bins(stored, bins),
                 },
             )
-        for conversation_id, state in folded.changed.items():
-            transaction.set(self._state_document(conversation_id), _state_fields(state))
-        for key, at in folded.kept.items():
-            transaction.set(self._counted_document(key), {"key": key, "at": at})
-        return folded
+        for ((hour, dimension, metric), (count, bins)), snapshot in zip(
+            hours.items(), hours_read, strict=True
+        ):
+            stored = _stored(snapshot)
+            transaction.set(
+                snapshot.reference,
+                {
+                    "hour": hour,
+                    "dimension": dimension,
+                    "metric": str(metric),
+                    "dimension_hour": _dimension_hour(dimension, hour),
+                    "count": stored.get("count", 0) + count,
+                    "bins": _bins(stored, bins),
+                },
+            )
 
     async def rollups(
         self,
@@ -405,24 +457,34 @@ class FirestoreDashboardStore:
         found = []
         async for snapshot in query.stream():
             data = snapshot.to_dict() or {}
-            found.append(
-                DayRow(
-                    date.fromisoformat(data["day"]),
-                    data["dimension"],
-                    Metric(data["metric"]),
-                    int(data["count"]),
-                    {int(index): int(count) for index, count in (data.get("bins") or {}).items()},
-                )
-            )
+            found.append(DayRow(date.fromisoformat(data["day"]), *_span(data)))
+        return found
+
+    async def hours(self, since: datetime, before: datetime, dimension: str) -> list[HourRow]:
+        query = (
+            self._collection(HOURS)
+            .where(filter=FieldFilter("dimension_hour", ">=", _dimension_hour(dimension, since)))
+            .where(filter=FieldFilter("dimension_hour", "<", _dimension_hour(dimension, before)))
+        )
+        found = []
+        async for snapshot in query.stream():
+            data = snapshot.to_dict() or {}
+            found.append(HourRow(exact_time(data["hour"]), *_span(data)))
         return found
 
     async def zone(self) -> str | None:
         snapshot = await self._collection(META).document("zone").get()
         return str((snapshot.to_dict() or {})["value"]) if snapshot.exists else None
 
-    async def clear(self, zone: str) -> None:
-        for name in (CONVERSATIONS, ROLLUPS, COUNTED, DAYS):
+    async def clear(self, zone: str | None) -> None:
+        # The zone goes first: a clear that dies half way leaves none, so it is done again.
+        await self._collection(META).document("zone").delete()
+        for name in (CONVERSATIONS, ROLLUPS, COUNTED, DAYS, HOURS):
             await self._delete(self._collection(name))
+        if zone is not None:
+            await self.counted_in(zone)
+
+    async def counted_in(self, zone: str) -> None:
         await self._collection(META).document("zone").set({"value": zone})
 
     async def forget_keys(self, before: datetime) -> int:

@@ -129,16 +129,22 @@ class Increment:
     bin: int = NO_BIN
 
     def dimensions(self) -> tuple[str, str, str]:
-        """The days' rows it adds to: the total, its channel's, its agent's (``agent:`` for
-        no one's)."""
-        return (TOTAL, f"{CHANNEL}{self.channel}", f"{AGENT}{self.agent}")
+        """The days' and hours' rows it adds to (`dimensions_of`)."""
+        return dimensions_of(self.channel, self.agent)
 
 
 TOTAL = ""
 CHANNEL = "channel:"
 AGENT = "agent:"
-"""The days' rows are kept per dimension, not per channel and agent together: a month of a
-busy business is a few thousand of them (`DayRow`)."""
+"""The days' and the hours' rows are kept per dimension, not per channel and agent together:
+a month of a busy business is a few thousand days' rows (`DayRow`), and about 24 times as
+many hours' (`HourRow`) at most (an agent off work has no rows for those hours)."""
+
+
+def dimensions_of(channel: str, agent: str) -> tuple[str, str, str]:
+    """The days' and hours' rows a count of ``channel`` and ``agent`` adds to: the total,
+    the channel's, the agent's (``agent:`` for no one's)."""
+    return (TOTAL, f"{CHANNEL}{channel}", f"{AGENT}{agent}")
 
 
 @attrs.frozen
@@ -147,6 +153,19 @@ class DayRow:
     metric: its count, and for a duration its histogram (bin: count)."""
 
     day: date
+    dimension: str
+    metric: Metric
+    count: int
+    bins: dict[int, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class HourRow:
+    """A local hour of the business's zone (``hours.py`` defines them), for one dimension
+    and metric: its count, and for a duration its histogram (bin: count)."""
+
+    hour: datetime
+    """Its start, in UTC."""
     dimension: str
     metric: Metric
     count: int

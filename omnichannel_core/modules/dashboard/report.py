@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from omnichannel_core.modules.dashboard.durations import percentile
+from omnichannel_core.modules.dashboard.durations import percentiles
+from omnichannel_core.modules.dashboard.hours import hour_starts
 from omnichannel_core.modules.dashboard.records import (
     AGENT,
     CHANNEL,
@@ -21,6 +22,7 @@ from omnichannel_core.modules.dashboard.records import (
     NO_BIN,
     TOTAL,
     DayRow,
+    HourRow,
     Interval,
     Metric,
 )
@@ -37,13 +39,12 @@ from omnichannel_core.modules.dashboard.views import (
 
 def bucket_starts(first: date, last: date, interval: Interval, zone: ZoneInfo) -> list[datetime]:
     """The UTC starts of the report's buckets from ``first`` to ``last`` (local dates,
-    both included), then the end: each local midnight, or each local hour (a day of a
-    daylight-saving change has 23 or 25 of them)."""
+    both included), then the end: each local midnight, or each local hour (`hours`
+    defines them: a day of a daylight-saving change has 23 or 25 of them)."""
     start = datetime.combine(first, time(), zone).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
     if interval is Interval.HOUR:
-        hours = int((end - start).total_seconds() // 3600)
-        return [start + timedelta(hours=n) for n in range(hours + 1)]
+        return [*hour_starts(start, end, zone), end]
     days = (last - first).days + 1
     return [
         datetime.combine(first + timedelta(days=n), time(), zone).astimezone(UTC)
@@ -66,6 +67,24 @@ class Tally:
         else:
             self.counts[metric] += count
 
+    def add_tally(self, other: Tally) -> None:
+        """Add another tally's counts and histograms (the buckets' to the total)."""
+        for metric, count in other.counts.items():
+            self.counts[metric] += count
+        for metric, bins in other.histograms.items():
+            histogram = self.histograms[metric]
+            for bin_index, count in bins.items():
+                histogram[bin_index] += count
+
+    def add_span(self, row: DayRow | HourRow) -> None:
+        """Add a day's or an hour's row: its count, or its histogram."""
+        if row.metric in HISTOGRAMS:
+            histogram = self.histograms[row.metric]
+            for bin_index, count in row.bins.items():
+                histogram[bin_index] += count
+        else:
+            self.counts[row.metric] += row.count
+
     def figures(self) -> Figures:
         return Figures(
             conversations_opened=self.counts[Metric.OPENED],
@@ -79,7 +98,8 @@ class Tally:
 
 
 def _durations(bins: dict[int, int]) -> Durations:
-    return Durations(sum(bins.values()), percentile(bins, 0.5), percentile(bins, 0.9))
+    median, p90 = percentiles(bins, [0.5, 0.9])
+    return Durations(sum(bins.values()), median, p90)
 
 
 def _summed(rows: Iterable[RollupRow], size: int) -> tuple[list[Tally], Tally]:
@@ -115,19 +135,11 @@ async def report(
 ) -> Report:
     """The report (docs/dashboard.md, "Over a period")."""
     starts = bucket_starts(query.first, query.last, query.interval, zone)
-    channel, agent = query.channel, query.agent
     late = await _breaching(store, query, starts, now - sla)
-    if query.interval is Interval.DAY and not (channel and agent):
-        buckets, total, by_channel, by_agent = await _by_days(store, query, starts, late)
+    if query.channel is not None and query.agent is not None:
+        buckets, total, by_channel, by_agent = await _by_quarters(store, query, starts, late)
     else:
-        rows = await store.rollups(starts, channel, agent)
-        buckets, total = _summed([*rows, *late], len(starts) - 1)
-        by_channel = _grouped(
-            [*await store.rollups(starts, channel, agent, by_channel=True), *late], "channel"
-        )
-        by_agent = _grouped(
-            [*await store.rollups(starts, channel, agent, by_agent=True), *late], "agent"
-        )
+        buckets, total, by_channel, by_agent = await _by_spans(store, query, starts, late)
     return Report(
         timezone=zone.key,
         interval=query.interval,
@@ -154,61 +166,78 @@ async def report(
     )
 
 
-async def _by_days(
+Summed = tuple[list[Tally], Tally, dict[str, Tally], dict[str, Tally]]
+"""A report's sums: per bucket, in total, per channel, per agent."""
+
+
+async def _by_quarters(
     store: DashboardStore, query: Period, starts: list[datetime], late: list[RollupRow]
-) -> tuple[list[Tally], Tally, dict[str, Tally], dict[str, Tally]]:
-    """A daily report from the days' rows: the total's, or the one channel's or agent's
-    asked for, with the breakdown the days keep (per channel, per agent); the breakdown
-    of one channel by agent (or of one agent by channel) is the quarter hours'."""
-    days = (query.last - query.first).days + 1
-    rows = await store.days(query.first, query.last)
+) -> Summed:
+    """A report of one channel's agent, from the quarter hours (the days and hours are
+    kept per channel and per agent, not per both)."""
+    channel, agent, period = query.channel, query.agent, [starts[0], starts[-1]]
+    buckets, total = _summed([*await store.rollups(starts, channel, agent), *late], len(starts) - 1)
+    by_channel = _grouped(
+        [*await store.rollups(period, channel, agent, by_channel=True), *late], "channel"
+    )
+    by_agent = _grouped(
+        [*await store.rollups(period, channel, agent, by_agent=True), *late], "agent"
+    )
+    return buckets, total, by_channel, by_agent
+
+
+async def _by_spans(
+    store: DashboardStore, query: Period, starts: list[datetime], late: list[RollupRow]
+) -> Summed:
+    """A report from the days' rows, or the hours' rows, of the total, or of the one channel
+    or agent asked for; with the breakdown the days keep (per channel, per agent) for the
+    whole period (its local days: the same as its local hours). The breakdown of one
+    channel by agent (or of one agent by channel) is the quarter hours'."""
     focus = TOTAL
     if query.channel is not None:
         focus = CHANNEL + query.channel
     elif query.agent is not None:
         focus = AGENT + query.agent
-    buckets, total = _summed(
-        [
-            *(
-                RollupRow((row.day - query.first).days, "", "", row.metric, index, count)
-                for row in rows
-                if row.dimension == focus
-                for index, count in _counts(row)
-            ),
-            *late,
-        ],
-        days,
-    )
+    by_hours = query.interval is Interval.HOUR
+    days = [] if by_hours and focus != TOTAL else await store.days(query.first, query.last)
+    buckets = [Tally() for _ in starts[1:]]
+    if by_hours:
+        for hour in await store.hours(starts[0], starts[-1], focus):
+            buckets[bisect_right(starts, hour.hour) - 1].add_span(hour)
+    else:
+        for day in days:
+            if day.dimension == focus:
+                buckets[(day.day - query.first).days].add_span(day)
+    total = Tally()
+    for tally in buckets:
+        total.add_tally(tally)
+    for each in late:
+        buckets[each.bucket].add(each.metric, each.bin, each.count)
+        total.add(each.metric, each.bin, each.count)
 
     def breakdown(prefix: str, key: str) -> dict[str, Tally]:
         groups: dict[str, Tally] = defaultdict(Tally)
-        for row in rows:
+        for row in days:
             if row.dimension.startswith(prefix):
-                name = row.dimension.removeprefix(prefix)
-                for index, count in _counts(row):
-                    groups[name].add(row.metric, index, count)
+                groups[row.dimension.removeprefix(prefix)].add_span(row)
         for each in late:
             groups[getattr(each, key)].add(each.metric, each.bin, each.count)
         return groups
 
+    period = [starts[0], starts[-1]]
     if query.channel is not None:
         by_channel = {query.channel: total}
         by_agent = _grouped(
-            [*await store.rollups(starts, query.channel, by_agent=True), *late], "agent"
+            [*await store.rollups(period, query.channel, by_agent=True), *late], "agent"
         )
     elif query.agent is not None:
         by_agent = {query.agent: total}
         by_channel = _grouped(
-            [*await store.rollups(starts, agent=query.agent, by_channel=True), *late], "channel"
+            [*await store.rollups(period, agent=query.agent, by_channel=True), *late], "channel"
         )
     else:
         by_channel, by_agent = breakdown(CHANNEL, "channel"), breakdown(AGENT, "agent")
     return buckets, total, by_channel, by_agent
-
-
-def _counts(row: DayRow) -> list[tuple[int, int]]:
-    """A day row as (bin, count) pairs: its histogram's, or its count alone."""
-    return list(row.bins.items()) if row.metric in HISTOGRAMS else [(NO_BIN, row.count)]
 
 
 async def _breaching(

@@ -4,7 +4,7 @@ it had not read, or its first start)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -73,22 +73,25 @@ class Rollups:
         business = await settings.business()
         return timedelta(minutes=business.first_response_sla_minutes), business.zone
 
-    async def handle(self, event: Event) -> None:
-        fact = fact_of(event)
-        if fact is None:
+    async def handle(self, events: Sequence[Event]) -> None:
+        """Count the facts of a batch of events in one transaction."""
+        facts: list[Fact] = []
+        for event in events:
+            fact = fact_of(event)
+            if isinstance(fact, ChangeFact) and not fact.channel:  # logged by an older version
+                fact = await self._with_channel(fact)
+            if fact is not None:
+                facts.append(fact)
+        if not facts:
             return
-        if isinstance(fact, ChangeFact) and not fact.channel:
-            fact = await self._with_channel(fact)
-            if fact is None:
-                return
         sla, zone = await self.targets()
         if zone.key != await self._counted_zone():
             # The days are the business's: a new zone makes them other days. Count them
-            # again (this event with them: it is in the store).
+            # again (these events with them: they are in the store).
             log.info("dashboard_zone_changed", zone=zone.key)
             await self.rebuild()
             return
-        await self.store.apply([fact], sla, ALWAYS, zone)
+        await self.store.apply(facts, sla, ALWAYS, zone)
 
     async def _counted_zone(self) -> str | None:
         if self._zone is None:
@@ -106,8 +109,8 @@ class Rollups:
         """Count everything again from the store: the conversations' messages and history."""
         started = utcnow()
         sla, zone = await self.targets()
-        await self.store.clear(zone.key)
-        self._zone = zone.key
+        await self.store.clear(None)  # no zone until the end: a rebuild that dies is redone
+        self._zone = None
         keep_keys = await self._oldest_event_time() - KEY_MARGIN
         cursor, conversations, counted = None, 0, 0
         while True:
@@ -117,6 +120,8 @@ class Rollups:
             conversations += len(records)
             if cursor is None:
                 break
+        await self.store.counted_in(zone.key)
+        self._zone = zone.key
         log.info(
             "dashboard_rebuilt",
             conversations=conversations,
@@ -138,7 +143,7 @@ class Rollups:
     def subscriber(self) -> Subscriber:
         return Subscriber(
             SUBSCRIBER,
-            self.handle,
+            handle_batch=self.handle,
             types=EVENT_TYPES,
             start="rebuild",
             resync=self.rebuild,

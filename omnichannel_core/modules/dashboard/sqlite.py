@@ -1,8 +1,10 @@
-"""The dashboard's store on SQLite (tables ``dashboard_conversations``, ``dashboard_rollups``
-and ``dashboard_counted``)."""
+"""The dashboard's store on SQLite (tables ``dashboard_conversations``, ``dashboard_counted``,
+``dashboard_meta``, and the rollups' tiers ``dashboard_rollups`` (quarter hours),
+``dashboard_days`` and ``dashboard_hours``)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sqlite3
@@ -17,10 +19,40 @@ from omnichannel_core.modules.dashboard.records import (
     ConversationState,
     DayRow,
     Fact,
+    HourRow,
     Increment,
     Metric,
 )
 from omnichannel_core.modules.dashboard.store import UTC_ZONE, Clock, QueueCounts, RollupRow
+from omnichannel_core.modules.dashboard.tiers import Additions
+
+HOURS_TABLE = """
+    CREATE TABLE dashboard_hours (
+        dimension TEXT NOT NULL,
+        hour TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        bins TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (dimension, hour, metric)
+    ) WITHOUT ROWID
+"""
+"""The hours' tier: a local hour (its start, UTC) per dimension and metric; a dimension's
+hours are one range of the key."""
+
+
+def add_the_hours(connection: sqlite3.Connection) -> None:
+    """Step 2: the hours' tier, counted from the quarter hours kept so far (in the zone the
+    days are counted in), so a store counted before it has its hours without a rebuild."""
+    connection.execute(HOURS_TABLE)
+    row = connection.execute("SELECT value FROM dashboard_meta WHERE key = 'zone'").fetchone()
+    added = Additions(UTC_ZONE if row is None else ZoneInfo(row[0]))
+    for bucket, channel, agent, metric, bin_index, count in connection.execute(
+        "SELECT bucket, channel, agent, metric, bin, count FROM dashboard_rollups"
+    ):
+        increment = Increment(parse_timestamp(bucket), channel, agent, Metric(metric), bin_index)
+        added.add([increment], count)
+    _write_spans(connection, "dashboard_hours", "hour", _hour_rows(added))
+
 
 MIGRATIONS: tuple[SqliteMigration, ...] = (
     """
@@ -67,8 +99,10 @@ MIGRATIONS: tuple[SqliteMigration, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    add_the_hours,
 )
-"""Step 1. Never change a released step: append the next one."""
+"""Step 1, then step 2 (the hours' tier). Never change a released step: append the next
+one."""
 
 
 def _time(value: str | None) -> datetime | None:
@@ -110,30 +144,63 @@ def _save(connection: sqlite3.Connection, state: ConversationState) -> None:
     )
 
 
-def _add(connection: sqlite3.Connection, increments: list[Increment], zone: ZoneInfo) -> None:
+_timestamp = functools.lru_cache(maxsize=4096)(format_timestamp)
+"""`format_timestamp` of quarter hours and hours, kept: a while's facts share a few."""
+
+SpanRows = list[tuple[str, str, str, int, int]]
+"""Counts to add to the days' or the hours' tier: the day or hour, the dimension, the
+metric, the bin (`records.NO_BIN` for a plain count) and the count."""
+
+
+def _day_rows(added: Additions) -> SpanRows:
+    return [
+        (day.isoformat(), dimension, str(metric), bin_index, count)
+        for ((day, dimension, metric), bin_index), count in added.days.items()
+    ]
+
+
+def _hour_rows(added: Additions) -> SpanRows:
+    return [
+        (_timestamp(hour), dimension, str(metric), bin_index, count)
+        for ((hour, dimension, metric), bin_index), count in added.hours.items()
+    ]
+
+
+def _write_spans(connection: sqlite3.Connection, table: str, column: str, rows: SpanRows) -> None:
+    """Add ``rows`` to the days' or hours' tier (SQLite adds a bin's count in the row's
+    JSON)."""
+    # Only the table and column names of this module are spliced in.
+    connection.executemany(
+        f"INSERT INTO {table} ({column}, dimension, metric, count, bins)"  # noqa: S608
+        " VALUES (?1, ?2, ?3, ?5,"
+        " CASE WHEN ?4 < 0 THEN '{}' ELSE json_object(CAST(?4 AS TEXT), ?5) END)"
+        f" ON CONFLICT ({column}, dimension, metric) DO UPDATE SET count = count + ?5,"
+        " bins = CASE WHEN ?4 < 0 THEN bins ELSE json_set(bins, '$.\"' || ?4 || '\"',"
+        " coalesce(json_extract(bins, '$.\"' || ?4 || '\"'), 0) + ?5) END",
+        rows,
+    )
+
+
+def _write(connection: sqlite3.Connection, added: Additions) -> None:
+    """Add what the facts of a transaction add, to each tier."""
     connection.executemany(
         "INSERT INTO dashboard_rollups (bucket, channel, agent, metric, bin, count)"
-        " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (bucket, channel, agent, metric, bin)"
-        " DO UPDATE SET count = count + 1",
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (bucket, channel, agent, metric, bin)"
+        " DO UPDATE SET count = count + excluded.count",
         [
-            (format_timestamp(each.bucket), each.channel, each.agent, str(each.metric), each.bin)
-            for each in increments
+            (_timestamp(bucket), channel, agent, str(metric), bin_index, count)
+            for (bucket, channel, agent, metric, bin_index), count in added.quarters.items()
         ],
     )
-    days = [
-        (each.bucket.astimezone(zone).date().isoformat(), dimension, str(each.metric), each.bin)
-        for each in increments
-        for dimension in each.dimensions()
-    ]
-    connection.executemany(
-        "INSERT INTO dashboard_days (day, dimension, metric, count, bins)"
-        " VALUES (?1, ?2, ?3, 1,"
-        " CASE WHEN ?4 < 0 THEN '{}' ELSE json_object(CAST(?4 AS TEXT), 1) END)"
-        " ON CONFLICT (day, dimension, metric) DO UPDATE SET count = count + 1,"
-        " bins = CASE WHEN ?4 < 0 THEN bins ELSE json_set(bins, '$.\"' || ?4 || '\"',"
-        " coalesce(json_extract(bins, '$.\"' || ?4 || '\"'), 0) + 1) END",
-        days,
-    )
+    _write_spans(connection, "dashboard_days", "day", _day_rows(added))
+    _write_spans(connection, "dashboard_hours", "hour", _hour_rows(added))
+
+
+def _span(row: sqlite3.Row) -> tuple[str, Metric, int, dict[int, int]]:
+    """A row of the days' or hours' tier: its dimension, metric, count and bins."""
+    stored = json.loads(row["bins"])
+    bins = dict(zip(map(int, stored), stored.values(), strict=True))  # no loop in Python
+    return row["dimension"], Metric(row["metric"]), row["count"], bins
 
 
 class SqliteDashboardStore:
@@ -146,6 +213,7 @@ class SqliteDashboardStore:
         def write(connection: sqlite3.Connection) -> int:
             counted = 0
             states: dict[str, ConversationState | None] = {}
+            added = Additions(zone)
             for fact in facts:
                 if connection.execute(
                     "SELECT 1 FROM dashboard_counted WHERE key = ?", (fact.key,)
@@ -159,7 +227,7 @@ class SqliteDashboardStore:
                     states[fact.conversation_id] = None if row is None else _state(row)
                 folded, increments = fold(states[fact.conversation_id], fact, sla)
                 states[fact.conversation_id] = folded
-                _add(connection, increments, zone)
+                added.add(increments)
                 if fact.at >= keep_keys:
                     connection.execute(
                         "INSERT INTO dashboard_counted (key, at) VALUES (?, ?)",
@@ -169,6 +237,7 @@ class SqliteDashboardStore:
             for state in states.values():
                 if state is not None:
                     _save(connection, state)
+            _write(connection, added)
             return counted
 
         return await self.database.write(write)
@@ -288,16 +357,17 @@ class SqliteDashboardStore:
                 "SELECT * FROM dashboard_days WHERE day >= ? AND day <= ?",
                 (first.isoformat(), last.isoformat()),
             ).fetchall()
-            return [
-                DayRow(
-                    date.fromisoformat(row["day"]),
-                    row["dimension"],
-                    Metric(row["metric"]),
-                    row["count"],
-                    {int(index): count for index, count in json.loads(row["bins"]).items()},
-                )
-                for row in rows
-            ]
+            return [DayRow(date.fromisoformat(row["day"]), *_span(row)) for row in rows]
+
+        return await self.database.read(read)
+
+    async def hours(self, since: datetime, before: datetime, dimension: str) -> list[HourRow]:
+        def read(connection: sqlite3.Connection) -> list[HourRow]:
+            rows = connection.execute(
+                "SELECT * FROM dashboard_hours WHERE dimension = ? AND hour >= ? AND hour < ?",
+                (dimension, format_timestamp(since), format_timestamp(before)),
+            ).fetchall()
+            return [HourRow(parse_timestamp(row["hour"]), *_span(row)) for row in rows]
 
         return await self.database.read(read)
 
@@ -317,16 +387,16 @@ class SqliteDashboardStore:
                 "dashboard_rollups",
                 "dashboard_counted",
                 "dashboard_days",
+                "dashboard_hours",
             )
             for table in tables:
                 connection.execute(f"DELETE FROM {table}")  # noqa: S608 (names above)
-            connection.execute(
-                "INSERT INTO dashboard_meta (key, value) VALUES ('zone', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (zone,),
-            )
+            _set_zone(connection, zone)
 
         await self.database.write(write)
+
+    async def counted_in(self, zone: str) -> None:
+        await self.database.write(lambda connection: _set_zone(connection, zone))
 
     async def forget_keys(self, before: datetime) -> int:
         def write(connection: sqlite3.Connection) -> int:
@@ -335,3 +405,14 @@ class SqliteDashboardStore:
             ).rowcount
 
         return await self.database.write(write)
+
+
+def _set_zone(connection: sqlite3.Connection, zone: str | None) -> None:
+    if zone is None:
+        connection.execute("DELETE FROM dashboard_meta WHERE key = 'zone'")
+        return
+    connection.execute(
+        "INSERT INTO dashboard_meta (key, value) VALUES ('zone', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (zone,),
+    )

@@ -1,6 +1,7 @@
 """What the dashboard keeps (store ``dashboard``): each conversation's state as the figures
-see it, the rollups (counts per quarter hour, channel, agent and metric; durations per bin),
-and which facts were counted, so a fact handed over twice (an event redelivered, or met by
+see it, the rollups (counts per quarter hour, channel, agent and metric, durations per bin;
+and per local hour and local day of the business's zone, per dimension and metric), and
+which facts were counted, so a fact handed over twice (an event redelivered, or met by
 both a rebuild and the subscriber) is counted once."""
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from omnichannel_core.module import StoreSpec, lazy
-from omnichannel_core.modules.dashboard.records import ConversationState, DayRow, Fact, Metric
+from omnichannel_core.modules.dashboard.records import (
+    ConversationState,
+    DayRow,
+    Fact,
+    HourRow,
+    Metric,
+)
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -53,10 +60,13 @@ class QueueCounts:
 
 
 class DashboardStore(Protocol):
-    """Two tiers of rollups: per quarter hour (UTC), channel, agent, metric and bin, which
-    hourly reports and reports of a channel's agent read; and per day of the business's
-    zone, dimension (total, a channel, an agent) and metric, with the histogram in the row,
-    which daily reports read: a few thousand rows a month, whatever the volume."""
+    """Three tiers of rollups. Per quarter hour (UTC), channel, agent, metric and bin: what
+    the queue now reads (the last hour's messages), reports of a channel and an agent
+    together, and the breakdown of one channel by agent (or of one agent by channel). Per
+    day, and per hour, of the business's zone (`hours` defines its hours), dimension
+    (total, a channel, an agent) and metric, with the histogram in the row: what daily and
+    hourly reports read, a few thousand day rows a month and at most about 24 times as many
+    hour rows, whatever the volume. The same transaction adds a fact to all three."""
 
     async def apply(
         self, facts: Sequence[Fact], sla: timedelta, keep_keys: datetime, zone: ZoneInfo = UTC_ZONE
@@ -64,14 +74,19 @@ class DashboardStore(Protocol):
         """Fold ``facts`` (in order; of any conversations) into the states and rollups, in
         one transaction, each at most once: a fact whose key was counted before is skipped.
         The key of a fact at or after ``keep_keys`` is kept (an older one can never be
-        handed over again: the event log no longer has it). Days are ``zone``'s (the one
-        :meth:`clear` named). Returns how many were counted."""
+        handed over again: the event log no longer has it). Days and hours are ``zone``'s
+        (the one :meth:`clear` named). Returns how many were counted."""
 
     async def days(self, first: date, last: date) -> list[DayRow]:
         """Every day row from ``first`` to ``last`` (both included)."""
 
+    async def hours(self, since: datetime, before: datetime, dimension: str) -> list[HourRow]:
+        """The hour rows of ``dimension`` (`records.TOTAL`, a channel's, an agent's) whose
+        hour starts from ``since`` to before ``before``."""
+
     async def zone(self) -> str | None:
-        """The zone the days are counted in (None: none yet, before a first rebuild)."""
+        """The zone the days and hours are counted in (None: the figures are not whole:
+        before a first rebuild, or while one runs, or after one that did not finish)."""
 
     async def rollups(
         self,
@@ -106,15 +121,20 @@ class DashboardStore(Protocol):
         """How many conversations are open and pending, unassigned (open or pending), and
         assigned to each of ``agents`` (open or pending)."""
 
-    async def clear(self, zone: str) -> None:
-        """Forget every state, rollup and counted key (a rebuild starts from nothing), and
-        count days in ``zone`` from now on."""
+    async def clear(self, zone: str | None) -> None:
+        """Forget every state, rollup (of every tier) and counted key (a rebuild starts from
+        nothing), and count days and hours in ``zone`` from now on; None forgets the zone
+        first (a rebuild under way: one that dies before :meth:`counted_in` is done again)."""
+
+    async def counted_in(self, zone: str) -> None:
+        """Say the figures are whole, their days and hours ``zone``'s (a rebuild's end)."""
 
     async def forget_keys(self, before: datetime) -> int:
         """Drop the counted keys of facts before ``before``; how many were dropped."""
 
 
 def dashboard_store_spec() -> StoreSpec:
+    from omnichannel_core.modules.dashboard.firestore_steps import FIRESTORE_MIGRATIONS
     from omnichannel_core.modules.dashboard.sqlite import MIGRATIONS
 
     return StoreSpec(
@@ -123,4 +143,5 @@ def dashboard_store_spec() -> StoreSpec:
         sqlite=lazy("omnichannel_core.modules.dashboard.sqlite", "SqliteDashboardStore"),
         firestore=lazy("omnichannel_core.modules.dashboard.firestore", "FirestoreDashboardStore"),
         sqlite_migrations=MIGRATIONS,
+        firestore_migrations=FIRESTORE_MIGRATIONS,
     )
