@@ -34,6 +34,8 @@ from omnichannel_core.modules.dashboard.records import (
 )
 from omnichannel_core.modules.dashboard.report import Period, Tally, bucket_starts, report
 from omnichannel_core.modules.dashboard.store import (
+    UTC_ZONE,
+    Clock,
     DashboardStore,
     RollupRow,
     dashboard_store_spec,
@@ -537,6 +539,41 @@ def test_clocks_running_in_a_period(database):
         ]
         assert [c.started for c in await store.clocks(at(1), at(1800))] == [at(600)]
         assert await store.clocks(at(0), at(0)) == []
+
+    run_store(STORE, database, scenario)
+
+
+def test_a_report_does_not_count_a_wait_answered_while_it_reads_twice(database):
+    """A response folded between a report's read of the running waits and its read of the
+    rollups would count its wait twice: running past the target, and answered past it. The
+    report reads the running waits again after the rollups, and reads all again when they
+    moved: one breach, the response's."""
+
+    class AnswersWhileRead:
+        def __init__(self, store: DashboardStore) -> None:
+            self.store, self.answered = store, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.store, name)
+
+        async def clocks(self, since: datetime, before: datetime) -> list[Clock]:
+            found = await self.store.clocks(since, before)
+            if not self.answered:
+                self.answered = True
+                await self.store.apply([outbound("m2", "cv_1", 900)], SLA, KEEP_ALL)
+            return found
+
+    async def scenario(store: DashboardStore) -> None:
+        await store.clear("UTC")
+        await store.apply(
+            [inbound("m1", "cv_1", 0), change("c1", "cv_1", 1, "usr_1", OPEN)], SLA, KEEP_ALL
+        )
+        period = Period(START.date(), START.date(), Interval.DAY)
+        read = await report(AnswersWhileRead(store), period, UTC_ZONE, SLA, at(1000))
+        assert read.totals.sla_breaches == 1
+        assert read.totals.first_response.count == 1
+        breaches = {each.user_id: each.figures.sla_breaches for each in read.agents}
+        assert breaches == {"usr_1": 1, None: 0}
 
     run_store(STORE, database, scenario)
 

@@ -48,10 +48,14 @@ SETTLE_SECONDS = 90.0
 (a killed runner's sends wait for their lease, 3 s here, then are resent)."""
 
 
+HOLD_SECONDS = 60.0
+"""The longest a held send waits for its answer."""
+
+
 class CountingReceiver:
     """The generic HTTP channel's receiver: answers each send after a short random delay
-    (so that sends are in flight when a process is killed; at most ``delay`` seconds), and
-    counts them per key."""
+    (at most ``delay`` seconds; sends overlap), or holds them all unanswered for a while
+    (:meth:`holding`: a kill then cuts sends off for sure), and counts them per key."""
 
     def __init__(self, delay: float = 0.2) -> None:
         self.delay = delay
@@ -60,6 +64,8 @@ class CountingReceiver:
         self.in_flight = 0
         """Sends received and not yet answered."""
         self._lock = threading.Lock()
+        self._answering = threading.Event()
+        self._answering.set()
 
     def _answer(self, request: RecordedRequest) -> ScriptedResponse:
         key = request.headers.get("idempotency-key", "")
@@ -67,21 +73,29 @@ class CountingReceiver:
             self.arrivals.append((time.monotonic(), key))
             self.in_flight += 1
         try:
-            time.sleep(random.uniform(0, self.delay))  # the handler's own thread: sends overlap
+            self._answering.wait(HOLD_SECONDS)  # the handler's own thread: sends overlap
+            time.sleep(random.uniform(0, self.delay))
         finally:
             with self._lock:
                 self.in_flight -= 1
         return ScriptedResponse.json(200, {"id": f"remote-{key}"})
 
-    def wait_for_sends_in_flight(self, count: int, seconds: float = 10.0) -> None:
-        """Until ``count`` sends are being answered at once (or ``seconds`` pass): a kill
-        then cuts sends off, which is what the crash test is for."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self.in_flight >= count:
-                    return
-            time.sleep(0.002)
+    @contextlib.contextmanager
+    def holding(self, count: int, seconds: float = 30.0) -> Iterator[None]:
+        """Hold every send unanswered until ``count`` are in flight at once, run the body
+        (a kill: each runner's sends are cut off), then answer them."""
+        self._answering.clear()
+        try:
+            deadline = time.monotonic() + seconds
+            while True:
+                with self._lock:
+                    if self.in_flight >= count:
+                        break
+                assert time.monotonic() < deadline, f"never {count} sends in flight at once"
+                time.sleep(0.01)
+            yield
+        finally:
+            self._answering.set()
 
     def wait_for_arrivals(self, count: int, seconds: float = 20.0) -> float:
         """Until ``count`` sends have arrived (or ``seconds`` pass): when the last did
@@ -116,6 +130,9 @@ class CountingReceiver:
 
 CONVERSATIONS = 20
 """Replies are spread over this many conversations, as an inbox's are."""
+SEND_CONCURRENCY = 4
+"""Each runner's sends at once: twice this many held in flight, each runner has all of its
+own under way when one is killed."""
 
 
 def _reply(inbox: Deployment, conversation_id: str, key: str, **fields: str) -> str:
@@ -168,8 +185,8 @@ def crash_run(workdir: Path, env: dict[str, str], receiver: CountingReceiver, co
             ):
                 while sum(future.done() for future in futures) < stage:
                     time.sleep(0.01)
-                receiver.wait_for_sends_in_flight(2)  # both runners' sends, most likely
-                action()
+                with receiver.holding(2 * SEND_CONCURRENCY):  # each runner's sends, all
+                    action()
                 print(f"{time.monotonic() - started:.1f}s: {stage} accepted, killed")
             accepted = [future.result() for future in futures]
         assert len(set(accepted)) == count  # one message per key, whatever was replayed
@@ -238,6 +255,7 @@ def _env(receiver: CountingReceiver, **extra: str) -> dict[str, str]:
         "OMNICHANNEL_SEND_LEASE_SECONDS": "3",
         "OMNICHANNEL_JOB_LEASE_SECONDS": "3",
         "OMNICHANNEL_EVENT_POLL_MS": "50",
+        "OMNICHANNEL_SEND_CONCURRENCY": str(SEND_CONCURRENCY),
         **extra,
     }
 

@@ -8,7 +8,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import httpx
@@ -103,3 +103,30 @@ def wait_for(done: Callable[[], bool], seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} after {seconds}s")
         time.sleep(0.2)
+
+
+def sends_settled(client_of: Callable[[], httpx.Client], campaign_id: str) -> Callable[[], bool]:
+    """Whether a completed campaign has nothing left to send: each recipient's message was
+    taken by Twilio, or is in doubt (a kill cut its send off, perhaps before Twilio got it:
+    Twilio is never asked again, and the message waits for a status callback)."""
+
+    def settled() -> bool:
+        counts = campaign_report(client_of, campaign_id)["counts"]
+        return bool(counts["pending"] == 0 and counts["queued"] == 0)
+
+    return settled
+
+
+def asked_once_or_in_doubt(
+    twilio: FakeTwilio, numbers: Collection[str], counts: dict[str, Any]
+) -> tuple[Counter[str], set[str]]:
+    """Check a settled campaign: Twilio asked at most once per recipient, and each one it
+    never got a message for is one in doubt (at most every recipient in doubt is one never
+    asked: those Twilio got are settled by their callbacks, or still wait for them). The
+    recipients asked, and those never asked."""
+    asked = asked_per_number(twilio)
+    assert set(asked) <= set(numbers)
+    assert max(asked.values()) == 1, "a recipient got the campaign twice"
+    never = set(numbers) - set(asked)
+    assert len(never) <= counts["in_doubt"], ("never asked, and not in doubt", never, counts)
+    return asked, never

@@ -1,7 +1,8 @@
-"""A campaign under fire, through the real server and the fake Twilio: each recipient gets it
-exactly once, counted by the provider calls per number, while job runners and the server
-are killed with ``kill -9`` and restarted and the campaign is paused and resumed twice
-(SQLite). test_twilio_campaign_firestore.py has two servers sharing Firestore."""
+"""A campaign under fire, through the real server and the fake Twilio: no recipient gets it
+twice, counted by the provider calls per number (each gets it once, but for a send a kill
+cut off before Twilio got it: in doubt, never asked again), while job runners and the
+server are killed with ``kill -9`` and restarted and the campaign is paused and resumed
+twice (SQLite). test_twilio_campaign_firestore.py has two servers sharing Firestore."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import httpx
 import pytest
 from campaign_runs import (
     SEND_SECONDS,
+    asked_once_or_in_doubt,
     asked_per_number,
     campaign_report,
     env_of,
     move_campaign,
     numbers_of,
+    sends_settled,
     start_campaign,
     wait_for,
 )
@@ -55,7 +58,8 @@ def test_a_campaign_reaches_each_of_1000_recipients_once_through_kills_and_pause
 ):
     """1,000 recipients at 80/s on SQLite, two job runners and a web server. Mid-run: a
     runner killed, the campaign paused and resumed twice, the server killed, the other
-    runner killed. Twilio is asked exactly once for every recipient."""
+    runner killed. Twilio is asked at most once for every recipient: exactly once, but for
+    a send a kill cut off before Twilio got it, left in doubt (never asked again)."""
     numbers = numbers_of(twilio, SQLITE_RECIPIENTS)
     deployment = Deployment(tmp_path, env_of(twilio))
     try:
@@ -82,30 +86,31 @@ def test_a_campaign_reaches_each_of_1000_recipients_once_through_kills_and_pause
             return report["campaign"]["status"] == "completed"
 
         wait_for(finished, 120, "the campaign did not complete")
-        wait_for(lambda: sent() >= SQLITE_RECIPIENTS, SEND_SECONDS, "not every one sent")
+        wait_for(sends_settled(deployment.client, campaign_id), SEND_SECONDS, "sends unsettled")
+        counts = campaign_report(deployment.client, campaign_id)["counts"]
+        asked, never = asked_once_or_in_doubt(twilio, numbers, counts)
         with deployment.client() as client:
             _settle_with_callbacks(client, twilio, numbers)
 
         def delivered() -> bool:
             counts = campaign_report(deployment.client, campaign_id)["counts"]
-            return counts["delivered"] == SQLITE_RECIPIENTS
+            return bool(counts["delivered"] == len(asked) and counts["in_doubt"] == len(never))
 
-        wait_for(delivered, 60, "not every one delivered")
+        wait_for(delivered, 60, "not every one Twilio took delivered")
         report = campaign_report(deployment.client, campaign_id)
     finally:
         deployment.stop()
 
-    asked = asked_per_number(twilio)
-    assert set(asked) == set(numbers), "a recipient never got the campaign"
-    assert max(asked.values()) == 1, "a recipient got the campaign twice"
     counts = report["counts"]
     assert counts["targeted"] == SQLITE_RECIPIENTS
     assert counts["skipped"] == {} and counts["failed"] == {}
     log = (tmp_path / "worker.log").read_text()
     print(
-        f"\n{SQLITE_RECIPIENTS} recipients, each asked of Twilio once through 3 kills and 2"
+        f"\n{SQLITE_RECIPIENTS} recipients, none asked of Twilio twice through 3 kills and 2"
         f" pauses; {log.count('message_in_doubt')} sends cut off in doubt, settled by"
-        f" their callbacks; {log.count('message_requeued')} claimed and never sent, sent later"
+        f" their callbacks but for {len(never)} Twilio never got (in doubt until the"
+        f" confirmation deadline); {log.count('message_requeued')} claimed and never sent,"
+        " sent later"
     )
 
 

@@ -1,6 +1,6 @@
 """A campaign on two servers sharing Firestore (the emulator) and Pub/Sub, one of them killed
-with ``kill -9`` mid-run and started again: each recipient gets it exactly once, counted by
-the fake Twilio's requests per number. (Apart from the SQLite crash test, which runs alone:
+with ``kill -9`` mid-run and started again: no recipient gets it twice, counted by the fake
+Twilio's requests per number. (Apart from the SQLite crash test, which runs alone:
 this one kills a whole server at a third of the run, not a send under way, and may share the
 machine.)"""
 
@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from campaign_runs import (
     SEND_SECONDS,
+    asked_once_or_in_doubt,
     asked_per_number,
     campaign_report,
     env_of,
     numbers_of,
+    sends_settled,
     start_campaign,
     wait_for,
 )
@@ -46,7 +48,8 @@ def test_two_servers_on_firestore_send_each_recipient_once_when_one_is_killed(
 ):
     """Two servers, each with its job runner, share Firestore and Pub/Sub; 300 recipients at
     30/s. A third of the way, the first server (its runner with it) is killed with kill -9
-    and started again. Twilio is asked exactly once per recipient."""
+    and started again. Twilio is asked at most once per recipient (once, but for a send the
+    kill cut off before Twilio got it: in doubt, never asked again)."""
     numbers = numbers_of(twilio, FIRESTORE_RECIPIENTS)
     project = f"demo-campaign-{uuid.uuid4().hex[:10]}"
     env = env_of(
@@ -83,22 +86,17 @@ def test_two_servers_on_firestore_send_each_recipient_once_when_one_is_killed(
             return report["campaign"]["status"] == "completed"
 
         wait_for(finished, 180, "the campaign did not complete")
-        campaign = campaign_report(second.client, campaign_id)["campaign"]
-        wait_for(
-            lambda: sum(asked_per_number(twilio).values()) >= FIRESTORE_RECIPIENTS,
-            SEND_SECONDS,
-            "not every one sent",
-        )
+        wait_for(sends_settled(second.client, campaign_id), SEND_SECONDS, "sends unsettled")
+        report = campaign_report(second.client, campaign_id)
     finally:
         for server in servers:
             server.stop()
 
-    asked = asked_per_number(twilio)
-    assert set(asked) == set(numbers), "a recipient never got the campaign"
-    assert max(asked.values()) == 1, "a recipient got the campaign twice"
-    times = {name: datetime.fromisoformat(campaign[name]) for name in TIMES}
+    _, never = asked_once_or_in_doubt(twilio, numbers, report["counts"])
+    times = {name: datetime.fromisoformat(report["campaign"][name]) for name in TIMES}
     print(
-        f"\n{FIRESTORE_RECIPIENTS} recipients on Firestore, one of two servers killed: each"
-        f" asked of Twilio once; frozen in {times['started_at'] - times['launched_at']},"
+        f"\n{FIRESTORE_RECIPIENTS} recipients on Firestore, one of two servers killed: none"
+        f" asked of Twilio twice, {len(never)} cut off before Twilio got them (in doubt);"
+        f" frozen in {times['started_at'] - times['launched_at']},"
         f" sent in {times['finished_at'] - times['started_at']}"
     )
