@@ -4,6 +4,7 @@ every example loads in the real app."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import re
 import types
@@ -50,13 +51,14 @@ def _documented_signatures() -> dict[str, list[str]]:
     }
 
 
-def _test_function_names() -> set[str]:
+@functools.cache  # every hook's test asks: the tests are parsed once per process
+def _test_function_names() -> frozenset[str]:
     names: set[str] = set()
     for path in TESTS.rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 names.add(node.name)
-    return names
+    return frozenset(names)
 
 
 def _examples(path: Path) -> list[str]:

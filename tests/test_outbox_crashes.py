@@ -166,7 +166,7 @@ def _outbox_empty(inbox: Deployment) -> bool:
 def crash_run(workdir: Path, env: dict[str, str], receiver: CountingReceiver, count: int) -> None:
     """Send ``count`` replies while a job runner, then the server, then the other runner
     are killed; then check what the receiver got against what the inbox says."""
-    inbox = Deployment(workdir, env)
+    inbox = Deployment(workdir, {**env, "OMNICHANNEL_SEND_CONCURRENCY": str(SEND_CONCURRENCY)})
     try:
         with inbox.client() as client:
             conversations = _open_conversations(client)
@@ -255,7 +255,6 @@ def _env(receiver: CountingReceiver, **extra: str) -> dict[str, str]:
         "OMNICHANNEL_SEND_LEASE_SECONDS": "3",
         "OMNICHANNEL_JOB_LEASE_SECONDS": "3",
         "OMNICHANNEL_EVENT_POLL_MS": "50",
-        "OMNICHANNEL_SEND_CONCURRENCY": str(SEND_CONCURRENCY),
         **extra,
     }
 
