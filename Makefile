@@ -63,5 +63,9 @@ bench-campaign: $(BIN)/.installed
 bench-dashboard: $(BIN)/.installed
 	$(BIN)/python -m bench.dashboard
 
+## bench-idle: the CPU an idle server uses, per process, beside the same server not polling
+bench-idle: $(BIN)/.installed
+	$(BIN)/python -m bench.idle
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

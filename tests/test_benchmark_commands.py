@@ -259,3 +259,20 @@ def test_profiler_runs_on_twilio_webhooks():
     generator = json.loads(finished.stdout.splitlines()[0].removeprefix("generator: "))
     assert generator["statuses"] == {"200": 200}
     assert "===== event loop thread =====" in finished.stdout
+
+
+def test_idle_benchmark_measures_each_process_beside_a_server_not_polling():
+    """bench.idle leaves the real server idle, with its default poll and with polling as good
+    as off, and reads each process's CPU time: every process is found, and both servers
+    answered at the end."""
+    report = _run("bench.idle", "--settle=2", "--seconds=2", "--json")
+    assert report["problems"] == []
+    for name in ("default", "baseline (OMNICHANNEL_EVENT_POLL_MS=60000)"):
+        figures = report[name]
+        assert figures["healthy"] is True
+        assert set(figures["cpu_seconds_per_minute"]) == {
+            "gunicorn",
+            "job runner",
+            "omnichannel serve",
+        }
+        assert figures["share_of_a_core"] >= 0

@@ -15,6 +15,7 @@ from omnichannel_core.bus.pubsub import PubSubBus, bus_credentials
 from omnichannel_core.config import Config
 from omnichannel_core.errors import ConfigError
 from omnichannel_core.store.firestore.client import SERVICE_ACCOUNT_VARIABLES
+from omnichannel_core.store.sqlite.database import SqliteDatabase
 from tests.support.google_keys import new_private_key_pem
 
 
@@ -46,6 +47,58 @@ def test_the_polling_bus_waits_its_interval_unless_this_process_rings():
     assert 0.25 <= idle < 5
     assert short < 0.25
     assert rung < 0.25
+
+
+def test_the_polling_bus_on_sqlite_wakes_only_when_the_file_changed(tmp_path):
+    """With the database's ``data_version``, a poll that finds nothing committed since the
+    last one goes on waiting (up to ``at_most``); a commit by another connection (another
+    process's) ends the wait at the next poll; a database that cannot tell (None) or fails
+    wakes at every poll."""
+
+    async def scenario() -> tuple[float, float, float, float]:
+        path = tmp_path / "omnichannel.db"
+        database, other = SqliteDatabase(path), SqliteDatabase(path)
+        for each in (database, other):
+            await each.migrate([])
+            await each.open()
+        await other.write(lambda c: c.execute("CREATE TABLE t (x)"))
+        bus = PollingBus(interval=0.05, data_version=database.data_version)
+        await bus.start()
+        await bus.wait(0.2)  # the first poll learns the version
+        started = time.monotonic()
+        await bus.wait(0.6)
+        idle = elapsed(started)
+        asyncio.get_running_loop().call_later(
+            0.2,
+            lambda: asyncio.ensure_future(
+                other.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+            ),
+        )
+        started = time.monotonic()
+        await bus.wait(5)
+        changed = elapsed(started)
+        for each in (database, other):
+            await each.close()
+
+        async def unknown() -> None:
+            return None
+
+        async def failing() -> int:
+            raise OSError("disk gone")
+
+        times = []
+        for version in (unknown, failing):
+            blind = PollingBus(interval=0.05, data_version=version)
+            await blind.start()
+            started = time.monotonic()
+            await blind.wait(5)
+            times.append(elapsed(started))
+        return idle, changed, *times
+
+    idle, changed, unknown, failing = asyncio.run(scenario())
+    assert idle >= 0.55  # nothing committed: the whole of at_most
+    assert 0.15 <= changed < 1.0
+    assert unknown < 0.5 and failing < 0.5
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ class Registry:
         self.config = config
         self.database = database
         self.channels = channels
-        self.bus = create_bus(config)
+        self.bus = create_bus(config, database.data_version)
         """How this process learns that the log grew (started with the process)."""
         self.news = News(self.bus)
         """Every reader of the log in this process, woken by the bus."""

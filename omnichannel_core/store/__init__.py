@@ -49,6 +49,11 @@ class Database(Protocol):
 
     def on_events_logged(self, listener: Callable[[], None]) -> None: ...
 
+    async def data_version(self) -> int | None:
+        """A number that changes whenever anything is committed to the database, by any
+        process; None when the backend cannot tell cheaply. A polling event bus asks it at
+        each poll, and wakes the process's readers only when it moved."""
+
 
 def lazy(module: str, name: str) -> Callable[[Any], Any]:
     """A store factory that imports ``module`` only when called: a Firestore store's

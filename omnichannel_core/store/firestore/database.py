@@ -138,6 +138,11 @@ class FirestoreDatabase:
         await reference.set(versions, merge=True)
         return versions
 
+    async def data_version(self) -> None:
+        """Firestore cannot tell cheaply whether anything was committed: a polling bus on it
+        wakes the readers at every poll (Pub/Sub rings them instead)."""
+        return None
+
     async def ping(self) -> dict[str, Any]:
         """A cheap round trip; facts for the health report (nothing secret)."""
         snapshot = await self.collection("meta").document(VERSIONS).get()

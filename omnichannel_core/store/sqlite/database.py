@@ -87,6 +87,10 @@ class SqliteDatabase:
         current = all(versions.get(name) == latest for name, latest in self._latest.items())
         return {"backend": self.backend, "schema": versions, "schema_current": current}
 
+    async def data_version(self) -> int:
+        """Changes whenever anything is committed to the file, by any process."""
+        return await self._runner.data_version()
+
     async def read(self, function: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``function`` on a read-only connection of the pool."""
         return await self._runner.read(function)

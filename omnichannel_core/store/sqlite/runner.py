@@ -151,6 +151,10 @@ class SqliteRunner:
         self._reader_lock = threading.Lock()
         self._reader_count = readers
         self._readers: ThreadPoolExecutor | None = None
+        self._watcher: sqlite3.Connection | None = None
+        """The connection :meth:`data_version` asks: the pragma counts what others committed
+        since this very connection last asked."""
+        self._watcher_lock = threading.Lock()
 
     def start(self) -> None:
         with self._state_lock:
@@ -366,6 +370,20 @@ class SqliteRunner:
                 self._reader_connections.append(connection)
         return function(connection)
 
+    async def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on a connection of its own: a number that changes
+        whenever any connection commits to the file (this process's writer, or another
+        process's), and only then."""
+        return await self.read(lambda _: self._data_version())
+
+    def _data_version(self) -> int:
+        with self._watcher_lock:
+            if self._watcher is None:
+                self._watcher = connect(self.path, readonly=True)
+                with self._reader_lock:
+                    self._reader_connections.append(self._watcher)
+            return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+
     async def close(self) -> None:
         """Stop taking work, commit every write this loop queued before, then release the
         connections. Writes other event loops still have queued fail as closed."""
@@ -395,3 +413,5 @@ class SqliteRunner:
             for connection in self._reader_connections:
                 connection.close()
             self._reader_connections.clear()
+        with self._watcher_lock:
+            self._watcher = None
