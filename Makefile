@@ -63,7 +63,7 @@ bench-campaign: $(BIN)/.installed
 bench-dashboard: $(BIN)/.installed
 	$(BIN)/python -m bench.dashboard
 
-## bench-idle: the CPU an idle server uses, per process, beside the same server not polling
+## bench-idle: the CPU an idle server uses, per process, beside the same server with polling as good as off
 bench-idle: $(BIN)/.installed
 	$(BIN)/python -m bench.idle
 

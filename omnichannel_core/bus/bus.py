@@ -56,6 +56,7 @@ class PollingBus:
 
     async def start(self) -> None:
         self._rung = asyncio.Event()
+        self._seen = None  # a database opened again counts afresh
 
     async def close(self) -> None:
         pass

@@ -3,7 +3,8 @@
 The bus's ``wait`` has one waiter; a process has several readers (the realtime stream's hub,
 each event subscriber of the job runner). :class:`News` waits on the bus for all of them
 while at least one listens, and sets a signal each time the bus says the log may have grown
-(a ring, or a poll interval, or :data:`OVERDUE_SECONDS` without either). Readers take the
+(a ring, or a poll that found the database changed, or :data:`OVERDUE_SECONDS` without
+either). Readers take the
 signal *before* they read the log, then wait on it: news arriving while they read is not
 missed.
 """

@@ -26,7 +26,7 @@ from omnichannel_core.modules.dashboard.records import (
     Interval,
     Metric,
 )
-from omnichannel_core.modules.dashboard.store import DashboardStore, RollupRow
+from omnichannel_core.modules.dashboard.store import Clock, DashboardStore, RollupRow
 from omnichannel_core.modules.dashboard.views import (
     AgentFigures,
     Bucket,
@@ -122,9 +122,11 @@ READ_ATTEMPTS = 5
 """How many times a report reads its figures when a wait starts or stops while it reads them.
 The running waits and the rollups are separate reads, not one snapshot: a response folded
 between them would count its wait twice (running, and answered past the target) or not at
-all. So the running waits are read again after the rollups, and the figures again if they
-differ; after this many tries the last reading stands (the figures move faster than they
-can be read: any one of them is as good as a moment later)."""
+all. So the running waits are read again after the rollups (each wait by its own start,
+not its bucket: one answered and another starting in the same bucket meanwhile would look
+alike), and the figures again if they differ; after this many tries the last reading
+stands (the figures move faster than they can be read: any one of them is as good as a
+moment later)."""
 
 
 @attrs.frozen
@@ -145,12 +147,13 @@ async def report(
     """The report (docs/dashboard.md, "Over a period")."""
     starts = bucket_starts(query.first, query.last, query.interval, zone)
     for _ in range(READ_ATTEMPTS):
-        late = await _breaching(store, query, starts, now - sla)
+        running = await _running(store, starts, now - sla)
+        late = _breaching(running, query, starts)
         if query.channel is not None and query.agent is not None:
             buckets, total, by_channel, by_agent = await _by_quarters(store, query, starts, late)
         else:
             buckets, total, by_channel, by_agent = await _by_spans(store, query, starts, late)
-        if Counter(await _breaching(store, query, starts, now - sla)) == Counter(late):
+        if Counter(await _running(store, starts, now - sla)) == Counter(running):
             break
     return Report(
         timezone=zone.key,
@@ -252,16 +255,19 @@ async def _by_spans(
     return buckets, total, by_channel, by_agent
 
 
-async def _breaching(
-    store: DashboardStore, query: Period, starts: list[datetime], before: datetime
-) -> list[RollupRow]:
-    """The waits running now that started before ``before`` (past the target), as rows
-    of the buckets they started in: a breach counts from the moment the target passes,
-    not only once it is answered."""
-    late: list[RollupRow] = []
+async def _running(store: DashboardStore, starts: list[datetime], before: datetime) -> list[Clock]:
+    """The waits running now that started in the report's period before ``before`` (past
+    the target); each its own (its start, to the microsecond, tells it from another)."""
     if before <= starts[0]:
-        return late
-    for clock in await store.clocks(starts[0], min(before, starts[-1])):
+        return []
+    return await store.clocks(starts[0], min(before, starts[-1]))
+
+
+def _breaching(running: list[Clock], query: Period, starts: list[datetime]) -> list[RollupRow]:
+    """The waits running past the target, as rows of the buckets they started in: a breach
+    counts from the moment the target passes, not only once it is answered."""
+    late: list[RollupRow] = []
+    for clock in running:
         agent = clock.assignee or NO_AGENT
         if query.channel not in (None, clock.channel) or query.agent not in (None, agent):
             continue

@@ -69,7 +69,8 @@ from omnichannel_core.modules.inbox.store.outbox import Claimed, OutboxEntry
 log = structlog.get_logger("omnichannel.outbox")
 
 SWEEP_SECONDS = 1.0
-"""How often a runner looks for dead runners' sends and lapsed doubts."""
+"""How often a runner looks for dead runners' sends and lapsed doubts (nothing wakes it for
+them: a lease or a doubt runs out without a write)."""
 OVERDUE_SECONDS = 5.0
 """The longest a runner waits before it looks at the outbox again anyway."""
 LONGEST_BACKOFF_SECONDS = 300.0
@@ -176,7 +177,9 @@ class Delivery:
                         await self.sweep(utcnow())
                         last_sweep = time.monotonic()
                     started = await self._take_due()
-                    await self._pause(signal, await self._until_due(started))
+                    # the sweep keeps its own time: a lease or a doubt lapsing commits nothing
+                    next_sweep = last_sweep + SWEEP_SECONDS - time.monotonic()
+                    await self._pause(signal, min(await self._until_due(started), next_sweep))
             finally:
                 await self._finish(control)
 

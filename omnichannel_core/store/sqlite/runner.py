@@ -409,9 +409,8 @@ class SqliteRunner:
         for pool in (committer, lock_waiters, readers):
             if pool is not None:
                 pool.shutdown(wait=True)
-        with self._reader_lock:
-            for connection in self._reader_connections:
+        with self._watcher_lock, self._reader_lock:
+            for connection in self._reader_connections:  # the watcher among them
                 connection.close()
             self._reader_connections.clear()
-        with self._watcher_lock:
             self._watcher = None
